@@ -1,0 +1,104 @@
+/**
+ * The CustomResourceDefinitions, built from the schemas in this package. `npm run
+ * manifests` writes them to `config/crd/bases` and the chart; a test fails when the
+ * committed YAML differs from what this file produces.
+ */
+import type { TSchema } from '@sinclair/typebox';
+import { AlertPolicySpec, AlertPolicyStatus } from './alertpolicy.js';
+import { RemediationRequestSpec, RemediationRequestStatus } from './remediationrequest.js';
+import { toOpenApi } from './schema.js';
+
+export const GROUP = 'remediator.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export interface ResourceNames {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+}
+
+export const ALERT_POLICY: ResourceNames = { kind: 'AlertPolicy', plural: 'alertpolicies', singular: 'alertpolicy', shortNames: ['ap'] };
+export const REMEDIATION_REQUEST: ResourceNames = {
+  kind: 'RemediationRequest',
+  plural: 'remediationrequests',
+  singular: 'remediationrequest',
+  shortNames: ['rr'],
+};
+
+interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'date' | 'boolean' | 'number';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+function crd(names: ResourceNames, spec: TSchema, status: TSchema, columns: PrinterColumn[], description: string) {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${names.plural}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      names: { kind: names.kind, listKind: `${names.kind}List`, plural: names.plural, singular: names.singular, shortNames: names.shortNames, categories: ['remediator'] },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: columns,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description,
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: toOpenApi(spec),
+                status: toOpenApi(status),
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+export function customResourceDefinitions() {
+  return [
+    crd(
+      ALERT_POLICY,
+      AlertPolicySpec,
+      AlertPolicyStatus,
+      [
+        { name: 'Risk', type: 'string', jsonPath: '.spec.risk' },
+        { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+        { name: 'Matched', type: 'integer', jsonPath: '.status.matched' },
+        { name: 'Succeeded', type: 'integer', jsonPath: '.status.succeeded' },
+        { name: 'Failed', type: 'integer', jsonPath: '.status.failed' },
+        { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+      ],
+      'AlertPolicy says which alerts remediator acts on, how it enriches them, what it does and how carefully.',
+    ),
+    crd(
+      REMEDIATION_REQUEST,
+      RemediationRequestSpec,
+      RemediationRequestStatus,
+      [
+        { name: 'Policy', type: 'string', jsonPath: '.spec.policyRef.name' },
+        { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+        { name: 'Risk', type: 'string', jsonPath: '.status.risk' },
+        { name: 'Targets', type: 'integer', jsonPath: '.status.targetCount' },
+        { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+      ],
+      'RemediationRequest is one alert occurrence turned into one remediation, and its audit record.',
+    ),
+  ];
+}

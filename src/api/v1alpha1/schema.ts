@@ -1,0 +1,93 @@
+/**
+ * Schema builders for Kubernetes structural OpenAPI v3.
+ *
+ * The CRD schemas are the single source of truth for the API: every type in this
+ * package is derived from its schema with TypeBox's `Static`, and the CRD YAML is
+ * generated from the same objects (`npm run manifests`). TypeBox's own `Record`,
+ * literal unions and `Date` emit keywords a structural schema forbids
+ * (`patternProperties`, `const`, `anyOf` of constants), so the few shapes that need
+ * them are built here with `Type.Unsafe` around plain Kubernetes-legal schema.
+ */
+import { Type, type TSchema, type SchemaOptions, type TUnsafe } from '@sinclair/typebox';
+
+export interface CelRule {
+  rule: string;
+  message: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+  fieldPath?: string;
+}
+
+/** Options a structural schema may carry beyond JSON Schema. */
+export interface KubeSchemaOptions extends SchemaOptions {
+  'x-kubernetes-validations'?: CelRule[];
+  'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
+  'x-kubernetes-list-map-keys'?: string[];
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
+}
+
+/** A string restricted to the given values (`enum`, not `anyOf` of `const`). */
+export function StringEnum<const T extends readonly string[]>(
+  values: T,
+  options: KubeSchemaOptions = {},
+): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });
+}
+
+/** A map of string to string (`additionalProperties`, not `patternProperties`). */
+export function StringMap(options: KubeSchemaOptions = {}): TUnsafe<Record<string, string>> {
+  return Type.Unsafe<Record<string, string>>({
+    ...options,
+    type: 'object',
+    additionalProperties: { type: 'string' },
+  });
+}
+
+/** An RFC 3339 timestamp, kept as a string on the wire and in TypeScript. */
+export function Timestamp(options: KubeSchemaOptions = {}): TUnsafe<string> {
+  return Type.Unsafe<string>({ ...options, type: 'string', format: 'date-time' });
+}
+
+/**
+ * A Go-style duration such as `30s`, `5m` or `1h30m`, as Kubernetes APIs write them.
+ * The pattern is the same one `parseDuration` accepts, so the API server rejects what
+ * the controller could not read.
+ */
+export const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$';
+export function Duration(options: KubeSchemaOptions = {}): TUnsafe<string> {
+  return Type.Unsafe<string>({ ...options, type: 'string', pattern: DURATION_PATTERN });
+}
+
+/** `metav1.Condition`, exactly as upstream defines it. */
+export const Condition = Type.Object({
+  type: Type.String({ maxLength: 316, pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$' }),
+  status: StringEnum(['True', 'False', 'Unknown'] as const),
+  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+  lastTransitionTime: Timestamp(),
+  reason: Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+  message: Type.String({ maxLength: 32768 }),
+});
+
+export const Conditions = Type.Array(Condition, {
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+  maxItems: 16,
+} as KubeSchemaOptions);
+
+export const ObjectMeta = Type.Unsafe<{
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  managedFields?: unknown[];
+}>({ type: 'object' });
+
+/** Strip TypeBox's symbol keys by a JSON round trip: what remains is the plain schema. */
+export function toOpenApi(schema: TSchema): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+}

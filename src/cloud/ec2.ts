@@ -1,0 +1,120 @@
+/**
+ * EC2 instance facts through `DescribeInstances`, batched and cached: requests that
+ * arrive within a short window share one call (DataLoader-style), and answers are
+ * cached briefly so a burst of alerts about the same fleet costs one API call.
+ */
+import { EC2Client, DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
+import type { Clock } from '../runtime/clock.js';
+import { systemClock } from '../runtime/clock.js';
+import { classifyAwsError } from './errors.js';
+import type { DescribeResult, InstanceDescriber, InstanceFacts } from './types.js';
+
+/** EC2 accepts at most 1000 values in one filter. */
+const MAX_IDS_PER_CALL = 1000;
+
+export function instanceFacts(instance: Instance): InstanceFacts {
+  const tags: Record<string, string> = {};
+  for (const t of instance.Tags ?? []) if (t.Key !== undefined) tags[t.Key] = t.Value ?? '';
+  return {
+    instanceId: instance.InstanceId ?? '',
+    state: instance.State?.Name,
+    instanceType: instance.InstanceType,
+    availabilityZone: instance.Placement?.AvailabilityZone,
+    privateIpAddress: instance.PrivateIpAddress,
+    tags,
+  };
+}
+
+/** One paginated `DescribeInstances` by instance-id filter: unknown IDs are simply absent, not an error. */
+export class Ec2InstanceDescriber implements InstanceDescriber {
+  constructor(
+    private readonly client: EC2Client,
+    private readonly onCall: (operation: string, outcome: string) => void = () => {},
+  ) {}
+
+  async describe(instanceIds: readonly string[]): Promise<DescribeResult> {
+    const found = new Map<string, InstanceFacts>();
+    for (let i = 0; i < instanceIds.length; i += MAX_IDS_PER_CALL) {
+      const chunk = instanceIds.slice(i, i + MAX_IDS_PER_CALL);
+      let token: string | undefined;
+      do {
+        try {
+          const out = await this.client.send(
+            new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [...chunk] }], NextToken: token }),
+          );
+          this.onCall('DescribeInstances', 'success');
+          for (const r of out.Reservations ?? []) for (const inst of r.Instances ?? []) found.set(inst.InstanceId ?? '', instanceFacts(inst));
+          token = out.NextToken;
+        } catch (error) {
+          this.onCall('DescribeInstances', 'error');
+          throw classifyAwsError(error, 'ec2:DescribeInstances');
+        }
+      } while (token);
+    }
+    return { found: instanceIds.flatMap((id) => found.get(id) ?? []), missing: instanceIds.filter((id) => !found.has(id)) };
+  }
+}
+
+interface Pending {
+  ids: Set<string>;
+  waiters: Array<{ ids: readonly string[]; resolve: (r: DescribeResult) => void; reject: (e: unknown) => void }>;
+}
+
+/**
+ * Coalesces concurrent `describe` calls into one, and caches facts for `ttlMs`.
+ * Instance state changes fast, so the TTL is short (seconds): enough to merge a burst,
+ * too short to act on a stale picture.
+ */
+export class BatchingInstanceDescriber implements InstanceDescriber {
+  private pending: Pending | undefined;
+  private readonly cache = new Map<string, { at: number; facts: InstanceFacts | undefined }>();
+
+  constructor(
+    private readonly inner: InstanceDescriber,
+    private readonly windowMs = 10,
+    private readonly ttlMs = 5_000,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  describe(instanceIds: readonly string[]): Promise<DescribeResult> {
+    const now = this.clock.now();
+    const uncached = instanceIds.filter((id) => {
+      const hit = this.cache.get(id);
+      return !hit || now - hit.at > this.ttlMs;
+    });
+    if (uncached.length === 0) return Promise.resolve(this.fromCache(instanceIds));
+    return new Promise((resolve, reject) => {
+      if (!this.pending) {
+        const batch: Pending = { ids: new Set(), waiters: [] };
+        this.pending = batch;
+        setTimeout(() => void this.flush(batch), this.windowMs);
+      }
+      for (const id of uncached) this.pending.ids.add(id);
+      this.pending.waiters.push({ ids: instanceIds, resolve, reject });
+    });
+  }
+
+  private fromCache(ids: readonly string[]): DescribeResult {
+    const found: InstanceFacts[] = [];
+    const missing: string[] = [];
+    for (const id of ids) {
+      const facts = this.cache.get(id)?.facts;
+      if (facts) found.push(facts);
+      else missing.push(id);
+    }
+    return { found, missing };
+  }
+
+  private async flush(batch: Pending): Promise<void> {
+    this.pending = undefined;
+    try {
+      const result = await this.inner.describe([...batch.ids]);
+      const at = this.clock.now();
+      for (const f of result.found) this.cache.set(f.instanceId, { at, facts: f });
+      for (const id of result.missing) this.cache.set(id, { at, facts: undefined });
+      for (const w of batch.waiters) w.resolve(this.fromCache(w.ids));
+    } catch (error) {
+      for (const w of batch.waiters) w.reject(error);
+    }
+  }
+}

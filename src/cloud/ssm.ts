@@ -1,0 +1,102 @@
+/**
+ * SSM Run Command: send, find again, and read invocations. `findCommand` is what makes
+ * execution exactly-once: every command carries the request UID in its `Comment`, so
+ * after a crash or a lost response the controller looks the command up instead of
+ * sending a second one.
+ */
+import {
+  SSMClient,
+  SendCommandCommand,
+  ListCommandsCommand,
+  GetCommandInvocationCommand,
+  type Command,
+} from '@aws-sdk/client-ssm';
+import { awsErrorName, classifyAwsError } from './errors.js';
+import type { CommandRunner, InvocationResult, SendCommandInput, SentCommand } from './types.js';
+
+/** SSM keeps at most 24,000 characters of output; the status keeps only the tail. */
+export const OUTPUT_TAIL_CHARS = 2048;
+
+export function tail(text: string | undefined, max = OUTPUT_TAIL_CHARS): string | undefined {
+  if (!text) return undefined;
+  return text.length <= max ? text : text.slice(text.length - max);
+}
+
+function sent(command: Command | undefined): SentCommand {
+  if (!command?.CommandId) throw new Error('SSM answered without a command id');
+  return { commandId: command.CommandId, requestedAt: command.RequestedDateTime?.toISOString() };
+}
+
+export class SsmCommandRunner implements CommandRunner {
+  /**
+   * `sendClient` must not retry: if a SendCommand response is lost, an SDK retry would
+   * send a second command. The controller retries instead, after `findCommand`.
+   */
+  constructor(
+    private readonly client: SSMClient,
+    private readonly sendClient: SSMClient,
+    private readonly onCall: (operation: string, outcome: string) => void = () => {},
+  ) {}
+
+  private async call<T>(operation: string, iamAction: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      const out = await fn();
+      this.onCall(operation, 'success');
+      return out;
+    } catch (error) {
+      this.onCall(operation, 'error');
+      throw classifyAwsError(error, iamAction);
+    }
+  }
+
+  async sendCommand(input: SendCommandInput): Promise<SentCommand> {
+    const out = await this.call('SendCommand', 'ssm:SendCommand', () =>
+      this.sendClient.send(
+        new SendCommandCommand({
+          DocumentName: input.documentName,
+          InstanceIds: input.instanceIds,
+          Parameters: input.parameters,
+          Comment: input.comment,
+          TimeoutSeconds: input.timeoutSeconds,
+          MaxConcurrency: input.maxConcurrency,
+          MaxErrors: input.maxErrors,
+        }),
+      ),
+    );
+    return sent(out.Command);
+  }
+
+  async findCommand(comment: string, instanceIds: readonly string[]): Promise<SentCommand | undefined> {
+    // ListCommands filters by one instance; any target of the command will do.
+    const instanceId = instanceIds[0];
+    let token: string | undefined;
+    do {
+      const out = await this.call('ListCommands', 'ssm:ListCommands', () =>
+        this.client.send(new ListCommandsCommand({ InstanceId: instanceId, NextToken: token, MaxResults: 50 })),
+      );
+      const match = (out.Commands ?? []).find((c) => c.Comment === comment);
+      if (match) return sent(match);
+      token = out.NextToken;
+    } while (token);
+    return undefined;
+  }
+
+  async getInvocation(commandId: string, instanceId: string): Promise<InvocationResult> {
+    try {
+      const out = await this.call('GetCommandInvocation', 'ssm:GetCommandInvocation', () =>
+        this.client.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId })),
+      );
+      return {
+        instanceId,
+        status: out.Status ?? 'Pending',
+        responseCode: out.ResponseCode,
+        stdout: tail(out.StandardOutputContent),
+        stderr: tail(out.StandardErrorContent),
+      };
+    } catch (error) {
+      // Right after SendCommand the invocation may not exist yet: it is pending, not failed.
+      if (awsErrorName(error) === 'InvocationDoesNotExist') return { instanceId, status: 'Pending' };
+      throw error;
+    }
+  }
+}

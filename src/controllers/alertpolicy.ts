@@ -1,0 +1,111 @@
+/**
+ * AlertPolicyReconciler owns an AlertPolicy's status: the `Ready` condition (what only
+ * the controller can judge — regexes, templates, the SSM document allowlist; the API
+ * server already enforced the schema) and the counters, which are recomputed from the
+ * policy's RemediationRequests each time rather than incremented, so they stay right
+ * across restarts and never double count.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import { ALERT_POLICY, API_VERSION, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest } from '../api/v1alpha1/index.js';
+import type { EventRecorder, ResourceClient } from '../kube/resources.js';
+import { isoNow, type Clock } from '../runtime/clock.js';
+import { findCondition, setCondition } from '../runtime/conditions.js';
+import type { Reconciler, Request, Result } from '../runtime/controller.js';
+import { parseDuration } from './duration.js';
+import { placeholders } from './template.js';
+
+export interface AlertPolicyReconcilerDeps {
+  policies: ResourceClient<AlertPolicy>;
+  getPolicy(namespace: string, name: string): AlertPolicy | undefined;
+  requestsOf(namespace: string, policy: string): RemediationRequest[];
+  events: EventRecorder;
+  clock: Clock;
+  allowedDocuments: ReadonlySet<string>;
+}
+
+/** Problems only the controller can find in a policy; empty when the policy is usable. */
+export function validatePolicy(policy: AlertPolicy, allowedDocuments: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  for (const m of policy.spec.match?.labels ?? []) {
+    if (m.op === '=~' || m.op === '!~') {
+      try {
+        new RegExp(`^(?:${m.value})$`, 'u');
+      } catch (error) {
+        problems.push(`match.labels[${m.name}]: invalid regex ${JSON.stringify(m.value)}: ${(error as Error).message}`);
+      }
+    }
+  }
+  const ssm = policy.spec.action.ssm;
+  if (ssm) {
+    if (!allowedDocuments.has(ssm.documentName)) {
+      problems.push(`action.ssm.documentName ${ssm.documentName} is not allowed; the controller allows ${[...allowedDocuments].join(', ')} (flag --allowed-documents)`);
+    }
+    for (const p of ssm.parameters) {
+      if (p.allowedPattern !== undefined) {
+        try {
+          new RegExp(p.allowedPattern, 'u');
+        } catch (error) {
+          problems.push(`action.ssm.parameters[${p.name}].allowedPattern: ${(error as Error).message}`);
+        }
+      }
+      for (const v of p.values) {
+        try {
+          placeholders(v);
+        } catch (error) {
+          problems.push(`action.ssm.parameters[${p.name}]: ${(error as Error).message}`);
+        }
+      }
+    }
+  }
+  if (policy.spec.approval?.timeout) {
+    try {
+      parseDuration(policy.spec.approval.timeout);
+    } catch (error) {
+      problems.push(`approval.timeout: ${(error as Error).message}`);
+    }
+  }
+  return problems;
+}
+
+export class AlertPolicyReconciler implements Reconciler {
+  constructor(private readonly deps: AlertPolicyReconcilerDeps) {}
+
+  async reconcile(req: Request, log: Logger): Promise<Result | void> {
+    const policy = this.deps.getPolicy(req.namespace, req.name);
+    if (!policy || policy.metadata?.deletionTimestamp) return;
+    const now = isoNow(this.deps.clock);
+    const status: AlertPolicyStatus = structuredClone(policy.status ?? {});
+    const generation = policy.metadata?.generation;
+    const problems = validatePolicy(policy, this.deps.allowedDocuments);
+    const wasReady = findCondition(status.conditions, 'Ready')?.status;
+    status.conditions = setCondition(
+      status.conditions,
+      problems.length === 0
+        ? { type: 'Ready', status: 'True', reason: 'Valid', message: 'policy is valid and active', observedGeneration: generation }
+        : { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: `fix the policy: ${problems.join('; ')}`, observedGeneration: generation },
+      now,
+    );
+    status.observedGeneration = generation;
+
+    const requests = this.deps.requestsOf(req.namespace, req.name);
+    const count = (...phases: string[]) => requests.filter((r) => phases.includes(r.status?.phase ?? 'Pending')).length;
+    status.matched = requests.length;
+    status.succeeded = count('Succeeded');
+    status.failed = count('Failed');
+    status.executed = requests.filter((r) => r.status?.execution?.ssm?.commandId !== undefined).length;
+    status.skipped = count('Skipped');
+    const last = requests.map((r) => r.metadata?.creationTimestamp ?? '').sort().at(-1);
+    if (last) status.lastTriggerTime = last;
+
+    if (isDeepStrictEqual(status, policy.status ?? {})) return;
+    const body: AlertPolicy = { apiVersion: API_VERSION, kind: ALERT_POLICY.kind, metadata: policy.metadata, spec: policy.spec, status };
+    await this.deps.policies.replaceStatus(req.namespace, req.name, body);
+    const nowReady = findCondition(status.conditions, 'Ready')?.status;
+    if (wasReady !== nowReady) {
+      if (nowReady === 'True') await this.deps.events.record(body, 'Normal', 'Valid', 'policy is valid and active');
+      else await this.deps.events.record(body, 'Warning', 'InvalidSpec', findCondition(status.conditions, 'Ready')?.message ?? '');
+      log.info({ ready: nowReady }, 'policy readiness changed');
+    }
+  }
+}

@@ -1,0 +1,409 @@
+/**
+ * RemediationRequestReconciler drives one RemediationRequest through its phases:
+ *
+ *   Pending → Enriching → AwaitingApproval → Approved → Executing → Succeeded | Failed
+ *   (or an end: Rejected | Expired | Skipped | Cancelled)
+ *
+ * Each reconcile reads the request from the informer cache, performs at most one
+ * transition, and writes status with the cached resourceVersion, so a stale view fails
+ * with a conflict and is retried instead of overwriting newer state. An end phase is
+ * final: the reconciler never acts on it again.
+ *
+ * Exactly-once execution: before `SendCommand` the reconciler writes its intent
+ * (phase Executing, the command's comment carrying the request UID) and only then, in a
+ * later reconcile, sends. Whenever intent exists without a command id — after a crash,
+ * a lost response or a failed write — it first asks SSM for a command with that comment
+ * and adopts it, so a second command is never sent.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import {
+  API_VERSION,
+  DEFAULT_OPT_OUT_TAG,
+  END_PHASES,
+  REMEDIATION_REQUEST,
+  type AlertPolicy,
+  type InstanceEnrichment,
+  type Phase,
+  type RemediationRequest,
+  type RemediationRequestStatus,
+} from '../api/v1alpha1/index.js';
+import type { CommandRunner, InstanceDescriber, InvocationResult } from '../cloud/types.js';
+import { AwsAccessDeniedError, TERMINAL_INVOCATION_STATUSES } from '../cloud/types.js';
+import type { EventRecorder, EventType, ResourceClient } from '../kube/resources.js';
+import type { Metrics } from '../observability/metrics.js';
+import { isoNow, type Clock } from '../runtime/clock.js';
+import { setCondition } from '../runtime/conditions.js';
+import type { Reconciler, Request, Result } from '../runtime/controller.js';
+import { parseDuration } from './duration.js';
+import { renderSsmParameters } from './ssmparameters.js';
+import { resolveTargets } from './targets.js';
+import { TemplateError, type TemplateContext } from './template.js';
+
+export interface RemediationRequestReconcilerDeps {
+  requests: ResourceClient<RemediationRequest>;
+  getRequest(namespace: string, name: string): RemediationRequest | undefined;
+  getPolicy(namespace: string, name: string): AlertPolicy | undefined;
+  instances: InstanceDescriber;
+  commands: CommandRunner;
+  events: EventRecorder;
+  metrics: Metrics;
+  clock: Clock;
+  /** SSM documents a policy may use. */
+  allowedDocuments: ReadonlySet<string>;
+  /** First invocation poll delay; doubles up to `maxPollIntervalMs`. */
+  pollIntervalMs?: number;
+  maxPollIntervalMs?: number;
+}
+
+/** A transition decided by one reconcile step. */
+interface Transition {
+  status: RemediationRequestStatus;
+  event?: { type: EventType; reason: string; message: string };
+  requeueAfterMs?: number;
+}
+
+export const COMMENT_PREFIX = 'remediator:';
+
+/** The SSM `Comment` that ties a command to its request (SSM allows 100 characters). */
+export function commandComment(uid: string): string {
+  return `${COMMENT_PREFIX}${uid}`;
+}
+
+export class RemediationRequestReconciler implements Reconciler {
+  constructor(private readonly deps: RemediationRequestReconcilerDeps) {}
+
+  async reconcile(req: Request, log: Logger): Promise<Result | void> {
+    const rr = this.deps.getRequest(req.namespace, req.name);
+    if (!rr || rr.metadata?.deletionTimestamp) return;
+    const phase: Phase = rr.status?.phase ?? 'Pending';
+    if (END_PHASES.has(phase)) return;
+
+    const policy = this.deps.getPolicy(req.namespace, rr.spec.policyRef.name);
+    let step: Transition | undefined;
+    try {
+      step = policy ? await this.step(rr, phase, policy, log) : this.policyMissing(rr);
+    } catch (error) {
+      if (error instanceof AwsAccessDeniedError) {
+        step = this.accessDenied(rr, error);
+        await this.write(rr, step, log);
+        // The role may be fixed at any time: keep retrying, with the queue's backoff.
+        throw error;
+      }
+      throw error;
+    }
+    await this.write(rr, step, log);
+    return step.requeueAfterMs ? { requeueAfterMs: step.requeueAfterMs } : undefined;
+  }
+
+  private now(): string {
+    return isoNow(this.deps.clock);
+  }
+
+  private base(rr: RemediationRequest): RemediationRequestStatus {
+    return structuredClone(rr.status ?? {});
+  }
+
+  /** Enter `phase`, setting the message and condition bookkeeping shared by every transition. */
+  private enter(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    phase: Phase,
+    reason: string,
+    message: string,
+    eventType: EventType = 'Normal',
+  ): Transition {
+    status.phase = phase;
+    status.reason = reason;
+    status.message = message;
+    status.observedGeneration = rr.metadata?.generation;
+    if (END_PHASES.has(phase)) status.completionTime ??= this.now();
+    return { status, event: { type: eventType, reason, message: `${phase}: ${message}` } };
+  }
+
+  private policyMissing(rr: RemediationRequest): Transition {
+    const status = this.base(rr);
+    const message = `AlertPolicy "${rr.spec.policyRef.name}" not found in namespace ${rr.metadata?.namespace}; create it or fix spec.policyRef`;
+    status.phase ??= 'Pending';
+    status.message = message;
+    status.reason = 'PolicyNotFound';
+    status.observedGeneration = rr.metadata?.generation;
+    // Requeued when the policy appears (the policy informer enqueues its requests).
+    return { status };
+  }
+
+  private accessDenied(rr: RemediationRequest, error: AwsAccessDeniedError): Transition {
+    const status = this.base(rr);
+    status.conditions = setCondition(
+      status.conditions,
+      { type: 'CloudAccess', status: 'False', reason: 'AccessDenied', message: error.message, observedGeneration: rr.metadata?.generation },
+      this.now(),
+    );
+    status.message = error.message;
+    return { status, event: { type: 'Warning', reason: 'AccessDenied', message: error.message } };
+  }
+
+  private async step(rr: RemediationRequest, phase: Phase, policy: AlertPolicy, log: Logger): Promise<Transition> {
+    const status = this.base(rr);
+    const resolved = rr.spec.alert.status === 'resolved';
+    if (resolved && phase !== 'Executing') {
+      return this.enter(rr, status, 'Cancelled', 'AlertResolved', 'the alert resolved before execution; nothing was run');
+    }
+    switch (phase) {
+      case 'Pending':
+        return this.start(rr, status, policy);
+      case 'Enriching':
+        return this.enrich(rr, status, policy);
+      case 'AwaitingApproval':
+        return this.awaitApproval(rr, status, policy);
+      case 'Approved':
+        return this.recordIntent(rr, status, policy);
+      case 'Executing':
+        return this.execute(rr, status, log);
+      default:
+        return { status };
+    }
+  }
+
+  private start(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
+    status.startTime ??= this.now();
+    status.risk = policy.spec.risk;
+    if (policy.spec.safety?.suspend) {
+      return this.enter(rr, status, 'Skipped', 'Suspended', `policy ${policy.metadata?.name} is suspended`);
+    }
+    const targets = resolveTargets(rr.spec, policy.spec);
+    if (!targets.ok) return this.enter(rr, status, 'Failed', targets.reason, targets.message, 'Warning');
+    status.targets = targets.targets;
+    status.targetCount = targets.targets.length;
+    return this.enter(rr, status, 'Enriching', 'TargetsResolved', `enriching ${targets.targets.length} instance(s): ${targets.targets.join(', ')}`);
+  }
+
+  private async enrich(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Promise<Transition> {
+    const targets = status.targets ?? [];
+    const { found, missing } = await this.deps.instances.describe(targets);
+    const now = this.now();
+    if (missing.length > 0) {
+      status.conditions = setCondition(
+        status.conditions,
+        { type: 'Enriched', status: 'False', reason: 'InstancesNotFound', message: `not found: ${missing.join(', ')}`, observedGeneration: rr.metadata?.generation },
+        now,
+      );
+      return this.enter(rr, status, 'Failed', 'InstancesNotFound', `EC2 instances not found: ${missing.join(', ')}; check the alert's instance IDs and the controller's region`, 'Warning');
+    }
+    const keys = policy.spec.enrichment?.tagKeys;
+    const instances: InstanceEnrichment[] = found.map((f) => ({
+      instanceId: f.instanceId,
+      state: f.state,
+      instanceType: f.instanceType,
+      availabilityZone: f.availabilityZone,
+      privateIpAddress: f.privateIpAddress,
+      tags: keys ? Object.fromEntries(Object.entries(f.tags).filter(([k]) => keys.includes(k))) : f.tags,
+    }));
+    status.enrichment = { observedAt: now, instances };
+    status.conditions = setCondition(
+      status.conditions,
+      { type: 'Enriched', status: 'True', reason: 'Enriched', message: `described ${found.length} instance(s)`, observedGeneration: rr.metadata?.generation },
+      now,
+    );
+
+    const optedOut = found.filter((f) => f.tags[DEFAULT_OPT_OUT_TAG.key] === DEFAULT_OPT_OUT_TAG.value).map((f) => f.instanceId);
+    if (optedOut.length > 0) {
+      return this.enter(rr, status, 'Skipped', 'OptOut', `instance(s) ${optedOut.join(', ')} carry ${DEFAULT_OPT_OUT_TAG.key}=${DEFAULT_OPT_OUT_TAG.value}`);
+    }
+    if (approvalMode(policy) === 'Auto') {
+      status.conditions = setCondition(
+        status.conditions,
+        { type: 'Approved', status: 'True', reason: 'AutoApproved', message: `policy ${policy.metadata?.name} auto-approves ${policy.spec.risk} risk`, observedGeneration: rr.metadata?.generation },
+        now,
+      );
+      return this.enter(rr, status, 'Approved', 'AutoApproved', `auto-approved by policy ${policy.metadata?.name}`);
+    }
+    status.conditions = setCondition(
+      status.conditions,
+      { type: 'Approved', status: 'Unknown', reason: 'AwaitingApproval', message: 'waiting for spec.approval', observedGeneration: rr.metadata?.generation },
+      now,
+    );
+    const t = this.enter(rr, status, 'AwaitingApproval', 'ApprovalRequired', `${policy.spec.risk} risk: approve with kubectl remediator approve ${rr.metadata?.name} -n ${rr.metadata?.namespace}`);
+    t.requeueAfterMs = this.expiryDelay(status, policy);
+    return t;
+  }
+
+  private expiryDelay(status: RemediationRequestStatus, policy: AlertPolicy): number {
+    const timeout = parseDuration(policy.spec.approval?.timeout ?? '1h');
+    const started = Date.parse(status.startTime ?? this.now());
+    return Math.max(0, started + timeout - this.deps.clock.now());
+  }
+
+  private awaitApproval(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
+    const approval = rr.spec.approval;
+    const now = this.now();
+    const gen = rr.metadata?.generation;
+    if (approval) {
+      const allowed = policy.spec.approval?.approvers;
+      if (allowed && allowed.length > 0 && !allowed.includes(approval.approver)) {
+        status.conditions = setCondition(
+          status.conditions,
+          { type: 'Approved', status: 'False', reason: 'ApproverNotAllowed', message: `${approval.approver} is not an approver of policy ${policy.metadata?.name}`, observedGeneration: gen },
+          now,
+        );
+        return this.enter(rr, status, 'Rejected', 'ApproverNotAllowed', `${approval.approver} may not approve for policy ${policy.metadata?.name} (allowed: ${allowed.join(', ')})`, 'Warning');
+      }
+      status.approval = approval;
+      if (approval.decision === 'Rejected') {
+        status.conditions = setCondition(status.conditions, { type: 'Approved', status: 'False', reason: 'Rejected', message: `rejected by ${approval.approver}`, observedGeneration: gen }, now);
+        return this.enter(rr, status, 'Rejected', 'RejectedByApprover', `rejected by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`);
+      }
+      status.conditions = setCondition(status.conditions, { type: 'Approved', status: 'True', reason: 'ManuallyApproved', message: `approved by ${approval.approver}`, observedGeneration: gen }, now);
+      return this.enter(rr, status, 'Approved', 'ManuallyApproved', `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`);
+    }
+    const remaining = this.expiryDelay(status, policy);
+    if (remaining <= 0) {
+      status.conditions = setCondition(status.conditions, { type: 'Approved', status: 'False', reason: 'Expired', message: 'no decision before the approval timeout', observedGeneration: gen }, now);
+      return this.enter(rr, status, 'Expired', 'ApprovalTimedOut', `no approval within ${policy.spec.approval?.timeout ?? '1h'}`);
+    }
+    return { status, requeueAfterMs: remaining };
+  }
+
+  private templateContext(rr: RemediationRequest, status: RemediationRequestStatus): TemplateContext {
+    const a = rr.spec.alert;
+    const instances = status.enrichment?.instances ?? [];
+    const only = instances.length === 1 ? instances[0] : undefined;
+    return {
+      alert: { name: a.name, source: a.source, fingerprint: a.fingerprint, status: a.status },
+      labels: a.labels ?? {},
+      annotations: a.annotations ?? {},
+      instance: only && { id: only.instanceId, state: only.state, type: only.instanceType, zone: only.availabilityZone, privateIp: only.privateIpAddress },
+      tags: only?.tags,
+      enrichment: { targetCount: String(instances.length) },
+    };
+  }
+
+  /** Approved → Executing: validate and render everything, then record intent. Nothing is sent yet. */
+  private recordIntent(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
+    const ssm = policy.spec.action.ssm;
+    if (!ssm) return this.enter(rr, status, 'Failed', 'NoAction', `policy ${policy.metadata?.name} has no action`, 'Warning');
+    if (!this.deps.allowedDocuments.has(ssm.documentName)) {
+      return this.enter(rr, status, 'Failed', 'DocumentNotAllowed', `SSM document ${ssm.documentName} is not in the controller's allowlist (${[...this.deps.allowedDocuments].join(', ')})`, 'Warning');
+    }
+    let parameters: Record<string, string[]>;
+    try {
+      parameters = renderSsmParameters(ssm, this.templateContext(rr, status));
+    } catch (error) {
+      if (!(error instanceof TemplateError)) throw error;
+      return this.enter(rr, status, 'Failed', 'InvalidParameter', `${error.message}; nothing was sent`, 'Warning');
+    }
+    const now = this.now();
+    if (policy.spec.safety?.dryRun) {
+      status.execution = {
+        dryRun: true,
+        ssm: { documentName: ssm.documentName, comment: commandComment(rr.metadata?.uid ?? ''), intentRecordedAt: now, parameters },
+      };
+      status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'False', reason: 'DryRun', message: 'dry run: nothing was sent', observedGeneration: rr.metadata?.generation }, now);
+      return this.enter(rr, status, 'Succeeded', 'DryRun', `dry run: would have sent ${ssm.documentName} to ${(status.targets ?? []).join(', ')}`);
+    }
+    status.execution = {
+      ssm: { documentName: ssm.documentName, comment: commandComment(rr.metadata?.uid ?? ''), intentRecordedAt: now, parameters },
+    };
+    status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'Unknown', reason: 'Sending', message: 'intent recorded; sending the command', observedGeneration: rr.metadata?.generation }, now);
+    const t = this.enter(rr, status, 'Executing', 'IntentRecorded', `sending ${ssm.documentName} to ${(status.targets ?? []).join(', ')}`);
+    return t;
+  }
+
+  private async execute(rr: RemediationRequest, status: RemediationRequestStatus, log: Logger): Promise<Transition> {
+    const ssm = status.execution?.ssm;
+    const policy = this.deps.getPolicy(rr.metadata?.namespace ?? '', rr.spec.policyRef.name);
+    const action = policy?.spec.action.ssm;
+    if (!ssm || !status.execution) return this.enter(rr, status, 'Failed', 'IntentLost', 'Executing without recorded intent; not sending anything', 'Warning');
+    const targets = status.targets ?? [];
+    const now = this.now();
+
+    if (!ssm.commandId) {
+      // Intent exists but no command id: a previous attempt may have sent it. Look first.
+      let sent = await this.deps.commands.findCommand(ssm.comment, targets);
+      if (sent) {
+        log.info({ commandId: sent.commandId }, 'adopted a command sent before a crash or lost response');
+      } else {
+        if (!action) return this.enter(rr, status, 'Failed', 'PolicyNotFound', 'the policy disappeared before the command was sent; nothing was sent', 'Warning');
+        sent = await this.deps.commands.sendCommand({
+          documentName: ssm.documentName,
+          instanceIds: targets,
+          parameters: ssm.parameters ?? {},
+          comment: ssm.comment,
+          timeoutSeconds: action.timeoutSeconds,
+          maxConcurrency: action.maxConcurrency,
+          maxErrors: action.maxErrors,
+        });
+      }
+      ssm.commandId = sent.commandId;
+      ssm.requestedAt = sent.requestedAt ?? now;
+      ssm.invocations = targets.map((instanceId) => ({ instanceId, status: 'Pending' }));
+      status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'Unknown', reason: 'CommandSent', message: `SSM command ${sent.commandId} sent`, observedGeneration: rr.metadata?.generation }, now);
+      status.message = `SSM command ${sent.commandId} sent to ${targets.join(', ')}`;
+      return { status, event: { type: 'Normal', reason: 'CommandSent', message: status.message }, requeueAfterMs: this.pollDelay(ssm.requestedAt) };
+    }
+
+    const commandId = ssm.commandId;
+    const previous = new Map((ssm.invocations ?? []).map((i) => [i.instanceId, i]));
+    const results: InvocationResult[] = await Promise.all(
+      targets.map((id) => {
+        const prev = previous.get(id);
+        return prev && TERMINAL_INVOCATION_STATUSES.has(prev.status)
+          ? Promise.resolve({ instanceId: id, status: prev.status, responseCode: prev.responseCode, stdout: prev.stdoutTail, stderr: prev.stderrTail })
+          : this.deps.commands.getInvocation(commandId, id);
+      }),
+    );
+    ssm.invocations = results.map((r) => ({
+      instanceId: r.instanceId,
+      status: r.status,
+      ...(r.responseCode !== undefined && { responseCode: r.responseCode }),
+      ...(r.stdout !== undefined && { stdoutTail: r.stdout }),
+      ...(r.stderr !== undefined && { stderrTail: r.stderr }),
+    }));
+    if (!results.every((r) => TERMINAL_INVOCATION_STATUSES.has(r.status))) {
+      return { status, requeueAfterMs: this.pollDelay(ssm.requestedAt) };
+    }
+    const failed = results.filter((r) => r.status !== 'Success');
+    const gen = rr.metadata?.generation;
+    if (failed.length === 0) {
+      status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'True', reason: 'Succeeded', message: `command ${commandId} succeeded on ${results.length} instance(s)`, observedGeneration: gen }, now);
+      return this.enter(rr, status, 'Succeeded', 'CommandSucceeded', `SSM command ${commandId} succeeded on ${results.map((r) => r.instanceId).join(', ')}`);
+    }
+    const summary = failed.map((r) => `${r.instanceId}: ${r.status}${r.responseCode !== undefined ? ` (exit ${r.responseCode})` : ''}`).join('; ');
+    status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'False', reason: 'CommandFailed', message: summary, observedGeneration: gen }, now);
+    return this.enter(rr, status, 'Failed', 'CommandFailed', `SSM command ${commandId} failed on ${failed.length} of ${results.length} instance(s): ${summary}`, 'Warning');
+  }
+
+  /** Poll quickly at first, then back off: most commands finish in seconds, some take hours. */
+  private pollDelay(requestedAt: string | undefined): number {
+    const base = this.deps.pollIntervalMs ?? 1_000;
+    const max = this.deps.maxPollIntervalMs ?? 30_000;
+    const elapsed = Math.max(0, this.deps.clock.now() - Date.parse(requestedAt ?? this.now()));
+    return Math.min(max, Math.max(base, elapsed / 4));
+  }
+
+  /** Write status only when it changed, then record the transition's Event. */
+  private async write(rr: RemediationRequest, step: Transition, log: Logger): Promise<void> {
+    if (isDeepStrictEqual(step.status, rr.status ?? {})) return;
+    const body: RemediationRequest = {
+      apiVersion: API_VERSION,
+      kind: REMEDIATION_REQUEST.kind,
+      metadata: rr.metadata,
+      spec: rr.spec,
+      status: step.status,
+    };
+    const ns = rr.metadata?.namespace ?? '';
+    const name = rr.metadata?.name ?? '';
+    await this.deps.requests.replaceStatus(ns, name, body);
+    const from = rr.status?.phase ?? 'Pending';
+    const to = step.status.phase ?? 'Pending';
+    if (from !== to) {
+      this.deps.metrics.phaseTransitions.inc({ namespace: ns, phase: to });
+      log.info({ from, to, reason: step.status.reason, policy: rr.spec.policyRef.name }, step.status.message ?? 'phase changed');
+    }
+    if (step.event) await this.deps.events.record(body, step.event.type, step.event.reason, step.event.message);
+  }
+}
+
+export function approvalMode(policy: AlertPolicy): 'Auto' | 'Manual' {
+  return policy.spec.approval?.mode ?? (policy.spec.risk === 'Low' ? 'Auto' : 'Manual');
+}

@@ -1,0 +1,182 @@
+/**
+ * Assembles the operator: informers for both kinds, their controllers, leader
+ * election, the health/metrics server, and an ordered shutdown. `main.ts` only parses
+ * configuration and handles signals; tests and the demo can run this in-process too.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import { ALERT_POLICY, REMEDIATION_REQUEST, type AlertPolicy, type RemediationRequest } from './api/v1alpha1/index.js';
+import type { Cloud } from './cloud/clients.js';
+import type { ControllerConfig } from './config.js';
+import { AlertPolicyReconciler } from './controllers/alertpolicy.js';
+import { RemediationRequestReconciler } from './controllers/remediationrequest.js';
+import { CustomResourceClient, KubeEventRecorder } from './kube/resources.js';
+import type { Metrics } from './observability/metrics.js';
+import { createHealthServer, parseBindAddress } from './observability/server.js';
+import { systemClock, type Clock } from './runtime/clock.js';
+import { Controller } from './runtime/controller.js';
+import { Informer, type InformerLifecycle } from './runtime/informer.js';
+import { LeaderElector } from './runtime/leaderelection.js';
+
+export interface OperatorDeps {
+  config: ControllerConfig;
+  kubeConfig: KubeConfig;
+  cloud: Cloud;
+  logger: Logger;
+  metrics: Metrics;
+  clock?: Clock;
+}
+
+export class Operator {
+  private readonly policyInformer: Informer<AlertPolicy>;
+  private readonly requestInformer: Informer<RemediationRequest>;
+  private readonly policyController: Controller;
+  private readonly requestController: Controller;
+  private readonly elector: LeaderElector | undefined;
+  private server: Server | undefined;
+  private controllersStarted = false;
+
+  constructor(private readonly deps: OperatorDeps) {
+    const { kubeConfig, logger, metrics, config, cloud } = deps;
+    const clock = deps.clock ?? systemClock;
+    const policies = new CustomResourceClient<AlertPolicy>(kubeConfig, ALERT_POLICY);
+    const requests = new CustomResourceClient<RemediationRequest>(kubeConfig, REMEDIATION_REQUEST);
+    const events = new KubeEventRecorder(kubeConfig, 'remediator', clock, (err) => logger.warn({ err }, 'could not record an Event'));
+    const lifecycle = (informer: string) => (e: InformerLifecycle) => {
+      metrics.informerEvents.inc({ informer, event: e.type });
+      if (e.type === 'error') logger.warn({ informer, err: e.error, retryInMs: Math.round(e.retryInMs) }, 'watch failed; re-listing after backoff');
+      else logger.debug({ informer, ...e }, `informer ${e.type}`);
+    };
+    this.policyInformer = new Informer<AlertPolicy>({
+      name: 'alertpolicies',
+      list: () => policies.listAll(),
+      watchPath: policies.watchPath,
+      kubeConfig,
+      logger,
+      resyncIntervalMs: 10 * 60_000,
+      onLifecycle: lifecycle('alertpolicies'),
+    });
+    this.requestInformer = new Informer<RemediationRequest>({
+      name: 'remediationrequests',
+      list: () => requests.listAll(),
+      watchPath: requests.watchPath,
+      kubeConfig,
+      logger,
+      resyncIntervalMs: 10 * 60_000,
+      onLifecycle: lifecycle('remediationrequests'),
+    });
+    const getPolicy = (ns: string, name: string) => this.policyInformer.get(`${ns}/${name}`);
+    const requestsOf = (ns: string, policy: string) =>
+      this.requestInformer.list().filter((r) => r.metadata?.namespace === ns && r.spec.policyRef.name === policy);
+
+    this.requestController = new Controller({
+      name: 'remediationrequest',
+      logger,
+      metrics,
+      concurrency: config.concurrency,
+      reconciler: new RemediationRequestReconciler({
+        requests,
+        getRequest: (ns, name) => this.requestInformer.get(`${ns}/${name}`),
+        getPolicy,
+        instances: cloud.instances,
+        commands: cloud.commands,
+        events,
+        metrics,
+        clock,
+        allowedDocuments: config.allowedDocuments,
+        pollIntervalMs: config.pollIntervalMs,
+        maxPollIntervalMs: config.maxPollIntervalMs,
+      }),
+    });
+    this.policyController = new Controller({
+      name: 'alertpolicy',
+      logger,
+      metrics,
+      concurrency: 1,
+      reconciler: new AlertPolicyReconciler({ policies, getPolicy, requestsOf, events, clock, allowedDocuments: config.allowedDocuments }),
+    });
+
+    // Event handlers only enqueue keys; reconcilers read current state from the caches.
+    this.requestInformer.on((e) => {
+      const ns = e.object.metadata?.namespace ?? '';
+      this.requestController.enqueue({ namespace: ns, name: e.object.metadata?.name ?? '' });
+      this.policyController.enqueue({ namespace: ns, name: e.object.spec.policyRef.name });
+    });
+    this.policyInformer.on((e) => {
+      const ns = e.object.metadata?.namespace ?? '';
+      const name = e.object.metadata?.name ?? '';
+      this.policyController.enqueue({ namespace: ns, name });
+      if (e.type === 'add' || e.type === 'delete' || (e.type === 'update' && e.old.metadata?.generation !== e.object.metadata?.generation)) {
+        for (const r of requestsOf(ns, name)) this.requestController.enqueue({ namespace: ns, name: r.metadata?.name ?? '' });
+      }
+    });
+
+    if (config.leaderElect) {
+      this.elector = new LeaderElector({
+        kubeConfig,
+        namespace: config.leaderElectionNamespace,
+        name: config.leaderElectionId,
+        identity: config.identity,
+        logger,
+      });
+    }
+  }
+
+  /** Ready once both caches have synced (and, for a follower, that is all it needs). */
+  get ready(): boolean {
+    return this.policyInformer.hasSynced && this.requestInformer.hasSynced;
+  }
+
+  async start(onLostLeadership: () => void): Promise<void> {
+    const { host, port } = parseBindAddress(this.deps.config.metricsBindAddress);
+    this.server = createHealthServer({ metrics: this.deps.metrics, ready: () => this.ready });
+    await new Promise<void>((resolve, reject) => {
+      this.server?.once('error', reject);
+      this.server?.listen(port, host, () => resolve());
+    });
+    const address = this.server.address();
+    this.deps.logger.info({ address }, 'serving /metrics, /healthz and /readyz');
+    this.policyInformer.start();
+    this.requestInformer.start();
+    await Promise.all([this.policyInformer.waitForSync(), this.requestInformer.waitForSync()]);
+    this.deps.logger.info('informer caches synced');
+    if (this.elector) {
+      this.elector.run({
+        onStartedLeading: () => {
+          this.deps.metrics.isLeader.set(1);
+          this.startControllers();
+        },
+        onStoppedLeading: () => {
+          this.deps.metrics.isLeader.set(0);
+          onLostLeadership();
+        },
+      });
+    } else {
+      this.startControllers();
+    }
+  }
+
+  get metricsPort(): number | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  private startControllers(): void {
+    if (this.controllersStarted) return;
+    this.controllersStarted = true;
+    this.policyController.start();
+    this.requestController.start();
+  }
+
+  /** Ordered shutdown: finish in-flight reconciles, stop watches, release the Lease, close the server. */
+  async stop(): Promise<void> {
+    await Promise.all([this.requestController.stop(), this.policyController.stop()]);
+    this.policyInformer.stop();
+    this.requestInformer.stop();
+    await this.elector?.release();
+    this.deps.metrics.isLeader.set(0);
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.deps.cloud.destroy();
+  }
+}
