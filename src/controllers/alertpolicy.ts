@@ -7,7 +7,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { ALERT_POLICY, API_VERSION, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest } from '../api/v1alpha1/index.js';
+import { ALERT_POLICY, API_VERSION, DEFAULTS, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest } from '../api/v1alpha1/index.js';
 import type { EventRecorder, ResourceClient } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition } from '../runtime/conditions.js';
@@ -38,8 +38,9 @@ export function validatePolicy(policy: AlertPolicy, allowedDocuments: ReadonlySe
   }
   const ssm = policy.spec.action.ssm;
   if (ssm) {
-    if (!allowedDocuments.has(ssm.documentName)) {
-      problems.push(`action.ssm.documentName ${ssm.documentName} is not allowed; the controller allows ${[...allowedDocuments].join(', ')} (flag --allowed-documents)`);
+    const document = ssm.documentName ?? DEFAULTS.ssmDocument;
+    if (!allowedDocuments.has(document)) {
+      problems.push(`action.ssm.documentName ${document} is not allowed; the controller allows ${[...allowedDocuments].join(', ')} (flag --allowed-documents)`);
     }
     for (const p of ssm.parameters) {
       if (p.allowedPattern !== undefined) {

@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import {
   API_VERSION,
   DEFAULT_OPT_OUT_TAG,
+  DEFAULTS,
   END_PHASES,
   REMEDIATION_REQUEST,
   type AlertPolicy,
@@ -167,7 +168,7 @@ export class RemediationRequestReconciler implements Reconciler {
 
   private start(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
     status.startTime ??= this.now();
-    status.risk = policy.spec.risk;
+    status.risk = policy.spec.risk ?? DEFAULTS.risk;
     if (policy.spec.safety?.suspend) {
       return this.enter(rr, status, 'Skipped', 'Suspended', `policy ${policy.metadata?.name} is suspended`);
     }
@@ -229,7 +230,7 @@ export class RemediationRequestReconciler implements Reconciler {
   }
 
   private expiryDelay(status: RemediationRequestStatus, policy: AlertPolicy): number {
-    const timeout = parseDuration(policy.spec.approval?.timeout ?? '1h');
+    const timeout = parseDuration(policy.spec.approval?.timeout ?? DEFAULTS.approvalTimeout);
     const started = Date.parse(status.startTime ?? this.now());
     return Math.max(0, started + timeout - this.deps.clock.now());
   }
@@ -259,7 +260,7 @@ export class RemediationRequestReconciler implements Reconciler {
     const remaining = this.expiryDelay(status, policy);
     if (remaining <= 0) {
       status.conditions = setCondition(status.conditions, { type: 'Approved', status: 'False', reason: 'Expired', message: 'no decision before the approval timeout', observedGeneration: gen }, now);
-      return this.enter(rr, status, 'Expired', 'ApprovalTimedOut', `no approval within ${policy.spec.approval?.timeout ?? '1h'}`);
+      return this.enter(rr, status, 'Expired', 'ApprovalTimedOut', `no approval within ${policy.spec.approval?.timeout ?? DEFAULTS.approvalTimeout}`);
     }
     return { status, requeueAfterMs: remaining };
   }
@@ -280,8 +281,9 @@ export class RemediationRequestReconciler implements Reconciler {
 
   /** Approved → Executing: validate and render everything, then record intent. Nothing is sent yet. */
   private recordIntent(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
-    const ssm = policy.spec.action.ssm;
-    if (!ssm) return this.enter(rr, status, 'Failed', 'NoAction', `policy ${policy.metadata?.name} has no action`, 'Warning');
+    const action = policy.spec.action.ssm;
+    if (!action) return this.enter(rr, status, 'Failed', 'NoAction', `policy ${policy.metadata?.name} has no action`, 'Warning');
+    const ssm = { ...action, documentName: action.documentName ?? DEFAULTS.ssmDocument };
     if (!this.deps.allowedDocuments.has(ssm.documentName)) {
       return this.enter(rr, status, 'Failed', 'DocumentNotAllowed', `SSM document ${ssm.documentName} is not in the controller's allowlist (${[...this.deps.allowedDocuments].join(', ')})`, 'Warning');
     }
@@ -329,9 +331,9 @@ export class RemediationRequestReconciler implements Reconciler {
           instanceIds: targets,
           parameters: ssm.parameters ?? {},
           comment: ssm.comment,
-          timeoutSeconds: action.timeoutSeconds,
-          maxConcurrency: action.maxConcurrency,
-          maxErrors: action.maxErrors,
+          timeoutSeconds: action.timeoutSeconds ?? DEFAULTS.ssmTimeoutSeconds,
+          maxConcurrency: action.maxConcurrency ?? DEFAULTS.ssmMaxConcurrency,
+          maxErrors: action.maxErrors ?? DEFAULTS.ssmMaxErrors,
         });
       }
       ssm.commandId = sent.commandId;
@@ -405,5 +407,5 @@ export class RemediationRequestReconciler implements Reconciler {
 }
 
 export function approvalMode(policy: AlertPolicy): 'Auto' | 'Manual' {
-  return policy.spec.approval?.mode ?? (policy.spec.risk === 'Low' ? 'Auto' : 'Manual');
+  return policy.spec.approval?.mode ?? ((policy.spec.risk ?? DEFAULTS.risk) === 'Low' ? 'Auto' : 'Manual');
 }

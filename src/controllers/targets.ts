@@ -1,5 +1,5 @@
 /** Derives the EC2 instance IDs a request acts on, and enforces the policy's blast-radius cap. */
-import type { AlertPolicySpec, RemediationRequestSpec } from '../api/v1alpha1/index.js';
+import { DEFAULTS, type AlertPolicySpec, type RemediationRequestSpec } from '../api/v1alpha1/index.js';
 
 const INSTANCE_ID = /^i-[0-9a-f]{8}([0-9a-f]{9})?$/;
 
@@ -28,11 +28,12 @@ export function resolveTargets(spec: RemediationRequestSpec, policy: AlertPolicy
     const from = policy.targets.fromLabels?.length ? `labels ${policy.targets.fromLabels.join(', ')}` : 'no target source';
     return { ok: false, reason: 'NoTargets', message: `no EC2 instance IDs found (policy reads ${from}); set spec.targets or add the label to the alert` };
   }
-  if (ids.length > policy.targets.maxTargets) {
+  const maxTargets = policy.targets.maxTargets ?? DEFAULTS.maxTargets;
+  if (ids.length > maxTargets) {
     return {
       ok: false,
       reason: 'TooManyTargets',
-      message: `${ids.length} targets exceed the policy's maxTargets of ${policy.targets.maxTargets}; nothing was run`,
+      message: `${ids.length} targets exceed the policy's maxTargets of ${maxTargets}; nothing was run`,
     };
   }
   return { ok: true, targets: ids };

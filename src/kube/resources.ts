@@ -4,7 +4,6 @@
  * watch), so controllers depend on these interfaces and tests can swap them for fakes.
  */
 import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { randomBytes } from 'node:crypto';
 import { API_VERSION, GROUP, VERSION, type ResourceNames } from '../api/v1alpha1/index.js';
 import type { Clock } from '../runtime/clock.js';
 import type { KubeObject, ListResult } from '../runtime/informer.js';
@@ -88,6 +87,7 @@ export interface EventRecorder {
 
 export class KubeEventRecorder implements EventRecorder {
   private readonly core: CoreV1Api;
+  private sequence = 0n;
 
   constructor(
     kubeConfig: KubeConfig,
@@ -105,7 +105,8 @@ export class KubeEventRecorder implements EventRecorder {
       await this.core.createNamespacedEvent({
         namespace,
         body: {
-          metadata: { name: `${object.metadata?.name ?? 'object'}.${randomBytes(8).toString('hex')}`, namespace },
+          // Named like client-go's (<object>.<hex nanoseconds>), so names sort in recording order.
+          metadata: { name: `${object.metadata?.name ?? 'object'}.${(BigInt(now.getTime()) * 1_000_000n + (this.sequence++ % 1_000_000n)).toString(16)}`, namespace },
           involvedObject: {
             apiVersion: object.apiVersion,
             kind: object.kind,

@@ -16,8 +16,22 @@ export const APPROVAL_MODES = ['Auto', 'Manual'] as const;
 /** The character allowlist every templated SSM parameter value must pass by default. */
 export const DEFAULT_ALLOWED_PATTERN = '^[A-Za-z0-9._:/=@-]*$';
 export const DEFAULT_MAX_VALUE_LENGTH = 256;
-export const DEFAULT_SSM_DOCUMENT = 'AWS-RunShellScript';
 export const DEFAULT_OPT_OUT_TAG = { key: 'remediator.dev/opt-out', value: 'true' } as const;
+
+/**
+ * Defaults of optional fields. The schema publishes them (`default:`, so the API server
+ * fills them in) and the controller reads them from here for objects it gets from
+ * elsewhere (tests, older stored versions): one value, two readers.
+ */
+export const DEFAULTS = {
+  maxTargets: 10,
+  ssmDocument: 'AWS-RunShellScript',
+  ssmTimeoutSeconds: 600,
+  ssmMaxConcurrency: '50',
+  ssmMaxErrors: '0',
+  approvalTimeout: '1h',
+  risk: 'Low',
+} as const;
 
 const LabelMatcher = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 256 }),
@@ -49,12 +63,12 @@ const Targets = Type.Object(
         maxItems: 16,
       }),
     ),
-    maxTargets: Type.Integer({
+    maxTargets: Type.Optional(Type.Integer({
       minimum: 1,
       maximum: 500,
-      default: 10,
+      default: DEFAULTS.maxTargets,
       description: 'Hard cap on the number of instances one request may touch (blast radius). A request over it fails.',
-    }),
+    })),
   },
   { description: 'How EC2 instance IDs are derived from an alert.' },
 );
@@ -85,16 +99,18 @@ const SsmParameter = Type.Object({
 });
 
 const SsmAction = Type.Object({
-  documentName: Type.String({ minLength: 3, maxLength: 128, default: DEFAULT_SSM_DOCUMENT, pattern: '^[a-zA-Z0-9_./:-]+$' }),
+  documentName: Type.Optional(Type.String({ minLength: 3, maxLength: 128, default: DEFAULTS.ssmDocument, pattern: '^[a-zA-Z0-9_./:-]+$' })),
   parameters: Type.Array(SsmParameter, {
     minItems: 1,
     maxItems: 32,
     'x-kubernetes-list-type': 'map',
     'x-kubernetes-list-map-keys': ['name'],
   } as KubeSchemaOptions),
-  timeoutSeconds: Type.Integer({ minimum: 30, maximum: 172800, default: 600, description: 'How long SSM waits for the command before it is TimedOut.' }),
-  maxConcurrency: Type.String({ pattern: '^([1-9][0-9]*%?)$', default: '50', maxLength: 7 }),
-  maxErrors: Type.String({ pattern: '^([0-9]+%?)$', default: '0', maxLength: 7 }),
+  timeoutSeconds: Type.Optional(
+    Type.Integer({ minimum: 30, maximum: 172800, default: DEFAULTS.ssmTimeoutSeconds, description: 'How long SSM waits for the command before it is TimedOut.' }),
+  ),
+  maxConcurrency: Type.Optional(Type.String({ pattern: '^([1-9][0-9]*%?)$', default: DEFAULTS.ssmMaxConcurrency, maxLength: 7 })),
+  maxErrors: Type.Optional(Type.String({ pattern: '^([0-9]+%?)$', default: DEFAULTS.ssmMaxErrors, maxLength: 7 })),
 });
 
 const Action = Type.Object(
@@ -116,12 +132,12 @@ const Approval = Type.Object({
       maxItems: 64,
     }),
   ),
-  timeout: Duration({ default: '1h', description: 'How long a request may wait for approval before it expires.' }),
+  timeout: Type.Optional(Duration({ default: DEFAULTS.approvalTimeout, description: 'How long a request may wait for approval before it expires.' })),
 });
 
 const Safety = Type.Object({
-  dryRun: Type.Boolean({ default: false, description: 'Record what would be sent, send nothing.' }),
-  suspend: Type.Boolean({ default: false, description: 'Skip every request of this policy.' }),
+  dryRun: Type.Optional(Type.Boolean({ description: 'Record what would be sent, send nothing.' })),
+  suspend: Type.Optional(Type.Boolean({ description: 'Skip every request of this policy.' })),
 });
 
 export const AlertPolicySpec = Type.Object({
@@ -129,7 +145,7 @@ export const AlertPolicySpec = Type.Object({
   targets: Targets,
   enrichment: Type.Optional(Enrichment),
   action: Action,
-  risk: StringEnum(RISK_LEVELS, { default: 'Low' }),
+  risk: Type.Optional(StringEnum(RISK_LEVELS, { default: DEFAULTS.risk })),
   approval: Type.Optional(Approval),
   safety: Type.Optional(Safety),
 });

@@ -37,7 +37,7 @@ const Alert = Type.Object({
   annotations: Type.Optional(StringMap()),
   fingerprint: Type.Optional(Type.String({ maxLength: 128 })),
   startsAt: Type.Optional(Type.String({ maxLength: 64 })),
-  status: StringEnum(['firing', 'resolved'] as const, { default: 'firing' }),
+  status: Type.Optional(StringEnum(['firing', 'resolved'] as const, { default: 'firing', description: 'Only firing alerts trigger; a resolved one cancels a request that has not started executing.' })),
 });
 
 const ApprovalDecision = Type.Object({

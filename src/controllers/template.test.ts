@@ -1,0 +1,71 @@
+import fc from 'fast-check';
+import { DEFAULT_ALLOWED_PATTERN, DEFAULT_MAX_VALUE_LENGTH } from '../api/v1alpha1/index.js';
+import { placeholders, render, TemplateError, type TemplateContext } from './template.js';
+
+const policy = { allowedPattern: DEFAULT_ALLOWED_PATTERN, maxLength: DEFAULT_MAX_VALUE_LENGTH };
+
+function ctx(labels: Record<string, string>): TemplateContext {
+  return { alert: { name: 'NginxDown', source: 'alertmanager' }, labels, annotations: { runbook: 'https://runbooks/x' } };
+}
+
+describe('render', () => {
+  test('substitutes labels, annotations and alert fields', () => {
+    expect(render('systemctl restart {{ labels.service }} # {{alert.name}}', ctx({ service: 'nginx' }), policy)).toBe('systemctl restart nginx # NginxDown');
+    expect(render('echo {{ annotations.runbook }}', ctx({}), policy)).toBe('echo https://runbooks/x');
+  });
+
+  test('fails on a missing value instead of rendering an empty string', () => {
+    expect(() => render('restart {{ labels.service }}', ctx({}), policy)).toThrow(/no value.*label "service"/);
+  });
+
+  test('rejects unknown roots and malformed placeholders', () => {
+    expect(() => placeholders('{{ env.HOME }}')).toThrow(TemplateError);
+    expect(() => placeholders('{{ labels }}')).toThrow(/names no field/);
+    expect(() => placeholders('{{ labels.x ')).toThrow(/malformed/);
+  });
+
+  const hostile = [
+    'nginx; rm -rf /',
+    'nginx && curl evil',
+    'nginx | sh',
+    '$(reboot)',
+    '`reboot`',
+    "nginx' || true '",
+    'nginx" ; echo "',
+    'nginx\nreboot',
+    'nginx\r\nreboot',
+    '${IFS}reboot',
+    'a b',
+    'nginx>/etc/passwd',
+    'nginx\u0000',
+    '../../etc/shadow;',
+    'x'.repeat(DEFAULT_MAX_VALUE_LENGTH + 1),
+  ];
+  test.each(hostile)('refuses the hostile value %j', (value) => {
+    expect(() => render('systemctl restart {{ labels.service }}', ctx({ service: value }), policy)).toThrow(TemplateError);
+  });
+
+  test('a per-parameter pattern replaces the default', () => {
+    const spaces = { allowedPattern: '[a-z ]*', maxLength: 20 };
+    expect(render('echo {{ labels.msg }}', ctx({ msg: 'hello world' }), spaces)).toBe('echo hello world');
+    expect(() => render('echo {{ labels.msg }}', ctx({ msg: 'hello;world' }), spaces)).toThrow(TemplateError);
+  });
+
+  test('property: a rendered value never carries a character outside the allowlist', () => {
+    const allowed = /^[A-Za-z0-9._:/=@-]*$/;
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300, unit: 'binary' }), (value) => {
+        let out: string | undefined;
+        try {
+          out = render('run {{ labels.v }}', ctx({ v: value }), policy);
+        } catch (error) {
+          expect(error).toBeInstanceOf(TemplateError);
+          return;
+        }
+        expect(out.slice(4)).toMatch(allowed);
+        expect(out.length - 4).toBeLessThanOrEqual(DEFAULT_MAX_VALUE_LENGTH);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+});

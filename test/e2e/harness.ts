@@ -1,0 +1,163 @@
+/**
+ * What the end-to-end tests share: starting the real controller process against the
+ * test bed (IRSA credentials at moto, the admin or a ServiceAccount kubeconfig), waiting
+ * on resources, and reading back what the AWS emulator received.
+ */
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { ListCommandsCommand, SSMClient, type Command } from '@aws-sdk/client-ssm';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { API_VERSION, GROUP, VERSION, type AlertPolicy, type RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import { repoRoot } from '../testbed/binaries.js';
+import { seedClientConfig } from '../testbed/aws.js';
+import { testbedFromEnv, type Testbed } from '../testbed/env.js';
+import { freePort, spawnManaged, type ManagedProcess } from '../testbed/procs.js';
+
+export interface ControllerOptions {
+  /** AWS region (each test file uses its own, so moto state never mixes). */
+  region: string;
+  name?: string;
+  kubeconfig?: string;
+  extraEnv?: Record<string, string>;
+  args?: string[];
+  /** Endpoint the controller's SDK uses; default moto itself (a fault proxy may sit between). */
+  awsEndpoint?: string;
+}
+
+export interface RunningController {
+  process: ManagedProcess;
+  metricsUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `node dist/src/main.js` as a separate process, and waits until it is ready. */
+export async function startController(tb: Testbed, opts: ControllerOptions): Promise<RunningController> {
+  const port = await freePort();
+  const env = {
+    ...tb.awsEnv({ base: process.env }),
+    AWS_REGION: opts.region,
+    ...(opts.awsEndpoint ? { AWS_ENDPOINT_URL: opts.awsEndpoint } : {}),
+    KUBECONFIG: opts.kubeconfig ?? tb.cluster.adminKubeconfig,
+    LEADER_ELECT: 'false',
+    LOG_LEVEL: 'debug',
+    ...opts.extraEnv,
+  };
+  const proc = spawnManaged(
+    opts.name ?? `controller-${opts.region}`,
+    process.execPath,
+    ['--enable-source-maps', join(repoRoot(), 'dist', 'src', 'main.js'), '--metrics-bind-address', `127.0.0.1:${port}`, '--poll-interval', '200', ...(opts.args ?? [])],
+    { logDir: join(tb.dir, 'logs'), env },
+  );
+  const metricsUrl = `http://127.0.0.1:${port}`;
+  await waitFor(`controller ${proc.name} ready`, async () => {
+    const exit = proc.exitStatus();
+    if (exit) throw new Error(`controller exited (${JSON.stringify(exit)}):\n${proc.logTail(40)}`);
+    try {
+      return (await fetch(`${metricsUrl}/readyz`)).ok || undefined;
+    } catch {
+      return undefined;
+    }
+  }, 30_000);
+  return { process: proc, metricsUrl, stop: async () => void (await proc.stop(10_000)) };
+}
+
+/** Polls `probe` until it returns a value other than undefined/false; fails with `what` on timeout. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith('controller exited')) throw error;
+      lastError = error;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+}
+
+export class Resources {
+  readonly api: CustomObjectsApi;
+  readonly core: CoreV1Api;
+
+  constructor(readonly kc: KubeConfig) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  async namespace(name: string): Promise<string> {
+    await this.core.createNamespace({ body: { metadata: { name } } }).catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
+    return name;
+  }
+
+  createPolicy(namespace: string, name: string, spec: Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'action'>): Promise<AlertPolicy> {
+    return this.api.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'alertpolicies',
+      body: { apiVersion: API_VERSION, kind: 'AlertPolicy', metadata: { name, namespace }, spec },
+    }) as Promise<AlertPolicy>;
+  }
+
+  createRequest(namespace: string, name: string, spec: RemediationRequest['spec']): Promise<RemediationRequest> {
+    return this.api.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'remediationrequests',
+      body: { apiVersion: API_VERSION, kind: 'RemediationRequest', metadata: { name, namespace }, spec },
+    }) as Promise<RemediationRequest>;
+  }
+
+  getRequest(namespace: string, name: string): Promise<RemediationRequest> {
+    return this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'remediationrequests', name }) as Promise<RemediationRequest>;
+  }
+
+  getPolicy(namespace: string, name: string): Promise<AlertPolicy> {
+    return this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'alertpolicies', name }) as Promise<AlertPolicy>;
+  }
+
+  /** Waits until the request reaches `phase` (or any end phase, then fails if it is another). */
+  async waitForPhase(namespace: string, name: string, phase: string, timeoutMs = 60_000): Promise<RemediationRequest> {
+    const ends = new Set(['Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']);
+    const rr = await waitFor(`${namespace}/${name} to reach ${phase}`, async () => {
+      const r = await this.getRequest(namespace, name);
+      const p = r.status?.phase;
+      return p === phase || (p !== undefined && ends.has(p)) ? r : undefined;
+    }, timeoutMs);
+    if (rr.status?.phase !== phase) {
+      throw new Error(`${namespace}/${name} ended ${rr.status?.phase} (${rr.status?.reason}: ${rr.status?.message}), expected ${phase}`);
+    }
+    return rr;
+  }
+
+  async events(namespace: string, name: string): Promise<Array<{ reason?: string; message?: string; type?: string }>> {
+    const list = await this.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
+    // Event names end in hex nanoseconds of the same width, so name order is recording order.
+    return list.items.sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name)));
+  }
+}
+
+/** Every SSM command moto holds in `region` (read with the seeding credentials). */
+export async function ssmCommands(tb: Testbed, region: string): Promise<Command[]> {
+  const ssm = new SSMClient(seedClientConfig(tb.motoEndpoint, region));
+  try {
+    const out: Command[] = [];
+    let token: string | undefined;
+    do {
+      const page = await ssm.send(new ListCommandsCommand({ NextToken: token }));
+      out.push(...(page.Commands ?? []));
+      token = page.NextToken;
+    } while (token);
+    return out;
+  } finally {
+    ssm.destroy();
+  }
+}
+
+export { testbedFromEnv };

@@ -1,0 +1,79 @@
+/**
+ * The walking skeleton, end to end against the real kube-apiserver and moto: an
+ * auto-approved policy and a request applied through the API are enriched from EC2,
+ * executed through SSM SendCommand with IRSA credentials, polled to an end, and
+ * recorded in status with an Event per transition.
+ */
+import { seedInstances } from '../testbed/aws.js';
+import { Resources, ssmCommands, startController, testbedFromEnv, type RunningController } from './harness.js';
+
+const REGION = 'eu-west-1';
+const NS = 'skeleton';
+
+describe('walking skeleton', () => {
+  const tb = testbedFromEnv();
+  const res = new Resources(tb.admin());
+  let controller: RunningController;
+
+  beforeAll(async () => {
+    await res.namespace(NS);
+    controller = await startController(tb, { region: REGION });
+  });
+
+  afterAll(async () => {
+    await controller?.stop();
+  });
+
+  test('an auto-approved request is enriched, executed through SSM and recorded', async () => {
+    const [instance] = await seedInstances(tb.motoEndpoint, { region: REGION, tags: { Name: 'web-1', Environment: 'prod', Service: 'nginx' } });
+    await res.createPolicy(NS, 'restart-nginx', {
+      targets: { fromLabels: ['instance_id'], maxTargets: 5 },
+      risk: 'Low',
+      action: {
+        ssm: {
+          documentName: 'AWS-RunShellScript',
+          parameters: [{ name: 'commands', values: ['systemctl restart {{ labels.service }}'] }],
+          timeoutSeconds: 600,
+          maxConcurrency: '50',
+          maxErrors: '0',
+        },
+      },
+    });
+    const created = await res.createRequest(NS, 'nginx-down-1', {
+      policyRef: { name: 'restart-nginx' },
+      alert: { source: 'alertmanager', name: 'NginxDown', status: 'firing', labels: { instance_id: instance!, service: 'nginx' } },
+    });
+
+    const rr = await res.waitForPhase(NS, 'nginx-down-1', 'Succeeded');
+
+    // What moto received: exactly one command, tagged with the request's UID.
+    const mine = (await ssmCommands(tb, REGION)).filter((c) => c.Comment === `remediator:${created.metadata?.uid}`);
+    expect(mine).toHaveLength(1);
+    const command = mine[0]!;
+    expect(command.DocumentName).toBe('AWS-RunShellScript');
+    expect(command.InstanceIds).toContain(instance);
+    expect(command.Parameters?.commands).toEqual(['systemctl restart nginx']);
+
+    // What status records.
+    const s = rr.status!;
+    expect(s.risk).toBe('Low');
+    expect(s.targets).toEqual([instance]);
+    expect(s.targetCount).toBe(1);
+    expect(s.enrichment?.instances).toHaveLength(1);
+    expect(s.enrichment?.instances[0]).toMatchObject({ instanceId: instance, state: 'running', tags: { Environment: 'prod', Service: 'nginx', Name: 'web-1' } });
+    expect(s.execution?.ssm?.commandId).toBe(command.CommandId);
+    expect(s.execution?.ssm?.invocations).toEqual([expect.objectContaining({ instanceId: instance, status: 'Success' })]);
+    expect(s.startTime).toBeDefined();
+    expect(s.completionTime).toBeDefined();
+    const conditions = Object.fromEntries((s.conditions ?? []).map((c) => [c.type, c.status]));
+    expect(conditions).toEqual({ Enriched: 'True', Approved: 'True', Executed: 'True' });
+
+    // An Event for every transition, in order.
+    const reasons = (await res.events(NS, 'nginx-down-1')).map((e) => e.reason);
+    expect(reasons).toEqual(['TargetsResolved', 'AutoApproved', 'IntentRecorded', 'CommandSent', 'CommandSucceeded']);
+
+    // The policy's status counts it.
+    const policy = await res.getPolicy(NS, 'restart-nginx');
+    expect(policy.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+  });
+});
