@@ -123,6 +123,11 @@ export class Operator {
     }
   }
 
+  /** The AlertPolicies in the cache (every replica keeps it, leader or not): what the intake matches against. */
+  listPolicies(): AlertPolicy[] {
+    return this.policyInformer.list();
+  }
+
   /** Ready once both caches have synced (and, for a follower, that is all it needs). */
   get ready(): boolean {
     return this.policyInformer.hasSynced && this.requestInformer.hasSynced;

@@ -249,6 +249,12 @@ export class RemediationRequestReconciler implements Reconciler {
         );
         return this.enter(rr, status, 'Rejected', 'ApproverNotAllowed', `${approval.approver} may not approve for policy ${policy.metadata?.name} (allowed: ${allowed.join(', ')})`, 'Warning');
       }
+      const risk = policy.spec.risk ?? DEFAULTS.risk;
+      if (approval.decision === 'Approved' && (risk === 'High' || risk === 'Critical') && rr.spec.requestedBy !== undefined && approval.approver === rr.spec.requestedBy) {
+        // Four eyes: the admission policy already refuses this; the controller checks too.
+        status.conditions = setCondition(status.conditions, { type: 'Approved', status: 'False', reason: 'SelfApproval', message: `${risk} risk needs an approver other than the requester ${rr.spec.requestedBy}`, observedGeneration: gen }, now);
+        return this.enter(rr, status, 'Rejected', 'SelfApproval', `${approval.approver} requested this ${risk} risk remediation and may not approve it too`, 'Warning');
+      }
       status.approval = approval;
       if (approval.decision === 'Rejected') {
         status.conditions = setCondition(status.conditions, { type: 'Approved', status: 'False', reason: 'Rejected', message: `rejected by ${approval.approver}`, observedGeneration: gen }, now);

@@ -58,6 +58,14 @@ export const RemediationRequestSpec = Type.Object(
       } as KubeSchemaOptions),
     ),
     approval: Type.Optional(ApprovalDecision),
+    requestedBy: Type.Optional(
+      Type.String({
+        maxLength: 256,
+        description:
+          'Who asked for this remediation: the intake\'s identity or the user who created the request. The shipped admission policy checks it equals the creating user; for High and Critical risk the approver must be someone else.',
+        'x-kubernetes-validations': [{ rule: 'self == oldSelf', message: 'spec.requestedBy cannot be changed' }],
+      } as KubeSchemaOptions),
+    ),
   },
   {
     'x-kubernetes-validations': [
