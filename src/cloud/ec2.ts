@@ -53,6 +53,27 @@ export class Ec2InstanceDescriber implements InstanceDescriber {
     }
     return { found: instanceIds.flatMap((id) => found.get(id) ?? []), missing: instanceIds.filter((id) => !found.has(id)) };
   }
+
+  async findByTags(tags: Readonly<Record<string, string>>): Promise<InstanceFacts[]> {
+    const filters = [
+      { Name: 'instance-state-name', Values: ['running'] },
+      ...Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
+    ];
+    const out: InstanceFacts[] = [];
+    let token: string | undefined;
+    do {
+      try {
+        const page = await this.client.send(new DescribeInstancesCommand({ Filters: filters, NextToken: token }));
+        this.onCall('DescribeInstances', 'success');
+        for (const r of page.Reservations ?? []) for (const inst of r.Instances ?? []) out.push(instanceFacts(inst));
+        token = page.NextToken;
+      } catch (error) {
+        this.onCall('DescribeInstances', 'error');
+        throw classifyAwsError(error, 'ec2:DescribeInstances');
+      }
+    } while (token);
+    return out.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  }
 }
 
 interface Pending {
@@ -105,8 +126,18 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
     return { found, missing };
   }
 
+  /** Tag selection always asks EC2: it decides the blast radius, so it must not be stale. */
+  async findByTags(tags: Readonly<Record<string, string>>): Promise<InstanceFacts[]> {
+    const found = await this.inner.findByTags(tags);
+    const at = this.clock.now();
+    for (const f of found) this.cache.set(f.instanceId, { at, facts: f });
+    return found;
+  }
+
   private async flush(batch: Pending): Promise<void> {
     this.pending = undefined;
+    const now = this.clock.now();
+    for (const [id, entry] of this.cache) if (now - entry.at > this.ttlMs) this.cache.delete(id);
     try {
       const result = await this.inner.describe([...batch.ids]);
       const at = this.clock.now();

@@ -21,6 +21,43 @@ export interface DescribeResult {
 
 export interface InstanceDescriber {
   describe(instanceIds: readonly string[]): Promise<DescribeResult>;
+  /** Running instances carrying every one of these tags. */
+  findByTags(tags: Readonly<Record<string, string>>): Promise<InstanceFacts[]>;
+}
+
+export interface MetricDataQuery {
+  /** Unique within one call; CloudWatch wants `^[a-z][a-zA-Z0-9_]*$`. */
+  id: string;
+  namespace: string;
+  metricName: string;
+  dimensions: Record<string, string>;
+  statistic: string;
+  periodSeconds: number;
+}
+
+export interface MetricDataResult {
+  values: number[];
+  timestamps: string[];
+}
+
+export interface MetricsReader {
+  /** All queries in as few `GetMetricData` calls as CloudWatch allows (500 queries each). */
+  getMetricData(queries: readonly MetricDataQuery[], start: Date, end: Date): Promise<Map<string, MetricDataResult>>;
+}
+
+export interface PublishInput {
+  topicArn: string;
+  subject?: string;
+  message: string;
+  attributes?: Record<string, string>;
+  /** FIFO topics only. */
+  messageGroupId?: string;
+  /** FIFO topics only: SNS drops a second message with the same id within 5 minutes. */
+  deduplicationId?: string;
+}
+
+export interface Publisher {
+  publish(input: PublishInput): Promise<{ messageId: string }>;
 }
 
 export interface SendCommandInput {

@@ -13,6 +13,7 @@ import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { parseDuration } from './duration.js';
+import { circuitState, validateSafety } from './safety.js';
 import { placeholders } from './template.js';
 
 export interface AlertPolicyReconcilerDeps {
@@ -59,6 +60,29 @@ export function validatePolicy(policy: AlertPolicy, allowedDocuments: ReadonlySe
       }
     }
   }
+  const sns = policy.spec.action.sns;
+  const notifyTemplates = sns ? [sns.subject ?? '', sns.message, sns.messageGroupId ?? '', ...Object.values(sns.messageAttributes ?? {})] : [];
+  for (const t of [...notifyTemplates, ...Object.values(policy.spec.targets.tagSelector ?? {})]) {
+    try {
+      placeholders(t);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  const metricNames = new Set((policy.spec.enrichment?.metrics ?? []).map((m) => m.name));
+  for (const g of policy.spec.enrichment?.guards ?? []) {
+    if (g.metric && !metricNames.has(g.metric)) problems.push(`enrichment.guards: metric "${g.metric}" is not defined in enrichment.metrics`);
+  }
+  for (const m of policy.spec.enrichment?.metrics ?? []) {
+    for (const v of Object.values(m.dimensions ?? {})) {
+      try {
+        placeholders(v);
+      } catch (error) {
+        problems.push(`enrichment.metrics[${m.name}].dimensions: ${(error as Error).message}`);
+      }
+    }
+  }
+  problems.push(...validateSafety(policy));
   if (policy.spec.approval?.timeout) {
     try {
       parseDuration(policy.spec.approval.timeout);
@@ -98,10 +122,27 @@ export class AlertPolicyReconciler implements Reconciler {
     status.skipped = count('Skipped');
     const last = requests.map((r) => r.metadata?.creationTimestamp ?? '').sort().at(-1);
     if (last) status.lastTriggerTime = last;
+    const circuit = circuitState(policy, requests);
+    const wasOpen = policy.status?.circuitBreaker?.open ?? false;
+    status.consecutiveFailures = circuit.consecutiveFailures;
+    if (policy.spec.safety?.circuitBreaker) {
+      status.circuitBreaker = { open: circuit.open, ...(circuit.openedAt && { openedAt: circuit.openedAt }), ...(circuit.message && { message: circuit.message }) };
+      status.conditions = setCondition(
+        status.conditions,
+        circuit.open
+          ? { type: 'Suspended', status: 'True', reason: 'CircuitOpen', message: circuit.message ?? '', observedGeneration: generation }
+          : { type: 'Suspended', status: 'False', reason: 'CircuitClosed', message: `${circuit.consecutiveFailures} consecutive failure(s)`, observedGeneration: generation },
+        now,
+      );
+    } else {
+      delete status.circuitBreaker;
+    }
 
     if (isDeepStrictEqual(status, policy.status ?? {})) return;
     const body: AlertPolicy = { apiVersion: API_VERSION, kind: ALERT_POLICY.kind, metadata: policy.metadata, spec: policy.spec, status };
     await this.deps.policies.replaceStatus(req.namespace, req.name, body);
+    if (!wasOpen && circuit.open) await this.deps.events.record(body, 'Warning', 'CircuitOpen', circuit.message ?? 'circuit breaker open');
+    if (wasOpen && !circuit.open) await this.deps.events.record(body, 'Normal', 'CircuitClosed', 'circuit breaker reset; the policy executes again');
     const nowReady = findCondition(status.conditions, 'Ready')?.status;
     if (wasReady !== nowReady) {
       if (nowReady === 'True') await this.deps.events.record(body, 'Normal', 'Valid', 'policy is valid and active');

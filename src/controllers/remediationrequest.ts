@@ -19,7 +19,6 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import {
   API_VERSION,
-  DEFAULT_OPT_OUT_TAG,
   DEFAULTS,
   END_PHASES,
   REMEDIATION_REQUEST,
@@ -29,7 +28,7 @@ import {
   type RemediationRequest,
   type RemediationRequestStatus,
 } from '../api/v1alpha1/index.js';
-import type { CommandRunner, InstanceDescriber, InvocationResult } from '../cloud/types.js';
+import type { CommandRunner, InstanceDescriber, InvocationResult, MetricsReader, Publisher } from '../cloud/types.js';
 import { AwsAccessDeniedError, TERMINAL_INVOCATION_STATUSES } from '../cloud/types.js';
 import type { EventRecorder, EventType, ResourceClient } from '../kube/resources.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -37,16 +36,25 @@ import { isoNow, type Clock } from '../runtime/clock.js';
 import { setCondition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { parseDuration } from './duration.js';
+import { failedGuard, optOutTag, planMetricQueries, seriesFrom } from './enrichment.js';
+import { circuitState, cooldownBlock, ExecutionLedger, executionsOf, maintenanceBlock, rateLimitBlock } from './safety.js';
 import { renderSsmParameters } from './ssmparameters.js';
-import { resolveTargets } from './targets.js';
-import { TemplateError, type TemplateContext } from './template.js';
+import { checkTargets, namedTargets, renderedTagSelector } from './targets.js';
+import { render, TemplateError, type TemplateContext } from './template.js';
+
+/** SNS text is not a shell command, but control characters still have no place in it. */
+const SNS_VALUE_POLICY = { allowedPattern: '[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F]*', maxLength: 1024 };
 
 export interface RemediationRequestReconcilerDeps {
   requests: ResourceClient<RemediationRequest>;
   getRequest(namespace: string, name: string): RemediationRequest | undefined;
   getPolicy(namespace: string, name: string): AlertPolicy | undefined;
+  /** Every request of a policy (from the cache): what cooldown, rate limit and the circuit breaker read. */
+  requestsOf(namespace: string, policy: string): RemediationRequest[];
   instances: InstanceDescriber;
   commands: CommandRunner;
+  metricsReader: MetricsReader;
+  publisher: Publisher;
   events: EventRecorder;
   metrics: Metrics;
   clock: Clock;
@@ -72,15 +80,35 @@ export function commandComment(uid: string): string {
 }
 
 export class RemediationRequestReconciler implements Reconciler {
+  private readonly ledger = new ExecutionLedger();
+  /** Serialises the execute decision per policy, so concurrent workers cannot both fit under one rate limit. */
+  private readonly policyLocks = new Map<string, Promise<unknown>>();
+
   constructor(private readonly deps: RemediationRequestReconcilerDeps) {}
+
+  private async withPolicyLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.policyLocks.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.policyLocks.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.policyLocks.get(key) === tail) this.policyLocks.delete(key);
+    }
+  }
 
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
     const rr = this.deps.getRequest(req.namespace, req.name);
     if (!rr || rr.metadata?.deletionTimestamp) return;
     const phase: Phase = rr.status?.phase ?? 'Pending';
+    const policy = this.deps.getPolicy(req.namespace, rr.spec.policyRef.name);
+
+    // Announce the phase the request is in before moving on (level-triggered: a
+    // notification that failed is retried, one that was recorded is never sent again).
+    if (policy && (await this.notify(rr, phase, policy, log))) return;
     if (END_PHASES.has(phase)) return;
 
-    const policy = this.deps.getPolicy(req.namespace, rr.spec.policyRef.name);
     let step: Transition | undefined;
     try {
       step = policy ? await this.step(rr, phase, policy, log) : this.policyMissing(rr);
@@ -158,21 +186,30 @@ export class RemediationRequestReconciler implements Reconciler {
       case 'AwaitingApproval':
         return this.awaitApproval(rr, status, policy);
       case 'Approved':
-        return this.recordIntent(rr, status, policy);
+        return this.withPolicyLock(`${rr.metadata?.namespace}/${policy.metadata?.name}`, async () => this.recordIntent(rr, status, policy));
       case 'Executing':
-        return this.execute(rr, status, log);
+        return status.execution?.sns ? this.publish(rr, status, policy) : this.execute(rr, status, log);
       default:
         return { status };
     }
   }
 
-  private start(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
+  private async start(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Promise<Transition> {
     status.startTime ??= this.now();
     status.risk = policy.spec.risk ?? DEFAULTS.risk;
     if (policy.spec.safety?.suspend) {
-      return this.enter(rr, status, 'Skipped', 'Suspended', `policy ${policy.metadata?.name} is suspended`);
+      return this.enter(rr, status, 'Skipped', 'Suspended', `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)`);
     }
-    const targets = resolveTargets(rr.spec, policy.spec);
+    const candidates = namedTargets(rr.spec, policy.spec);
+    let selector: Record<string, string> | undefined;
+    try {
+      selector = renderedTagSelector(rr.spec, policy.spec, this.templateContext(rr, status));
+    } catch (error) {
+      if (!(error instanceof TemplateError)) throw error;
+      return this.enter(rr, status, 'Failed', 'InvalidTargets', `targets.tagSelector: ${error.message}`, 'Warning');
+    }
+    if (selector) candidates.push(...(await this.deps.instances.findByTags(selector)).map((f) => f.instanceId));
+    const targets = checkTargets(candidates, policy.spec);
     if (!targets.ok) return this.enter(rr, status, 'Failed', targets.reason, targets.message, 'Warning');
     status.targets = targets.targets;
     status.targetCount = targets.targets.length;
@@ -201,16 +238,32 @@ export class RemediationRequestReconciler implements Reconciler {
       tags: keys ? Object.fromEntries(Object.entries(f.tags).filter(([k]) => keys.includes(k))) : f.tags,
     }));
     status.enrichment = { observedAt: now, instances };
+    // The opt-out tag always wins, before metrics are even read.
+    const optOut = optOutTag(policy.spec);
+    const optedOut = found.filter((f) => f.tags[optOut.key] === optOut.value).map((f) => f.instanceId);
+    if (optedOut.length > 0) {
+      return this.enter(rr, status, 'Skipped', 'OptOut', `instance(s) ${optedOut.join(', ')} carry ${optOut.key}=${optOut.value}`);
+    }
+    const planned = planMetricQueries(policy.spec, targets, this.templateContext(rr, status));
+    if (planned.length > 0) {
+      const lookback = Math.max(...(policy.spec.enrichment?.metrics ?? []).map((m) => parseDuration(m.lookback ?? '10m')));
+      const end = new Date(this.deps.clock.now());
+      const results = await this.deps.metricsReader.getMetricData(planned.map((p) => p.query), new Date(end.getTime() - lookback), end);
+      status.enrichment.metrics = seriesFrom(planned, results);
+    }
     status.conditions = setCondition(
       status.conditions,
-      { type: 'Enriched', status: 'True', reason: 'Enriched', message: `described ${found.length} instance(s)`, observedGeneration: rr.metadata?.generation },
+      {
+        type: 'Enriched',
+        status: 'True',
+        reason: 'Enriched',
+        message: `described ${found.length} instance(s)${planned.length ? `, read ${planned.length} metric series` : ''}`,
+        observedGeneration: rr.metadata?.generation,
+      },
       now,
     );
-
-    const optedOut = found.filter((f) => f.tags[DEFAULT_OPT_OUT_TAG.key] === DEFAULT_OPT_OUT_TAG.value).map((f) => f.instanceId);
-    if (optedOut.length > 0) {
-      return this.enter(rr, status, 'Skipped', 'OptOut', `instance(s) ${optedOut.join(', ')} carry ${DEFAULT_OPT_OUT_TAG.key}=${DEFAULT_OPT_OUT_TAG.value}`);
-    }
+    const guard = failedGuard(policy.spec.enrichment?.guards ?? [], found, status.enrichment.metrics ?? []);
+    if (guard) return this.enter(rr, status, 'Skipped', 'Guard', `guard not met: ${guard}`);
     if (approvalMode(policy) === 'Auto') {
       status.conditions = setCondition(
         status.conditions,
@@ -285,8 +338,88 @@ export class RemediationRequestReconciler implements Reconciler {
     };
   }
 
-  /** Approved → Executing: validate and render everything, then record intent. Nothing is sent yet. */
-  private recordIntent(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
+  /** Safety rules checked at the moment of execution; a reason to skip, or undefined. */
+  private safetyBlock(rr: RemediationRequest, policy: AlertPolicy): { reason: string; message: string } | undefined {
+    const ns = rr.metadata?.namespace ?? '';
+    const name = rr.metadata?.name ?? '';
+    const now = this.deps.clock.now();
+    const requests = this.deps.requestsOf(ns, policy.metadata?.name ?? '');
+    if (policy.spec.safety?.suspend) return { reason: 'Suspended', message: `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)` };
+    const circuit = circuitState(policy, requests);
+    if (circuit.open) return { reason: 'CircuitOpen', message: circuit.message ?? 'circuit breaker open' };
+    const window = maintenanceBlock(policy, now);
+    if (window) return { reason: 'MaintenanceWindow', message: window };
+    const records = this.ledger.merge(`${ns}/${policy.metadata?.name}`, executionsOf(requests), now);
+    const cooldown = cooldownBlock(policy, name, rr.status?.targets ?? [], records, now);
+    if (cooldown) return { reason: 'Cooldown', message: cooldown };
+    const rate = rateLimitBlock(policy, name, records, now);
+    if (rate) return { reason: 'RateLimited', message: rate };
+    return undefined;
+  }
+
+  /** Approved → Executing: check safety, validate and render everything, then record intent. Nothing is sent yet. */
+  private async recordIntent(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Promise<Transition> {
+    const blocked = this.safetyBlock(rr, policy);
+    if (blocked) return this.enter(rr, status, 'Skipped', blocked.reason, blocked.message);
+    const t = policy.spec.action.sns ? this.snsIntent(rr, status, policy) : this.ssmIntent(rr, status, policy);
+    if (t.status.phase === 'Executing') {
+      // Written by the caller right after; remember it before the cache can show it.
+      this.ledger.record(`${rr.metadata?.namespace}/${policy.metadata?.name}`, { request: rr.metadata?.name ?? '', targets: status.targets ?? [], at: this.deps.clock.now() });
+    }
+    return t;
+  }
+
+  private snsIntent(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
+    const sns = policy.spec.action.sns!;
+    const ctx = this.templateContext(rr, status);
+    let subject: string | undefined;
+    let message: string;
+    try {
+      subject = sns.subject !== undefined ? render(sns.subject, ctx, SNS_VALUE_POLICY).slice(0, 100) : undefined;
+      message = render(sns.message, ctx, { ...SNS_VALUE_POLICY, maxLength: 65536 });
+      for (const v of Object.values(sns.messageAttributes ?? {})) render(v, ctx, SNS_VALUE_POLICY);
+      if (sns.messageGroupId) render(sns.messageGroupId, ctx, { allowedPattern: '[A-Za-z0-9!-~]*', maxLength: 128 });
+    } catch (error) {
+      if (!(error instanceof TemplateError)) throw error;
+      return this.enter(rr, status, 'Failed', 'InvalidParameter', `${error.message}; nothing was published`, 'Warning');
+    }
+    const now = this.now();
+    const record = { topicArn: sns.topicArn, intentRecordedAt: now, ...(subject !== undefined && { subject }), message: message.slice(0, 4096) };
+    if (policy.spec.safety?.dryRun) {
+      status.execution = { dryRun: true, sns: record };
+      status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'False', reason: 'DryRun', message: 'dry run: nothing was published', observedGeneration: rr.metadata?.generation }, now);
+      return this.enter(rr, status, 'Succeeded', 'DryRun', `dry run: would have published to ${sns.topicArn}`);
+    }
+    status.execution = { sns: { ...record, attempts: 0 } };
+    status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'Unknown', reason: 'Publishing', message: 'intent recorded; publishing', observedGeneration: rr.metadata?.generation }, now);
+    return this.enter(rr, status, 'Executing', 'IntentRecorded', `publishing to ${sns.topicArn}`);
+  }
+
+  /** Executing (SNS): publish once; FIFO topics deduplicate a retry after a lost response by the request UID. */
+  private async publish(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Promise<Transition> {
+    const record = status.execution!.sns!;
+    if (record.messageId) return { status };
+    const sns = policy.spec.action.sns;
+    if (!sns) return this.enter(rr, status, 'Failed', 'PolicyChanged', 'the policy no longer has an sns action; nothing was published', 'Warning');
+    const ctx = this.templateContext(rr, status);
+    const attributes = Object.fromEntries(Object.entries(sns.messageAttributes ?? {}).map(([k, v]) => [k, render(v, ctx, SNS_VALUE_POLICY)]));
+    const { messageId } = await this.deps.publisher.publish({
+      topicArn: record.topicArn,
+      subject: record.subject,
+      message: render(sns.message, ctx, { ...SNS_VALUE_POLICY, maxLength: 65536 }),
+      attributes,
+      messageGroupId: sns.messageGroupId ? render(sns.messageGroupId, ctx, { allowedPattern: '[A-Za-z0-9!-~]*', maxLength: 128 }) : policy.metadata?.name,
+      deduplicationId: rr.metadata?.uid,
+    });
+    const now = this.now();
+    record.messageId = messageId;
+    record.publishedAt = now;
+    record.attempts = (record.attempts ?? 0) + 1;
+    status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'True', reason: 'Published', message: `SNS message ${messageId}`, observedGeneration: rr.metadata?.generation }, now);
+    return this.enter(rr, status, 'Succeeded', 'MessagePublished', `published SNS message ${messageId} to ${record.topicArn}`);
+  }
+
+  private ssmIntent(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
     const action = policy.spec.action.ssm;
     if (!action) return this.enter(rr, status, 'Failed', 'NoAction', `policy ${policy.metadata?.name} has no action`, 'Warning');
     const ssm = { ...action, documentName: action.documentName ?? DEFAULTS.ssmDocument };
@@ -313,8 +446,7 @@ export class RemediationRequestReconciler implements Reconciler {
       ssm: { documentName: ssm.documentName, comment: commandComment(rr.metadata?.uid ?? ''), intentRecordedAt: now, parameters },
     };
     status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'Unknown', reason: 'Sending', message: 'intent recorded; sending the command', observedGeneration: rr.metadata?.generation }, now);
-    const t = this.enter(rr, status, 'Executing', 'IntentRecorded', `sending ${ssm.documentName} to ${(status.targets ?? []).join(', ')}`);
-    return t;
+    return this.enter(rr, status, 'Executing', 'IntentRecorded', `sending ${ssm.documentName} to ${(status.targets ?? []).join(', ')}`);
   }
 
   private async execute(rr: RemediationRequest, status: RemediationRequestStatus, log: Logger): Promise<Transition> {
@@ -379,6 +511,48 @@ export class RemediationRequestReconciler implements Reconciler {
     const summary = failed.map((r) => `${r.instanceId}: ${r.status}${r.responseCode !== undefined ? ` (exit ${r.responseCode})` : ''}`).join('; ');
     status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'False', reason: 'CommandFailed', message: summary, observedGeneration: gen }, now);
     return this.enter(rr, status, 'Failed', 'CommandFailed', `SSM command ${commandId} failed on ${failed.length} of ${results.length} instance(s): ${summary}`, 'Warning');
+  }
+
+  /**
+   * Publishes the notify message for `phase` if the policy announces it and it was not
+   * sent yet; returns true when it wrote status (the next reconcile continues).
+   */
+  private async notify(rr: RemediationRequest, phase: Phase, policy: AlertPolicy, log: Logger): Promise<boolean> {
+    const notify = policy.spec.action.notify;
+    if (!notify || !(notify.on as readonly string[]).includes(phase)) return false;
+    if ((rr.status?.notifications ?? []).some((n) => n.phase === phase && n.messageId)) return false;
+    if (!rr.status?.phase) return false;
+    const status = this.base(rr);
+    const name = rr.metadata?.name ?? '';
+    const subject = `[remediator] ${name}: ${phase}`.slice(0, 100);
+    const message = JSON.stringify(
+      {
+        request: name,
+        namespace: rr.metadata?.namespace,
+        policy: policy.metadata?.name,
+        phase,
+        risk: status.risk,
+        reason: status.reason,
+        message: status.message,
+        alert: { name: rr.spec.alert.name, source: rr.spec.alert.source, labels: rr.spec.alert.labels },
+        targets: status.targets,
+        approval: status.approval,
+        commandId: status.execution?.ssm?.commandId,
+      },
+      null,
+      2,
+    );
+    const { messageId } = await this.deps.publisher.publish({
+      topicArn: notify.topicArn,
+      subject,
+      message,
+      attributes: { phase, policy: policy.metadata?.name ?? '', request: name },
+      messageGroupId: policy.metadata?.name,
+      deduplicationId: `${rr.metadata?.uid}-${phase}`,
+    });
+    status.notifications = [...(status.notifications ?? []).filter((n) => n.phase !== phase), { phase, messageId, sentAt: this.now() }];
+    await this.write(rr, { status, event: { type: 'Normal', reason: 'Notified', message: `announced ${phase} on ${notify.topicArn} (message ${messageId})` } }, log);
+    return true;
   }
 
   /** Poll quickly at first, then back off: most commands finish in seconds, some take hours. */

@@ -110,9 +110,36 @@ const SsmExecution = Type.Object({
   invocations: Type.Optional(Type.Array(Invocation)),
 });
 
+const SnsExecution = Type.Object({
+  topicArn: Type.String(),
+  intentRecordedAt: Timestamp({ description: 'Written before Publish is called.' }),
+  subject: Type.Optional(Type.String()),
+  message: Type.Optional(Type.String({ maxLength: 4096, description: 'The rendered message (truncated).' })),
+  messageId: Type.Optional(Type.String()),
+  publishedAt: Type.Optional(Timestamp()),
+  attempts: Type.Optional(Type.Integer({ minimum: 0, description: 'Publish calls made; above 1 only after a lost response (standard topics deliver at least once).' })),
+});
+
 const Execution = Type.Object({
   dryRun: Type.Optional(Type.Boolean()),
   ssm: Type.Optional(SsmExecution),
+  sns: Type.Optional(SnsExecution),
+});
+
+const MetricSeries = Type.Object({
+  name: Type.String(),
+  instanceId: Type.Optional(Type.String()),
+  statistic: Type.String(),
+  values: Type.Array(Type.Number(), { maxItems: 1440 }),
+  timestamps: Type.Array(Type.String(), { maxItems: 1440 }),
+  mean: Type.Optional(Type.Number()),
+});
+
+const Notification = Type.Object({
+  phase: Type.String(),
+  messageId: Type.Optional(Type.String()),
+  sentAt: Type.Optional(Timestamp()),
+  error: Type.Optional(Type.String()),
 });
 
 export const RemediationRequestStatus = Type.Object({
@@ -129,8 +156,10 @@ export const RemediationRequestStatus = Type.Object({
     Type.Object({
       observedAt: Timestamp(),
       instances: Type.Array(InstanceEnrichment),
+      metrics: Type.Optional(Type.Array(MetricSeries)),
     }),
   ),
+  notifications: Type.Optional(Type.Array(Notification, { description: 'Messages sent to the policy\'s notify topic, one per announced phase.' })),
   execution: Type.Optional(Execution),
   startTime: Type.Optional(Timestamp()),
   completionTime: Type.Optional(Timestamp()),
@@ -150,4 +179,6 @@ export type RemediationRequest = Static<typeof RemediationRequestSchema>;
 export type InstanceEnrichment = Static<typeof InstanceEnrichment>;
 export type Invocation = Static<typeof Invocation>;
 export type SsmExecution = Static<typeof SsmExecution>;
+export type SnsExecution = Static<typeof SnsExecution>;
+export type MetricSeries = Static<typeof MetricSeries>;
 export type AlertSpec = Static<typeof Alert>;
