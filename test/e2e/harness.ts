@@ -118,6 +118,28 @@ export class Resources {
     return this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'remediationrequests', name }) as Promise<RemediationRequest>;
   }
 
+  /**
+   * Read-modify-write of a request's spec, retried on 409: the controller writes status
+   * concurrently, which moves the resourceVersion under a test's feet.
+   */
+  async updateRequestSpec(namespace: string, name: string, mutate: (spec: RemediationRequest['spec']) => RemediationRequest['spec']): Promise<RemediationRequest> {
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.getRequest(namespace, name);
+      try {
+        return (await this.api.replaceNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: 'remediationrequests',
+          name,
+          body: { ...current, spec: mutate(structuredClone(current.spec)) },
+        })) as RemediationRequest;
+      } catch (error) {
+        if ((error as { code?: number }).code !== 409 || attempt >= 10) throw error;
+      }
+    }
+  }
+
   getPolicy(namespace: string, name: string): Promise<AlertPolicy> {
     return this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'alertpolicies', name }) as Promise<AlertPolicy>;
   }

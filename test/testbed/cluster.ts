@@ -144,6 +144,10 @@ export class Cluster {
     const api = KubernetesObjectApi.makeApiClient(this.adminConfig());
     const applied: KubernetesObject[] = [];
     for (const obj of objects) {
+      if (obj.kind === 'CustomResourceDefinition') {
+        applied.push(await this.applyCrd(obj));
+        continue;
+      }
       applied.push(await api.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply));
     }
     return applied;
@@ -161,11 +165,8 @@ export class Cluster {
     ) as V1CustomResourceDefinition[];
     if (crds.length === 0) return [];
     const kc = this.adminConfig();
-    const objects = KubernetesObjectApi.makeApiClient(kc);
     const ext = kc.makeApiClient(ApiextensionsV1Api);
-    for (const crd of crds) {
-      await objects.patch(crd, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-    }
+    for (const crd of crds) await this.applyCrd(crd);
     for (const crd of crds) {
       const name = crd.metadata!.name!;
       await waitUntil(`CRD ${name} Established`, async () => {
@@ -180,6 +181,39 @@ export class Cluster {
       });
     }
     return crds.map((c) => c.metadata!.name!);
+  }
+
+  /**
+   * Server-side apply of a CRD with its raw JSON. client-node's typed serializer knows
+   * JSONSchemaProps fields only by their TypeScript names, so it silently drops
+   * `x-kubernetes-validations` (and every other dashed key) from a CRD read from YAML:
+   * the CEL rules would never reach the API server.
+   */
+  private async applyCrd(crd: KubernetesObject): Promise<KubernetesObject> {
+    const kc = this.adminConfig();
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    const opts: RequestOptions = {};
+    await kc.applyToHTTPSOptions(opts);
+    const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata!.name}?fieldManager=${FIELD_MANAGER}&force=true`;
+    const body = JSON.stringify(crd);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        new URL(path, cluster.server),
+        { ...opts, method: 'PATCH', headers: { ...(opts.headers ?? {}), 'content-type': 'application/apply-patch+yaml', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            if ((res.statusCode ?? 500) >= 300) reject(new Error(`applying CRD ${crd.metadata!.name}: HTTP ${res.statusCode}: ${text}`));
+            else resolve(JSON.parse(text) as KubernetesObject);
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   /** GET `path` as the given KubeConfig's user; returns the HTTP status. */
