@@ -5,7 +5,7 @@
  * compare-and-swap, so two replicas never both believe they lead. On shutdown the leader
  * releases the Lease (clears the holder) so a successor need not wait for it to expire.
  */
-import { ApiException, CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
@@ -79,8 +79,9 @@ export class LeaderElector {
     void tick();
   }
 
+  /** Lease times are MicroTime (six fractional digits); a plain Date serializes with three and is refused. */
   private micro(ms: number): Date {
-    return new Date(ms);
+    return new V1MicroTime(ms);
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
