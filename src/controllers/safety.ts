@@ -106,7 +106,8 @@ export function circuitState(policy: AlertPolicy, requests: readonly Remediation
     failures++;
   }
   if (max === undefined || failures < max) return { consecutiveFailures: failures, open: false };
-  const opener = finished[max - 1];
+  // It opened at the max-th failure of the run, counted from the oldest.
+  const opener = finished[failures - max];
   return {
     consecutiveFailures: failures,
     open: true,

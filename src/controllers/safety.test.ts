@@ -1,0 +1,99 @@
+import type { AlertPolicy, RemediationRequest } from '../api/v1alpha1/index.js';
+import { circuitState, cooldownBlock, ExecutionLedger, executionsOf, insideMaintenanceWindow, maintenanceBlock, rateLimitBlock, validateSafety } from './safety.js';
+
+const T0 = Date.parse('2026-11-21T10:00:00Z'); // a Saturday
+
+function policy(safety: NonNullable<AlertPolicy['spec']['safety']>, annotations: Record<string, string> = {}): AlertPolicy {
+  return {
+    metadata: { name: 'p', namespace: 'ns', annotations },
+    spec: { targets: {}, action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } }, safety },
+  };
+}
+
+function finished(name: string, phase: 'Succeeded' | 'Failed', completionTime: string, targets = ['i-00000001']): RemediationRequest {
+  return {
+    metadata: { name },
+    spec: { policyRef: { name: 'p' }, alert: { source: 'generic', name: 'A' } },
+    status: { phase, completionTime, targets, execution: { ssm: { documentName: 'd', comment: 'c', intentRecordedAt: completionTime } } },
+  };
+}
+
+describe('cooldown and rate limit', () => {
+  const records = [
+    { request: 'a', targets: ['i-00000001'], at: T0 - 5 * 60_000 },
+    { request: 'b', targets: ['i-00000002'], at: T0 - 50 * 60_000 },
+  ];
+
+  test('cooldown blocks only overlapping targets within the period, and never the request itself', () => {
+    const p = policy({ cooldown: '10m' });
+    expect(cooldownBlock(p, 'new', ['i-00000001'], records, T0)).toContain('i-00000001');
+    expect(cooldownBlock(p, 'new', ['i-00000002'], records, T0)).toBeUndefined();
+    expect(cooldownBlock(p, 'a', ['i-00000001'], records, T0)).toBeUndefined();
+    expect(cooldownBlock(policy({}), 'new', ['i-00000001'], records, T0)).toBeUndefined();
+  });
+
+  test('the rate limit counts executions in the sliding window', () => {
+    expect(rateLimitBlock(policy({ rateLimit: { maxExecutions: 1, window: '10m' } }), 'new', records, T0)).toContain('rate limit is 1');
+    expect(rateLimitBlock(policy({ rateLimit: { maxExecutions: 2, window: '10m' } }), 'new', records, T0)).toBeUndefined();
+    expect(rateLimitBlock(policy({ rateLimit: { maxExecutions: 2, window: '1h' } }), 'new', records, T0)).toContain('2 time(s)');
+  });
+
+  test('dry runs are not executions; the ledger fills the gap before the cache catches up', () => {
+    const dry = finished('d', 'Succeeded', '2026-11-21T09:59:00Z');
+    dry.status!.execution!.dryRun = true;
+    expect(executionsOf([dry, finished('x', 'Failed', '2026-11-21T09:58:00Z')]).map((r) => r.request)).toEqual(['x']);
+    const ledger = new ExecutionLedger();
+    ledger.record('ns/p', { request: 'y', targets: [], at: T0 });
+    expect(ledger.merge('ns/p', [{ request: 'y', targets: [], at: T0 - 1 }], T0)).toHaveLength(1);
+    expect(ledger.merge('ns/p', [], T0).map((r) => r.request)).toEqual(['y']);
+  });
+});
+
+describe('circuit breaker', () => {
+  const history = [
+    finished('r1', 'Succeeded', '2026-11-21T09:00:00Z'),
+    finished('r2', 'Failed', '2026-11-21T09:10:00Z'),
+    finished('r3', 'Failed', '2026-11-21T09:20:00Z'),
+    finished('r4', 'Failed', '2026-11-21T09:30:00Z'),
+  ];
+
+  test('opens after N consecutive failures and names how to resume', () => {
+    const s = circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 3 } }), history);
+    expect(s).toMatchObject({ consecutiveFailures: 3, open: true, openedAt: '2026-11-21T09:30:00Z' });
+    expect(s.message).toContain('kubectl remediator resume p');
+    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 4 } }), history).open).toBe(false);
+  });
+
+  test('a success closes the run; a person resets it with the annotation', () => {
+    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 1 } }), history.slice(0, 1)).open).toBe(false);
+    const reset = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': '2026-11-21T09:25:00Z' });
+    expect(circuitState(reset, history)).toMatchObject({ consecutiveFailures: 1, open: false });
+  });
+});
+
+describe('maintenance windows', () => {
+  const saturdayNight = { schedule: '0 2 * * 6', duration: '4h', timeZone: 'Europe/Berlin' };
+
+  test('windows open on their cron schedule in their time zone, for their duration', () => {
+    const p = policy({ maintenanceWindows: { mode: 'OnlyDuring', windows: [saturdayNight] } });
+    // 02:00 Berlin on 2026-11-21 is 01:00 UTC.
+    expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T01:00:00Z'))).toBe(true);
+    expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T04:59:59Z'))).toBe(true);
+    expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T05:00:00Z'))).toBe(false);
+    expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T00:59:00Z'))).toBe(false);
+    expect(maintenanceBlock(p, T0)).toContain('outside every maintenance window');
+  });
+
+  test('NeverDuring holds execution inside a window (a change freeze)', () => {
+    const p = policy({ maintenanceWindows: { mode: 'NeverDuring', windows: [saturdayNight] } });
+    expect(maintenanceBlock(p, Date.parse('2026-11-21T02:00:00Z'))).toContain('change freeze');
+    expect(maintenanceBlock(p, T0)).toBeUndefined();
+  });
+
+  test('bad cron expressions and time zones are reported', () => {
+    const p = policy({ maintenanceWindows: { mode: 'OnlyDuring', windows: [{ schedule: '61 * * * * *', duration: '1h' }, { schedule: '0 2 * * 6', duration: '1h', timeZone: 'Nowhere/City' }] } });
+    const problems = validateSafety(p);
+    expect(problems).toHaveLength(2);
+    expect(problems[1]).toContain('Nowhere/City');
+  });
+});
