@@ -45,3 +45,7 @@ manifests: install ## Regenerate CRDs from src/api/v1alpha1.
 .PHONY: demo
 demo: install testbed ## Run the whole job locally: control plane, AWS emulator, controller, alerts, timeline.
 	$(NPM) run demo
+
+.PHONY: bench
+bench: install ## Benchmarks: work queue, template rendering, reconcile throughput and memory per request.
+	$(NPM) run bench
