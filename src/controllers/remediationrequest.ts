@@ -334,7 +334,7 @@ export class RemediationRequestReconciler implements Reconciler {
       annotations: a.annotations ?? {},
       instance: only && { id: only.instanceId, state: only.state, type: only.instanceType, zone: only.availabilityZone, privateIp: only.privateIpAddress },
       tags: only?.tags,
-      enrichment: { targetCount: String(instances.length) },
+      enrichment: enrichmentValues(status),
     };
   }
 
@@ -584,6 +584,16 @@ export class RemediationRequestReconciler implements Reconciler {
     }
     if (step.event) await this.deps.events.record(body, step.event.type, step.event.reason, step.event.message);
   }
+}
+
+/** `{{ enrichment.x }}` values: the target count, and each metric's mean when the request has one series of it. */
+function enrichmentValues(status: RemediationRequestStatus): Record<string, string> {
+  const values: Record<string, string> = { targetCount: String(status.enrichment?.instances.length ?? 0) };
+  const series = status.enrichment?.metrics ?? [];
+  for (const s of series) {
+    if (s.mean !== undefined && series.filter((x) => x.name === s.name).length === 1) values[s.name] = String(s.mean);
+  }
+  return values;
 }
 
 export function approvalMode(policy: AlertPolicy): 'Auto' | 'Manual' {

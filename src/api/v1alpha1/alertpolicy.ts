@@ -35,7 +35,7 @@ export const DEFAULTS = {
 
 const LabelMatcher = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 256 }),
-  op: StringEnum(MATCH_OPERATORS, { default: '=' }),
+  op: Type.Optional(StringEnum(MATCH_OPERATORS, { default: '=' })),
   value: Type.String({ maxLength: 1024 }),
 });
 
