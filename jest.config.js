@@ -16,8 +16,9 @@ export default {
       testEnvironment: 'node',
       globalSetup: '<rootDir>/dist/test/testbed/global-setup.js',
       globalTeardown: '<rootDir>/dist/test/testbed/global-teardown.js',
-      testTimeout: 120000,
     },
   ],
   maxWorkers: 2,
+  // Integration tests wait on real processes; unit tests finish far below this anyway.
+  testTimeout: 120000,
 };

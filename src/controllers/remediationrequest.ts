@@ -121,6 +121,14 @@ export class RemediationRequestReconciler implements Reconciler {
       }
       throw error;
     }
+    if (step.status.conditions?.some((c) => c.type === 'CloudAccess' && c.status === 'False')) {
+      // The AWS call that was denied went through this time: the role was fixed.
+      step.status.conditions = setCondition(
+        step.status.conditions,
+        { type: 'CloudAccess', status: 'True', reason: 'Restored', message: 'AWS calls succeed again', observedGeneration: rr.metadata?.generation },
+        this.now(),
+      );
+    }
     await this.write(rr, step, log);
     return step.requeueAfterMs ? { requeueAfterMs: step.requeueAfterMs } : undefined;
   }

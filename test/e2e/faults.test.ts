@@ -1,0 +1,178 @@
+/**
+ * What moto cannot do, supplied by the fault-injecting proxy between the controller's
+ * SDK and moto: a controller killed after SendCommand reached AWS, a lost response,
+ * AccessDenied, throttling, and commands that fail on the instance — and the circuit
+ * breaker those failures trip.
+ */
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { GROUP, VERSION, type AlertPolicy } from '../../src/api/v1alpha1/index.js';
+import { seedInstances } from '../testbed/aws.js';
+import { startFaultProxy, type FaultProxy } from '../testbed/faultproxy.js';
+import { Resources, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
+
+const REGION = 'ca-central-1';
+const NS = 'faults';
+
+describe('failures and exactly-once execution', () => {
+  const tb = testbedFromEnv();
+  const res = new Resources(tb.admin());
+  let proxy: FaultProxy;
+  const controllers: RunningController[] = [];
+  let n = 0;
+
+  async function controller(name: string): Promise<RunningController> {
+    const c = await startController(tb, { region: REGION, name, awsEndpoint: proxy.endpoint });
+    controllers.push(c);
+    return c;
+  }
+
+  /** The long-running controller most tests share (the crash test runs its own first). */
+  async function ensureController(): Promise<void> {
+    if (controllers.length === 0) await controller('main');
+  }
+
+  async function policy(spec: Partial<AlertPolicy['spec']> = {}): Promise<string> {
+    const name = `p${++n}`;
+    await res.createPolicy(NS, name, {
+      targets: { fromLabels: ['instance_id'] },
+      action: { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart nginx'] }] } },
+      ...spec,
+    });
+    return name;
+  }
+
+  async function request(policyName: string): Promise<{ name: string; uid: string; instance: string }> {
+    const [instance] = await seedInstances(tb.motoEndpoint, { region: REGION });
+    const name = `r${++n}`;
+    const rr = await res.createRequest(NS, name, {
+      policyRef: { name: policyName },
+      alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: instance! } },
+    });
+    return { name, uid: rr.metadata!.uid!, instance: instance! };
+  }
+
+  const commandsWith = async (uid: string) => (await ssmCommands(tb, REGION)).filter((c) => c.Comment === `remediator:${uid}`);
+
+  beforeAll(async () => {
+    await res.namespace(NS);
+    proxy = await startFaultProxy({ upstream: tb.motoEndpoint });
+  });
+
+  afterEach(() => proxy.clearRules());
+
+  afterAll(async () => {
+    for (const c of controllers) await c.stop();
+    await proxy?.stop();
+  });
+
+  test('a controller killed after SendCommand reached AWS is replaced by one that adopts the command instead of sending another', async () => {
+    const first = await controller('crashing');
+    const hold = proxy.addRule({ kind: 'hold', operation: 'SendCommand', times: 1 });
+    const p = await policy();
+    const { name, uid } = await request(p);
+    // moto has accepted the command; the controller has not learnt its id.
+    await hold.reached;
+    expect(await commandsWith(uid)).toHaveLength(1);
+    expect((await res.getRequest(NS, name)).status?.execution?.ssm?.commandId).toBeUndefined();
+    process.kill(-first.process.pid, 'SIGKILL');
+    await first.process.exited;
+    controllers.splice(controllers.indexOf(first), 1);
+    expect((await hold.release()).clientGone).toBe(1);
+
+    await controller('successor');
+    const done = await res.waitForPhase(NS, name, 'Succeeded');
+    const cmds = await commandsWith(uid);
+    expect(cmds).toHaveLength(1);
+    expect(done.status?.execution?.ssm?.commandId).toBe(cmds[0]!.CommandId);
+    expect(proxy.calls('SendCommand').filter((c) => JSON.stringify(c.input).includes(uid))).toHaveLength(1);
+    expect(proxy.calls('ListCommands').length).toBeGreaterThan(0);
+  });
+
+  test('a lost SendCommand response is healed by finding the command, not by sending again', async () => {
+    await ensureController();
+    proxy.addRule({ kind: 'dropResponse', operation: 'SendCommand', times: 1 });
+    const p = await policy();
+    const { name, uid } = await request(p);
+    const done = await res.waitForPhase(NS, name, 'Succeeded');
+    const cmds = await commandsWith(uid);
+    expect(cmds).toHaveLength(1);
+    expect(done.status?.execution?.ssm?.commandId).toBe(cmds[0]!.CommandId);
+    expect(proxy.calls('SendCommand').filter((c) => JSON.stringify(c.input).includes(uid))).toHaveLength(1);
+  });
+
+  test('AccessDenied becomes a condition naming the missing IAM action; the request resumes once the role is fixed', async () => {
+    await ensureController();
+    const denied = proxy.addRule({ kind: 'error', operation: 'SendCommand', code: 'AccessDeniedException', message: 'User: arn:aws:sts::123456789012:assumed-role/remediator/x is not authorized to perform: ssm:SendCommand' });
+    const p = await policy();
+    const { name, uid } = await request(p);
+    const blocked = await waitFor('CloudAccess=False', async () => {
+      const rr = await res.getRequest(NS, name);
+      return rr.status?.conditions?.find((c) => c.type === 'CloudAccess' && c.status === 'False') ? rr : undefined;
+    });
+    const cond = blocked.status!.conditions!.find((c) => c.type === 'CloudAccess')!;
+    expect(cond.reason).toBe('AccessDenied');
+    expect(cond.message).toContain('ssm:SendCommand');
+    expect(blocked.status?.phase).toBe('Executing');
+    expect(await commandsWith(uid)).toHaveLength(0);
+    const events = await res.events(NS, name);
+    expect(events.some((e) => e.reason === 'AccessDenied' && e.type === 'Warning')).toBe(true);
+
+    denied.remove();
+    const done = await res.waitForPhase(NS, name, 'Succeeded', 90_000);
+    expect(done.status?.conditions?.find((c) => c.type === 'CloudAccess')).toMatchObject({ status: 'True', reason: 'Restored' });
+    expect(await commandsWith(uid)).toHaveLength(1);
+  }, 120_000);
+
+  test('throttling is retried with backoff and the request is not lost', async () => {
+    await ensureController();
+    proxy.clearCalls();
+    proxy.addRule({ kind: 'error', operation: 'DescribeInstances', code: 'RequestLimitExceeded', times: 2 });
+    proxy.addRule({ kind: 'error', operation: 'GetCommandInvocation', code: 'ThrottlingException', times: 3 });
+    const p = await policy();
+    const { name } = await request(p);
+    await res.waitForPhase(NS, name, 'Succeeded');
+    expect(proxy.calls('DescribeInstances').filter((c) => c.outcome === 'error')).toHaveLength(2);
+    expect(proxy.calls('DescribeInstances').filter((c) => c.outcome === 'forwarded').length).toBeGreaterThan(0);
+    expect(proxy.calls('GetCommandInvocation').filter((c) => c.outcome === 'error')).toHaveLength(3);
+  });
+
+  test('failed commands record per-instance results; consecutive failures open the circuit breaker until a person resumes', async () => {
+    await ensureController();
+    proxy.addRule({
+      kind: 'rewrite',
+      operation: 'GetCommandInvocation',
+      transform: (body: Record<string, unknown>) => ({ ...body, Status: 'Failed', StatusDetails: 'Failed', ResponseCode: 3, StandardOutputContent: 'restarting nginx', StandardErrorContent: 'Job for nginx.service failed' }),
+    });
+    const p = await policy({ safety: { circuitBreaker: { maxConsecutiveFailures: 2 } } });
+    const a = await request(p);
+    const failed = await res.waitForPhase(NS, a.name, 'Failed');
+    expect(failed.status?.execution?.ssm?.invocations).toEqual([
+      { instanceId: a.instance, status: 'Failed', responseCode: 3, stdoutTail: 'restarting nginx', stderrTail: 'Job for nginx.service failed' },
+    ]);
+    expect(failed.status?.message).toContain('exit 3');
+    const b = await request(p);
+    await res.waitForPhase(NS, b.name, 'Failed');
+
+    const open = await waitFor('circuit open', async () => {
+      const got = await res.getPolicy(NS, p);
+      return got.status?.circuitBreaker?.open ? got : undefined;
+    });
+    expect(open.status?.consecutiveFailures).toBe(2);
+    expect(open.status?.conditions?.find((c) => c.type === 'Suspended')).toMatchObject({ status: 'True', reason: 'CircuitOpen' });
+    expect((await res.events(NS, p)).some((e) => e.reason === 'CircuitOpen')).toBe(true);
+
+    const c = await request(p);
+    const skipped = await res.waitForPhase(NS, c.name, 'Skipped');
+    expect(skipped.status?.reason).toBe('CircuitOpen');
+    expect(await commandsWith(c.uid)).toHaveLength(0);
+
+    // A person resumes it (what `kubectl remediator resume` does); commands work again.
+    proxy.clearRules();
+    await tb.admin().makeApiClient(CustomObjectsApi).patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: NS, plural: 'alertpolicies', name: p, body: [{ op: 'add', path: '/metadata/annotations', value: { 'remediator.dev/circuit-reset-at': new Date().toISOString() } }] },
+    );
+    await waitFor('circuit closed', async () => (await res.getPolicy(NS, p)).status?.circuitBreaker?.open === false);
+    const d = await request(p);
+    await res.waitForPhase(NS, d.name, 'Succeeded');
+  }, 120_000);
+});
