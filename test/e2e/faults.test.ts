@@ -136,6 +136,30 @@ describe('failures and exactly-once execution', () => {
     expect(proxy.calls('GetCommandInvocation').filter((c) => c.outcome === 'error')).toHaveLength(3);
   });
 
+  test('one DescribeInstances for all targets and one GetMetricData for all metric queries', async () => {
+    await ensureController();
+    const ids = await seedInstances(tb.motoEndpoint, { region: REGION, count: 3 });
+    const p = await policy({
+      targets: { fromLabels: ['instances'] },
+      enrichment: {
+        metrics: [
+          { name: 'cpu', namespace: 'AWS/EC2', metricName: 'CPUUtilization' },
+          { name: 'net', namespace: 'AWS/EC2', metricName: 'NetworkIn', statistic: 'Sum' },
+        ],
+      },
+    });
+    proxy.clearCalls();
+    const name = `r${++n}`;
+    await res.createRequest(NS, name, { policyRef: { name: p }, alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instances: ids.join(',') } } });
+    const done = await res.waitForPhase(NS, name, 'Succeeded');
+    expect(done.status?.enrichment?.metrics).toHaveLength(6);
+    expect(proxy.calls('DescribeInstances')).toHaveLength(1);
+    const metricCalls = proxy.calls('GetMetricData');
+    expect(metricCalls).toHaveLength(1);
+    expect((metricCalls[0]!.input as { MetricDataQueries: unknown[] }).MetricDataQueries).toHaveLength(6);
+    expect(proxy.calls('SendCommand')).toHaveLength(1);
+  });
+
   test('failed commands record per-instance results; consecutive failures open the circuit breaker until a person resumes', async () => {
     await ensureController();
     proxy.addRule({

@@ -1,0 +1,44 @@
+import { BatchingInstanceDescriber } from './ec2.js';
+import type { DescribeResult, InstanceDescriber, InstanceFacts } from './types.js';
+
+class CountingDescriber implements InstanceDescriber {
+  calls: string[][] = [];
+  async describe(ids: readonly string[]): Promise<DescribeResult> {
+    this.calls.push([...ids]);
+    const found: InstanceFacts[] = ids.filter((id) => id !== 'i-missing0').map((instanceId) => ({ instanceId, tags: { Env: 'prod' } }));
+    return { found, missing: ids.filter((id) => id === 'i-missing0') };
+  }
+  async findByTags(): Promise<InstanceFacts[]> {
+    return [];
+  }
+}
+
+describe('BatchingInstanceDescriber', () => {
+  test('concurrent requests share one DescribeInstances call, and each gets its own answer', async () => {
+    const inner = new CountingDescriber();
+    const d = new BatchingInstanceDescriber(inner, 10, 5_000);
+    const [a, b, c] = await Promise.all([d.describe(['i-00000001', 'i-00000002']), d.describe(['i-00000002', 'i-00000003']), d.describe(['i-missing0'])]);
+    expect(inner.calls).toHaveLength(1);
+    expect(new Set(inner.calls[0])).toEqual(new Set(['i-00000001', 'i-00000002', 'i-00000003', 'i-missing0']));
+    expect(a.found.map((f) => f.instanceId)).toEqual(['i-00000001', 'i-00000002']);
+    expect(b.found.map((f) => f.instanceId)).toEqual(['i-00000002', 'i-00000003']);
+    expect(c).toEqual({ found: [], missing: ['i-missing0'] });
+  });
+
+  test('answers are cached briefly, then asked again', async () => {
+    const inner = new CountingDescriber();
+    let now = 1_000;
+    const d = new BatchingInstanceDescriber(inner, 1, 5_000, { now: () => now });
+    await d.describe(['i-00000001']);
+    await d.describe(['i-00000001']);
+    expect(inner.calls).toHaveLength(1);
+    now += 6_000;
+    await d.describe(['i-00000001']);
+    expect(inner.calls).toHaveLength(2);
+  });
+
+  test('a failed call fails every waiter', async () => {
+    const d = new BatchingInstanceDescriber({ describe: () => Promise.reject(new Error('throttled')), findByTags: async () => [] }, 1);
+    await expect(Promise.all([d.describe(['i-00000001']), d.describe(['i-00000002'])])).rejects.toThrow('throttled');
+  });
+});
