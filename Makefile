@@ -12,7 +12,7 @@ node_modules/.installed: package.json package-lock.json
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
 install: node_modules/.installed ## Install dependencies (Node 24 included) with npm ci.
@@ -49,3 +49,47 @@ demo: install testbed ## Run the whole job locally: control plane, AWS emulator,
 .PHONY: bench
 bench: install ## Benchmarks: work queue, template rendering, reconcile throughput and memory per request.
 	$(NPM) run bench
+
+# ---- Packaging: the chart, config/ (kustomize), the image, the kubectl plugin ----------
+# helm: the test bed's pinned helm (hack/testbed/build.sh; cached after the first run),
+# unless HELM is given. kubectl for deploy/undeploy: the one on PATH, for your cluster.
+HELM ?= $(shell bash hack/testbed/build.sh 2>/dev/null | sed -n 's/^helm=//p')
+KUBECTL ?= kubectl
+JEST := node_modules/.bin/node --enable-source-maps --disable-warning=ExperimentalWarning --experimental-vm-modules node_modules/jest/bin/jest.js
+
+.PHONY: e2e
+e2e: install testbed ## Run only the integration and end-to-end tests (real kube-apiserver, etcd, moto).
+	$(NPM) run build >/dev/null
+	$(JEST) --selectProjects integration
+
+.PHONY: chart-config
+chart-config: install ## Regenerate config/{rbac,manager,admission} and config/kustomization.yaml from charts/remediator.
+	$(NPM) run build >/dev/null
+	HELM="$(HELM)" node_modules/.bin/node dist/hack/chart/gen-config.js
+
+.PHONY: helm-lint
+helm-lint: install ## Lint the chart (helm lint --strict, helm template with default and ci/ values) and check config/ and the CRDs are generated from it.
+	"$(HELM)" lint --strict charts/remediator
+	"$(HELM)" lint --strict charts/remediator --values charts/remediator/ci/eks-values.yaml
+	"$(HELM)" template remediator charts/remediator --namespace remediator-system >/dev/null
+	"$(HELM)" template remediator charts/remediator --namespace remediator-system --values charts/remediator/ci/eks-values.yaml >/dev/null
+	$(NPM) run build >/dev/null
+	HELM="$(HELM)" node_modules/.bin/node dist/hack/chart/gen-config.js --check
+	node_modules/.bin/node dist/hack/gen-manifests.js --check
+
+.PHONY: docker-build
+docker-build: install ## Build the image IMG with Docker when an engine is reachable; otherwise only lint the Dockerfile (and say so).
+	@if docker info >/dev/null 2>&1; then \
+		echo "docker build -t $(IMG) ."; docker build -t "$(IMG)" . ; \
+	else \
+		echo "docker-build: no Docker engine is reachable, so no image is built; linting the Dockerfile and the production imports instead."; \
+		$(NPM) run build >/dev/null && node_modules/.bin/node dist/hack/image/lint-dockerfile.js; \
+	fi
+
+.PHONY: deploy
+deploy: ## Apply config/ (CRDs, RBAC, admission policy, controller) to the current kubectl context with image IMG.
+	KUBECTL="$(KUBECTL)" bash hack/chart/deploy.sh apply "$(IMG)"
+
+.PHONY: undeploy
+undeploy: ## Remove what deploy applied, except the CRDs and the AlertPolicies and RemediationRequests they hold.
+	KUBECTL="$(KUBECTL)" bash hack/chart/deploy.sh delete

@@ -11,7 +11,17 @@ export default {
     },
     {
       displayName: 'integration',
-      testMatch: ['<rootDir>/dist/test/**/*.test.js'],
+      testMatch: ['<rootDir>/dist/test/e2e/**/*.test.js', '<rootDir>/dist/test/testbed/**/*.test.js'],
+      transform: {},
+      testEnvironment: 'node',
+      globalSetup: '<rootDir>/dist/test/testbed/global-setup.js',
+      globalTeardown: '<rootDir>/dist/test/testbed/global-teardown.js',
+    },
+    {
+      // Tests that measure the API server as a whole (its request counters) and so must
+      // not share it with other files: run alone, after the rest (see `npm test`).
+      displayName: 'serial',
+      testMatch: ['<rootDir>/dist/test/serial/**/*.test.js'],
       transform: {},
       testEnvironment: 'node',
       globalSetup: '<rootDir>/dist/test/testbed/global-setup.js',

@@ -5,6 +5,23 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { SNS_TOPIC_ARN } from './intake/sns.js';
+import { parseBindAddress } from './observability/server.js';
+
+/** Intake settings (SPEC §2); see docs/intake.md. */
+export interface IntakeConfig {
+  /** `host:port`, or `0` to run no intake. */
+  bindAddress: string;
+  tokenSecret: { namespace: string; name: string } | undefined;
+  /** Overrides the identity learnt from a SelfSubjectReview (`spec.requestedBy`). */
+  identity: string | undefined;
+  snsTopicAllowlist: Set<string>;
+  maxInflight: number;
+  maxAlerts: number;
+  retryTimeoutMs: number;
+  tokenTtlMs: number;
+  dedupWindowMs: number;
+}
 
 export interface ControllerConfig {
   metricsBindAddress: string;
@@ -18,6 +35,9 @@ export interface ControllerConfig {
   logLevel: string;
   pollIntervalMs: number;
   maxPollIntervalMs: number;
+  /** Watch and reconcile only these namespaces; all namespaces when empty. */
+  watchNamespaces: string[];
+  intake: IntakeConfig;
 }
 
 const OPTIONS = {
@@ -30,6 +50,16 @@ const OPTIONS = {
   'log-level': { type: 'string', default: 'info' },
   'poll-interval': { type: 'string', default: '1000' },
   'max-poll-interval': { type: 'string', default: '30000' },
+  'watch-namespace': { type: 'string', default: '' },
+  'intake-bind-address': { type: 'string' },
+  'intake-token-secret': { type: 'string' },
+  'intake-identity': { type: 'string' },
+  'sns-topic-allowlist': { type: 'string' },
+  'intake-max-inflight': { type: 'string', default: '64' },
+  'intake-max-alerts': { type: 'string', default: '500' },
+  'intake-retry-timeout': { type: 'string', default: '5s' },
+  'intake-token-ttl': { type: 'string', default: '10s' },
+  'intake-dedup-window': { type: 'string', default: '1h' },
   help: { type: 'boolean', default: false },
 } as const;
 
@@ -42,7 +72,27 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --concurrency            reconcile workers per controller (default 4)
   --log-level              pino level: debug, info, warn, error (default info)
   --poll-interval          first SSM invocation poll delay in ms (default 1000)
-  --max-poll-interval      longest SSM invocation poll delay in ms (default 30000)`;
+  --max-poll-interval      longest SSM invocation poll delay in ms (default 30000)
+  --watch-namespace        comma-separated namespaces to watch and reconcile (default: all namespaces)
+  --intake-bind-address    host:port of the alert intake, or 0 for none (default :8090 in a cluster, 0 outside one)
+  --intake-token-secret    namespace/name of the Secret whose key "token" is the intake's bearer token
+  --intake-identity        user name recorded as spec.requestedBy (default: learnt from a SelfSubjectReview)
+  --sns-topic-allowlist    comma-separated SNS topic ARNs whose messages the intake accepts (default: none)
+  --intake-max-inflight    intake requests handled at once; beyond it 429 (default 64)
+  --intake-max-alerts      alerts accepted in one Alertmanager payload; beyond it 413 (default 500)
+  --intake-retry-timeout   how long the intake retries an unavailable API server before answering 503 (default 5s)
+  --intake-token-ttl       how long the token read from the Secret is trusted before re-reading it (default 10s)
+  --intake-dedup-window    dedup window of generic alerts sent without startsAt (default 1h)
+Durations take ms, s, m or h (e.g. 500ms, 5s, 1h); a bare number is milliseconds.`;
+
+/** `500ms`, `5s`, `2m`, `1h`, or a bare number of milliseconds. */
+export function parseDurationMs(value: string, flag: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(value.trim());
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+  const ms = m ? Number(m[1]) * unit[(m[2] ?? 'ms') as keyof typeof unit] : NaN;
+  if (!Number.isFinite(ms) || ms <= 0) throw new Error(`--${flag} must be a positive duration such as 500ms, 5s or 1h, got "${value}"`);
+  return ms;
+}
 
 function envName(flag: string): string {
   return flag.toUpperCase().replace(/-/g, '_');
@@ -66,6 +116,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
   const leaderElect = values['leader-elect'] ?? (leaderElectEnv !== undefined ? leaderElectEnv === 'true' : inCluster);
   const namespace = str('leader-election-namespace') || env.POD_NAMESPACE || 'default';
   return {
+    intake: intakeConfig(str, int, env, inCluster),
     metricsBindAddress: str('metrics-bind-address'),
     leaderElect,
     leaderElectionNamespace: namespace,
@@ -77,5 +128,43 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     logLevel: str('log-level'),
     pollIntervalMs: int('poll-interval'),
     maxPollIntervalMs: int('max-poll-interval'),
+    watchNamespaces: str('watch-namespace').split(',').map((x) => x.trim()).filter(Boolean),
+  };
+}
+
+function intakeConfig(
+  str: (flag: keyof typeof OPTIONS) => string,
+  int: (flag: keyof typeof OPTIONS) => number,
+  env: NodeJS.ProcessEnv,
+  inCluster: boolean,
+): IntakeConfig {
+  const secret = str('intake-token-secret').trim();
+  let tokenSecret: IntakeConfig['tokenSecret'];
+  if (secret) {
+    const parts = secret.split('/');
+    if (parts.length > 2 || parts.some((p) => !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(p))) {
+      throw new Error(`--intake-token-secret must be <namespace>/<name> (or <name> in POD_NAMESPACE), got "${secret}"`);
+    }
+    tokenSecret = parts.length === 2 ? { namespace: parts[0]!, name: parts[1]! } : { namespace: env.POD_NAMESPACE || 'default', name: parts[0]! };
+  }
+  const topics = new Set(str('sns-topic-allowlist').split(',').map((s) => s.trim()).filter(Boolean));
+  for (const t of topics) {
+    if (!SNS_TOPIC_ARN.test(t)) throw new Error(`--sns-topic-allowlist: "${t}" is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)`);
+  }
+  // Like --leader-elect: on by default in a cluster (the Deployment's Service points at
+  // :8090); outside one (a laptop, tests, several controllers on one machine) only when
+  // asked for, so no two processes race for the same fixed port.
+  const bindAddress = str('intake-bind-address').trim() || (inCluster ? ':8090' : '0');
+  if (bindAddress !== '0') parseBindAddress(bindAddress);
+  return {
+    bindAddress,
+    tokenSecret,
+    identity: str('intake-identity').trim() || undefined,
+    snsTopicAllowlist: topics,
+    maxInflight: int('intake-max-inflight'),
+    maxAlerts: int('intake-max-alerts'),
+    retryTimeoutMs: parseDurationMs(str('intake-retry-timeout'), 'intake-retry-timeout'),
+    tokenTtlMs: parseDurationMs(str('intake-token-ttl'), 'intake-token-ttl'),
+    dedupWindowMs: parseDurationMs(str('intake-dedup-window'), 'intake-dedup-window'),
   };
 }

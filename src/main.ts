@@ -1,10 +1,14 @@
 /**
- * The controller process: reads configuration, builds the operator and stops it in
- * order on SIGTERM/SIGINT (30 s grace, as controller-runtime), exiting non-zero on a
- * lost Lease so Kubernetes restarts the pod as a follower.
+ * The controller process: reads configuration, builds the operator and the alert intake,
+ * and stops them in order on SIGTERM/SIGINT (30 s grace, as controller-runtime): the
+ * intake first, so no new alert arrives while work is handed back (SPEC §3), then the
+ * operator. It exits non-zero on a lost Lease so Kubernetes restarts the pod as a
+ * follower. The intake runs on every replica: it needs the policy cache, not the Lease.
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCloud } from './cloud/clients.js';
+import { KubeIntakeApi } from './intake/kube.js';
+import { IntakeServer } from './intake/server.js';
 import { loadConfig, USAGE } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -30,6 +34,26 @@ async function main(): Promise<void> {
   kubeConfig.loadFromDefault();
   const cloud = createCloud({ region: config.awsRegion, metrics });
   const operator = new Operator({ config, kubeConfig, cloud, logger, metrics });
+  const intake =
+    config.intake.bindAddress === '0'
+      ? undefined
+      : new IntakeServer({
+          bindAddress: config.intake.bindAddress,
+          kube: new KubeIntakeApi(kubeConfig),
+          policies: () => operator.listPolicies(),
+          watchNamespaces: config.watchNamespaces,
+          cacheSynced: () => operator.ready,
+          logger,
+          registry: metrics.registry,
+          tokenSecret: config.intake.tokenSecret,
+          tokenTtlMs: config.intake.tokenTtlMs,
+          identity: config.intake.identity,
+          snsTopicAllowlist: config.intake.snsTopicAllowlist,
+          maxInflight: config.intake.maxInflight,
+          maxAlerts: config.intake.maxAlerts,
+          retryBudgetMs: config.intake.retryTimeoutMs,
+          dedupWindowMs: config.intake.dedupWindowMs,
+        });
 
   let stopping = false;
   const shutdown = async (signal: string, code: number) => {
@@ -42,6 +66,8 @@ async function main(): Promise<void> {
     }, GRACEFUL_STOP_MS);
     force.unref();
     try {
+      // Intake first: stop taking alerts, let in-flight ones finish, then the controllers.
+      await intake?.stop(10_000).catch((error: unknown) => logger.error({ err: error }, 'intake did not stop cleanly'));
       await operator.stop();
     } finally {
       logger.info('stopped');
@@ -50,8 +76,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
+  // Listening before the caches sync: a port conflict fails at once, and until the sync
+  // the intake answers 503 (not ready) instead of refusing connections.
+  await intake?.start();
   await operator.start(() => void shutdown('lost-leadership', 1));
-  logger.info({ leaderElect: config.leaderElect, identity: config.identity, region: config.awsRegion }, 'remediator started');
+  logger.info({ leaderElect: config.leaderElect, identity: config.identity, region: config.awsRegion, intake: intake ? config.intake.bindAddress : 'off' }, 'remediator started');
 }
 
 main().catch((error: unknown) => {

@@ -6,7 +6,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { ALERT_POLICY, REMEDIATION_REQUEST, type AlertPolicy, type RemediationRequest } from './api/v1alpha1/index.js';
+import { ALERT_POLICY, REMEDIATION_REQUEST, type AlertPolicy, type RemediationRequest, type ResourceNames } from './api/v1alpha1/index.js';
 import type { Cloud } from './cloud/clients.js';
 import type { ControllerConfig } from './config.js';
 import { AlertPolicyReconciler } from './controllers/alertpolicy.js';
@@ -16,7 +16,7 @@ import type { Metrics } from './observability/metrics.js';
 import { createHealthServer, parseBindAddress } from './observability/server.js';
 import { systemClock, type Clock } from './runtime/clock.js';
 import { Controller } from './runtime/controller.js';
-import { Informer, type InformerLifecycle } from './runtime/informer.js';
+import { Informer, InformerSet, type Cache, type InformerLifecycle } from './runtime/informer.js';
 import { LeaderElector } from './runtime/leaderelection.js';
 
 export interface OperatorDeps {
@@ -29,8 +29,8 @@ export interface OperatorDeps {
 }
 
 export class Operator {
-  private readonly policyInformer: Informer<AlertPolicy>;
-  private readonly requestInformer: Informer<RemediationRequest>;
+  private readonly policyInformer: Cache<AlertPolicy>;
+  private readonly requestInformer: Cache<RemediationRequest>;
   private readonly policyController: Controller;
   private readonly requestController: Controller;
   private readonly elector: LeaderElector | undefined;
@@ -48,24 +48,28 @@ export class Operator {
       if (e.type === 'error') logger.warn({ informer, err: e.error, retryInMs: Math.round(e.retryInMs) }, 'watch failed; re-listing after backoff');
       else logger.debug({ informer, ...e }, `informer ${e.type}`);
     };
-    this.policyInformer = new Informer<AlertPolicy>({
-      name: 'alertpolicies',
-      list: () => policies.listAll(),
-      watchPath: policies.watchPath,
-      kubeConfig,
-      logger,
-      resyncIntervalMs: 10 * 60_000,
-      onLifecycle: lifecycle('alertpolicies'),
-    });
-    this.requestInformer = new Informer<RemediationRequest>({
-      name: 'remediationrequests',
-      list: () => requests.listAll(),
-      watchPath: requests.watchPath,
-      kubeConfig,
-      logger,
-      resyncIntervalMs: 10 * 60_000,
-      onLifecycle: lifecycle('remediationrequests'),
-    });
+    // One informer per watched namespace ('' = all namespaces) and kind.
+    const scopes = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
+    const informers = <T extends AlertPolicy | RemediationRequest>(names: ResourceNames) =>
+      new InformerSet<T>(
+        new Map(
+          scopes.map((ns) => {
+            const scoped = new CustomResourceClient<T>(kubeConfig, names, ns || undefined);
+            const inf = new Informer<T>({
+              name: names.plural,
+              list: () => scoped.listAll(),
+              watchPath: scoped.watchPath,
+              kubeConfig,
+              logger,
+              resyncIntervalMs: 10 * 60_000,
+              onLifecycle: lifecycle(names.plural),
+            });
+            return [ns, inf] as const;
+          }),
+        ),
+      );
+    this.policyInformer = informers<AlertPolicy>(ALERT_POLICY);
+    this.requestInformer = informers<RemediationRequest>(REMEDIATION_REQUEST);
     const getPolicy = (ns: string, name: string) => this.policyInformer.get(`${ns}/${name}`);
     const requestsOf = (ns: string, policy: string) =>
       this.requestInformer.list().filter((r) => r.metadata?.namespace === ns && r.spec.policyRef.name === policy);

@@ -36,9 +36,14 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
   private readonly api: CustomObjectsApi;
   readonly watchPath: string;
 
-  constructor(kubeConfig: KubeConfig, readonly names: ResourceNames) {
+  /** With `namespace`, lists and watches only that namespace (`--watch-namespace`). */
+  constructor(
+    kubeConfig: KubeConfig,
+    readonly names: ResourceNames,
+    private readonly namespace?: string,
+  ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
-    this.watchPath = `/apis/${GROUP}/${VERSION}/${names.plural}`;
+    this.watchPath = namespace ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${names.plural}` : `/apis/${GROUP}/${VERSION}/${names.plural}`;
   }
 
   private base(namespace: string) {
@@ -46,7 +51,11 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
   }
 
   async listAll(): Promise<ListResult<T>> {
-    const list = (await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: this.names.plural })) as {
+    const list = (
+      this.namespace
+        ? await this.api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: this.names.plural })
+        : await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: this.names.plural })
+    ) as {
       items: T[];
       metadata: { resourceVersion: string };
     };

@@ -250,3 +250,57 @@ export class Informer<T extends KubeObject> {
     });
   }
 }
+
+/** The read side of an informer, as controllers and the intake see it. */
+export interface Cache<T> {
+  get(key: string): T | undefined;
+  list(): T[];
+  readonly hasSynced: boolean;
+  waitForSync(): Promise<void>;
+  on(handler: (event: InformerEvent<T>) => void): void;
+  start(): void;
+  stop(): void;
+}
+
+/**
+ * One informer per watched namespace behind a single cache, for `--watch-namespace`
+ * with several namespaces (an all-namespaces watch is one informer). Keys are
+ * `namespace/name`, so each lookup goes to the informer that owns the namespace.
+ */
+export class InformerSet<T extends KubeObject> implements Cache<T> {
+  constructor(private readonly byNamespace: ReadonlyMap<string, Informer<T>>) {}
+
+  private get all(): Informer<T>[] {
+    return [...this.byNamespace.values()];
+  }
+
+  get(key: string): T | undefined {
+    const ns = key.slice(0, Math.max(0, key.indexOf('/')));
+    const inf = this.byNamespace.get(ns) ?? (this.byNamespace.size === 1 ? this.all[0] : undefined);
+    return inf?.get(key);
+  }
+
+  list(): T[] {
+    return this.all.flatMap((i) => i.list());
+  }
+
+  get hasSynced(): boolean {
+    return this.all.every((i) => i.hasSynced);
+  }
+
+  async waitForSync(): Promise<void> {
+    await Promise.all(this.all.map((i) => i.waitForSync()));
+  }
+
+  on(handler: (event: InformerEvent<T>) => void): void {
+    for (const i of this.all) i.on(handler);
+  }
+
+  start(): void {
+    for (const i of this.all) i.start();
+  }
+
+  stop(): void {
+    for (const i of this.all) i.stop();
+  }
+}

@@ -21,7 +21,7 @@ describe('failures and exactly-once execution', () => {
   let n = 0;
 
   async function controller(name: string): Promise<RunningController> {
-    const c = await startController(tb, { region: REGION, name, awsEndpoint: proxy.endpoint });
+    const c = await startController(tb, { region: REGION, namespace: NS, name, awsEndpoint: proxy.endpoint });
     controllers.push(c);
     return c;
   }

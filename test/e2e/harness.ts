@@ -16,6 +16,12 @@ import { freePort, spawnManaged, type ManagedProcess } from '../testbed/procs.js
 export interface ControllerOptions {
   /** AWS region (each test file uses its own, so moto state never mixes). */
   region: string;
+  /**
+   * The namespace the controller watches. Test files run in parallel against one API
+   * server, each with its own controller and region; a controller watching everything
+   * would reconcile another file's requests with the wrong region.
+   */
+  namespace: string | string[];
   name?: string;
   kubeconfig?: string;
   extraEnv?: Record<string, string>;
@@ -39,6 +45,7 @@ export async function startController(tb: Testbed, opts: ControllerOptions): Pro
     ...(opts.awsEndpoint ? { AWS_ENDPOINT_URL: opts.awsEndpoint } : {}),
     KUBECONFIG: opts.kubeconfig ?? tb.cluster.adminKubeconfig,
     LEADER_ELECT: 'false',
+    WATCH_NAMESPACE: [opts.namespace].flat().join(','),
     LOG_LEVEL: 'debug',
     ...opts.extraEnv,
   };

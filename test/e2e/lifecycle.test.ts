@@ -56,7 +56,7 @@ describe('remediation lifecycle', () => {
 
   beforeAll(async () => {
     await res.namespace(NS);
-    controller = await startController(tb, { region: REGION });
+    controller = await startController(tb, { region: REGION, namespace: NS });
   });
 
   afterAll(async () => {

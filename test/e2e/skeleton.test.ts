@@ -17,7 +17,7 @@ describe('walking skeleton', () => {
 
   beforeAll(async () => {
     await res.namespace(NS);
-    controller = await startController(tb, { region: REGION });
+    controller = await startController(tb, { region: REGION, namespace: NS });
   });
 
   afterAll(async () => {

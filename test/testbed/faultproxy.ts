@@ -180,6 +180,10 @@ export interface FaultProxyOptions {
 export interface FaultProxy {
   /** http://127.0.0.1:<port>: the value for AWS_ENDPOINT_URL or a client's `endpoint`. */
   readonly endpoint: string;
+  /**
+   * Adds a rule. At most one rule applies to a request: the newest active one that
+   * matches (so a later rule overrides an earlier one until its `times` are used up).
+   */
   addRule(rule: HoldRule): HoldHandle;
   addRule(rule: FaultRule): RuleHandle;
   /** Removes every rule and releases every held answer. */
@@ -478,7 +482,6 @@ interface RuleState {
   openGate?: () => void;
   gate?: Promise<void>;
   holding?: Set<Promise<'delivered' | 'clientGone' | 'other'>>;
-  releasing?: Promise<ReleaseResult>;
   release?: () => Promise<ReleaseResult>;
 }
 

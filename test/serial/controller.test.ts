@@ -7,7 +7,7 @@
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seedInstances } from '../testbed/aws.js';
-import { Resources, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
+import { Resources, startController, testbedFromEnv, waitFor, type RunningController } from '../e2e/harness.js';
 
 const REGION = 'sa-east-1';
 const NS = 'controller';
@@ -31,7 +31,7 @@ describe('controller process', () => {
   let n = 0;
 
   async function start(name: string, extraEnv: Record<string, string> = {}) {
-    const c = await startController(tb, { region: REGION, name, extraEnv: { POD_NAMESPACE: NS, POD_NAME: name, LEADER_ELECT: 'true', ...extraEnv } });
+    const c = await startController(tb, { region: REGION, namespace: NS, name, extraEnv: { POD_NAMESPACE: NS, POD_NAME: name, LEADER_ELECT: 'true', ...extraEnv } });
     running.push(c);
     return c;
   }

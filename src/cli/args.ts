@@ -1,0 +1,133 @@
+/**
+ * Command-line parsing for the kubectl plugin. kubectl hands a plugin every argument
+ * after its name, so the plugin takes the flags users already type for kubectl
+ * (`-n`, `-A`, `--context`, `--kubeconfig`, `-o`) and nothing surprising.
+ * Pure: no I/O, so it is unit-tested beside this file.
+ */
+import { parseArgs } from 'node:util';
+
+export const USAGE = `kubectl remediator: list, inspect and decide RemediationRequests.
+
+Usage:
+  kubectl remediator list [-n NAMESPACE | -A] [--phase PHASE] [-o wide|name|json]
+  kubectl remediator describe NAME [-n NAMESPACE]
+  kubectl remediator approve NAME [-n NAMESPACE] [--reason TEXT]
+  kubectl remediator reject NAME [-n NAMESPACE] [--reason TEXT]
+  kubectl remediator resume POLICY [-n NAMESPACE]
+  kubectl remediator whoami
+
+approve and reject act as the current kubeconfig user: the approver recorded in
+spec.approval is the user name the API server authenticates you as, and the API
+server's admission policy refuses anything else. resume closes an AlertPolicy's open
+circuit breaker (failures before now stop counting).
+
+Flags:
+  -n, --namespace NAME   namespace (default: the kubeconfig context's, else "default")
+  -A, --all-namespaces   list across all namespaces
+      --phase PHASE      list only requests in this phase (e.g. AwaitingApproval)
+  -o, --output FORMAT    list output: wide, name or json
+      --reason TEXT      why you approve or reject (recorded in spec.approval.reason)
+      --context NAME     kubeconfig context to use
+      --kubeconfig PATH  kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)
+  -h, --help             this help
+      --version          plugin version`;
+
+export type Command =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'whoami'; conn: Connection }
+  | { kind: 'list'; conn: Connection; allNamespaces: boolean; phase?: string; output: 'table' | 'wide' | 'name' | 'json' }
+  | { kind: 'describe'; conn: Connection; name: string }
+  | { kind: 'decide'; conn: Connection; name: string; decision: 'Approved' | 'Rejected'; reason?: string }
+  | { kind: 'resume'; conn: Connection; policy: string };
+
+export interface Connection {
+  namespace?: string;
+  context?: string;
+  kubeconfig?: string;
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const OPTIONS = {
+  namespace: { type: 'string', short: 'n' },
+  'all-namespaces': { type: 'boolean', short: 'A' },
+  phase: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  reason: { type: 'string' },
+  context: { type: 'string' },
+  kubeconfig: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+const OUTPUTS = new Set(['wide', 'name', 'json']);
+
+export function parseCommand(argv: readonly string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.version) return { kind: 'version' };
+  const [verb, ...rest] = positionals;
+  if (values.help || verb === undefined || verb === 'help') return { kind: 'help' };
+  const conn: Connection = { namespace: values.namespace, context: values.context, kubeconfig: values.kubeconfig };
+  const oneName = (): string => {
+    if (rest.length !== 1) throw new UsageError(`${verb} takes exactly one ${verb === 'resume' ? 'AlertPolicy' : 'RemediationRequest'} name, got ${rest.length}`);
+    const name = rest[0]!;
+    // Accept kubectl's kind/name form too: rr/foo, remediationrequest/foo.
+    const slash = name.indexOf('/');
+    return slash >= 0 ? name.slice(slash + 1) : name;
+  };
+  const noNames = (): void => {
+    if (rest.length > 0) throw new UsageError(`${verb} takes no arguments, got: ${rest.join(' ')}`);
+  };
+  const only = (allowed: Array<keyof typeof values>): void => {
+    for (const key of Object.keys(values) as Array<keyof typeof values>) {
+      if (values[key] === undefined || ['namespace', 'context', 'kubeconfig'].includes(key)) continue;
+      if (!allowed.includes(key)) throw new UsageError(`--${key} does not apply to ${verb}`);
+    }
+  };
+  switch (verb) {
+    case 'list':
+    case 'ls':
+    case 'get': {
+      noNames();
+      only(['all-namespaces', 'phase', 'output']);
+      const output = values.output;
+      if (output !== undefined && !OUTPUTS.has(output)) throw new UsageError(`--output must be wide, name or json, got "${output}"`);
+      if (values['all-namespaces'] && values.namespace) throw new UsageError('use either --namespace or --all-namespaces');
+      return {
+        kind: 'list',
+        conn,
+        allNamespaces: values['all-namespaces'] ?? false,
+        phase: values.phase,
+        output: (output as 'wide' | 'name' | 'json' | undefined) ?? 'table',
+      };
+    }
+    case 'describe':
+      only([]);
+      return { kind: 'describe', conn, name: oneName() };
+    case 'approve':
+    case 'reject': {
+      only(['reason']);
+      const reason = values.reason?.trim();
+      if (reason !== undefined && reason.length > 1024) throw new UsageError('--reason is limited to 1024 characters');
+      return { kind: 'decide', conn, name: oneName(), decision: verb === 'approve' ? 'Approved' : 'Rejected', ...(reason ? { reason } : {}) };
+    }
+    case 'resume':
+      only([]);
+      return { kind: 'resume', conn, policy: oneName() };
+    case 'whoami':
+      noNames();
+      only([]);
+      return { kind: 'whoami', conn };
+    default:
+      throw new UsageError(`unknown command "${verb}": use list, describe, approve, reject, resume or whoami`);
+  }
+}

@@ -1,0 +1,69 @@
+import type { RemediationRequest } from '../api/v1alpha1/index.js';
+import { age, describeRequest, listTable, table } from './format.js';
+
+const NOW = Date.parse('2026-03-01T12:00:00Z');
+
+function rr(name: string, extra: Partial<RemediationRequest> = {}): RemediationRequest {
+  return {
+    metadata: { name, namespace: 'prod', creationTimestamp: '2026-03-01T11:57:00Z' },
+    spec: { policyRef: { name: 'restart-nginx' }, requestedBy: 'alice', alert: { source: 'alertmanager', name: 'NginxDown', labels: { instance_id: 'i-0123456789abcdef0' } } },
+    ...extra,
+  };
+}
+
+describe('kubectl remediator output', () => {
+  test('age reads like kubectl\'s', () => {
+    expect(age('2026-03-01T11:59:15Z', NOW)).toBe('45s');
+    expect(age('2026-03-01T11:58:00Z', NOW)).toBe('2m');
+    expect(age('2026-03-01T09:00:00Z', NOW)).toBe('3h');
+    expect(age('2026-02-20T12:00:00Z', NOW)).toBe('9d');
+    expect(age(undefined, NOW)).toBe('<unknown>');
+    expect(age('not a date', NOW)).toBe('<unknown>');
+  });
+
+  test('tables align columns with three spaces, like kubectl', () => {
+    expect(table(['A', 'LONGER'], [['xxxxx', 'y'], ['z', '']])).toBe('A       LONGER\nxxxxx   y\nz');
+  });
+
+  test('list shows phase, risk, requester, decision and targets', () => {
+    const items = [
+      rr('a', { status: { phase: 'AwaitingApproval', risk: 'High', targetCount: 2 } }),
+      rr('b', { spec: { ...rr('b').spec, approval: { decision: 'Approved', approver: 'bob' } }, status: { phase: 'Succeeded', risk: 'Low', targets: ['i-0123456789abcdef0'] } }),
+      rr('c'),
+    ];
+    expect(listTable(items, { now: NOW, allNamespaces: true, wide: false }).split('\n')).toEqual([
+      'NAMESPACE   NAME   POLICY          PHASE              RISK   REQUESTED BY   DECISION       TARGETS   AGE',
+      'prod        a      restart-nginx   AwaitingApproval   High   alice          -              2         3m',
+      'prod        b      restart-nginx   Succeeded          Low    alice          Approved:bob   1         3m',
+      'prod        c      restart-nginx   Pending            -      alice          -              -         3m',
+    ]);
+    expect(listTable([rr('a', { status: { message: 'waiting\nfor you' } })], { now: NOW, allNamespaces: false, wide: true })).toContain('alertmanager/NginxDown   waiting for you');
+  });
+
+  test('describe shows what a reviewer needs before deciding', () => {
+    const page = describeRequest(
+      rr('a', {
+        status: {
+          phase: 'AwaitingApproval',
+          reason: 'ApprovalRequired',
+          risk: 'High',
+          targets: ['i-0123456789abcdef0'],
+          enrichment: { observedAt: '2026-03-01T11:58:00Z', instances: [{ instanceId: 'i-0123456789abcdef0', state: 'running', instanceType: 't3.micro', tags: { Name: 'web-1' } }] },
+          conditions: [{ type: 'Approved', status: 'Unknown', reason: 'AwaitingApproval', message: 'waiting for spec.approval', lastTransitionTime: '2026-03-01T11:58:00Z' }],
+        },
+      }),
+      [{ type: 'Normal', reason: 'ApprovalRequired', message: 'High risk', time: '2026-03-01T11:58:30Z' }],
+      NOW,
+    );
+    expect(page).toContain('Phase:         AwaitingApproval (ApprovalRequired)');
+    expect(page).toContain('Risk:          High');
+    expect(page).toContain('Requested by:  alice');
+    expect(page).toContain('Decision:      <none>');
+    expect(page).toContain('Targets:       i-0123456789abcdef0 (1)');
+    expect(page).toMatch(/i-0123456789abcdef0 +running +t3\.micro +Name=web-1/);
+    expect(page).toMatch(/Approved +Unknown +AwaitingApproval +2m +waiting for spec\.approval/);
+    expect(page).toMatch(/Normal +ApprovalRequired +90s +High risk/);
+    expect(describeRequest(rr('b'), undefined, NOW)).toContain('<cannot list events in this namespace>');
+    expect(describeRequest(rr('b'), [], NOW)).toContain('Risk:          <not assessed yet>');
+  });
+});

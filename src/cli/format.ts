@@ -1,0 +1,166 @@
+/**
+ * How the kubectl plugin shows RemediationRequests: a kubectl-style table for `list`
+ * and a `kubectl describe`-style page for `describe`. Pure functions of the objects
+ * and the current time, so the layout is unit-tested without a cluster.
+ */
+import type { RemediationRequest } from '../api/v1alpha1/index.js';
+
+export interface EventLine {
+  type?: string;
+  reason?: string;
+  message?: string;
+  time?: string | Date;
+}
+
+/** kubectl's age format: 45s, 12m, 3h, 6d, 2y. */
+export function age(from: string | Date | undefined, now: number): string {
+  if (from === undefined) return '<unknown>';
+  const t = typeof from === 'string' ? Date.parse(from) : from.getTime();
+  if (Number.isNaN(t)) return '<unknown>';
+  const s = Math.max(0, Math.floor((now - t) / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h`;
+  const d = Math.floor(h / 24);
+  if (d < 730) return `${d}d`;
+  return `${Math.floor(d / 365)}y`;
+}
+
+/** Left-aligned columns separated by three spaces, like kubectl's printers. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('   ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+function decisionText(rr: RemediationRequest): string {
+  const a = rr.spec.approval;
+  return a ? `${a.decision} by ${a.approver}` : '<none>';
+}
+
+export function listTable(items: RemediationRequest[], opts: { now: number; allNamespaces: boolean; wide: boolean }): string {
+  const header = [
+    ...(opts.allNamespaces ? ['NAMESPACE'] : []),
+    'NAME',
+    'POLICY',
+    'PHASE',
+    'RISK',
+    'REQUESTED BY',
+    'DECISION',
+    'TARGETS',
+    'AGE',
+    ...(opts.wide ? ['ALERT', 'MESSAGE'] : []),
+  ];
+  const rows = items.map((rr) => [
+    ...(opts.allNamespaces ? [rr.metadata?.namespace ?? ''] : []),
+    rr.metadata?.name ?? '',
+    rr.spec.policyRef.name,
+    rr.status?.phase ?? 'Pending',
+    rr.status?.risk ?? '-',
+    rr.spec.requestedBy ?? '-',
+    rr.spec.approval ? `${rr.spec.approval.decision}:${rr.spec.approval.approver}` : '-',
+    String(rr.status?.targetCount ?? rr.status?.targets?.length ?? rr.spec.targets?.length ?? '-'),
+    age(rr.metadata?.creationTimestamp, opts.now),
+    ...(opts.wide ? [`${rr.spec.alert.source}/${rr.spec.alert.name}`, (rr.status?.message ?? '').replace(/\s+/g, ' ')] : []),
+  ]);
+  return table(header, rows);
+}
+
+function kv(pairs: Record<string, string> | undefined): string {
+  const entries = Object.entries(pairs ?? {});
+  return entries.length === 0 ? '<none>' : entries.map(([k, v]) => `${k}=${v}`).join(', ');
+}
+
+/** A `kubectl describe`-style page. `events` undefined means they could not be read. */
+export function describeRequest(rr: RemediationRequest, events: EventLine[] | undefined, now: number): string {
+  const s = rr.status ?? {};
+  const out: string[] = [];
+  const field = (label: string, value: string) => out.push(`${`${label}:`.padEnd(15)}${value}`);
+  field('Name', rr.metadata?.name ?? '');
+  field('Namespace', rr.metadata?.namespace ?? '');
+  field('Policy', rr.spec.policyRef.name);
+  field('Phase', `${s.phase ?? 'Pending'}${s.reason ? ` (${s.reason})` : ''}`);
+  if (s.message) field('Message', s.message);
+  field('Risk', s.risk ?? '<not assessed yet>');
+  field('Requested by', rr.spec.requestedBy ?? '<unknown>');
+  field('Decision', decisionText(rr));
+  if (rr.spec.approval?.reason) field('Reason', rr.spec.approval.reason);
+  field('Created', `${rr.metadata?.creationTimestamp ?? '<unknown>'} (${age(rr.metadata?.creationTimestamp, now)} ago)`);
+  if (s.startTime) field('Started', s.startTime);
+  if (s.completionTime) field('Completed', s.completionTime);
+
+  const alert = rr.spec.alert;
+  out.push('Alert:');
+  out.push(`  Source:       ${alert.source}`);
+  out.push(`  Name:         ${alert.name}`);
+  out.push(`  Status:       ${alert.status ?? 'firing'}`);
+  if (alert.fingerprint) out.push(`  Fingerprint:  ${alert.fingerprint}`);
+  out.push(`  Labels:       ${kv(alert.labels)}`);
+  if (alert.annotations && Object.keys(alert.annotations).length > 0) out.push(`  Annotations:  ${kv(alert.annotations)}`);
+
+  const targets = s.targets ?? rr.spec.targets ?? [];
+  field('Targets', targets.length === 0 ? '<none resolved yet>' : `${targets.join(', ')} (${targets.length})`);
+
+  const instances = s.enrichment?.instances ?? [];
+  if (instances.length > 0) {
+    out.push(`Instances (observed ${s.enrichment?.observedAt ?? '?'}):`);
+    out.push(
+      indent(
+        table(
+          ['ID', 'STATE', 'TYPE', 'ZONE', 'PRIVATE IP', 'TAGS'],
+          instances.map((i) => [i.instanceId, i.state ?? '', i.instanceType ?? '', i.availabilityZone ?? '', i.privateIpAddress ?? '', kv(i.tags)]),
+        ),
+      ),
+    );
+  }
+
+  const ssm = s.execution?.ssm;
+  const sns = s.execution?.sns;
+  if (ssm || sns || s.execution?.dryRun) {
+    out.push('Execution:');
+    if (s.execution?.dryRun) out.push('  Dry run:      yes (nothing was sent)');
+    if (ssm) {
+      out.push(`  Document:     ${ssm.documentName}`);
+      out.push(`  Command:      ${ssm.commandId ?? '<not sent yet>'}${ssm.requestedAt ? ` (requested ${ssm.requestedAt})` : ''}`);
+      for (const [name, values] of Object.entries(ssm.parameters ?? {})) out.push(`  Parameter:    ${name} = ${JSON.stringify(values)}`);
+      for (const inv of ssm.invocations ?? []) {
+        out.push(`  ${inv.instanceId}: ${inv.status}${inv.responseCode !== undefined ? ` (exit ${inv.responseCode})` : ''}`);
+        if (inv.stdoutTail) out.push(indent(`stdout: ${inv.stdoutTail.trimEnd()}`, 4));
+        if (inv.stderrTail) out.push(indent(`stderr: ${inv.stderrTail.trimEnd()}`, 4));
+      }
+    }
+    if (sns) {
+      out.push(`  SNS topic:    ${sns.topicArn}`);
+      if (sns.subject) out.push(`  Subject:      ${sns.subject}`);
+      out.push(`  Message ID:   ${sns.messageId ?? '<not published yet>'}${sns.publishedAt ? ` (published ${sns.publishedAt})` : ''}`);
+    }
+  }
+
+  const conditions = s.conditions ?? [];
+  out.push('Conditions:');
+  out.push(
+    conditions.length === 0
+      ? '  <none>'
+      : indent(table(['TYPE', 'STATUS', 'REASON', 'AGE', 'MESSAGE'], conditions.map((c) => [c.type, c.status, c.reason ?? '', age(c.lastTransitionTime, now), c.message ?? '']))),
+  );
+
+  out.push('Events:');
+  if (events === undefined) out.push('  <cannot list events in this namespace>');
+  else if (events.length === 0) out.push('  <none>');
+  else out.push(indent(table(['TYPE', 'REASON', 'AGE', 'MESSAGE'], events.map((e) => [e.type ?? '', e.reason ?? '', age(e.time, now), e.message ?? '']))));
+  return out.join('\n');
+}
+
+function indent(text: string, n = 2): string {
+  const pad = ' '.repeat(n);
+  return text
+    .split('\n')
+    .map((l) => pad + l)
+    .join('\n');
+}

@@ -1,0 +1,128 @@
+/**
+ * HTTP plumbing for the intake: reading a size-capped body, checking the content type,
+ * and answering JSON. Kept apart from the routes so each rule lives in one place:
+ * a body is never buffered past its cap (a declared Content-Length over it is refused
+ * before a byte is read; a chunked body is cut off as soon as it passes it), and an
+ * unread body is drained only up to a bound before the connection is dropped, so a
+ * well-behaved client still reads our answer and an abusive one cannot keep us busy.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IntakeError } from './errors.js';
+
+/** How much of an unwanted body we read (and discard) after answering, so the client sees the answer. */
+const DRAIN_LIMIT_BYTES = 1024 * 1024;
+
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    return Promise.reject(tooLarge(maxBytes));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (error?: IntakeError) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        chunks.length = 0;
+        // Stop buffering; the caller answers 413 and drains the rest (bounded).
+        req.pause();
+        finish(tooLarge(maxBytes));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish();
+    const onError = () => finish(new IntakeError(400, 'the request body could not be read (connection error)'));
+    const onAborted = () => finish(new IntakeError(400, 'the request was aborted before its body was complete'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
+}
+
+function tooLarge(maxBytes: number): IntakeError {
+  return new IntakeError(413, `request body is larger than ${maxBytes} bytes; send fewer alerts per request (Alertmanager: max_alerts in webhook_config)`);
+}
+
+/**
+ * Requires a JSON media type (`application/json`, or `text/plain` where `allowText`,
+ * which is what SNS sends) in UTF-8, and no content encoding.
+ */
+export function checkContentType(req: IncomingMessage, allowText: boolean): void {
+  const raw = req.headers['content-type'];
+  const accepted = allowText ? 'application/json or text/plain' : 'application/json';
+  if (!raw) throw new IntakeError(415, `missing Content-Type: send ${accepted}`);
+  const [type, ...params] = raw.split(';').map((s) => s.trim().toLowerCase());
+  if (type !== 'application/json' && !(allowText && type === 'text/plain')) {
+    throw new IntakeError(415, `unsupported Content-Type ${JSON.stringify(raw.slice(0, 100))}: send ${accepted}`);
+  }
+  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new IntakeError(415, `unsupported charset ${JSON.stringify(charset.slice(0, 40))}: send UTF-8`);
+  }
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    throw new IntakeError(415, `unsupported Content-Encoding ${JSON.stringify(encoding.slice(0, 40))}: send the body uncompressed`);
+  }
+}
+
+/** Parses a UTF-8 JSON body; 400 with the parser's complaint when it is not JSON. */
+export function parseJson(body: Buffer): unknown {
+  if (body.length === 0) throw new IntakeError(400, 'empty request body: send a JSON document');
+  const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  let s: string;
+  try {
+    s = text.decode(body);
+  } catch {
+    throw new IntakeError(400, 'request body is not valid UTF-8: send UTF-8 encoded JSON');
+  }
+  try {
+    return JSON.parse(s) as unknown;
+  } catch (error) {
+    throw new IntakeError(400, `request body is not valid JSON (${(error as Error).message.slice(0, 200)}); check the payload`);
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(text);
+}
+
+/**
+ * After answering before (all of) the body was read: keep reading and discarding up to
+ * a bound, so the client is not reset mid-upload and sees the answer, then drop the
+ * connection if it keeps sending.
+ */
+export function drainRequest(req: IncomingMessage): void {
+  if (req.complete || req.destroyed) return;
+  let drained = 0;
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DRAIN_LIMIT_BYTES) req.socket.destroy();
+  });
+  req.on('error', () => undefined);
+  req.resume();
+}

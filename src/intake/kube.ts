@@ -1,0 +1,118 @@
+/**
+ * The intake's narrow access to the Kubernetes API — the only file in this folder that
+ * calls it, kept apart from `src/kube` because the intake's calls differ in kind: they
+ * serve a waiting HTTP sender, so they are bounded in time and retried by the caller
+ * (retry.ts), and they never touch status. What it does:
+ * - create a RemediationRequest (409 means "already there", which is the dedup);
+ * - list the requests of one alert by label, and mark one resolved with a merge patch
+ *   guarded by its resourceVersion;
+ * - read the bearer token Secret;
+ * - ask the API server who we are (SelfSubjectReview), for `spec.requestedBy`.
+ */
+import { ApiException, AuthenticationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { API_VERSION, GROUP, REMEDIATION_REQUEST, VERSION, type RemediationRequest } from '../api/v1alpha1/index.js';
+
+export const ALERT_LABEL = 'remediator.dev/alert';
+export const SOURCE_LABEL = 'remediator.dev/source';
+export const POLICY_LABEL = 'remediator.dev/policy';
+export const GENERATOR_URL_ANNOTATION = 'remediator.dev/generator-url';
+
+export type ResolveResult = 'patched' | 'conflict' | 'refused' | 'gone';
+
+export interface IntakeKubeApi {
+  /** The user name this process authenticates as. */
+  whoAmI(): Promise<string>;
+  /** The value of `key` in Secret `namespace/name`, or undefined when the Secret or the key does not exist. */
+  readSecretValue(namespace: string, name: string, key: string): Promise<string | undefined>;
+  /** Creates the request; `exists` when one of that name is already there. */
+  createRequest(namespace: string, body: RemediationRequest): Promise<'created' | 'exists'>;
+  /** Requests labelled with alert identity `alert`, in `namespace` or all namespaces. */
+  listRequestsOfAlert(alert: string, namespace?: string): Promise<RemediationRequest[]>;
+  /**
+   * Sets `spec.alert.status: resolved`, only if the object is still at `resourceVersion`.
+   * `conflict`: it changed meanwhile; `refused`: the API server's rules forbid it (its
+   * spec is frozen once approved); `gone`: deleted.
+   */
+  markResolved(namespace: string, name: string, resourceVersion: string): Promise<ResolveResult>;
+}
+
+export class KubeIntakeApi implements IntakeKubeApi {
+  private readonly custom: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+  private readonly auth: AuthenticationV1Api;
+
+  constructor(kubeConfig: KubeConfig) {
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.auth = kubeConfig.makeApiClient(AuthenticationV1Api);
+  }
+
+  async whoAmI(): Promise<string> {
+    const review = await this.auth.createSelfSubjectReview({
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+    });
+    const name = review.status?.userInfo?.username;
+    if (!name) throw new Error('SelfSubjectReview returned no user name');
+    return name;
+  }
+
+  async readSecretValue(namespace: string, name: string, key: string): Promise<string | undefined> {
+    try {
+      const secret = await this.core.readNamespacedSecret({ namespace, name });
+      const data = secret.data?.[key];
+      return data === undefined ? undefined : Buffer.from(data, 'base64').toString('utf8');
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async createRequest(namespace: string, body: RemediationRequest): Promise<'created' | 'exists'> {
+    try {
+      await this.custom.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: REMEDIATION_REQUEST.plural,
+        body: { apiVersion: API_VERSION, kind: REMEDIATION_REQUEST.kind, ...body },
+      });
+      return 'created';
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 409) return 'exists';
+      throw error;
+    }
+  }
+
+  async listRequestsOfAlert(alert: string, namespace?: string): Promise<RemediationRequest[]> {
+    const labelSelector = `${ALERT_LABEL}=${alert}`;
+    const list = (namespace
+      ? await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: REMEDIATION_REQUEST.plural, labelSelector })
+      : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: REMEDIATION_REQUEST.plural, labelSelector })) as { items: RemediationRequest[] };
+    return list.items;
+  }
+
+  async markResolved(namespace: string, name: string, resourceVersion: string): Promise<ResolveResult> {
+    try {
+      await this.custom.patchNamespacedCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: REMEDIATION_REQUEST.plural,
+          name,
+          body: { metadata: { resourceVersion }, spec: { alert: { status: 'resolved' } } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      return 'patched';
+    } catch (error) {
+      if (error instanceof ApiException) {
+        if (error.code === 409) return 'conflict';
+        if (error.code === 404) return 'gone';
+        // 422 Invalid: the CRD's CEL rule freezes the spec once approved.
+        if (error.code === 422) return 'refused';
+      }
+      throw error;
+    }
+  }
+}

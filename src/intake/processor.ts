@@ -1,0 +1,243 @@
+/**
+ * What the intake does with alerts once they are parsed and trusted:
+ *
+ * - a firing alert becomes one RemediationRequest per matching AlertPolicy, created in
+ *   the policy's namespace under its deterministic name (naming.ts) — 409 AlreadyExists
+ *   is the deduplication, not an error;
+ * - a resolved alert finds its requests by the `remediator.dev/alert` label (whatever
+ *   policy or occurrence made them) and sets `spec.alert.status: resolved` on those that
+ *   have not started executing; the controller then ends them Cancelled. A request
+ *   approved by a person has a frozen spec (CEL rule) and one that is executing cannot
+ *   be stopped: both are left alone, logged and counted.
+ *
+ * Kubernetes calls are retried within a time budget (retry.ts). When the API server
+ * stays unavailable the whole call fails with ApiUnavailableError (a 503 to the sender);
+ * re-sending is always safe, because creates are idempotent by name and the resolve
+ * patch is idempotent by nature.
+ */
+import type { Logger } from 'pino';
+import { END_PHASES, type AlertPolicy, type RemediationRequest } from '../api/v1alpha1/index.js';
+import { alertIdentity, type IntakeAlert } from './alert.js';
+import { ApiUnavailableError, IntakeError } from './errors.js';
+import { ALERT_LABEL, GENERATOR_URL_ANNOTATION, POLICY_LABEL, SOURCE_LABEL, type IntakeKubeApi } from './kube.js';
+import { matchingPolicies } from './matching.js';
+import type { IntakeMetrics } from './metrics.js';
+import { isLabelValue, requestName } from './naming.js';
+import { describeError, statusOf, withRetry } from './retry.js';
+
+export interface ProcessorOptions {
+  kube: IntakeKubeApi;
+  policies: () => readonly AlertPolicy[];
+  /** The intake's own user name, recorded as `spec.requestedBy`. */
+  identity: () => string;
+  metrics: IntakeMetrics;
+  logger: Logger;
+  /** Time allowed per Kubernetes call, retries included. */
+  retryBudgetMs: number;
+  /** Kubernetes calls in flight at once for one intake request. */
+  concurrency?: number;
+  /** The namespaces the controller watches (`--watch-namespace`); empty for all. A resolved alert looks for its requests only there. */
+  watchNamespaces?: readonly string[];
+}
+
+export interface Unchanged {
+  request: string;
+  reason: string;
+}
+
+export interface ProcessResult {
+  alerts: number;
+  created: string[];
+  existing: string[];
+  cancelled: string[];
+  unchanged: Unchanged[];
+  unmatched: number;
+}
+
+/** Phases after which setting `resolved` changes nothing or cannot stop anything. */
+const STARTED: ReadonlySet<string> = new Set(['Executing']);
+
+export class AlertProcessor {
+  constructor(private readonly opts: ProcessorOptions) {}
+
+  async process(alerts: readonly IntakeAlert[], namespace?: string): Promise<ProcessResult> {
+    const result: ProcessResult = { alerts: alerts.length, created: [], existing: [], cancelled: [], unchanged: [], unmatched: 0 };
+    const tasks: Array<() => Promise<void>> = [];
+    const policies = this.opts.policies();
+    for (const alert of alerts) {
+      this.opts.metrics.alertsReceived.inc({ source: alert.source, status: alert.status });
+      if (alert.status === 'resolved') {
+        tasks.push(() => this.resolve(alert, namespace, result));
+        continue;
+      }
+      const matched = matchingPolicies(policies, alert, namespace);
+      if (matched.length === 0) {
+        result.unmatched++;
+        this.opts.metrics.alertsUnmatched.inc({ source: alert.source });
+        this.opts.logger.debug({ alert: alert.name, source: alert.source, fingerprint: alert.fingerprint }, 'alert matched no AlertPolicy');
+      }
+      for (const policy of matched) tasks.push(() => this.create(alert, policy, result));
+    }
+    await this.runAll(tasks);
+    return result;
+  }
+
+  /** Runs every task with bounded concurrency, lets all of them finish, then reports the worst failure. */
+  private async runAll(tasks: Array<() => Promise<void>>): Promise<void> {
+    let next = 0;
+    const failures: unknown[] = [];
+    const worker = async () => {
+      while (next < tasks.length) {
+        const task = tasks[next++]!;
+        try {
+          await task();
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.opts.concurrency ?? 8, tasks.length) }, worker));
+    if (failures.length === 0) return;
+    const unavailable = failures.find((f) => f instanceof ApiUnavailableError);
+    if (unavailable) throw unavailable;
+    throw failures[0];
+  }
+
+  private retry<T>(operation: string, what: string, call: () => Promise<T>): Promise<T> {
+    return withRetry(what, call, {
+      budgetMs: this.opts.retryBudgetMs,
+      onRetry: (error, attempt, delayMs) => {
+        this.opts.metrics.apiRetries.inc({ operation });
+        this.opts.logger.warn({ operation, attempt, delayMs: Math.round(delayMs), err: describeError(error) }, 'Kubernetes API call failed; retrying');
+      },
+    });
+  }
+
+  private async create(alert: IntakeAlert, policy: AlertPolicy, result: ProcessResult): Promise<void> {
+    const namespace = policy.metadata?.namespace ?? 'default';
+    const policyName = policy.metadata?.name ?? '';
+    const name = requestName(namespace, policyName, alert);
+    const ref = `${namespace}/${name}`;
+    const labels: Record<string, string> = { [ALERT_LABEL]: alertIdentity(alert.source, alert.fingerprint), [SOURCE_LABEL]: alert.source };
+    if (isLabelValue(policyName)) labels[POLICY_LABEL] = policyName;
+    const body: RemediationRequest = {
+      metadata: {
+        name,
+        namespace,
+        labels,
+        ...(alert.generatorURL && { annotations: { [GENERATOR_URL_ANNOTATION]: alert.generatorURL } }),
+      },
+      spec: {
+        policyRef: { name: policyName },
+        alert: {
+          source: alert.source,
+          name: alert.name,
+          labels: alert.labels,
+          annotations: alert.annotations,
+          fingerprint: alert.fingerprint,
+          startsAt: alert.startsAt,
+          status: 'firing',
+        },
+        requestedBy: this.opts.identity(),
+      },
+    };
+    let outcome: 'created' | 'exists';
+    try {
+      outcome = await this.retry('create', `create RemediationRequest ${ref}`, () => this.opts.kube.createRequest(namespace, body));
+    } catch (error) {
+      throw this.apiFailure(error, `create RemediationRequest ${ref}`);
+    }
+    const log = { request: name, namespace, policy: policyName, alert: alert.name, source: alert.source, fingerprint: alert.fingerprint };
+    if (outcome === 'created') {
+      result.created.push(ref);
+      this.opts.metrics.created.inc({ source: alert.source });
+      this.opts.logger.info(log, 'created RemediationRequest for alert');
+    } else {
+      result.existing.push(ref);
+      this.opts.metrics.deduplicated.inc({ source: alert.source });
+      this.opts.logger.debug(log, 'RemediationRequest already exists for this alert occurrence; nothing created');
+    }
+  }
+
+  private async resolve(alert: IntakeAlert, namespace: string | undefined, result: ProcessResult): Promise<void> {
+    const identity = alertIdentity(alert.source, alert.fingerprint);
+    // A patch can lose a race with the controller's own writes (409); re-read and decide again.
+    let pending: Set<string> | undefined;
+    for (let round = 0; round < 3; round++) {
+      // Where its requests can be: the namespace asked for, else every watched one.
+      const scopes: Array<string | undefined> = namespace ? [namespace] : this.opts.watchNamespaces?.length ? [...this.opts.watchNamespaces] : [undefined];
+      const items: RemediationRequest[] = [];
+      for (const scope of scopes) {
+        try {
+          items.push(...(await this.retry('list', `list RemediationRequests of alert ${alert.name}`, () => this.opts.kube.listRequestsOfAlert(identity, scope))));
+        } catch (error) {
+          throw this.apiFailure(error, `list RemediationRequests of alert ${alert.name}`);
+        }
+      }
+      const conflicted = new Set<string>();
+      for (const rr of items) {
+        const ns = rr.metadata?.namespace ?? '';
+        const name = rr.metadata?.name ?? '';
+        const ref = `${ns}/${name}`;
+        if (pending && !pending.has(ref)) continue;
+        // The label is a hash: make sure this really is the same alert.
+        if (rr.spec.alert.source !== alert.source || rr.spec.alert.fingerprint !== alert.fingerprint) continue;
+        const outcome = await this.resolveOne(rr, alert);
+        if (outcome === 'conflict') conflicted.add(ref);
+        else if (outcome === 'cancelled') result.cancelled.push(ref);
+        else if (outcome) result.unchanged.push({ request: ref, reason: outcome });
+      }
+      if (conflicted.size === 0) return;
+      pending = conflicted;
+    }
+    for (const ref of pending ?? []) result.unchanged.push({ request: ref, reason: 'kept changing while being marked resolved; send the resolved alert again' });
+  }
+
+  /** `cancelled`, `conflict`, a reason it was left alone, or undefined when there was nothing to do. */
+  private async resolveOne(rr: RemediationRequest, alert: IntakeAlert): Promise<string | undefined> {
+    const ns = rr.metadata?.namespace ?? '';
+    const name = rr.metadata?.name ?? '';
+    const phase = rr.status?.phase ?? 'Pending';
+    const log = { request: name, namespace: ns, policy: rr.spec.policyRef.name, alert: alert.name, phase };
+    if (END_PHASES.has(phase) || rr.spec.alert.status === 'resolved') return undefined;
+    if (STARTED.has(phase)) {
+      this.opts.metrics.resolved.inc({ source: alert.source, result: 'refused' });
+      this.opts.logger.info(log, 'alert resolved, but its RemediationRequest is already executing; it runs to its end');
+      return 'already executing';
+    }
+    if (rr.spec.approval?.decision === 'Approved') {
+      this.opts.metrics.resolved.inc({ source: alert.source, result: 'refused' });
+      this.opts.logger.info(log, 'alert resolved, but its RemediationRequest was approved by a person and its spec is frozen; reject or delete it to stop it');
+      return 'approved; its spec is frozen — reject or delete it to stop it';
+    }
+    let outcome;
+    try {
+      outcome = await this.retry('patch', `mark RemediationRequest ${ns}/${name} resolved`, () => this.opts.kube.markResolved(ns, name, rr.metadata?.resourceVersion ?? ''));
+    } catch (error) {
+      throw this.apiFailure(error, `mark RemediationRequest ${ns}/${name} resolved`);
+    }
+    switch (outcome) {
+      case 'patched':
+        this.opts.metrics.resolved.inc({ source: alert.source, result: 'cancelled' });
+        this.opts.logger.info(log, 'alert resolved: marked its RemediationRequest resolved; the controller cancels it');
+        return 'cancelled';
+      case 'refused':
+        this.opts.metrics.resolved.inc({ source: alert.source, result: 'refused' });
+        this.opts.logger.info(log, 'alert resolved, but the API server refused to change the RemediationRequest (approved meanwhile?); left as it is');
+        return 'the API server refused the change (approved meanwhile)';
+      case 'gone':
+        return undefined;
+      case 'conflict':
+        return 'conflict';
+    }
+  }
+
+  /** An API failure that is not transient: our configuration (RBAC) or a bug, never the sender's mistake. */
+  private apiFailure(error: unknown, what: string): Error {
+    if (error instanceof ApiUnavailableError || error instanceof IntakeError) return error;
+    const status = statusOf(error);
+    const hint = status === 403 ? '; the controller lacks RBAC permission for it (see config/rbac)' : '';
+    this.opts.logger.error({ err: describeError(error), status }, `${what} failed`);
+    return new IntakeError(500, `${what} failed: ${describeError(error)}${hint}`, 'error');
+  }
+}

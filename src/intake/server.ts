@@ -1,0 +1,356 @@
+/**
+ * The intake HTTP server (SPEC §2), on its own port (`--intake-bind-address`, default
+ * `:8090`) in the controller process, on every replica — it needs only the AlertPolicy
+ * cache, which every replica keeps, not the leader Lease.
+ *
+ *   POST /v1/alerts/alertmanager   Alertmanager webhook v4        bearer token
+ *   POST /v1/alerts/sns            CloudWatch alarms via SNS      topic allowlist + signature
+ *   POST /v1/alerts                one generic JSON alert         bearer token
+ *   GET  /healthz, /readyz
+ *
+ * Each request passes, in order: route and method; the in-flight bound (beyond it 429 —
+ * 503 for SNS, which drops 4xx deliveries but retries 5xx); readiness (policy cache
+ * synced, own identity known); authentication; content type and size; JSON; schema;
+ * then matching and request creation. Every refusal is a JSON `{ "error": ... }` that
+ * says what to fix. Plain node:http: four routes need no framework, and owning the
+ * server lets us bound bodies and connections exactly.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { AlertPolicy } from '../api/v1alpha1/index.js';
+import { parseBindAddress } from '../observability/server.js';
+import type { IntakeAlert } from './alert.js';
+import { parseAlertmanager } from './alertmanager.js';
+import { BearerAuthenticator, type SecretRef } from './auth.js';
+import { parseCloudWatchAlarm } from './cloudwatch.js';
+import { ApiUnavailableError, IntakeError, type Outcome } from './errors.js';
+import { parseGeneric } from './generic.js';
+import { checkContentType, drainRequest, parseJson, readBody, sendJson } from './http.js';
+import type { IntakeKubeApi } from './kube.js';
+import { IntakeMetrics } from './metrics.js';
+import { isDns1123Label } from './naming.js';
+import { AlertProcessor, type ProcessResult } from './processor.js';
+import { describeError, withRetry } from './retry.js';
+import { checkers, LIMITS, validate } from './schemas.js';
+import {
+  checkSubscribeUrl,
+  HttpsCertificateSource,
+  isSnsMessageType,
+  SnsVerifier,
+  strictConfirmUrlPolicy,
+  type CertificateSource,
+  type ConfirmUrlPolicy,
+  type Fetch,
+} from './sns.js';
+
+export type IntakeSource = 'alertmanager' | 'sns' | 'generic';
+
+export interface IntakeServerOptions {
+  /** `host:port` or `:port`; port 0 picks a free one (tests). */
+  bindAddress: string;
+  kube: IntakeKubeApi;
+  /** The cached AlertPolicies (the operator's informer). */
+  policies: () => readonly AlertPolicy[];
+  /** The namespaces the controller watches (`--watch-namespace`); empty or absent for all. */
+  watchNamespaces?: readonly string[];
+  /** True once the policy cache has synced. */
+  cacheSynced: () => boolean;
+  logger: Logger;
+  registry: Registry;
+  tokenSecret?: SecretRef;
+  tokenTtlMs?: number;
+  /** `spec.requestedBy`; discovered with a SelfSubjectReview when not given. */
+  identity?: string;
+  snsTopicAllowlist?: ReadonlySet<string>;
+  /** Where SNS signing certificates come from (default: HTTPS, cached). */
+  certificates?: CertificateSource;
+  /** Which SubscribeURLs may be visited (default: https on an SNS host of AWS only). */
+  confirmUrlPolicy?: ConfirmUrlPolicy;
+  /** Used to visit a SubscribeURL. */
+  fetch?: Fetch;
+  maxInflight?: number;
+  maxAlerts?: number;
+  retryBudgetMs?: number;
+  dedupWindowMs?: number;
+  now?: () => number;
+}
+
+export const DEFAULTS = {
+  bindAddress: ':8090',
+  maxInflight: 64,
+  maxAlerts: LIMITS.defaultMaxAlerts,
+  retryBudgetMs: 5_000,
+  dedupWindowMs: 60 * 60_000,
+  tokenTtlMs: 10_000,
+} as const;
+
+const ROUTES: Record<string, IntakeSource> = {
+  '/v1/alerts/alertmanager': 'alertmanager',
+  '/v1/alerts/sns': 'sns',
+  '/v1/alerts': 'generic',
+};
+
+/** What a route answers when it accepted the request. */
+interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+  outcome: Outcome;
+}
+
+export class IntakeServer {
+  private readonly server: Server;
+  private readonly metrics: IntakeMetrics;
+  private readonly auth: BearerAuthenticator;
+  private readonly sns: SnsVerifier;
+  private readonly processor: AlertProcessor;
+  private readonly log: Logger;
+  private readonly sockets = new Set<Socket>();
+  private identityValue: string | undefined;
+  private inflight = 0;
+  private stopping = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: IntakeServerOptions) {
+    this.log = opts.logger.child({ component: 'intake' });
+    this.metrics = new IntakeMetrics(opts.registry);
+    this.identityValue = opts.identity;
+    this.auth = new BearerAuthenticator({ kube: opts.kube, secret: opts.tokenSecret, logger: this.log, ttlMs: opts.tokenTtlMs ?? DEFAULTS.tokenTtlMs });
+    this.sns = new SnsVerifier({ certificates: opts.certificates ?? new HttpsCertificateSource(), allowedTopics: opts.snsTopicAllowlist ?? new Set(), now: opts.now });
+    this.processor = new AlertProcessor({
+      kube: opts.kube,
+      policies: opts.policies,
+      identity: () => this.identityValue ?? '',
+      metrics: this.metrics,
+      logger: this.log,
+      retryBudgetMs: opts.retryBudgetMs ?? DEFAULTS.retryBudgetMs,
+      watchNamespaces: opts.watchNamespaces,
+    });
+    this.server = createServer((req, res) => void this.handle(req, res));
+    // Slow or stalled senders must not hold a slot forever.
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.server.keepAliveTimeout = 5_000;
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.server.on('clientError', (_err, socket: Socket) => {
+      // Malformed HTTP never reaches a handler: answer 400 and close.
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"malformed HTTP request"}');
+      else socket.destroy();
+    });
+  }
+
+  /** Ready to accept alerts: policy cache synced, own identity known, not stopping. */
+  get ready(): boolean {
+    return !this.stopping && this.opts.cacheSynced() && this.identityValue !== undefined;
+  }
+
+  get identity(): string | undefined {
+    return this.identityValue;
+  }
+
+  get port(): number | undefined {
+    const a = this.server.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  async start(): Promise<void> {
+    const { host, port } = parseBindAddress(this.opts.bindAddress);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.log.info({ address: this.server.address(), snsTopics: [...(this.opts.snsTopicAllowlist ?? [])], tokenSecret: this.opts.tokenSecret }, 'intake listening');
+    if (this.identityValue === undefined) void this.discoverIdentity();
+  }
+
+  /**
+   * Learns who we are from the API server (SelfSubjectReview), retrying until it answers:
+   * until then the intake is not ready, since a request without `requestedBy` would be
+   * refused by the admission policy.
+   */
+  private async discoverIdentity(): Promise<void> {
+    for (let attempt = 0; !this.stopping && this.identityValue === undefined; attempt++) {
+      try {
+        this.identityValue = await withRetry('SelfSubjectReview', () => this.opts.kube.whoAmI(), { budgetMs: 5_000 });
+        this.log.info({ identity: this.identityValue }, 'intake identity (spec.requestedBy of the requests it creates)');
+      } catch (error) {
+        const delay = Math.min(30_000, 1_000 * 2 ** attempt);
+        this.log.warn({ err: describeError(error), retryInMs: delay }, 'cannot learn own user name with a SelfSubjectReview; set --intake-identity to skip it. Retrying');
+        await sleep(delay);
+      }
+    }
+  }
+
+  /**
+   * Graceful stop, first in the controller's shutdown: refuse new requests (503 with
+   * `Connection: close`, so load balancers move on), let in-flight ones finish for up
+   * to `graceMs`, then close every connection.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    if (this.inflight > 0) {
+      await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), sleep(graceMs)]);
+    }
+    this.server.closeAllConnections();
+    for (const s of this.sockets) s.destroy();
+    await closed;
+    this.log.info('intake stopped');
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const url = new URL(req.url ?? '/', 'http://intake');
+    const source = ROUTES[url.pathname];
+    if (!source) {
+      this.handleOther(req, res, url.pathname);
+      return;
+    }
+    let outcome: Outcome = 'error';
+    let counted = false;
+    res.once('close', () => {
+      this.metrics.requests.inc({ source, outcome });
+      this.metrics.duration.observe({ source }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (counted) {
+        this.inflight--;
+        this.metrics.inflight.set(this.inflight);
+        if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      }
+    });
+    try {
+      if (req.method !== 'POST') throw new IntakeError(405, `${req.method} is not allowed here: POST the alert payload`, 'method_not_allowed', undefined, { allow: 'POST' });
+      if (this.stopping) throw new IntakeError(503, 'the intake is shutting down; send again (another replica will take it)', 'unavailable', undefined, { connection: 'close', 'retry-after': '1' });
+      const maxInflight = this.opts.maxInflight ?? DEFAULTS.maxInflight;
+      if (this.inflight >= maxInflight) {
+        // SNS treats a 4xx as final and drops the message, but retries a 5xx.
+        const status = source === 'sns' ? 503 : 429;
+        throw new IntakeError(status, `too many alert requests in flight (${maxInflight}); retry after a second`, 'overloaded', undefined, { 'retry-after': '1' });
+      }
+      this.inflight++;
+      counted = true;
+      this.metrics.inflight.set(this.inflight);
+      if (!this.ready) {
+        throw new IntakeError(503, 'the intake is starting: the AlertPolicy cache has not synced yet (or the intake has not learnt its own identity); retry shortly', 'unavailable', undefined, { 'retry-after': '5' });
+      }
+      const namespace = url.searchParams.get('namespace') ?? undefined;
+      if (namespace !== undefined && !isDns1123Label(namespace)) {
+        throw new IntakeError(400, `query parameter namespace=${JSON.stringify(namespace.slice(0, 80))} is not a valid namespace name`);
+      }
+      const watched = this.opts.watchNamespaces ?? [];
+      if (namespace !== undefined && watched.length > 0 && !watched.includes(namespace)) {
+        throw new IntakeError(400, `namespace ${namespace} is not watched by this controller (it watches ${watched.join(', ')}; see --watch-namespace), so none of its policies can match`);
+      }
+      const reply = source === 'sns' ? await this.handleSns(req, namespace) : await this.handleAuthenticated(req, source, namespace);
+      outcome = reply.outcome;
+      sendJson(res, reply.status, reply.body);
+    } catch (error) {
+      outcome = this.sendError(req, res, source, error);
+    } finally {
+      if (!req.complete) drainRequest(req);
+    }
+  }
+
+  private async handleAuthenticated(req: IncomingMessage, source: 'alertmanager' | 'generic', namespace: string | undefined): Promise<Reply> {
+    await this.auth.authenticate(req.headers.authorization);
+    checkContentType(req, false);
+    const body = parseJson(await readBody(req, LIMITS.maxBodyBytes));
+    const now = (this.opts.now ?? Date.now)();
+    const alerts: IntakeAlert[] =
+      source === 'alertmanager'
+        ? parseAlertmanager(body, this.opts.maxAlerts ?? DEFAULTS.maxAlerts)
+        : [parseGeneric(body, now, this.opts.dedupWindowMs ?? DEFAULTS.dedupWindowMs)];
+    return this.accepted(await this.processor.process(alerts, namespace));
+  }
+
+  private async handleSns(req: IncomingMessage, namespace: string | undefined): Promise<Reply> {
+    checkContentType(req, true);
+    const body = parseJson(await readBody(req, LIMITS.maxBodyBytes));
+    const env = validate(checkers.sns, body, 'SNS message');
+    if (!isSnsMessageType(env.Type)) {
+      throw new IntakeError(400, `unknown SNS message Type ${JSON.stringify(env.Type)}: expected Notification, SubscriptionConfirmation or UnsubscribeConfirmation`);
+    }
+    const headerType = req.headers['x-amz-sns-message-type'];
+    if (headerType !== undefined && headerType !== env.Type) throw new IntakeError(400, `x-amz-sns-message-type header (${headerType.slice(0, 40)}) disagrees with the message Type (${env.Type})`);
+    const headerTopic = req.headers['x-amz-sns-topic-arn'];
+    if (headerTopic !== undefined && headerTopic !== env.TopicArn) throw new IntakeError(400, 'x-amz-sns-topic-arn header disagrees with the message TopicArn');
+    await this.sns.verify(env);
+    const log = { topic: env.TopicArn, messageId: env.MessageId, type: env.Type };
+    switch (env.Type) {
+      case 'SubscriptionConfirmation': {
+        const confirmUrl = checkSubscribeUrl(env.SubscribeURL, env.TopicArn, this.opts.confirmUrlPolicy ?? strictConfirmUrlPolicy);
+        const fetcher = this.opts.fetch ?? ((u, init) => fetch(u, init));
+        let res: Response;
+        try {
+          res = await fetcher(confirmUrl.href, { signal: AbortSignal.timeout(10_000), redirect: 'error' });
+          await res.body?.cancel();
+        } catch (error) {
+          this.log.warn({ ...log, err: (error as Error).message }, 'could not confirm the SNS subscription');
+          throw new IntakeError(502, `confirming the SNS subscription failed: ${(error as Error).message}; confirm it in the SNS console or let SNS resend the confirmation`, 'error');
+        }
+        if (!res.ok) {
+          this.log.warn({ ...log, status: res.status }, 'SNS refused the subscription confirmation');
+          throw new IntakeError(502, `confirming the SNS subscription failed: SNS answered HTTP ${res.status}`, 'error');
+        }
+        this.log.info(log, 'confirmed SNS subscription');
+        return { status: 200, outcome: 'ok', body: { confirmed: env.TopicArn } };
+      }
+      case 'UnsubscribeConfirmation':
+        this.log.warn(log, 'the SNS topic unsubscribed this endpoint; CloudWatch alarms from it will no longer arrive');
+        return { status: 200, outcome: 'ok', body: { acknowledged: env.Type } };
+      case 'Notification': {
+        const parsed = parseCloudWatchAlarm(env.Message);
+        if (parsed.kind === 'ignored') {
+          this.log.debug({ ...log, reason: parsed.reason }, 'SNS notification ignored');
+          return { status: 200, outcome: 'ok', body: { alerts: 0, ignored: parsed.reason } };
+        }
+        return this.accepted(await this.processor.process([parsed.alert], namespace));
+      }
+    }
+    throw new IntakeError(400, 'unknown SNS message Type');
+  }
+
+  private accepted(result: ProcessResult): Reply {
+    return { status: 200, outcome: 'ok', body: { ...result } };
+  }
+
+  /** Answers an error and returns its outcome. */
+  private sendError(req: IncomingMessage, res: ServerResponse, source: IntakeSource, error: unknown): Outcome {
+    if (error instanceof IntakeError) {
+      const level = error.status >= 500 ? 'warn' : 'info';
+      this.log[level]({ source, status: error.status, outcome: error.outcome, remote: req.socket.remoteAddress, error: error.message }, 'intake request refused');
+      const headers = req.complete ? error.headers : { connection: 'close', ...error.headers };
+      sendJson(res, error.status, { error: error.message, ...(error.details && { details: error.details }) }, headers);
+      return error.outcome;
+    }
+    if (error instanceof ApiUnavailableError) {
+      this.log.warn({ source, err: error.message }, 'Kubernetes API unavailable; answered 503');
+      sendJson(res, 503, { error: `${error.message}; nothing was lost: send the alert again (re-sending is safe, requests are deduplicated)` }, { 'retry-after': '5' });
+      return 'unavailable';
+    }
+    this.log.error({ source, err: error }, 'intake request failed unexpectedly');
+    sendJson(res, 500, { error: 'internal error while handling the alert; see the controller log' });
+    return 'error';
+  }
+
+  private handleOther(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const finish = (outcome: Outcome) => this.metrics.requests.inc({ source: 'other', outcome });
+    if ((path === '/healthz' || path === '/readyz') && (req.method === 'GET' || req.method === 'HEAD')) {
+      const ok = path === '/healthz' || this.ready;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'not ready');
+      return;
+    }
+    sendJson(res, 404, { error: `no such endpoint ${JSON.stringify(path.slice(0, 100))}: POST to /v1/alerts/alertmanager, /v1/alerts/sns or /v1/alerts` }, req.complete ? {} : { connection: 'close' });
+    finish('not_found');
+    if (!req.complete) drainRequest(req);
+  }
+}

@@ -1,0 +1,212 @@
+import { execFileSync } from 'node:child_process';
+import { sign, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IntakeError } from './errors.js';
+import type { SnsEnvelope } from './schemas.js';
+import { CertificateUnavailableError, checkSigningCertUrl, checkSubscribeUrl, HttpsCertificateSource, SnsVerifier, strictConfirmUrlPolicy, stringToSign } from './sns.js';
+
+const TOPIC = 'arn:aws:sns:us-east-1:123456789012:alarms';
+const CERT_URL = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem';
+
+/** A throwaway RSA key and self-signed certificate (Node cannot issue certificates; openssl can). */
+function testKeyAndCert(days = 2): { key: string; cert: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sns-unit-'));
+  try {
+    writeFileSync(join(dir, 'req.cnf'), '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n');
+    execFileSync('openssl', ['req', '-x509', '-config', join(dir, 'req.cnf'), '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', String(days), '-subj', '/CN=sns.amazonaws.com'], { stdio: 'ignore' });
+    return { key: readFileSync(join(dir, 'k.pem'), 'utf8'), cert: readFileSync(join(dir, 'c.pem'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const { key, cert } = testKeyAndCert();
+const x509 = new X509Certificate(cert);
+
+function signed(env: Omit<SnsEnvelope, 'Signature' | 'SignatureVersion' | 'SigningCertURL'>, version: '1' | '2' = '2', signingKey = key): SnsEnvelope {
+  const unsigned = { ...env, SignatureVersion: version, SigningCertURL: CERT_URL };
+  const signature = sign(version === '1' ? 'RSA-SHA1' : 'RSA-SHA256', Buffer.from(stringToSign(unsigned), 'utf8'), signingKey).toString('base64');
+  return { ...unsigned, Signature: signature };
+}
+
+const notification = (over: Partial<SnsEnvelope> = {}) => ({
+  Type: 'Notification',
+  MessageId: '22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324',
+  TopicArn: TOPIC,
+  Subject: 'ALARM: "cpu-high" in US East (N. Virginia)',
+  Message: '{"AlarmName":"cpu-high"}',
+  Timestamp: '2025-03-01T10:00:00.000Z',
+  UnsubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe',
+  ...over,
+});
+
+const fixedSource = { get: async () => x509 };
+
+async function refusal(p: Promise<unknown>): Promise<IntakeError> {
+  try {
+    await p;
+  } catch (error) {
+    if (error instanceof IntakeError) return error;
+    throw error;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('SNS string to sign (AWS canonical format)', () => {
+  test('Notification: Message, MessageId, Subject, Timestamp, TopicArn, Type as Name\\nvalue\\n', () => {
+    const env = { ...notification(), SignatureVersion: '1' };
+    expect(stringToSign(env)).toBe(
+      `Message\n{"AlarmName":"cpu-high"}\nMessageId\n22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324\nSubject\nALARM: "cpu-high" in US East (N. Virginia)\nTimestamp\n2025-03-01T10:00:00.000Z\nTopicArn\n${TOPIC}\nType\nNotification\n`,
+    );
+  });
+
+  test('Notification without Subject leaves it out (also when null)', () => {
+    const { Subject: _, ...rest } = notification();
+    expect(stringToSign(rest)).not.toContain('Subject');
+    expect(stringToSign({ ...rest, Subject: null })).not.toContain('Subject');
+  });
+
+  test('SubscriptionConfirmation signs SubscribeURL and Token, and requires them', () => {
+    const { Subject: _, ...env } = notification({ Type: 'SubscriptionConfirmation', SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription', Token: 'tok' });
+    expect(stringToSign(env)).toBe(
+      `Message\n{"AlarmName":"cpu-high"}\nMessageId\n22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324\nSubscribeURL\nhttps://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription\nTimestamp\n2025-03-01T10:00:00.000Z\nToken\ntok\nTopicArn\n${TOPIC}\nType\nSubscriptionConfirmation\n`,
+    );
+    const { Token: _token, ...noToken } = env;
+    expect(() => stringToSign(noToken)).toThrow(/lacks Token/);
+  });
+});
+
+describe('signing certificate URL', () => {
+  test.each([CERT_URL, 'https://sns.eu-central-1.amazonaws.com/x.pem', 'https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-1.pem', 'https://sns.us-gov-west-1.amazonaws.com/a.pem'])(
+    'accepts %s',
+    (url) => expect(checkSigningCertUrl(url).hostname).toMatch(/^sns\./),
+  );
+
+  test.each([
+    'http://sns.us-east-1.amazonaws.com/x.pem',
+    'https://sns.us-east-1.amazonaws.com.evil.example/x.pem',
+    'https://evilsns.us-east-1.amazonaws.com/x.pem',
+    'https://sns.amazonaws.com/x.pem',
+    'https://sns.us-east-1.amazonaws.com:8443/x.pem',
+    'https://user:pw@sns.us-east-1.amazonaws.com/x.pem',
+    'https://sns.us-east-1.amazonaws.com/x.txt',
+    'https://s3.amazonaws.com/sns.us-east-1.amazonaws.com/x.pem',
+    'https://SNS.US-EAST-1.AMAZONAWS.COM.attacker.io/x.pem',
+    'not a url',
+    '',
+  ])('refuses %s', (url) => {
+    expect(() => checkSigningCertUrl(url)).toThrow(IntakeError);
+  });
+});
+
+describe('SnsVerifier', () => {
+  const verifier = new SnsVerifier({ certificates: fixedSource, allowedTopics: new Set([TOPIC]) });
+
+  test('accepts signature versions 1 (SHA1withRSA) and 2 (SHA256withRSA)', async () => {
+    await expect(verifier.verify(signed(notification(), '1'))).resolves.toBeUndefined();
+    await expect(verifier.verify(signed(notification(), '2'))).resolves.toBeUndefined();
+  });
+
+  test('refuses a tampered message, subject or timestamp', async () => {
+    for (const change of [{ Message: '{"AlarmName":"other"}' }, { Subject: 'changed' }, { Timestamp: '2025-03-01T10:00:01.000Z' }, { MessageId: 'x' }]) {
+      const e = await refusal(verifier.verify({ ...signed(notification()), ...change }));
+      expect(e.status).toBe(403);
+      expect(e.message).toMatch(/signature does not verify/);
+    }
+  });
+
+  test('refuses a message claiming the other signature version', async () => {
+    const env = signed(notification(), '1');
+    expect((await refusal(verifier.verify({ ...env, SignatureVersion: '2' }))).status).toBe(403);
+    expect((await refusal(verifier.verify({ ...env, SignatureVersion: '3' }))).message).toMatch(/not supported/);
+  });
+
+  test('refuses a message signed by another key', async () => {
+    const other = testKeyAndCert();
+    expect((await refusal(verifier.verify(signed(notification(), '2', other.key)))).status).toBe(403);
+  });
+
+  test('refuses a topic that is not allowlisted before fetching any certificate', async () => {
+    let fetched = 0;
+    const v = new SnsVerifier({ certificates: { get: async () => (fetched++, x509) }, allowedTopics: new Set([TOPIC]) });
+    const e = await refusal(v.verify(signed(notification({ TopicArn: 'arn:aws:sns:us-east-1:123456789012:other' }))));
+    expect(e.status).toBe(403);
+    expect(e.message).toMatch(/--sns-topic-allowlist/);
+    expect(fetched).toBe(0);
+  });
+
+  test('refuses an unsigned message', async () => {
+    const { Signature: _, ...unsigned } = signed(notification());
+    expect((await refusal(verifier.verify(unsigned))).message).toMatch(/unsigned/);
+    expect((await refusal(verifier.verify({ ...notification() }))).status).toBe(403);
+  });
+
+  test('refuses a certificate from a foreign host even when it would verify', async () => {
+    const env = signed(notification());
+    expect((await refusal(verifier.verify({ ...env, SigningCertURL: 'https://attacker.example/cert.pem' }))).status).toBe(403);
+  });
+
+  test('refuses an expired certificate', async () => {
+    const v = new SnsVerifier({ certificates: fixedSource, allowedTopics: new Set([TOPIC]), now: () => Date.now() + 10 * 86_400_000 });
+    expect((await refusal(v.verify(signed(notification())))).message).toMatch(/not valid now/);
+  });
+
+  test('a certificate that cannot be had: 403 when permanent, 503 when transient (SNS retries)', async () => {
+    const permanent = new SnsVerifier({ certificates: { get: async () => Promise.reject(new CertificateUnavailableError('404', true)) }, allowedTopics: new Set([TOPIC]) });
+    expect((await refusal(permanent.verify(signed(notification())))).status).toBe(403);
+    const transient = new SnsVerifier({ certificates: { get: async () => Promise.reject(new CertificateUnavailableError('reset', false)) }, allowedTopics: new Set([TOPIC]) });
+    expect((await refusal(transient.verify(signed(notification())))).status).toBe(503);
+  });
+});
+
+describe('HttpsCertificateSource', () => {
+  const url = new URL(CERT_URL);
+  const response = (status: number, body: string) => new Response(body, { status });
+
+  test('fetches once, shares concurrent fetches and caches the certificate', async () => {
+    let calls = 0;
+    const source = new HttpsCertificateSource({ fetch: async () => (calls++, response(200, cert)) });
+    const [a, b] = await Promise.all([source.get(url), source.get(url)]);
+    await source.get(url);
+    expect(a.fingerprint256).toBe(x509.fingerprint256);
+    expect(b).toBe(a);
+    expect(calls).toBe(1);
+  });
+
+  test('does not cache a transient failure, caches a permanent one', async () => {
+    let calls = 0;
+    const flaky = new HttpsCertificateSource({ fetch: async () => (++calls === 1 ? response(503, '') : response(200, cert)) });
+    await expect(flaky.get(url)).rejects.toMatchObject({ permanent: false });
+    await expect(flaky.get(url)).resolves.toBeInstanceOf(X509Certificate);
+    let missing = 0;
+    const gone = new HttpsCertificateSource({ fetch: async () => (missing++, response(404, '')) });
+    await expect(gone.get(url)).rejects.toMatchObject({ permanent: true });
+    await expect(gone.get(url)).rejects.toMatchObject({ permanent: true });
+    expect(missing).toBe(1);
+  });
+
+  test('refuses a body that is not a certificate', async () => {
+    const source = new HttpsCertificateSource({ fetch: async () => response(200, 'hello') });
+    await expect(source.get(url)).rejects.toMatchObject({ permanent: true });
+  });
+});
+
+describe('SubscribeURL', () => {
+  const good = `https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(TOPIC)}&Token=abc`;
+
+  test('must be https on an SNS host, confirming the same topic', () => {
+    expect(checkSubscribeUrl(good, TOPIC, strictConfirmUrlPolicy).hostname).toBe('sns.us-east-1.amazonaws.com');
+    for (const bad of [
+      good.replace('https:', 'http:'),
+      good.replace('sns.us-east-1.amazonaws.com', '127.0.0.1'),
+      good.replace('sns.us-east-1.amazonaws.com', 'sns.us-east-1.amazonaws.com.evil.example'),
+      good.replace('ConfirmSubscription', 'Unsubscribe'),
+      good.replace(encodeURIComponent(TOPIC), encodeURIComponent(`${TOPIC}-other`)),
+    ]) {
+      expect(() => checkSubscribeUrl(bad, TOPIC, strictConfirmUrlPolicy)).toThrow(IntakeError);
+    }
+    expect(() => checkSubscribeUrl(undefined, TOPIC, strictConfirmUrlPolicy)).toThrow(/no valid SubscribeURL/);
+  });
+});
