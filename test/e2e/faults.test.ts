@@ -77,7 +77,9 @@ describe('failures and exactly-once execution', () => {
     process.kill(-first.process.pid, 'SIGKILL');
     await first.process.exited;
     controllers.splice(controllers.indexOf(first), 1);
-    expect((await hold.release()).clientGone).toBe(1);
+    // The answer has nowhere to go (the socket may or may not be seen closed yet).
+    const released = await hold.release();
+    expect(released.delivered + released.clientGone).toBe(1);
 
     await controller('successor');
     const done = await res.waitForPhase(NS, name, 'Succeeded');
