@@ -284,7 +284,7 @@ interface Identified {
   queryCompatible: boolean;
 }
 
-function identify(method: string, path: string, headers: IncomingHttpHeaders, raw: Buffer): Identified {
+function identify(path: string, headers: IncomingHttpHeaders, raw: Buffer): Identified {
   const url = new URL(path, 'http://proxy.invalid');
   const scopeService = serviceFromScope(headers, url);
   const queryCompatible = header(headers, 'x-amzn-query-mode') === 'true';
@@ -605,7 +605,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const raw = await readBody(req);
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
-    const id = identify(method, path, req.headers, raw);
+    const id = identify(path, req.headers, raw);
     const call: CallState = {
       seq: nextSeq++,
       at: new Date(),
