@@ -1,171 +1,391 @@
 /**
- * `make demo`: the whole job on one machine. Starts a real control plane (etcd and
- * kube-apiserver) and moto as the AWS emulator, seeds a small fleet, installs the CRDs
- * and sample policies, runs the controller as its own process on the IRSA path, sends
- * sample alerts, gives a manual approval as a named user, prints a timeline of every
- * request, and stops everything — also on Ctrl-C. Exits 0 only if every request ended
- * the way the demo expects, so CI can run it as a test.
+ * `make demo`: the whole job on one machine, with nothing installed by hand.
+ *
+ * It starts a real control plane (etcd and kube-apiserver) and moto as the AWS emulator,
+ * seeds a fleet of six instances across prod and staging with tags and CPU and memory
+ * datapoints, installs what the chart installs (CRDs, RBAC, the approval admission
+ * policy), applies the sample policies from `config/samples/` with kubectl, runs the
+ * controller as its own process under the chart's ServiceAccount and on the IRSA path,
+ * sends alerts through the real HTTP intake (an Alertmanager webhook and CloudWatch
+ * alarms delivered by a signed SNS message), approves the one that needs a person as
+ * `alice` through the kubectl plugin, and prints a timeline of every request.
+ *
+ * It exits 0 only if every request ended as expected, and leaves nothing running — also
+ * on Ctrl-C (the process registry in test/testbed/procs.ts stops every child).
  */
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GROUP, VERSION, type RemediationRequest } from '../src/api/v1alpha1/index.js';
-import { putInstanceMetric, pointsEvery, seedInstances } from '../test/testbed/aws.js';
+import { alertmanagerPayload, cloudWatchAlarm, signSns, snsSigningIdentity } from '../test/e2e/intake-harness.js';
+import { awsEnv, pointsEvery, putInstanceMetric, seedClientConfig, seedInstances } from '../test/testbed/aws.js';
 import { ensureTestbedBinaries, repoRoot } from '../test/testbed/binaries.js';
-import { startControlPlane } from '../test/testbed/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../test/testbed/controlplane.js';
 import { newRunDir } from '../test/testbed/layout.js';
-import { startMoto } from '../test/testbed/moto.js';
-import { freePort, spawnManaged, stopAll } from '../test/testbed/procs.js';
-import { awsEnv } from '../test/testbed/aws.js';
+import { startMoto, type Moto } from '../test/testbed/moto.js';
+import { freePort, spawnManaged, stopAll, type ManagedProcess } from '../test/testbed/procs.js';
+import { run, toolEnv } from '../test/testbed/tools.js';
 
-const REGION = 'us-east-1';
+const REGION = 'eu-west-1'; // the region the sample policies' topic ARNs name
+const ACCOUNT = '123456789012';
 const NS = 'demo';
-const tty = process.stdout.isTTY;
-const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[0m` : s);
-const dim = (s: string) => (tty ? `\x1b[2m${s}\x1b[0m` : s);
-const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s);
-const red = (s: string) => (tty ? `\x1b[31m${s}\x1b[0m` : s);
+const SYSTEM_NS = 'remediator-system';
+const ALARM_TOPIC = `arn:aws:sns:${REGION}:${ACCOUNT}:cloudwatch-alarms`;
+const CERT_URL = `https://sns.${REGION}.amazonaws.com/SimpleNotificationService-demo.pem`;
+const ENDS = new Set(['Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']);
+
+const tty = process.stdout.isTTY === true;
+const paint = (code: string) => (s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
+const bold = paint('1');
+const dim = paint('2');
+const green = paint('32');
+const yellow = paint('33');
+const red = paint('31');
 
 function step(text: string): void {
-  console.log(`${bold('==>')} ${text}`);
+  console.log(`\n${bold('==>')} ${text}`);
 }
 
-/** A one-line spinner while waiting; plain dots when not on a terminal. */
-async function progress<T>(label: string, work: Promise<T>): Promise<T> {
-  const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-  let i = 0;
+/** A spinner on a terminal, a line per finished step otherwise. */
+async function progress<T>(label: string | (() => string), work: Promise<T>): Promise<T> {
+  const text = typeof label === 'function' ? label : () => label;
+  const frames = '⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏';
   const started = Date.now();
+  let i = 0;
+  const secs = () => ((Date.now() - started) / 1000).toFixed(1);
   const timer = setInterval(() => {
-    const secs = ((Date.now() - started) / 1000).toFixed(0);
-    if (tty) process.stdout.write(`\r${frames[i++ % frames.length]} ${label} ${dim(`${secs}s`)}   `);
+    if (tty) process.stdout.write(`\r${frames[i++ % frames.length]} ${text()} ${dim(`${secs()}s`)}\x1b[K`);
   }, 100);
   try {
-    const v = await work;
-    if (tty) process.stdout.write(`\r${green('✓')} ${label} ${dim(`${((Date.now() - started) / 1000).toFixed(1)}s`)}   \n`);
-    else console.log(`  ✓ ${label} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
-    return v;
+    const value = await work;
+    if (tty) process.stdout.write(`\r${green('✓')} ${text()} ${dim(`${secs()}s`)}\x1b[K\n`);
+    else console.log(`  ✓ ${text()} (${secs()}s)`);
+    return value;
+  } catch (error) {
+    if (tty) process.stdout.write(`\r${red('✗')} ${text()}\x1b[K\n`);
+    throw error;
   } finally {
     clearInterval(timer);
   }
 }
 
-async function waitForEnd(api: CustomObjectsApi, name: string, timeoutMs = 90_000): Promise<RemediationRequest> {
-  const ends = new Set(['Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']);
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const rr = (await api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'remediationrequests', name })) as RemediationRequest;
-    if (ends.has(rr.status?.phase ?? '')) return rr;
-    if (Date.now() > deadline) throw new Error(`${name} did not finish within ${timeoutMs / 1000}s (phase ${rr.status?.phase})`);
-    await sleep(250);
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
   }
 }
 
-async function timeline(kc: KubeConfig, rr: RemediationRequest): Promise<void> {
+interface Fleet {
+  web1: string;
+  web2: string;
+  db1: string;
+  canary: string;
+  stagingWeb: string;
+  stagingDb: string;
+}
+
+async function seedFleet(moto: Moto): Promise<Fleet> {
+  const one = async (tags: Record<string, string>) => (await seedInstances(moto.endpoint, { region: REGION, tags }))[0]!;
+  const fleet: Fleet = {
+    web1: await one({ Name: 'prod-web-1', Environment: 'prod', Service: 'nginx', 'remediator.dev/managed': 'true' }),
+    web2: await one({ Name: 'prod-web-2', Environment: 'prod', Service: 'nginx', 'remediator.dev/managed': 'true' }),
+    db1: await one({ Name: 'prod-db-1', Environment: 'prod', Service: 'postgres', 'remediator.dev/managed': 'true' }),
+    canary: await one({ Name: 'prod-web-canary', Environment: 'prod', Service: 'nginx', 'remediator.dev/opt-out': 'true' }),
+    stagingWeb: await one({ Name: 'staging-web-1', Environment: 'staging', Service: 'nginx', 'remediator.dev/managed': 'true' }),
+    stagingDb: await one({ Name: 'staging-db-1', Environment: 'staging', Service: 'postgres', 'remediator.dev/managed': 'true' }),
+  };
+  const cpu: Record<string, number[]> = {
+    [fleet.web1]: [35, 41, 38],
+    [fleet.web2]: [97, 99, 98],
+    [fleet.db1]: [62, 64, 61],
+    [fleet.canary]: [30, 28, 33],
+    [fleet.stagingWeb]: [96, 98, 97],
+    [fleet.stagingDb]: [12, 10, 11],
+  };
+  for (const [id, values] of Object.entries(cpu)) {
+    await putInstanceMetric(moto.endpoint, id, pointsEvery(values), { region: REGION });
+    await putInstanceMetric(moto.endpoint, id, pointsEvery(values.map((v) => Math.min(99, v / 2 + 40))), { region: REGION, namespace: 'CWAgent', metricName: 'mem_used_percent' });
+  }
+  return fleet;
+}
+
+/** SNS topics the sample policies publish to, each with an SQS queue to read them back. */
+async function topics(moto: Moto): Promise<Map<string, string>> {
+  const sns = new SNSClient(seedClientConfig(moto.endpoint, REGION));
+  const sqs = new SQSClient(seedClientConfig(moto.endpoint, REGION));
+  const queues = new Map<string, string>();
+  for (const name of ['remediator-oncall', 'remediator-approvals', 'cloudwatch-alarms']) {
+    const topic = await sns.send(new CreateTopicCommand({ Name: name }));
+    const q = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-inbox` }));
+    const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: q.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn;
+    await sns.send(new SubscribeCommand({ TopicArn: topic.TopicArn, Protocol: 'sqs', Endpoint: arn }));
+    queues.set(topic.TopicArn!, q.QueueUrl!);
+  }
+  sns.destroy();
+  sqs.destroy();
+  return queues;
+}
+
+/** What the chart installs besides the Deployment (no kubelet runs here): RBAC, admission policy, intake Secret. */
+async function installLikeTheChart(cp: ControlPlane, kubectl: (args: string[]) => Promise<string>, token: string): Promise<void> {
+  const core = cp.adminConfig().makeApiClient(CoreV1Api);
+  for (const ns of [SYSTEM_NS, NS]) await core.createNamespace({ body: { metadata: { name: ns } } });
+  await kubectl(['apply', '-k', join(repoRoot(), 'config', 'rbac')]);
+  await kubectl(['apply', '-k', join(repoRoot(), 'config', 'admission')]);
+  await core.createNamespacedSecret({ namespace: SYSTEM_NS, body: { metadata: { name: 'remediator-intake-token' }, stringData: { token } } });
+  // alice and bob are the on-call approvers of the demo namespace.
+  const rbac = cp.adminConfig().makeApiClient(RbacAuthorizationV1Api);
+  await rbac.createNamespacedRoleBinding({
+    namespace: NS,
+    body: {
+      metadata: { name: 'oncall-approvers' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'remediator-approver' },
+      subjects: ['alice', 'bob'].map((name) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name })),
+    },
+  });
+}
+
+async function startController(cp: ControlPlane, moto: Moto, dir: string, certPem: string): Promise<{ proc: ManagedProcess; intake: string }> {
+  // The chart's ServiceAccount, with a token from the TokenRequest API, as a pod gets it.
+  const saToken = await cp.tokenForServiceAccount(SYSTEM_NS, 'remediator', { create: false });
+  const kubeconfig = cp.kubeconfigForToken(saToken, 'remediator-demo');
+  const metricsPort = await freePort();
+  const intakePort = await freePort();
+  const certFile = join(dir, 'sns-signing-cert.pem');
+  writeFileSync(certFile, certPem);
+  const proc = spawnManaged('controller', process.execPath, [join(repoRoot(), 'dist', 'src', 'main.js')], {
+    logDir: join(dir, 'logs'),
+    env: {
+      ...awsEnv(moto.endpoint, REGION, { dir: join(dir, 'aws') }),
+      KUBECONFIG: kubeconfig,
+      POD_NAMESPACE: SYSTEM_NS,
+      POD_NAME: 'remediator-demo-0',
+      LEADER_ELECT: 'true',
+      METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+      INTAKE_BIND_ADDRESS: `127.0.0.1:${intakePort}`,
+      INTAKE_TOKEN_SECRET: `${SYSTEM_NS}/remediator-intake-token`,
+      SNS_TOPIC_ALLOWLIST: ALARM_TOPIC,
+      SNS_PINNED_CERTIFICATE: `${CERT_URL}=${certFile}`,
+      POLL_INTERVAL: '250',
+    },
+  });
+  const intake = `http://127.0.0.1:${intakePort}`;
+  await until('the controller to be ready', async () => {
+    if (proc.exitStatus()) throw new Error(`the controller exited:\n${proc.logTail(30)}`);
+    const ok = (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok && (await fetch(`${intake}/readyz`)).ok;
+    return ok ? true : undefined;
+  }, 30_000);
+  return { proc, intake };
+}
+
+async function post(url: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json().catch(() => undefined) };
+}
+
+function listRequests(api: CustomObjectsApi): Promise<RemediationRequest[]> {
+  return api
+    .listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'remediationrequests' })
+    .then((l: { items: RemediationRequest[] }) => l.items);
+}
+
+function phaseColour(phase: string | undefined): string {
+  if (phase === 'Succeeded') return green(phase);
+  if (phase === 'Skipped' || phase === 'AwaitingApproval') return yellow(phase);
+  return red(phase ?? 'Pending');
+}
+
+async function timeline(kc: KubeConfig, rr: RemediationRequest, names: Map<string, string>): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
   const name = rr.metadata?.name ?? '';
   const events = (await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items.sort((a, b) =>
     String(a.metadata?.name).localeCompare(String(b.metadata?.name)),
   );
   const s = rr.status ?? {};
-  const phase = s.phase === 'Succeeded' ? green(s.phase) : red(s.phase ?? '?');
-  console.log(`\n${bold(name)}  policy=${rr.spec.policyRef.name}  risk=${s.risk ?? '-'}  phase=${phase}`);
-  console.log(`  alert     ${rr.spec.alert.source}/${rr.spec.alert.name} ${JSON.stringify(rr.spec.alert.labels ?? {})}`);
+  const label = (id: string) => `${id} (${names.get(id) ?? '?'})`;
+  console.log(`\n${bold(name)}`);
+  console.log(`  policy    ${rr.spec.policyRef.name}   risk ${s.risk ?? '-'}   phase ${phaseColour(s.phase)}${s.reason ? ` (${s.reason})` : ''}   requested by ${rr.spec.requestedBy ?? '-'}`);
+  console.log(`  alert     ${rr.spec.alert.source}: ${rr.spec.alert.name}`);
   for (const e of events) {
     const t = e.lastTimestamp ? new Date(e.lastTimestamp).toISOString().slice(11, 19) : '--:--:--';
-    console.log(`  ${dim(t)}  ${(e.reason ?? '').padEnd(18)} ${e.message ?? ''}`);
+    console.log(`  ${dim(t)}  ${(e.reason ?? '').padEnd(17)} ${e.message ?? ''}`);
   }
   for (const i of s.enrichment?.instances ?? []) {
-    const tags = Object.entries(i.tags ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
-    console.log(`  instance  ${i.instanceId} ${i.state ?? ''} ${i.instanceType ?? ''} ${i.availabilityZone ?? ''} ${i.privateIpAddress ?? ''} [${tags}]`);
+    const tags = Object.entries(i.tags ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+    console.log(`  instance  ${label(i.instanceId)} ${i.state ?? ''} ${i.instanceType ?? ''} ${i.availabilityZone ?? ''} ${i.privateIpAddress ?? ''}  ${dim(tags)}`);
   }
+  for (const m of s.enrichment?.metrics ?? []) {
+    console.log(`  metric    ${m.name}${m.instanceId ? ` on ${m.instanceId}` : ''}: ${m.statistic} ${m.values.map((v) => v.toFixed(0)).join(', ')} → mean ${m.mean ?? 'n/a'}`);
+  }
+  if (s.approval) console.log(`  approval  ${s.approval.decision} by ${s.approval.approver}${s.approval.reason ? `: ${s.approval.reason}` : ''}`);
   const ssm = s.execution?.ssm;
   if (ssm) {
-    console.log(`  command   ${ssm.documentName} ${ssm.commandId ?? '(not sent)'} ${JSON.stringify(ssm.parameters ?? {})}`);
-    for (const inv of ssm.invocations ?? []) console.log(`  result    ${inv.instanceId}: ${inv.status}${inv.responseCode !== undefined ? ` exit=${inv.responseCode}` : ''}`);
+    console.log(`  command   ${ssm.documentName} ${ssm.commandId ?? '(not sent)'}  ${JSON.stringify(ssm.parameters ?? {})}`);
+    for (const inv of ssm.invocations ?? []) console.log(`  result    ${label(inv.instanceId)}: ${inv.status}${inv.responseCode !== undefined ? `, exit ${inv.responseCode}` : ''}`);
   }
-  if (s.message) console.log(`  message   ${s.message}`);
+  const sns = s.execution?.sns;
+  if (sns) console.log(`  sns       ${sns.topicArn} message ${sns.messageId ?? '(not published)'}  "${sns.subject ?? ''}"`);
+  for (const n of s.notifications ?? []) console.log(`  notified  ${n.phase}: SNS message ${n.messageId}`);
+  console.log(`  message   ${s.message ?? ''}`);
+}
+
+interface Expectation {
+  what: string;
+  policy: string;
+  instance: string;
+  phase: string;
+  reason?: string;
 }
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  step('Building or finding etcd, kube-apiserver, kubectl and helm (cached after the first run)');
-  const binaries = await progress('test bed binaries', ensureTestbedBinaries());
+  console.log(bold('remediator demo') + dim(' — a local control plane, an AWS emulator, and the controller, end to end'));
+
+  step('Test bed binaries (built from source once, then cached in ~/.cache/remediator)');
+  const binaries = await progress('etcd, kube-apiserver, kubectl and helm', ensureTestbedBinaries());
   const dir = newRunDir('demo');
   const logDir = join(dir, 'logs');
+  console.log(dim(`  run directory ${dir}`));
 
-  step('Starting a local control plane (etcd + kube-apiserver) and the AWS emulator (moto)');
-  const [cp, moto] = await progress('control plane and moto', Promise.all([startControlPlane({ dir, binaries }), startMoto({ logDir })]));
-  await progress('CRDs installed', cp.installCRDs());
-  const kc = cp.adminConfig();
-  const api = kc.makeApiClient(CustomObjectsApi);
-  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
+  step('A local control plane (etcd + kube-apiserver, RBAC on) and the AWS emulator (moto)');
+  const [cp, moto] = await progress('control plane and moto ready', Promise.all([startControlPlane({ dir, binaries }), startMoto({ logDir })]));
+  const kubectlEnv = toolEnv(cp.adminKubeconfig, join(dir, 'tool-state'));
+  const kubectl = async (args: string[], env = kubectlEnv) => {
+    const r = await run(binaries.kubectl, args, { env });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  };
+  const token = randomBytes(24).toString('hex');
+  await progress('CRDs, RBAC, approval admission policy and intake Secret installed', (async () => {
+    await cp.installCRDs();
+    await installLikeTheChart(cp, kubectl, token);
+  })());
 
-  step('Seeding a fleet of EC2 instances with tags and CPU metrics');
-  const web = await seedInstances(moto.endpoint, { region: REGION, count: 1, tags: { Name: 'web-1', Environment: 'prod', Service: 'nginx' } });
-  for (const id of web) await putInstanceMetric(moto.endpoint, id, pointsEvery([88, 93, 97, 95]), { region: REGION });
-  console.log(`  instances: ${web.join(', ')}`);
+  step(`A fleet of six EC2 instances in ${REGION}, with tags and CPU and memory datapoints`);
+  const fleet = await progress('instances and metrics seeded', seedFleet(moto));
+  const names = new Map(Object.entries(fleet).map(([k, id]) => [id as string, k]));
+  for (const [k, id] of Object.entries(fleet)) console.log(`  ${dim(k.padEnd(10))} ${id}`);
+  const queues = await topics(moto);
 
-  step('Starting the controller (IRSA: web identity token exchanged at the emulated STS)');
-  const port = await freePort();
-  const controller = spawnManaged('controller', process.execPath, [join(repoRoot(), 'dist', 'src', 'main.js'), '--metrics-bind-address', `127.0.0.1:${port}`, '--poll-interval', '250'], {
-    logDir,
-    env: { ...awsEnv(moto.endpoint, REGION, { dir: join(dir, 'aws') }), KUBECONFIG: cp.adminKubeconfig, LEADER_ELECT: 'false' },
-  });
-  await progress(
-    'controller ready',
-    (async () => {
-      for (;;) {
-        if (controller.exitStatus()) throw new Error(`controller exited:\n${controller.logTail(30)}`);
-        if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false)) return;
-        await sleep(200);
-      }
-    })(),
+  step('Sample policies from config/samples/, applied with kubectl');
+  console.log((await kubectl(['apply', '-n', NS, '-f', join(repoRoot(), 'config', 'samples')])).trimEnd().replace(/^/gm, '  '));
+
+  step('The controller, as the chart\'s ServiceAccount, with IRSA credentials from the emulated STS');
+  const signer = snsSigningIdentity();
+  const { intake } = await progress('controller and intake ready', startController(cp, moto, dir, signer.cert));
+  const api = cp.adminConfig().makeApiClient(CustomObjectsApi);
+  await progress('policies Ready', until('policies Ready', async () => {
+    const l = (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'alertpolicies' })) as { items: Array<{ status?: { conditions?: Array<{ type: string; status: string }> } }> };
+    return l.items.length === 3 && l.items.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ? true : undefined;
+  }));
+
+  step('Alerts through the HTTP intake');
+  const am = alertmanagerPayload([
+    { labels: { alertname: 'NginxDown', service: 'nginx', instance_id: fleet.web1, severity: 'critical' }, annotations: { summary: 'nginx is down on prod-web-1' } },
+    { labels: { alertname: 'NginxDown', service: 'nginx', instance_id: fleet.canary, severity: 'critical' }, annotations: { summary: 'nginx is down on the canary' } },
+    { labels: { alertname: 'DiskAlmostFull', instance_id: fleet.db1, mountpoint: '/var/lib/postgresql', severity: 'warning' } },
+  ]);
+  const amAnswer = await post(`${intake}/v1/alerts/alertmanager?namespace=${NS}`, am, { authorization: `Bearer ${token}` });
+  console.log(`  Alertmanager webhook (3 alerts)          → HTTP ${amAnswer.status}`);
+  if (amAnswer.status >= 300) throw new Error(`the intake refused the Alertmanager payload: ${JSON.stringify(amAnswer.body)}`);
+  for (const [alarm, id] of [['prod-web-2-status-check-failed', fleet.web2], ['staging-web-1-status-check-failed', fleet.stagingWeb]] as const) {
+    const message = cloudWatchAlarm({ name: alarm, state: 'ALARM', instanceId: id, changedAt: new Date().toISOString().replace('Z', '+0000'), region: REGION, account: ACCOUNT });
+    const envelope = signSns(
+      { Type: 'Notification', MessageId: randomUUID(), TopicArn: ALARM_TOPIC, Subject: `ALARM: "${alarm}" in EU (Ireland)`, Message: JSON.stringify(message), Timestamp: new Date().toISOString(), UnsubscribeURL: `https://sns.${REGION}.amazonaws.com/?Action=Unsubscribe` },
+      signer.key,
+      '2',
+      CERT_URL,
+    );
+    const answer = await post(`${intake}/v1/alerts/sns?namespace=${NS}`, envelope, { 'x-amz-sns-message-type': 'Notification', 'x-amz-sns-topic-arn': ALARM_TOPIC });
+    console.log(`  CloudWatch alarm via signed SNS message   → HTTP ${answer.status}  (${alarm})`);
+    if (answer.status >= 300) throw new Error(`the intake refused the SNS message: ${JSON.stringify(answer.body)}`);
+  }
+
+  const expected: Expectation[] = [
+    { what: 'restart nginx on prod-web-1 (Low risk, auto-approved)', policy: 'restart-nginx', instance: fleet.web1, phase: 'Succeeded' },
+    { what: 'the canary carries the opt-out tag', policy: 'restart-nginx', instance: fleet.canary, phase: 'Skipped', reason: 'OptOut' },
+    { what: 'page on-call about the disk (SNS action)', policy: 'page-disk-full', instance: fleet.db1, phase: 'Succeeded' },
+    { what: 'reboot prod-web-2 (High risk, approved by alice)', policy: 'reboot-unresponsive', instance: fleet.web2, phase: 'Succeeded' },
+    { what: 'staging-web-1 fails the Environment=prod guard', policy: 'reboot-unresponsive', instance: fleet.stagingWeb, phase: 'Skipped', reason: 'Guard' },
+  ];
+  const find = (rrs: RemediationRequest[], e: Expectation) =>
+    rrs.find((r) => r.spec.policyRef.name === e.policy && Object.values(r.spec.alert.labels ?? {}).includes(e.instance));
+
+  step('The controller works; one request waits for a person');
+  const waiting = await progress(
+    'High-risk reboot awaiting approval',
+    until('the reboot to await approval', async () => {
+      const rr = find(await listRequests(api), expected[3]!);
+      return rr?.status?.phase === 'AwaitingApproval' ? rr : undefined;
+    }),
+  );
+  console.log(dim((await kubectl(['get', 'rr', '-n', NS])).trimEnd().replace(/^/gm, '  ')));
+
+  step('alice approves it with the kubectl plugin (as herself: the admission policy checks)');
+  const aliceEnv = toolEnv(cp.kubeconfigForUser('alice'), join(dir, 'tool-state-alice'));
+  const plugin = await run(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'kubectl-remediator.js'), 'approve', waiting.metadata!.name!, '-n', NS, '--reason', 'status checks failing for 10 minutes'], { env: aliceEnv });
+  console.log(`  $ kubectl remediator approve ${waiting.metadata!.name} -n ${NS} --reason "status checks failing for 10 minutes"`);
+  console.log((plugin.stdout + plugin.stderr).trimEnd().replace(/^/gm, '  '));
+  if (plugin.code !== 0) throw new Error('the approval failed');
+
+  step('Every request to its end');
+  const done = await progress(
+    () => 'requests finished',
+    until('every request to end', async () => {
+      const rrs = await listRequests(api);
+      return rrs.length >= expected.length && rrs.every((r) => ENDS.has(r.status?.phase ?? '')) ? rrs : undefined;
+    }, 90_000),
   );
 
-  step('Applying a sample policy and an alert turned into a RemediationRequest');
-  await api.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    namespace: NS,
-    plural: 'alertpolicies',
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'AlertPolicy',
-      metadata: { name: 'restart-nginx' },
-      spec: {
-        targets: { fromLabels: ['instance_id'], maxTargets: 5 },
-        risk: 'Low',
-        action: { ssm: { documentName: 'AWS-RunShellScript', parameters: [{ name: 'commands', values: ['systemctl restart {{ labels.service }}'] }] } },
-      },
-    },
-  });
-  await api.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    namespace: NS,
-    plural: 'remediationrequests',
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'RemediationRequest',
-      metadata: { name: 'nginx-down-web-1' },
-      spec: { policyRef: { name: 'restart-nginx' }, alert: { source: 'alertmanager', name: 'NginxDown', status: 'firing', labels: { instance_id: web[0], service: 'nginx' } } },
-    },
-  });
-  const done = await progress('nginx-down-web-1 finished', waitForEnd(api, 'nginx-down-web-1'));
-
   step('Timeline');
-  await timeline(kc, done);
-  const ok = done.status?.phase === 'Succeeded';
+  const kc = cp.adminConfig();
+  for (const rr of done.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)) || String(a.metadata?.name).localeCompare(String(b.metadata?.name)))) {
+    await timeline(kc, rr, names);
+  }
+
+  step('What AWS received');
+  const sqs = new SQSClient(seedClientConfig(moto.endpoint, REGION));
+  for (const [topic, queue] of queues) {
+    if (topic === ALARM_TOPIC) continue;
+    const msgs = (await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue, MaxNumberOfMessages: 10 }))).Messages ?? [];
+    for (const m of msgs) {
+      const body = JSON.parse(m.Body ?? '{}') as { MessageId?: string; Subject?: string };
+      console.log(`  SNS ${topic.split(':').pop()}: ${body.MessageId} "${body.Subject ?? ''}"`);
+    }
+  }
+  sqs.destroy();
+
+  step('Outcome');
+  let ok = true;
+  for (const e of expected) {
+    const rr = find(done, e);
+    const pass = rr?.status?.phase === e.phase && (e.reason === undefined || rr.status?.reason === e.reason);
+    ok &&= pass;
+    console.log(`  ${pass ? green('✓') : red('✗')} ${e.what}: ${rr?.status?.phase ?? 'no request'}${rr?.status?.reason ? ` (${rr.status.reason})` : ''}`);
+  }
   console.log(`\n${ok ? green('demo finished') : red('demo failed')} in ${((Date.now() - t0) / 1000).toFixed(1)}s; logs in ${logDir}`);
-  await controller.stop(10_000);
-  await moto.stop();
-  await cp.stop();
   if (!ok) process.exitCode = 1;
 }
 
+let interrupted = false;
+process.once('SIGINT', () => {
+  interrupted = true;
+  console.log(`\n${yellow('interrupted')}: stopping everything`);
+  void stopAll().finally(() => process.exit(130));
+});
+
 main()
   .catch((error: unknown) => {
-    console.error(red(`demo failed: ${error instanceof Error ? error.message : String(error)}`));
+    if (interrupted) return;
+    console.error(red(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`));
     process.exitCode = 1;
   })
   .finally(() => stopAll());

@@ -16,6 +16,8 @@ export interface IntakeConfig {
   /** Overrides the identity learnt from a SelfSubjectReview (`spec.requestedBy`). */
   identity: string | undefined;
   snsTopicAllowlist: Set<string>;
+  /** `URL=path` pins of SNS signing certificates (see src/intake/pinned-certificates.ts). */
+  snsPinnedCertificates: string[];
   maxInflight: number;
   maxAlerts: number;
   retryTimeoutMs: number;
@@ -55,6 +57,7 @@ const OPTIONS = {
   'intake-token-secret': { type: 'string' },
   'intake-identity': { type: 'string' },
   'sns-topic-allowlist': { type: 'string' },
+  'sns-pinned-certificate': { type: 'string' },
   'intake-max-inflight': { type: 'string', default: '64' },
   'intake-max-alerts': { type: 'string', default: '500' },
   'intake-retry-timeout': { type: 'string', default: '5s' },
@@ -78,6 +81,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --intake-token-secret    namespace/name of the Secret whose key "token" is the intake's bearer token
   --intake-identity        user name recorded as spec.requestedBy (default: learnt from a SelfSubjectReview)
   --sns-topic-allowlist    comma-separated SNS topic ARNs whose messages the intake accepts (default: none)
+  --sns-pinned-certificate comma-separated URL=path pins: verify SNS messages naming URL with the local PEM at path instead of fetching it
   --intake-max-inflight    intake requests handled at once; beyond it 429 (default 64)
   --intake-max-alerts      alerts accepted in one Alertmanager payload; beyond it 413 (default 500)
   --intake-retry-timeout   how long the intake retries an unavailable API server before answering 503 (default 5s)
@@ -161,6 +165,7 @@ function intakeConfig(
     tokenSecret,
     identity: str('intake-identity').trim() || undefined,
     snsTopicAllowlist: topics,
+    snsPinnedCertificates: str('sns-pinned-certificate').split(',').map((x) => x.trim()).filter(Boolean),
     maxInflight: int('intake-max-inflight'),
     maxAlerts: int('intake-max-alerts'),
     retryTimeoutMs: parseDurationMs(str('intake-retry-timeout'), 'intake-retry-timeout'),

@@ -13,6 +13,8 @@ import { loadConfig, USAGE } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Operator } from './operator.js';
+import { PinnedCertificateSource } from './intake/pinned-certificates.js';
+import { HttpsCertificateSource } from './intake/sns.js';
 
 const GRACEFUL_STOP_MS = 30_000;
 
@@ -49,6 +51,9 @@ async function main(): Promise<void> {
           tokenTtlMs: config.intake.tokenTtlMs,
           identity: config.intake.identity,
           snsTopicAllowlist: config.intake.snsTopicAllowlist,
+          ...(config.intake.snsPinnedCertificates.length > 0 && {
+            certificates: new PinnedCertificateSource(config.intake.snsPinnedCertificates, new HttpsCertificateSource()),
+          }),
           maxInflight: config.intake.maxInflight,
           maxAlerts: config.intake.maxAlerts,
           retryBudgetMs: config.intake.retryTimeoutMs,
