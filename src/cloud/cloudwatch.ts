@@ -1,6 +1,6 @@
 /** CloudWatch metrics for enrichment and guards: every query of a request in one `GetMetricData` call. */
 import { CloudWatchClient, GetMetricDataCommand, type MetricDataQuery as CwQuery } from '@aws-sdk/client-cloudwatch';
-import { classifyAwsError } from './errors.js';
+import { callOutcome, classifyAwsError } from './errors.js';
 import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
 
 /** CloudWatch accepts at most 500 metric queries per GetMetricData call. */
@@ -39,7 +39,7 @@ export class CloudWatchMetricsReader implements MetricsReader {
           }
           token = out.NextToken;
         } catch (error) {
-          this.onCall('GetMetricData', 'error');
+          this.onCall('GetMetricData', callOutcome(error));
           throw classifyAwsError(error, 'cloudwatch:GetMetricData');
         }
       } while (token);

@@ -6,7 +6,7 @@
 import { EC2Client, DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
 import type { Clock } from '../runtime/clock.js';
 import { systemClock } from '../runtime/clock.js';
-import { classifyAwsError } from './errors.js';
+import { callOutcome, classifyAwsError } from './errors.js';
 import type { DescribeResult, InstanceDescriber, InstanceFacts } from './types.js';
 
 /** EC2 accepts at most 1000 values in one filter. */
@@ -46,7 +46,7 @@ export class Ec2InstanceDescriber implements InstanceDescriber {
           for (const r of out.Reservations ?? []) for (const inst of r.Instances ?? []) found.set(inst.InstanceId ?? '', instanceFacts(inst));
           token = out.NextToken;
         } catch (error) {
-          this.onCall('DescribeInstances', 'error');
+          this.onCall('DescribeInstances', callOutcome(error));
           throw classifyAwsError(error, 'ec2:DescribeInstances');
         }
       } while (token);
@@ -68,7 +68,7 @@ export class Ec2InstanceDescriber implements InstanceDescriber {
         for (const r of page.Reservations ?? []) for (const inst of r.Instances ?? []) out.push(instanceFacts(inst));
         token = page.NextToken;
       } catch (error) {
-        this.onCall('DescribeInstances', 'error');
+        this.onCall('DescribeInstances', callOutcome(error));
         throw classifyAwsError(error, 'ec2:DescribeInstances');
       }
     } while (token);

@@ -18,6 +18,16 @@ export function classifyAwsError(error: unknown, iamAction: string): unknown {
   return error;
 }
 
+const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'ThrottledException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled', 'RequestThrottledException', 'SlowDown']);
+
+/** The `outcome` label of `remediator_aws_api_calls_total` for a failed call (after the SDK's own retries). */
+export function callOutcome(error: unknown): 'throttled' | 'access_denied' | 'error' {
+  const name = (error as SdkError | undefined)?.name ?? '';
+  if (ACCESS_DENIED.has(name)) return 'access_denied';
+  if (THROTTLING.has(name)) return 'throttled';
+  return 'error';
+}
+
 export function awsErrorName(error: unknown): string | undefined {
   return (error as SdkError | undefined)?.name;
 }

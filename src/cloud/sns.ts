@@ -1,6 +1,6 @@
 /** SNS Publish, for the `sns` action and for `notify` messages. */
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import { classifyAwsError } from './errors.js';
+import { callOutcome, classifyAwsError } from './errors.js';
 import type { PublishInput, Publisher } from './types.js';
 
 export class SnsPublisher implements Publisher {
@@ -25,7 +25,7 @@ export class SnsPublisher implements Publisher {
       if (!out.MessageId) throw new Error('SNS answered without a message id');
       return { messageId: out.MessageId };
     } catch (error) {
-      this.onCall('Publish', 'error');
+      this.onCall('Publish', callOutcome(error));
       throw classifyAwsError(error, 'sns:Publish');
     }
   }

@@ -11,7 +11,7 @@ import {
   GetCommandInvocationCommand,
   type Command,
 } from '@aws-sdk/client-ssm';
-import { awsErrorName, classifyAwsError } from './errors.js';
+import { awsErrorName, callOutcome, classifyAwsError } from './errors.js';
 import type { CommandRunner, InvocationResult, SendCommandInput, SentCommand } from './types.js';
 
 /** SSM keeps at most 24,000 characters of output; the status keeps only the tail. */
@@ -44,7 +44,7 @@ export class SsmCommandRunner implements CommandRunner {
       this.onCall(operation, 'success');
       return out;
     } catch (error) {
-      this.onCall(operation, 'error');
+      this.onCall(operation, callOutcome(error));
       throw classifyAwsError(error, iamAction);
     }
   }

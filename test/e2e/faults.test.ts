@@ -115,6 +115,8 @@ describe('failures and exactly-once execution', () => {
     expect(cond.reason).toBe('AccessDenied');
     expect(cond.message).toContain('ssm:SendCommand');
     expect(blocked.status?.phase).toBe('Executing');
+    const metrics = await (await fetch(`${controllers[0]!.metricsUrl}/metrics`)).text();
+    expect(metrics).toMatch(/remediator_aws_api_calls_total\{service="ssm",operation="SendCommand",outcome="access_denied"\} [1-9]/);
     expect(await commandsWith(uid)).toHaveLength(0);
     const events = await res.events(NS, name);
     expect(events.some((e) => e.reason === 'AccessDenied' && e.type === 'Warning')).toBe(true);
