@@ -4,19 +4,51 @@
  * a body is never buffered past its cap (a declared Content-Length over it is refused
  * before a byte is read; a chunked body is cut off as soon as it passes it), and an
  * unread body is drained only up to a bound before the connection is dropped, so a
- * well-behaved client still reads our answer and an abusive one cannot keep us busy.
+ * well-behaved client still reads our answer and an abusive one cannot keep us busy. A
+ * client that sends `Expect: 100-continue` is told to go on only once every check that
+ * needs no body (route, authentication, content type, declared size) has passed.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { IntakeError } from './errors.js';
 
-/** How much of an unwanted body we read (and discard) after answering, so the client sees the answer. */
-const DRAIN_LIMIT_BYTES = 1024 * 1024;
+/**
+ * How much of an unwanted body we read (and discard) after answering early. Closing a
+ * connection while the client is still sending makes the kernel reset it, and a reset
+ * can destroy our answer before the client reads it; so the rest of a moderately
+ * oversized body is read and dropped, and only a body beyond this gets the connection cut.
+ */
+export const DRAIN_LIMIT_BYTES = 4 * 1024 * 1024;
 
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+const continued = new WeakSet<IncomingMessage>();
+const expectsContinue = (req: IncomingMessage) => /^100-continue$/i.test(req.headers.expect ?? '');
+
+/**
+ * Headers for an answer given before the body was read: close the connection when
+ * draining the body would cost too much, or when the client is waiting for a 100 it will
+ * not get (it may never send the body, and the connection could not be reused safely).
+ */
+export function earlyAnswerHeaders(req: IncomingMessage): Record<string, string> {
+  if (req.complete) return {};
+  if (expectsContinue(req) && !continued.has(req)) return { connection: 'close' };
+  const declared = Number(req.headers['content-length'] ?? 0);
+  return declared > DRAIN_LIMIT_BYTES ? { connection: 'close' } : {};
+}
+
+/** Answers `Expect: 100-continue` when the body is really wanted, so a client that asked first sends it. */
+function acceptBody(req: IncomingMessage, res: ServerResponse): void {
+  if (expectsContinue(req) && !res.headersSent && !continued.has(req)) {
+    continued.add(req);
+    res.writeContinue();
+  }
+}
+
+/** Reads the body, refusing (413) one declared or found to be over `maxBytes`; answers `Expect: 100-continue` only for a body it will read. */
+export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) {
     return Promise.reject(tooLarge(maxBytes));
   }
+  acceptBody(req, res);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -113,8 +145,9 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 /**
  * After answering before (all of) the body was read: keep reading and discarding up to
- * a bound, so the client is not reset mid-upload and sees the answer, then drop the
- * connection if it keeps sending.
+ * DRAIN_LIMIT_BYTES, so the client is not reset mid-upload and sees the answer, then
+ * drop the connection if it keeps sending. A client that asked `Expect: 100-continue`
+ * and was refused never sends the body; nothing is read then.
  */
 export function drainRequest(req: IncomingMessage): void {
   if (req.complete || req.destroyed) return;

@@ -54,6 +54,12 @@ export interface ProcessResult {
   unmatched: number;
 }
 
+function byRef(a: string, b: string): number {
+  const [an = '', aname = ''] = a.split('/');
+  const [bn = '', bname = ''] = b.split('/');
+  return an < bn ? -1 : an > bn ? 1 : aname < bname ? -1 : aname > bname ? 1 : 0;
+}
+
 /** Phases after which setting `resolved` changes nothing or cannot stop anything. */
 const STARTED: ReadonlySet<string> = new Set(['Executing']);
 
@@ -79,6 +85,9 @@ export class AlertProcessor {
       for (const policy of matched) tasks.push(() => this.create(alert, policy, result));
     }
     await this.runAll(tasks);
+    // Tasks finish in any order; answer in a stable one (namespace, then name).
+    for (const list of [result.created, result.existing, result.cancelled]) list.sort(byRef);
+    result.unchanged.sort((a, b) => byRef(a.request, b.request));
     return result;
   }
 

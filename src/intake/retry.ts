@@ -72,16 +72,18 @@ export async function withRetry<T>(what: string, call: () => Promise<T>, opts: R
   const first = opts.firstDelayMs ?? 100;
   const max = opts.maxDelayMs ?? 1_000;
   for (let attempt = 1; ; attempt++) {
-    const remaining = deadline - Date.now();
+    // The last attempt, made at the deadline, still gets a fair chance to answer.
+    const timeout = Math.max(250, Math.min(opts.callTimeoutMs ?? 5_000, deadline - Date.now()));
     try {
-      return await withTimeout(call, Math.max(1, Math.min(opts.callTimeoutMs ?? 5_000, remaining)));
+      return await withTimeout(call, timeout);
     } catch (error) {
       if (!isTransient(error)) throw error;
-      const backoff = Math.min(max, first * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
-      const delay = Math.max(backoff, retryAfterMs(error) ?? 0);
-      if (Date.now() + delay >= deadline) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
         throw new ApiUnavailableError(`${what}: the Kubernetes API is unavailable (${describeError(error)}) after ${attempt} attempt(s) in ${opts.budgetMs} ms`, error);
       }
+      const backoff = Math.min(max, first * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
+      const delay = Math.min(remaining, Math.max(backoff, retryAfterMs(error) ?? 0));
       opts.onRetry?.(error, attempt, delay);
       await sleep(delay);
     }

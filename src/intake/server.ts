@@ -28,7 +28,7 @@ import { BearerAuthenticator, type SecretRef } from './auth.js';
 import { parseCloudWatchAlarm } from './cloudwatch.js';
 import { ApiUnavailableError, IntakeError, type Outcome } from './errors.js';
 import { parseGeneric } from './generic.js';
-import { checkContentType, drainRequest, parseJson, readBody, sendJson } from './http.js';
+import { checkContentType, drainRequest, earlyAnswerHeaders, parseJson, readBody, sendJson } from './http.js';
 import type { IntakeKubeApi } from './kube.js';
 import { IntakeMetrics } from './metrics.js';
 import { isDns1123Label } from './naming.js';
@@ -129,6 +129,9 @@ export class IntakeServer {
       watchNamespaces: opts.watchNamespaces,
     });
     this.server = createServer((req, res) => void this.handle(req, res));
+    // `Expect: 100-continue`: the handler answers 100 only once the checks that need no
+    // body have passed (readBody), so a refused sender never uploads it.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res));
     // Slow or stalled senders must not hold a slot forever.
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
@@ -184,7 +187,7 @@ export class IntakeServer {
       } catch (error) {
         const delay = Math.min(30_000, 1_000 * 2 ** attempt);
         this.log.warn({ err: describeError(error), retryInMs: delay }, 'cannot learn own user name with a SelfSubjectReview; set --intake-identity to skip it. Retrying');
-        await sleep(delay);
+        await sleep(delay, undefined, { ref: false });
       }
     }
   }
@@ -200,8 +203,11 @@ export class IntakeServer {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     if (this.inflight > 0) {
-      await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), sleep(graceMs)]);
+      await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), sleep(graceMs, undefined, { ref: false })]);
     }
+    // Let the last answers flush and their connections go idle, then cut what is left.
+    this.server.closeIdleConnections();
+    await Promise.race([closed, sleep(1_000, undefined, { ref: false })]);
     this.server.closeAllConnections();
     for (const s of this.sockets) s.destroy();
     await closed;
@@ -210,7 +216,13 @@ export class IntakeServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
-    const url = new URL(req.url ?? '/', 'http://intake');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://intake');
+    } catch {
+      sendJson(res, 400, { error: 'the request target is not a valid URL path' }, { connection: 'close' });
+      return;
+    }
     const source = ROUTES[url.pathname];
     if (!source) {
       this.handleOther(req, res, url.pathname);
@@ -221,11 +233,6 @@ export class IntakeServer {
     res.once('close', () => {
       this.metrics.requests.inc({ source, outcome });
       this.metrics.duration.observe({ source }, Number(process.hrtime.bigint() - started) / 1e9);
-      if (counted) {
-        this.inflight--;
-        this.metrics.inflight.set(this.inflight);
-        if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
-      }
     });
     try {
       if (req.method !== 'POST') throw new IntakeError(405, `${req.method} is not allowed here: POST the alert payload`, 'method_not_allowed', undefined, { allow: 'POST' });
@@ -250,20 +257,27 @@ export class IntakeServer {
       if (namespace !== undefined && watched.length > 0 && !watched.includes(namespace)) {
         throw new IntakeError(400, `namespace ${namespace} is not watched by this controller (it watches ${watched.join(', ')}; see --watch-namespace), so none of its policies can match`);
       }
-      const reply = source === 'sns' ? await this.handleSns(req, namespace) : await this.handleAuthenticated(req, source, namespace);
+      const reply = source === 'sns' ? await this.handleSns(req, res, namespace) : await this.handleAuthenticated(req, res, source, namespace);
       outcome = reply.outcome;
       sendJson(res, reply.status, reply.body);
     } catch (error) {
       outcome = this.sendError(req, res, source, error);
     } finally {
+      // Released when the work is done, not when the client hangs up: a sender that
+      // disconnects early must not free a slot while its alerts are still being created.
+      if (counted) {
+        this.inflight--;
+        this.metrics.inflight.set(this.inflight);
+        if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      }
       if (!req.complete) drainRequest(req);
     }
   }
 
-  private async handleAuthenticated(req: IncomingMessage, source: 'alertmanager' | 'generic', namespace: string | undefined): Promise<Reply> {
+  private async handleAuthenticated(req: IncomingMessage, res: ServerResponse, source: 'alertmanager' | 'generic', namespace: string | undefined): Promise<Reply> {
     await this.auth.authenticate(req.headers.authorization);
     checkContentType(req, false);
-    const body = parseJson(await readBody(req, LIMITS.maxBodyBytes));
+    const body = parseJson(await readBody(req, res, LIMITS.maxBodyBytes));
     const now = (this.opts.now ?? Date.now)();
     const alerts: IntakeAlert[] =
       source === 'alertmanager'
@@ -272,9 +286,9 @@ export class IntakeServer {
     return this.accepted(await this.processor.process(alerts, namespace));
   }
 
-  private async handleSns(req: IncomingMessage, namespace: string | undefined): Promise<Reply> {
+  private async handleSns(req: IncomingMessage, res: ServerResponse, namespace: string | undefined): Promise<Reply> {
     checkContentType(req, true);
-    const body = parseJson(await readBody(req, LIMITS.maxBodyBytes));
+    const body = parseJson(await readBody(req, res, LIMITS.maxBodyBytes));
     const env = validate(checkers.sns, body, 'SNS message');
     if (!isSnsMessageType(env.Type)) {
       throw new IntakeError(400, `unknown SNS message Type ${JSON.stringify(env.Type)}: expected Notification, SubscriptionConfirmation or UnsubscribeConfirmation`);
@@ -328,7 +342,7 @@ export class IntakeServer {
     if (error instanceof IntakeError) {
       const level = error.status >= 500 ? 'warn' : 'info';
       this.log[level]({ source, status: error.status, outcome: error.outcome, remote: req.socket.remoteAddress, error: error.message }, 'intake request refused');
-      const headers = req.complete ? error.headers : { connection: 'close', ...error.headers };
+      const headers = { ...earlyAnswerHeaders(req), ...error.headers };
       sendJson(res, error.status, { error: error.message, ...(error.details && { details: error.details }) }, headers);
       return error.outcome;
     }
@@ -349,7 +363,7 @@ export class IntakeServer {
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'not ready');
       return;
     }
-    sendJson(res, 404, { error: `no such endpoint ${JSON.stringify(path.slice(0, 100))}: POST to /v1/alerts/alertmanager, /v1/alerts/sns or /v1/alerts` }, req.complete ? {} : { connection: 'close' });
+    sendJson(res, 404, { error: `no such endpoint ${JSON.stringify(path.slice(0, 100))}: POST to /v1/alerts/alertmanager, /v1/alerts/sns or /v1/alerts` }, earlyAnswerHeaders(req));
     finish('not_found');
     if (!req.complete) drainRequest(req);
   }

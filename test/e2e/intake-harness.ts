@@ -335,6 +335,7 @@ export class TcpProxy {
   }
 
   start(): Promise<void> {
+    if (this.server) return Promise.resolve();
     const server = createServer((client) => {
       const upstream = createConnection(this.target);
       for (const s of [client, upstream]) {

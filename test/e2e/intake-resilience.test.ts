@@ -68,7 +68,6 @@ describe('intake overload, API outages and shutdown', () => {
 
   afterAll(async () => {
     await intake?.stop();
-    await proxy?.start().catch(() => undefined);
     await ns?.cleanup();
     await proxy?.stop();
   });
@@ -118,7 +117,7 @@ describe('intake overload, API outages and shutdown', () => {
     expect(a.headers['retry-after']).toBeDefined();
     expect(a.json?.error).toMatch(/Kubernetes API is unavailable.*send the alert again/);
     // Bounded: the 3 s budget, not forever.
-    expect(took).toBeGreaterThanOrEqual(2_500);
+    expect(took).toBeGreaterThanOrEqual(2_900);
     expect(took).toBeLessThan(10_000);
     expect(await count()).toBe(before);
 

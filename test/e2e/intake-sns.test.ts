@@ -260,6 +260,17 @@ describe('CloudWatch alarms via SNS', () => {
       const [inA, inB] = firing.json?.created as string[];
       const approvedName = inB!.split('/')[1]!;
       const approver = await kube.whoAmI();
+      // As the controller would have left it: assessed and waiting for a person (the
+      // shipped admission policy only lets a person approve once status.risk is set).
+      const current = await res.getRequest(NS_B, approvedName);
+      await res.api.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        namespace: NS_B,
+        plural: 'remediationrequests',
+        name: approvedName,
+        body: { ...current, status: { phase: 'AwaitingApproval', risk: 'Low', message: 'waiting for a person' } },
+      });
       await res.api.patchNamespacedCustomObject(
         { group: GROUP, version: VERSION, namespace: NS_B, plural: 'remediationrequests', name: approvedName, body: [{ op: 'add', path: '/spec/approval', value: { decision: 'Approved', approver, reason: 'looked at it' } }] },
         setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),

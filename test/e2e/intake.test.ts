@@ -9,7 +9,7 @@
  * The controller watches only this file's namespaces (`--watch-namespace`), so only
  * their policies can match, whatever other test files create meanwhile.
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { AlertPolicy, RemediationRequest } from '../../src/api/v1alpha1/index.js';
 import { requestName } from '../../src/intake/naming.js';
@@ -36,6 +36,39 @@ const AM = `/v1/alerts/alertmanager?namespace=${NS}`;
 const GENERIC = `/v1/alerts?namespace=${NS}`;
 
 const ssm = { ssm: { documentName: 'AWS-RunShellScript', parameters: [{ name: 'commands', values: ['systemctl restart nginx'] }] } };
+
+/**
+ * Writes raw bytes and reads one HTTP answer (skipping a 100 Continue, whose status is
+ * returned as `interim`), without waiting for the connection to close.
+ */
+function rawExchange(url: string, write: (socket: Socket) => void): Promise<{ status: number; body: string; interim?: number }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    let interim: number | undefined;
+    const socket = connect(Number(new URL(url).port), '127.0.0.1', () => write(socket));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete HTTP answer: ${JSON.stringify(text.slice(0, 300))}`));
+    }, 10_000);
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+      const continued = /^HTTP\/1\.1 100[^\r]*\r\n\r\n/.exec(text);
+      if (continued) {
+        interim = 100;
+        text = text.slice(continued[0].length);
+      }
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? -1);
+      const body = text.slice(end + 4);
+      if (length >= 0 && Buffer.byteLength(body) < length) return;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0), body, ...(interim !== undefined && { interim }) });
+    });
+    socket.on('error', () => undefined);
+  });
+}
 
 describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
   const tb = testbedFromEnv();
@@ -307,36 +340,34 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
 
     test('a chunked body over 1 MiB is cut off with 413', async () => {
       const before = await count();
-      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const chunks: string[] = [];
-        const socket = connect(Number(new URL(intake.url).port), '127.0.0.1', () => {
-          socket.write(`POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ntransfer-encoding: chunked\r\n\r\n`);
-          const chunk = 'x'.repeat(64 * 1024);
-          for (let i = 0; i < 20; i++) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
-        });
-        socket.on('data', (d) => chunks.push(d.toString()));
-        socket.on('error', () => undefined);
-        socket.on('close', () => {
-          const text = chunks.join('');
-          const status = Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0);
-          if (!status) reject(new Error(`no HTTP answer: ${text.slice(0, 200)}`));
-          else resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
-        });
+      const answer = await rawExchange(intake.url, (socket) => {
+        socket.write(`POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ntransfer-encoding: chunked\r\n\r\n`);
+        const chunk = 'x'.repeat(64 * 1024);
+        // 1.25 MiB, and the body never ends: the intake must not wait for it.
+        for (let i = 0; i < 20; i++) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
       });
       expect(answer.status).toBe(413);
       expect(JSON.parse(answer.body).error).toMatch(/larger than/);
       expect(await count()).toBe(before);
     });
 
-    test('malformed HTTP gets a 400, and the intake keeps serving', async () => {
-      const text = await new Promise<string>((resolve) => {
-        const chunks: string[] = [];
-        const socket = connect(Number(new URL(intake.url).port), '127.0.0.1', () => socket.write('POST /v1/alerts HTTP/1.1\r\nbroken header line\r\n\r\n'));
-        socket.on('data', (d) => chunks.push(d.toString()));
-        socket.on('error', () => undefined);
-        socket.on('close', () => resolve(chunks.join('')));
+    test('Expect: 100-continue: a refused sender is answered before it uploads the body', async () => {
+      const answer = await rawExchange(intake.url, (socket) => {
+        socket.write(`POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer wrong-token-0000000000\r\ncontent-length: 50000000\r\nexpect: 100-continue\r\n\r\n`);
       });
-      expect(text).toMatch(/^HTTP\/1\.1 400/);
+      expect(answer.status).toBe(401);
+      const accepted = await rawExchange(intake.url, (socket) => {
+        const body = JSON.stringify(valid());
+        socket.write(`POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nexpect: 100-continue\r\n\r\n`);
+        socket.once('data', () => socket.write(body));
+      });
+      expect(accepted.interim).toBe(100);
+      expect(accepted.status).toBe(200);
+    });
+
+    test('malformed HTTP gets a 400, and the intake keeps serving', async () => {
+      const answer = await rawExchange(intake.url, (socket) => socket.write('POST /v1/alerts HTTP/1.1\r\nbroken header line\r\n\r\n'));
+      expect(answer.status).toBe(400);
       expect((await fetch(`${intake.url}/readyz`)).status).toBe(200);
     });
 
