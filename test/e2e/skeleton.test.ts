@@ -5,7 +5,7 @@
  * recorded in status with an Event per transition.
  */
 import { seedInstances } from '../testbed/aws.js';
-import { Resources, ssmCommands, startController, testbedFromEnv, type RunningController } from './harness.js';
+import { Resources, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 
 const REGION = 'eu-west-1';
 const NS = 'skeleton';
@@ -53,6 +53,7 @@ describe('walking skeleton', () => {
     expect(command.DocumentName).toBe('AWS-RunShellScript');
     expect(command.InstanceIds).toContain(instance);
     expect(command.Parameters?.commands).toEqual(['systemctl restart nginx']);
+    expect(command).toMatchObject({ MaxConcurrency: '50', MaxErrors: '0', TimeoutSeconds: 600 });
 
     // What status records.
     const s = rr.status!;
@@ -73,7 +74,11 @@ describe('walking skeleton', () => {
     expect(reasons).toEqual(['TargetsResolved', 'AutoApproved', 'IntentRecorded', 'CommandSent', 'CommandSucceeded']);
 
     // The policy's status counts it.
-    const policy = await res.getPolicy(NS, 'restart-nginx');
+    const policy = await waitFor('policy counters', async () => {
+      const p = await res.getPolicy(NS, 'restart-nginx');
+      return p.status?.succeeded === 1 ? p : undefined;
+    });
     expect(policy.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    expect(policy.status).toMatchObject({ observedGeneration: 1, matched: 1, executed: 1, succeeded: 1, failed: 0, skipped: 0, lastTriggerTime: created.metadata?.creationTimestamp });
   });
 });
