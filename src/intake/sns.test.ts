@@ -93,6 +93,10 @@ describe('signing certificate URL', () => {
     'https://user:pw@sns.us-east-1.amazonaws.com/x.pem',
     'https://sns.us-east-1.amazonaws.com/x.txt',
     'https://s3.amazonaws.com/sns.us-east-1.amazonaws.com/x.pem',
+    // An S3 bucket named "sns": anyone can own it, and S3's certificate is valid for it.
+    'https://sns.s3.amazonaws.com/x.pem',
+    'https://sns.s3-us-west-2.amazonaws.com/x.pem',
+    'https://sns.s3.eu-west-1.amazonaws.com/x.pem',
     'https://SNS.US-EAST-1.AMAZONAWS.COM.attacker.io/x.pem',
     'not a url',
     '',

@@ -19,7 +19,13 @@ import { X509Certificate, verify as verifySignature } from 'node:crypto';
 import { IntakeError } from './errors.js';
 import type { SnsEnvelope } from './schemas.js';
 
-export const SNS_HOST = /^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/;
+/**
+ * An SNS endpoint of a region (`sns.eu-west-1.amazonaws.com`, `sns.cn-north-1.amazonaws.com.cn`,
+ * `sns.us-gov-west-1.amazonaws.com`). Region-shaped on purpose: a looser
+ * `sns.<anything>.amazonaws.com` also matches `sns.s3.amazonaws.com`, an S3 bucket named
+ * "sns" that anyone could own, with a certificate valid for that name.
+ */
+export const SNS_HOST = /^sns\.[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}\.amazonaws\.com(\.cn)?$/;
 export const SNS_TOPIC_ARN = /^arn:aws(-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
 export const SNS_MESSAGE_TYPES = ['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmation'] as const;
 export type SnsMessageType = (typeof SNS_MESSAGE_TYPES)[number];
