@@ -161,6 +161,9 @@ export class Operator {
         },
         onStoppedLeading: () => {
           this.deps.metrics.isLeader.set(0);
+          // Stop taking keys at once, before anything else: another replica may lead already.
+          void this.requestController.queue.shutdown(false);
+          void this.policyController.queue.shutdown(false);
           onLostLeadership();
         },
       });

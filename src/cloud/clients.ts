@@ -31,7 +31,14 @@ export interface Cloud {
 }
 
 export function createCloud(opts: CloudOptions): Cloud {
-  const common = { region: opts.region, maxAttempts: opts.maxAttempts ?? 6, retryMode: 'standard' as const };
+  const common = {
+    region: opts.region,
+    maxAttempts: opts.maxAttempts ?? 6,
+    retryMode: 'standard' as const,
+    // A half-open connection must not hold a worker (and its key) forever: a send that
+    // times out is an ambiguous send, which the reconciler resolves by looking first.
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
+  };
   const ec2 = new EC2Client(common);
   const ssm = new SSMClient(common);
   const ssmSend = new SSMClient({ ...common, maxAttempts: 1 });

@@ -4,6 +4,7 @@ import { AwsAccessDeniedError } from './types.js';
 interface SdkError {
   name?: string;
   message?: string;
+  $fault?: 'client' | 'server';
   $metadata?: { httpStatusCode?: number };
 }
 
@@ -30,4 +31,16 @@ export function callOutcome(error: unknown): 'throttled' | 'access_denied' | 'er
 
 export function awsErrorName(error: unknown): string | undefined {
   return (error as SdkError | undefined)?.name;
+}
+
+/**
+ * AWS rejected the request itself (`$fault: client`: a bad parameter, an unknown
+ * instance or document, a missing topic) — not throttling, not a permission that may
+ * be granted later. Retrying the same request cannot succeed.
+ */
+export function isPermanentAwsError(error: unknown): boolean {
+  const e = error as SdkError | undefined;
+  if (!e || typeof e !== 'object' || e.$fault !== 'client') return false;
+  const name = e.name ?? '';
+  return !ACCESS_DENIED.has(name) && !THROTTLING.has(name) && name !== 'ExpiredTokenException' && name !== 'InvalidClientTokenId';
 }

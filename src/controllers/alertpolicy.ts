@@ -118,7 +118,7 @@ export class AlertPolicyReconciler implements Reconciler {
     status.matched = requests.length;
     status.succeeded = count('Succeeded');
     status.failed = count('Failed');
-    status.executed = requests.filter((r) => r.status?.execution?.ssm?.commandId !== undefined).length;
+    status.executed = requests.filter((r) => r.status?.execution?.ssm?.commandId !== undefined || r.status?.execution?.sns?.messageId !== undefined).length;
     status.skipped = count('Skipped');
     const last = requests.map((r) => r.metadata?.creationTimestamp ?? '').sort().at(-1);
     if (last) status.lastTriggerTime = last;

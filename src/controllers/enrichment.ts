@@ -52,8 +52,10 @@ export function seriesFrom(planned: readonly PlannedQuery[], results: ReadonlyMa
       name: p.name,
       ...(p.instanceId && { instanceId: p.instanceId }),
       statistic: p.query.statistic,
-      values: r.values.slice(-1440),
-      timestamps: r.timestamps.slice(-1440),
+      // The newest 60 points per series: status stays far below etcd's object size limit
+      // however many targets and metrics a policy has; the mean uses every point.
+      values: r.values.slice(-60),
+      timestamps: r.timestamps.slice(-60),
       ...(mean !== undefined && { mean: Math.round(mean * 1000) / 1000 }),
     };
   });

@@ -29,8 +29,9 @@ import {
   type RemediationRequestStatus,
 } from '../api/v1alpha1/index.js';
 import type { CommandRunner, InstanceDescriber, InvocationResult, MetricsReader, Publisher } from '../cloud/types.js';
+import { callOutcome, isPermanentAwsError } from '../cloud/errors.js';
 import { AwsAccessDeniedError, TERMINAL_INVOCATION_STATUSES } from '../cloud/types.js';
-import type { EventRecorder, EventType, ResourceClient } from '../kube/resources.js';
+import { isConflict, type EventRecorder, type EventType, type ResourceClient } from '../kube/resources.js';
 import type { Metrics } from '../observability/metrics.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { setCondition } from '../runtime/conditions.js';
@@ -63,6 +64,8 @@ export interface RemediationRequestReconcilerDeps {
   /** First invocation poll delay; doubles up to `maxPollIntervalMs`. */
   pollIntervalMs?: number;
   maxPollIntervalMs?: number;
+  /** How long ListCommands is given to show a command that may have been sent before one is sent again. */
+  sendSettleMs?: number;
 }
 
 /** A transition decided by one reconcile step. */
@@ -70,6 +73,13 @@ interface Transition {
   status: RemediationRequestStatus;
   event?: { type: EventType; reason: string; message: string };
   requeueAfterMs?: number;
+  /** Runs once the status write succeeded. */
+  afterWrite?: () => void;
+  /**
+   * A command id learnt from SSM that must not be lost to a write conflict: on 409 the
+   * write is retried on a fresh read of the request instead of giving up.
+   */
+  mustPersist?: { commandId: string; requestedAt: string };
 }
 
 export const COMMENT_PREFIX = 'remediator:';
@@ -81,6 +91,10 @@ export function commandComment(uid: string): string {
 
 export class RemediationRequestReconciler implements Reconciler {
   private readonly ledger = new ExecutionLedger();
+  /** Requests whose intent this process wrote: the first send needs no settle wait. */
+  private readonly intentsWritten = new Set<string>();
+  /** Requests whose last send ended ambiguously (it may have reached SSM), and when. */
+  private readonly ambiguousSends = new Map<string, number>();
   /** Serialises the execute decision per policy, so concurrent workers cannot both fit under one rate limit. */
   private readonly policyLocks = new Map<string, Promise<unknown>>();
 
@@ -111,7 +125,7 @@ export class RemediationRequestReconciler implements Reconciler {
 
     let step: Transition | undefined;
     try {
-      step = policy ? await this.step(rr, phase, policy, log) : this.policyMissing(rr);
+      step = await this.decide(rr, phase, policy, log);
     } catch (error) {
       if (error instanceof AwsAccessDeniedError) {
         step = this.accessDenied(rr, error);
@@ -119,7 +133,13 @@ export class RemediationRequestReconciler implements Reconciler {
         // The role may be fixed at any time: keep retrying, with the queue's backoff.
         throw error;
       }
-      throw error;
+      if (isPermanentAwsError(error) && phase !== 'Executing') {
+        // AWS refused the request itself (a bad parameter, a missing resource): retrying
+        // cannot help, so the request ends and says what AWS said.
+        step = this.enter(rr, this.base(rr), 'Failed', 'AwsRequestInvalid', `AWS refused the call: ${(error as Error).message}`, 'Warning');
+      } else {
+        throw error;
+      }
     }
     if (step.status.conditions?.some((c) => c.type === 'CloudAccess' && c.status === 'False')) {
       // The AWS call that was denied went through this time: the role was fixed.
@@ -131,6 +151,24 @@ export class RemediationRequestReconciler implements Reconciler {
     }
     await this.write(rr, step, log);
     return step.requeueAfterMs ? { requeueAfterMs: step.requeueAfterMs } : undefined;
+  }
+
+  /** One step of the state machine, for whatever the request and its policy look like now. */
+  private async decide(rr: RemediationRequest, phase: Phase, policy: AlertPolicy | undefined, log: Logger): Promise<Transition> {
+    // An explicit rejection wins in every phase before execution, Auto policies included.
+    if (rr.spec.approval?.decision === 'Rejected' && phase !== 'Executing' && phase !== 'AwaitingApproval') {
+      const status = this.base(rr);
+      status.approval = rr.spec.approval;
+      return this.enter(rr, status, 'Rejected', 'RejectedByApprover', `rejected by ${rr.spec.approval.approver}${rr.spec.approval.reason ? `: ${rr.spec.approval.reason}` : ''}`);
+    }
+    if (policy) return this.step(rr, phase, policy, log);
+    if (phase === 'Executing') {
+      // The command may already run: keep following it (or find it) without the policy.
+      return this.execute(rr, this.base(rr), log);
+    }
+    if (phase === 'Pending') return this.policyMissing(rr);
+    // The policy went away after the request started: nothing was sent, and nothing will be.
+    return this.enter(rr, this.base(rr), 'Failed', 'PolicyNotFound', `AlertPolicy "${rr.spec.policyRef.name}" was deleted before execution; nothing was run`, 'Warning');
   }
 
   private now(): string {
@@ -154,7 +192,12 @@ export class RemediationRequestReconciler implements Reconciler {
     status.reason = reason;
     status.message = message;
     status.observedGeneration = rr.metadata?.generation;
-    if (END_PHASES.has(phase)) status.completionTime ??= this.now();
+    if (END_PHASES.has(phase)) {
+      status.completionTime ??= this.now();
+      const uid = rr.metadata?.uid ?? '';
+      this.intentsWritten.delete(uid);
+      this.ambiguousSends.delete(uid);
+    }
     return { status, event: { type: eventType, reason, message: `${phase}: ${message}` } };
   }
 
@@ -246,6 +289,7 @@ export class RemediationRequestReconciler implements Reconciler {
       tags: keys ? Object.fromEntries(Object.entries(f.tags).filter(([k]) => keys.includes(k))) : f.tags,
     }));
     status.enrichment = { observedAt: now, instances };
+    status.policyGeneration = policy.metadata?.generation;
     // The opt-out tag always wins, before metrics are even read.
     const optOut = optOutTag(policy.spec);
     const optedOut = found.filter((f) => f.tags[optOut.key] === optOut.value).map((f) => f.instanceId);
@@ -367,12 +411,32 @@ export class RemediationRequestReconciler implements Reconciler {
 
   /** Approved → Executing: check safety, validate and render everything, then record intent. Nothing is sent yet. */
   private async recordIntent(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Promise<Transition> {
-    const blocked = this.safetyBlock(rr, policy);
+    if (status.policyGeneration !== undefined && policy.metadata?.generation !== status.policyGeneration && approvalMode(policy) === 'Manual') {
+      // What was approved is what the policy said then; a changed policy needs a new decision.
+      return this.enter(rr, status, 'Failed', 'PolicyChanged', `policy ${policy.metadata?.name} changed after this request was approved (generation ${status.policyGeneration} → ${policy.metadata?.generation}); nothing was run — create a new request to approve the new version`, 'Warning');
+    }
+    let blocked: { reason: string; message: string } | undefined;
+    try {
+      blocked = this.safetyBlock(rr, policy);
+    } catch (error) {
+      return this.enter(rr, status, 'Failed', 'InvalidPolicy', `policy ${policy.metadata?.name} cannot be applied: ${(error as Error).message}`, 'Warning');
+    }
     if (blocked) return this.enter(rr, status, 'Skipped', blocked.reason, blocked.message);
+    // An approval can come hours after enrichment: the opt-out tag is checked again now.
+    const optOut = optOutTag(policy.spec);
+    const { found } = await this.deps.instances.describe(status.targets ?? []);
+    const optedOut = found.filter((f) => f.tags[optOut.key] === optOut.value).map((f) => f.instanceId);
+    if (optedOut.length > 0) {
+      return this.enter(rr, status, 'Skipped', 'OptOut', `instance(s) ${optedOut.join(', ')} carry ${optOut.key}=${optOut.value} (tagged after enrichment)`);
+    }
     const t = policy.spec.action.sns ? this.snsIntent(rr, status, policy) : this.ssmIntent(rr, status, policy);
     if (t.status.phase === 'Executing') {
-      // Written by the caller right after; remember it before the cache can show it.
-      this.ledger.record(`${rr.metadata?.namespace}/${policy.metadata?.name}`, { request: rr.metadata?.name ?? '', targets: status.targets ?? [], at: this.deps.clock.now() });
+      // Once written, remember it before the informer cache can show it.
+      const at = this.deps.clock.now();
+      t.afterWrite = () => {
+        this.ledger.record(`${rr.metadata?.namespace}/${policy.metadata?.name}`, { request: rr.metadata?.name ?? '', targets: status.targets ?? [], at });
+        this.intentsWritten.add(rr.metadata?.uid ?? '');
+      };
     }
     return t;
   }
@@ -411,14 +475,22 @@ export class RemediationRequestReconciler implements Reconciler {
     if (!sns) return this.enter(rr, status, 'Failed', 'PolicyChanged', 'the policy no longer has an sns action; nothing was published', 'Warning');
     const ctx = this.templateContext(rr, status);
     const attributes = Object.fromEntries(Object.entries(sns.messageAttributes ?? {}).map(([k, v]) => [k, render(v, ctx, SNS_VALUE_POLICY)]));
-    const { messageId } = await this.deps.publisher.publish({
+    let messageId: string;
+    try {
+      ({ messageId } = await this.deps.publisher.publish({
       topicArn: record.topicArn,
       subject: record.subject,
       message: render(sns.message, ctx, { ...SNS_VALUE_POLICY, maxLength: 65536 }),
       attributes,
       messageGroupId: sns.messageGroupId ? render(sns.messageGroupId, ctx, { allowedPattern: '[A-Za-z0-9!-~]*', maxLength: 128 }) : policy.metadata?.name,
       deduplicationId: rr.metadata?.uid,
-    });
+      }));
+    } catch (error) {
+      if (isPermanentAwsError(error)) {
+        return this.enter(rr, status, 'Failed', 'PublishRejected', `SNS refused the message: ${(error as Error).message}; nothing was published`, 'Warning');
+      }
+      throw error;
+    }
     const now = this.now();
     record.messageId = messageId;
     record.publishedAt = now;
@@ -466,28 +538,53 @@ export class RemediationRequestReconciler implements Reconciler {
     const now = this.now();
 
     if (!ssm.commandId) {
+      const uid = rr.metadata?.uid ?? '';
       // Intent exists but no command id: a previous attempt may have sent it. Look first.
       let sent = await this.deps.commands.findCommand(ssm.comment, targets);
       if (sent) {
         log.info({ commandId: sent.commandId }, 'adopted a command sent before a crash or lost response');
       } else {
+        // ListCommands may lag SendCommand by a moment. Unless this process wrote the
+        // intent and has not tried yet, someone may have sent it just now (a crashed
+        // predecessor, or our own attempt whose answer was lost): give SSM time to list
+        // it before sending.
+        const ours = this.intentsWritten.has(uid) && !this.ambiguousSends.has(uid);
+        const since = this.ambiguousSends.get(uid) ?? Date.parse(ssm.intentRecordedAt);
+        const settle = this.deps.sendSettleMs ?? 30_000;
+        const wait = since + settle - this.deps.clock.now();
+        if (!ours && wait > 0) {
+          log.info({ waitMs: wait }, 'intent without a command id: waiting for SSM to list a command that may have been sent before sending one');
+          return { status, requeueAfterMs: wait };
+        }
         if (!action) return this.enter(rr, status, 'Failed', 'PolicyNotFound', 'the policy disappeared before the command was sent; nothing was sent', 'Warning');
-        sent = await this.deps.commands.sendCommand({
-          documentName: ssm.documentName,
-          instanceIds: targets,
-          parameters: ssm.parameters ?? {},
-          comment: ssm.comment,
-          timeoutSeconds: action.timeoutSeconds ?? DEFAULTS.ssmTimeoutSeconds,
-          maxConcurrency: action.maxConcurrency ?? DEFAULTS.ssmMaxConcurrency,
-          maxErrors: action.maxErrors ?? DEFAULTS.ssmMaxErrors,
-        });
+        try {
+          sent = await this.deps.commands.sendCommand({
+            documentName: ssm.documentName,
+            instanceIds: targets,
+            parameters: ssm.parameters ?? {},
+            comment: ssm.comment,
+            timeoutSeconds: action.timeoutSeconds ?? DEFAULTS.ssmTimeoutSeconds,
+            maxConcurrency: action.maxConcurrency ?? DEFAULTS.ssmMaxConcurrency,
+            maxErrors: action.maxErrors ?? DEFAULTS.ssmMaxErrors,
+          });
+        } catch (error) {
+          if (isPermanentAwsError(error)) {
+            // SSM refused the command outright: it was not accepted, and the same command never will be.
+            return this.enter(rr, status, 'Failed', 'CommandRejected', `SSM refused the command: ${(error as Error).message}; nothing was run`, 'Warning');
+          }
+          // Access denied and throttling are definite refusals; anything else may have reached SSM.
+          if (!(error instanceof AwsAccessDeniedError) && callOutcome(error) !== 'throttled') this.ambiguousSends.set(uid, this.deps.clock.now());
+          throw error;
+        }
+        this.ambiguousSends.delete(uid);
       }
       ssm.commandId = sent.commandId;
       ssm.requestedAt = sent.requestedAt ?? now;
       ssm.invocations = targets.map((instanceId) => ({ instanceId, status: 'Pending' }));
       status.conditions = setCondition(status.conditions, { type: 'Executed', status: 'Unknown', reason: 'CommandSent', message: `SSM command ${sent.commandId} sent`, observedGeneration: rr.metadata?.generation }, now);
       status.message = `SSM command ${sent.commandId} sent to ${targets.join(', ')}`;
-      return { status, event: { type: 'Normal', reason: 'CommandSent', message: status.message }, requeueAfterMs: this.pollDelay(ssm.requestedAt) };
+      // The command id must reach status even if the request changed meanwhile.
+      return { status, event: { type: 'Normal', reason: 'CommandSent', message: status.message }, requeueAfterMs: this.pollDelay(ssm.requestedAt), mustPersist: { commandId: sent.commandId, requestedAt: ssm.requestedAt } };
     }
 
     const commandId = ssm.commandId;
@@ -528,7 +625,7 @@ export class RemediationRequestReconciler implements Reconciler {
   private async notify(rr: RemediationRequest, phase: Phase, policy: AlertPolicy, log: Logger): Promise<boolean> {
     const notify = policy.spec.action.notify;
     if (!notify || !(notify.on as readonly string[]).includes(phase)) return false;
-    if ((rr.status?.notifications ?? []).some((n) => n.phase === phase && n.messageId)) return false;
+    if ((rr.status?.notifications ?? []).some((n) => n.phase === phase)) return false;
     if (!rr.status?.phase) return false;
     const status = this.base(rr);
     const name = rr.metadata?.name ?? '';
@@ -550,17 +647,55 @@ export class RemediationRequestReconciler implements Reconciler {
       null,
       2,
     );
-    const { messageId } = await this.deps.publisher.publish({
-      topicArn: notify.topicArn,
-      subject,
-      message,
-      attributes: { phase, policy: policy.metadata?.name ?? '', request: name },
-      messageGroupId: policy.metadata?.name,
-      deduplicationId: `${rr.metadata?.uid}-${phase}`,
-    });
-    status.notifications = [...(status.notifications ?? []).filter((n) => n.phase !== phase), { phase, messageId, sentAt: this.now() }];
-    await this.write(rr, { status, event: { type: 'Normal', reason: 'Notified', message: `announced ${phase} on ${notify.topicArn} (message ${messageId})` } }, log);
+    let entry: NonNullable<RemediationRequestStatus['notifications']>[number];
+    let event: Transition['event'];
+    try {
+      const { messageId } = await this.deps.publisher.publish({
+        topicArn: notify.topicArn,
+        subject,
+        message,
+        attributes: { phase, policy: policy.metadata?.name ?? '', request: name },
+        messageGroupId: policy.metadata?.name,
+        deduplicationId: `${rr.metadata?.uid}-${phase}`,
+      });
+      entry = { phase, messageId, sentAt: this.now() };
+      event = { type: 'Normal', reason: 'Notified', message: `announced ${phase} on ${notify.topicArn} (message ${messageId})` };
+    } catch (error) {
+      // A notification is best effort: after the SDK's retries, record why it failed and
+      // move on — it must never hold up the remediation itself.
+      const why = error instanceof Error ? error.message : String(error);
+      entry = { phase, error: why.slice(0, 1024), sentAt: this.now() };
+      event = { type: 'Warning', reason: 'NotifyFailed', message: `could not announce ${phase} on ${notify.topicArn}: ${why}` };
+    }
+    status.notifications = [...(status.notifications ?? []).filter((n) => n.phase !== phase), entry];
+    await this.write(rr, { status, event }, log);
     return true;
+  }
+
+  /**
+   * The request changed between our read and the status write, after SSM accepted a
+   * command: re-read it and write the command id onto the current version, so the id is
+   * never lost and the command never sent again.
+   */
+  private async persistCommand(ns: string, name: string, sent: { commandId: string; requestedAt: string }, wanted: RemediationRequestStatus, log: Logger): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const fresh = await this.deps.requests.get(ns, name);
+      if (!fresh) return;
+      if (fresh.status?.execution?.ssm?.commandId) return;
+      const status = structuredClone(fresh.status ?? {});
+      status.execution = { ...status.execution, ssm: { ...wanted.execution!.ssm!, ...status.execution?.ssm, ...sent, invocations: wanted.execution?.ssm?.invocations } };
+      status.phase = wanted.phase;
+      status.message = wanted.message;
+      status.conditions = wanted.conditions;
+      try {
+        await this.deps.requests.replaceStatus(ns, name, { ...fresh, status });
+        log.info({ commandId: sent.commandId }, 'recorded the command id after a write conflict');
+        return;
+      } catch (error) {
+        if (!isConflict(error)) throw error;
+      }
+    }
+    throw new Error(`could not record SSM command ${sent.commandId} after repeated conflicts; it will be adopted by its comment`);
   }
 
   /** Poll quickly at first, then back off: most commands finish in seconds, some take hours. */
@@ -583,7 +718,13 @@ export class RemediationRequestReconciler implements Reconciler {
     };
     const ns = rr.metadata?.namespace ?? '';
     const name = rr.metadata?.name ?? '';
-    await this.deps.requests.replaceStatus(ns, name, body);
+    try {
+      await this.deps.requests.replaceStatus(ns, name, body);
+    } catch (error) {
+      if (!step.mustPersist || !isConflict(error)) throw error;
+      await this.persistCommand(ns, name, step.mustPersist, step.status, log);
+    }
+    step.afterWrite?.();
     const from = rr.status?.phase ?? 'Pending';
     const to = step.status.phase ?? 'Pending';
     if (from !== to) {

@@ -64,7 +64,13 @@ function lookup(ctx: TemplateContext, root: string, key: string): string | undef
  */
 export function render(template: string, ctx: TemplateContext, policy: ValuePolicy): string {
   placeholders(template);
-  const allowed = new RegExp(`^(?:${policy.allowedPattern.replace(/^\^/, '').replace(/\$$/, '')})$`, 'u');
+  let allowed: RegExp;
+  try {
+    // Anchored as a whole; anchors the author wrote inside stay harmless.
+    allowed = new RegExp(`^(?:${policy.allowedPattern})$`, 'u');
+  } catch (error) {
+    throw new TemplateError(`allowedPattern /${policy.allowedPattern}/ is not a valid regular expression: ${(error as Error).message}`);
+  }
   return template.replace(PLACEHOLDER, (whole, root: string, key: string) => {
     const value = lookup(ctx, root, key);
     if (value === undefined) {

@@ -38,6 +38,8 @@ export class LeaderElector {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private lastRenew = 0;
+  /** The other holder's record as last seen, and when (our clock): expiry never compares two machines' clocks. */
+  private observed: { record: string; at: number } | undefined;
 
   constructor(private readonly opts: LeaderElectionOptions) {
     this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
@@ -55,14 +57,17 @@ export class LeaderElector {
     const tick = async () => {
       if (this.stopped) return;
       let ok = false;
+      const started = this.clock.now();
       try {
-        ok = await this.tryAcquireOrRenew();
+        // A hung call must not keep us believing we lead: give up at the renew deadline.
+        ok = await withTimeout(this.tryAcquireOrRenew(), this.renewMs, 'lease update timed out');
       } catch (error) {
         this.opts.logger.warn({ err: error }, 'leader election: lease update failed');
       }
       if (this.stopped) return;
       if (ok) {
-        this.lastRenew = this.clock.now();
+        // Counted from when the call started: the lease was valid from then at the latest.
+        this.lastRenew = started;
         if (!this.leading) {
           this.leading = true;
           this.opts.logger.info({ lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity }, 'became leader');
@@ -109,9 +114,14 @@ export class LeaderElector {
     }
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity;
-    const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
     const duration = (spec.leaseDurationSeconds ?? Math.round(this.leaseMs / 1000)) * 1000;
-    if (holder && holder !== identity && renewed + duration > now) return false;
+    if (holder && holder !== identity) {
+      // client-go's rule: the lease is expired when its record has not changed for a
+      // lease duration *as measured by our clock* since we first saw that record.
+      const record = `${holder}/${spec.renewTime ? new Date(spec.renewTime).toISOString() : ''}/${lease.metadata?.resourceVersion ?? ''}`;
+      if (this.observed?.record !== record) this.observed = { record, at: now };
+      if (this.observed.at + duration > now) return false;
+    }
     const transitions = (spec.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
     lease.spec = {
       ...spec,
@@ -142,4 +152,12 @@ export class LeaderElector {
       this.opts.logger.warn({ err: error }, 'could not release the leader lease; it will expire');
     }
   }
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

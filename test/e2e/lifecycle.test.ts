@@ -6,7 +6,8 @@
  */
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
-import type { AlertPolicy, RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { GROUP, VERSION, type AlertPolicy, type RemediationRequest } from '../../src/api/v1alpha1/index.js';
 import { pointsEvery, putInstanceMetric, seedClientConfig, seedInstances } from '../testbed/aws.js';
 import { Resources, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 
@@ -150,7 +151,16 @@ describe('remediation lifecycle', () => {
       const p = await policy({});
       const rr = await request(p, { instance_id: id });
       await res.waitForPhase(NS, rr.metadata!.name!, 'Succeeded');
-      await patchSpec(rr, (spec) => ({ ...spec, alert: { ...spec.alert, annotations: { touched: 'yes' } } }));
+      // The API server keeps the record: a finished request's spec cannot be rewritten.
+      await expect(patchSpec(rr, (spec) => ({ ...spec, alert: { ...spec.alert, annotations: { touched: 'yes' } } }))).rejects.toMatchObject({
+        code: 422,
+        body: expect.stringContaining('spec cannot change once the request is executing or has ended'),
+      });
+      // Metadata may still change (labels for bookkeeping), and that runs nothing again.
+      await res.api.patchNamespacedCustomObject(
+        { group: GROUP, version: VERSION, namespace: NS, plural: 'remediationrequests', name: rr.metadata!.name!, body: [{ op: 'add', path: '/metadata/labels', value: { reviewed: 'yes' } }] },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
       await new Promise((r) => setTimeout(r, 1_500));
       expect((await res.getRequest(NS, rr.metadata!.name!)).status?.phase).toBe('Succeeded');
       expect(await commandsFor(rr)).toHaveLength(1);

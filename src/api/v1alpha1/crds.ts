@@ -35,7 +35,10 @@ interface PrinterColumn {
   priority?: number;
 }
 
-function crd(names: ResourceNames, spec: TSchema, status: TSchema, columns: PrinterColumn[], description: string) {
+/** Rules on the whole object, where spec and status are both visible. */
+type RootRule = { rule: string; message: string };
+
+function crd(names: ResourceNames, spec: TSchema, status: TSchema, columns: PrinterColumn[], description: string, rootRules: RootRule[] = []) {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -56,6 +59,7 @@ function crd(names: ResourceNames, spec: TSchema, status: TSchema, columns: Prin
               type: 'object',
               description,
               required: ['spec'],
+              ...(rootRules.length > 0 && { 'x-kubernetes-validations': rootRules }),
               properties: {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },
@@ -99,6 +103,14 @@ export function customResourceDefinitions() {
         { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
       ],
       'RemediationRequest is one alert occurrence turned into one remediation, and its audit record.',
+      [
+        {
+          // Once a command may be running, or the request is over, the record of what was
+          // asked must not be rewritten (auto-approved requests have no approval to freeze it).
+          rule: "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Executing', 'Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']) || self.spec == oldSelf.spec",
+          message: 'spec cannot change once the request is executing or has ended; create a new RemediationRequest instead',
+        },
+      ],
     ),
   ];
 }

@@ -130,8 +130,8 @@ const MetricSeries = Type.Object({
   name: Type.String(),
   instanceId: Type.Optional(Type.String()),
   statistic: Type.String(),
-  values: Type.Array(Type.Number(), { maxItems: 1440 }),
-  timestamps: Type.Array(Type.String(), { maxItems: 1440 }),
+  values: Type.Array(Type.Number(), { maxItems: 60 }),
+  timestamps: Type.Array(Type.String(), { maxItems: 60 }),
   mean: Type.Optional(Type.Number()),
 });
 
@@ -149,6 +149,7 @@ export const RemediationRequestStatus = Type.Object({
   observedGeneration: Type.Optional(Type.Integer()),
   conditions: Type.Optional(Conditions),
   risk: Type.Optional(StringEnum(RISK_LEVELS)),
+  policyGeneration: Type.Optional(Type.Integer({ description: 'Generation of the AlertPolicy the request was enriched and approved against; a Manual request fails if the policy changes before execution.' })),
   targets: Type.Optional(Type.Array(Type.String())),
   targetCount: Type.Optional(Type.Integer()),
   approval: Type.Optional(ApprovalDecision),
