@@ -82,7 +82,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --intake-identity        user name recorded as spec.requestedBy (default: learnt from a SelfSubjectReview)
   --sns-topic-allowlist    comma-separated SNS topic ARNs whose messages the intake accepts (default: none)
   --sns-pinned-certificate comma-separated URL=path pins: verify SNS messages naming URL with the local PEM at path instead of fetching it
-  --intake-max-inflight    intake requests handled at once; beyond it 429 (default 64)
+  --intake-max-inflight    intake requests handled at once; beyond it 429 (default 64); SNS has its own quarter of it (503 beyond)
   --intake-max-alerts      alerts accepted in one Alertmanager payload; beyond it 413 (default 500)
   --intake-retry-timeout   how long the intake retries an unavailable API server before answering 503 (default 5s)
   --intake-token-ttl       how long the token read from the Secret is trusted before re-reading it (default 10s)

@@ -42,8 +42,13 @@ function acceptBody(req: IncomingMessage, res: ServerResponse): void {
   }
 }
 
-/** Reads the body, refusing (413) one declared or found to be over `maxBytes`; answers `Expect: 100-continue` only for a body it will read. */
-export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer> {
+/**
+ * Reads the body, refusing (413) one declared or found to be over `maxBytes`; answers
+ * `Expect: 100-continue` only for a body it will read. With `timeoutMs`, a body not
+ * complete by then is refused with 408 and `Connection: close` (the server's own
+ * request timeout is far longer, fit for authenticated senders).
+ */
+export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number, timeoutMs?: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) {
     return Promise.reject(tooLarge(maxBytes));
@@ -53,13 +58,22 @@ export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: nu
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            req.pause();
+            finish(new IntakeError(408, `the request body did not arrive within ${timeoutMs} ms; send it at once`, 'bad_request', undefined, { connection: 'close' }));
+          }, timeoutMs).unref();
     const finish = (error?: IntakeError) => {
       if (done) return;
       done = true;
+      if (timer) clearTimeout(timer);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('aborted', onAborted);
+      req.off('close', onClose);
       if (error) reject(error);
       else resolve(Buffer.concat(chunks, size));
     };
@@ -77,10 +91,13 @@ export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: nu
     const onEnd = () => finish();
     const onError = () => finish(new IntakeError(400, 'the request body could not be read (connection error)'));
     const onAborted = () => finish(new IntakeError(400, 'the request was aborted before its body was complete'));
+    // The connection went away mid-body: stop waiting (and drop the timer) at once.
+    const onClose = () => (req.complete ? finish() : onAborted());
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
     req.on('aborted', onAborted);
+    req.on('close', onClose);
   });
 }
 

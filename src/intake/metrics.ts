@@ -34,7 +34,7 @@ export class IntakeMetrics {
     });
     this.inflight = new Gauge({
       name: 'remediator_intake_inflight_requests',
-      help: 'Intake HTTP requests being handled now (beyond --intake-max-inflight they are refused with 429).',
+      help: 'Intake HTTP requests being handled now, all routes (beyond --intake-max-inflight on the authenticated routes they are refused with 429; SNS has its own budget, beyond which 503).',
       registers,
     });
     this.alertsReceived = new Counter({

@@ -38,4 +38,8 @@ export class PinnedCertificateSource implements CertificateSource {
     const hit = this.pinned.get(url.href);
     return hit ? Promise.resolve(hit) : this.fallback.get(url);
   }
+
+  verified(url: URL, cert: X509Certificate): void {
+    if (!this.pinned.has(url.href)) this.fallback.verified?.(url, cert);
+  }
 }

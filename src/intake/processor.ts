@@ -5,10 +5,12 @@
  *   the policy's namespace under its deterministic name (naming.ts) — 409 AlreadyExists
  *   is the deduplication, not an error;
  * - a resolved alert finds its requests by the `remediator.dev/alert` label (whatever
- *   policy or occurrence made them) and sets `spec.alert.status: resolved` on those that
- *   have not started executing; the controller then ends them Cancelled. A request
- *   approved by a person has a frozen spec (CEL rule) and one that is executing cannot
- *   be stopped: both are left alone, logged and counted.
+ *   policy made them) and sets `spec.alert.status: resolved` on those of its own or an
+ *   earlier occurrence (see `endsOccurrence`) that have not started executing; the
+ *   controller then ends them Cancelled. A request of a newer occurrence is never
+ *   touched: a late or replayed "resolved" must not cancel the alert's next firing. A
+ *   request approved by a person has a frozen spec (CEL rule) and one that is executing
+ *   cannot be stopped: both are left alone, logged and counted.
  *
  * Kubernetes calls are retried within a time budget (retry.ts). When the API server
  * stays unavailable the whole call fails with ApiUnavailableError (a 503 to the sender);
@@ -58,6 +60,23 @@ function byRef(a: string, b: string): number {
   const [an = '', aname = ''] = a.split('/');
   const [bn = '', bname = ''] = b.split('/');
   return an < bn ? -1 : an > bn ? 1 : aname < bname ? -1 : aname > bname ? 1 : 0;
+}
+
+/**
+ * Whether resolved alert `alert` ends the occurrence that request `rr` was made for: the
+ * request's occurrence started at or before the resolution's own time. A resolved
+ * alert's `startsAt` is that time — Alertmanager sends the `startsAt` of the occurrence
+ * it ends; a CloudWatch `OK` its own `StateChangeTime`, later than that of the `ALARM`
+ * it ends (the request's `startsAt`); a generic alert its `startsAt`, or now. So
+ * an old resolution arriving late (an Alertmanager retry, a replayed SNS message) leaves
+ * the requests of any newer occurrence alone. A request whose time cannot be read is
+ * treated as ended (the behaviour before occurrences were compared), so nothing gets stuck.
+ */
+export function endsOccurrence(rr: RemediationRequest, alert: IntakeAlert): boolean {
+  const started = Date.parse(rr.spec.alert.startsAt ?? '');
+  const resolvedAt = Date.parse(alert.startsAt);
+  if (Number.isNaN(started) || Number.isNaN(resolvedAt)) return true;
+  return started <= resolvedAt;
 }
 
 /** Phases after which setting `resolved` changes nothing or cannot stop anything. */
@@ -191,6 +210,15 @@ export class AlertProcessor {
         if (pending && !pending.has(ref)) continue;
         // The label is a hash: make sure this really is the same alert.
         if (rr.spec.alert.source !== alert.source || rr.spec.alert.fingerprint !== alert.fingerprint) continue;
+        if (!endsOccurrence(rr, alert)) {
+          // Not reported under `unchanged`: that list is for requests this resolution
+          // should have stopped but could not. A newer occurrence is simply not its business.
+          this.opts.logger.info(
+            { request: rr.metadata?.name, namespace: ns, alert: alert.name, requestStartsAt: rr.spec.alert.startsAt, resolvedStartsAt: alert.startsAt },
+            'resolved alert is older than this RemediationRequest\'s occurrence (a late or replayed resolution); left alone',
+          );
+          continue;
+        }
         const outcome = await this.resolveOne(rr, alert);
         if (outcome === 'conflict') conflicted.add(ref);
         else if (outcome === 'cancelled') result.cancelled.push(ref);

@@ -8,8 +8,8 @@
  *   POST /v1/alerts                one generic JSON alert         bearer token
  *   GET  /healthz, /readyz
  *
- * Each request passes, in order: route and method; the in-flight bound (beyond it 429 —
- * 503 for SNS, which drops 4xx deliveries but retries 5xx); readiness (policy cache
+ * Each request passes, in order: route and method; the in-flight bound of its route
+ * (beyond it 429 — 503 for SNS, which drops 4xx deliveries but retries 5xx); readiness (policy cache
  * synced, own identity known); authentication; content type and size; JSON; schema;
  * then matching and request creation. Every refusal is a JSON `{ "error": ... }` that
  * says what to fix. Plain node:http: four routes need no framework, and owning the
@@ -71,7 +71,12 @@ export interface IntakeServerOptions {
   confirmUrlPolicy?: ConfirmUrlPolicy;
   /** Used to visit a SubscribeURL. */
   fetch?: Fetch;
+  /** Requests in flight at once on the authenticated routes (`--intake-max-inflight`). */
   maxInflight?: number;
+  /** Requests in flight at once on the SNS route; default a quarter of maxInflight, at least 4. */
+  snsMaxInflight?: number;
+  /** How long the SNS route waits for a request body (default 5 s). */
+  snsBodyTimeoutMs?: number;
   maxAlerts?: number;
   retryBudgetMs?: number;
   dedupWindowMs?: number;
@@ -85,7 +90,20 @@ export const DEFAULTS = {
   retryBudgetMs: 5_000,
   dedupWindowMs: 60 * 60_000,
   tokenTtlMs: 10_000,
+  // SNS posts a small body at once; a sender still trickling one after this is not SNS.
+  snsBodyTimeoutMs: 5_000,
 } as const;
+
+/**
+ * The SNS route's own in-flight budget. It is unauthenticated (anyone can reach it; trust
+ * comes from the signature, checked only once the body is in), so it must not share a
+ * budget with the token-authenticated routes: strangers holding SNS slots would
+ * otherwise make Alertmanager's posts 429. A quarter of the authenticated budget, at
+ * least 4, is plenty for CloudWatch alarm traffic.
+ */
+export function snsInflightBudget(maxInflight: number): number {
+  return Math.max(4, Math.floor(maxInflight / 4));
+}
 
 const ROUTES: Record<string, IntakeSource> = {
   '/v1/alerts/alertmanager': 'alertmanager',
@@ -109,7 +127,9 @@ export class IntakeServer {
   private readonly log: Logger;
   private readonly sockets = new Set<Socket>();
   private identityValue: string | undefined;
+  /** Requests in flight per budget: the authenticated routes share one, SNS has its own. */
   private inflight = 0;
+  private snsInflight = 0;
   private stopping = false;
   private idleWaiters: Array<() => void> = [];
 
@@ -202,7 +222,7 @@ export class IntakeServer {
     this.stopping = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    if (this.inflight > 0) {
+    if (this.inflight + this.snsInflight > 0) {
       await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), sleep(graceMs, undefined, { ref: false })]);
     }
     // Let the last answers flush and their connections go idle, then cut what is left.
@@ -238,14 +258,17 @@ export class IntakeServer {
       if (req.method !== 'POST') throw new IntakeError(405, `${req.method} is not allowed here: POST the alert payload`, 'method_not_allowed', undefined, { allow: 'POST' });
       if (this.stopping) throw new IntakeError(503, 'the intake is shutting down; send again (another replica will take it)', 'unavailable', undefined, { connection: 'close', 'retry-after': '1' });
       const maxInflight = this.opts.maxInflight ?? DEFAULTS.maxInflight;
-      if (this.inflight >= maxInflight) {
+      if (source === 'sns') {
+        const snsMax = this.opts.snsMaxInflight ?? snsInflightBudget(maxInflight);
         // SNS treats a 4xx as final and drops the message, but retries a 5xx.
-        const status = source === 'sns' ? 503 : 429;
-        throw new IntakeError(status, `too many alert requests in flight (${maxInflight}); retry after a second`, 'overloaded', undefined, { 'retry-after': '1' });
+        if (this.snsInflight >= snsMax) throw new IntakeError(503, `too many SNS messages in flight (${snsMax}); SNS will retry the delivery`, 'overloaded', undefined, { 'retry-after': '1' });
+        this.snsInflight++;
+      } else {
+        if (this.inflight >= maxInflight) throw new IntakeError(429, `too many alert requests in flight (${maxInflight}); retry after a second`, 'overloaded', undefined, { 'retry-after': '1' });
+        this.inflight++;
       }
-      this.inflight++;
       counted = true;
-      this.metrics.inflight.set(this.inflight);
+      this.metrics.inflight.set(this.inflight + this.snsInflight);
       if (!this.ready) {
         throw new IntakeError(503, 'the intake is starting: the AlertPolicy cache has not synced yet (or the intake has not learnt its own identity); retry shortly', 'unavailable', undefined, { 'retry-after': '5' });
       }
@@ -266,9 +289,10 @@ export class IntakeServer {
       // Released when the work is done, not when the client hangs up: a sender that
       // disconnects early must not free a slot while its alerts are still being created.
       if (counted) {
-        this.inflight--;
-        this.metrics.inflight.set(this.inflight);
-        if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+        if (source === 'sns') this.snsInflight--;
+        else this.inflight--;
+        this.metrics.inflight.set(this.inflight + this.snsInflight);
+        if (this.inflight + this.snsInflight === 0) for (const w of this.idleWaiters.splice(0)) w();
       }
       if (!req.complete) drainRequest(req);
     }
@@ -288,7 +312,9 @@ export class IntakeServer {
 
   private async handleSns(req: IncomingMessage, res: ServerResponse, namespace: string | undefined): Promise<Reply> {
     checkContentType(req, true);
-    const body = parseJson(await readBody(req, res, LIMITS.maxBodyBytes));
+    // A short body timeout: this route is open to anyone, and a slot held by a sender
+    // trickling its body is a slot SNS cannot use.
+    const body = parseJson(await readBody(req, res, LIMITS.maxBodyBytes, this.opts.snsBodyTimeoutMs ?? DEFAULTS.snsBodyTimeoutMs));
     const env = validate(checkers.sns, body, 'SNS message');
     if (!isSnsMessageType(env.Type)) {
       throw new IntakeError(400, `unknown SNS message Type ${JSON.stringify(env.Type)}: expected Notification, SubscriptionConfirmation or UnsubscribeConfirmation`);

@@ -8,11 +8,15 @@
  * 3. the signing certificate URL must be `https://sns.<region>.amazonaws.com[.cn]/...pem`
  *    — a certificate from anywhere else proves nothing;
  * 4. the signature must verify, with that certificate's RSA key, over AWS's canonical
- *    string to sign (the fields below, `Name\nvalue\n`, in this order).
+ *    string to sign (the fields below, `Name\nvalue\n`, in this order);
+ * 5. a Notification's signed `Timestamp` must be recent (SNS_REPLAY_WINDOW_MS): a
+ *    signature never expires, so without this anyone who once saw a message (a proxy
+ *    log, a leaked capture) could replay it — an old `OK` or `ALARM` — forever.
  *
  * Certificates come through a `CertificateSource`, cached; production fetches them over
  * HTTPS (TLS to an AWS host is what makes the certificate trustworthy), tests inject
- * their own. Subscription confirmation GETs the SubscribeURL only after all of the
+ * their own. The route is unauthenticated, so the cache is built to withstand strangers
+ * (see HttpsCertificateSource). Subscription confirmation GETs the SubscribeURL only after all of the
  * above, and only when it points back to SNS for the same topic.
  */
 import { X509Certificate, verify as verifySignature } from 'node:crypto';
@@ -73,10 +77,24 @@ export function checkSigningCertUrl(raw: string): URL {
   return url;
 }
 
+/**
+ * How old a Notification's signed `Timestamp` may be. SNS keeps a message's Timestamp
+ * across its delivery retries, and its default HTTP(S) delivery policy gives up within
+ * about a minute (3 retries 20 s apart); an hour leaves room for custom retry policies
+ * and an outage of ours, while bounding how long a captured message can be replayed.
+ * (Re-deliveries within the window are harmless: creates are idempotent by name and a
+ * resolution only ends occurrences that started before it.)
+ */
+export const SNS_REPLAY_WINDOW_MS = 60 * 60_000;
+/** How far in the future a signed `Timestamp` may be: clock skew between AWS and us, no more. */
+export const SNS_MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
 /** Where signing certificates come from. Production: HTTPS with a cache; tests: their own. */
 export interface CertificateSource {
   /** Resolves the certificate at `url`, or rejects with CertificateUnavailableError. */
   get(url: URL): Promise<X509Certificate>;
+  /** Told when `cert`, got from `url`, verified a message: worth keeping (see HttpsCertificateSource). */
+  verified?(url: URL, cert: X509Certificate): void;
 }
 
 /** The certificate could not be had: `permanent` for a 4xx/invalid certificate (the sender's problem), else a fault on our side or the network's. */
@@ -93,7 +111,12 @@ export interface HttpsCertificateSourceOptions {
   fetch?: Fetch;
   timeoutMs?: number;
   ttlMs?: number;
+  /** Entries of the cache of certificates (and permanent failures) not yet known good. */
   maxEntries?: number;
+  /** Certificates that verified a message, kept apart (LRU). */
+  maxVerified?: number;
+  /** Certificate fetches in flight at once; beyond it a miss is refused (503, SNS retries). */
+  maxConcurrentFetches?: number;
   now?: () => number;
 }
 
@@ -101,35 +124,72 @@ export interface HttpsCertificateSourceOptions {
  * Fetches certificates over HTTPS and caches them (AWS rotates the signing certificate
  * rarely, and its URL names it). Concurrent requests for one URL share a fetch;
  * permanent failures are remembered briefly so a burst of bad messages costs one fetch.
+ *
+ * Anyone can post to the SNS route with any SigningCertURL on an SNS host, so each
+ * distinct URL for an allowlisted topic costs an outbound fetch before its signature can
+ * be checked. Two rules keep a stranger from turning that against us:
+ * - a certificate that verified a message moves to a small LRU of its own, which
+ *   unverified URLs never enter, so no number of bogus URLs evicts the real certificate
+ *   (AWS uses one or two at a time; it stays until other *verified* ones push it out);
+ * - at most `maxConcurrentFetches` fetches run at once; a miss beyond that is refused
+ *   as transient (503: SNS delivers again later) instead of queueing outbound calls.
+ * Verified certificates do not expire from the cache: their URL names one certificate,
+ * and its validity dates are checked against every message anyway.
  */
 export class HttpsCertificateSource implements CertificateSource {
   private readonly cache = new Map<string, { at: number; value: Promise<X509Certificate> }>();
+  private readonly verifiedCerts = new Map<string, X509Certificate>();
   private readonly fetch: Fetch;
   private readonly timeoutMs: number;
   private readonly ttlMs: number;
   private readonly maxEntries: number;
+  private readonly maxVerified: number;
+  private readonly maxConcurrentFetches: number;
   private readonly now: () => number;
+  private fetching = 0;
 
   constructor(opts: HttpsCertificateSourceOptions = {}) {
     this.fetch = opts.fetch ?? ((url, init) => fetch(url, init));
     this.timeoutMs = opts.timeoutMs ?? 5_000;
     this.ttlMs = opts.ttlMs ?? 60 * 60_000;
     this.maxEntries = opts.maxEntries ?? 64;
+    this.maxVerified = opts.maxVerified ?? 8;
+    this.maxConcurrentFetches = opts.maxConcurrentFetches ?? 4;
     this.now = opts.now ?? Date.now;
   }
 
   get(url: URL): Promise<X509Certificate> {
     const key = url.href;
+    const good = this.verifiedCerts.get(key);
+    if (good) {
+      // Most recently used last.
+      this.verifiedCerts.delete(key);
+      this.verifiedCerts.set(key, good);
+      return Promise.resolve(good);
+    }
     const hit = this.cache.get(key);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.value;
+    if (this.fetching >= this.maxConcurrentFetches) {
+      return Promise.reject(new CertificateUnavailableError(`too many SNS signing certificates are being fetched at once (${this.maxConcurrentFetches})`, false));
+    }
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
-    const value = this.load(key);
+    this.fetching++;
+    const value = this.load(key).finally(() => this.fetching--);
     this.cache.set(key, { at: this.now(), value });
     // A transient failure must not be cached: the next message tries again.
     value.catch((error: unknown) => {
-      if (!(error instanceof CertificateUnavailableError && error.permanent)) this.cache.delete(key);
+      if (!(error instanceof CertificateUnavailableError && error.permanent) && this.cache.get(key)?.value === value) this.cache.delete(key);
     });
     return value;
+  }
+
+  /** Keeps `cert` in the verified LRU: it proved itself by verifying a message. */
+  verified(url: URL, cert: X509Certificate): void {
+    const key = url.href;
+    this.cache.delete(key);
+    this.verifiedCerts.delete(key);
+    this.verifiedCerts.set(key, cert);
+    if (this.verifiedCerts.size > this.maxVerified) this.verifiedCerts.delete(this.verifiedCerts.keys().next().value!);
   }
 
   private async load(url: string): Promise<X509Certificate> {
@@ -159,7 +219,7 @@ export interface SnsVerifierOptions {
   now?: () => number;
 }
 
-/** Applies checks 1–4 (see the file comment); resolves only for a message that passed all of them. */
+/** Applies checks 1–5 (see the file comment); resolves only for a message that passed all of them. */
 export class SnsVerifier {
   private readonly now: () => number;
 
@@ -205,6 +265,32 @@ export class SnsVerifier {
       ok = false;
     }
     if (!ok) throw new IntakeError(403, 'SNS message signature does not verify: the message was altered or not signed by SNS; refusing it');
+    this.opts.certificates.verified?.(certUrl, cert);
+    // After the signature, so the Timestamp judged is one SNS signed. Notifications only:
+    // they are what acts on alerts; a replayed confirmation can only re-confirm.
+    if (env.Type === 'Notification') checkTimestamp(env.Timestamp, now);
+  }
+}
+
+/**
+ * 403 unless a Notification's signed `Timestamp` lies within SNS_REPLAY_WINDOW_MS before
+ * `now` and SNS_MAX_CLOCK_SKEW_MS after it. A 4xx on purpose: SNS drops the message
+ * rather than retrying what can never become acceptable.
+ */
+export function checkTimestamp(timestamp: string, now: number): void {
+  const at = Date.parse(timestamp);
+  if (Number.isNaN(at)) throw new IntakeError(400, `SNS message Timestamp ${JSON.stringify(timestamp.slice(0, 64))} is not a timestamp`);
+  if (now - at > SNS_REPLAY_WINDOW_MS) {
+    throw new IntakeError(
+      403,
+      `SNS message is too old: it was published at ${timestamp.slice(0, 64)}, more than ${SNS_REPLAY_WINDOW_MS / 60_000} minutes ago; refusing it as a possible replay (check this host's clock if SNS delivered it just now)`,
+    );
+  }
+  if (at - now > SNS_MAX_CLOCK_SKEW_MS) {
+    throw new IntakeError(
+      403,
+      `SNS message Timestamp ${timestamp.slice(0, 64)} is more than ${SNS_MAX_CLOCK_SKEW_MS / 60_000} minutes in the future; refusing it (check this host's clock)`,
+    );
   }
 }
 

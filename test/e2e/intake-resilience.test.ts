@@ -1,6 +1,6 @@
 /**
  * The intake under pressure, with the real controller process: beyond its in-flight
- * bound it answers 429 (503 for SNS) at once instead of queueing; while the API server
+ * bound it answers 429 at once instead of queueing (SNS has a budget of its own); while the API server
  * is briefly unreachable it retries and succeeds; when it stays unreachable past the
  * retry budget it answers 503 with a JSON error and creates nothing; and on SIGTERM it
  * stops taking requests first, finishes the one in flight, and the process exits 0.
@@ -72,7 +72,7 @@ describe('intake overload, API outages and shutdown', () => {
     await proxy?.stop();
   });
 
-  test('beyond the in-flight bound: 429 with Retry-After at once (503 for SNS, which retries only 5xx); the held requests still succeed', async () => {
+  test('beyond the in-flight bound: 429 with Retry-After at once (SNS, with a budget of its own, is not refused); the held requests still succeed', async () => {
     const body = JSON.stringify(alert());
     const held = [await slowRequest(intake.url, '/v1/alerts', body, auth()), await slowRequest(intake.url, '/v1/alerts', JSON.stringify(alert()), auth())];
     await waitFor('both slots taken', async () => (await fetch(`${intake.controller.metricsUrl}/metrics`).then((r) => r.text())).includes('remediator_intake_inflight_requests 2'), 5_000, 50);
@@ -84,9 +84,10 @@ describe('intake overload, API outages and shutdown', () => {
     expect(refused.json?.error).toMatch(/too many alert requests in flight/);
     expect(Date.now() - started).toBeLessThan(1_000);
 
+    // SNS has its own budget (unit-tested in src/intake/server.test.ts): the full
+    // authenticated budget does not refuse it, so it gets to the schema check.
     const sns = await send(intake.url, { path: '/v1/alerts/sns', body: '{}', headers: { 'content-type': 'text/plain' } });
-    expect(sns.status).toBe(503);
-    expect(sns.headers['retry-after']).toBe('1');
+    expect(sns.status).toBe(422);
 
     const done = await Promise.all(held.map((h) => h.finish()));
     expect(done.map((d) => d.status)).toEqual([200, 200]);

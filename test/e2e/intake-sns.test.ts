@@ -325,11 +325,36 @@ describe('CloudWatch alarms via SNS', () => {
     });
   });
 
+  describe('replays', () => {
+    test('a correctly signed Notification older than the replay window is refused with 403 "too old", creating nothing', async () => {
+      const before = await count();
+      const stale = { ...notification(alarm('cpu-high-web-6', 'ALARM', '2025-03-01T14:00:00.000+0000')), Timestamp: new Date(Date.now() - 2 * 60 * 60_000).toISOString() };
+      const answer = await deliver(signSns(stale, signer.key));
+      expect(answer.status).toBe(403);
+      expect(answer.json?.error).toMatch(/SNS message is too old/);
+      expect(await count()).toBe(before);
+    });
+
+    test('a replayed (late) OK does not cancel the requests of a newer ALARM of the same alarm', async () => {
+      const first = await deliver(signSns(notification(alarm('cpu-high-web-7', 'ALARM', '2025-03-01T15:00:00.000+0000')), signer.key));
+      const ok = signSns(notification(alarm('cpu-high-web-7', 'OK', '2025-03-01T15:05:00.000+0000')), signer.key);
+      expect((await deliver(ok)).json?.cancelled).toEqual(first.json?.created);
+      const second = await deliver(signSns(notification(alarm('cpu-high-web-7', 'ALARM', '2025-03-01T15:10:00.000+0000')), signer.key));
+      const fresh = second.json?.created as string[];
+      expect(fresh).toHaveLength(2);
+      // SNS delivers the OK again (its signed Timestamp still within the window): nothing of the newer ALARM is touched.
+      const replay = await deliver(ok);
+      expect(replay.status).toBe(200);
+      expect(replay.json).toMatchObject({ cancelled: [], unchanged: [] });
+      for (const ref of fresh) expect((await res.getRequest(ref.split('/')[0]!, ref.split('/')[1]!)).spec.alert.status).toBe('firing');
+    });
+  });
+
   test('SNS outcomes are counted on the registry', async () => {
     const text = await registry.metrics();
     expect(metricValue(text, 'remediator_intake_requests_total', { source: 'sns', outcome: 'ok' })).toBeGreaterThan(5);
     expect(metricValue(text, 'remediator_intake_requests_total', { source: 'sns', outcome: 'forbidden' })).toBeGreaterThan(10);
-    expect(metricValue(text, 'remediator_intake_remediationrequests_created_total', { source: 'cloudwatch' })).toBe(6);
+    expect(metricValue(text, 'remediator_intake_remediationrequests_created_total', { source: 'cloudwatch' })).toBe(10);
     expect(metricValue(text, 'remediator_intake_remediationrequests_deduplicated_total', { source: 'cloudwatch' })).toBe(2);
   });
 });

@@ -196,6 +196,13 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
       const next = requestName(NS, 'restart-nginx', { source: 'alertmanager', fingerprint: 'c4a2d3e1f5b60718', occurrence: '2025-03-01T11:00:00.000Z' });
       expect(again.json?.created).toEqual([`${NS}/${next}`]);
       expect(next).not.toBe(name);
+
+      // A late retry of the old occurrence's resolved notification (startsAt 10:00) must
+      // not cancel the new occurrence (startsAt 11:00).
+      const late = await postJson(intake.url, AM, resolved, token);
+      expect(late.status).toBe(200);
+      expect(late.json).toMatchObject({ cancelled: [], unchanged: [] });
+      expect((await res.getRequest(NS, next)).spec.alert.status).toBe('firing');
     });
   });
 

@@ -1,0 +1,113 @@
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { RemediationRequest } from '../api/v1alpha1/index.js';
+import { alertIdentity, type IntakeAlert } from './alert.js';
+import { parseAlertmanager } from './alertmanager.js';
+import { parseCloudWatchAlarm } from './cloudwatch.js';
+import type { IntakeKubeApi, ResolveResult } from './kube.js';
+import { IntakeMetrics } from './metrics.js';
+import { AlertProcessor, endsOccurrence } from './processor.js';
+
+const FP = 'c4a2d3e1f5b60718';
+
+function request(name: string, startsAt: string, over: Partial<RemediationRequest['spec']['alert']> = {}): RemediationRequest {
+  return {
+    metadata: { name, namespace: 'ns', resourceVersion: '1' },
+    spec: {
+      policyRef: { name: 'p' },
+      alert: { source: 'alertmanager', name: 'NginxDown', labels: {}, annotations: {}, fingerprint: FP, startsAt, status: 'firing', ...over },
+      requestedBy: 'intake',
+    },
+  } as RemediationRequest;
+}
+
+/** Lists the given requests for any alert identity; records what was marked resolved. */
+class FakeKube implements IntakeKubeApi {
+  marked: string[] = [];
+  constructor(private readonly items: RemediationRequest[]) {}
+  async whoAmI(): Promise<string> {
+    return 'intake';
+  }
+  async readSecretValue(): Promise<string | undefined> {
+    return undefined;
+  }
+  async createRequest(): Promise<'created' | 'exists'> {
+    return 'created';
+  }
+  async listRequestsOfAlert(): Promise<RemediationRequest[]> {
+    return this.items;
+  }
+  async markResolved(namespace: string, name: string): Promise<ResolveResult> {
+    this.marked.push(`${namespace}/${name}`);
+    return 'patched';
+  }
+}
+
+function processor(kube: IntakeKubeApi): AlertProcessor {
+  return new AlertProcessor({
+    kube,
+    policies: () => [],
+    identity: () => 'intake',
+    metrics: new IntakeMetrics(new Registry()),
+    logger: pino({ level: 'silent' }),
+    retryBudgetMs: 100,
+  });
+}
+
+const amResolved = (startsAt: string): IntakeAlert =>
+  parseAlertmanager(
+    { version: '4', status: 'resolved', receiver: 'r', groupLabels: {}, commonLabels: {}, commonAnnotations: {}, externalURL: 'http://am', alerts: [{ status: 'resolved', labels: { alertname: 'NginxDown' }, annotations: {}, startsAt, endsAt: '2025-03-01T12:00:00Z', fingerprint: FP }] },
+    10,
+  )[0]!;
+
+const ARN = 'arn:aws:cloudwatch:us-east-1:123456789012:alarm:cpu-high';
+function cloudWatch(state: 'ALARM' | 'OK', changedAt: string): IntakeAlert {
+  const r = parseCloudWatchAlarm(JSON.stringify({ AlarmName: 'cpu-high', AlarmArn: ARN, NewStateValue: state, StateChangeTime: changedAt }));
+  if (r.kind !== 'alert') throw new Error('expected an alert');
+  return r.alert;
+}
+
+describe('a resolved alert ends only its own and earlier occurrences', () => {
+  test('Alertmanager: a request whose startsAt is at or before the resolved alert\'s startsAt, never a newer one', () => {
+    const resolved = amResolved('2025-03-01T10:00:00.123456789Z');
+    expect(endsOccurrence(request('same', '2025-03-01T10:00:00.123Z'), resolved)).toBe(true);
+    expect(endsOccurrence(request('older', '2025-03-01T09:00:00.000Z'), resolved)).toBe(true);
+    expect(endsOccurrence(request('newer', '2025-03-01T11:00:00.000Z'), resolved)).toBe(false);
+  });
+
+  test('CloudWatch: OK ends requests of ALARMs that changed state at or before it; a replayed older OK ends nothing newer', () => {
+    const alarm = cloudWatch('ALARM', '2025-03-01T10:00:00.000+0000');
+    const rr = request('cw', alarm.startsAt, { source: 'cloudwatch', fingerprint: alarm.fingerprint });
+    expect(endsOccurrence(rr, cloudWatch('OK', '2025-03-01T10:05:00.000+0000'))).toBe(true);
+    expect(endsOccurrence(rr, cloudWatch('OK', '2025-03-01T09:55:00.000+0000'))).toBe(false);
+  });
+
+  test('a request without a readable startsAt is treated as ended (nothing gets stuck)', () => {
+    expect(endsOccurrence(request('none', ''), amResolved('2025-03-01T10:00:00Z'))).toBe(true);
+  });
+
+  test('a late Alertmanager resolution of the old occurrence leaves the newer occurrence\'s request firing', async () => {
+    const kube = new FakeKube([request('old', '2025-03-01T10:00:00.123Z'), request('new', '2025-03-01T11:00:00.000Z')]);
+    const result = await processor(kube).process([amResolved('2025-03-01T10:00:00.123456789Z')]);
+    expect(kube.marked).toEqual(['ns/old']);
+    expect(result).toMatchObject({ cancelled: ['ns/old'], unchanged: [] });
+    // The current resolution (of the newer occurrence) ends both.
+    const now = new FakeKube([request('old', '2025-03-01T10:00:00.123Z'), request('new', '2025-03-01T11:00:00.000Z')]);
+    expect((await processor(now).process([amResolved('2025-03-01T11:00:00Z')])).cancelled).toEqual(['ns/new', 'ns/old']);
+  });
+
+  test('a replayed CloudWatch OK older than the current ALARM cancels nothing of it', async () => {
+    const first = cloudWatch('ALARM', '2025-03-01T10:00:00.000+0000');
+    const second = cloudWatch('ALARM', '2025-03-01T10:10:00.000+0000');
+    const items = () => [
+      request('first', first.startsAt, { source: 'cloudwatch', fingerprint: first.fingerprint }),
+      request('second', second.startsAt, { source: 'cloudwatch', fingerprint: second.fingerprint }),
+    ];
+    const replay = new FakeKube(items());
+    expect((await processor(replay).process([cloudWatch('OK', '2025-03-01T10:05:00.000+0000')])).cancelled).toEqual(['ns/first']);
+    expect(replay.marked).toEqual(['ns/first']);
+    const current = new FakeKube(items());
+    expect((await processor(current).process([cloudWatch('OK', '2025-03-01T10:15:00.000+0000')])).cancelled).toEqual(['ns/first', 'ns/second']);
+    expect(alertIdentity('cloudwatch', first.fingerprint)).toBe(alertIdentity('cloudwatch', second.fingerprint));
+  });
+});
