@@ -75,6 +75,8 @@ interface Transition {
   requeueAfterMs?: number;
   /** Runs once the status write succeeded. */
   afterWrite?: () => void;
+  /** Runs when the status write failed. */
+  onWriteFailed?: () => void;
   /**
    * A command id learnt from SSM that must not be lost to a write conflict: on 409 the
    * write is retried on a fresh read of the request instead of giving up.
@@ -431,12 +433,14 @@ export class RemediationRequestReconciler implements Reconciler {
     }
     const t = policy.spec.action.sns ? this.snsIntent(rr, status, policy) : this.ssmIntent(rr, status, policy);
     if (t.status.phase === 'Executing') {
-      // Once written, remember it before the informer cache can show it.
-      const at = this.deps.clock.now();
-      t.afterWrite = () => {
-        this.ledger.record(`${rr.metadata?.namespace}/${policy.metadata?.name}`, { request: rr.metadata?.name ?? '', targets: status.targets ?? [], at });
-        this.intentsWritten.add(rr.metadata?.uid ?? '');
-      };
+      // Counted at once, still inside the policy lock, so the next request checked
+      // against the rate limit sees it; forgotten again if the status write fails (the
+      // safe direction: a moment of over-counting, never under-counting).
+      const key = `${rr.metadata?.namespace}/${policy.metadata?.name}`;
+      const request = rr.metadata?.name ?? '';
+      this.ledger.record(key, { request, targets: status.targets ?? [], at: this.deps.clock.now() });
+      t.afterWrite = () => this.intentsWritten.add(rr.metadata?.uid ?? '');
+      t.onWriteFailed = () => this.ledger.forget(key, request);
     }
     return t;
   }
@@ -721,7 +725,10 @@ export class RemediationRequestReconciler implements Reconciler {
     try {
       await this.deps.requests.replaceStatus(ns, name, body);
     } catch (error) {
-      if (!step.mustPersist || !isConflict(error)) throw error;
+      if (!step.mustPersist || !isConflict(error)) {
+        step.onWriteFailed?.();
+        throw error;
+      }
       await this.persistCommand(ns, name, step.mustPersist, step.status, log);
     }
     step.afterWrite?.();

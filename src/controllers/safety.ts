@@ -43,6 +43,12 @@ export class ExecutionLedger {
     this.byPolicy.set(policyKey, list);
   }
 
+  /** Drop a record whose status write failed: that intent never happened. */
+  forget(policyKey: string, request: string): void {
+    const list = this.byPolicy.get(policyKey);
+    if (list) this.byPolicy.set(policyKey, list.filter((r) => r.request !== request));
+  }
+
   /** Cache-derived records plus ours, one per request. */
   merge(policyKey: string, fromCache: readonly ExecutionRecord[], now: number): ExecutionRecord[] {
     const mine = (this.byPolicy.get(policyKey) ?? []).filter((r) => now - r.at < this.retainMs);
