@@ -9,7 +9,7 @@
  * subresource, which the policy never sees) is written here by the admin, so these
  * checks do not depend on a controller run; install.test.ts shows the real one.
  */
-import { grant, guardStatus, installChart, must, namespace, SCOPE_LABEL, serviceAccountKubeconfig, suffix, writeStatus, type InstalledChart } from './install-chart.js';
+import { grant, guardStatus, installChart, must, namespace, SCOPE_LABEL, serviceAccountKubeconfig, suffix, waitForAdmissionPolicy, writeStatus, type InstalledChart } from './install-chart.js';
 import { testbedFromEnv } from './harness.js';
 import type { RunResult } from '../testbed/tools.js';
 
@@ -70,6 +70,7 @@ describe('the approval admission policy', () => {
     // alice and bob: editors and approvers; mallory: editor only; carol: approver only.
     for (const user of ['alice', 'bob', 'mallory']) await grant(tb, NS, user, `${chart.fullname}-editor`);
     for (const user of ['alice', 'bob', 'carol']) await grant(tb, NS, user, `${chart.fullname}-approver`);
+    await waitForAdmissionPolicy(tb, NS);
   });
 
   afterAll(async () => {

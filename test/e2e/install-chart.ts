@@ -212,3 +212,24 @@ export function plugin(tb: Testbed, user: string, args: string[], opts: ToolOpti
   const path = `${pluginPath(tb)}:${process.env['PATH'] ?? ''}`;
   return tb.kubectl(['remediator', ...args], { ...opts, user, env: { ...process.env, ...opts.env, PATH: path } });
 }
+
+/**
+ * Waits until the API server enforces the chart's approval policy in `namespace`: it
+ * loads a new policy and binding asynchronously, so a test that forges a request right
+ * after the install could race it. A server-side dry run goes through admission.
+ */
+export async function waitForAdmissionPolicy(tb: Testbed, namespace: string): Promise<void> {
+  const doc = {
+    apiVersion: 'remediator.dev/v1alpha1',
+    kind: 'RemediationRequest',
+    metadata: { name: 'admission-probe', namespace },
+    spec: { policyRef: { name: 'probe' }, alert: { source: 'generic', name: 'Probe' }, requestedBy: 'not-the-caller' },
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const probe = await tb.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(doc) });
+    if (probe.code !== 0 && probe.stderr.includes('denied request')) return;
+    if (Date.now() > deadline) throw new Error(`the approval admission policy never became active in ${namespace}: ${probe.stdout}${probe.stderr}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

@@ -14,7 +14,7 @@ import type { AlertPolicy, RemediationRequest } from '../../src/api/v1alpha1/ind
 import { DEFAULT_ROLE_ARN, seedInstances } from '../testbed/aws.js';
 import { repoRoot } from '../testbed/binaries.js';
 import { freePort } from '../testbed/procs.js';
-import { deploymentEnv, grant, guardStatus, installChart, must, namespace, plugin, SCOPE_LABEL, serviceAccountKubeconfig, suffix, type InstalledChart } from './install-chart.js';
+import { deploymentEnv, grant, guardStatus, installChart, must, namespace, plugin, SCOPE_LABEL, serviceAccountKubeconfig, suffix, type InstalledChart, waitForAdmissionPolicy } from './install-chart.js';
 import { Resources, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 
 const REGION = 'eu-north-1';
@@ -42,6 +42,7 @@ describe('the chart, installed with helm template | kubectl apply', () => {
       namespaceLabels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' },
     });
     await namespace(tb, APPS_NS, { [SCOPE_LABEL]: id });
+    await waitForAdmissionPolicy(tb, APPS_NS);
     // Only this controller may write status here (see guardStatus): its status writes
     // are provably its own.
     unguard = await guardStatus(tb, id, chart.serviceAccountUser);

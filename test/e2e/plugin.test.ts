@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RemediationRequest } from '../../src/api/v1alpha1/index.js';
 import { repoRoot } from '../testbed/binaries.js';
-import { grant, guardStatus, installChart, must, namespace, plugin, SCOPE_LABEL, serviceAccountKubeconfig, suffix, writeStatus, type InstalledChart } from './install-chart.js';
+import { grant, guardStatus, installChart, must, namespace, plugin, SCOPE_LABEL, serviceAccountKubeconfig, suffix, writeStatus, type InstalledChart, waitForAdmissionPolicy } from './install-chart.js';
 import { Resources, testbedFromEnv } from './harness.js';
 
 const id = suffix();
@@ -43,6 +43,7 @@ describe('kubectl remediator', () => {
   beforeAll(async () => {
     chart = await installChart(tb, { release: `plg${id}`, namespace: `rmd-plugin-system-${id}`, scope: id });
     await namespace(tb, NS, { [SCOPE_LABEL]: id });
+    await waitForAdmissionPolicy(tb, NS);
     // Status is written as the chart's ServiceAccount, the controller's identity, and no
     // other controller of the suite may write it here (see guardStatus).
     saKubeconfig = await serviceAccountKubeconfig(tb, chart);
