@@ -19,7 +19,6 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { GROUP, VERSION, type RemediationRequest } from '../src/api/v1alpha1/index.js';
 import { alertmanagerPayload, cloudWatchAlarm, signSns, snsSigningIdentity } from '../test/e2e/intake-harness.js';
 import { awsEnv, pointsEvery, putInstanceMetric, seedClientConfig, seedInstances } from '../test/testbed/aws.js';
@@ -27,7 +26,7 @@ import { ensureTestbedBinaries, repoRoot } from '../test/testbed/binaries.js';
 import { startControlPlane, type ControlPlane } from '../test/testbed/controlplane.js';
 import { newRunDir } from '../test/testbed/layout.js';
 import { startMoto, type Moto } from '../test/testbed/moto.js';
-import { freePort, spawnManaged, stopAll, type ManagedProcess } from '../test/testbed/procs.js';
+import { freePort, spawnManaged, stopAll, waitUntil, type ManagedProcess } from '../test/testbed/procs.js';
 import { run, toolEnv } from '../test/testbed/tools.js';
 
 const REGION = 'eu-west-1'; // the region the sample policies' topic ARNs name
@@ -70,16 +69,6 @@ async function progress<T>(label: string | (() => string), work: Promise<T>): Pr
     throw error;
   } finally {
     clearInterval(timer);
-  }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
   }
 }
 
@@ -178,11 +167,10 @@ async function startController(cp: ControlPlane, moto: Moto, dir: string, certPe
     },
   });
   const intake = `http://127.0.0.1:${intakePort}`;
-  await until('the controller to be ready', async () => {
-    if (proc.exitStatus()) throw new Error(`the controller exited:\n${proc.logTail(30)}`);
+  await waitUntil('the controller to be ready', async () => {
     const ok = (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok && (await fetch(`${intake}/readyz`)).ok;
     return ok ? true : undefined;
-  }, 30_000);
+  }, { timeoutMs: 30_000, processes: [proc] });
   return { proc, intake };
 }
 
@@ -280,12 +268,13 @@ async function main(): Promise<void> {
 
   step('The controller, as the chart\'s ServiceAccount, with IRSA credentials from the emulated STS');
   const signer = snsSigningIdentity();
-  const { intake } = await progress('controller and intake ready', startController(cp, moto, dir, signer.cert));
+  const { proc: controller, intake } = await progress('controller and intake ready', startController(cp, moto, dir, signer.cert));
   const api = cp.adminConfig().makeApiClient(CustomObjectsApi);
-  await progress('policies Ready', until('policies Ready', async () => {
+  const watching = { processes: [controller] };
+  await progress('policies Ready', waitUntil('policies Ready', async () => {
     const l = (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'alertpolicies' })) as { items: Array<{ status?: { conditions?: Array<{ type: string; status: string }> } }> };
     return l.items.length === 3 && l.items.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ? true : undefined;
-  }));
+  }, watching));
 
   step('Alerts through the HTTP intake');
   const am = alertmanagerPayload([
@@ -322,10 +311,10 @@ async function main(): Promise<void> {
   step('The controller works; one request waits for a person');
   const waiting = await progress(
     'High-risk reboot awaiting approval',
-    until('the reboot to await approval', async () => {
+    waitUntil('the reboot to await approval', async () => {
       const rr = find(await listRequests(api), expected[3]!);
       return rr?.status?.phase === 'AwaitingApproval' ? rr : undefined;
-    }),
+    }, watching),
   );
   console.log(dim((await kubectl(['get', 'rr', '-n', NS])).trimEnd().replace(/^/gm, '  ')));
 
@@ -339,10 +328,10 @@ async function main(): Promise<void> {
   step('Every request to its end');
   const done = await progress(
     () => 'requests finished',
-    until('every request to end', async () => {
+    waitUntil('every request to end', async () => {
       const rrs = await listRequests(api);
       return rrs.length >= expected.length && rrs.every((r) => ENDS.has(r.status?.phase ?? '')) ? rrs : undefined;
-    }, 90_000),
+    }, { ...watching, timeoutMs: 90_000 }),
   );
 
   step('Timeline');

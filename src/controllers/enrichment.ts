@@ -65,6 +65,13 @@ export function optOutTag(spec: AlertPolicySpec): { key: string; value: string }
   return spec.enrichment?.optOutTag ?? DEFAULT_OPT_OUT_TAG;
 }
 
+/** Why the request may not touch these instances (the opt-out tag always wins), or undefined. */
+export function optedOutBy(spec: AlertPolicySpec, instances: readonly InstanceFacts[]): string | undefined {
+  const { key, value } = optOutTag(spec);
+  const ids = instances.filter((f) => f.tags[key] === value).map((f) => f.instanceId);
+  return ids.length > 0 ? `instance(s) ${ids.join(', ')} carry ${key}=${value}` : undefined;
+}
+
 function compare(a: number, op: NonNullable<Guard['operator']>, b: number): boolean {
   switch (op) {
     case '>':

@@ -27,6 +27,7 @@ import {
   type Phase,
   type RemediationRequest,
   type RemediationRequestStatus,
+  type SnsAction,
 } from '../api/v1alpha1/index.js';
 import type { CommandRunner, InstanceDescriber, InvocationResult, MetricsReader, Publisher } from '../cloud/types.js';
 import { callOutcome, isPermanentAwsError } from '../cloud/errors.js';
@@ -37,7 +38,7 @@ import { isoNow, type Clock } from '../runtime/clock.js';
 import { setCondition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { parseDuration } from './duration.js';
-import { failedGuard, optOutTag, planMetricQueries, seriesFrom } from './enrichment.js';
+import { failedGuard, optedOutBy, planMetricQueries, seriesFrom } from './enrichment.js';
 import { circuitState, cooldownBlock, ExecutionLedger, executionsOf, maintenanceBlock, rateLimitBlock } from './safety.js';
 import { renderSsmParameters } from './ssmparameters.js';
 import { checkTargets, namedTargets, renderedTagSelector } from './targets.js';
@@ -166,7 +167,8 @@ export class RemediationRequestReconciler implements Reconciler {
     if (policy) return this.step(rr, phase, policy, log);
     if (phase === 'Executing') {
       // The command may already run: keep following it (or find it) without the policy.
-      return this.execute(rr, this.base(rr), log);
+      const status = this.base(rr);
+      return status.execution?.sns ? this.publish(rr, status, undefined) : this.execute(rr, status, log);
     }
     if (phase === 'Pending') return this.policyMissing(rr);
     // The policy went away after the request started: nothing was sent, and nothing will be.
@@ -293,10 +295,9 @@ export class RemediationRequestReconciler implements Reconciler {
     status.enrichment = { observedAt: now, instances };
     status.policyGeneration = policy.metadata?.generation;
     // The opt-out tag always wins, before metrics are even read.
-    const optOut = optOutTag(policy.spec);
-    const optedOut = found.filter((f) => f.tags[optOut.key] === optOut.value).map((f) => f.instanceId);
-    if (optedOut.length > 0) {
-      return this.enter(rr, status, 'Skipped', 'OptOut', `instance(s) ${optedOut.join(', ')} carry ${optOut.key}=${optOut.value}`);
+    const optedOut = optedOutBy(policy.spec, found);
+    if (optedOut) {
+      return this.enter(rr, status, 'Skipped', 'OptOut', optedOut);
     }
     const planned = planMetricQueries(policy.spec, targets, this.templateContext(rr, status));
     if (planned.length > 0) {
@@ -425,11 +426,10 @@ export class RemediationRequestReconciler implements Reconciler {
     }
     if (blocked) return this.enter(rr, status, 'Skipped', blocked.reason, blocked.message);
     // An approval can come hours after enrichment: the opt-out tag is checked again now.
-    const optOut = optOutTag(policy.spec);
     const { found } = await this.deps.instances.describe(status.targets ?? []);
-    const optedOut = found.filter((f) => f.tags[optOut.key] === optOut.value).map((f) => f.instanceId);
-    if (optedOut.length > 0) {
-      return this.enter(rr, status, 'Skipped', 'OptOut', `instance(s) ${optedOut.join(', ')} carry ${optOut.key}=${optOut.value} (tagged after enrichment)`);
+    const optedOut = optedOutBy(policy.spec, found);
+    if (optedOut) {
+      return this.enter(rr, status, 'Skipped', 'OptOut', `${optedOut} (tagged after enrichment)`);
     }
     const t = policy.spec.action.sns ? this.snsIntent(rr, status, policy) : this.ssmIntent(rr, status, policy);
     if (t.status.phase === 'Executing') {
@@ -447,18 +447,14 @@ export class RemediationRequestReconciler implements Reconciler {
 
   private snsIntent(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition {
     const sns = policy.spec.action.sns!;
-    const ctx = this.templateContext(rr, status);
-    let subject: string | undefined;
-    let message: string;
+    let rendered: RenderedSns;
     try {
-      subject = sns.subject !== undefined ? render(sns.subject, ctx, SNS_VALUE_POLICY).slice(0, 100) : undefined;
-      message = render(sns.message, ctx, { ...SNS_VALUE_POLICY, maxLength: 65536 });
-      for (const v of Object.values(sns.messageAttributes ?? {})) render(v, ctx, SNS_VALUE_POLICY);
-      if (sns.messageGroupId) render(sns.messageGroupId, ctx, { allowedPattern: '[A-Za-z0-9!-~]*', maxLength: 128 });
+      rendered = renderSns(sns, this.templateContext(rr, status), policy.metadata?.name);
     } catch (error) {
       if (!(error instanceof TemplateError)) throw error;
       return this.enter(rr, status, 'Failed', 'InvalidParameter', `${error.message}; nothing was published`, 'Warning');
     }
+    const { subject, message } = rendered;
     const now = this.now();
     const record = { topicArn: sns.topicArn, intentRecordedAt: now, ...(subject !== undefined && { subject }), message: message.slice(0, 4096) };
     if (policy.spec.safety?.dryRun) {
@@ -472,22 +468,22 @@ export class RemediationRequestReconciler implements Reconciler {
   }
 
   /** Executing (SNS): publish once; FIFO topics deduplicate a retry after a lost response by the request UID. */
-  private async publish(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Promise<Transition> {
+  private async publish(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy | undefined): Promise<Transition> {
     const record = status.execution!.sns!;
     if (record.messageId) return { status };
-    const sns = policy.spec.action.sns;
-    if (!sns) return this.enter(rr, status, 'Failed', 'PolicyChanged', 'the policy no longer has an sns action; nothing was published', 'Warning');
-    const ctx = this.templateContext(rr, status);
-    const attributes = Object.fromEntries(Object.entries(sns.messageAttributes ?? {}).map(([k, v]) => [k, render(v, ctx, SNS_VALUE_POLICY)]));
+    const sns = policy?.spec.action.sns;
+    if (!sns) return this.enter(rr, status, 'Failed', 'PolicyChanged', 'the policy is gone or no longer has an sns action; nothing was published', 'Warning');
+    // Rendered again from the same inputs as at intent (status keeps only a truncated copy).
+    const { message, attributes, messageGroupId } = renderSns(sns, this.templateContext(rr, status), policy?.metadata?.name);
     let messageId: string;
     try {
       ({ messageId } = await this.deps.publisher.publish({
-      topicArn: record.topicArn,
-      subject: record.subject,
-      message: render(sns.message, ctx, { ...SNS_VALUE_POLICY, maxLength: 65536 }),
-      attributes,
-      messageGroupId: sns.messageGroupId ? render(sns.messageGroupId, ctx, { allowedPattern: '[A-Za-z0-9!-~]*', maxLength: 128 }) : policy.metadata?.name,
-      deduplicationId: rr.metadata?.uid,
+        topicArn: record.topicArn,
+        subject: record.subject,
+        message,
+        attributes,
+        messageGroupId,
+        deduplicationId: rr.metadata?.uid,
       }));
     } catch (error) {
       if (isPermanentAwsError(error)) {
@@ -750,6 +746,23 @@ function enrichmentValues(status: RemediationRequestStatus): Record<string, stri
     if (s.mean !== undefined && series.filter((x) => x.name === s.name).length === 1) values[s.name] = String(s.mean);
   }
   return values;
+}
+
+interface RenderedSns {
+  subject?: string;
+  message: string;
+  attributes: Record<string, string>;
+  messageGroupId?: string;
+}
+
+/** Renders an sns action's templates; throws TemplateError on a value the allowlists refuse. */
+function renderSns(sns: SnsAction, ctx: TemplateContext, policyName: string | undefined): RenderedSns {
+  return {
+    subject: sns.subject !== undefined ? render(sns.subject, ctx, SNS_VALUE_POLICY).slice(0, 100) : undefined,
+    message: render(sns.message, ctx, { ...SNS_VALUE_POLICY, maxLength: 65536 }),
+    attributes: Object.fromEntries(Object.entries(sns.messageAttributes ?? {}).map(([k, v]) => [k, render(v, ctx, SNS_VALUE_POLICY)])),
+    messageGroupId: sns.messageGroupId ? render(sns.messageGroupId, ctx, { allowedPattern: '[A-Za-z0-9!-~]*', maxLength: 128 }) : policyName,
+  };
 }
 
 export function approvalMode(policy: AlertPolicy): 'Auto' | 'Manual' {

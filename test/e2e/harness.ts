@@ -6,12 +6,11 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { ListCommandsCommand, SSMClient, type Command } from '@aws-sdk/client-ssm';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, GROUP, VERSION, type AlertPolicy, type RemediationRequest } from '../../src/api/v1alpha1/index.js';
 import { repoRoot } from '../testbed/binaries.js';
 import { seedClientConfig } from '../testbed/aws.js';
 import { testbedFromEnv, type Testbed } from '../testbed/env.js';
-import { freePort, spawnManaged, type ManagedProcess } from '../testbed/procs.js';
+import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../testbed/procs.js';
 
 export interface ControllerOptions {
   /** AWS region (each test file uses its own, so moto state never mixes). */
@@ -56,33 +55,18 @@ export async function startController(tb: Testbed, opts: ControllerOptions): Pro
     { logDir: join(tb.dir, 'logs'), env },
   );
   const metricsUrl = `http://127.0.0.1:${port}`;
-  await waitFor(`controller ${proc.name} ready`, async () => {
-    const exit = proc.exitStatus();
-    if (exit) throw new Error(`controller exited (${JSON.stringify(exit)}):\n${proc.logTail(40)}`);
-    try {
-      return (await fetch(`${metricsUrl}/readyz`)).ok || undefined;
-    } catch {
-      return undefined;
-    }
-  }, 30_000);
+  // Fails at once, with the log tail, if the controller dies before it is ready.
+  await waitUntil(`controller ${proc.name} ready`, async () => ((await fetch(`${metricsUrl}/readyz`)).ok ? true : undefined), { timeoutMs: 30_000, processes: [proc] });
   return { process: proc, metricsUrl, stop: async () => void (await proc.stop(10_000)) };
 }
 
 /** Polls `probe` until it returns a value other than undefined/false; fails with `what` on timeout. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (error) {
-      if (error instanceof Error && error.message.startsWith('controller exited')) throw error;
-      lastError = error;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+/** Polls `probe` until it returns a value other than undefined/false; fails with `what` on timeout. */
+export function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  return waitUntil(what, async () => {
+    const v = await probe();
+    return v === false ? undefined : v;
+  }, { timeoutMs, intervalMs: everyMs });
 }
 
 export class Resources {
