@@ -39,6 +39,8 @@ export interface ControllerConfig {
   maxPollIntervalMs: number;
   /** Watch and reconcile only these namespaces; all namespaces when empty. */
   watchNamespaces: string[];
+  /** The approval ValidatingAdmissionPolicy whose enforcement manual approvals depend on. */
+  admissionPolicyName: string;
   intake: IntakeConfig;
 }
 
@@ -53,6 +55,7 @@ const OPTIONS = {
   'poll-interval': { type: 'string', default: '1000' },
   'max-poll-interval': { type: 'string', default: '30000' },
   'watch-namespace': { type: 'string', default: '' },
+  'admission-policy-name': { type: 'string', default: 'remediator-approvals' },
   'intake-bind-address': { type: 'string' },
   'intake-token-secret': { type: 'string' },
   'intake-identity': { type: 'string' },
@@ -133,6 +136,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     pollIntervalMs: int('poll-interval'),
     maxPollIntervalMs: int('max-poll-interval'),
     watchNamespaces: str('watch-namespace').split(',').map((x) => x.trim()).filter(Boolean),
+    admissionPolicyName: str('admission-policy-name'),
   };
 }
 

@@ -6,11 +6,15 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { ALERT_POLICY, REMEDIATION_REQUEST, type AlertPolicy, type RemediationRequest, type ResourceNames } from './api/v1alpha1/index.js';
+import { ALERT_POLICY, REMEDIATION_REQUEST, type AlertPolicy, type RemediationRequest, type ResourceNames, type Runbook } from './api/v1alpha1/index.js';
 import type { Cloud } from './cloud/clients.js';
 import type { ControllerConfig } from './config.js';
+import { admissionVerdict, type ValidatingAdmissionPolicy, type ValidatingAdmissionPolicyBinding } from './controllers/admission.js';
 import { AlertPolicyReconciler } from './controllers/alertpolicy.js';
-import { RemediationRequestReconciler } from './controllers/remediationrequest.js';
+import type { CloudClients, CloudLocation } from './controllers/request/deps.js';
+import { RemediationRequestReconciler } from './controllers/request/reconciler.js';
+import { RunbookReconciler } from './controllers/runbook.js';
+import { ClusterReads, type NamespaceObject } from './kube/cluster.js';
 import { CustomResourceClient, KubeEventRecorder } from './kube/resources.js';
 import type { Metrics } from './observability/metrics.js';
 import { createHealthServer, parseBindAddress } from './observability/server.js';
@@ -31,8 +35,13 @@ export interface OperatorDeps {
 export class Operator {
   private readonly policyInformer: Cache<AlertPolicy>;
   private readonly requestInformer: Cache<RemediationRequest>;
+  private readonly runbookInformer: Informer<Runbook>;
+  private readonly namespaceInformer: Informer<NamespaceObject>;
+  private readonly admissionPolicyInformer: Informer<ValidatingAdmissionPolicy>;
+  private readonly admissionBindingInformer: Informer<ValidatingAdmissionPolicyBinding>;
   private readonly policyController: Controller;
   private readonly requestController: Controller;
+  private readonly runbookController: Controller;
   private readonly elector: LeaderElector | undefined;
   private server: Server | undefined;
   private controllersStarted = false;
@@ -70,9 +79,45 @@ export class Operator {
       );
     this.policyInformer = informers<AlertPolicy>(ALERT_POLICY);
     this.requestInformer = informers<RemediationRequest>(REMEDIATION_REQUEST);
+    // Cluster-wide objects that decide trust: runbooks, namespace labels, the admission policy.
+    const cluster = new ClusterReads(kubeConfig);
+    const clusterInformer = <T extends NamespaceObject | Runbook | ValidatingAdmissionPolicy | ValidatingAdmissionPolicyBinding>(
+      name: string,
+      list: () => Promise<{ items: T[]; resourceVersion: string }>,
+      watchPath: string,
+    ) => new Informer<T>({ name, list, watchPath, kubeConfig, logger, resyncIntervalMs: 10 * 60_000, onLifecycle: lifecycle(name) });
+    this.runbookInformer = clusterInformer<Runbook>('runbooks', () => cluster.runbooks(), cluster.runbooksPath);
+    this.namespaceInformer = clusterInformer<NamespaceObject>('namespaces', () => cluster.namespaces(), cluster.namespacesPath);
+    this.admissionPolicyInformer = clusterInformer<ValidatingAdmissionPolicy>('validatingadmissionpolicies', () => cluster.admissionPolicies(), cluster.policiesPath);
+    this.admissionBindingInformer = clusterInformer<ValidatingAdmissionPolicyBinding>(
+      'validatingadmissionpolicybindings',
+      () => cluster.admissionBindings(),
+      cluster.bindingsPath,
+    );
     const getPolicy = (ns: string, name: string) => this.policyInformer.get(`${ns}/${name}`);
+    const getRunbook = (name: string) => this.runbookInformer.get(name);
+    const namespaceLabels = (ns: string) => {
+      const obj = this.namespaceInformer.get(ns);
+      return obj ? { ...obj.metadata?.labels } : undefined;
+    };
+    const admission = (ns: string) =>
+      admissionVerdict(
+        config.admissionPolicyName,
+        this.admissionPolicyInformer.get(config.admissionPolicyName),
+        this.admissionBindingInformer.list(),
+        ns,
+        namespaceLabels(ns),
+      );
     const requestsOf = (ns: string, policy: string) =>
       this.requestInformer.list().filter((r) => r.metadata?.namespace === ns && r.spec.policyRef.name === policy);
+    const defaultRegion = config.awsRegion ?? 'us-east-1';
+    const base: CloudClients = { instances: cloud.instances, commands: cloud.commands, metricsReader: cloud.metrics, publisher: cloud.publisher };
+    const cloudFor = (loc: CloudLocation): CloudClients => {
+      if (loc.region === defaultRegion && !loc.roleArn) return base;
+      throw new Error(
+        `this controller reaches only its own account in ${defaultRegion}; a runbook acting in ${loc.region}${loc.roleArn ? ` through ${loc.roleArn}` : ''} needs multi-account support`,
+      );
+    };
 
     this.requestController = new Controller({
       name: 'remediationrequest',
@@ -83,11 +128,12 @@ export class Operator {
         requests,
         getRequest: (ns, name) => this.requestInformer.get(`${ns}/${name}`),
         getPolicy,
+        getRunbook,
+        namespaceLabels,
+        admission,
         requestsOf,
-        instances: cloud.instances,
-        commands: cloud.commands,
-        metricsReader: cloud.metrics,
-        publisher: cloud.publisher,
+        cloudFor,
+        defaultRegion,
         events,
         metrics,
         clock,
@@ -101,7 +147,66 @@ export class Operator {
       logger,
       metrics,
       concurrency: 1,
-      reconciler: new AlertPolicyReconciler({ policies, getPolicy, requestsOf, events, clock, allowedDocuments: config.allowedDocuments }),
+      reconciler: new AlertPolicyReconciler({
+        policies,
+        getPolicy,
+        getRunbook,
+        namespaceLabels,
+        resetTrusted: (ns) => admission(ns).enforced,
+        requestsOf,
+        events,
+        clock,
+      }),
+    });
+    this.runbookController = new Controller({
+      name: 'runbook',
+      logger,
+      metrics,
+      concurrency: 1,
+      reconciler: new RunbookReconciler({
+        getRunbook,
+        replaceStatus: (name, body) => cluster.replaceRunbookStatus(name, body),
+        events,
+        clock,
+        allowedDocuments: config.allowedDocuments,
+      }),
+    });
+    const watched = (ns: string) => scopes.includes('') || scopes.includes(ns);
+    /** Policies (and their waiting requests) to look at again when what they depend on changed. */
+    const requeuePolicies = (filter: (p: AlertPolicy) => boolean) => {
+      for (const p of this.policyInformer.list()) {
+        if (!filter(p)) continue;
+        const ns = p.metadata?.namespace ?? '';
+        this.policyController.enqueue({ namespace: ns, name: p.metadata?.name ?? '' });
+      }
+    };
+    const requeueWaiting = (filter: (r: RemediationRequest) => boolean) => {
+      for (const r of this.requestInformer.list()) {
+        const phase = r.status?.phase ?? 'Pending';
+        if ((phase === 'AwaitingApproval' || phase === 'Pending') && filter(r)) {
+          this.requestController.enqueue({ namespace: r.metadata?.namespace ?? '', name: r.metadata?.name ?? '' });
+        }
+      }
+    };
+    this.runbookInformer.on((e) => {
+      const name = e.object.metadata?.name ?? '';
+      this.runbookController.enqueue({ namespace: '', name });
+      requeuePolicies((p) => p.spec.runbookRef.name === name);
+    });
+    this.namespaceInformer.on((e) => {
+      const ns = e.object.metadata?.name ?? '';
+      if (!watched(ns)) return;
+      requeuePolicies((p) => p.metadata?.namespace === ns);
+      requeueWaiting((r) => r.metadata?.namespace === ns);
+    });
+    // The admission policy or a binding changed: approvals may have become honoured (or not).
+    this.admissionPolicyInformer.on(() => {
+      requeueWaiting(() => true);
+      requeuePolicies(() => true);
+    });
+    this.admissionBindingInformer.on(() => {
+      requeueWaiting(() => true);
+      requeuePolicies(() => true);
     });
 
     // Event handlers only enqueue keys; reconcilers read current state from the caches.
@@ -137,7 +242,18 @@ export class Operator {
 
   /** Ready once both caches have synced (and, for a follower, that is all it needs). */
   get ready(): boolean {
-    return this.policyInformer.hasSynced && this.requestInformer.hasSynced;
+    return this.informers.every((i) => i.hasSynced);
+  }
+
+  private get informers(): Array<{ hasSynced: boolean; start(): void; stop(): void; waitForSync(): Promise<void> }> {
+    return [
+      this.policyInformer,
+      this.requestInformer,
+      this.runbookInformer,
+      this.namespaceInformer,
+      this.admissionPolicyInformer,
+      this.admissionBindingInformer,
+    ];
   }
 
   async start(onLostLeadership: () => void): Promise<void> {
@@ -149,9 +265,8 @@ export class Operator {
     });
     const address = this.server.address();
     this.deps.logger.info({ address }, 'serving /metrics, /healthz and /readyz');
-    this.policyInformer.start();
-    this.requestInformer.start();
-    await Promise.all([this.policyInformer.waitForSync(), this.requestInformer.waitForSync()]);
+    for (const i of this.informers) i.start();
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
     this.deps.logger.info('informer caches synced');
     if (this.elector) {
       this.elector.run({
@@ -164,6 +279,7 @@ export class Operator {
           // Stop taking keys at once, before anything else: another replica may lead already.
           void this.requestController.queue.shutdown(false);
           void this.policyController.queue.shutdown(false);
+          void this.runbookController.queue.shutdown(false);
           onLostLeadership();
         },
       });
@@ -180,15 +296,15 @@ export class Operator {
   private startControllers(): void {
     if (this.controllersStarted) return;
     this.controllersStarted = true;
+    this.runbookController.start();
     this.policyController.start();
     this.requestController.start();
   }
 
   /** Ordered shutdown: finish in-flight reconciles, stop watches, release the Lease, close the server. */
   async stop(): Promise<void> {
-    await Promise.all([this.requestController.stop(), this.policyController.stop()]);
-    this.policyInformer.stop();
-    this.requestInformer.stop();
+    await Promise.all([this.requestController.stop(), this.policyController.stop(), this.runbookController.stop()]);
+    for (const i of this.informers) i.stop();
     await this.elector?.release();
     this.deps.metrics.isLeader.set(0);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

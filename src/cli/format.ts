@@ -120,6 +120,8 @@ export function describeRequest(rr: RemediationRequest, events: EventLine[] | un
     );
   }
 
+  if (s.plan) out.push(planText(s.plan));
+
   const ssm = s.execution?.ssm;
   const sns = s.execution?.sns;
   if (ssm || sns || s.execution?.dryRun) {
@@ -154,6 +156,29 @@ export function describeRequest(rr: RemediationRequest, events: EventLine[] | un
   if (events === undefined) out.push('  <cannot list events in this namespace>');
   else if (events.length === 0) out.push('  <none>');
   else out.push(indent(table(['TYPE', 'REASON', 'AGE', 'MESSAGE'], events.map((e) => [e.type ?? '', e.reason ?? '', age(e.time, now), e.message ?? '']))));
+  return out.join('\n');
+}
+
+/** The plan an approval approves, exactly as it will run. */
+export function planText(plan: NonNullable<RemediationRequest['status']>['plan'] & object): string {
+  const out = ['Plan (what an approval approves, exactly):'];
+  out.push(`  Digest:       ${plan.digest}`);
+  out.push(`  Runbook:      ${plan.runbook.name} (generation ${plan.runbook.generation}); policy generation ${plan.policyGeneration}`);
+  out.push(`  Risk:         ${plan.risk}`);
+  out.push(`  Where:        region ${plan.region}${plan.roleArn ? `, as ${plan.roleArn}` : ", the controller's own account"}`);
+  out.push(`  Targets:      ${plan.targets.join(', ')} (${plan.targets.length})`);
+  if (plan.ssm) {
+    out.push(`  Document:     ${plan.ssm.documentName} (timeout ${plan.ssm.timeoutSeconds}s, concurrency ${plan.ssm.maxConcurrency}, errors ${plan.ssm.maxErrors})`);
+    for (const [name, values] of Object.entries(plan.ssm.parameters)) {
+      out.push(`  Parameter:    ${name}`);
+      for (const v of values) out.push(indent(v, 4));
+    }
+  }
+  if (plan.sns) {
+    out.push(`  SNS topic:    ${plan.sns.topicArn}`);
+    if (plan.sns.subject) out.push(`  Subject:      ${plan.sns.subject}`);
+    out.push(indent(`Message: ${plan.sns.messagePreview}`, 2));
+  }
   return out.join('\n');
 }
 

@@ -26,7 +26,7 @@ import {
   type RemediationRequest,
 } from '../api/v1alpha1/index.js';
 import { parseCommand, UsageError, USAGE, type Command, type Connection } from './args.js';
-import { describeRequest, listTable, type EventLine } from './format.js';
+import { describeRequest, listTable, planText, type EventLine } from './format.js';
 
 export const PLUGIN_VERSION = '0.1.0';
 
@@ -180,9 +180,19 @@ async function decide(cmd: Extract<Command, { kind: 'decide' }>, io: Io): Promis
   if (cmd.decision === 'Approved' && phase !== 'AwaitingApproval') {
     throw new PluginError(`${ref} is ${phase}, not AwaitingApproval: only a request waiting for approval can be approved (see kubectl remediator describe ${cmd.name})`);
   }
+  const plan = rr.status?.plan;
+  if (cmd.decision === 'Approved' && !plan) throw new PluginError(`${ref} has no plan in status yet; wait until it is AwaitingApproval`);
+  // The approver sees the plan they approve; the approval names its digest, and the API
+  // server refuses it if the stored plan has changed since this read.
+  if (cmd.decision === 'Approved' && plan) io.out(planText(plan));
   const { username } = await client.whoami();
   try {
-    await client.setApproval(rr, { decision: cmd.decision, approver: username, ...(cmd.reason ? { reason: cmd.reason } : {}) });
+    await client.setApproval(rr, {
+      decision: cmd.decision,
+      approver: username,
+      ...(cmd.reason ? { reason: cmd.reason } : {}),
+      ...(cmd.decision === 'Approved' && plan ? { planDigest: plan.digest } : {}),
+    });
   } catch (error) {
     const code = statusCode(error);
     if (code === 409) throw new PluginError(`${ref} changed since it was read; look at it again (kubectl remediator describe ${cmd.name}) and retry`);

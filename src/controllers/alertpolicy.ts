@@ -1,72 +1,51 @@
 /**
  * AlertPolicyReconciler owns an AlertPolicy's status: the `Ready` condition (what only
- * the controller can judge — regexes, templates, the SSM document allowlist; the API
- * server already enforced the schema) and the counters, which are recomputed from the
+ * the controller can judge — whether its namespace is granted the runbook, the risk
+ * floor, inputs, regexes, templates; the API server already enforced the schema) and the counters, which are recomputed from the
  * policy's RemediationRequests each time rather than incremented, so they stay right
  * across restarts and never double count.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { ALERT_POLICY, API_VERSION, DEFAULTS, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest } from '../api/v1alpha1/index.js';
+import { ALERT_POLICY, API_VERSION, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest, type Runbook } from '../api/v1alpha1/index.js';
 import type { EventRecorder, ResourceClient } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { parseDuration } from './duration.js';
 import { circuitState, validateSafety } from './safety.js';
-import { placeholders } from './template.js';
+import { grantFor, inputProblems } from './runbooks.js';
+import { anchoredPattern, placeholders } from './template.js';
 
 export interface AlertPolicyReconcilerDeps {
   policies: ResourceClient<AlertPolicy>;
   getPolicy(namespace: string, name: string): AlertPolicy | undefined;
+  getRunbook(name: string): Runbook | undefined;
+  namespaceLabels(namespace: string): Record<string, string> | undefined;
+  /** Whether the admission policy guards the namespace (and so the breaker-reset annotation). */
+  resetTrusted(namespace: string): boolean;
   requestsOf(namespace: string, policy: string): RemediationRequest[];
   events: EventRecorder;
   clock: Clock;
-  allowedDocuments: ReadonlySet<string>;
 }
 
 /** Problems only the controller can find in a policy; empty when the policy is usable. */
-export function validatePolicy(policy: AlertPolicy, allowedDocuments: ReadonlySet<string>): string[] {
+export function validatePolicy(policy: AlertPolicy): string[] {
   const problems: string[] = [];
   for (const m of policy.spec.match?.labels ?? []) {
     if (m.op === '=~' || m.op === '!~') {
       try {
-        new RegExp(`^(?:${m.value})$`, 'u');
+        anchoredPattern(m.value);
       } catch (error) {
         problems.push(`match.labels[${m.name}]: invalid regex ${JSON.stringify(m.value)}: ${(error as Error).message}`);
       }
     }
   }
-  const ssm = policy.spec.action.ssm;
-  if (ssm) {
-    const document = ssm.documentName ?? DEFAULTS.ssmDocument;
-    if (!allowedDocuments.has(document)) {
-      problems.push(`action.ssm.documentName ${document} is not allowed; the controller allows ${[...allowedDocuments].join(', ')} (flag --allowed-documents)`);
-    }
-    for (const p of ssm.parameters) {
-      if (p.allowedPattern !== undefined) {
-        try {
-          new RegExp(p.allowedPattern, 'u');
-        } catch (error) {
-          problems.push(`action.ssm.parameters[${p.name}].allowedPattern: ${(error as Error).message}`);
-        }
-      }
-      for (const v of p.values) {
-        try {
-          placeholders(v);
-        } catch (error) {
-          problems.push(`action.ssm.parameters[${p.name}]: ${(error as Error).message}`);
-        }
-      }
-    }
-  }
-  const sns = policy.spec.action.sns;
-  const notifyTemplates = sns ? [sns.subject ?? '', sns.message, sns.messageGroupId ?? '', ...Object.values(sns.messageAttributes ?? {})] : [];
-  for (const t of [...notifyTemplates, ...Object.values(policy.spec.targets.tagSelector ?? {})]) {
+  for (const t of Object.values(policy.spec.targets.tagSelector ?? {})) {
     try {
       placeholders(t);
     } catch (error) {
-      problems.push((error as Error).message);
+      problems.push(`targets.tagSelector: ${(error as Error).message}`);
     }
   }
   const metricNames = new Set((policy.spec.enrichment?.metrics ?? []).map((m) => m.name));
@@ -102,13 +81,18 @@ export class AlertPolicyReconciler implements Reconciler {
     const now = isoNow(this.deps.clock);
     const status: AlertPolicyStatus = structuredClone(policy.status ?? {});
     const generation = policy.metadata?.generation;
-    const problems = validatePolicy(policy, this.deps.allowedDocuments);
+    const problems = validatePolicy(policy);
+    const runbook = this.deps.getRunbook(policy.spec.runbookRef.name);
+    const grant = grantFor(policy, runbook, this.deps.namespaceLabels(req.namespace));
+    if (grant.ok && runbook) problems.push(...inputProblems(policy, runbook));
     const wasReady = findCondition(status.conditions, 'Ready')?.status;
     status.conditions = setCondition(
       status.conditions,
-      problems.length === 0
-        ? { type: 'Ready', status: 'True', reason: 'Valid', message: 'policy is valid and active', observedGeneration: generation }
-        : { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: `fix the policy: ${problems.join('; ')}`, observedGeneration: generation },
+      !grant.ok
+        ? { type: 'Ready', status: 'False', reason: grant.reason, message: grant.message, observedGeneration: generation }
+        : problems.length === 0
+          ? { type: 'Ready', status: 'True', reason: 'Valid', message: `policy is valid and may use Runbook "${policy.spec.runbookRef.name}"`, observedGeneration: generation }
+          : { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: `fix the policy: ${problems.join('; ')}`, observedGeneration: generation },
       now,
     );
     status.observedGeneration = generation;
@@ -122,7 +106,7 @@ export class AlertPolicyReconciler implements Reconciler {
     status.skipped = count('Skipped');
     const last = requests.map((r) => r.metadata?.creationTimestamp ?? '').sort().at(-1);
     if (last) status.lastTriggerTime = last;
-    const circuit = circuitState(policy, requests);
+    const circuit = circuitState(policy, requests, this.deps.clock.now(), this.deps.resetTrusted(req.namespace));
     const wasOpen = policy.status?.circuitBreaker?.open ?? false;
     status.consecutiveFailures = circuit.consecutiveFailures;
     if (policy.spec.safety?.circuitBreaker) {
@@ -141,12 +125,12 @@ export class AlertPolicyReconciler implements Reconciler {
     if (isDeepStrictEqual(status, policy.status ?? {})) return;
     const body: AlertPolicy = { apiVersion: API_VERSION, kind: ALERT_POLICY.kind, metadata: policy.metadata, spec: policy.spec, status };
     await this.deps.policies.replaceStatus(req.namespace, req.name, body);
-    if (!wasOpen && circuit.open) await this.deps.events.record(body, 'Warning', 'CircuitOpen', circuit.message ?? 'circuit breaker open');
-    if (wasOpen && !circuit.open) await this.deps.events.record(body, 'Normal', 'CircuitClosed', 'circuit breaker reset; the policy executes again');
+    if (!wasOpen && circuit.open) void this.deps.events.record(body, 'Warning', 'CircuitOpen', circuit.message ?? 'circuit breaker open');
+    if (wasOpen && !circuit.open) void this.deps.events.record(body, 'Normal', 'CircuitClosed', 'circuit breaker reset; the policy executes again');
     const nowReady = findCondition(status.conditions, 'Ready')?.status;
     if (wasReady !== nowReady) {
-      if (nowReady === 'True') await this.deps.events.record(body, 'Normal', 'Valid', 'policy is valid and active');
-      else await this.deps.events.record(body, 'Warning', 'InvalidSpec', findCondition(status.conditions, 'Ready')?.message ?? '');
+      const ready = findCondition(status.conditions, 'Ready');
+      void this.deps.events.record(body, nowReady === 'True' ? 'Normal' : 'Warning', ready?.reason ?? 'Ready', ready?.message ?? '');
       log.info({ ready: nowReady }, 'policy readiness changed');
     }
   }

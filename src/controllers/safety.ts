@@ -93,12 +93,13 @@ export interface CircuitState {
 
 /**
  * Consecutive failed executions, newest first, since the last success or the last
- * reset by a person (annotation `remediator.dev/circuit-reset-at`). Only executions
+ * reset by a person (annotation `remediator.dev/circuit-reset-at`; honoured only where
+ * the admission policy is verified to require the approver verb for it: `resetTrusted`). Only executions
  * count: a request skipped or rejected says nothing about whether the action works.
  */
-export function circuitState(policy: AlertPolicy, requests: readonly RemediationRequest[]): CircuitState {
+export function circuitState(policy: AlertPolicy, requests: readonly RemediationRequest[], now: number, resetTrusted = true): CircuitState {
   const max = policy.spec.safety?.circuitBreaker?.maxConsecutiveFailures;
-  const resetAt = Date.parse(policy.metadata?.annotations?.[CIRCUIT_RESET_ANNOTATION] ?? '') || 0;
+  const resetAt = resetTrusted ? circuitResetAt(policy, now) : 0;
   const finished = requests
     .filter((r) => {
       const e = r.status?.execution;
@@ -120,6 +121,19 @@ export function circuitState(policy: AlertPolicy, requests: readonly Remediation
     openedAt: opener?.status?.completionTime,
     message: `${failures} consecutive failed executions (limit ${max}); the policy runs nothing until a person resumes it: kubectl remediator resume ${policy.metadata?.name} -n ${policy.metadata?.namespace}`,
   };
+}
+
+/** How far clocks may disagree before a reset time counts as in the future. */
+const RESET_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * When a person last reset the breaker. A time in the future is ignored: a reset names
+ * the moment it was given, and `9999-12-31` must not switch the breaker off for good.
+ */
+export function circuitResetAt(policy: AlertPolicy, now: number): number {
+  const at = Date.parse(policy.metadata?.annotations?.[CIRCUIT_RESET_ANNOTATION] ?? '');
+  if (!Number.isFinite(at) || at > now + RESET_CLOCK_SKEW_MS) return 0;
+  return at;
 }
 
 /** Whether `now` falls inside one of the windows (each opens on its cron schedule for its duration). */

@@ -1,18 +1,23 @@
 /**
- * Derives the EC2 instance IDs a request acts on — explicit `spec.targets`, alert labels,
- * CloudWatch alarm dimensions, and tag selectors, combined — and enforces the policy's
- * blast-radius cap before anything is described or run.
+ * Derives the instances a request acts on, and holds them to every rule at once: the
+ * policy's target rules (labels, alarm dimensions, tag selector), the runbook's scope
+ * (tag selector, which may name the request's namespace) and caps, before anything is
+ * sent. Explicit `spec.targets` may only narrow what the rules allow, never widen it.
  */
-import { DEFAULT_ALLOWED_PATTERN, DEFAULT_MAX_VALUE_LENGTH, DEFAULTS, type AlertPolicySpec, type RemediationRequestSpec } from '../api/v1alpha1/index.js';
-import { render, type TemplateContext } from './template.js';
+import { INSTANCE_ID_PATTERN, type AlertPolicySpec, type RemediationRequestSpec } from '../api/v1alpha1/index.js';
+import type { InstanceFacts } from '../cloud/types.js';
+import { DEFAULT_VALUE_POLICY, render, type TemplateContext } from './template.js';
 
-const INSTANCE_ID = /^i-[0-9a-f]{8}([0-9a-f]{9})?$/;
+const INSTANCE_ID = new RegExp(INSTANCE_ID_PATTERN);
 
-export type TargetResult = { ok: true; targets: string[] } | { ok: false; reason: string; message: string };
+export type Refusal = { ok: false; reason: string; message: string };
+export type TargetResult = { ok: true; targets: string[] } | Refusal;
 
-/** IDs named by the request itself or its alert (no AWS call needed). */
+/** Where the candidates come from: ids to describe, or a tag selector to look up. */
+export type Candidates = { ok: true; ids: string[] } | { ok: true; selector: Record<string, string> } | Refusal;
+
+/** IDs the alert names through the policy's label and dimension sources. */
 export function namedTargets(spec: RemediationRequestSpec, policy: AlertPolicySpec): string[] {
-  if (spec.targets && spec.targets.length > 0) return [...spec.targets];
   const labels = spec.alert.labels ?? {};
   const names = [...(policy.targets.fromLabels ?? []), ...(spec.alert.source === 'cloudwatch' ? (policy.targets.fromDimensions ?? []) : [])];
   const ids: string[] = [];
@@ -25,45 +30,100 @@ export function namedTargets(spec: RemediationRequestSpec, policy: AlertPolicySp
   return ids;
 }
 
-/** The tag selector with its templates rendered; undefined when the policy has none or spec.targets is explicit. */
-export function renderedTagSelector(spec: RemediationRequestSpec, policy: AlertPolicySpec, ctx: TemplateContext): Record<string, string> | undefined {
-  if ((spec.targets && spec.targets.length > 0) || !policy.targets.tagSelector) return undefined;
-  const valuePolicy = { allowedPattern: DEFAULT_ALLOWED_PATTERN, maxLength: DEFAULT_MAX_VALUE_LENGTH };
-  return Object.fromEntries(Object.entries(policy.targets.tagSelector).map(([k, v]) => [k, render(v, ctx, valuePolicy)]));
+/** A tag selector with its templates rendered (values must pass the default allowlist). */
+export function renderSelector(selector: Readonly<Record<string, string>> | undefined, ctx: TemplateContext): Record<string, string> | undefined {
+  if (!selector) return undefined;
+  return Object.fromEntries(Object.entries(selector).map(([k, v]) => [k, render(v, ctx, DEFAULT_VALUE_POLICY)]));
 }
 
-/** Validates, de-duplicates and caps the combined IDs. */
-export function checkTargets(candidates: readonly string[], policy: AlertPolicySpec): TargetResult {
-  const ids = [...new Set(candidates.filter((id) => id !== ''))].sort();
-  const bad = ids.filter((id) => !INSTANCE_ID.test(id));
-  if (bad.length > 0) {
-    return { ok: false, reason: 'InvalidTargets', message: `not EC2 instance IDs: ${bad.slice(0, 10).join(', ')}` };
+function hasLabelSources(policy: AlertPolicySpec): boolean {
+  return (policy.targets.fromLabels?.length ?? 0) > 0 || (policy.targets.fromDimensions?.length ?? 0) > 0;
+}
+
+/**
+ * The candidates before any AWS call. Explicit targets must each be named by the alert
+ * (through the policy's sources) or be left to the tag checks of a policy that has a
+ * tag selector; anything else is refused here, naming the instance.
+ */
+export function candidates(
+  spec: RemediationRequestSpec,
+  policy: AlertPolicySpec,
+  policySelector: Record<string, string> | undefined,
+  scopeSelector: Record<string, string> | undefined,
+): Candidates {
+  const named = namedTargets(spec, policy);
+  if (spec.targets && spec.targets.length > 0) {
+    const outside = spec.targets.filter((t) => !named.includes(t) && !policySelector);
+    if (outside.length > 0) {
+      return {
+        ok: false,
+        reason: 'TargetNotAllowed',
+        message: `spec.targets ${outside.join(', ')} may only narrow the policy's targets, and the alert does not name them (policy reads ${describeSources(policy)}); nothing was run`,
+      };
+    }
+    return { ok: true, ids: [...spec.targets] };
   }
-  if (ids.length === 0) {
-    const t = policy.targets;
-    const sources = [
-      t.fromLabels?.length ? `labels ${t.fromLabels.join(', ')}` : '',
-      t.fromDimensions?.length ? `dimensions ${t.fromDimensions.join(', ')}` : '',
-      t.tagSelector ? `tags ${Object.entries(t.tagSelector).map(([k, v]) => `${k}=${v}`).join(',')}` : '',
-    ].filter(Boolean);
+  if (hasLabelSources(policy)) return { ok: true, ids: named };
+  if (policySelector) {
+    const merged: Record<string, string> = { ...policySelector };
+    for (const [k, v] of Object.entries(scopeSelector ?? {})) {
+      if (merged[k] !== undefined && merged[k] !== v) {
+        return { ok: false, reason: 'NoTargets', message: `the policy selects ${k}=${merged[k]} but the runbook's scope requires ${k}=${v}: no instance can match` };
+      }
+      merged[k] = v;
+    }
+    return { ok: true, selector: merged };
+  }
+  return { ok: false, reason: 'NoTargets', message: 'the policy has no target rule (targets.fromLabels, fromDimensions or tagSelector)' };
+}
+
+function describeSources(policy: AlertPolicySpec): string {
+  const t = policy.targets;
+  const sources = [
+    t.fromLabels?.length ? `labels ${t.fromLabels.join(', ')}` : '',
+    t.fromDimensions?.length ? `dimensions ${t.fromDimensions.join(', ')}` : '',
+    t.tagSelector ? `tags ${Object.entries(t.tagSelector).map(([k, v]) => `${k}=${v}`).join(',')}` : '',
+  ].filter(Boolean);
+  return sources.join('; ') || 'no target source';
+}
+
+/** Validates, de-duplicates and caps the IDs. */
+export function checkTargets(ids: readonly string[], policy: AlertPolicySpec, maxTargets: number): TargetResult {
+  const unique = [...new Set(ids.filter((id) => id !== ''))].sort();
+  const bad = unique.filter((id) => !INSTANCE_ID.test(id));
+  if (bad.length > 0) {
+    return { ok: false, reason: 'InvalidTargets', message: `not EC2 instance or managed node IDs: ${bad.slice(0, 10).join(', ')}` };
+  }
+  if (unique.length === 0) {
     return {
       ok: false,
       reason: 'NoTargets',
-      message: `no EC2 instance found (policy reads ${sources.join('; ') || 'no target source'}); set spec.targets or check the alert's labels`,
+      message: `no instance found (policy reads ${describeSources(policy)}); check the alert's labels or the instances' tags`,
     };
   }
-  const maxTargets = policy.targets.maxTargets ?? DEFAULTS.maxTargets;
-  if (ids.length > maxTargets) {
-    return {
-      ok: false,
-      reason: 'TooManyTargets',
-      message: `${ids.length} targets exceed the policy's maxTargets of ${maxTargets}; nothing was run`,
-    };
+  if (unique.length > maxTargets) {
+    return { ok: false, reason: 'TooManyTargets', message: `${unique.length} targets exceed maxTargets ${maxTargets} (policy and runbook); nothing was run` };
   }
-  return { ok: true, targets: ids };
+  return { ok: true, targets: unique };
 }
 
-/** Targets from the request and alert alone (no tag lookup). */
-export function resolveTargets(spec: RemediationRequestSpec, policy: AlertPolicySpec): TargetResult {
-  return checkTargets(namedTargets(spec, policy), policy);
+/**
+ * Every instance must carry the policy's selector tags and the runbook scope's tags (and
+ * the tag the IAM policy requires, when set). The first instance outside is named.
+ */
+export function outsideScope(
+  facts: readonly InstanceFacts[],
+  rules: Array<{ what: string; tags: Readonly<Record<string, string>> | undefined }>,
+): Refusal | undefined {
+  for (const f of facts) {
+    for (const rule of rules) {
+      for (const [k, v] of Object.entries(rule.tags ?? {})) {
+        if (f.tags[k] !== v) {
+          const has = f.tags[k] === undefined ? `no tag ${k}` : `${k}=${f.tags[k]}`;
+          return { ok: false, reason: 'TargetOutOfScope', message: `${f.instanceId} is outside ${rule.what}: it needs ${k}=${v} and has ${has}; nothing was run` };
+        }
+      }
+    }
+  }
+  return undefined;
 }

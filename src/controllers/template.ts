@@ -5,9 +5,14 @@
  * Written by hand on purpose: template libraries (Mustache, Handlebars, Nunjucks) add
  * logic, partials and HTML escaping, while remediator needs the opposite — no logic at
  * all, a hard failure on a missing value, and a check of each value *before* it touches
- * a shell command. The literal text of a template is trusted (a policy author wrote it);
- * substituted values are not (an alert sender chose them).
+ * a shell command. The literal text of a template is trusted (a cluster administrator
+ * wrote it in a Runbook); substituted values are not (an alert sender, a requester or a
+ * policy author chose them).
+ *
+ * Parameter Store references (`{{ssm:/path}}`, `{{ssm-secure:/path}}`) are not
+ * placeholders: they stay in the text verbatim for SSM to resolve on the instance.
  */
+import { DEFAULT_ALLOWED_PATTERN, DEFAULT_MAX_VALUE_LENGTH, type ValueRule } from '../api/v1alpha1/index.js';
 
 export interface TemplateContext {
   alert: { name: string; source: string; fingerprint?: string; status?: string };
@@ -19,12 +24,54 @@ export interface TemplateContext {
   tags?: Record<string, string>;
   /** Free-form values computed during enrichment (metric values, target count). */
   enrichment?: Record<string, string>;
+  /** The policy's inputs, already checked against the runbook's input rules. */
+  inputs?: Record<string, string>;
+  /** The request's namespace (`{{ namespace }}`). */
+  namespace?: string;
 }
 
 export interface ValuePolicy {
   /** Regex each substituted value must match in full. */
   allowedPattern: string;
   maxLength: number;
+  /** Default rules lifted for these values (see VALUE_RULES). */
+  allow?: readonly ValueRule[];
+}
+
+/** The value policy of a parameter or input as a Runbook writes it, with defaults filled in. */
+export function valuePolicy(spec: { allowedPattern?: string; maxLength?: number; allow?: readonly ValueRule[] } = {}): ValuePolicy {
+  return {
+    allowedPattern: spec.allowedPattern ?? DEFAULT_ALLOWED_PATTERN,
+    maxLength: spec.maxLength ?? DEFAULT_MAX_VALUE_LENGTH,
+    allow: spec.allow ?? [],
+  };
+}
+
+/** The defaults: what a templated tag selector or metric dimension must pass. */
+export const DEFAULT_VALUE_POLICY: ValuePolicy = valuePolicy();
+
+/**
+ * Compiles a user's pattern anchored as a whole, the way Alertmanager anchors matchers:
+ * anchors the author wrote inside stay harmless. The one place user regexes are built.
+ */
+export function anchoredPattern(pattern: string): RegExp {
+  return new RegExp(`^(?:${pattern})$`, 'u');
+}
+
+/** Why `value` breaks the structural rules, or undefined. */
+export function structuralProblem(value: string, allow: readonly ValueRule[] = []): string | undefined {
+  if (value === '' && !allow.includes('Empty')) return 'is empty';
+  if (value.startsWith('-') && !allow.includes('LeadingDash')) return 'starts with "-" (it would be read as an option)';
+  if (value.includes('..') && !allow.includes('DotDot')) return 'contains ".." (a path upwards)';
+  return undefined;
+}
+
+/** `{{ssm:/path}}` or `{{ssm-secure:/path}}`, optionally with `:version` or `:label` (SSM parameter naming rules). */
+const PARAMETER_STORE_REFERENCE = /\{\{\s*ssm(?:-secure)?:(\/?[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+){0,14})(?::[A-Za-z0-9_.-]{1,100})?\s*\}\}/g;
+
+/** Parameter Store references in a template (kept verbatim when rendering). */
+export function parameterStoreReferences(template: string): string[] {
+  return [...template.matchAll(PARAMETER_STORE_REFERENCE)].map((m) => m[0]);
 }
 
 export class TemplateError extends Error {
@@ -32,25 +79,38 @@ export class TemplateError extends Error {
 }
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z0-9_./-]+))?\s*\}\}/g;
-const ROOTS = new Set(['alert', 'labels', 'annotations', 'instance', 'tags', 'enrichment']);
+const ROOTS = new Set(['alert', 'labels', 'annotations', 'instance', 'tags', 'enrichment', 'inputs', 'namespace']);
+/** Roots that are a value themselves rather than a map of values. */
+const SCALAR_ROOTS = new Set(['namespace']);
 
 /** The placeholders a template uses, as `root.key` strings; throws on malformed ones. */
 export function placeholders(template: string): string[] {
   const out: string[] = [];
-  for (const m of template.matchAll(PLACEHOLDER)) {
+  const withoutReferences = template.replace(PARAMETER_STORE_REFERENCE, '');
+  for (const m of withoutReferences.matchAll(PLACEHOLDER)) {
     const root = m[1] ?? '';
     if (!ROOTS.has(root)) throw new TemplateError(`unknown template root "${root}" in "${m[0]}"; use one of ${[...ROOTS].join(', ')}`);
+    if (SCALAR_ROOTS.has(root)) {
+      if (m[2]) throw new TemplateError(`"${m[0]}": ${root} has no fields; write {{ ${root} }}`);
+      out.push(root);
+      continue;
+    }
     if (!m[2]) throw new TemplateError(`"${m[0]}" names no field; write e.g. {{ ${root}.name }}`);
     out.push(`${root}.${m[2]}`);
   }
-  const stripped = template.replace(PLACEHOLDER, '');
+  const stripped = withoutReferences.replace(PLACEHOLDER, '');
   if (stripped.includes('{{') || stripped.includes('}}')) {
     throw new TemplateError(`malformed placeholder in "${template}"; placeholders look like {{ labels.instance_id }}`);
   }
   return out;
 }
 
-function lookup(ctx: TemplateContext, root: string, key: string): string | undefined {
+function lookup(ctx: TemplateContext, root: string, key: string | undefined): string | undefined {
+  if (SCALAR_ROOTS.has(root)) {
+    const v = (ctx as unknown as Record<string, unknown>)[root];
+    return typeof v === 'string' ? v : undefined;
+  }
+  if (key === undefined) return undefined;
   const scope = (ctx as unknown as Record<string, Record<string, unknown> | undefined>)[root];
   if (scope === undefined) return undefined;
   const v = Object.prototype.hasOwnProperty.call(scope, key) ? scope[key] : undefined;
@@ -58,20 +118,35 @@ function lookup(ctx: TemplateContext, root: string, key: string): string | undef
 }
 
 /**
- * Render one template. Every substituted value must be at most `maxLength` characters
- * and match `allowedPattern` in full, or the whole render fails: a label such as
- * `x; rm -rf /` or `$(curl ...)` never reaches a command line.
+ * Render one template. Every substituted value must be at most `maxLength` characters,
+ * match `allowedPattern` in full and pass the structural rules (no leading `-`, no `..`,
+ * not empty, unless lifted), or the whole render fails: a label such as `x; rm -rf /`,
+ * `$(curl ...)`, `--help` or `../../etc/shadow` never reaches a command line.
  */
 export function render(template: string, ctx: TemplateContext, policy: ValuePolicy): string {
   placeholders(template);
   let allowed: RegExp;
   try {
-    // Anchored as a whole; anchors the author wrote inside stay harmless.
-    allowed = new RegExp(`^(?:${policy.allowedPattern})$`, 'u');
+    allowed = anchoredPattern(policy.allowedPattern);
   } catch (error) {
     throw new TemplateError(`allowedPattern /${policy.allowedPattern}/ is not a valid regular expression: ${(error as Error).message}`);
   }
-  return template.replace(PLACEHOLDER, (whole, root: string, key: string) => {
+  // Parameter Store references are cut out first and put back verbatim afterwards.
+  const references = parameterStoreReferences(template);
+  const parts = template.split(PARAMETER_STORE_REFERENCE);
+  const rendered: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    // split() with a capturing group interleaves the captured path; every other part is text.
+    if (i % 2 === 1) continue;
+    rendered.push(renderText(parts[i] ?? '', ctx, policy, allowed));
+  }
+  let out = rendered[0] ?? '';
+  for (let i = 0; i < references.length; i++) out += (references[i] ?? '') + (rendered[i + 1] ?? '');
+  return out;
+}
+
+function renderText(template: string, ctx: TemplateContext, policy: ValuePolicy, allowed: RegExp): string {
+  return template.replace(PLACEHOLDER, (whole, root: string, key: string | undefined) => {
     const value = lookup(ctx, root, key);
     if (value === undefined) {
       if (root === 'instance' || root === 'tags') {
@@ -84,6 +159,10 @@ export function render(template: string, ctx: TemplateContext, policy: ValuePoli
     }
     if (!allowed.test(value)) {
       throw new TemplateError(`value of ${whole} contains characters outside the allowlist /${policy.allowedPattern}/; refusing to send it`);
+    }
+    const problem = structuralProblem(value, policy.allow);
+    if (problem) {
+      throw new TemplateError(`value of ${whole} ${problem}; refusing to send it (a Runbook may lift this rule per parameter with allow:)`);
     }
     return value;
   });

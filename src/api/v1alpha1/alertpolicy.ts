@@ -6,16 +6,13 @@
  * it, and the API server enforces it (OpenAPI plus CEL), so the three cannot drift.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { RISK_LEVELS, TOPIC_ARN_PATTERN } from './runbook.js';
 import { Conditions, Duration, ObjectMeta, StringEnum, StringMap, Timestamp, type KubeSchemaOptions } from './schema.js';
 
 export const ALERT_SOURCES = ['alertmanager', 'cloudwatch', 'generic'] as const;
 export const MATCH_OPERATORS = ['=', '!=', '=~', '!~'] as const;
-export const RISK_LEVELS = ['Low', 'Medium', 'High', 'Critical'] as const;
 export const APPROVAL_MODES = ['Auto', 'Manual'] as const;
 
-/** The character allowlist every templated SSM parameter value must pass by default. */
-export const DEFAULT_ALLOWED_PATTERN = '^[A-Za-z0-9._:/=@-]*$';
-export const DEFAULT_MAX_VALUE_LENGTH = 256;
 export const DEFAULT_OPT_OUT_TAG = { key: 'remediator.dev/opt-out', value: 'true' } as const;
 
 /**
@@ -24,13 +21,7 @@ export const DEFAULT_OPT_OUT_TAG = { key: 'remediator.dev/opt-out', value: 'true
  * elsewhere (tests, older stored versions): one value, two readers.
  */
 export const DEFAULTS = {
-  maxTargets: 10,
-  ssmDocument: 'AWS-RunShellScript',
-  ssmTimeoutSeconds: 600,
-  ssmMaxConcurrency: '50',
-  ssmMaxErrors: '0',
   approvalTimeout: '1h',
-  risk: 'Low',
 } as const;
 
 const LabelMatcher = Type.Object({
@@ -72,16 +63,19 @@ const Targets = Type.Object(
     tagSelector: Type.Optional(
       StringMap({
         description:
-          'Select running instances carrying all these EC2 tags (like `tag:Environment=prod`). Values may use templates (`{{ labels.service }}`), which must pass the default allowlist.',
+          'Running instances carrying all these EC2 tags (like `tag:Environment=prod`). With no label or dimension source they are the ' +
+          'targets; with one, every named instance must also carry these tags. Values may use templates (`{{ labels.service }}`), ' +
+          'which must pass the default allowlist.',
         maxProperties: 10,
       } as KubeSchemaOptions),
     ),
-    maxTargets: Type.Optional(Type.Integer({
-      minimum: 1,
-      maximum: 500,
-      default: DEFAULTS.maxTargets,
-      description: 'Hard cap on the number of instances one request may touch (blast radius). A request over it fails.',
-    })),
+    maxTargets: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 500,
+        description: "Cap on the instances one request may touch (blast radius); the runbook's scope.maxTargets caps it too. Over it, the request fails.",
+      }),
+    ),
   },
   { description: 'How EC2 instance IDs are derived from an alert.' },
 );
@@ -146,72 +140,27 @@ const Enrichment = Type.Object({
   ),
 });
 
-const SsmParameter = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.-]+$' }),
-  values: Type.Array(Type.String({ maxLength: 4096 }), {
-    minItems: 1,
-    maxItems: 64,
-    description: 'Values; `{{ labels.x }}`, `{{ annotations.x }}`, `{{ alert.name }}`, `{{ instance.id }}`, `{{ tags.x }}` are substituted.',
-  }),
-  allowedPattern: Type.Optional(
-    Type.String({
-      maxLength: 256,
-      description: `Regex every substituted value must match. Default \`${DEFAULT_ALLOWED_PATTERN}\`.`,
-    }),
-  ),
-  maxLength: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096, description: `Longest substituted value allowed. Default ${DEFAULT_MAX_VALUE_LENGTH}.` })),
-});
-
-const SsmAction = Type.Object({
-  documentName: Type.Optional(Type.String({ minLength: 3, maxLength: 128, default: DEFAULTS.ssmDocument, pattern: '^[a-zA-Z0-9_./:-]+$' })),
-  parameters: Type.Array(SsmParameter, {
-    minItems: 1,
-    maxItems: 32,
-    'x-kubernetes-list-type': 'map',
-    'x-kubernetes-list-map-keys': ['name'],
-  } as KubeSchemaOptions),
-  timeoutSeconds: Type.Optional(
-    Type.Integer({ minimum: 30, maximum: 172800, default: DEFAULTS.ssmTimeoutSeconds, description: 'How long SSM waits for the command before it is TimedOut.' }),
-  ),
-  maxConcurrency: Type.Optional(Type.String({ pattern: '^([1-9][0-9]*%?)$', default: DEFAULTS.ssmMaxConcurrency, maxLength: 7 })),
-  maxErrors: Type.Optional(Type.String({ pattern: '^([0-9]+%?)$', default: DEFAULTS.ssmMaxErrors, maxLength: 7 })),
-});
-
-const TOPIC_ARN_PATTERN = '^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\.fifo)?$';
 export const NOTIFY_PHASES = ['AwaitingApproval', 'Approved', 'Executing', 'Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled'] as const;
 
-const SnsAction = Type.Object({
-  topicArn: Type.String({ pattern: TOPIC_ARN_PATTERN, maxLength: 300 }),
-  subject: Type.Optional(Type.String({ maxLength: 100, description: 'Templated subject (email endpoints); at most 100 characters after rendering.' })),
-  message: Type.String({ minLength: 1, maxLength: 65536, description: 'Templated message body.' }),
-  messageAttributes: Type.Optional(StringMap({ description: 'String message attributes; values are templates.', maxProperties: 10 } as KubeSchemaOptions)),
-  messageGroupId: Type.Optional(Type.String({ maxLength: 128, description: 'FIFO topics: the message group (templated). Default: the policy name.' })),
-});
-
-const Notify = Type.Object({
-  topicArn: Type.String({ pattern: TOPIC_ARN_PATTERN, maxLength: 300 }),
-  on: Type.Array(StringEnum(NOTIFY_PHASES), {
-    minItems: 1,
-    maxItems: NOTIFY_PHASES.length,
-    'x-kubernetes-list-type': 'set',
-    description: 'Phases whose entry is announced on the topic.',
-  } as KubeSchemaOptions),
-});
-
-const Action = Type.Object(
+const Notify = Type.Object(
   {
-    ssm: Type.Optional(SsmAction),
-    sns: Type.Optional(SnsAction),
-    notify: Type.Optional(Notify),
+    topicArn: Type.String({ pattern: TOPIC_ARN_PATTERN, maxLength: 300, description: 'SNS topic told about the chosen transitions.' }),
+    on: Type.Array(StringEnum(NOTIFY_PHASES), {
+      minItems: 1,
+      maxItems: NOTIFY_PHASES.length,
+      'x-kubernetes-list-type': 'set',
+      description: 'Phases whose entry is announced on the topic.',
+    } as KubeSchemaOptions),
   },
-  {
-    'x-kubernetes-validations': [{ rule: 'has(self.ssm) != has(self.sns)', message: 'action needs exactly one of `ssm` or `sns` (plus, optionally, `notify`)' }],
-  } as KubeSchemaOptions,
+  { description: 'Announce transitions of this policy\'s requests on an SNS topic.' },
 );
 
 const Approval = Type.Object({
   mode: Type.Optional(
-    StringEnum(APPROVAL_MODES, { description: 'Auto proceeds without a person. Default: Auto for Low risk, Manual otherwise.' }),
+    StringEnum(APPROVAL_MODES, {
+      description:
+        "Auto proceeds without a person, and only up to the runbook's maxAutoApprovedRisk. Default: Auto for Low risk, Manual otherwise.",
+    }),
   ),
   approvers: Type.Optional(
     Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
@@ -255,8 +204,23 @@ export const AlertPolicySpec = Type.Object({
   match: Type.Optional(Match),
   targets: Targets,
   enrichment: Type.Optional(Enrichment),
-  action: Action,
-  risk: Type.Optional(StringEnum(RISK_LEVELS, { default: DEFAULTS.risk })),
+  runbookRef: Type.Object(
+    { name: Type.String({ minLength: 1, maxLength: 253, description: 'Name of the cluster-scoped Runbook.' }) },
+    { description: 'The Runbook (cluster-scoped, written by cluster administrators) this policy runs; its namespace must be granted it.' },
+  ),
+  inputs: Type.Optional(
+    StringMap({
+      maxProperties: 32,
+      description:
+        "Values for the inputs the runbook declares, as templates over the alert (`{{ labels.service }}`); each rendered value must pass the runbook input's rules.",
+    } as KubeSchemaOptions),
+  ),
+  notify: Type.Optional(Notify),
+  risk: Type.Optional(
+    StringEnum(RISK_LEVELS, {
+      description: "Low, Medium, High or Critical; never below the runbook's minRisk. Default: the runbook's minRisk.",
+    }),
+  ),
   approval: Type.Optional(Approval),
   safety: Type.Optional(Safety),
 });
@@ -291,16 +255,15 @@ export const AlertPolicySchema = Type.Object({
 export type AlertPolicySpec = Static<typeof AlertPolicySpec>;
 export type AlertPolicyStatus = Static<typeof AlertPolicyStatus>;
 export type AlertPolicy = Static<typeof AlertPolicySchema>;
-export type SsmAction = Static<typeof SsmAction>;
-export type SsmParameter = Static<typeof SsmParameter>;
 export type LabelMatcher = Static<typeof LabelMatcher>;
-export type SnsAction = Static<typeof SnsAction>;
 export type MetricQuery = Static<typeof MetricQuery>;
 export type Guard = Static<typeof Guard>;
 export type Safety = Static<typeof Safety>;
 export type MaintenanceWindow = Static<typeof MaintenanceWindow>;
 
-/** Annotation a person sets (to the current time) to close an open circuit breaker: failures before it no longer count. */
+/**
+ * Annotation a person sets (to the current time) to close an open circuit breaker: failures before it no longer count.
+ * The admission policy lets only holders of the approver verb set it; the controller ignores a time in the future.
+ */
 export const CIRCUIT_RESET_ANNOTATION = 'remediator.dev/circuit-reset-at';
-export type RiskLevel = (typeof RISK_LEVELS)[number];
 export type AlertSource = (typeof ALERT_SOURCES)[number];

@@ -5,7 +5,8 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import { AlertPolicySpec, AlertPolicyStatus } from './alertpolicy.js';
-import { RemediationRequestSpec, RemediationRequestStatus } from './remediationrequest.js';
+import { END_PHASES, RemediationRequestSpec, RemediationRequestStatus } from './remediationrequest.js';
+import { RunbookSpec, RunbookStatus } from './runbook.js';
 import { toOpenApi } from './schema.js';
 
 export const GROUP = 'remediator.dev';
@@ -20,6 +21,7 @@ export interface ResourceNames {
 }
 
 export const ALERT_POLICY: ResourceNames = { kind: 'AlertPolicy', plural: 'alertpolicies', singular: 'alertpolicy', shortNames: ['ap'] };
+export const RUNBOOK: ResourceNames = { kind: 'Runbook', plural: 'runbooks', singular: 'runbook', shortNames: ['rb'] };
 export const REMEDIATION_REQUEST: ResourceNames = {
   kind: 'RemediationRequest',
   plural: 'remediationrequests',
@@ -38,7 +40,15 @@ interface PrinterColumn {
 /** Rules on the whole object, where spec and status are both visible. */
 type RootRule = { rule: string; message: string };
 
-function crd(names: ResourceNames, spec: TSchema, status: TSchema, columns: PrinterColumn[], description: string, rootRules: RootRule[] = []) {
+function crd(
+  names: ResourceNames,
+  spec: TSchema,
+  status: TSchema,
+  columns: PrinterColumn[],
+  description: string,
+  rootRules: RootRule[] = [],
+  scope: 'Namespaced' | 'Cluster' = 'Namespaced',
+) {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -46,7 +56,7 @@ function crd(names: ResourceNames, spec: TSchema, status: TSchema, columns: Prin
     spec: {
       group: GROUP,
       names: { kind: names.kind, listKind: `${names.kind}List`, plural: names.plural, singular: names.singular, shortNames: names.shortNames, categories: ['remediator'] },
-      scope: 'Namespaced',
+      scope,
       versions: [
         {
           name: VERSION,
@@ -76,12 +86,29 @@ function crd(names: ResourceNames, spec: TSchema, status: TSchema, columns: Prin
 }
 
 export function customResourceDefinitions() {
+  const ended = [...END_PHASES].map((p) => `'${p}'`).join(', ');
   return [
+    crd(
+      RUNBOOK,
+      RunbookSpec,
+      RunbookStatus,
+      [
+        { name: 'Action', type: 'string', jsonPath: '.spec.action.ssm.documentName' },
+        { name: 'MinRisk', type: 'string', jsonPath: '.spec.minRisk' },
+        { name: 'MaxTargets', type: 'integer', jsonPath: '.spec.scope.maxTargets' },
+        { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+        { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+      ],
+      'Runbook says what may run and where (cluster-scoped, written by cluster administrators); AlertPolicies reference it.',
+      [],
+      'Cluster',
+    ),
     crd(
       ALERT_POLICY,
       AlertPolicySpec,
       AlertPolicyStatus,
       [
+        { name: 'Runbook', type: 'string', jsonPath: '.spec.runbookRef.name' },
         { name: 'Risk', type: 'string', jsonPath: '.spec.risk' },
         { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
         { name: 'Matched', type: 'integer', jsonPath: '.status.matched' },
@@ -107,7 +134,7 @@ export function customResourceDefinitions() {
         {
           // Once a command may be running, or the request is over, the record of what was
           // asked must not be rewritten (auto-approved requests have no approval to freeze it).
-          rule: "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Executing', 'Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']) || self.spec == oldSelf.spec",
+          rule: `!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Executing', ${ended}]) || self.spec == oldSelf.spec`,
           message: 'spec cannot change once the request is executing or has ended; create a new RemediationRequest instead',
         },
       ],

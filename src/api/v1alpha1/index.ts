@@ -1,5 +1,6 @@
 /** The remediator.dev/v1alpha1 API: schemas, derived types and CRDs. Imports nothing outside this folder but TypeBox. */
 export * from './schema.js';
+export * from './runbook.js';
 export * from './alertpolicy.js';
 export * from './remediationrequest.js';
 export * from './crds.js';

@@ -7,7 +7,8 @@
  * given approval can never be rewritten.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { ALERT_SOURCES, RISK_LEVELS } from './alertpolicy.js';
+import { ALERT_SOURCES } from './alertpolicy.js';
+import { RISK_LEVELS } from './runbook.js';
 import { Conditions, ObjectMeta, StringEnum, StringMap, Timestamp, type KubeSchemaOptions } from './schema.js';
 
 export const PHASES = [
@@ -28,7 +29,11 @@ export type Phase = (typeof PHASES)[number];
 /** Phases a request never leaves: it never runs again once here. */
 export const END_PHASES: ReadonlySet<Phase> = new Set(['Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']);
 
-export const INSTANCE_ID_PATTERN = '^i-[0-9a-f]{8}([0-9a-f]{9})?$';
+/** EC2 instance ids, and the `mi-` ids of hybrid managed nodes SSM also runs commands on. */
+export const INSTANCE_ID_PATTERN = '^(i-[0-9a-f]{8}([0-9a-f]{9})?|mi-[0-9a-f]{17})$';
+
+/** `sha256:` and 64 hex digits: the digest of a rendered plan. */
+export const PLAN_DIGEST_PATTERN = '^sha256:[0-9a-f]{64}$';
 
 const Alert = Type.Object({
   source: StringEnum(ALERT_SOURCES),
@@ -38,13 +43,35 @@ const Alert = Type.Object({
   fingerprint: Type.Optional(Type.String({ maxLength: 128 })),
   startsAt: Type.Optional(Type.String({ maxLength: 64 })),
   status: Type.Optional(StringEnum(['firing', 'resolved'] as const, { default: 'firing', description: 'Only firing alerts trigger; a resolved one cancels a request that has not started executing.' })),
+  account: Type.Optional(
+    Type.String({ pattern: '^[0-9]{12}$', description: 'CloudWatch alarms: the AWS account the alarm belongs to; the runbook must act in it.' }),
+  ),
+  region: Type.Optional(
+    Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]+$', maxLength: 32, description: "CloudWatch alarms: the alarm's region; the runbook must act in it." }),
+  ),
 });
 
-const ApprovalDecision = Type.Object({
-  decision: StringEnum(['Approved', 'Rejected'] as const),
-  approver: Type.String({ minLength: 1, maxLength: 256 }),
-  reason: Type.Optional(Type.String({ maxLength: 1024 })),
-});
+const ApprovalDecision = Type.Object(
+  {
+    decision: StringEnum(['Approved', 'Rejected'] as const, { description: 'Approved runs the plan; Rejected ends the request.' }),
+    approver: Type.String({ minLength: 1, maxLength: 256, description: 'Who decided: must be the user who writes the decision (admission-checked).' }),
+    reason: Type.Optional(Type.String({ maxLength: 1024, description: 'Why, for the audit trail.' })),
+    planDigest: Type.Optional(
+      Type.String({
+        pattern: PLAN_DIGEST_PATTERN,
+        description:
+          'The digest of the plan approved (status.plan.digest); required to approve. The admission policy refuses a digest that ' +
+          'is not the stored plan, and the controller sends nothing if a fresh render differs.',
+      }),
+    ),
+  },
+  {
+    description: 'A decision, given once by a person holding the approver role (kubectl remediator approve).',
+    'x-kubernetes-validations': [
+      { rule: "self.decision != 'Approved' || has(self.planDigest)", message: 'an approval must name the plan it approves: set planDigest to status.plan.digest' },
+    ],
+  } as KubeSchemaOptions,
+);
 
 export const RemediationRequestSpec = Type.Object(
   {
@@ -52,7 +79,9 @@ export const RemediationRequestSpec = Type.Object(
     alert: Alert,
     targets: Type.Optional(
       Type.Array(Type.String({ pattern: INSTANCE_ID_PATTERN }), {
-        description: 'Explicit EC2 instance IDs; when set they replace the targets the policy would derive.',
+        description:
+          "Explicit EC2 instance IDs. They may only narrow what the policy's target rules and the runbook's scope allow; an id " +
+          'outside them fails the request before anything is sent.',
         maxItems: 500,
         'x-kubernetes-list-type': 'set',
       } as KubeSchemaOptions),
@@ -79,6 +108,50 @@ export const RemediationRequestSpec = Type.Object(
       },
     ],
   } as KubeSchemaOptions,
+);
+
+const Plan = Type.Object(
+  {
+    digest: Type.String({ pattern: PLAN_DIGEST_PATTERN, description: 'sha256 of the canonical JSON of the rest of the plan; what an approval names.' }),
+    runbook: Type.Object(
+      { name: Type.String({ description: 'The Runbook.' }), generation: Type.Integer({ description: 'Its generation when planned.' }) },
+      { description: 'The Runbook the plan was rendered from.' },
+    ),
+    policyGeneration: Type.Integer({ description: 'The AlertPolicy generation the plan was rendered from.' }),
+    risk: StringEnum(RISK_LEVELS, { description: 'The risk the policy declares (never below the runbook minimum).' }),
+    targets: Type.Array(Type.String(), { maxItems: 500, description: 'The instances the action runs on.' }),
+    region: Type.String({ description: 'AWS region.' }),
+    roleArn: Type.Optional(Type.String({ description: 'Role assumed in another account, when the runbook says so.' })),
+    externalId: Type.Optional(Type.String({ description: 'The external id presented when assuming roleArn.' })),
+    ssm: Type.Optional(
+      Type.Object(
+        {
+          documentName: Type.String({ description: 'SSM document.' }),
+          parameters: Type.Unsafe<Record<string, string[]>>({
+            type: 'object',
+            additionalProperties: { type: 'array', items: { type: 'string' } },
+            description: 'Rendered parameters, exactly as sent.',
+          }),
+          timeoutSeconds: Type.Integer({ description: 'Command timeout.' }),
+          maxConcurrency: Type.String({ description: 'SSM MaxConcurrency.' }),
+          maxErrors: Type.String({ description: 'SSM MaxErrors.' }),
+        },
+        { description: 'The command, as it will be sent.' },
+      ),
+    ),
+    sns: Type.Optional(
+      Type.Object(
+        {
+          topicArn: Type.String({ description: 'Topic.' }),
+          subject: Type.Optional(Type.String({ description: 'Rendered subject.' })),
+          messageSha256: Type.String({ description: 'sha256 of the rendered message (the message itself can be 64 KiB).' }),
+          messagePreview: Type.String({ maxLength: 1024, description: 'The start of the rendered message.' }),
+        },
+        { description: 'The message, as it will be published.' },
+      ),
+    ),
+  },
+  { description: 'What will run, rendered before approval: an approval names its digest and approves exactly this.' },
 );
 
 const InstanceEnrichment = Type.Object({
@@ -149,10 +222,10 @@ export const RemediationRequestStatus = Type.Object({
   observedGeneration: Type.Optional(Type.Integer()),
   conditions: Type.Optional(Conditions),
   risk: Type.Optional(StringEnum(RISK_LEVELS)),
-  policyGeneration: Type.Optional(Type.Integer({ description: 'Generation of the AlertPolicy the request was enriched and approved against; a Manual request fails if the policy changes before execution.' })),
   targets: Type.Optional(Type.Array(Type.String())),
   targetCount: Type.Optional(Type.Integer()),
   approval: Type.Optional(ApprovalDecision),
+  plan: Type.Optional(Plan),
   enrichment: Type.Optional(
     Type.Object({
       observedAt: Timestamp(),
@@ -183,3 +256,4 @@ export type SsmExecution = Static<typeof SsmExecution>;
 export type SnsExecution = Static<typeof SnsExecution>;
 export type MetricSeries = Static<typeof MetricSeries>;
 export type AlertSpec = Static<typeof Alert>;
+export type Plan = Static<typeof Plan>;

@@ -8,7 +8,7 @@
  * (`patternProperties`, `const`, `anyOf` of constants), so the few shapes that need
  * them are built here with `Type.Unsafe` around plain Kubernetes-legal schema.
  */
-import { Type, type TSchema, type SchemaOptions, type TUnsafe } from '@sinclair/typebox';
+import { Type, type Static, type TSchema, type SchemaOptions, type TUnsafe } from '@sinclair/typebox';
 
 export interface CelRule {
   rule: string;
@@ -56,6 +56,27 @@ export const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$';
 export function Duration(options: KubeSchemaOptions = {}): TUnsafe<string> {
   return Type.Unsafe<string>({ ...options, type: 'string', pattern: DURATION_PATTERN });
 }
+
+/** `metav1.LabelSelector`, as upstream defines it (matchLabels and matchExpressions). */
+export function LabelSelector(options: KubeSchemaOptions = {}) {
+  return Type.Object(
+    {
+      matchLabels: Type.Optional(StringMap({ description: 'Labels that must all be present with these values.' })),
+      matchExpressions: Type.Optional(
+        Type.Array(
+          Type.Object({
+            key: Type.String({ minLength: 1, maxLength: 317, description: 'The label key.' }),
+            operator: StringEnum(['In', 'NotIn', 'Exists', 'DoesNotExist'] as const, { description: 'How the key relates to the values.' }),
+            values: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 64, description: 'For In and NotIn.' })),
+          }),
+          { maxItems: 16, description: 'Requirements that must all hold.' },
+        ),
+      ),
+    },
+    options,
+  );
+}
+export type LabelSelector = Static<ReturnType<typeof LabelSelector>>;
 
 /** `metav1.Condition`, exactly as upstream defines it. */
 export const Condition = Type.Object({

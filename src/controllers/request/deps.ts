@@ -1,0 +1,51 @@
+/** What the request controller's phase handlers need from the world: caches, AWS, the API server, time. */
+import type { AlertPolicy, RemediationRequest, Runbook } from '../../api/v1alpha1/index.js';
+import type { CommandRunner, InstanceDescriber, MetricsReader, Publisher } from '../../cloud/types.js';
+import type { EventRecorder, ResourceClient } from '../../kube/resources.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { Clock } from '../../runtime/clock.js';
+import type { AdmissionVerdict } from '../admission.js';
+
+/** Where a request runs: a region, and the role to assume there when the runbook names another account. */
+export interface CloudLocation {
+  region: string;
+  roleArn?: string;
+  externalId?: string;
+  /** Session tags naming the request's namespace and policy (for IAM conditions in the workload account). */
+  sessionTags?: Record<string, string>;
+}
+
+/** The AWS clients for one location. */
+export interface CloudClients {
+  instances: InstanceDescriber;
+  commands: CommandRunner;
+  metricsReader: MetricsReader;
+  publisher: Publisher;
+}
+
+export interface RemediationRequestReconcilerDeps {
+  requests: ResourceClient<RemediationRequest>;
+  getRequest(namespace: string, name: string): RemediationRequest | undefined;
+  getPolicy(namespace: string, name: string): AlertPolicy | undefined;
+  getRunbook(name: string): Runbook | undefined;
+  /** A namespace's labels from the cache; undefined when it is not (yet) known. */
+  namespaceLabels(namespace: string): Record<string, string> | undefined;
+  /** Whether manual approvals in a namespace are guarded by the admission policy. */
+  admission(namespace: string): AdmissionVerdict;
+  /** Every request of a policy (from the cache): what cooldown, rate limit and the circuit breaker read. */
+  requestsOf(namespace: string, policy: string): RemediationRequest[];
+  /** AWS clients for a location; throws an Error saying what to configure when it cannot reach it. */
+  cloudFor(location: CloudLocation): CloudClients;
+  /** The controller's own region: where runbooks without `scope.regions` act. */
+  defaultRegion: string;
+  events: EventRecorder;
+  metrics: Metrics;
+  clock: Clock;
+  /** SSM documents a runbook may use. */
+  allowedDocuments: ReadonlySet<string>;
+  /** First invocation poll delay; doubles up to `maxPollIntervalMs`. */
+  pollIntervalMs?: number;
+  maxPollIntervalMs?: number;
+  /** How long ListCommands is given to show a command that may have been sent before one is sent again. */
+  sendSettleMs?: number;
+}

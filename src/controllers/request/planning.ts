@@ -1,0 +1,198 @@
+/**
+ * Pending → AwaitingApproval | Approved (or Failed | Skipped), in one reconcile: check the
+ * policy may use its runbook, derive the targets and hold them to every rule, describe
+ * them, read their metrics, apply the opt-out tag and the guards, and render the plan.
+ *
+ * `resolve` is also what the intent step runs again just before anything is sent: the
+ * same rules, the same render, from current state, so a plan can be compared with the
+ * one that was approved.
+ */
+import {
+  RUNBOOK_DEFAULTS,
+  type AlertPolicy,
+  type InstanceEnrichment,
+  type Plan,
+  type RemediationRequest,
+  type RemediationRequestStatus,
+  type Runbook,
+} from '../../api/v1alpha1/index.js';
+import type { InstanceFacts } from '../../cloud/types.js';
+import { parseDuration } from '../duration.js';
+import { failedGuard, optedOutBy, planMetricQueries, seriesFrom } from '../enrichment.js';
+import { renderPlan, templateContext, type RenderedSns } from '../plan.js';
+import { approvalTimeoutMs, grantFor, inputProblems, runbookProblems } from '../runbooks.js';
+import { candidates, checkTargets, outsideScope, renderSelector } from '../targets.js';
+import { TemplateError } from '../template.js';
+import type { CloudClients, CloudLocation, RemediationRequestReconcilerDeps } from './deps.js';
+import type { Transition, Transitions } from './transition.js';
+
+export interface Resolved {
+  plan: Plan;
+  sns?: RenderedSns;
+  facts: InstanceFacts[];
+  approval: 'Auto' | 'Manual';
+  cloud: CloudClients;
+}
+
+export type Resolution = { ok: true; resolved: Resolved } | { ok: false; transition: Transition };
+
+/** Session tags on the assumed role's session: IAM in the workload account can condition on them. */
+export function sessionTags(rr: RemediationRequest): Record<string, string> {
+  return { 'remediator-namespace': rr.metadata?.namespace ?? '', 'remediator-policy': rr.spec.policyRef.name };
+}
+
+export class Planner {
+  constructor(
+    private readonly deps: RemediationRequestReconcilerDeps,
+    private readonly t: Transitions,
+  ) {}
+
+  /** Where the request runs: the alert's own region when the runbook allows it, else the runbook's first. */
+  location(rr: RemediationRequest, runbook: Runbook): CloudLocation | { refused: string } {
+    const regions = runbook.spec.scope?.regions ?? [this.deps.defaultRegion];
+    const wanted = rr.spec.alert.region;
+    if (wanted !== undefined && !regions.includes(wanted)) {
+      return { refused: `the alert comes from region ${wanted}, and Runbook "${runbook.metadata?.name}" acts only in ${regions.join(', ')}` };
+    }
+    const account = runbook.spec.scope?.account;
+    const accountOf = (arn: string) => arn.split(':')[4];
+    if (rr.spec.alert.account !== undefined && account && accountOf(account.roleArn) !== rr.spec.alert.account) {
+      return { refused: `the alert comes from account ${rr.spec.alert.account}, and Runbook "${runbook.metadata?.name}" acts in account ${accountOf(account.roleArn)}` };
+    }
+    return {
+      region: wanted ?? regions[0] ?? this.deps.defaultRegion,
+      ...(account && { roleArn: account.roleArn, externalId: account.externalId, sessionTags: sessionTags(rr) }),
+    };
+  }
+
+  /**
+   * Applies every rule and renders the plan into `status` (targets, enrichment). With
+   * `readMetrics` false the metrics already in status are used (the intent check).
+   */
+  async resolve(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy, runbook: Runbook | undefined, readMetrics: boolean): Promise<Resolution> {
+    const refuse = (reason: string, message: string): Resolution => ({ ok: false, transition: this.t.fail(rr, status, reason, message) });
+    const ns = rr.metadata?.namespace ?? '';
+    const granted = grantFor(policy, runbook, this.deps.namespaceLabels(ns));
+    if (!granted.ok || !runbook) return granted.ok ? refuse('RunbookNotFound', 'no runbook') : refuse(granted.reason, `${granted.message}; nothing was run`);
+    const problems = [...runbookProblems(runbook, this.deps.allowedDocuments), ...inputProblems(policy, runbook)];
+    if (problems.length > 0) return refuse('InvalidPolicy', `policy ${policy.metadata?.name} with Runbook "${runbook.metadata?.name}" cannot run: ${problems.join('; ')}`);
+    status.risk = granted.grant.risk;
+    if (policy.spec.safety?.suspend) {
+      return { ok: false, transition: this.t.enter(rr, status, 'Skipped', 'Suspended', `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)`) };
+    }
+    const location = this.location(rr, runbook);
+    if ('refused' in location) return refuse('LocationNotAllowed', `${location.refused}; nothing was run`);
+    let cloud: CloudClients;
+    try {
+      cloud = this.deps.cloudFor(location);
+    } catch (error) {
+      return refuse('LocationUnavailable', `${(error as Error).message}; nothing was run`);
+    }
+
+    let policySelector: Record<string, string> | undefined;
+    let scopeSelector: Record<string, string> | undefined;
+    try {
+      policySelector = renderSelector(policy.spec.targets.tagSelector, templateContext(rr, status));
+      scopeSelector = renderSelector(runbook.spec.scope?.tagSelector, { alert: { name: '', source: '' }, labels: {}, annotations: {}, namespace: ns });
+    } catch (error) {
+      if (!(error instanceof TemplateError)) throw error;
+      return refuse('InvalidTargets', `targets.tagSelector: ${error.message}`);
+    }
+    const found = candidates(rr.spec, policy.spec, policySelector, scopeSelector);
+    if (!found.ok) return refuse(found.reason, found.message);
+    const runbookMax = runbook.spec.scope?.maxTargets ?? RUNBOOK_DEFAULTS.maxTargets;
+    const maxTargets = Math.min(policy.spec.targets.maxTargets ?? runbookMax, runbookMax);
+    let facts: InstanceFacts[];
+    let targets: string[];
+    if ('selector' in found) {
+      facts = await cloud.instances.findByTags(found.selector);
+      const checked = checkTargets(facts.map((f) => f.instanceId), policy.spec, maxTargets);
+      if (!checked.ok) return refuse(checked.reason, checked.message);
+      targets = checked.targets;
+    } else {
+      const checked = checkTargets(found.ids, policy.spec, maxTargets);
+      if (!checked.ok) return refuse(checked.reason, checked.message);
+      targets = checked.targets;
+      const described = await cloud.instances.describe(targets);
+      if (described.missing.length > 0) {
+        this.t.condition(rr, status, 'Enriched', 'False', 'InstancesNotFound', `not found: ${described.missing.join(', ')}`);
+        return refuse(
+          'InstancesNotFound',
+          `EC2 instances not found in region ${location.region}${location.roleArn ? ` through ${location.roleArn}` : ''}: ${described.missing.join(', ')}; check the alert's instance IDs and the runbook's scope`,
+        );
+      }
+      facts = described.found;
+    }
+    const outside = outsideScope(facts, [
+      { what: "the policy's targets.tagSelector", tags: policySelector },
+      { what: `the scope of Runbook "${runbook.metadata?.name}"`, tags: scopeSelector },
+    ]);
+    if (outside) return refuse(outside.reason, outside.message);
+
+    status.targets = targets;
+    status.targetCount = targets.length;
+    const keys = policy.spec.enrichment?.tagKeys;
+    const instances: InstanceEnrichment[] = [...facts]
+      .sort((a, b) => a.instanceId.localeCompare(b.instanceId))
+      .map((f) => ({
+        instanceId: f.instanceId,
+        state: f.state,
+        instanceType: f.instanceType,
+        availabilityZone: f.availabilityZone,
+        privateIpAddress: f.privateIpAddress,
+        tags: keys ? Object.fromEntries(Object.entries(f.tags).filter(([k]) => keys.includes(k))) : f.tags,
+      }));
+    const metrics = status.enrichment?.metrics;
+    status.enrichment = { observedAt: status.enrichment?.observedAt ?? this.t.now(), instances, ...(metrics && { metrics }) };
+    // The opt-out tag always wins, before metrics are even read.
+    const optedOut = optedOutBy(policy.spec, facts);
+    if (optedOut) return { ok: false, transition: this.t.enter(rr, status, 'Skipped', 'OptOut', optedOut) };
+
+    if (readMetrics) {
+      status.enrichment.observedAt = this.t.now();
+      const planned = planMetricQueries(policy.spec, targets, templateContext(rr, status));
+      if (planned.length > 0) {
+        const lookback = Math.max(...(policy.spec.enrichment?.metrics ?? []).map((m) => parseDuration(m.lookback ?? '10m')));
+        const end = new Date(this.deps.clock.now());
+        const results = await cloud.metricsReader.getMetricData(planned.map((p) => p.query), new Date(end.getTime() - lookback), end);
+        status.enrichment.metrics = seriesFrom(planned, results);
+      }
+      const series = status.enrichment.metrics ?? [];
+      this.t.condition(rr, status, 'Enriched', 'True', 'Enriched', `described ${facts.length} instance(s)${series.length ? `, read ${series.length} metric series` : ''}`);
+      const guard = failedGuard(policy.spec.enrichment?.guards ?? [], facts, series);
+      if (guard) return { ok: false, transition: this.t.enter(rr, status, 'Skipped', 'Guard', `guard not met: ${guard}`) };
+    }
+
+    try {
+      const { plan, sns } = renderPlan({ rr, policy, runbook, risk: granted.grant.risk, targets, region: location.region, status });
+      return { ok: true, resolved: { plan, sns, facts, approval: granted.grant.approval, cloud } };
+    } catch (error) {
+      if (!(error instanceof TemplateError)) throw error;
+      return refuse('InvalidParameter', `${error.message}; nothing was sent`);
+    }
+  }
+
+  /** Pending (or a changed spec while awaiting approval): plan, then ask a person or approve. */
+  async plan(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Promise<{ transition: Transition; resolved?: Resolved }> {
+    status.startTime ??= this.t.now();
+    const runbook = this.deps.getRunbook(policy.spec.runbookRef.name);
+    const r = await this.resolve(rr, status, policy, runbook, true);
+    if (!r.ok) return { transition: r.transition };
+    status.plan = r.resolved.plan;
+    delete status.approval;
+    if (r.resolved.approval === 'Auto') {
+      this.t.condition(rr, status, 'Approved', 'True', 'AutoApproved', `policy ${policy.metadata?.name} auto-approves ${status.risk} risk`);
+      return { transition: this.t.enter(rr, status, 'Approved', 'AutoApproved', `auto-approved by policy ${policy.metadata?.name}`), resolved: r.resolved };
+    }
+    this.t.condition(rr, status, 'Approved', 'Unknown', 'AwaitingApproval', `waiting for an approval of plan ${r.resolved.plan.digest}`);
+    const t = this.t.enter(
+      rr,
+      status,
+      'AwaitingApproval',
+      'ApprovalRequired',
+      `${status.risk} risk: review the plan and approve with kubectl remediator approve ${rr.metadata?.name} -n ${rr.metadata?.namespace}`,
+    );
+    t.requeueAfterMs = Math.max(0, Date.parse(status.startTime) + approvalTimeoutMs(policy) - this.deps.clock.now());
+    return { transition: t };
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * RemediationRequestReconciler drives one RemediationRequest through its phases:
+ *
+ *   Pending → AwaitingApproval → Approved → Executing → Succeeded | Failed
+ *   (or an end: Rejected | Expired | Skipped | Cancelled)
+ *
+ * It is the thin part of a one-writer state machine: it loads the request, its policy
+ * and runbook from the informer caches, announces the current phase, dispatches to the
+ * phase's handler, and writes the status the handler built with the cached
+ * resourceVersion — a stale view fails with a conflict and is retried rather than
+ * overwriting newer state. An end phase is final: the reconciler never acts on it again.
+ *
+ *   planning.ts  Pending: runbook grant, targets, enrichment, guards, the plan
+ *   approval.ts  AwaitingApproval: deadline, fail-closed approval of the exact plan
+ *   intent.ts    Approved: fresh plan = approved plan, safety rules, intent
+ *   ssm.ts       Executing (SSM): every exactly-once invariant
+ *   sns.ts       Executing (SNS)
+ *   notify.ts    the policy's notify topic
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import { API_VERSION, END_PHASES, REMEDIATION_REQUEST, type AlertPolicy, type Phase, type RemediationRequest } from '../../api/v1alpha1/index.js';
+import { isPermanentAwsError } from '../../cloud/errors.js';
+import { AwsAccessDeniedError } from '../../cloud/types.js';
+import { isConflict } from '../../kube/resources.js';
+import type { Reconciler, Request, Result } from '../../runtime/controller.js';
+import { ApprovalGate } from './approval.js';
+import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import { IntentRecorder } from './intent.js';
+import { notification } from './notify.js';
+import { Planner } from './planning.js';
+import { SnsExecution } from './sns.js';
+import { SsmExecution } from './ssm.js';
+import { Transitions, type Transition } from './transition.js';
+
+export type { RemediationRequestReconcilerDeps } from './deps.js';
+
+export class RemediationRequestReconciler implements Reconciler {
+  private readonly t: Transitions;
+  private readonly planner: Planner;
+  private readonly approvals: ApprovalGate;
+  private readonly ssm: SsmExecution;
+  private readonly sns: SnsExecution;
+  private readonly intents: IntentRecorder;
+
+  constructor(private readonly deps: RemediationRequestReconcilerDeps) {
+    this.t = new Transitions(deps.clock);
+    this.planner = new Planner(deps, this.t);
+    this.approvals = new ApprovalGate(deps, this.t);
+    this.ssm = new SsmExecution(deps, this.t);
+    this.sns = new SnsExecution(deps, this.t);
+    this.intents = new IntentRecorder(deps, this.t, this.planner, this.ssm);
+  }
+
+  async reconcile(req: Request, log: Logger): Promise<Result | void> {
+    const rr = this.deps.getRequest(req.namespace, req.name);
+    if (!rr || rr.metadata?.deletionTimestamp) return;
+    const phase: Phase = rr.status?.phase ?? 'Pending';
+    const policy = this.deps.getPolicy(req.namespace, rr.spec.policyRef.name);
+
+    // Announce the phase the request is in before moving on (level-triggered: a
+    // notification that failed is retried, one that was recorded is never sent again).
+    if (policy) {
+      const announced = await notification(rr, phase, policy, this.deps.cloudFor({ region: this.deps.defaultRegion }).publisher, this.t);
+      if (announced) {
+        await this.write(rr, announced, log);
+        return;
+      }
+    }
+    if (END_PHASES.has(phase)) return;
+
+    let step: Transition;
+    try {
+      step = await this.decide(rr, phase, policy, log);
+    } catch (error) {
+      if (error instanceof AwsAccessDeniedError) {
+        const status = this.t.base(rr);
+        this.t.condition(rr, status, 'CloudAccess', 'False', 'AccessDenied', error.message);
+        status.message = error.message;
+        await this.write(rr, { status, event: { type: 'Warning', reason: 'AccessDenied', message: error.message } }, log);
+        // The role may be fixed at any time: keep retrying, with the queue's backoff.
+        throw error;
+      }
+      if (!isPermanentAwsError(error) || phase === 'Executing') throw error;
+      // AWS refused the request itself (a bad parameter, a missing resource): retrying
+      // cannot help, so the request ends and says what AWS said.
+      step = this.t.fail(rr, this.t.base(rr), 'AwsRequestInvalid', `AWS refused the call: ${(error as Error).message}`);
+    }
+    if (step.status.conditions?.some((c) => c.type === 'CloudAccess' && c.status === 'False')) {
+      // The AWS call that was denied went through this time: the role was fixed.
+      this.t.condition(rr, step.status, 'CloudAccess', 'True', 'Restored', 'AWS calls succeed again');
+    }
+    await this.write(rr, step, log);
+    return step.requeueAfterMs ? { requeueAfterMs: step.requeueAfterMs } : undefined;
+  }
+
+  /** One step of the state machine, for whatever the request and its policy look like now. */
+  private async decide(rr: RemediationRequest, phase: Phase, policy: AlertPolicy | undefined, log: Logger): Promise<Transition> {
+    const status = this.t.base(rr);
+    if (phase === 'Executing') {
+      // The command may already run: follow it (or find it) from the plan, policy or not.
+      const cloud = this.cloudOfPlan(rr);
+      return status.execution?.sns ? this.sns.step(rr, status, policy, cloud) : this.ssm.step(rr, status, cloud, log);
+    }
+    // An explicit rejection wins in every phase before execution, Auto policies included.
+    if (rr.spec.approval?.decision === 'Rejected' && phase !== 'AwaitingApproval') {
+      status.approval = rr.spec.approval;
+      const a = rr.spec.approval;
+      return this.t.enter(rr, status, 'Rejected', 'RejectedByApprover', `rejected by ${a.approver}${a.reason ? `: ${a.reason}` : ''}`);
+    }
+    if (!policy) {
+      if (phase === 'Pending' || phase === 'Enriching') {
+        // Requeued when the policy appears (the policy informer enqueues its requests).
+        status.phase ??= 'Pending';
+        status.reason = 'PolicyNotFound';
+        status.message = `AlertPolicy "${rr.spec.policyRef.name}" not found in namespace ${rr.metadata?.namespace}; create it or fix spec.policyRef`;
+        status.observedGeneration = rr.metadata?.generation;
+        return { status };
+      }
+      return this.t.fail(rr, status, 'PolicyNotFound', `AlertPolicy "${rr.spec.policyRef.name}" was deleted before execution; nothing was run`);
+    }
+    if (rr.spec.alert.status === 'resolved') {
+      return this.t.enter(rr, status, 'Cancelled', 'AlertResolved', 'the alert resolved before execution; nothing was run');
+    }
+    switch (phase) {
+      case 'Pending':
+      case 'Enriching':
+        return this.planAndMaybeIntend(rr, policy);
+      case 'AwaitingApproval': {
+        const decided = this.approvals.decide(rr, status, policy);
+        return decided === 'replan' ? this.planAndMaybeIntend(rr, policy) : decided;
+      }
+      case 'Approved':
+        return this.intents.record(rr, status, policy);
+      default:
+        return { status };
+    }
+  }
+
+  /** Plans; an auto-approved plan goes on to record its intent in the same write. */
+  private async planAndMaybeIntend(rr: RemediationRequest, policy: AlertPolicy): Promise<Transition> {
+    const status = this.t.base(rr);
+    const { transition, resolved } = await this.planner.plan(rr, status, policy);
+    if (!resolved || transition.status.phase !== 'Approved') return transition;
+    const intent = await this.intents.record(rr, transition.status, policy, resolved);
+    return { ...intent, event: intent.event ?? transition.event };
+  }
+
+  private cloudOfPlan(rr: RemediationRequest): CloudClients {
+    const plan = rr.status?.plan;
+    return this.deps.cloudFor(
+      plan?.roleArn
+        ? { region: plan.region, roleArn: plan.roleArn, externalId: plan.externalId, sessionTags: { 'remediator-namespace': rr.metadata?.namespace ?? '', 'remediator-policy': rr.spec.policyRef.name } }
+        : { region: plan?.region ?? this.deps.defaultRegion },
+    );
+  }
+
+  /** Write status only when it changed, then record the transition's Event off the critical path. */
+  private async write(rr: RemediationRequest, step: Transition, log: Logger): Promise<void> {
+    if (isDeepStrictEqual(step.status, rr.status ?? {})) return;
+    const body: RemediationRequest = { apiVersion: API_VERSION, kind: REMEDIATION_REQUEST.kind, metadata: rr.metadata, spec: rr.spec, status: step.status };
+    const ns = rr.metadata?.namespace ?? '';
+    const name = rr.metadata?.name ?? '';
+    try {
+      await this.deps.requests.replaceStatus(ns, name, body);
+    } catch (error) {
+      if (!step.mustPersist || !isConflict(error)) {
+        step.onWriteFailed?.();
+        throw error;
+      }
+      await this.ssm.persistCommand(ns, name, step.mustPersist, step.status, log);
+    }
+    step.afterWrite?.();
+    const from = rr.status?.phase ?? 'Pending';
+    const to = step.status.phase ?? 'Pending';
+    if (END_PHASES.has(to)) this.ssm.forget(rr.metadata?.uid ?? '');
+    if (from !== to) {
+      this.deps.metrics.phaseTransitions.inc({ namespace: ns, phase: to });
+      log.info({ from, to, reason: step.status.reason, policy: rr.spec.policyRef.name }, step.status.message ?? 'phase changed');
+    }
+    if (step.event) void this.deps.events.record(body, step.event.type, step.event.reason, step.event.message);
+  }
+}

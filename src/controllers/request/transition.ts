@@ -1,0 +1,70 @@
+/**
+ * The status bookkeeping every phase handler shares: a transition (the status to write,
+ * its Event, when to look again), entering a phase, and setting a condition. Nothing
+ * here touches memory outside the status being built: side tables change only after
+ * the write succeeded (see reconciler.ts).
+ */
+import { END_PHASES, type Phase, type RemediationRequest, type RemediationRequestStatus } from '../../api/v1alpha1/index.js';
+import type { EventType } from '../../kube/resources.js';
+import { isoNow, type Clock } from '../../runtime/clock.js';
+import { setCondition, type Condition } from '../../runtime/conditions.js';
+
+/** A transition decided by one reconcile step. */
+export interface Transition {
+  status: RemediationRequestStatus;
+  event?: { type: EventType; reason: string; message: string };
+  requeueAfterMs?: number;
+  /** Runs once the status write succeeded. */
+  afterWrite?: () => void;
+  /** Runs when the status write failed. */
+  onWriteFailed?: () => void;
+  /**
+   * A command id learnt from SSM that must not be lost to a write conflict: on 409 the
+   * write is retried on a fresh read of the request instead of giving up.
+   */
+  mustPersist?: { commandId: string; requestedAt: string };
+}
+
+export type ConditionType = 'Enriched' | 'Approved' | 'Executed' | 'CloudAccess' | 'Ready';
+
+export class Transitions {
+  constructor(private readonly clock: Clock) {}
+
+  now(): string {
+    return isoNow(this.clock);
+  }
+
+  /** A copy of the request's status to build the next one on. */
+  base(rr: RemediationRequest): RemediationRequestStatus {
+    return structuredClone(rr.status ?? {});
+  }
+
+  /** Sets a condition on `status`, stamped with the request's generation. */
+  condition(rr: RemediationRequest, status: RemediationRequestStatus, type: ConditionType, value: Condition['status'], reason: string, message: string): void {
+    status.conditions = setCondition(status.conditions, { type, status: value, reason, message, observedGeneration: rr.metadata?.generation }, this.now());
+  }
+
+  /**
+   * Enter `phase` with a reason and message, and the `Ready` condition tools such as
+   * `kubectl wait --for=condition=Ready` and kstatus read: True once the request ended
+   * as wanted, False once it ended otherwise, Unknown while it is in progress.
+   */
+  enter(rr: RemediationRequest, status: RemediationRequestStatus, phase: Phase, reason: string, message: string, eventType: EventType = 'Normal'): Transition {
+    status.phase = phase;
+    status.reason = reason;
+    status.message = message;
+    status.observedGeneration = rr.metadata?.generation;
+    if (END_PHASES.has(phase)) {
+      status.completionTime ??= this.now();
+      this.condition(rr, status, 'Ready', phase === 'Succeeded' ? 'True' : 'False', reason, message);
+    } else {
+      this.condition(rr, status, 'Ready', 'Unknown', reason, message);
+    }
+    return { status, event: { type: eventType, reason, message: `${phase}: ${message}` } };
+  }
+
+  /** Ends the request Failed: nothing more will run. */
+  fail(rr: RemediationRequest, status: RemediationRequestStatus, reason: string, message: string): Transition {
+    return this.enter(rr, status, 'Failed', reason, message, 'Warning');
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Reads of the cluster-wide objects the controller judges trust by: Namespaces (their
+ * labels decide which runbooks a namespace is granted and which admission bindings
+ * cover it), the approval ValidatingAdmissionPolicy and its bindings, and the status
+ * subresource of the cluster-scoped Runbook. Lists for informers; writes only Runbook status.
+ */
+import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { GROUP, RUNBOOK, VERSION, type Runbook } from '../api/v1alpha1/index.js';
+import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../controllers/admission.js';
+import type { ListResult } from '../runtime/informer.js';
+
+export interface NamespaceObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; labels?: Record<string, string>; resourceVersion?: string; uid?: string };
+}
+
+type Meta = { metadata?: { resourceVersion?: string } };
+const listResult = <T>(list: { items: unknown[]; metadata?: Meta['metadata'] }): ListResult<T> => ({
+  items: list.items as T[],
+  resourceVersion: list.metadata?.resourceVersion ?? '',
+});
+
+/** A list function and watch path per kind, for `Informer`. */
+export class ClusterReads {
+  private readonly core: CoreV1Api;
+  private readonly admission: AdmissionregistrationV1Api;
+  private readonly custom: CustomObjectsApi;
+
+  constructor(kubeConfig: KubeConfig) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.admission = kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  readonly namespacesPath = '/api/v1/namespaces';
+  readonly policiesPath = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies';
+  readonly bindingsPath = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings';
+  readonly runbooksPath = `/apis/${GROUP}/${VERSION}/${RUNBOOK.plural}`;
+
+  async namespaces(): Promise<ListResult<NamespaceObject>> {
+    return listResult(await this.core.listNamespace());
+  }
+
+  async admissionPolicies(): Promise<ListResult<ValidatingAdmissionPolicy>> {
+    return listResult(await this.admission.listValidatingAdmissionPolicy());
+  }
+
+  async admissionBindings(): Promise<ListResult<ValidatingAdmissionPolicyBinding>> {
+    return listResult(await this.admission.listValidatingAdmissionPolicyBinding());
+  }
+
+  async runbooks(): Promise<ListResult<Runbook>> {
+    return listResult((await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RUNBOOK.plural })) as { items: unknown[] });
+  }
+
+  async replaceRunbookStatus(name: string, body: Runbook): Promise<Runbook> {
+    return (await this.custom.replaceClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: RUNBOOK.plural, name, body })) as Runbook;
+  }
+}
