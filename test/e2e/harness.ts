@@ -6,7 +6,7 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { ListCommandsCommand, SSMClient, type Command } from '@aws-sdk/client-ssm';
 import { join } from 'node:path';
-import { API_VERSION, GROUP, VERSION, type AlertPolicy, type RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import { API_VERSION, GROUP, VERSION, type AlertPolicy, type RemediationRequest, type Runbook } from '../../src/api/v1alpha1/index.js';
 import { repoRoot } from '../testbed/binaries.js';
 import { seedClientConfig } from '../testbed/aws.js';
 import { testbedFromEnv, type Testbed } from '../testbed/env.js';
@@ -85,7 +85,38 @@ export class Resources {
     return name;
   }
 
-  createPolicy(namespace: string, name: string, spec: Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'action'>): Promise<AlertPolicy> {
+  /** Creates (or replaces) a cluster-scoped Runbook, as a cluster administrator would. */
+  async createRunbook(name: string, spec: Runbook['spec']): Promise<Runbook> {
+    const body = { apiVersion: API_VERSION, kind: 'Runbook', metadata: { name }, spec };
+    try {
+      return (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'runbooks', body })) as Runbook;
+    } catch (error) {
+      if ((error as { code?: number }).code !== 409) throw error;
+      const current = (await this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'runbooks', name })) as Runbook;
+      return (await this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: 'runbooks', name, body: { ...body, metadata: current.metadata } })) as Runbook;
+    }
+  }
+
+  getRunbook(name: string): Promise<Runbook> {
+    return this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'runbooks', name }) as Promise<Runbook>;
+  }
+
+  async deleteRunbook(name: string): Promise<void> {
+    await this.api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'runbooks', name }).catch(() => undefined);
+  }
+
+  /**
+   * Gives `spec.approval` as the user this client authenticates as, naming the digest of
+   * the plan in status (what `kubectl remediator approve` does).
+   */
+  async decide(namespace: string, name: string, approver: string, decision: 'Approved' | 'Rejected' = 'Approved', reason = 'looks right'): Promise<RemediationRequest> {
+    return this.updateRequestSpec(namespace, name, (spec, current) => ({
+      ...spec,
+      approval: { decision, approver, reason, ...(decision === 'Approved' && current.status?.plan ? { planDigest: current.status.plan.digest } : {}) },
+    }));
+  }
+
+  createPolicy(namespace: string, name: string, spec: Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'runbookRef'>): Promise<AlertPolicy> {
     return this.api.createNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
@@ -113,7 +144,11 @@ export class Resources {
    * Read-modify-write of a request's spec, retried on 409: the controller writes status
    * concurrently, which moves the resourceVersion under a test's feet.
    */
-  async updateRequestSpec(namespace: string, name: string, mutate: (spec: RemediationRequest['spec']) => RemediationRequest['spec']): Promise<RemediationRequest> {
+  async updateRequestSpec(
+    namespace: string,
+    name: string,
+    mutate: (spec: RemediationRequest['spec'], current: RemediationRequest) => RemediationRequest['spec'],
+  ): Promise<RemediationRequest> {
     for (let attempt = 0; ; attempt++) {
       const current = await this.getRequest(namespace, name);
       try {
@@ -123,7 +158,7 @@ export class Resources {
           namespace,
           plural: 'remediationrequests',
           name,
-          body: { ...current, spec: mutate(structuredClone(current.spec)) },
+          body: { ...current, spec: mutate(structuredClone(current.spec), current) },
         })) as RemediationRequest;
       } catch (error) {
         if ((error as { code?: number }).code !== 409 || attempt >= 10) throw error;
@@ -154,6 +189,17 @@ export class Resources {
     // Event names end in hex nanoseconds of the same width, so name order is recording order.
     return list.items.sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name)));
   }
+}
+
+/** A Runbook that restarts the service its policy names (`inputs.service`), for any namespace. */
+export function restartRunbook(overrides: Partial<Runbook['spec']> = {}): Runbook['spec'] {
+  return {
+    minRisk: 'Low',
+    namespaceSelector: {},
+    inputs: [{ name: 'service' }],
+    action: { ssm: { documentName: 'AWS-RunShellScript', parameters: [{ name: 'commands', values: ['systemctl restart {{ inputs.service }}'] }] } },
+    ...overrides,
+  };
 }
 
 /** Every SSM command moto holds in `region` (read with the seeding credentials). */
