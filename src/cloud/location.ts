@@ -31,7 +31,9 @@ const STS_TAG_VALUE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{0,256}$/u;
 export function sessionTagsFor(namespace: string, policy: string): Record<string, string> {
   for (const v of [namespace, policy]) {
     // Kubernetes names always pass; this guards a caller passing something else.
-    if (!STS_TAG_VALUE.test(v)) throw new Error(`"${v}" cannot be an STS session tag value (letters, digits, spaces and _.:/=+-@, at most 256)`);
+    if (!STS_TAG_VALUE.test(v)) {
+      throw new Error(`"${v}" cannot be an STS session tag value (letters, digits, spaces and _.:/=+-@, at most 256)`);
+    }
   }
   return { [SESSION_TAG_NAMESPACE]: namespace, [SESSION_TAG_POLICY]: policy };
 }

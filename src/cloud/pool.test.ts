@@ -89,7 +89,8 @@ describe('CloudPool', () => {
 
   test('one client set per account and region, bounded, least recently used out first', () => {
     let now = 0;
-    const pool = new CloudPool({ homeRegion: 'eu-west-1', metrics: new Metrics(), baseCredentials: base, maxLocations: 3, clock: { now: () => now } });
+    const clock = { now: () => now };
+    const pool = new CloudPool({ homeRegion: 'eu-west-1', metrics: new Metrics(), baseCredentials: base, maxLocations: 3, clock });
     try {
       const loc = (ns: string, region = 'eu-west-1') => ({
         region,

@@ -129,7 +129,10 @@ describe('config/iam/policy.json', () => {
     // Role chaining: only the named workload roles, and nothing else in that statement.
     const assume = allows.filter((s) => list(s.Action).some((a) => a.startsWith('sts:')));
     expect(assume).toEqual([
-      expect.objectContaining({ Action: ['sts:AssumeRole', 'sts:TagSession'], Resource: ['arn:aws:iam::${WORKLOAD_ACCOUNT_ID}:role/${WORKLOAD_ROLE_NAME}'] }),
+      expect.objectContaining({
+        Action: ['sts:AssumeRole', 'sts:TagSession'],
+        Resource: ['arn:aws:iam::${WORKLOAD_ACCOUNT_ID}:role/${WORKLOAD_ROLE_NAME}'],
+      }),
     ]);
   });
 });
@@ -173,7 +176,9 @@ describe('config/iam/workload-role-policy.json (the role a Runbook assumes in an
       StringEquals: { 'sts:ExternalId': '${EXTERNAL_ID}' },
       Null: { [`aws:RequestTag/${SESSION_TAG_NAMESPACE}`]: 'false', [`aws:RequestTag/${SESSION_TAG_POLICY}`]: 'false' },
     });
-    expect(trust.Statement[1]!.Condition).toEqual({ 'ForAllValues:StringEquals': { 'aws:TagKeys': [SESSION_TAG_NAMESPACE, SESSION_TAG_POLICY] } });
+    expect(trust.Statement[1]!.Condition).toEqual({
+      'ForAllValues:StringEquals': { 'aws:TagKeys': [SESSION_TAG_NAMESPACE, SESSION_TAG_POLICY] },
+    });
   });
 });
 

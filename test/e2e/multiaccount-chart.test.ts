@@ -33,11 +33,17 @@ describe('aws.endpoints in the chart', () => {
   test('each service of the cloud layer goes to the endpoint its value names', async () => {
     const endpoints = Object.fromEntries(['ec2', 'ssm', 'monitoring', 'sns', 'sts'].map((s) => [s, proxy.endpoint]));
     const objects = parseManifests(
-      await renderChart({ helm: tb.binaries.helm, release: 'r', namespace: 'remediator-system', values: { aws: { region: REGION, endpoints } } }),
+      await renderChart({
+        helm: tb.binaries.helm,
+        release: 'r',
+        namespace: 'remediator-system',
+        values: { aws: { region: REGION, endpoints } },
+      }),
     );
     const deployment = objects.find((o) => o.kind === 'Deployment')!;
-    const env = ((deployment['spec'] as { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } }).template.spec
-      .containers[0]!.env ?? []).filter((e) => e.name.startsWith('AWS_'));
+    type PodSpec = { containers: Array<{ env?: Array<{ name: string; value?: string }> }> };
+    const pod = (deployment['spec'] as { template: { spec: PodSpec } }).template.spec;
+    const env = (pod.containers[0]!.env ?? []).filter((e) => e.name.startsWith('AWS_'));
     expect(env.map((e) => e.name).sort()).toEqual([
       'AWS_ENDPOINT_URL_CLOUDWATCH',
       'AWS_ENDPOINT_URL_EC2',
@@ -54,23 +60,26 @@ describe('aws.endpoints in the chart', () => {
 
     const pool = new CloudPool({ homeRegion: REGION, metrics: new Metrics(false) });
     try {
-      const cloud = pool.forLocation({ region: REGION, roleArn: 'arn:aws:iam::222222222222:role/remediator-workload', sessionTags: sessionTagsFor('web', 'p') });
+      const roleArn = 'arn:aws:iam::222222222222:role/remediator-workload';
+      const cloud = pool.forLocation({ region: REGION, roleArn, sessionTags: sessionTagsFor('web', 'p') });
       await cloud.instances.findByTags({ run: 'none' });
       await cloud.commands.findCommand('remediator:none', ['i-0123456789abcdef0']);
-      const q = { id: 'q', namespace: 'AWS/EC2', metricName: 'CPUUtilization', dimensions: { InstanceId: 'i-0' }, statistic: 'Average', periodSeconds: 60 };
+      const q = { id: 'q', namespace: 'AWS/EC2', metricName: 'CPUUtilization', dimensions: {}, statistic: 'Average', periodSeconds: 60 };
       await cloud.metrics.getMetricData([q], new Date(Date.now() - 600_000), new Date());
       await cloud.publisher.publish({ topicArn: `arn:aws:sns:${REGION}:222222222222:absent`, message: 'x' }).catch(() => undefined);
     } finally {
       pool.destroy();
     }
     const seen = new Set(proxy.calls().map((c) => `${c.service}:${c.operation}`));
-    for (const call of ['sts:AssumeRoleWithWebIdentity', 'sts:AssumeRole', 'ec2:DescribeInstances', 'ssm:ListCommands', 'cloudwatch:GetMetricData', 'sns:Publish']) {
+    const expected = ['sts:AssumeRoleWithWebIdentity', 'sts:AssumeRole', 'ec2:DescribeInstances', 'ssm:ListCommands'];
+    for (const call of [...expected, 'cloudwatch:GetMetricData', 'sns:Publish']) {
       expect({ call, seen: seen.has(call) }).toEqual({ call, seen: true });
     }
   });
 
   test('refuses a service it does not know', async () => {
-    const error = await renderChart({ helm: tb.binaries.helm, release: 'r', namespace: 'x', values: { aws: { endpoints: { s3: 'https://s3' } } } }).catch(
+    const values = { aws: { endpoints: { s3: 'https://s3' } } };
+    const error = await renderChart({ helm: tb.binaries.helm, release: 'r', namespace: 'x', values }).catch(
       (e: unknown) => (e as Error).message,
     );
     expect(error).toContain("additional properties 's3' not allowed");

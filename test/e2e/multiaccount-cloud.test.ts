@@ -48,7 +48,9 @@ async function seed(endpoint: string, account: string, region: string): Promise<
         InstanceType: 't3.micro',
         MinCount: 2,
         MaxCount: 2,
-        TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'run', Value: RUN }, { Key: 'remediator.dev/managed', Value: 'true' }] }],
+        TagSpecifications: [
+          { ResourceType: 'instance', Tags: [{ Key: 'run', Value: RUN }, { Key: 'remediator.dev/managed', Value: 'true' }] },
+        ],
       }),
     );
     return (out.Instances ?? []).map((i) => i.InstanceId!).sort();
@@ -58,8 +60,10 @@ async function seed(endpoint: string, account: string, region: string): Promise<
 }
 
 /** The access key id a call was signed with, from its SigV4 Authorization header. */
-const signedWith = (call: RecordedCall): string | undefined => /Credential=([^/]+)\//.exec(String(call.headers['authorization']))?.[1];
-const regionOf = (call: RecordedCall): string | undefined => /Credential=[^/]+\/\d+\/([a-z0-9-]+)\//.exec(String(call.headers['authorization']))?.[1];
+const credentialOf = (call: RecordedCall): RegExpExecArray | null =>
+  /Credential=([^/]+)\/\d+\/([a-z0-9-]+)\//.exec(String(call.headers['authorization']));
+const signedWith = (call: RecordedCall): string | undefined => credentialOf(call)?.[1];
+const regionOf = (call: RecordedCall): string | undefined => credentialOf(call)?.[2];
 
 describe('CloudPool across accounts and regions (moto)', () => {
   const tb = testbedFromEnv();
@@ -94,7 +98,9 @@ describe('CloudPool across accounts and regions (moto)', () => {
         return body.replace(/<Expiration>[^<]*<\/Expiration>/, `<Expiration>${new Date(Date.now() + 60 * MIN).toISOString()}</Expiration>`);
       },
     });
-    for (const account of [A, B, ACCOUNT_ID]) for (const region of [R1, R2]) fleet.set(`${account}/${region}`, await seed(tb.motoEndpoint, account, region));
+    for (const account of [A, B, ACCOUNT_ID]) {
+      for (const region of [R1, R2]) fleet.set(`${account}/${region}`, await seed(tb.motoEndpoint, account, region));
+    }
     pool = new CloudPool({ homeRegion: HOME, metrics: new Metrics(false) });
   });
 
@@ -179,13 +185,23 @@ describe('CloudPool across accounts and regions (moto)', () => {
       kind: 'error',
       operation: 'AssumeRole',
       code: 'AccessDenied',
-      message: `User: arn:aws:sts::${ACCOUNT_ID}:assumed-role/remediator-controller/x is not authorized to perform: sts:AssumeRole on resource: ${denied}`,
+      message:
+        `User: arn:aws:sts::${ACCOUNT_ID}:assumed-role/remediator-controller/x is not authorized to perform: ` +
+        `sts:AssumeRole on resource: ${denied}`,
       match: (r) => r.body.includes('444444444444'),
     });
     const before = proxy.calls('SendCommand').length;
     const cloud = pool.forLocation({ region: R1, roleArn: denied, externalId: 'ext', sessionTags: sessionTagsFor('web', 'p') });
     const error = await cloud.commands
-      .sendCommand({ documentName: 'AWS-RunShellScript', instanceIds: ['i-0123456789abcdef0'], parameters: {}, comment: 'x', timeoutSeconds: 60, maxConcurrency: '1', maxErrors: '0' })
+      .sendCommand({
+        documentName: 'AWS-RunShellScript',
+        instanceIds: ['i-0123456789abcdef0'],
+        parameters: {},
+        comment: 'x',
+        timeoutSeconds: 60,
+        maxConcurrency: '1',
+        maxErrors: '0',
+      })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AwsAssumeRoleDeniedError);
     expect((error as AwsAssumeRoleDeniedError).roleArn).toBe(denied);
@@ -216,7 +232,21 @@ describe('CloudPool across accounts and regions (moto)', () => {
     const first = issued.get(roleOf(B))!.length;
     // Only Date moves (timers stay real): STS issued one-hour credentials; 56 minutes on, 4 are left,
     // inside the 5-minute window in which the SDK and the pool both fetch new ones.
-    jest.useFakeTimers({ now: Date.now() + 56 * MIN, doNotFake: ['nextTick', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'queueMicrotask', 'hrtime', 'performance'] });
+    jest.useFakeTimers({
+      now: Date.now() + 56 * MIN,
+      doNotFake: [
+        'nextTick',
+        'setImmediate',
+        'clearImmediate',
+        'setTimeout',
+        'clearTimeout',
+        'setInterval',
+        'clearInterval',
+        'queueMicrotask',
+        'hrtime',
+        'performance',
+      ],
+    });
     try {
       proxy.clearCalls();
       await pool.forLocation(loc).instances.findByTags({ run: RUN });
