@@ -224,7 +224,7 @@ describe('trust model: what a namespace editor cannot do', () => {
     const future = await tb.kubectl(['annotate', 'alertpolicy', p, '-n', TEAM_A, 'remediator.dev/circuit-reset-at=9999-12-31T00:00:00Z'], { user: 'mallory' });
     expect(future.code).not.toBe(0);
     expect(future.stderr).toContain('may not reset the circuit breaker');
-    const byApprover = await tb.kubectl(['annotate', 'alertpolicy', p, '-n', TEAM_A, `remediator.dev/circuit-reset-at=${new Date().toISOString()}`], { user: 'alice' });
+    const byApprover = await tb.kubectl(['annotate', 'alertpolicy', p, '-n', TEAM_A, `remediator.dev/circuit-reset-at=${new Date().toISOString()}`], { user: 'bob' });
     expect(byApprover.stderr).toBe('');
     expect(byApprover.code).toBe(0);
   });
@@ -257,7 +257,7 @@ describe('trust model: what a namespace editor cannot do', () => {
     expect(replanned.status?.plan?.ssm?.parameters).toEqual({ commands: ['systemctl restart sshd'] });
     // alice approving what she saw before is refused by the API server.
     await expect(
-      as('alice').updateRequestSpec(TEAM_A, rr.metadata!.name!, (spec) => ({ ...spec, approval: { decision: 'Approved', approver: 'alice', planDigest: first!.digest } })),
+      as('alice').patchApproval(TEAM_A, rr.metadata!.name!, { decision: 'Approved', approver: 'alice', planDigest: first!.digest }),
     ).rejects.toMatchObject({ body: expect.stringContaining('planDigest must be the digest of the plan in status') });
     await as('alice').decide(TEAM_A, rr.metadata!.name!, 'alice');
     const done = await admin.waitForPhase(TEAM_A, rr.metadata!.name!, 'Succeeded');
