@@ -6,13 +6,19 @@
  *   POST /v1/alerts/alertmanager   Alertmanager webhook v4        bearer token
  *   POST /v1/alerts/sns            CloudWatch alarms via SNS      topic allowlist + signature
  *   POST /v1/alerts                one generic JSON alert         bearer token
+ *   POST /v1/alerts/grafana        Grafana alerting webhook       bearer token
+ *   POST /v1/alerts/datadog        Datadog webhook                bearer token
+ *   POST /v1/alerts/pagerduty      PagerDuty v3 webhook           bearer token
  *   GET  /healthz, /readyz
  *
- * Each request passes, in order: route and method; the in-flight bound of its route
- * (beyond it 429 — 503 for SNS, which drops 4xx deliveries but retries 5xx); readiness (policy cache
- * synced, own identity known); authentication; content type and size; JSON; schema;
- * then matching and request creation. Every refusal is a JSON `{ "error": ... }` that
- * says what to fix. Plain node:http: four routes need no framework, and owning the
+ * A connection must get past the caps on open connections (overall and per source
+ * address). Each request then passes, in order: route and method; on the authenticated
+ * routes the in-flight bound (beyond it 429); readiness (policy cache synced, own identity
+ * known); authentication; content type and size; JSON; schema; then matching and request
+ * creation. The SNS route is open to anyone, so it reads the body under a short timeout
+ * and verifies the signature *before* it takes one of its own slots (beyond them 503,
+ * which SNS retries): a stranger trickling a body holds a connection, never a slot. Every refusal is a JSON `{ "error": ... }` that
+ * says what to fix. Plain node:http: a handful of routes need no framework, and owning the
  * server lets us bound bodies and connections exactly.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -32,6 +38,7 @@ import { checkContentType, closeAfterAnswer, drainRequest, earlyAnswerHeaders, p
 import type { IntakeKubeApi } from './kube.js';
 import { IntakeMetrics } from './metrics.js';
 import { isDns1123Label } from './naming.js';
+import { parseSender, type Sender } from './senders.js';
 import { AlertProcessor, type ProcessResult } from './processor.js';
 import { describeError, withRetry } from './retry.js';
 import { checkers, LIMITS, validate } from './schemas.js';
@@ -46,7 +53,7 @@ import {
   type Fetch,
 } from './sns.js';
 
-export type IntakeSource = 'alertmanager' | 'sns' | 'generic';
+export type IntakeSource = 'alertmanager' | 'sns' | 'generic' | Sender;
 
 export interface IntakeServerOptions {
   /** `host:port` or `:port`; port 0 picks a free one (tests). */
@@ -130,6 +137,9 @@ const ROUTES: Record<string, IntakeSource> = {
   '/v1/alerts/alertmanager': 'alertmanager',
   '/v1/alerts/sns': 'sns',
   '/v1/alerts': 'generic',
+  '/v1/alerts/grafana': 'grafana',
+  '/v1/alerts/datadog': 'datadog',
+  '/v1/alerts/pagerduty': 'pagerduty',
 };
 
 /** Whether a request holds a processing slot (released when its work is done). */
@@ -368,15 +378,24 @@ export class IntakeServer {
     this.metrics.inflight.set(this.inflight + this.snsInflight);
   }
 
-  private async handleAuthenticated(req: IncomingMessage, res: ServerResponse, source: 'alertmanager' | 'generic', namespace: string | undefined): Promise<Reply> {
+  private async handleAuthenticated(req: IncomingMessage, res: ServerResponse, source: Exclude<IntakeSource, 'sns'>, namespace: string | undefined): Promise<Reply> {
     await this.auth.authenticate(req.headers.authorization);
     checkContentType(req, false);
     const body = parseJson(await readBody(req, res, LIMITS.maxBodyBytes, this.opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs));
     const now = (this.opts.now ?? Date.now)();
-    const alerts: IntakeAlert[] =
-      source === 'alertmanager'
-        ? parseAlertmanager(body, this.opts.maxAlerts ?? DEFAULTS.maxAlerts)
-        : [parseGeneric(body, now, this.opts.dedupWindowMs ?? DEFAULTS.dedupWindowMs)];
+    const maxAlerts = this.opts.maxAlerts ?? DEFAULTS.maxAlerts;
+    const dedupWindowMs = this.opts.dedupWindowMs ?? DEFAULTS.dedupWindowMs;
+    let alerts: IntakeAlert[];
+    if (source === 'alertmanager') alerts = parseAlertmanager(body, maxAlerts);
+    else if (source === 'generic') alerts = [parseGeneric(body, now, dedupWindowMs)];
+    else {
+      const parsed = parseSender(source, body, { nowMs: now, dedupWindowMs, maxAlerts });
+      if (parsed.kind === 'ignored') {
+        this.log.debug({ source, reason: parsed.reason }, 'alert acknowledged without effect');
+        return { status: 200, outcome: 'ok', body: { alerts: 0, ignored: parsed.reason } };
+      }
+      alerts = parsed.alerts;
+    }
     return this.accepted(await this.processor.process(alerts, namespace));
   }
 
@@ -463,7 +482,7 @@ export class IntakeServer {
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'not ready');
       return;
     }
-    sendJson(res, 404, { error: `no such endpoint ${JSON.stringify(path.slice(0, 100))}: POST to /v1/alerts/alertmanager, /v1/alerts/sns or /v1/alerts` }, earlyAnswerHeaders(req));
+    sendJson(res, 404, { error: `no such endpoint ${JSON.stringify(path.slice(0, 100))}: POST to /v1/alerts/alertmanager, /v1/alerts/sns, /v1/alerts/grafana, /v1/alerts/datadog, /v1/alerts/pagerduty or /v1/alerts` }, earlyAnswerHeaders(req));
     finish('not_found');
     if (!req.complete) drainRequest(req);
   }
