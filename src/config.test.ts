@@ -46,8 +46,18 @@ describe('boolean flags: every spelling behaves as docs/operations.md says', () 
 
   describe.each(BOOLEAN_FLAGS)('--%s', (flag) => {
     test.each(cases)('%j with env %s (in cluster: %s) → %s', (argv, envValue, inCluster, expected) => {
-      const env: NodeJS.ProcessEnv = { ...(envValue !== undefined && { [envName(flag)]: envValue }), ...(inCluster && { KUBERNETES_SERVICE_HOST: '10.0.0.1' }) };
-      expect(READ[flag]!(load(argv.map((a) => a.replace('F', flag)), env))).toBe(expected);
+      const env: NodeJS.ProcessEnv = {
+        ...(envValue !== undefined && { [envName(flag)]: envValue }),
+        ...(inCluster && { KUBERNETES_SERVICE_HOST: '10.0.0.1' }),
+      };
+      expect(
+        READ[flag]!(
+          load(
+            argv.map((a) => a.replace('F', flag)),
+            env,
+          ),
+        ),
+      ).toBe(expected);
     });
 
     test('a value that is not a boolean is an error naming the flag, never silently false', () => {
@@ -75,7 +85,10 @@ describe('parseBoolean', () => {
 describe('intake connection limits', () => {
   test('defaults, flags and env', () => {
     expect(load([]).intake).toMatchObject({ maxConnections: 512, maxConnectionsPerSource: 64 });
-    expect(load(['--intake-max-connections=100', '--intake-max-connections-per-source', '0']).intake).toMatchObject({ maxConnections: 100, maxConnectionsPerSource: 0 });
+    expect(load(['--intake-max-connections=100', '--intake-max-connections-per-source', '0']).intake).toMatchObject({
+      maxConnections: 100,
+      maxConnectionsPerSource: 0,
+    });
     expect(load([], { INTAKE_MAX_CONNECTIONS_PER_SOURCE: '8' }).intake.maxConnectionsPerSource).toBe(8);
     expect(() => load(['--intake-max-connections-per-source=-1'])).toThrow(/whole number/);
     expect(() => load(['--intake-max-connections=0'])).toThrow(/positive integer/);

@@ -40,7 +40,9 @@ export function alertmanagerAlert(a: AlertmanagerAlert, at: string, what: string
   const labels = stringMap(Object.entries(a.labels));
   const name = Object.hasOwn(labels, 'alertname') ? labels.alertname! : '';
   if (name === '') throw new IntakeError(422, `invalid ${what}: ${at}.labels.alertname is missing or empty; every alert needs a name`);
-  if (name.length > LIMITS.alertName) throw new IntakeError(422, `invalid ${what}: ${at}.labels.alertname is longer than ${LIMITS.alertName} characters`);
+  if (name.length > LIMITS.alertName) {
+    throw new IntakeError(422, `invalid ${what}: ${at}.labels.alertname is longer than ${LIMITS.alertName} characters`);
+  }
   const startsAt = canonicalTime(a.startsAt);
   if (!startsAt) throw new IntakeError(422, `invalid ${what}: ${at}.startsAt ${JSON.stringify(a.startsAt)} is not an RFC 3339 timestamp`);
   if (a.endsAt !== undefined && !canonicalTime(a.endsAt)) {

@@ -154,7 +154,10 @@ export const DatadogPayload = Type.Object({
   event_msg: Type.Optional(Type.String({ maxLength: LIMITS.annotationValue })),
 });
 
-const PagerDutyReference = Type.Object({ id: Type.Optional(Type.String({ maxLength: 64 })), summary: Type.Optional(Type.String({ maxLength: 1024 })) });
+const PagerDutyReference = Type.Object({
+  id: Type.Optional(Type.String({ maxLength: 64 })),
+  summary: Type.Optional(Type.String({ maxLength: 1024 })),
+});
 
 /** A PagerDuty v3 webhook delivery (`{ "event": ... }`); incident events are read, others acknowledged. */
 export const PagerDutyWebhook = Type.Object({

@@ -64,13 +64,24 @@ function fromSender(sender: Sender, alert: Omit<IntakeAlert, 'source'>): IntakeA
 
 /** Grafana's webhook: Alertmanager's alerts, `version: "1"`. */
 export function parseGrafana(body: unknown, maxAlerts: number): IntakeAlert[] {
-  const count = body !== null && typeof body === 'object' && Array.isArray((body as { alerts?: unknown }).alerts) ? (body as { alerts: unknown[] }).alerts.length : 0;
+  const count =
+    body !== null && typeof body === 'object' && Array.isArray((body as { alerts?: unknown }).alerts)
+      ? (body as { alerts: unknown[] }).alerts.length
+      : 0;
   if (count > maxAlerts) {
-    throw new IntakeError(413, `payload carries ${count} alerts, more than the ${maxAlerts} accepted in one request; set "Max alerts" to ${maxAlerts} or lower in the Grafana webhook contact point`);
+    throw new IntakeError(
+      413,
+      `payload carries ${count} alerts, more than the ${maxAlerts} accepted in one request; ` +
+        `set "Max alerts" to ${maxAlerts} or lower in the Grafana webhook contact point`,
+    );
   }
   const payload: GrafanaPayload = validate(checkers.grafana, body, 'Grafana webhook payload');
   if (payload.version !== '1') {
-    throw new IntakeError(422, `unsupported Grafana webhook version ${JSON.stringify(payload.version.slice(0, 16))}: this endpoint accepts the contact point's version "1" payload`);
+    throw new IntakeError(
+      422,
+      `unsupported Grafana webhook version ${JSON.stringify(payload.version.slice(0, 16))}: ` +
+        'this endpoint accepts the contact point\'s version "1" payload',
+    );
   }
   return payload.alerts.map((a, i) => fromSender('grafana', alertmanagerAlert(a, `alerts[${i}]`, 'Grafana webhook payload')));
 }
@@ -115,9 +126,14 @@ function datadogTime(value: string | undefined): string | undefined {
 export function parseDatadog(body: unknown, ctx: SenderContext): SenderResult {
   const p: DatadogPayload = validate(checkers.datadog, body, 'Datadog webhook payload');
   const transition = p.alert_transition.trim();
-  if (transition.startsWith('$')) throw new IntakeError(422, 'invalid Datadog webhook payload: alert_transition was not substituted; use Datadog\'s $ALERT_TRANSITION variable');
+  if (transition.startsWith('$'))
+    throw new IntakeError(
+      422,
+      "invalid Datadog webhook payload: alert_transition was not substituted; use Datadog's $ALERT_TRANSITION variable",
+    );
   const status = DATADOG_FIRING.has(transition) ? 'firing' : DATADOG_RESOLVED.has(transition) ? 'resolved' : undefined;
-  if (status === undefined) return { kind: 'ignored', reason: `Datadog transition ${JSON.stringify(transition.slice(0, 40))} neither fires nor resolves` };
+  if (status === undefined)
+    return { kind: 'ignored', reason: `Datadog transition ${JSON.stringify(transition.slice(0, 40))} neither fires nor resolves` };
   const name = datadogAlertName(p.title, p.alert_id);
   // The monitor and the group it fired for (its scope) are the alert; each trigger-to-recovery cycle an occurrence.
   const scope = (p.alert_scope ?? '').trim();
@@ -131,7 +147,10 @@ export function parseDatadog(body: unknown, ctx: SenderContext): SenderResult {
   ]);
   const at = datadogTime(p.date);
   if (p.date !== undefined && p.date.trim() !== '' && at === undefined) {
-    throw new IntakeError(422, `invalid Datadog webhook payload: date ${JSON.stringify(p.date.slice(0, 40))} is neither epoch milliseconds ($DATE) nor RFC 3339`);
+    throw new IntakeError(
+      422,
+      `invalid Datadog webhook payload: date ${JSON.stringify(p.date.slice(0, 40))} is neither epoch milliseconds ($DATE) nor RFC 3339`,
+    );
   }
   const startsAt = at ?? new Date(ctx.nowMs).toISOString();
   const cycle = p.alert_cycle_key?.trim();
@@ -165,7 +184,11 @@ export function parsePagerDuty(body: unknown): SenderResult {
   }
   const d = event.data;
   const occurredAt = canonicalTime(event.occurred_at);
-  if (!occurredAt) throw new IntakeError(422, `invalid PagerDuty webhook: event.occurred_at ${JSON.stringify(event.occurred_at.slice(0, 40))} is not an RFC 3339 timestamp`);
+  if (!occurredAt)
+    throw new IntakeError(
+      422,
+      `invalid PagerDuty webhook: event.occurred_at ${JSON.stringify(event.occurred_at.slice(0, 40))} is not an RFC 3339 timestamp`,
+    );
   // A firing incident's occurrence is when it was created (or reopened); a resolution's time is when it happened.
   const created = d.created_at ? canonicalTime(d.created_at) : undefined;
   const startsAt = firing ? (event.event_type === 'incident.reopened' ? occurredAt : (created ?? occurredAt)) : occurredAt;

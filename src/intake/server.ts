@@ -219,7 +219,9 @@ export class IntakeServer {
     const fromSource = this.perSource.get(source) ?? 0;
     const overTotal = this.sockets.size >= total;
     if (overTotal || (perSource > 0 && fromSource >= perSource)) {
-      const limit = overTotal ? `${total} open connections in all (--intake-max-connections)` : `${perSource} open connections from ${source} (--intake-max-connections-per-source)`;
+      const limit = overTotal
+        ? `${total} open connections in all (--intake-max-connections)`
+        : `${perSource} open connections from ${source} (--intake-max-connections-per-source)`;
       this.log.warn({ remote: source, open: this.sockets.size, fromSource }, `intake connection refused: over ${limit}`);
       this.metrics.requests.inc({ source: 'other', outcome: 'overloaded' });
       const body = JSON.stringify({ error: `too many connections: the intake accepts ${limit}; retry later` });
@@ -345,7 +347,8 @@ export class IntakeServer {
       if (namespace !== undefined && watched.length > 0 && !watched.includes(namespace)) {
         throw new IntakeError(400, `namespace ${namespace} is not watched by this controller (it watches ${watched.join(', ')}; see --watch-namespace), so none of its policies can match`);
       }
-      const reply = source === 'sns' ? await this.handleSns(req, res, namespace, slot) : await this.handleAuthenticated(req, res, source, namespace);
+      const reply =
+        source === 'sns' ? await this.handleSns(req, res, namespace, slot) : await this.handleAuthenticated(req, res, source, namespace);
       outcome = reply.outcome;
       sendJson(res, reply.status, reply.body);
     } catch (error) {
@@ -368,17 +371,28 @@ export class IntakeServer {
     const maxInflight = this.opts.maxInflight ?? DEFAULTS.maxInflight;
     if (source === 'sns') {
       const snsMax = this.opts.snsMaxInflight ?? snsInflightBudget(maxInflight);
-      if (this.snsInflight >= snsMax) throw new IntakeError(503, `too many SNS messages in flight (${snsMax}); SNS will retry the delivery`, 'overloaded', undefined, { 'retry-after': '1' });
+      if (this.snsInflight >= snsMax) {
+        const message = `too many SNS messages in flight (${snsMax}); SNS will retry the delivery`;
+        throw new IntakeError(503, message, 'overloaded', undefined, { 'retry-after': '1' });
+      }
       this.snsInflight++;
     } else {
-      if (this.inflight >= maxInflight) throw new IntakeError(429, `too many alert requests in flight (${maxInflight}); retry after a second`, 'overloaded', undefined, { 'retry-after': '1' });
+      if (this.inflight >= maxInflight) {
+        const message = `too many alert requests in flight (${maxInflight}); retry after a second`;
+        throw new IntakeError(429, message, 'overloaded', undefined, { 'retry-after': '1' });
+      }
       this.inflight++;
     }
     slot.taken = true;
     this.metrics.inflight.set(this.inflight + this.snsInflight);
   }
 
-  private async handleAuthenticated(req: IncomingMessage, res: ServerResponse, source: Exclude<IntakeSource, 'sns'>, namespace: string | undefined): Promise<Reply> {
+  private async handleAuthenticated(
+    req: IncomingMessage,
+    res: ServerResponse,
+    source: Exclude<IntakeSource, 'sns'>,
+    namespace: string | undefined,
+  ): Promise<Reply> {
     await this.auth.authenticate(req.headers.authorization);
     checkContentType(req, false);
     const body = parseJson(await readBody(req, res, LIMITS.maxBodyBytes, this.opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs));
@@ -482,7 +496,9 @@ export class IntakeServer {
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'not ready');
       return;
     }
-    sendJson(res, 404, { error: `no such endpoint ${JSON.stringify(path.slice(0, 100))}: POST to /v1/alerts/alertmanager, /v1/alerts/sns, /v1/alerts/grafana, /v1/alerts/datadog, /v1/alerts/pagerduty or /v1/alerts` }, earlyAnswerHeaders(req));
+    const routes = Object.keys(ROUTES).join(', ');
+    const error = `no such endpoint ${JSON.stringify(path.slice(0, 100))}: POST to one of ${routes}`;
+    sendJson(res, 404, { error }, earlyAnswerHeaders(req));
     finish('not_found');
     if (!req.complete) drainRequest(req);
   }

@@ -53,7 +53,8 @@ function explain(pattern: string, re2Message: string): string {
   if (/\(\?[=!]/.test(pattern)) return `lookahead ((?= …), (?! …)) is not supported: RE2 syntax, as in Alertmanager (${detail})`;
   if (/\\u/.test(pattern)) return `\\uXXXX escapes are JavaScript syntax; write \\x{XXXX} (RE2) instead (${detail})`;
   if (/\\[ck]/.test(pattern)) return `${detail}; RE2 has no \\c or \\k escapes`;
-  if (/expression too large|invalid repeat count/.test(detail)) return `${detail}: RE2 allows repeat counts up to 1000 and bounded expression size; simplify it`;
+  if (/expression too large|invalid repeat count/.test(detail))
+    return `${detail}: RE2 allows repeat counts up to 1000 and bounded expression size; simplify it`;
   return `${detail} (RE2 syntax, as in Alertmanager and Prometheus)`;
 }
 

@@ -17,7 +17,11 @@ export function grafanaWebhook(opts: { status: 'firing' | 'resolved'; instanceId
   const alert = {
     status: opts.status,
     labels: { alertname: 'High memory usage', team: 'blue', zone: 'us-1', instance_id: opts.instanceId, grafana_folder: 'EC2' },
-    annotations: { description: 'The system has high memory usage', runbook_url: 'https://myrunbook.com/runbook/1234', summary: 'This alert was triggered for zone us-1' },
+    annotations: {
+      description: 'The system has high memory usage',
+      runbook_url: 'https://myrunbook.com/runbook/1234',
+      summary: 'This alert was triggered for zone us-1',
+    },
     startsAt,
     endsAt: opts.status === 'resolved' ? '2025-10-12T10:21:03.157076+02:00' : '0001-01-01T00:00:00Z',
     generatorURL: 'https://grafana.example.com/alerting/grafana/1afz29v7z/view?orgId=1',
@@ -26,7 +30,7 @@ export function grafanaWebhook(opts: { status: 'firing' | 'resolved'; instanceId
     dashboardURL: '',
     panelURL: '',
     values: opts.status === 'firing' ? { B: 94.23943737541908, C: 1 } : null,
-    valueString: opts.status === 'firing' ? "[ var='B' labels={instance_id=" + opts.instanceId + "} value=94.23943737541908 ]" : '',
+    valueString: opts.status === 'firing' ? "[ var='B' labels={instance_id=" + opts.instanceId + '} value=94.23943737541908 ]' : '',
   };
   const firing = opts.status === 'firing';
   return {
@@ -43,7 +47,9 @@ export function grafanaWebhook(opts: { status: 'firing' | 'resolved'; instanceId
     truncatedAlerts: 0,
     title: firing ? '[FIRING:1] High memory usage EC2 (blue us-1)' : '[RESOLVED] High memory usage EC2 (blue us-1)',
     state: firing ? 'alerting' : 'ok',
-    message: firing ? '**Firing**\n\nValue: B=94.2, C=1\nLabels:\n - alertname = High memory usage\n' : '**Resolved**\n\nLabels:\n - alertname = High memory usage\n',
+    message: firing
+      ? '**Firing**\n\nValue: B=94.2, C=1\nLabels:\n - alertname = High memory usage\n'
+      : '**Resolved**\n\nLabels:\n - alertname = High memory usage\n',
   };
 }
 
@@ -76,7 +82,13 @@ export function pagerDutyWebhook(opts: { eventType: string; incidentId: string; 
       event_type: opts.eventType,
       resource_type: 'incident',
       occurred_at: opts.occurredAt,
-      agent: { html_url: 'https://acme.pagerduty.com/users/PLH1HKV', id: 'PLH1HKV', self: 'https://api.pagerduty.com/users/PLH1HKV', summary: 'Tenex Engineer', type: 'user_reference' },
+      agent: {
+        html_url: 'https://acme.pagerduty.com/users/PLH1HKV',
+        id: 'PLH1HKV',
+        self: 'https://api.pagerduty.com/users/PLH1HKV',
+        summary: 'Tenex Engineer',
+        type: 'user_reference',
+      },
       client: { name: 'PagerDuty' },
       data: {
         id: opts.incidentId,
@@ -88,11 +100,45 @@ export function pagerDutyWebhook(opts: { eventType: string; incidentId: string; 
         incident_key: 'd3640fbd41094207a1c11e58e46b1662',
         created_at: opts.createdAt,
         title: 'nginx down on web tier',
-        service: { html_url: 'https://acme.pagerduty.com/services/PF9KMXH', id: 'PF9KMXH', self: 'https://api.pagerduty.com/services/PF9KMXH', summary: 'web-frontend', type: 'service_reference' },
-        assignees: [{ html_url: 'https://acme.pagerduty.com/users/PTUXL6G', id: 'PTUXL6G', self: 'https://api.pagerduty.com/users/PTUXL6G', summary: 'User 123', type: 'user_reference' }],
-        escalation_policy: { html_url: 'https://acme.pagerduty.com/escalation_policies/PUS0KTE', id: 'PUS0KTE', self: 'https://api.pagerduty.com/escalation_policies/PUS0KTE', summary: 'Default', type: 'escalation_policy_reference' },
-        teams: [{ html_url: 'https://acme.pagerduty.com/teams/PFCVPS0', id: 'PFCVPS0', self: 'https://api.pagerduty.com/teams/PFCVPS0', summary: 'Engineering', type: 'team_reference' }],
-        priority: { html_url: 'https://acme.pagerduty.com/account/incident_priorities', id: 'PSO75BM', self: 'https://api.pagerduty.com/priorities/PSO75BM', summary: 'P1', type: 'priority' },
+        service: {
+          html_url: 'https://acme.pagerduty.com/services/PF9KMXH',
+          id: 'PF9KMXH',
+          self: 'https://api.pagerduty.com/services/PF9KMXH',
+          summary: 'web-frontend',
+          type: 'service_reference',
+        },
+        assignees: [
+          {
+            html_url: 'https://acme.pagerduty.com/users/PTUXL6G',
+            id: 'PTUXL6G',
+            self: 'https://api.pagerduty.com/users/PTUXL6G',
+            summary: 'User 123',
+            type: 'user_reference',
+          },
+        ],
+        escalation_policy: {
+          html_url: 'https://acme.pagerduty.com/escalation_policies/PUS0KTE',
+          id: 'PUS0KTE',
+          self: 'https://api.pagerduty.com/escalation_policies/PUS0KTE',
+          summary: 'Default',
+          type: 'escalation_policy_reference',
+        },
+        teams: [
+          {
+            html_url: 'https://acme.pagerduty.com/teams/PFCVPS0',
+            id: 'PFCVPS0',
+            self: 'https://api.pagerduty.com/teams/PFCVPS0',
+            summary: 'Engineering',
+            type: 'team_reference',
+          },
+        ],
+        priority: {
+          html_url: 'https://acme.pagerduty.com/account/incident_priorities',
+          id: 'PSO75BM',
+          self: 'https://api.pagerduty.com/priorities/PSO75BM',
+          summary: 'P1',
+          type: 'priority',
+        },
         urgency: 'high',
         conference_bridge: { conference_number: '+1 1234123412,,987654321#', conference_url: 'https://example.com' },
         resolve_reason: null,

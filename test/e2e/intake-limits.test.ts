@@ -63,7 +63,9 @@ function trickle(url: string, path: string, everyMs: number): Promise<Trickler> 
     socket.once('error', reject);
     socket.on('connect', () => {
       // Keep-alive, as an attacker would: the server alone must close it.
-      socket.write(`POST ${path} HTTP/1.1\r\nhost: intake\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\n{"Type":"Notification",`);
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nhost: intake\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\n{"Type":"Notification",`,
+      );
       timer = setInterval(() => socket.writable && socket.write(' '), everyMs);
       resolve({ socket, closed, stop: () => (clearInterval(timer), socket.destroy()) });
     });
@@ -108,7 +110,12 @@ describe('intake limits: no tenant and no stranger can stall it (issue 14)', () 
       safety: { suspend: true },
       action: ssm,
     });
-    await res.createPolicy(NS_B, 'cpu-alarms', { match: { sources: ['cloudwatch'] }, targets: { fromDimensions: ['InstanceId'] }, safety: { suspend: true }, action: ssm });
+    await res.createPolicy(NS_B, 'cpu-alarms', {
+      match: { sources: ['cloudwatch'] },
+      targets: { fromDimensions: ['InstanceId'] },
+      safety: { suspend: true },
+      action: ssm,
+    });
     const pem = join(tb.dir, `sns-pin-${randomUUID()}.pem`);
     writeFileSync(pem, signer.cert);
     intake = await startIntakeController(tb, ns, {
@@ -122,13 +129,32 @@ describe('intake limits: no tenant and no stranger can stall it (issue 14)', () 
     await ns?.cleanup();
   });
 
-  test('a pathological matcher does not stall the process: /healthz and another tenant\'s alert answer at once', async () => {
+  test("a pathological matcher does not stall the process: /healthz and another tenant's alert answer at once", async () => {
     const label = (n: number) => 'a'.repeat(n);
     // Sent together: the stalled case would hold the event loop for minutes while these wait.
-    const attacks = [16, 22, 200].map((n) => postJson(intake.url, '/v1/alerts', { name: label(n), labels: { instance_id: 'i-0123456789abcdef0' }, startsAt: '2025-06-01T00:00:00Z' }, ns.token));
-    const longValue = postJson(intake.url, '/v1/alerts', { name: 'LongPath', labels: { path: label(4096), instance_id: 'i-0123456789abcdef0' }, startsAt: '2025-06-01T00:00:00Z' }, ns.token);
+    const attacks = [16, 22, 200].map((n) =>
+      postJson(
+        intake.url,
+        '/v1/alerts',
+        { name: label(n), labels: { instance_id: 'i-0123456789abcdef0' }, startsAt: '2025-06-01T00:00:00Z' },
+        ns.token,
+      ),
+    );
+    const longValue = postJson(
+      intake.url,
+      '/v1/alerts',
+      { name: 'LongPath', labels: { path: label(4096), instance_id: 'i-0123456789abcdef0' }, startsAt: '2025-06-01T00:00:00Z' },
+      ns.token,
+    );
     const health = timed(() => fetch(`${intake.url}/healthz`).then((r) => r.status));
-    const otherTenant = timed(() => postJson(intake.url, '/v1/alerts', { name: 'DiskFull', labels: { instance_id: 'i-0123456789abcdef0' }, startsAt: '2025-06-01T00:00:00Z' }, ns.token));
+    const otherTenant = timed(() =>
+      postJson(
+        intake.url,
+        '/v1/alerts',
+        { name: 'DiskFull', labels: { instance_id: 'i-0123456789abcdef0' }, startsAt: '2025-06-01T00:00:00Z' },
+        ns.token,
+      ),
+    );
     const [h, other] = await Promise.all([health, otherTenant]);
     expect(h.value).toBe(200);
     expect(h.ms).toBeLessThan(1_000);
@@ -151,9 +177,30 @@ describe('intake limits: no tenant and no stranger can stall it (issue 14)', () 
       await new Promise((r) => setTimeout(r, 300));
       const deliveries = await Promise.all(
         Array.from({ length: 20 }, (_, i) => {
-          const alarm = cloudWatchAlarm({ name: `cpu-high-${i}`, state: 'ALARM', instanceId: 'i-0a1b2c3d4e5f60789', changedAt: '2025-06-01T10:00:00.000+0000' });
-          const env = signSns({ Type: 'Notification', MessageId: randomUUID(), TopicArn: TOPIC, Subject: 'ALARM', Message: JSON.stringify(alarm), Timestamp: new Date().toISOString() }, signer.key, '2', CERT_URL);
-          return send(intake.url, { path: '/v1/alerts/sns', body: JSON.stringify(env), headers: { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'Notification' } });
+          const alarm = cloudWatchAlarm({
+            name: `cpu-high-${i}`,
+            state: 'ALARM',
+            instanceId: 'i-0a1b2c3d4e5f60789',
+            changedAt: '2025-06-01T10:00:00.000+0000',
+          });
+          const env = signSns(
+            {
+              Type: 'Notification',
+              MessageId: randomUUID(),
+              TopicArn: TOPIC,
+              Subject: 'ALARM',
+              Message: JSON.stringify(alarm),
+              Timestamp: new Date().toISOString(),
+            },
+            signer.key,
+            '2',
+            CERT_URL,
+          );
+          return send(intake.url, {
+            path: '/v1/alerts/sns',
+            body: JSON.stringify(env),
+            headers: { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'Notification' },
+          });
         }),
       );
       expect(deliveries.map((d) => d.status)).toEqual(Array.from({ length: 20 }, () => 200));
@@ -161,7 +208,9 @@ describe('intake limits: no tenant and no stranger can stall it (issue 14)', () 
       expect((await listRequests(admin, NS_B)).filter((r) => r.spec.alert.source === 'cloudwatch')).toHaveLength(20);
 
       // The SNS body timeout (5 s): each trickler is answered 408 and the server closes its socket.
-      const answers = await Promise.all(tricklers.map((t) => Promise.race([t.closed, new Promise<string>((r) => setTimeout(() => r('still open'), 9_000))])));
+      const answers = await Promise.all(
+        tricklers.map((t) => Promise.race([t.closed, new Promise<string>((r) => setTimeout(() => r('still open'), 9_000))])),
+      );
       for (const raw of answers) {
         expect(statusOf(raw)).toBe(408);
         expect(raw.toLowerCase()).toContain('connection: close');

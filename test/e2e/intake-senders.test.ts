@@ -11,7 +11,14 @@ import type { RemediationRequest } from '../../src/api/v1alpha1/index.js';
 import { seedInstances } from '../testbed/aws.js';
 import { Resources, testbedFromEnv } from './harness.js';
 import { datadogWebhook, grafanaWebhook, pagerDutyWebhook } from './intake-fixtures.js';
-import { listRequests, postJson, setUpIntakeNamespaces, startIntakeController, type IntakeController, type IntakeNamespaces } from './intake-harness.js';
+import {
+  listRequests,
+  postJson,
+  setUpIntakeNamespaces,
+  startIntakeController,
+  type IntakeController,
+  type IntakeNamespaces,
+} from './intake-harness.js';
 
 const REGION = 'us-west-1';
 const NS = 'intake-senders';
@@ -59,7 +66,12 @@ describe('alert senders users run: fire, then recover', () => {
     }
     // PagerDuty incidents carry no instance id: this policy targets by tag.
     await res.createPolicy(NS, 'restart-from-pagerduty', {
-      match: { labels: [{ name: 'remediator_sender', op: '=', value: 'pagerduty' }, { name: 'service', op: '=~', value: '(?i)WEB-.*' }] },
+      match: {
+        labels: [
+          { name: 'remediator_sender', op: '=', value: 'pagerduty' },
+          { name: 'service', op: '=~', value: '(?i)WEB-.*' },
+        ],
+      },
       targets: { tagSelector: { Service: 'nginx' } },
       risk: 'Medium',
       action: ssm,
@@ -84,7 +96,8 @@ describe('alert senders users run: fire, then recover', () => {
 
   test('Datadog webhook: Triggered, then Recovered; Warn creates nothing', async () => {
     const at = Date.parse('2025-10-12T09:30:00Z');
-    const dd = (transition: string, dateMs: number) => datadogWebhook({ transition, instanceId: instance, monitorId: '12345678', cycleKey: '7473469394128093417', dateMs });
+    const dd = (transition: string, dateMs: number) =>
+      datadogWebhook({ transition, instanceId: instance, monitorId: '12345678', cycleKey: '7473469394128093417', dateMs });
     const before = (await listRequests(admin, NS)).length;
     const warn = await postJson(intake.url, '/v1/alerts/datadog', dd('Warn', at), ns.token);
     expect(warn.json).toMatchObject({ alerts: 0, ignored: expect.stringContaining('Warn') });
@@ -95,10 +108,15 @@ describe('alert senders users run: fire, then recover', () => {
   });
 
   test('PagerDuty v3 webhook: incident.triggered, then incident.resolved; acknowledged creates nothing', async () => {
-    const pd = (eventType: string, occurredAt: string) => pagerDutyWebhook({ eventType, incidentId: 'PGR0VU2', createdAt: '2025-10-12T09:30:00Z', occurredAt });
+    const pd = (eventType: string, occurredAt: string) =>
+      pagerDutyWebhook({ eventType, incidentId: 'PGR0VU2', createdAt: '2025-10-12T09:30:00Z', occurredAt });
     const ack = await postJson(intake.url, '/v1/alerts/pagerduty', pd('incident.acknowledged', '2025-10-12T09:31:00Z'), ns.token);
     expect(ack.json).toMatchObject({ alerts: 0 });
-    const rr = await fireThenResolve('/v1/alerts/pagerduty', pd('incident.triggered', '2025-10-12T09:30:01Z'), pd('incident.resolved', '2025-10-12T09:50:00Z'));
+    const rr = await fireThenResolve(
+      '/v1/alerts/pagerduty',
+      pd('incident.triggered', '2025-10-12T09:30:01Z'),
+      pd('incident.resolved', '2025-10-12T09:50:00Z'),
+    );
     expect(rr.spec.policyRef.name).toBe('restart-from-pagerduty');
     expect(rr.spec.alert.labels).toMatchObject({ service: 'web-frontend', pagerduty_incident_id: 'PGR0VU2' });
   });
