@@ -69,7 +69,7 @@ describe('alert senders users run: fire, then recover', () => {
       match: {
         labels: [
           { name: 'remediator_sender', op: '=', value: 'pagerduty' },
-          { name: 'service', op: '=~', value: '(?i)WEB-.*' },
+          { name: 'service', op: '=~', value: 'web-.*' },
         ],
       },
       targets: { tagSelector: { Service: 'nginx' } },
