@@ -55,6 +55,8 @@ async function main(): Promise<void> {
             certificates: new PinnedCertificateSource(config.intake.snsPinnedCertificates, new HttpsCertificateSource()),
           }),
           maxInflight: config.intake.maxInflight,
+          maxConnections: config.intake.maxConnections,
+          maxConnectionsPerSource: config.intake.maxConnectionsPerSource,
           maxAlerts: config.intake.maxAlerts,
           retryBudgetMs: config.intake.retryTimeoutMs,
           dedupWindowMs: config.intake.dedupWindowMs,
