@@ -11,7 +11,7 @@ import { renderInputs } from './runbooks.js';
 import { render, valuePolicy, type TemplateContext } from './template.js';
 
 /** SNS text is not a shell command, but control characters still have no place in it. */
-const SNS_VALUE_POLICY = { allowedPattern: '[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F]*', maxLength: 1024, allow: ['LeadingDash', 'DotDot', 'Empty'] as const };
+const SNS_VALUE_POLICY = { allowedPattern: '[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*', maxLength: 1024, allow: ['LeadingDash', 'DotDot', 'Empty'] as const };
 
 export interface RenderedSns {
   subject?: string;

@@ -13,6 +13,7 @@
  * placeholders: they stay in the text verbatim for SSM to resolve on the instance.
  */
 import { DEFAULT_ALLOWED_PATTERN, DEFAULT_MAX_VALUE_LENGTH, type ValueRule } from '../api/v1alpha1/index.js';
+import { InvalidPatternError, UserPatternCache, type UserPattern } from '../runtime/regex.js';
 
 export interface TemplateContext {
   alert: { name: string; source: string; fingerprint?: string; status?: string };
@@ -51,11 +52,15 @@ export function valuePolicy(spec: { allowedPattern?: string; maxLength?: number;
 export const DEFAULT_VALUE_POLICY: ValuePolicy = valuePolicy();
 
 /**
- * Compiles a user's pattern anchored as a whole, the way Alertmanager anchors matchers:
- * anchors the author wrote inside stay harmless. The one place user regexes are built.
+ * A user's pattern anchored as a whole, the way Alertmanager anchors matchers, in RE2
+ * (linear time: no pattern can stall the process on a hostile value). Compiled patterns
+ * are cached; an invalid one throws InvalidPatternError saying why.
  */
-export function anchoredPattern(pattern: string): RegExp {
-  return new RegExp(`^(?:${pattern})$`, 'u');
+const patterns = new UserPatternCache();
+export function anchoredPattern(pattern: string): UserPattern {
+  const compiled = patterns.get(pattern);
+  if (compiled instanceof InvalidPatternError) throw compiled;
+  return compiled;
 }
 
 /** Why `value` breaks the structural rules, or undefined. */
@@ -125,7 +130,7 @@ function lookup(ctx: TemplateContext, root: string, key: string | undefined): st
  */
 export function render(template: string, ctx: TemplateContext, policy: ValuePolicy): string {
   placeholders(template);
-  let allowed: RegExp;
+  let allowed: UserPattern;
   try {
     allowed = anchoredPattern(policy.allowedPattern);
   } catch (error) {
@@ -145,7 +150,7 @@ export function render(template: string, ctx: TemplateContext, policy: ValuePoli
   return out;
 }
 
-function renderText(template: string, ctx: TemplateContext, policy: ValuePolicy, allowed: RegExp): string {
+function renderText(template: string, ctx: TemplateContext, policy: ValuePolicy, allowed: UserPattern): string {
   return template.replace(PLACEHOLDER, (whole, root: string, key: string | undefined) => {
     const value = lookup(ctx, root, key);
     if (value === undefined) {

@@ -7,7 +7,7 @@ const m = (name: string, op: LabelMatcher['op'], value: string): LabelMatcher =>
 function policy(name: string, match: AlertPolicy['spec']['match'], opts: { namespace?: string; ready?: 'True' | 'False'; deleting?: boolean } = {}): AlertPolicy {
   return {
     metadata: { name, namespace: opts.namespace ?? 'ns', ...(opts.deleting && { deletionTimestamp: '2025-01-01T00:00:00Z' }) },
-    spec: { match, targets: {}, action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } } },
+    spec: { match, targets: {}, runbookRef: { name: 'any' } },
     ...(opts.ready && { status: { conditions: [{ type: 'Ready', status: opts.ready, reason: 'X', message: '', lastTransitionTime: '2025-01-01T00:00:00Z' }] } }),
   };
 }

@@ -19,6 +19,8 @@ import { canonicalTime } from '../../src/intake/alert.js';
 import { Resources, testbedFromEnv } from './harness.js';
 import { listRequests, send, setUpIntakeNamespaces, startIntakeController, type HttpAnswer, type IntakeController, type IntakeNamespaces } from './intake-harness.js';
 
+/** The cluster-scoped Runbook this file's policies use. */
+const RB = 'e2e-intake-fuzz';
 const REGION = 'me-south-1';
 const NS = 'intake-fuzz';
 const BATCH = 25;
@@ -208,10 +210,11 @@ describe('intake under generated input (property-based)', () => {
   beforeAll(async () => {
     ns = await setUpIntakeNamespaces(admin, [NS]);
     // Matches every alert from every source; suspended, so the controller only records Skipped.
-    const policy: Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'action'> = {
+    await res.createRunbook(RB, { namespaceSelector: {}, action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } } });
+    const policy: Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'runbookRef'> = {
       targets: { fromLabels: ['instance_id'] },
       safety: { suspend: true },
-      action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } },
+      runbookRef: { name: RB },
     };
     await res.createPolicy(NS, 'catch-all', policy);
     intake = await startIntakeController(tb, ns, { region: REGION, args: ['--intake-max-inflight', '256'] });

@@ -31,6 +31,8 @@ import {
   type IntakeNamespaces,
 } from './intake-harness.js';
 
+/** The cluster-scoped Runbook this file's policies use. */
+const RB = 'e2e-intake-limits';
 const REGION = 'eu-south-1';
 const NS_A = 'intake-limits-a';
 const NS_B = 'intake-limits-b';
@@ -89,32 +91,33 @@ describe('intake limits: no tenant and no stranger can stall it (issue 14)', () 
   let intake: IntakeController;
 
   beforeAll(async () => {
+    await res.createRunbook(RB, { namespaceSelector: {}, action: ssm });
     ns = await setUpIntakeNamespaces(admin, [NS_A, NS_B]);
     // Tenant A's pathological matcher, on the alert name and on a 4 KiB label.
     await res.createPolicy(NS_A, 'catastrophic', {
       match: { labels: [{ name: 'alertname', op: '=~', value: '(.*.*)*XYZ' }] },
       targets: { fromLabels: ['instance_id'] },
       safety: { suspend: true },
-      action: ssm,
+      runbookRef: { name: RB },
     });
     await res.createPolicy(NS_A, 'catastrophic-path', {
       match: { labels: [{ name: 'path', op: '=~', value: '(a|aa)*(.*.*)*XYZ' }] },
       targets: { fromLabels: ['instance_id'] },
       safety: { suspend: true },
-      action: ssm,
+      runbookRef: { name: RB },
     });
     // Tenant B's ordinary policies: one for its generic alerts, one for CloudWatch alarms via SNS.
     await res.createPolicy(NS_B, 'disk-full', {
       match: { labels: [{ name: 'alertname', op: '=', value: 'DiskFull' }] },
       targets: { fromLabels: ['instance_id'] },
       safety: { suspend: true },
-      action: ssm,
+      runbookRef: { name: RB },
     });
     await res.createPolicy(NS_B, 'cpu-alarms', {
       match: { sources: ['cloudwatch'] },
       targets: { fromDimensions: ['InstanceId'] },
       safety: { suspend: true },
-      action: ssm,
+      runbookRef: { name: RB },
     });
     const pem = join(tb.dir, `sns-pin-${randomUUID()}.pem`);
     writeFileSync(pem, signer.cert);

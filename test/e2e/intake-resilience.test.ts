@@ -11,6 +11,8 @@ import { connect, type Socket } from 'node:net';
 import { Resources, testbedFromEnv, waitFor } from './harness.js';
 import { listRequests, postJson, send, setUpIntakeNamespaces, startIntakeController, TcpProxy, type IntakeController, type IntakeNamespaces } from './intake-harness.js';
 
+/** The cluster-scoped Runbook this file's policies use. */
+const RB = 'e2e-intake-resilience';
 const REGION = 'af-south-1';
 const NS = 'intake-load';
 
@@ -58,8 +60,9 @@ describe('intake overload, API outages and shutdown', () => {
   const count = async () => (await listRequests(admin, NS)).length;
 
   beforeAll(async () => {
+    await res.createRunbook(RB, { namespaceSelector: {}, action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } } });
     ns = await setUpIntakeNamespaces(admin, [NS]);
-    await res.createPolicy(NS, 'load', { targets: { fromLabels: ['instance_id'] }, safety: { suspend: true }, action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } } });
+    await res.createPolicy(NS, 'load', { targets: { fromLabels: ['instance_id'] }, safety: { suspend: true }, runbookRef: { name: RB } });
     proxy = await TcpProxy.create(tb.cluster.server);
     intake = await startIntakeController(tb, ns, { region: REGION, server: proxy.url, args: ['--intake-max-inflight', '2', '--intake-retry-timeout', '3s'] });
     // Warm the token cache, so the outage tests exercise request creation.

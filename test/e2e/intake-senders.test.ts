@@ -20,6 +20,8 @@ import {
   type IntakeNamespaces,
 } from './intake-harness.js';
 
+/** The cluster-scoped Runbook this file's policies use. */
+const RB = 'e2e-intake-senders';
 const REGION = 'us-west-1';
 const NS = 'intake-senders';
 
@@ -53,6 +55,7 @@ describe('alert senders users run: fire, then recover', () => {
   }
 
   beforeAll(async () => {
+    await res.createRunbook(RB, { namespaceSelector: {}, action: ssm });
     ns = await setUpIntakeNamespaces(admin, [NS]);
     instance = (await seedInstances(tb.motoEndpoint, { region: REGION, tags: { Name: 'web-1', Service: 'nginx' } }))[0]!;
     // Medium risk waits for a person, so a request is still cancellable when the recovery arrives.
@@ -61,7 +64,7 @@ describe('alert senders users run: fire, then recover', () => {
         match: { labels: [{ name: 'remediator_sender', op: '=', value: sender }] },
         targets: { fromLabels: ['instance_id'] },
         risk: 'Medium',
-        action: ssm,
+        runbookRef: { name: RB },
       });
     }
     // PagerDuty incidents carry no instance id: this policy targets by tag.
@@ -74,7 +77,7 @@ describe('alert senders users run: fire, then recover', () => {
       },
       targets: { tagSelector: { Service: 'nginx' } },
       risk: 'Medium',
-      action: ssm,
+      runbookRef: { name: RB },
     });
     intake = await startIntakeController(tb, ns, { region: REGION });
   });

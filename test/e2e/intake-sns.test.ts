@@ -22,6 +22,8 @@ import { sha256Hex } from '../../src/intake/alert.js';
 import { Resources, testbedFromEnv } from './harness.js';
 import { cloudWatchAlarm, listRequests, metricValue, send, signSns, snsSigningIdentity, TestCertificateSource, type UnsignedSns } from './intake-harness.js';
 
+/** The cluster-scoped Runbook this file's policies use. */
+const RB = 'e2e-intake-sns';
 const NS = 'intake-sns';
 const NS_B = 'intake-sns-b';
 const TOPIC = 'arn:aws:sns:us-east-1:123456789012:alarms';
@@ -97,14 +99,15 @@ describe('CloudWatch alarms via SNS', () => {
   const fingerprintOf = (name: string) => sha256Hex(`arn:aws:cloudwatch:us-east-1:123456789012:alarm:${name}`).slice(0, 16);
 
   beforeAll(async () => {
+    await res.createRunbook(RB, { namespaceSelector: {}, action: ssm });
     for (const ns of [NS, NS_B]) await res.namespace(ns);
     await res.createPolicy(NS, 'reboot-on-cpu', {
       match: { sources: ['cloudwatch'], labels: [{ name: 'alertname', op: '=~', value: 'cpu-high-.*' }] },
       targets: { fromDimensions: ['InstanceId'] },
-      action: ssm,
+      runbookRef: { name: RB },
     });
-    await res.createPolicy(NS_B, 'any-instance-alarm', { match: { labels: [{ name: 'InstanceId', op: '=~', value: 'i-[0-9a-f]+' }] }, targets: { fromDimensions: ['InstanceId'] }, action: ssm });
-    await res.createPolicy(NS_B, 'alertmanager-only', { match: { sources: ['alertmanager'] }, targets: { fromLabels: ['instance_id'] }, action: ssm });
+    await res.createPolicy(NS_B, 'any-instance-alarm', { match: { labels: [{ name: 'InstanceId', op: '=~', value: 'i-[0-9a-f]+' }] }, targets: { fromDimensions: ['InstanceId'] }, runbookRef: { name: RB } });
+    await res.createPolicy(NS_B, 'alertmanager-only', { match: { sources: ['alertmanager'] }, targets: { fromLabels: ['instance_id'] }, runbookRef: { name: RB } });
     await refreshPolicies();
 
     confirmServer = createServer((req, response) => {

@@ -29,6 +29,8 @@ import {
   type IntakeNamespaces,
 } from './intake-harness.js';
 
+/** The cluster-scoped Runbook this file's policies use. */
+const RB = 'e2e-intake';
 const REGION = 'ap-northeast-3';
 const NS = 'intake-am';
 const OTHER = 'intake-am-other';
@@ -89,6 +91,7 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
   }
 
   beforeAll(async () => {
+    await res.createRunbook(RB, { namespaceSelector: {}, action: ssm });
     ns = await setUpIntakeNamespaces(admin, [NS, OTHER]);
     token = ns.token;
     instance = (await seedInstances(tb.motoEndpoint, { region: REGION, tags: { Name: 'web-1', Service: 'nginx' } }))[0]!;
@@ -103,12 +106,12 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
       },
       targets: { fromLabels: ['instance_id'] },
       risk: 'Medium',
-      action: ssm,
+      runbookRef: { name: RB },
     });
-    await res.createPolicy(NS, 'cloudwatch-only', { match: { sources: ['cloudwatch'] }, targets: { fromDimensions: ['InstanceId'] }, action: ssm });
+    await res.createPolicy(NS, 'cloudwatch-only', { match: { sources: ['cloudwatch'] }, targets: { fromDimensions: ['InstanceId'] }, runbookRef: { name: RB } });
     // Would match every alert, but its document is not allowed: Ready=False, so it never matches.
-    await res.createPolicy(NS, 'not-ready', { targets: { fromLabels: ['instance_id'] }, action: { ssm: { ...ssm.ssm, documentName: 'AWS-NotAllowed' } } });
-    await res.createPolicy(OTHER, 'other-team', { match: { labels: [{ name: 'alertname', op: '=', value: 'NginxDown' }] }, targets: { fromLabels: ['instance_id'] }, risk: 'High', action: ssm });
+    await res.createPolicy(NS, 'not-ready', { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'e2e-no-such-runbook' } });
+    await res.createPolicy(OTHER, 'other-team', { match: { labels: [{ name: 'alertname', op: '=', value: 'NginxDown' }] }, targets: { fromLabels: ['instance_id'] }, risk: 'High', runbookRef: { name: RB } });
     intake = await startIntakeController(tb, ns, { region: REGION, args: ['--intake-token-ttl', '1s'] });
     await waitReady(NS, 'not-ready', 'False');
   });
