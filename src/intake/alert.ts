@@ -28,6 +28,9 @@ export interface IntakeAlert {
   status: AlertStatus;
   /** Where the alert came from (Alertmanager's generatorURL), for people following a request back. */
   generatorURL?: string;
+  /** CloudWatch alarms: the account and region the alarm lives in; a runbook must act there. */
+  account?: string;
+  region?: string;
 }
 
 /** sha256 hex of the parts joined by newlines (a separator no part is hashed across). */

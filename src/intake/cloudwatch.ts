@@ -69,6 +69,10 @@ export function parseCloudWatchAlarm(message: string): CloudWatchResult {
       startsAt: changed,
       occurrence: changed,
       status,
+      // Only well-formed values: the request's schema refuses anything else, and a runbook's
+      // account and region are compared with them before anything runs.
+      ...(account && /^[0-9]{12}$/.test(account) && { account }),
+      ...(arn[3] && /^[a-z]{2}(-[a-z]+)+-[0-9]+$/.test(arn[3]) && { region: arn[3] }),
     },
   };
 }

@@ -178,6 +178,8 @@ export class AlertProcessor {
           fingerprint: alert.fingerprint,
           startsAt: alert.startsAt,
           status: 'firing',
+          ...(alert.account && { account: alert.account }),
+          ...(alert.region && { region: alert.region }),
         },
         requestedBy: this.opts.identity(),
       },

@@ -96,7 +96,7 @@ describe('remediation lifecycle', () => {
       expect(await commandsFor(rr)).toHaveLength(0);
       await approve(rr.metadata!.name!, 'alice');
       const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Succeeded');
-      expect(done.status?.approval).toEqual({ decision: 'Approved', approver: 'alice', reason: 'looks right' });
+      expect(done.status?.approval).toEqual({ decision: 'Approved', approver: 'alice', reason: 'looks right', planDigest: done.status?.plan?.digest });
       expect(done.status?.conditions?.find((c) => c.type === 'Approved')).toMatchObject({ status: 'True', reason: 'ManuallyApproved' });
       expect(await commandsFor(rr)).toHaveLength(1);
     });
@@ -386,7 +386,7 @@ describe('remediation lifecycle', () => {
       await approve(rr.metadata!.name!, 'alice');
       await res.waitForPhase(NS, rr.metadata!.name!, 'Succeeded');
       const msgs = await drain(queueUrl, 2);
-      expect(msgs.map((m) => JSON.parse(m.Message).phase).sort()).toEqual(['AwaitingApproval', 'Succeeded']);
+      expect(msgs.map((m) => `${JSON.parse(m.Message).phase}`).sort()).toEqual(['AwaitingApproval', 'Succeeded']);
       const done = await waitFor('Succeeded notification recorded', async () => {
         const x = await res.getRequest(NS, rr.metadata!.name!);
         return x.status?.notifications?.length === 2 ? x : undefined;

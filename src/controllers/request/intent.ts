@@ -41,7 +41,7 @@ export class IntentRecorder {
       }
       resolved = r.resolved;
     }
-    const blocked = this.safetyBlock(rr, policy);
+    const blocked = this.safetyBlock(rr, policy, status.targets ?? []);
     if (blocked) return this.t.enter(rr, status, 'Skipped', blocked.reason, blocked.message);
 
     const now = this.t.now();
@@ -76,7 +76,7 @@ export class IntentRecorder {
   }
 
   /** Safety rules checked at the moment of execution; a reason to skip, or undefined. */
-  private safetyBlock(rr: RemediationRequest, policy: AlertPolicy): { reason: string; message: string } | undefined {
+  private safetyBlock(rr: RemediationRequest, policy: AlertPolicy, targets: readonly string[]): { reason: string; message: string } | undefined {
     const ns = rr.metadata?.namespace ?? '';
     const name = rr.metadata?.name ?? '';
     const now = this.deps.clock.now();
@@ -87,7 +87,7 @@ export class IntentRecorder {
     const window = maintenanceBlock(policy, now);
     if (window) return { reason: 'MaintenanceWindow', message: window };
     const records = this.ledger.merge(`${ns}/${policy.metadata?.name}`, executionsOf(requests), now);
-    const cooldown = cooldownBlock(policy, name, rr.status?.targets ?? [], records, now);
+    const cooldown = cooldownBlock(policy, name, targets, records, now);
     if (cooldown) return { reason: 'Cooldown', message: cooldown };
     const rate = rateLimitBlock(policy, name, records, now);
     if (rate) return { reason: 'RateLimited', message: rate };
