@@ -64,6 +64,11 @@ export async function setUpIntakeNamespaces(kc: KubeConfig, namespaces: string[]
           { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
           { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
           { apiGroups: ['authentication.k8s.io'], resources: ['selfsubjectreviews'], verbs: ['create'] },
+          // What the chart's <release>-controller-trust ClusterRole grants: runbooks, namespace labels, the approval policy.
+          { apiGroups: [GROUP], resources: ['runbooks'], verbs: ['get', 'list', 'watch'] },
+          { apiGroups: [GROUP], resources: ['runbooks/status'], verbs: ['update', 'patch'] },
+          { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+          { apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingadmissionpolicies', 'validatingadmissionpolicybindings'], verbs: ['get', 'list', 'watch'] },
         ],
       },
     })
