@@ -59,6 +59,21 @@ build_into() { # <name> <output> <tmp> <command...>
   log "${name}: built in $(secs_since "${start}")"
 }
 
+# argocd-lua first: seconds to build, where promtool takes minutes.
+# Named after a hash of its sources, so editing main.go or bumping gopher-lua rebuilds.
+lua_src="${repo}/hack/argocd-lua"
+lua_hash="$(cat "${lua_src}/go.mod" "${lua_src}/go.sum" "${lua_src}/main.go" | sha256sum | cut -c1-12)"
+lua_bin="${tools}/argocd-lua-${lua_hash}"
+if [[ -x "${lua_bin}" ]]; then
+  log "argocd-lua: cached (${lua_bin})"
+else
+  go="$(find_go)"
+  tmp="${lua_bin}.tmp.$$"
+  build_into argocd-lua "${lua_bin}" "${tmp}" bash -c 'cd "$1" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+    exec "$2" build -trimpath -ldflags "-s -w" -o "$3" .' _ "${lua_src}" "${go}" "${tmp}"
+  mv -f "${tmp}" "${lua_bin}"
+fi
+
 promtool_bin="${tools}/promtool-${PROMTOOL_VERSION}"
 if [[ -x "${promtool_bin}" ]]; then
   log "promtool: cached (${promtool_bin})"
@@ -72,20 +87,6 @@ else
     "${go}" install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@${PROMTOOL_VERSION}"
   mv -f "${tmp}/promtool" "${promtool_bin}"
   rm -rf "${tmp}"
-fi
-
-# Named after a hash of its sources, so editing main.go or bumping gopher-lua rebuilds.
-lua_src="${repo}/hack/argocd-lua"
-lua_hash="$(cat "${lua_src}/go.mod" "${lua_src}/go.sum" "${lua_src}/main.go" | sha256sum | cut -c1-12)"
-lua_bin="${tools}/argocd-lua-${lua_hash}"
-if [[ -x "${lua_bin}" ]]; then
-  log "argocd-lua: cached (${lua_bin})"
-else
-  go="$(find_go)"
-  tmp="${lua_bin}.tmp.$$"
-  build_into argocd-lua "${lua_bin}" "${tmp}" bash -c 'cd "$1" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
-    exec "$2" build -trimpath -ldflags "-s -w" -o "$3" .' _ "${lua_src}" "${go}" "${tmp}"
-  mv -f "${tmp}" "${lua_bin}"
 fi
 
 echo "promtool=${promtool_bin}"
