@@ -92,6 +92,11 @@ docker-build: install ## Build the image IMG with Docker when an engine is reach
 		$(NPM) run build >/dev/null && node_modules/.bin/node dist/hack/image/lint-dockerfile.js; \
 	fi
 
+.PHONY: plugin
+plugin: install ## Bundle the kubectl plugin into one file needing only Node >= 22.19 (dist/plugin/), with a krew archive and manifest.
+	$(NPM) run build >/dev/null
+	node_modules/.bin/node dist/hack/plugin/bundle.js
+
 .PHONY: deploy
 deploy: ## Apply config/ (CRDs, RBAC, admission policy, controller) to the current kubectl context with image IMG.
 	KUBECTL="$(KUBECTL)" bash hack/chart/deploy.sh apply "$(IMG)"
