@@ -22,8 +22,9 @@ build: install ## Compile TypeScript to dist/.
 	$(NPM) run build
 
 .PHONY: testbed
-testbed: ## Build (once, cached in ~/.cache/remediator) etcd, kube-apiserver, kubectl and helm for the test bed.
+testbed: ## Build (once, cached in ~/.cache/remediator) etcd, kube-apiserver, kubectl, helm, promtool and argocd-lua for the test bed.
 	bash hack/testbed/build.sh >/dev/null
+	bash hack/testbed/build-tools.sh >/dev/null
 
 .PHONY: test
 test: install testbed ## Run unit and integration tests against a real kube-apiserver, etcd and moto.
@@ -37,6 +38,11 @@ test-unit: install ## Run only the unit tests.
 lint: install ## Type-check and verify generated manifests are current.
 	$(NPM) run lint
 	$(NPM) run build >/dev/null && node_modules/.bin/node dist/hack/gen-manifests.js --check
+
+.PHONY: argocd-health
+argocd-health: install ## Regenerate the argocd-cm snippet in docs/gitops.md from charts/remediator/files/argocd/*.lua.
+	$(NPM) run build >/dev/null
+	node_modules/.bin/node dist/hack/argocd/gen-snippet.js --write
 
 .PHONY: manifests
 manifests: install ## Regenerate CRDs from src/api/v1alpha1.
@@ -87,6 +93,11 @@ docker-build: install ## Build the image IMG with Docker when an engine is reach
 		echo "docker-build: no Docker engine is reachable, so no image is built; linting the Dockerfile and the production imports instead."; \
 		$(NPM) run build >/dev/null && node_modules/.bin/node dist/hack/image/lint-dockerfile.js; \
 	fi
+
+.PHONY: plugin
+plugin: install ## Bundle the kubectl plugin into one file needing only Node >= 22.19 (dist/plugin/), with a krew archive and manifest.
+	$(NPM) run build >/dev/null
+	node_modules/.bin/node dist/hack/plugin/bundle.js
 
 .PHONY: deploy
 deploy: ## Apply config/ (CRDs, RBAC, admission policy, controller) to the current kubectl context with image IMG.

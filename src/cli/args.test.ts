@@ -1,4 +1,5 @@
-import { parseCommand, UsageError } from './args.js';
+import { readFileSync } from 'node:fs';
+import { PLUGIN_VERSION, parseCommand, UsageError } from './args.js';
 
 describe('kubectl remediator argument parsing', () => {
   test('list takes kubectl\'s namespace flags, a phase filter and output formats', () => {
@@ -43,4 +44,10 @@ describe('kubectl remediator argument parsing', () => {
     expect(() => parseCommand(['delete', 'x'])).toThrow('unknown command "delete"');
     expect(() => parseCommand(['list', '--bogus'])).toThrow(UsageError);
   });
+});
+
+test('the plugin version is package.json\'s', () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  expect(PLUGIN_VERSION).toBe(pkg.version);
+  expect(PLUGIN_VERSION).toMatch(/^\d+\.\d+\.\d+/);
 });

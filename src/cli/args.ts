@@ -2,9 +2,22 @@
  * Command-line parsing for the kubectl plugin. kubectl hands a plugin every argument
  * after its name, so the plugin takes the flags users already type for kubectl
  * (`-n`, `-A`, `--context`, `--kubeconfig`, `-o`) and nothing surprising.
- * Pure: no I/O, so it is unit-tested beside this file.
+ * Pure apart from reading the plugin's version once, so it is unit-tested beside this file.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+
+/** Replaced by the bundler with package.json's version (hack/plugin/bundle.ts), where no package.json travels along. */
+declare const __REMEDIATOR_VERSION__: string | undefined;
+
+/**
+ * The plugin's version: package.json's, the one place a version is set. Compiled, this
+ * file is dist/src/cli/args.js, three levels below package.json (also in an installed
+ * npm package); bundled, the bundler has written the version in.
+ */
+export const PLUGIN_VERSION: string = typeof __REMEDIATOR_VERSION__ === 'string'
+  ? __REMEDIATOR_VERSION__
+  : (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export const USAGE = `kubectl remediator: list, inspect and decide RemediationRequests.
 

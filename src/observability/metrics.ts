@@ -5,6 +5,33 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** A RemediationRequest as the scrape-time gauges see it. */
+export interface ObservedRequest {
+  namespace: string;
+  phase: string;
+  /** When it entered its phase (ms since the epoch); for AwaitingApproval, when it started waiting. */
+  phaseSince: number;
+}
+
+/** An AlertPolicy as the scrape-time gauges see it. */
+export interface ObservedPolicy {
+  namespace: string;
+  name: string;
+  circuitOpen: boolean;
+}
+
+/**
+ * Where the scrape-time gauges read current state: the informer caches the controllers
+ * already hold. Read at scrape, like kube-state-metrics, so a deleted policy's series
+ * disappears instead of lingering at its last value, and no reconcile has to remember
+ * to update a gauge.
+ */
+export interface ObservedState {
+  requests(): Iterable<ObservedRequest>;
+  policies(): Iterable<ObservedPolicy>;
+  now(): number;
+}
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -70,6 +97,54 @@ export class Metrics {
     help: '1 while this replica holds the leader Lease.',
     registers: [this.registry],
   });
+
+  private observed: ObservedState | undefined;
+
+  readonly requests = new Gauge({
+    name: 'remediator_requests',
+    help: 'RemediationRequests in the cache, by namespace and phase (read at scrape).',
+    labelNames: ['namespace', 'phase'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.requests.reset();
+      for (const r of this.observed?.requests() ?? []) this.requests.inc({ namespace: r.namespace, phase: r.phase });
+    },
+  });
+
+  readonly awaitingApprovalOldest = new Gauge({
+    name: 'remediator_request_awaiting_approval_oldest_seconds',
+    help: 'Per namespace, how long the oldest RemediationRequest in AwaitingApproval has been waiting (read at scrape).',
+    labelNames: ['namespace'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.awaitingApprovalOldest.reset();
+      const state = this.observed;
+      if (!state) return;
+      const oldest = new Map<string, number>();
+      for (const r of state.requests()) {
+        if (r.phase !== 'AwaitingApproval') continue;
+        oldest.set(r.namespace, Math.min(oldest.get(r.namespace) ?? Infinity, r.phaseSince));
+      }
+      const now = state.now();
+      for (const [namespace, since] of oldest) this.awaitingApprovalOldest.set({ namespace }, Math.max(0, (now - since) / 1000));
+    },
+  });
+
+  readonly circuitOpen = new Gauge({
+    name: 'remediator_alertpolicy_circuit_open',
+    help: '1 while an AlertPolicy\'s circuit breaker is open (it executes nothing until a person resumes it), else 0 (read at scrape).',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.circuitOpen.reset();
+      for (const p of this.observed?.policies() ?? []) this.circuitOpen.set({ namespace: p.namespace, policy: p.name }, p.circuitOpen ? 1 : 0);
+    },
+  });
+
+  /** Feeds the scrape-time gauges (remediator_requests, ..._awaiting_approval_oldest_seconds, ..._circuit_open). */
+  observe(state: ObservedState): void {
+    this.observed = state;
+  }
 
   constructor(collectDefaults = true) {
     if (collectDefaults) collectDefaultMetrics({ register: this.registry });

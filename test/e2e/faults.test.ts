@@ -118,8 +118,9 @@ describe('failures and exactly-once execution', () => {
     const metrics = await (await fetch(`${controllers[0]!.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/remediator_aws_api_calls_total\{service="ssm",operation="SendCommand",outcome="access_denied"\} [1-9]/);
     expect(await commandsWith(uid)).toHaveLength(0);
-    const events = await res.events(NS, name);
-    expect(events.some((e) => e.reason === 'AccessDenied' && e.type === 'Warning')).toBe(true);
+    // Events are recorded off the reconcile's path: wait for it rather than race it.
+    await waitFor('an AccessDenied Warning Event', async () =>
+      (await res.events(NS, name)).some((e) => e.reason === 'AccessDenied' && e.type === 'Warning') || undefined);
 
     denied.remove();
     const done = await res.waitForPhase(NS, name, 'Succeeded', 90_000);
@@ -187,7 +188,7 @@ describe('failures and exactly-once execution', () => {
     });
     expect(open.status?.consecutiveFailures).toBe(2);
     expect(open.status?.conditions?.find((c) => c.type === 'Suspended')).toMatchObject({ status: 'True', reason: 'CircuitOpen' });
-    expect((await res.events(NS, p)).some((e) => e.reason === 'CircuitOpen')).toBe(true);
+    await waitFor('a CircuitOpen Event', async () => (await res.events(NS, p)).some((e) => e.reason === 'CircuitOpen') || undefined);
 
     const c = await request(p);
     const skipped = await res.waitForPhase(NS, c.name, 'Skipped');

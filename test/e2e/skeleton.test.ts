@@ -69,8 +69,11 @@ describe('walking skeleton', () => {
     const conditions = Object.fromEntries((s.conditions ?? []).map((c) => [c.type, c.status]));
     expect(conditions).toEqual({ Enriched: 'True', Approved: 'True', Executed: 'True' });
 
-    // An Event for every transition, in order.
-    const reasons = (await res.events(NS, 'nginx-down-1')).map((e) => e.reason);
+    // An Event for every transition, in order (recorded off the reconcile's path, so wait for the last).
+    const reasons = await waitFor('the Events', async () => {
+      const r = (await res.events(NS, 'nginx-down-1')).map((e) => e.reason);
+      return r.includes('CommandSucceeded') ? r : undefined;
+    });
     expect(reasons).toEqual(['TargetsResolved', 'AutoApproved', 'IntentRecorded', 'CommandSent', 'CommandSucceeded']);
 
     // The policy's status counts it.
