@@ -20,7 +20,7 @@ const NO_POLICY_CLIENTS = new Set(['sts']);
  * resource types). They must be limited by region instead; every other action must
  * name its resources.
  */
-const NO_RESOURCE_LEVEL = new Set(['ec2:DescribeInstances', 'cloudwatch:GetMetricData', 'ssm:ListCommands', 'ssm:GetCommandInvocation']);
+const NO_RESOURCE_LEVEL = new Set(['ec2:DescribeInstances', 'cloudwatch:GetMetricData', 'ssm:ListCommands', 'ssm:GetCommandInvocation', 'ssm:DescribeInstanceInformation']);
 
 interface Statement {
   Sid?: string;
