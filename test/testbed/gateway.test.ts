@@ -116,8 +116,11 @@ describe('contract layer', () => {
     const query = (id: string) => ({ Id: id, MetricStat: { Metric: { Namespace: 'AWS/EC2', MetricName: 'CPUUtilization' }, Period: 60, Stat: 'Average' } });
     const window = { StartTime: new Date(Date.now() - 3_600_000), EndTime: new Date() };
     const cwErr = await failure(c.cw.send(new GetMetricDataCommand({ MetricDataQueries: Array.from({ length: 501 }, (_, i) => query(`m${i}`)), ...window })));
-    expect(cwErr.name).toBe('ValidationError');
-    expect((await failure(c.cw.send(new GetMetricDataCommand({ MetricDataQueries: [query('CPU-1')], ...window })))).name).toBe('ValidationError');
+    // The query-era code travels in x-amzn-query-error; the SDK maps it to the JSON model's error name.
+    expect(cwErr.name).toBe('ValidationException');
+    expect((cwErr as SdkError & { Code?: string }).Code).toBe('ValidationError');
+    expect(cwErr.$metadata?.httpStatusCode).toBe(400);
+    expect((await failure(c.cw.send(new GetMetricDataCommand({ MetricDataQueries: [query('CPU-1')], ...window })))).message).toMatch(/Id 'CPU-1'/);
     const ok = await c.cw.send(new GetMetricDataCommand({ MetricDataQueries: Array.from({ length: 500 }, (_, i) => query(`m${i}`)), ...window }));
     expect(ok.MetricDataResults).toHaveLength(500);
 
@@ -128,9 +131,12 @@ describe('contract layer', () => {
 
     const topic = (await c.sns.send(new CreateTopicCommand({ Name: `gw-${suffix}` }))).TopicArn!;
     const snsErr = await failure(c.sns.send(new PublishCommand({ TopicArn: topic, Subject: 's'.repeat(101), Message: 'm' })));
-    expect(snsErr.name).toBe('InvalidParameter');
+    // SNS's wire code InvalidParameter is the SDK's InvalidParameterException.
+    expect(snsErr.name).toBe('InvalidParameterException');
     expect(snsErr.$metadata?.httpStatusCode).toBe(400);
-    expect((await failure(c.sns.send(new PublishCommand({ TopicArn: topic, Subject: 'two\nlines', Message: 'm' })))).name).toBe('InvalidParameter');
+    expect((await failure(c.sns.send(new PublishCommand({ TopicArn: topic, Subject: 'two\nlines', Message: 'm' })))).name).toBe('InvalidParameterException');
+    const attrErr = await failure(c.sns.send(new PublishCommand({ TopicArn: topic, Message: 'm', MessageAttributes: { 'AWS.trace': { DataType: 'String', StringValue: 'x' } } })));
+    expect(attrErr.name).toBe('InvalidParameterValueException');
     expect((await c.sns.send(new PublishCommand({ TopicArn: topic, Subject: 's'.repeat(100), Message: 'm' }))).MessageId).toBeTruthy();
   });
 
