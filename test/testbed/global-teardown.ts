@@ -30,7 +30,7 @@ export default async function globalTeardown(): Promise<void> {
   }
   if (unexpected.length > 0) {
     throw new Error(
-      `the AWS contract layer recorded ${unexpected.length} call(s) real AWS would refuse (moto accepted nothing of them; ` +
+      `the AWS contract layer recorded ${unexpected.length} call(s) real AWS would refuse (moto never saw them; ` +
         `the product must not make them, or the test must expectContractViolation()):\n${formatViolations(unexpected)}`,
     );
   }
