@@ -54,14 +54,24 @@ describe('SsmAgentInspector', () => {
     expect(status.has(unregistered!)).toBe(false);
     expect(status.get(lost!)?.pingStatus).toBe('ConnectionLost');
     expect(status.get(inactive!)).toMatchObject({ pingStatus: 'Inactive', agentVersion: '3.0.0.0' });
-    expect(status.get(fleet[10]!)).toMatchObject({ pingStatus: 'Online', platformType: 'Linux', resourceType: 'EC2Instance', lastPingAt: expect.any(String) });
+    expect(status.get(fleet[10]!)).toMatchObject({
+      pingStatus: 'Online',
+      platformType: 'Linux',
+      resourceType: 'EC2Instance',
+      lastPingAt: expect.any(String),
+    });
     expect(status.get(hybrid)).toMatchObject({ pingStatus: 'Online', resourceType: 'ManagedInstance' });
     expect(isManagedNodeId(hybrid)).toBe(true);
   });
 
   it('names ssm:DescribeInstanceInformation when AWS denies it', async () => {
     const [id] = await seedInstances(tb.motoEndpoint, { region: REGION });
-    proxy.addRule({ kind: 'error', operation: 'DescribeInstanceInformation', code: 'AccessDeniedException', message: 'not authorized to perform: ssm:DescribeInstanceInformation' });
+    proxy.addRule({
+      kind: 'error',
+      operation: 'DescribeInstanceInformation',
+      code: 'AccessDeniedException',
+      message: 'not authorized to perform: ssm:DescribeInstanceInformation',
+    });
     const err = await new SsmAgentInspector(ssm).agentStatus([id!]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AwsAccessDeniedError);
     expect((err as AwsAccessDeniedError).iamAction).toBe('ssm:DescribeInstanceInformation');
@@ -77,7 +87,11 @@ describe('SsmCommandRunner.sendCommand', () => {
     const sent = await runner.sendCommand({
       documentName: 'AWS-RunShellScript',
       instanceIds: [id!],
-      parameters: { commands: ['/opt/app/rotate --token "$TOKEN"'], workingDirectory: ['/opt/app'], executionTimeout: ['{{ssm:/remediator/web/timeout}}'] },
+      parameters: {
+        commands: ['/opt/app/rotate --token "$TOKEN"'],
+        workingDirectory: ['/opt/app'],
+        executionTimeout: ['{{ssm:/remediator/web/timeout}}'],
+      },
       comment,
       timeoutSeconds: 600,
       maxConcurrency: '50',
@@ -99,7 +113,12 @@ describe('SsmCommandRunner.sendCommand', () => {
     const seed = new SSMClient(seedClientConfig(tb.motoEndpoint, REGION));
     try {
       const listed = (await seed.send(new ListCommandsCommand({ CommandId: sent.commandId }))).Commands?.[0];
-      expect(listed).toMatchObject({ Comment: comment, OutputS3BucketName: 'remediator-output', OutputS3KeyPrefix: 'web/restart-nginx', OutputS3Region: 'eu-west-1' });
+      expect(listed).toMatchObject({
+        Comment: comment,
+        OutputS3BucketName: 'remediator-output',
+        OutputS3KeyPrefix: 'web/restart-nginx',
+        OutputS3Region: 'eu-west-1',
+      });
       expect(listed?.Parameters?.['executionTimeout']).toEqual(['{{ssm:/remediator/web/timeout}}']);
     } finally {
       seed.destroy();

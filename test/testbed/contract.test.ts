@@ -44,7 +44,13 @@ describe('unflattenQuery', () => {
       InstanceId: ['a', 'b'],
       Filter: [{ Name: 'tag:x', Value: ['y'] }],
     });
-    expect(unflattenQuery({ 'MetricDataQueries.member.1.Id': 'a', 'MessageAttributes.entry.1.Name': 'n', 'MessageAttributes.entry.1.Value.DataType': 'String' })).toEqual({
+    expect(
+      unflattenQuery({
+        'MetricDataQueries.member.1.Id': 'a',
+        'MessageAttributes.entry.1.Name': 'n',
+        'MessageAttributes.entry.1.Value.DataType': 'String',
+      }),
+    ).toEqual({
       MetricDataQueries: [{ Id: 'a' }],
       MessageAttributes: { entry: [{ Name: 'n', Value: { DataType: 'String' } }] },
     });
@@ -56,10 +62,24 @@ describe('SSM SendCommand', () => {
     expect(await checkContract(ssm('SendCommand', validSend))).toBeUndefined();
     expect(await code(ssm('SendCommand', { ...validSend, InstanceIds: [...ids(2), ...ids(2, 'mi-')] }))).toBeUndefined();
     expect(await code(ssm('SendCommand', { ...validSend, InstanceIds: ['i-0123abcd'] }))).toBeUndefined();
-    const outputs = { OutputS3BucketName: 'my-logs', OutputS3KeyPrefix: 'remediator/ns', OutputS3Region: 'eu-west-1', CloudWatchOutputConfig: { CloudWatchLogGroupName: '/remediator/commands', CloudWatchOutputEnabled: true } };
+    const outputs = {
+      OutputS3BucketName: 'my-logs',
+      OutputS3KeyPrefix: 'remediator/ns',
+      OutputS3Region: 'eu-west-1',
+      CloudWatchOutputConfig: { CloudWatchLogGroupName: '/remediator/commands', CloudWatchOutputEnabled: true },
+    };
     expect(await code(ssm('SendCommand', { ...validSend, ...outputs }))).toBeUndefined();
     const { InstanceIds: _ids, ...noIds } = validSend;
-    expect(await code(ssm('SendCommand', { ...noIds, Targets: [{ Key: 'tag:remediator.dev/managed', Values: ['true'] }], MaxConcurrency: '10%', MaxErrors: '100%' }))).toBeUndefined();
+    expect(
+      await code(
+        ssm('SendCommand', {
+          ...noIds,
+          Targets: [{ Key: 'tag:remediator.dev/managed', Values: ['true'] }],
+          MaxConcurrency: '10%',
+          MaxErrors: '100%',
+        }),
+      ),
+    ).toBeUndefined();
   });
 
   it.each([
@@ -78,7 +98,11 @@ describe('SSM SendCommand', () => {
     ['a two-character document name', { DocumentName: 'ab' }, /documentName/],
     ['an S3 bucket name of 2 characters', { OutputS3BucketName: 'ab' }, /outputS3BucketName/],
     ['an S3 key prefix of 501 characters', { OutputS3KeyPrefix: 'p'.repeat(501) }, /outputS3KeyPrefix/],
-    ['a log group with a space', { CloudWatchOutputConfig: { CloudWatchLogGroupName: 'my group', CloudWatchOutputEnabled: true } }, /cloudWatchLogGroupName/],
+    [
+      'a log group with a space',
+      { CloudWatchOutputConfig: { CloudWatchLogGroupName: 'my group', CloudWatchOutputEnabled: true } },
+      /cloudWatchLogGroupName/,
+    ],
     ['both InstanceIds and Targets', { Targets: [{ Key: 'tag:a', Values: ['b'] }] }, /cannot both/],
     ['neither InstanceIds nor Targets', { InstanceIds: [] }, /must be specified/],
   ])('refuses %s with ValidationException', async (_what, change, message) => {
@@ -91,14 +115,18 @@ describe('SSM SendCommand', () => {
   it('refuses more than 5 targets, a target with more than 50 values, and a bad target key', async () => {
     const { InstanceIds: _ids, ...noIds } = validSend;
     const target = (Key: string, n = 1) => ({ Key, Values: Array.from({ length: n }, (_, i) => `v${i}`) });
-    expect(await code(ssm('SendCommand', { ...noIds, Targets: Array.from({ length: 6 }, (_, i) => target(`tag:k${i}`)) }))).toBe('ValidationException');
+    expect(await code(ssm('SendCommand', { ...noIds, Targets: Array.from({ length: 6 }, (_, i) => target(`tag:k${i}`)) }))).toBe(
+      'ValidationException',
+    );
     expect(await code(ssm('SendCommand', { ...noIds, Targets: [target('tag:k', 51)] }))).toBe('ValidationException');
     expect(await code(ssm('SendCommand', { ...noIds, Targets: [target('tag:k;rm')] }))).toBe('ValidationException');
     expect(await code(ssm('SendCommand', { ...noIds, Targets: [target('x'.repeat(164))] }))).toBe('ValidationException');
   });
 
   it('refuses parameters beyond the 64 KB document limit', async () => {
-    expect(await code(ssm('SendCommand', { ...validSend, Parameters: { commands: ['x'.repeat(64 * 1024)] } }))).toBe('MaxDocumentSizeExceeded');
+    expect(await code(ssm('SendCommand', { ...validSend, Parameters: { commands: ['x'.repeat(64 * 1024)] } }))).toBe(
+      'MaxDocumentSizeExceeded',
+    );
     expect(await code(ssm('SendCommand', { ...validSend, Parameters: { commands: ['x'.repeat(60 * 1024)] } }))).toBeUndefined();
   });
 });
@@ -119,20 +147,36 @@ describe('SSM reads', () => {
   });
 
   it('DescribeInstanceInformation: MaxResults 5-50, 1-100 values per filter, never both filter forms', async () => {
-    expect(await code(ssm('DescribeInstanceInformation', { Filters: [{ Key: 'InstanceIds', Values: ids(50) }], MaxResults: 50 }))).toBeUndefined();
+    expect(
+      await code(ssm('DescribeInstanceInformation', { Filters: [{ Key: 'InstanceIds', Values: ids(50) }], MaxResults: 50 })),
+    ).toBeUndefined();
     expect(await code(ssm('DescribeInstanceInformation', { MaxResults: 51 }))).toBe('ValidationException');
     expect(await code(ssm('DescribeInstanceInformation', { MaxResults: 4 }))).toBe('ValidationException');
-    expect(await code(ssm('DescribeInstanceInformation', { Filters: [{ Key: 'InstanceIds', Values: ids(101) }] }))).toBe('ValidationException');
-    expect(await code(ssm('DescribeInstanceInformation', { InstanceInformationFilterList: [{ key: 'InstanceIds', valueSet: [] }] }))).toBe('ValidationException');
+    expect(await code(ssm('DescribeInstanceInformation', { Filters: [{ Key: 'InstanceIds', Values: ids(101) }] }))).toBe(
+      'ValidationException',
+    );
+    expect(await code(ssm('DescribeInstanceInformation', { InstanceInformationFilterList: [{ key: 'InstanceIds', valueSet: [] }] }))).toBe(
+      'ValidationException',
+    );
     expect(
-      await code(ssm('DescribeInstanceInformation', { Filters: [{ Key: 'PingStatus', Values: ['Online'] }], InstanceInformationFilterList: [{ key: 'InstanceIds', valueSet: ids(1) }] })),
+      await code(
+        ssm('DescribeInstanceInformation', {
+          Filters: [{ Key: 'PingStatus', Values: ['Online'] }],
+          InstanceInformationFilterList: [{ key: 'InstanceIds', valueSet: ids(1) }],
+        }),
+      ),
     ).toBe('InvalidInstanceInformationFilterValue');
   });
 });
 
 describe('CloudWatch GetMetricData', () => {
-  const q = (id: string, period = 60) => ({ Id: id, ReturnData: true, MetricStat: { Metric: { Namespace: 'AWS/EC2', MetricName: 'CPUUtilization' }, Period: period, Stat: 'Average' } });
-  const call = (queries: object[], start = 1_700_000_000, end = 1_700_003_600) => cw({ MetricDataQueries: queries, StartTime: start, EndTime: end });
+  const q = (id: string, period = 60) => ({
+    Id: id,
+    ReturnData: true,
+    MetricStat: { Metric: { Namespace: 'AWS/EC2', MetricName: 'CPUUtilization' }, Period: period, Stat: 'Average' },
+  });
+  const call = (queries: object[], start = 1_700_000_000, end = 1_700_003_600) =>
+    cw({ MetricDataQueries: queries, StartTime: start, EndTime: end });
 
   it('passes 500 queries with valid, unique ids', async () => {
     expect(await code(call(Array.from({ length: 500 }, (_, i) => q(`m${i}`))))).toBeUndefined();
@@ -159,7 +203,10 @@ describe('CloudWatch GetMetricData', () => {
 
 describe('EC2 DescribeInstances', () => {
   const idFields = (n: number): Record<string, string> => Object.fromEntries(ids(n).map((id, i) => [`InstanceId.${i + 1}`, id]));
-  const filterFields = (n: number): Record<string, string> => ({ 'Filter.1.Name': 'instance-id', ...Object.fromEntries(ids(n).map((id, i) => [`Filter.1.Value.${i + 1}`, id])) });
+  const filterFields = (n: number): Record<string, string> => ({
+    'Filter.1.Name': 'instance-id',
+    ...Object.fromEntries(ids(n).map((id, i) => [`Filter.1.Value.${i + 1}`, id])),
+  });
 
   it('passes ids, filters of up to 200 values, and MaxResults without ids', async () => {
     expect(await code(ec2(idFields(1000)))).toBeUndefined();
@@ -184,8 +231,20 @@ describe('SNS Publish', () => {
   });
 
   it('passes a standard message with subject and attributes, and a FIFO message with group and dedup ids', async () => {
-    expect(await code(sns({ TopicArn: STANDARD, Subject: `[remediator] ${'s'.repeat(87)}`, Message: 'hello', ...attr(1, 'phase', 'String', 'Failed'), ...attr(2, 'count', 'Number', '3') }))).toBeUndefined();
-    expect(await code(sns({ TopicArn: FIFO, Message: 'hello', MessageGroupId: 'web/restart-nginx', MessageDeduplicationId: 'x'.repeat(128) }))).toBeUndefined();
+    expect(
+      await code(
+        sns({
+          TopicArn: STANDARD,
+          Subject: `[remediator] ${'s'.repeat(87)}`,
+          Message: 'hello',
+          ...attr(1, 'phase', 'String', 'Failed'),
+          ...attr(2, 'count', 'Number', '3'),
+        }),
+      ),
+    ).toBeUndefined();
+    expect(
+      await code(sns({ TopicArn: FIFO, Message: 'hello', MessageGroupId: 'web/restart-nginx', MessageDeduplicationId: 'x'.repeat(128) })),
+    ).toBeUndefined();
     expect(await code(sns({ TopicArn: STANDARD, Message: 'm'.repeat(262_144) }))).toBeUndefined();
   });
 
@@ -205,8 +264,12 @@ describe('SNS Publish', () => {
 
   it('holds FIFO topics to their rules', async () => {
     expect(await code(sns({ TopicArn: FIFO, Message: 'hello', MessageDeduplicationId: 'd' }))).toBe('InvalidParameter');
-    expect(await code(sns({ TopicArn: FIFO, Message: 'hello', MessageGroupId: 'g', MessageDeduplicationId: 'x'.repeat(129) }))).toBe('InvalidParameter');
-    expect(await code(sns({ TopicArn: FIFO, Message: 'hello', MessageGroupId: 'g h', MessageDeduplicationId: 'd' }))).toBe('InvalidParameter');
+    expect(await code(sns({ TopicArn: FIFO, Message: 'hello', MessageGroupId: 'g', MessageDeduplicationId: 'x'.repeat(129) }))).toBe(
+      'InvalidParameter',
+    );
+    expect(await code(sns({ TopicArn: FIFO, Message: 'hello', MessageGroupId: 'g h', MessageDeduplicationId: 'd' }))).toBe(
+      'InvalidParameter',
+    );
     // Without a deduplication id only a topic with content-based deduplication accepts it.
     const call = sns({ TopicArn: FIFO, Message: 'hello', MessageGroupId: 'g' });
     expect((await checkContract(call, { fifoContentBasedDeduplication: async () => false }))?.code).toBe('InvalidParameter');
@@ -229,6 +292,8 @@ describe('SNS Publish', () => {
 });
 
 it('leaves operations it has no rules for alone', async () => {
-  expect(await checkContract({ service: 'ec2', operation: 'RunInstances', protocol: 'ec2-query', input: { MinCount: '500' } })).toBeUndefined();
+  expect(
+    await checkContract({ service: 'ec2', operation: 'RunInstances', protocol: 'ec2-query', input: { MinCount: '500' } }),
+  ).toBeUndefined();
   expect(await checkContract({ service: 'sts', operation: 'AssumeRoleWithWebIdentity', protocol: 'query', input: {} })).toBeUndefined();
 });

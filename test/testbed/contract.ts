@@ -87,7 +87,8 @@ function inputOf(call: ContractCall): Json {
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v.filter((x) => x !== undefined) : []);
 const obj = (v: unknown): Json => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
-const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : undefined);
+const num = (v: unknown): number | undefined =>
+  typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : undefined;
 const excerpt = (v: unknown): string => {
   const s = typeof v === 'string' ? v : (JSON.stringify(v) ?? 'null');
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
@@ -130,23 +131,28 @@ function checkSendCommand(input: Json): Breach | undefined {
   if (targets.length > 5) return bad('targets', `[${targets.length} targets]`, 'Member must have length less than or equal to 5');
   for (const t of targets) {
     const key = str(obj(t)['Key']) ?? '';
-    const keyOk = /^[\p{L}\p{Z}\p{N}_.:/=\-@]*$/u.test(key) || key === 'resource-groups:ResourceTypeFilters' || key === 'resource-groups:Name';
-    if (key.length < 1 || key.length > 163 || !keyOk) return bad('targets.member.key', key, 'Member must have length between 1 and 163 and match ^[\\p{L}\\p{Z}\\p{N}_.:/=\\-@]*$');
+    const keyOk =
+      /^[\p{L}\p{Z}\p{N}_.:/=\-@]*$/u.test(key) || key === 'resource-groups:ResourceTypeFilters' || key === 'resource-groups:Name';
+    if (key.length < 1 || key.length > 163 || !keyOk)
+      return bad('targets.member.key', key, 'Member must have length between 1 and 163 and match ^[\\p{L}\\p{Z}\\p{N}_.:/=\\-@]*$');
     const values = arr(obj(t)['Values']);
-    if (values.length > 50) return bad('targets.member.values', `[${values.length} values]`, 'Member must have length less than or equal to 50');
+    if (values.length > 50)
+      return bad('targets.member.values', `[${values.length} values]`, 'Member must have length less than or equal to 50');
   }
   // API_SendCommand: a command goes to InstanceIds or to Targets — one of them, not both.
-  if ((instanceIds.length > 0) === (targets.length > 0)) {
+  if (instanceIds.length > 0 === targets.length > 0) {
     return {
       code: 'ValidationException',
       status: 400,
-      message: instanceIds.length > 0 ? 'InstanceIds and Targets cannot both be specified' : 'Either InstanceIds or Targets must be specified',
+      message:
+        instanceIds.length > 0 ? 'InstanceIds and Targets cannot both be specified' : 'Either InstanceIds or Targets must be specified',
       reference: `${SSM_API}/API_SendCommand.html`,
     };
   }
   // API_SendCommand: Comment — Maximum length of 100.
   const comment = input['Comment'];
-  if (typeof comment === 'string' && comment.length > 100) return bad('comment', comment, 'Member must have length less than or equal to 100');
+  if (typeof comment === 'string' && comment.length > 100)
+    return bad('comment', comment, 'Member must have length less than or equal to 100');
   // API_SendCommand: TimeoutSeconds — Valid Range: Minimum value of 30. Maximum value of 2592000.
   const timeout = input['TimeoutSeconds'];
   if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 30 || timeout > 2_592_000)) {
@@ -154,12 +160,18 @@ function checkSendCommand(input: Json): Breach | undefined {
   }
   // API_SendCommand: MaxConcurrency — length 1-7, Pattern ^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$.
   const maxConcurrency = input['MaxConcurrency'];
-  if (maxConcurrency !== undefined && !(typeof maxConcurrency === 'string' && maxConcurrency.length <= 7 && /^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$/.test(maxConcurrency))) {
+  if (
+    maxConcurrency !== undefined &&
+    !(typeof maxConcurrency === 'string' && maxConcurrency.length <= 7 && /^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$/.test(maxConcurrency))
+  ) {
     return bad('maxConcurrency', maxConcurrency, 'Member must satisfy regular expression pattern: ^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$');
   }
   // API_SendCommand: MaxErrors — length 1-7, Pattern ^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$.
   const maxErrors = input['MaxErrors'];
-  if (maxErrors !== undefined && !(typeof maxErrors === 'string' && maxErrors.length <= 7 && /^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$/.test(maxErrors))) {
+  if (
+    maxErrors !== undefined &&
+    !(typeof maxErrors === 'string' && maxErrors.length <= 7 && /^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$/.test(maxErrors))
+  ) {
     return bad('maxErrors', maxErrors, 'Member must satisfy regular expression pattern: ^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$');
   }
   // API_SendCommand: OutputS3BucketName 3-63, OutputS3KeyPrefix at most 500, OutputS3Region 3-20 characters.
@@ -168,7 +180,8 @@ function checkSendCommand(input: Json): Breach | undefined {
     return bad('outputS3BucketName', bucket, 'Member must have length between 3 and 63');
   }
   const prefix = input['OutputS3KeyPrefix'];
-  if (prefix !== undefined && !(typeof prefix === 'string' && prefix.length <= 500)) return bad('outputS3KeyPrefix', prefix, 'Member must have length less than or equal to 500');
+  if (prefix !== undefined && !(typeof prefix === 'string' && prefix.length <= 500))
+    return bad('outputS3KeyPrefix', prefix, 'Member must have length less than or equal to 500');
   const s3Region = input['OutputS3Region'];
   if (s3Region !== undefined && !(typeof s3Region === 'string' && s3Region.length >= 3 && s3Region.length <= 20)) {
     return bad('outputS3Region', s3Region, 'Member must have length between 3 and 20');
@@ -177,8 +190,15 @@ function checkSendCommand(input: Json): Breach | undefined {
   const cwConfig = input['CloudWatchOutputConfig'];
   if (cwConfig !== undefined) {
     const group = obj(cwConfig)['CloudWatchLogGroupName'];
-    if (group !== undefined && !(typeof group === 'string' && group.length >= 1 && group.length <= 512 && /^[.\-_/#A-Za-z0-9]+$/.test(group))) {
-      return bad('cloudWatchOutputConfig.cloudWatchLogGroupName', group, 'Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+');
+    if (
+      group !== undefined &&
+      !(typeof group === 'string' && group.length >= 1 && group.length <= 512 && /^[.\-_/#A-Za-z0-9]+$/.test(group))
+    ) {
+      return bad(
+        'cloudWatchOutputConfig.cloudWatchLogGroupName',
+        group,
+        'Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+',
+      );
     }
   }
   // Parameters become part of the document SSM runs, and a document is at most 64 KB
@@ -192,7 +212,12 @@ function checkSendCommand(input: Json): Breach | undefined {
     for (const v of arr(values)) paramBytes += Buffer.byteLength(String(v));
   }
   if (paramBytes > 64 * 1024) {
-    return { code: 'MaxDocumentSizeExceeded', status: 400, message: `The size limit of a document is 64 KB (parameters: ${paramBytes} bytes)`, reference: `${SSM_API}/API_SendCommand.html` };
+    return {
+      code: 'MaxDocumentSizeExceeded',
+      status: 400,
+      message: `The size limit of a document is 64 KB (parameters: ${paramBytes} bytes)`,
+      reference: `${SSM_API}/API_SendCommand.html`,
+    };
   }
   return undefined;
 }
@@ -201,15 +226,23 @@ function checkListCommands(input: Json): Breach | undefined {
   const op = 'ListCommands';
   // API_ListCommands: MaxResults 1-50; CommandId fixed length 36; InstanceId a node id; Filters 1-5 items.
   const max = input['MaxResults'];
-  if (max !== undefined && !(typeof max === 'number' && max >= 1 && max <= 50)) return ssmInvalid('maxResults', max, 'Member must have value between 1 and 50', op);
+  if (max !== undefined && !(typeof max === 'number' && max >= 1 && max <= 50))
+    return ssmInvalid('maxResults', max, 'Member must have value between 1 and 50', op);
   const commandId = input['CommandId'];
-  if (commandId !== undefined && !(typeof commandId === 'string' && commandId.length === 36)) return ssmInvalid('commandId', commandId, 'Member must have length 36', op);
+  if (commandId !== undefined && !(typeof commandId === 'string' && commandId.length === 36))
+    return ssmInvalid('commandId', commandId, 'Member must have length 36', op);
   const instanceId = input['InstanceId'];
   if (instanceId !== undefined && !(typeof instanceId === 'string' && SSM_NODE_ID.test(instanceId))) {
-    return ssmInvalid('instanceId', instanceId, 'Member must satisfy regular expression pattern: (^i-(\\w{8}|\\w{17})$)|(^mi-\\w{17}$)', op);
+    return ssmInvalid(
+      'instanceId',
+      instanceId,
+      'Member must satisfy regular expression pattern: (^i-(\\w{8}|\\w{17})$)|(^mi-\\w{17}$)',
+      op,
+    );
   }
   const filters = input['Filters'];
-  if (filters !== undefined && (arr(filters).length < 1 || arr(filters).length > 5)) return ssmInvalid('filters', filters, 'Member must have length between 1 and 5', op);
+  if (filters !== undefined && (arr(filters).length < 1 || arr(filters).length > 5))
+    return ssmInvalid('filters', filters, 'Member must have length between 1 and 5', op);
   return undefined;
 }
 
@@ -217,10 +250,16 @@ function checkGetCommandInvocation(input: Json): Breach | undefined {
   const op = 'GetCommandInvocation';
   // API_GetCommandInvocation: CommandId (required) fixed length 36; InstanceId (required) a node id.
   const commandId = input['CommandId'];
-  if (!(typeof commandId === 'string' && commandId.length === 36)) return ssmInvalid('commandId', commandId, 'Member must have length 36', op);
+  if (!(typeof commandId === 'string' && commandId.length === 36))
+    return ssmInvalid('commandId', commandId, 'Member must have length 36', op);
   const instanceId = input['InstanceId'];
   if (!(typeof instanceId === 'string' && SSM_NODE_ID.test(instanceId))) {
-    return ssmInvalid('instanceId', instanceId, 'Member must satisfy regular expression pattern: (^i-(\\w{8}|\\w{17})$)|(^mi-\\w{17}$)', op);
+    return ssmInvalid(
+      'instanceId',
+      instanceId,
+      'Member must satisfy regular expression pattern: (^i-(\\w{8}|\\w{17})$)|(^mi-\\w{17}$)',
+      op,
+    );
   }
   return undefined;
 }
@@ -231,19 +270,32 @@ function checkDescribeInstanceInformation(input: Json): Breach | undefined {
   // and Filters may not be combined; each filter has 1-100 values
   // (API_InstanceInformationFilter valueSet, API_InstanceInformationStringFilter Values).
   const max = input['MaxResults'];
-  if (max !== undefined && !(typeof max === 'number' && max >= 5 && max <= 50)) return ssmInvalid('maxResults', max, 'Member must have value between 5 and 50', op);
+  if (max !== undefined && !(typeof max === 'number' && max >= 5 && max <= 50))
+    return ssmInvalid('maxResults', max, 'Member must have value between 5 and 50', op);
   const legacy = arr(input['InstanceInformationFilterList']);
   const filters = arr(input['Filters']);
   if (legacy.length > 0 && filters.length > 0) {
-    return { code: 'InvalidInstanceInformationFilterValue', status: 400, message: 'InstanceInformationFilterList and Filters cannot be combined', reference: `${SSM_API}/API_${op}.html` };
+    return {
+      code: 'InvalidInstanceInformationFilterValue',
+      status: 400,
+      message: 'InstanceInformationFilterList and Filters cannot be combined',
+      reference: `${SSM_API}/API_${op}.html`,
+    };
   }
   for (const f of legacy) {
     const values = arr(obj(f)['valueSet']);
-    if (values.length < 1 || values.length > 100) return ssmInvalid('instanceInformationFilterList.member.valueSet', `[${values.length} values]`, 'Member must have length between 1 and 100', op);
+    if (values.length < 1 || values.length > 100)
+      return ssmInvalid(
+        'instanceInformationFilterList.member.valueSet',
+        `[${values.length} values]`,
+        'Member must have length between 1 and 100',
+        op,
+      );
   }
   for (const f of filters) {
     const values = arr(obj(f)['Values']);
-    if (values.length < 1 || values.length > 100) return ssmInvalid('filters.member.values', `[${values.length} values]`, 'Member must have length between 1 and 100', op);
+    if (values.length < 1 || values.length > 100)
+      return ssmInvalid('filters.member.values', `[${values.length} values]`, 'Member must have length between 1 and 100', op);
   }
   return undefined;
 }
@@ -256,30 +308,57 @@ function checkGetMetricData(input: Json): Breach | undefined {
   const queries = arr(input['MetricDataQueries']);
   // API_GetMetricData: "A single GetMetricData call can include as many as 500 MetricDataQuery structures."
   if (queries.length > 500) {
-    return { code: 'ValidationError', status: 400, message: `The collection MetricDataQueries must not have a size greater than 500 (got ${queries.length}).`, reference: ref };
+    return {
+      code: 'ValidationError',
+      status: 400,
+      message: `The collection MetricDataQueries must not have a size greater than 500 (got ${queries.length}).`,
+      reference: ref,
+    };
   }
-  if (queries.length === 0) return { code: 'ValidationError', status: 400, message: 'The collection MetricDataQueries must not be empty.', reference: ref };
+  if (queries.length === 0)
+    return { code: 'ValidationError', status: 400, message: 'The collection MetricDataQueries must not be empty.', reference: ref };
   const seen = new Set<string>();
   for (const q of queries) {
     const id = str(obj(q)['Id']);
     // API_MetricDataQuery: Id 1-255 characters; "The first character must be a lowercase letter"; letters, numbers, underscore.
     if (id === undefined || id.length > 255 || !/^[a-z][a-zA-Z0-9_]*$/.test(id)) {
-      return { code: 'ValidationError', status: 400, message: `Invalid metric data query Id '${excerpt(id)}': must match ^[a-z][a-zA-Z0-9_]*$`, reference: `${CW_API}/API_MetricDataQuery.html` };
+      return {
+        code: 'ValidationError',
+        status: 400,
+        message: `Invalid metric data query Id '${excerpt(id)}': must match ^[a-z][a-zA-Z0-9_]*$`,
+        reference: `${CW_API}/API_MetricDataQuery.html`,
+      };
     }
     // API_MetricDataQuery: "This Id must be unique within a MetricDataQueries array."
-    if (seen.has(id)) return { code: 'ValidationError', status: 400, message: `Duplicate metric data query Id '${id}'`, reference: `${CW_API}/API_MetricDataQuery.html` };
+    if (seen.has(id))
+      return {
+        code: 'ValidationError',
+        status: 400,
+        message: `Duplicate metric data query Id '${id}'`,
+        reference: `${CW_API}/API_MetricDataQuery.html`,
+      };
     seen.add(id);
     // API_MetricDataQuery: exactly one of MetricStat and Expression.
     const stat = obj(q)['MetricStat'];
     const expression = obj(q)['Expression'];
     if ((stat === undefined) === (expression === undefined)) {
-      return { code: 'ValidationError', status: 400, message: `Query '${id}': specify exactly one of MetricStat and Expression`, reference: `${CW_API}/API_MetricDataQuery.html` };
+      return {
+        code: 'ValidationError',
+        status: 400,
+        message: `Query '${id}': specify exactly one of MetricStat and Expression`,
+        reference: `${CW_API}/API_MetricDataQuery.html`,
+      };
     }
     // API_MetricStat: Period — 1, 5, 10, 20, 30 (high resolution) or any multiple of 60.
     if (stat !== undefined) {
       const period = num(obj(stat)['Period']);
       if (period === undefined || !([1, 5, 10, 20, 30].includes(period) || (period > 0 && period % 60 === 0))) {
-        return { code: 'InvalidParameterValue', status: 400, message: `Query '${id}': Period ${excerpt(period)} must be 1, 5, 10, 20, 30 or a multiple of 60`, reference: `${CW_API}/API_MetricStat.html` };
+        return {
+          code: 'InvalidParameterValue',
+          status: 400,
+          message: `Query '${id}': Period ${excerpt(period)} must be 1, 5, 10, 20, 30 or a multiple of 60`,
+          reference: `${CW_API}/API_MetricStat.html`,
+        };
       }
     }
   }
@@ -287,7 +366,12 @@ function checkGetMetricData(input: Json): Breach | undefined {
   const start = num(input['StartTime']);
   const end = num(input['EndTime']);
   if (start !== undefined && end !== undefined && !Number.isNaN(start) && !Number.isNaN(end) && start >= end) {
-    return { code: 'ValidationError', status: 400, message: 'The parameter StartTime must be less than the parameter EndTime.', reference: ref };
+    return {
+      code: 'ValidationError',
+      status: 400,
+      message: 'The parameter StartTime must be less than the parameter EndTime.',
+      reference: ref,
+    };
   }
   return undefined;
 }
@@ -301,22 +385,44 @@ function checkDescribeInstances(input: Json): Breach | undefined {
   const max = input['MaxResults'];
   // API_DescribeInstances: MaxResults — "You cannot specify this parameter and the instance IDs parameter in the same request."
   if (max !== undefined && ids.length > 0) {
-    return { code: 'InvalidParameterCombination', status: 400, message: 'The parameter instancesSet cannot be used with the parameter maxResults', reference: ref };
+    return {
+      code: 'InvalidParameterCombination',
+      status: 400,
+      message: 'The parameter instancesSet cannot be used with the parameter maxResults',
+      reference: ref,
+    };
   }
   // API_DescribeInstances: MaxResults — "You can specify a value between 5 and 1000."
   const m = num(max);
   if (max !== undefined && !(m !== undefined && Number.isInteger(m) && m >= 5 && m <= 1000)) {
-    return { code: 'InvalidParameterValue', status: 400, message: `Value ( ${excerpt(max)} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`, reference: ref };
+    return {
+      code: 'InvalidParameterValue',
+      status: 400,
+      message: `Value ( ${excerpt(max)} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
+      reference: ref,
+    };
   }
   // The EC2 pagination guide (ec2/latest/devguide/ec2-api-pagination.html): "you should not
   // specify more than 1,000 IDs in a single call".
-  if (ids.length > 1000) return { code: 'InvalidParameterValue', status: 400, message: `Too many instance ids (${ids.length}); at most 1000 per call`, reference: ref };
+  if (ids.length > 1000)
+    return {
+      code: 'InvalidParameterValue',
+      status: 400,
+      message: `Too many instance ids (${ids.length}); at most 1000 per call`,
+      reference: ref,
+    };
   // FilterLimitExceeded ("The request uses too many filters or too many filter values",
   // EC2 API reference: Error codes) is documented; the numbers are not on the API page.
   // AWS answers it above 200 values in one filter (observed, and what other operators
   // chunk to), and above 50 filters.
   const filters = arr(input['Filter']);
-  if (filters.length > 50) return { code: 'FilterLimitExceeded', status: 400, message: `The request uses too many filters (${filters.length}); at most 50`, reference: `${EC2_API}/errors-overview.html` };
+  if (filters.length > 50)
+    return {
+      code: 'FilterLimitExceeded',
+      status: 400,
+      message: `The request uses too many filters (${filters.length}); at most 50`,
+      reference: `${EC2_API}/errors-overview.html`,
+    };
   for (const f of filters) {
     const values = arr(obj(f)['Value']);
     if (values.length > 200) {
@@ -340,7 +446,12 @@ const SNS_MESSAGE_MAX_BYTES = 262_144;
 
 async function checkPublish(input: Json, lookups: ContractLookups): Promise<Breach | undefined> {
   const ref = `${SNS_API}/API_Publish.html`;
-  const invalid = (what: string): Breach => ({ code: 'InvalidParameter', status: 400, message: `Invalid parameter: ${what}`, reference: ref });
+  const invalid = (what: string): Breach => ({
+    code: 'InvalidParameter',
+    status: 400,
+    message: `Invalid parameter: ${what}`,
+    reference: ref,
+  });
   const message = str(input['Message']);
   if (message === undefined || message === '') return invalid('Message must not be empty');
   // API_Publish: Subject — "Must be ASCII text that begins with a letter, number, or
@@ -368,20 +479,29 @@ async function checkPublish(input: Json, lookups: ContractLookups): Promise<Brea
   // custom suffix); name, type and value must not be empty. (The 10-attribute limit
   // applies only to raw delivery to SQS subscriptions, not to Publish.)
   let size = Buffer.byteLength(message);
-  const entries = arr(obj(input['MessageAttributes'])['entry']).length > 0
-    ? arr(obj(input['MessageAttributes'])['entry']).map((e) => [str(obj(e)['Name']) ?? '', obj(obj(e)['Value'])] as const)
-    : Object.entries(obj(input['MessageAttributes'])).map(([k, v]) => [k, obj(v)] as const);
+  const entries =
+    arr(obj(input['MessageAttributes'])['entry']).length > 0
+      ? arr(obj(input['MessageAttributes'])['entry']).map((e) => [str(obj(e)['Name']) ?? '', obj(obj(e)['Value'])] as const)
+      : Object.entries(obj(input['MessageAttributes'])).map(([k, v]) => [k, obj(v)] as const);
   for (const [name, value] of entries) {
     const attrRef = `${SNS_API}/API_MessageAttributeValue.html`;
-    const bad = (why: string): Breach => ({ code: 'ParameterValueInvalid', status: 400, message: `The message attribute '${excerpt(name)}' ${why}`, reference: attrRef });
-    if (!/^[A-Za-z0-9_.-]{1,256}$/.test(name) || name.startsWith('.') || name.endsWith('.') || name.includes('..')) return bad('has an invalid name');
+    const bad = (why: string): Breach => ({
+      code: 'ParameterValueInvalid',
+      status: 400,
+      message: `The message attribute '${excerpt(name)}' ${why}`,
+      reference: attrRef,
+    });
+    if (!/^[A-Za-z0-9_.-]{1,256}$/.test(name) || name.startsWith('.') || name.endsWith('.') || name.includes('..'))
+      return bad('has an invalid name');
     if (/^(aws|amazon)\./i.test(name)) return bad('uses a reserved prefix (AWS. / Amazon.)');
     const dataType = str(value['DataType']) ?? '';
-    if (!/^(String|String\.Array|Number|Binary)(\..+)?$/.test(dataType) || Buffer.byteLength(dataType) > 256) return bad(`has an invalid data type '${excerpt(dataType)}'`);
+    if (!/^(String|String\.Array|Number|Binary)(\..+)?$/.test(dataType) || Buffer.byteLength(dataType) > 256)
+      return bad(`has an invalid data type '${excerpt(dataType)}'`);
     const stringValue = str(value['StringValue']);
     const binaryValue = str(value['BinaryValue']);
     if (dataType.startsWith('Binary') ? !binaryValue : !stringValue) return bad('must have a value');
-    if (dataType.startsWith('Number') && !/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(stringValue!)) return bad(`has an invalid Number value '${excerpt(stringValue)}'`);
+    if (dataType.startsWith('Number') && !/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(stringValue!))
+      return bad(`has an invalid Number value '${excerpt(stringValue)}'`);
     if (dataType.startsWith('String.Array')) {
       let ok = false;
       try {
@@ -405,11 +525,16 @@ async function checkPublish(input: Json, lookups: ContractLookups): Promise<Brea
   // API_Publish: MessageGroupId — required for FIFO topics. (Standard topics accept it
   // too, for SQS fair queues, so only its format is checked there.)
   if (fifo && groupId === undefined) return invalid('The MessageGroupId parameter is required for FIFO topics');
-  if (groupId !== undefined && !(typeof groupId === 'string' && SNS_TOKEN.test(groupId))) return invalid('MessageGroupId (1-128 alphanumeric or punctuation characters)');
+  if (groupId !== undefined && !(typeof groupId === 'string' && SNS_TOKEN.test(groupId)))
+    return invalid('MessageGroupId (1-128 alphanumeric or punctuation characters)');
   // API_Publish: MessageDeduplicationId — FIFO topics only; up to 128 characters.
   if (dedupId !== undefined) {
-    if (!fifo) return invalid('MessageDeduplicationId Reason: The request includes MessageDeduplicationId parameter that is not valid for this topic type');
-    if (!(typeof dedupId === 'string' && SNS_TOKEN.test(dedupId))) return invalid('MessageDeduplicationId (1-128 alphanumeric or punctuation characters)');
+    if (!fifo)
+      return invalid(
+        'MessageDeduplicationId Reason: The request includes MessageDeduplicationId parameter that is not valid for this topic type',
+      );
+    if (!(typeof dedupId === 'string' && SNS_TOKEN.test(dedupId)))
+      return invalid('MessageDeduplicationId (1-128 alphanumeric or punctuation characters)');
   }
   // API_Publish: without ContentBasedDeduplication on the topic, a FIFO message needs an explicit MessageDeduplicationId.
   if (fifo && dedupId === undefined && lookups.fifoContentBasedDeduplication && !(await lookups.fifoContentBasedDeduplication(topicArn))) {

@@ -11,7 +11,13 @@ import { randomBytes } from 'node:crypto';
 import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { CreateTopicCommand, PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import { DescribeInstanceInformationCommand, ListCommandsCommand, SendCommandCommand, SSMClient, type InstanceInformation } from '@aws-sdk/client-ssm';
+import {
+  DescribeInstanceInformationCommand,
+  ListCommandsCommand,
+  SendCommandCommand,
+  SSMClient,
+  type InstanceInformation,
+} from '@aws-sdk/client-ssm';
 import { seedClientConfig, seedInstances } from './aws.js';
 import { testbedFromEnv } from './env.js';
 import {
@@ -53,7 +59,13 @@ let c: ReturnType<typeof clients>;
 
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `i-${i.toString(16).padStart(17, '0')}`);
 const send = (comment: string, change: Partial<ConstructorParameters<typeof SendCommandCommand>[0]> = {}) =>
-  new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: ids(2), Parameters: { commands: ['uptime'] }, Comment: comment, ...change });
+  new SendCommandCommand({
+    DocumentName: 'AWS-RunShellScript',
+    InstanceIds: ids(2),
+    Parameters: { commands: ['uptime'] },
+    Comment: comment,
+    ...change,
+  });
 
 async function commandsInMoto(comment: string): Promise<number> {
   const ssm = new SSMClient(seedClientConfig(tb.motoDirectEndpoint, REGION));
@@ -91,17 +103,29 @@ describe('contract layer', () => {
     expect(err.message).toMatch(/instanceIds.*less than or equal to 50/);
     expect(await commandsInMoto(comment)).toBe(0);
     expect(gw.unexpected()).toEqual([
-      expect.objectContaining({ service: 'ssm', operation: 'SendCommand', region: REGION, code: 'ValidationException', reference: expect.stringContaining('API_SendCommand') }),
+      expect.objectContaining({
+        service: 'ssm',
+        operation: 'SendCommand',
+        region: REGION,
+        code: 'ValidationException',
+        reference: expect.stringContaining('API_SendCommand'),
+      }),
     ]);
     expect(gw.proxy.calls('SendCommand').at(-1)?.outcome).toBe('refused');
     // What an afterAll would say, and what global teardown fails the run with.
-    await expect(assertNoContractViolations(gw.endpoint, { region: REGION })).rejects.toThrow(/SendCommand in ap-south-2: ValidationException/);
+    await expect(assertNoContractViolations(gw.endpoint, { region: REGION })).rejects.toThrow(
+      /SendCommand in ap-south-2: ValidationException/,
+    );
     await expect(assertNoContractViolations(gw.endpoint, { region: 'eu-north-1' })).resolves.toBeUndefined();
   });
 
   it('a violation a test expects is covered, and does not count against the run', async () => {
     const before = gw.unexpected().length;
-    const expected = await expectContractViolation(gw.endpoint, { operation: 'SendCommand', code: 'ValidationException', messageIncludes: 'comment' });
+    const expected = await expectContractViolation(gw.endpoint, {
+      operation: 'SendCommand',
+      code: 'ValidationException',
+      messageIncludes: 'comment',
+    });
     const err = await failure(c.ssm.send(send('c'.repeat(101))));
     expect(err.name).toBe('ValidationException');
     const covered = await expected.settle();
@@ -113,15 +137,24 @@ describe('contract layer', () => {
   });
 
   it('answers in each protocol: CloudWatch (JSON, query-compatible), EC2 (ec2Query), SNS (awsQuery)', async () => {
-    const query = (id: string) => ({ Id: id, MetricStat: { Metric: { Namespace: 'AWS/EC2', MetricName: 'CPUUtilization' }, Period: 60, Stat: 'Average' } });
+    const query = (id: string) => ({
+      Id: id,
+      MetricStat: { Metric: { Namespace: 'AWS/EC2', MetricName: 'CPUUtilization' }, Period: 60, Stat: 'Average' },
+    });
     const window = { StartTime: new Date(Date.now() - 3_600_000), EndTime: new Date() };
-    const cwErr = await failure(c.cw.send(new GetMetricDataCommand({ MetricDataQueries: Array.from({ length: 501 }, (_, i) => query(`m${i}`)), ...window })));
+    const cwErr = await failure(
+      c.cw.send(new GetMetricDataCommand({ MetricDataQueries: Array.from({ length: 501 }, (_, i) => query(`m${i}`)), ...window })),
+    );
     // The query-era code travels in x-amzn-query-error; the SDK maps it to the JSON model's error name.
     expect(cwErr.name).toBe('ValidationException');
     expect((cwErr as SdkError & { Code?: string }).Code).toBe('ValidationError');
     expect(cwErr.$metadata?.httpStatusCode).toBe(400);
-    expect((await failure(c.cw.send(new GetMetricDataCommand({ MetricDataQueries: [query('CPU-1')], ...window })))).message).toMatch(/Id 'CPU-1'/);
-    const ok = await c.cw.send(new GetMetricDataCommand({ MetricDataQueries: Array.from({ length: 500 }, (_, i) => query(`m${i}`)), ...window }));
+    expect((await failure(c.cw.send(new GetMetricDataCommand({ MetricDataQueries: [query('CPU-1')], ...window })))).message).toMatch(
+      /Id 'CPU-1'/,
+    );
+    const ok = await c.cw.send(
+      new GetMetricDataCommand({ MetricDataQueries: Array.from({ length: 500 }, (_, i) => query(`m${i}`)), ...window }),
+    );
     expect(ok.MetricDataResults).toHaveLength(500);
 
     const ec2Err = await failure(c.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids(2), MaxResults: 5 })));
@@ -134,18 +167,34 @@ describe('contract layer', () => {
     // SNS's wire code InvalidParameter is the SDK's InvalidParameterException.
     expect(snsErr.name).toBe('InvalidParameterException');
     expect(snsErr.$metadata?.httpStatusCode).toBe(400);
-    expect((await failure(c.sns.send(new PublishCommand({ TopicArn: topic, Subject: 'two\nlines', Message: 'm' })))).name).toBe('InvalidParameterException');
-    const attrErr = await failure(c.sns.send(new PublishCommand({ TopicArn: topic, Message: 'm', MessageAttributes: { 'AWS.trace': { DataType: 'String', StringValue: 'x' } } })));
+    expect((await failure(c.sns.send(new PublishCommand({ TopicArn: topic, Subject: 'two\nlines', Message: 'm' })))).name).toBe(
+      'InvalidParameterException',
+    );
+    const attrErr = await failure(
+      c.sns.send(
+        new PublishCommand({ TopicArn: topic, Message: 'm', MessageAttributes: { 'AWS.trace': { DataType: 'String', StringValue: 'x' } } }),
+      ),
+    );
     expect(attrErr.name).toBe('InvalidParameterValueException');
     expect((await c.sns.send(new PublishCommand({ TopicArn: topic, Subject: 's'.repeat(100), Message: 'm' }))).MessageId).toBeTruthy();
   });
 
   it('holds FIFO topics to their rules, asking moto whether the topic deduplicates by content', async () => {
     const plain = (await c.sns.send(new CreateTopicCommand({ Name: `gw-${suffix}.fifo`, Attributes: { FifoTopic: 'true' } }))).TopicArn!;
-    const byContent = (await c.sns.send(new CreateTopicCommand({ Name: `gw-cbd-${suffix}.fifo`, Attributes: { FifoTopic: 'true', ContentBasedDeduplication: 'true' } }))).TopicArn!;
-    expect((await failure(c.sns.send(new PublishCommand({ TopicArn: plain, Message: 'm', MessageDeduplicationId: 'd' })))).message).toMatch(/MessageGroupId/);
-    expect((await failure(c.sns.send(new PublishCommand({ TopicArn: plain, Message: 'm', MessageGroupId: 'g' })))).message).toMatch(/ContentBasedDeduplication/);
-    expect((await c.sns.send(new PublishCommand({ TopicArn: plain, Message: 'm', MessageGroupId: 'g', MessageDeduplicationId: 'd' }))).MessageId).toBeTruthy();
+    const byContent = (
+      await c.sns.send(
+        new CreateTopicCommand({ Name: `gw-cbd-${suffix}.fifo`, Attributes: { FifoTopic: 'true', ContentBasedDeduplication: 'true' } }),
+      )
+    ).TopicArn!;
+    expect((await failure(c.sns.send(new PublishCommand({ TopicArn: plain, Message: 'm', MessageDeduplicationId: 'd' })))).message).toMatch(
+      /MessageGroupId/,
+    );
+    expect((await failure(c.sns.send(new PublishCommand({ TopicArn: plain, Message: 'm', MessageGroupId: 'g' })))).message).toMatch(
+      /ContentBasedDeduplication/,
+    );
+    expect(
+      (await c.sns.send(new PublishCommand({ TopicArn: plain, Message: 'm', MessageGroupId: 'g', MessageDeduplicationId: 'd' }))).MessageId,
+    ).toBeTruthy();
     expect((await c.sns.send(new PublishCommand({ TopicArn: byContent, Message: 'm', MessageGroupId: 'g' }))).MessageId).toBeTruthy();
   });
 
@@ -164,7 +213,10 @@ describe('contract layer', () => {
 });
 
 describe('DescribeInstanceInformation (emulated: moto lacks it)', () => {
-  const describe_ = async (ssm: SSMClient, input: ConstructorParameters<typeof DescribeInstanceInformationCommand>[0]): Promise<InstanceInformation[]> => {
+  const describe_ = async (
+    ssm: SSMClient,
+    input: ConstructorParameters<typeof DescribeInstanceInformationCommand>[0],
+  ): Promise<InstanceInformation[]> => {
     const out: InstanceInformation[] = [];
     let token: string | undefined;
     do {
@@ -185,12 +237,22 @@ describe('DescribeInstanceInformation (emulated: moto lacks it)', () => {
     const list = await describe_(c.ssm, { Filters: [{ Key: 'InstanceIds', Values: [online!, lost!, none!, hybrid] }] });
     const byId = new Map(list.map((i) => [i.InstanceId, i]));
     expect([...byId.keys()].sort()).toEqual([online!, lost!, hybrid].sort());
-    expect(byId.get(online!)).toMatchObject({ PingStatus: 'Online', PlatformType: 'Linux', ResourceType: 'EC2Instance', AgentVersion: expect.any(String) });
+    expect(byId.get(online!)).toMatchObject({
+      PingStatus: 'Online',
+      PlatformType: 'Linux',
+      ResourceType: 'EC2Instance',
+      AgentVersion: expect.any(String),
+    });
     expect(byId.get(lost!)?.PingStatus).toBe('ConnectionLost');
     expect(byId.get(lost!)!.LastPingDateTime!.getTime()).toBeLessThan(byId.get(online!)!.LastPingDateTime!.getTime());
     expect(byId.get(hybrid)).toMatchObject({ PingStatus: 'Online', ResourceType: 'ManagedInstance' });
 
-    const lostOnly = await describe_(c.ssm, { Filters: [{ Key: 'InstanceIds', Values: [online!, lost!] }, { Key: 'PingStatus', Values: ['ConnectionLost'] }] });
+    const lostOnly = await describe_(c.ssm, {
+      Filters: [
+        { Key: 'InstanceIds', Values: [online!, lost!] },
+        { Key: 'PingStatus', Values: ['ConnectionLost'] },
+      ],
+    });
     expect(lostOnly.map((i) => i.InstanceId)).toEqual([lost!]);
     // Legacy filter form too.
     const legacy = await describe_(c.ssm, { InstanceInformationFilterList: [{ key: 'InstanceIds', valueSet: [online!] }] });
@@ -203,7 +265,9 @@ describe('DescribeInstanceInformation (emulated: moto lacks it)', () => {
     let token: string | undefined;
     const seen: string[] = [];
     do {
-      const page = await c.ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: seeded }], MaxResults: 5, NextToken: token }));
+      const page = await c.ssm.send(
+        new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: seeded }], MaxResults: 5, NextToken: token }),
+      );
       pages.push(page.InstanceInformationList?.length ?? 0);
       seen.push(...(page.InstanceInformationList ?? []).map((i) => i.InstanceId!));
       token = page.NextToken;

@@ -103,7 +103,11 @@ function jsonAnswer(status: number, body: unknown, contentType = 'application/js
 }
 
 function ssmError(code: string, message: string): UpstreamAnswer {
-  return { status: 400, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': code }, body: Buffer.from(JSON.stringify({ __type: code, message })) };
+  return {
+    status: 400,
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': code },
+    body: Buffer.from(JSON.stringify({ __type: code, message })),
+  };
 }
 
 export async function startGateway(opts: { upstream: string }): Promise<Gateway> {
@@ -124,7 +128,11 @@ export async function startGateway(opts: { upstream: string }): Promise<Gateway>
     return make({
       endpoint: opts.upstream,
       region: s.region,
-      credentials: { accessKeyId: s.accessKeyId, secretAccessKey: 'testbed-gateway', ...(s.sessionToken ? { sessionToken: s.sessionToken } : {}) },
+      credentials: {
+        accessKeyId: s.accessKeyId,
+        secretAccessKey: 'testbed-gateway',
+        ...(s.sessionToken ? { sessionToken: s.sessionToken } : {}),
+      },
       maxAttempts: 1,
     });
   };
@@ -155,7 +163,8 @@ export async function startGateway(opts: { upstream: string }): Promise<Gateway>
     });
     if (expectedBy === undefined) {
       // Said at once too, so the log shows it next to the test that caused it.
-      process.stderr.write(`\ncontract layer: ${req.service}:${req.operation} (${region}) broke an AWS limit: ${breach.code}: ${breach.message} [${breach.reference}]\n`);
+      const what = `${req.service}:${req.operation} (${region})`;
+      process.stderr.write(`\ncontract layer: ${what} broke an AWS limit: ${breach.code}: ${breach.message} [${breach.reference}]\n`);
     }
   };
 
@@ -191,7 +200,9 @@ export async function startGateway(opts: { upstream: string }): Promise<Gateway>
       let token: string | undefined;
       do {
         // The API "does not return information for nodes that are either Stopped or Terminated".
-        const page = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running'] }], NextToken: token }));
+        const page = await ec2.send(
+          new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running'] }], NextToken: token }),
+        );
         for (const r of page.Reservations ?? []) out.push(...(r.Instances ?? []));
         token = page.NextToken;
       } while (token);
@@ -328,7 +339,10 @@ export async function startGateway(opts: { upstream: string }): Promise<Gateway>
       const i = expectations.findIndex((e) => e.id === Number(exp[1]));
       if (i < 0) return jsonAnswer(404, { error: 'no such expectation' });
       const [e] = expectations.splice(i, 1);
-      return jsonAnswer(200, violations.filter((v) => v.expectedBy === e!.id));
+      return jsonAnswer(
+        200,
+        violations.filter((v) => v.expectedBy === e!.id),
+      );
     }
     const agent = /^ssm\/agents\/([^/]+)$/.exec(path);
     if (req.method === 'PUT' && agent) {
@@ -380,7 +394,9 @@ async function adminCall<T>(endpoint: string, method: string, path: string, body
   });
   const text = await res.text();
   if (!res.ok) {
-    throw new Error(`test bed gateway ${method} ${path}: HTTP ${res.status} ${text} (is ${endpoint} the gateway, i.e. testbedFromEnv().motoEndpoint?)`);
+    throw new Error(
+      `test bed gateway ${method} ${path}: HTTP ${res.status} ${text} (is ${endpoint} the gateway, i.e. testbedFromEnv().motoEndpoint?)`,
+    );
   }
   return JSON.parse(text) as T;
 }
@@ -397,7 +413,10 @@ export function contractViolations(endpoint: string): Promise<ContractViolation[
  */
 export async function assertNoContractViolations(endpoint: string, opts: { region?: string; since?: Date } = {}): Promise<void> {
   const bad = (await contractViolations(endpoint)).filter(
-    (v) => v.expectedBy === undefined && (opts.region === undefined || v.region === opts.region) && (opts.since === undefined || new Date(v.at) >= opts.since),
+    (v) =>
+      v.expectedBy === undefined &&
+      (opts.region === undefined || v.region === opts.region) &&
+      (opts.since === undefined || new Date(v.at) >= opts.since),
   );
   if (bad.length > 0) throw new Error(`AWS contract violations (calls real AWS would refuse):\n${formatViolations(bad)}`);
 }
@@ -424,5 +443,7 @@ export async function registerManagedNode(endpoint: string, region: string, opts
 }
 
 export function formatViolations(list: readonly ContractViolation[]): string {
-  return list.map((v) => `  #${v.seq} ${v.at} ${v.service}:${v.operation} in ${v.region ?? '?'}: ${v.code}: ${v.message}\n      see ${v.reference}`).join('\n');
+  return list
+    .map((v) => `  #${v.seq} ${v.at} ${v.service}:${v.operation} in ${v.region ?? '?'}: ${v.code}: ${v.message}\n      see ${v.reference}`)
+    .join('\n');
 }
