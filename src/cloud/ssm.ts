@@ -1,18 +1,22 @@
 /**
- * SSM Run Command: send, find again, and read invocations. `findCommand` is what makes
- * execution exactly-once: every command carries the request UID in its `Comment`, so
- * after a crash or a lost response the controller looks the command up instead of
- * sending a second one.
+ * SSM Run Command: send, find again, and read invocations; and whether a node's agent
+ * can be reached at all. `findCommand` is what makes execution exactly-once: every
+ * command carries the request UID in its `Comment`, so after a crash or a lost response
+ * the controller looks the command up instead of sending a second one.
  */
 import {
   SSMClient,
   SendCommandCommand,
   ListCommandsCommand,
   GetCommandInvocationCommand,
+  DescribeInstanceInformationCommand,
   type Command,
 } from '@aws-sdk/client-ssm';
 import { awsErrorName, callOutcome, classifyAwsError } from './errors.js';
-import type { CommandRunner, InvocationResult, SendCommandInput, SentCommand } from './types.js';
+import type { AgentInspector, AgentStatus, CommandRunner, InvocationResult, SendCommandInput, SentCommand } from './types.js';
+
+/** SendCommand takes at most 50 InstanceIds; DescribeInstanceInformation pages at most 50 nodes. */
+export const MAX_INSTANCES_PER_COMMAND = 50;
 
 /** SSM keeps at most 24,000 characters of output; the status keeps only the tail. */
 export const OUTPUT_TAIL_CHARS = 2048;
@@ -60,6 +64,19 @@ export class SsmCommandRunner implements CommandRunner {
           TimeoutSeconds: input.timeoutSeconds,
           MaxConcurrency: input.maxConcurrency,
           MaxErrors: input.maxErrors,
+          // Written by the instance's role, not the controller's: the controller needs no
+          // logs:* or s3:* permission for these (docs/aws-limits.md).
+          ...(input.cloudWatchOutput && {
+            CloudWatchOutputConfig: {
+              CloudWatchOutputEnabled: true,
+              ...(input.cloudWatchOutput.logGroupName !== undefined && { CloudWatchLogGroupName: input.cloudWatchOutput.logGroupName }),
+            },
+          }),
+          ...(input.s3Output && {
+            OutputS3BucketName: input.s3Output.bucketName,
+            ...(input.s3Output.keyPrefix !== undefined && { OutputS3KeyPrefix: input.s3Output.keyPrefix }),
+            ...(input.s3Output.region !== undefined && { OutputS3Region: input.s3Output.region }),
+          }),
         }),
       ),
     );
@@ -98,5 +115,56 @@ export class SsmCommandRunner implements CommandRunner {
       if (awsErrorName(error) === 'InvocationDoesNotExist') return { instanceId, status: 'Pending' };
       throw error;
     }
+  }
+}
+
+/**
+ * Agent reachability through `DescribeInstanceInformation`, for enrichment and the
+ * "agent online" guard: an instance whose agent is not Online would only show up later
+ * as an Undeliverable or DeliveryTimedOut invocation.
+ */
+export class SsmAgentInspector implements AgentInspector {
+  constructor(
+    private readonly client: SSMClient,
+    private readonly onCall: (operation: string, outcome: string) => void = () => {},
+  ) {}
+
+  async agentStatus(instanceIds: readonly string[]): Promise<Map<string, AgentStatus>> {
+    const out = new Map<string, AgentStatus>();
+    const unique = [...new Set(instanceIds)];
+    // The InstanceIds filter takes up to 100 values and a page holds at most 50 nodes;
+    // asking for 50 at a time makes one page per chunk in the usual case.
+    for (let i = 0; i < unique.length; i += MAX_INSTANCES_PER_COMMAND) {
+      const chunk = unique.slice(i, i + MAX_INSTANCES_PER_COMMAND);
+      let token: string | undefined;
+      do {
+        let page;
+        try {
+          page = await this.client.send(
+            new DescribeInstanceInformationCommand({
+              Filters: [{ Key: 'InstanceIds', Values: chunk }],
+              MaxResults: MAX_INSTANCES_PER_COMMAND,
+              NextToken: token,
+            }),
+          );
+          this.onCall('DescribeInstanceInformation', 'success');
+        } catch (error) {
+          this.onCall('DescribeInstanceInformation', callOutcome(error));
+          throw classifyAwsError(error, 'ssm:DescribeInstanceInformation');
+        }
+        for (const info of page.InstanceInformationList ?? []) {
+          if (!info.InstanceId) continue;
+          out.set(info.InstanceId, {
+            pingStatus: info.PingStatus ?? 'Inactive',
+            ...(info.PlatformType !== undefined && { platformType: info.PlatformType }),
+            ...(info.AgentVersion !== undefined && { agentVersion: info.AgentVersion }),
+            ...(info.LastPingDateTime !== undefined && { lastPingAt: info.LastPingDateTime.toISOString() }),
+            ...(info.ResourceType !== undefined && { resourceType: info.ResourceType }),
+          });
+        }
+        token = page.NextToken;
+      } while (token);
+    }
+    return out;
   }
 }

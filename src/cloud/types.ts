@@ -62,6 +62,7 @@ export interface Publisher {
 
 export interface SendCommandInput {
   documentName: string;
+  /** At most 50 per command (SendCommand's limit): a larger fleet goes out as several commands. */
   instanceIds: string[];
   parameters: Record<string, string[]>;
   /** Carries the request UID; how a lost response is found again. At most 100 characters. */
@@ -69,6 +70,63 @@ export interface SendCommandInput {
   timeoutSeconds: number;
   maxConcurrency: string;
   maxErrors: string;
+  /** Full output to CloudWatch Logs, written by the instance's own role (see docs/aws-limits.md). */
+  cloudWatchOutput?: CloudWatchOutput;
+  /** Full output to S3, written by the instance's own role (see docs/aws-limits.md). */
+  s3Output?: S3Output;
+}
+
+export interface CloudWatchOutput {
+  /** Default (SSM's): `/aws/ssm/<document name>`. 1-512 characters of `[.\-_/#A-Za-z0-9]`. */
+  logGroupName?: string;
+}
+
+export interface S3Output {
+  /** 3-63 characters. */
+  bucketName: string;
+  /** At most 500 characters; SSM appends `<command id>/<instance id>/...`. */
+  keyPrefix?: string;
+  /** The bucket's region when it differs from the command's; 3-20 characters. */
+  region?: string;
+}
+
+/**
+ * SSM managed node ids as SendCommand accepts them: EC2 instances (`i-` and 8 or 17 hex
+ * digits) and hybrid managed nodes registered through an SSM activation (`mi-` and 17
+ * hex digits). EC2 (DescribeInstances, CloudWatch's InstanceId dimension) knows only
+ * the former.
+ */
+export const MANAGED_NODE_ID_PATTERN = '^(i-[0-9a-f]{8}([0-9a-f]{9})?|mi-[0-9a-f]{17})$';
+const MANAGED_NODE_ID = new RegExp(MANAGED_NODE_ID_PATTERN);
+
+export function isManagedNodeId(id: string): boolean {
+  return MANAGED_NODE_ID.test(id);
+}
+
+export function isHybridNodeId(id: string): boolean {
+  return id.startsWith('mi-') && MANAGED_NODE_ID.test(id);
+}
+
+/** What SSM knows of a node's agent (DescribeInstanceInformation). */
+export interface AgentStatus {
+  /** Online, ConnectionLost or Inactive; only Online agents receive commands. */
+  pingStatus: string;
+  /** Linux, Windows or MacOS. */
+  platformType?: string;
+  agentVersion?: string;
+  /** When the agent last reported, ISO 8601. */
+  lastPingAt?: string;
+  /** EC2Instance or ManagedInstance (a hybrid `mi-` node). */
+  resourceType?: string;
+}
+
+export interface AgentInspector {
+  /**
+   * SSM's view of each node's agent. A node SSM does not know — no agent ever
+   * registered, the instance stopped, another account's — is absent from the map: to
+   * Run Command it is as unreachable as a ConnectionLost one.
+   */
+  agentStatus(instanceIds: readonly string[]): Promise<Map<string, AgentStatus>>;
 }
 
 export interface SentCommand {

@@ -26,7 +26,7 @@ const PROVIDER_ACTIONS: Record<string, string[]> = { fromTemporaryCredentials: [
  * resource types). They must be limited by region instead; every other action must
  * name its resources.
  */
-const NO_RESOURCE_LEVEL = new Set(['ec2:DescribeInstances', 'cloudwatch:GetMetricData', 'ssm:ListCommands', 'ssm:GetCommandInvocation']);
+const NO_RESOURCE_LEVEL = new Set(['ec2:DescribeInstances', 'cloudwatch:GetMetricData', 'ssm:ListCommands', 'ssm:GetCommandInvocation', 'ssm:DescribeInstanceInformation']);
 
 interface Statement {
   Sid?: string;

@@ -143,7 +143,7 @@ describe('helm lint and helm template', () => {
       METRICS_BIND_ADDRESS: ':8080',
       LEADER_ELECT: 'true',
       LEADER_ELECTION_ID: 'remediator-leader',
-      ALLOWED_DOCUMENTS: 'AWS-RunShellScript,AWS-RestartEC2Instance',
+      ALLOWED_DOCUMENTS: 'AWS-RunShellScript,AWS-RunPowerShellScript',
       INTAKE_BIND_ADDRESS: ':8090',
       INTAKE_TOKEN_SECRET: 'remediator-system/remediator-intake-token',
       SNS_TOPIC_ALLOWLIST: 'arn:aws:sns:eu-west-1:123456789012:cloudwatch-alarms',

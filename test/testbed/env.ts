@@ -31,7 +31,10 @@ export interface TestbedManifest {
   dir: string;
   logDir: string;
   cluster: ClusterInfo;
+  /** Where tests and the code under test reach AWS: moto behind the contract gateway (gateway.ts). */
   motoEndpoint: string;
+  /** moto itself, bypassing the contract layer: for the gateway's own tests only. */
+  motoDirectEndpoint: string;
   region: string;
   binaries: TestbedBinaries;
   crds: string[];
@@ -61,7 +64,10 @@ export interface Testbed {
   readonly manifest: TestbedManifest;
   readonly dir: string;
   readonly cluster: Cluster;
+  /** moto behind the contract gateway: every AWS call of a test goes here (see gateway.ts). */
   readonly motoEndpoint: string;
+  /** moto itself, bypassing the contract layer. */
+  readonly motoDirectEndpoint: string;
   readonly region: string;
   readonly binaries: TestbedBinaries;
   /** Admin KubeConfig (system:masters). */
@@ -105,6 +111,7 @@ export function testbedFromEnv(): Testbed {
     dir,
     cluster,
     motoEndpoint: manifest.motoEndpoint,
+    motoDirectEndpoint: manifest.motoDirectEndpoint,
     region: manifest.region,
     binaries: manifest.binaries,
     admin: () => cluster.adminConfig(),

@@ -16,6 +16,11 @@
 // Every request is recorded (operation, service, status, rule applied) so a test can
 // assert e.g. "SendCommand was sent exactly once".
 //
+// Two optional hooks make the same proxy the test bed's gateway to moto (gateway.ts):
+// `check` runs before any rule and may refuse a request with an AWS error (the contract
+// layer, contract.ts), and `emulate` answers, in moto's place, what moto cannot (an
+// operation it lacks); rules then apply to the emulated answer as to moto's.
+//
 // Operations are identified per wire protocol, as the SDK in node_modules speaks it:
 //  - awsJson1_1 (SSM): `X-Amz-Target: AmazonSSM.SendCommand`
 //  - awsJson1_0 (CloudWatch, query-compatible): `X-Amz-Target:
@@ -59,7 +64,9 @@ export type CallOutcome =
   /** moto could not be reached or failed mid-response; the client got a 502. */
   | 'upstreamFailed'
   /** A rule's own code (`match` or `transform`) threw; the client's connection was destroyed. See `error`. */
-  | 'proxyError';
+  | 'proxyError'
+  /** Refused by the `check` hook (the contract layer) with an AWS error; moto never saw it. */
+  | 'refused';
 
 /** The request as rule predicates see it. */
 export interface RequestView {
@@ -172,9 +179,27 @@ export interface HoldHandle extends RuleHandle {
   readonly released: Promise<ReleaseResult>;
 }
 
+/** An AWS error the `check` hook answers a request with. */
+export interface Refusal {
+  code: string;
+  message: string;
+  status: number;
+}
+
+/** A complete HTTP answer, as moto would give it. */
+export interface UpstreamAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
 export interface FaultProxyOptions {
   /** moto's endpoint, e.g. http://127.0.0.1:40123. */
   upstream: string;
+  /** Runs first, for every request: a refusal is sent as that AWS error (in the request's protocol) and nothing else happens. */
+  check?: (req: RequestView) => Promise<Refusal | undefined>;
+  /** Answers a request in moto's place (undefined: forward to moto). Rules apply to the answer as to moto's. */
+  emulate?: (req: RequestView) => Promise<UpstreamAnswer | undefined>;
 }
 
 export interface FaultProxy {
@@ -464,11 +489,7 @@ interface CallState {
   error: string | undefined;
 }
 
-interface Upstream {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
+type Upstream = UpstreamAnswer;
 
 interface RuleState {
   id: number;
@@ -625,6 +646,22 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       error: undefined,
     };
     calls.push(call);
+    if (opts.check) {
+      let refusal: Refusal | undefined;
+      try {
+        refusal = await opts.check(call);
+      } catch (err) {
+        req.socket.destroy();
+        finish(call, 'proxyError', undefined, `check: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+      if (refusal) {
+        const e = errorResponse(id, { ...refusal, type: refusal.status >= 500 ? 'Receiver' : 'Sender' });
+        if (!clientGone) send(res, e.status, e.headers, e.body);
+        finish(call, 'refused', clientGone ? undefined : e.status, refusal.message);
+        return;
+      }
+    }
     const rs = pickRule(call);
     if (rs) call.rule = { id: rs.id, kind: rs.rule.kind };
     const rule = rs?.rule;
@@ -639,7 +676,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
     let up: Upstream;
     try {
-      up = await forward(req, raw);
+      up = (await opts.emulate?.(call)) ?? (await forward(req, raw));
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       if (!clientGone) send(res, 502, { 'content-type': 'text/plain' }, Buffer.from(`fault proxy: upstream ${opts.upstream}: ${msg}\n`));
