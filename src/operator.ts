@@ -45,6 +45,7 @@ export class Operator {
   private readonly runbookController: Controller;
   private readonly elector: LeaderElector | undefined;
   private server: Server | undefined;
+  private readonly events: KubeEventRecorder;
   private controllersStarted = false;
 
   constructor(private readonly deps: OperatorDeps) {
@@ -53,6 +54,7 @@ export class Operator {
     const policies = new CustomResourceClient<AlertPolicy>(kubeConfig, ALERT_POLICY);
     const requests = new CustomResourceClient<RemediationRequest>(kubeConfig, REMEDIATION_REQUEST);
     const events = new KubeEventRecorder(kubeConfig, 'remediator', clock, (err) => logger.warn({ err }, 'could not record an Event'));
+    this.events = events;
     const lifecycle = (informer: string) => (e: InformerLifecycle) => {
       metrics.informerEvents.inc({ informer, event: e.type });
       if (e.type === 'error') logger.warn({ informer, err: e.error, retryInMs: Math.round(e.retryInMs) }, 'watch failed; re-listing after backoff');
@@ -222,6 +224,23 @@ export class Operator {
       }
     });
 
+    // Scrape-time gauges read the caches: no bookkeeping that could drift from them.
+    metrics.observe({
+      requests: () =>
+        this.requestInformer.list().map((r) => {
+          const phase = r.status?.phase ?? 'Pending';
+          const since = r.status?.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime ?? r.metadata?.creationTimestamp;
+          return { namespace: r.metadata?.namespace ?? '', phase, phaseSince: Date.parse(since ?? '') || clock.now() };
+        }),
+      policies: () =>
+        this.policyInformer.list().map((p) => ({
+          namespace: p.metadata?.namespace ?? '',
+          name: p.metadata?.name ?? '',
+          circuitOpen: p.status?.circuitBreaker?.open === true,
+        })),
+      now: () => clock.now(),
+    });
+
     if (config.leaderElect) {
       this.elector = new LeaderElector({
         kubeConfig,
@@ -303,6 +322,7 @@ export class Operator {
   async stop(): Promise<void> {
     await Promise.all([this.requestController.stop(), this.policyController.stop(), this.runbookController.stop()]);
     for (const i of this.informers) i.stop();
+    await this.events.flush();
     await this.elector?.release();
     this.deps.metrics.isLeader.set(0);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

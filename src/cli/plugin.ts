@@ -25,10 +25,9 @@ import {
   type Phase,
   type RemediationRequest,
 } from '../api/v1alpha1/index.js';
-import { parseCommand, UsageError, USAGE, type Command, type Connection } from './args.js';
+import { parseCommand, PLUGIN_VERSION, UsageError, USAGE, type Command, type Connection } from './args.js';
 import { describeRequest, listTable, planText, type EventLine } from './format.js';
 
-export const PLUGIN_VERSION = '0.1.0';
 
 export interface Io {
   out: (text: string) => void;

@@ -80,7 +80,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: [remediationrequests]
   verbs: [create, patch]
 {{- end }}
-# An Event for every transition, on the object, in its own namespace.
+# An Event for every transition, on the object, in its own namespace: events.k8s.io/v1
+# (a repeat patches the first one's series), core/v1 as the fallback.
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
