@@ -28,7 +28,6 @@ import {
 import { parseCommand, PLUGIN_VERSION, UsageError, USAGE, type Command, type Connection } from './args.js';
 import { describeRequest, listTable, planText, type EventLine } from './format.js';
 
-
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;

@@ -7,6 +7,12 @@ import type { AlertPolicy, Phase, RemediationRequest, RemediationRequestStatus }
 import type { Publisher } from '../../cloud/types.js';
 import type { Transition, Transitions } from './transition.js';
 
+/** Whether the policy announces `phase` and the cached request has not recorded it yet. */
+export function announces(policy: AlertPolicy, rr: RemediationRequest, phase: Phase): boolean {
+  const on = policy.spec.notify?.on as readonly string[] | undefined;
+  return !!on?.includes(phase) && !!rr.status?.phase && !(rr.status.notifications ?? []).some((n) => n.phase === phase);
+}
+
 /** The transition recording the notification for `phase`, or undefined when there is nothing to announce. */
 export async function notification(rr: RemediationRequest, phase: Phase, policy: AlertPolicy, publisher: Publisher, t: Transitions): Promise<Transition | undefined> {
   const notify = policy.spec.notify;

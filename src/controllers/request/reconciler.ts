@@ -27,7 +27,7 @@ import type { Reconciler, Request, Result } from '../../runtime/controller.js';
 import { ApprovalGate } from './approval.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
 import { IntentRecorder } from './intent.js';
-import { notification } from './notify.js';
+import { announces, notification } from './notify.js';
 import { Planner } from './planning.js';
 import { SnsExecution } from './sns.js';
 import { SsmExecution } from './ssm.js';
@@ -60,11 +60,16 @@ export class RemediationRequestReconciler implements Reconciler {
 
     // Announce the phase the request is in before moving on (level-triggered: a
     // notification that failed is retried, one that was recorded is never sent again).
-    if (policy) {
-      const announced = await notification(rr, phase, policy, this.deps.cloudFor({ region: this.deps.defaultRegion }).publisher, this.t);
-      if (announced) {
-        await this.write(rr, announced, log);
-        return;
+    if (policy && announces(policy, rr, phase)) {
+      // The cache may lag our own last write: read the request itself before publishing, so
+      // a notification recorded a moment ago is never published a second time.
+      const fresh = await this.deps.requests.get(req.namespace, req.name);
+      if (fresh && (fresh.status?.phase ?? 'Pending') === phase) {
+        const announced = await notification(fresh, phase, policy, this.deps.cloudFor({ region: this.deps.defaultRegion }).publisher, this.t);
+        if (announced) {
+          await this.write(fresh, announced, log);
+          return;
+        }
       }
     }
     if (END_PHASES.has(phase)) return;
