@@ -39,13 +39,18 @@ describe('the approval admission policy', () => {
   const create = (user: string, doc: object) => tb.kubectl(['create', '-f', '-'], { user, input: JSON.stringify(doc) });
   const patch = (user: string, name: string, body: object, type = 'merge') =>
     tb.kubectl(['patch', 'remediationrequest', name, '-n', NS, '--type', type, '-p', JSON.stringify(body)], { user });
-  const approval = (decision: 'Approved' | 'Rejected', approver: string, reason?: string) => ({ spec: { approval: { decision, approver, ...(reason ? { reason } : {}) } } });
+  /** The digest of the plan every assessed request carries here (as the controller would have rendered it). */
+  const DIGEST = `sha256:${'ab'.repeat(32)}`;
+  const approval = (decision: 'Approved' | 'Rejected', approver: string, reason?: string, planDigest = DIGEST) => ({
+    spec: { approval: { decision, approver, ...(reason ? { reason } : {}), ...(decision === 'Approved' ? { planDigest } : {}) } },
+  });
 
   /** A request created honestly by `requester`, with the risk the controller would have assessed. */
   async function assessed(requester: string, risk: 'Low' | 'Medium' | 'High' | 'Critical'): Promise<string> {
     const name = `rr-${++n}`;
     must(await create(requester, requestDoc(name, { requestedBy: requester })), `create ${name}`);
-    await writeStatus(saKubeconfig, NS, name, { phase: 'AwaitingApproval', risk });
+    const plan = { digest: DIGEST, runbook: { name: 'restart-service', generation: 1 }, policyGeneration: 1, risk, targets: ['i-0123456789abcdef0'], region: 'eu-west-1' };
+    await writeStatus(saKubeconfig, NS, name, { phase: 'AwaitingApproval', risk, plan });
     return name;
   }
 
@@ -86,7 +91,7 @@ describe('the approval admission policy', () => {
   });
 
   test('a request cannot be created already approved', async () => {
-    const doc = requestDoc('pre-approved', { requestedBy: 'alice', approval: { decision: 'Approved', approver: 'alice' } });
+    const doc = requestDoc('pre-approved', { requestedBy: 'alice', approval: { decision: 'Approved', approver: 'alice', planDigest: DIGEST } });
     refusedByPolicy(await create('alice', doc), 'spec.approval cannot be set when a request is created');
   });
 
@@ -101,14 +106,14 @@ describe('the approval admission policy', () => {
     const name = await assessed('alice', 'Medium');
     refusedByPolicy(await patch('carol', name, approval('Approved', 'bob')), 'spec.approval.approver must be your own user name "carol", not "bob"');
     must(await patch('carol', name, approval('Approved', 'carol', 'in my own name')), 'carol approves as carol');
-    expect(await approvalOf(name)).toEqual({ decision: 'Approved', approver: 'carol', reason: 'in my own name' });
+    expect(await approvalOf(name)).toEqual({ decision: 'Approved', approver: 'carol', reason: 'in my own name', planDigest: DIGEST });
   });
 
   test.each(['High', 'Critical'] as const)('for %s risk the requester cannot approve their own request; someone else can', async (risk) => {
     const name = await assessed('alice', risk);
     refusedByPolicy(await patch('alice', name, approval('Approved', 'alice')), `${risk} risk needs four eyes: "alice" requested this remediation`);
     must(await patch('bob', name, approval('Approved', 'bob')), 'bob approves');
-    expect(await approvalOf(name)).toEqual({ decision: 'Approved', approver: 'bob' });
+    expect(await approvalOf(name)).toEqual({ decision: 'Approved', approver: 'bob', planDigest: DIGEST });
   });
 
   test('for Medium risk the requester may approve their own request, and any requester who is an approver may reject their own', async () => {
@@ -130,7 +135,7 @@ describe('the approval admission policy', () => {
     const removed = await patch('bob', name, [{ op: 'remove', path: '/spec/approval' }], 'json');
     expect(removed.code).not.toBe(0);
     expect(removed.stderr).toContain('cannot be changed or removed once given');
-    expect(await approvalOf(name)).toEqual({ decision: 'Approved', approver: 'bob' });
+    expect(await approvalOf(name)).toEqual({ decision: 'Approved', approver: 'bob', planDigest: DIGEST });
   });
 
   test('an approval waits for the risk assessment and changes nothing else in the request', async () => {
@@ -138,8 +143,33 @@ describe('the approval admission policy', () => {
     must(await create('alice', requestDoc(name, { requestedBy: 'alice' })), 'create');
     refusedByPolicy(await patch('bob', name, approval('Approved', 'bob')), "the controller has not assessed this request's risk yet");
     const assessedName = await assessed('alice', 'High');
-    const sneaky = { spec: { targets: ['i-0fedcba9876543210'], approval: { decision: 'Approved', approver: 'bob' } } };
+    const sneaky = { spec: { targets: ['i-0fedcba9876543210'], approval: { decision: 'Approved', approver: 'bob', planDigest: DIGEST } } };
     refusedByPolicy(await patch('bob', assessedName, sneaky), 'an approval must not change anything else in spec');
+  });
+
+  test('an approval names the stored plan: another digest is refused, whatever status the request carries', async () => {
+    const name = await assessed('alice', 'Medium');
+    const other = `sha256:${'cd'.repeat(32)}`;
+    refusedByPolicy(await patch('bob', name, approval('Approved', 'bob', undefined, other)), `planDigest must be the digest of the plan in status (${DIGEST})`);
+    // A forged status in the same write is reset to the stored one before admission.
+    const forged = { ...approval('Approved', 'bob', undefined, other), status: { plan: { digest: other } } };
+    refusedByPolicy(await patch('bob', name, forged), 'planDigest must be the digest of the plan in status');
+    must(await patch('bob', name, approval('Approved', 'bob')), 'bob approves the stored plan');
+  });
+
+  test('only the approver verb may set or change the circuit-breaker reset annotation', async () => {
+    const policy = {
+      apiVersion: 'remediator.dev/v1alpha1',
+      kind: 'AlertPolicy',
+      metadata: { name: 'breaker', namespace: NS },
+      spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'restart-service' } },
+    };
+    must(await create('mallory', policy), 'create policy');
+    const reset = (user: string, at: string) => tb.kubectl(['annotate', '--overwrite', 'alertpolicy', 'breaker', '-n', NS, `remediator.dev/circuit-reset-at=${at}`], { user });
+    refusedByPolicy(await reset('mallory', '9999-12-31T00:00:00Z'), 'may not reset the circuit breaker of AlertPolicy breaker');
+    must(await reset('alice', new Date().toISOString()), 'alice (editor and approver) resets');
+    const withReset = { ...policy, metadata: { ...policy.metadata, name: 'born-reset', annotations: { 'remediator.dev/circuit-reset-at': '9999-12-31T00:00:00Z' } } };
+    refusedByPolicy(await create('mallory', withReset), 'may not reset the circuit breaker');
   });
 
   test('spec.requestedBy cannot be added to a request that was created without one', async () => {

@@ -22,6 +22,8 @@ import { sha256Hex } from '../../src/intake/alert.js';
 import { Resources, testbedFromEnv } from './harness.js';
 import { cloudWatchAlarm, listRequests, metricValue, send, signSns, snsSigningIdentity, TestCertificateSource, type UnsignedSns } from './intake-harness.js';
 
+/** The digest of a plan as the controller would have rendered it. */
+const PLAN_DIGEST = `sha256:${'0f'.repeat(32)}`;
 /** The cluster-scoped Runbook this file's policies use. */
 const RB = 'e2e-intake-sns';
 const NS = 'intake-sns';
@@ -272,10 +274,18 @@ describe('CloudWatch alarms via SNS', () => {
         namespace: NS_B,
         plural: 'remediationrequests',
         name: approvedName,
-        body: { ...current, status: { phase: 'AwaitingApproval', risk: 'Low', message: 'waiting for a person' } },
+        body: {
+          ...current,
+          status: {
+            phase: 'AwaitingApproval',
+            risk: 'Low',
+            message: 'waiting for a person',
+            plan: { digest: PLAN_DIGEST, runbook: { name: RB, generation: 1 }, policyGeneration: 1, risk: 'Low', targets: [], region: 'us-east-1' },
+          },
+        },
       });
       await res.api.patchNamespacedCustomObject(
-        { group: GROUP, version: VERSION, namespace: NS_B, plural: 'remediationrequests', name: approvedName, body: [{ op: 'add', path: '/spec/approval', value: { decision: 'Approved', approver, reason: 'looked at it' } }] },
+        { group: GROUP, version: VERSION, namespace: NS_B, plural: 'remediationrequests', name: approvedName, body: [{ op: 'add', path: '/spec/approval', value: { decision: 'Approved', approver, reason: 'looked at it', planDigest: PLAN_DIGEST } }] },
         setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
       );
 
