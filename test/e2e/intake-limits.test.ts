@@ -178,8 +178,11 @@ describe('intake limits: no tenant and no stranger can stall it (issue 14)', () 
     try {
       // Let them all be read (and, on the old code, take every SNS slot).
       await new Promise((r) => setTimeout(r, 300));
+      // As many signed deliveries at once as the SNS route has slots (16): every one must
+      // get a slot, which none would while tricklers held them. (More than 16 at once may
+      // rightly get 503 on a slow machine: that is the budget, not the attack.)
       const deliveries = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => {
+        Array.from({ length: 16 }, (_, i) => {
           const alarm = cloudWatchAlarm({
             name: `cpu-high-${i}`,
             state: 'ALARM',
@@ -206,9 +209,9 @@ describe('intake limits: no tenant and no stranger can stall it (issue 14)', () 
           });
         }),
       );
-      expect(deliveries.map((d) => d.status)).toEqual(Array.from({ length: 20 }, () => 200));
+      expect(deliveries.map((d) => d.status)).toEqual(Array.from({ length: 16 }, () => 200));
       expect(deliveries.every((d) => (d.json?.created as string[]).length === 1)).toBe(true);
-      expect((await listRequests(admin, NS_B)).filter((r) => r.spec.alert.source === 'cloudwatch')).toHaveLength(20);
+      expect((await listRequests(admin, NS_B)).filter((r) => r.spec.alert.source === 'cloudwatch')).toHaveLength(16);
 
       // The SNS body timeout (5 s): each trickler is answered 408 and the server closes its socket.
       const answers = await Promise.all(
