@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { SNS_TOPIC_ARN } from './intake/sns.js';
 import { parseBindAddress } from './observability/server.js';
 
-/** Intake settings (SPEC §2); see docs/intake.md. */
+/** Intake settings ; see docs/intake.md. */
 export interface IntakeConfig {
   /** `host:port`, or `0` to run no intake. */
   bindAddress: string;

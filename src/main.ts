@@ -1,7 +1,7 @@
 /**
  * The controller process: reads configuration, builds the operator and the alert intake,
  * and stops them in order on SIGTERM/SIGINT (30 s grace, as controller-runtime): the
- * intake first, so no new alert arrives while work is handed back (SPEC §3), then the
+ * intake first, so no new alert arrives while work is handed back (docs/operations.md), then the
  * operator. It exits non-zero on a lost Lease so Kubernetes restarts the pod as a
  * follower. The intake runs on every replica: it needs the policy cache, not the Lease.
  */

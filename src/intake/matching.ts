@@ -1,5 +1,5 @@
 /**
- * Which AlertPolicies an alert triggers (SPEC §1 `match`), with Alertmanager's matcher
+ * Which AlertPolicies an alert triggers (`spec.match`, docs/api.md), with Alertmanager's matcher
  * semantics: every matcher must hold; a missing label has the value `""` (so
  * `severity!=""` means "has a severity"); `=~` and `!~` are fully anchored
  * (`^(?:re)$`) RE2 patterns, matched in linear time (src/runtime/regex.ts);

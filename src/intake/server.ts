@@ -1,5 +1,5 @@
 /**
- * The intake HTTP server (SPEC §2), on its own port (`--intake-bind-address`, default
+ * The intake HTTP server (docs/intake.md), on its own port (`--intake-bind-address`, default
  * `:8090`) in the controller process, on every replica — it needs only the AlertPolicy
  * cache, which every replica keeps, not the leader Lease.
  *
