@@ -71,8 +71,10 @@ chart-config: install ## Regenerate config/{rbac,manager,admission} and config/k
 helm-lint: install ## Lint the chart (helm lint --strict, helm template with default and ci/ values) and check config/ and the CRDs are generated from it.
 	"$(HELM)" lint --strict charts/remediator
 	"$(HELM)" lint --strict charts/remediator --values charts/remediator/ci/eks-values.yaml
+	"$(HELM)" lint --strict charts/remediator --values charts/remediator/ci/runbooks-values.yaml
 	"$(HELM)" template remediator charts/remediator --namespace remediator-system >/dev/null
 	"$(HELM)" template remediator charts/remediator --namespace remediator-system --values charts/remediator/ci/eks-values.yaml >/dev/null
+	"$(HELM)" template remediator charts/remediator --namespace remediator-system --values charts/remediator/ci/runbooks-values.yaml >/dev/null
 	$(NPM) run build >/dev/null
 	HELM="$(HELM)" node_modules/.bin/node dist/hack/chart/gen-config.js --check
 	node_modules/.bin/node dist/hack/gen-manifests.js --check

@@ -4,11 +4,15 @@
  * It starts a real control plane (etcd and kube-apiserver) and moto as the AWS emulator,
  * seeds a fleet of six instances across prod and staging with tags and CPU and memory
  * datapoints, installs what the chart installs (CRDs, RBAC, the approval admission
- * policy), applies the sample policies from `config/samples/` with kubectl, runs the
+ * policy bound to the tenant namespaces), then plays the two roles of the trust model
+ * (docs/security.md) with kubectl: a cluster administrator applies the sample Runbooks
+ * from `config/samples/` (what may run, and where), and `dana`, who may only edit the
+ * team's namespace, applies the sample AlertPolicies that use them. It runs the
  * controller as its own process under the chart's ServiceAccount and on the IRSA path,
  * sends alerts through the real HTTP intake (an Alertmanager webhook and CloudWatch
  * alarms delivered by a signed SNS message), approves the one that needs a person as
- * `alice` through the kubectl plugin, and prints a timeline of every request.
+ * `alice` through the kubectl plugin (which shows her the plan and names its digest), and
+ * prints a timeline of every request.
  *
  * It exits 0 only if every request ended as expected, and leaves nothing running — also
  * on Ctrl-C (the process registry in test/testbed/procs.ts stops every child).
@@ -17,13 +21,15 @@ import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type KubeConfig } 
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { GROUP, VERSION, type RemediationRequest } from '../src/api/v1alpha1/index.js';
+import { parseManifests, renderChart } from './chart/render.js';
 import { alertmanagerPayload, cloudWatchAlarm, signSns, snsSigningIdentity } from '../test/e2e/intake-harness.js';
 import { awsEnv, pointsEvery, putInstanceMetric, seedClientConfig, seedInstances } from '../test/testbed/aws.js';
 import { ensureTestbedBinaries, repoRoot } from '../test/testbed/binaries.js';
-import { startControlPlane, type ControlPlane } from '../test/testbed/controlplane.js';
+import { DEFAULT_USERS, startControlPlane, type ControlPlane } from '../test/testbed/controlplane.js';
 import { newRunDir } from '../test/testbed/layout.js';
 import { startMoto, type Moto } from '../test/testbed/moto.js';
 import { freePort, spawnManaged, stopAll, waitUntil, type ManagedProcess } from '../test/testbed/procs.js';
@@ -33,6 +39,16 @@ const REGION = 'eu-west-1'; // the region the sample policies' topic ARNs name
 const ACCOUNT = '123456789012';
 const NS = 'demo';
 const SYSTEM_NS = 'remediator-system';
+/** The chart's release: its fullname names the approval admission policy (<fullname>-approvals). */
+const RELEASE = 'remediator';
+const ADMISSION_POLICY = `${RELEASE}-approvals`;
+/** Namespaces a cluster administrator labels as tenants: the sample runbooks and the admission binding select them. */
+const TENANT_LABEL = { 'remediator.dev/tenant': 'true' };
+/** The team editor: may write AlertPolicies and requests in the demo namespace, nothing else. */
+const EDITOR = 'dana';
+/** The tags the sample runbooks' scope requires: the namespace's team, and the tag the IAM policy requires. */
+const IN_SCOPE = { team: NS, 'remediator.dev/managed': 'true' };
+const SAMPLES = join(repoRoot(), 'config', 'samples');
 const ALARM_TOPIC = `arn:aws:sns:${REGION}:${ACCOUNT}:cloudwatch-alarms`;
 const CERT_URL = `https://sns.${REGION}.amazonaws.com/SimpleNotificationService-demo.pem`;
 const ENDS = new Set(['Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']);
@@ -84,12 +100,12 @@ interface Fleet {
 async function seedFleet(moto: Moto): Promise<Fleet> {
   const one = async (tags: Record<string, string>) => (await seedInstances(moto.endpoint, { region: REGION, tags }))[0]!;
   const fleet: Fleet = {
-    web1: await one({ Name: 'prod-web-1', Environment: 'prod', Service: 'nginx', 'remediator.dev/managed': 'true' }),
-    web2: await one({ Name: 'prod-web-2', Environment: 'prod', Service: 'nginx', 'remediator.dev/managed': 'true' }),
-    db1: await one({ Name: 'prod-db-1', Environment: 'prod', Service: 'postgres', 'remediator.dev/managed': 'true' }),
-    canary: await one({ Name: 'prod-web-canary', Environment: 'prod', Service: 'nginx', 'remediator.dev/opt-out': 'true' }),
-    stagingWeb: await one({ Name: 'staging-web-1', Environment: 'staging', Service: 'nginx', 'remediator.dev/managed': 'true' }),
-    stagingDb: await one({ Name: 'staging-db-1', Environment: 'staging', Service: 'postgres', 'remediator.dev/managed': 'true' }),
+    web1: await one({ Name: 'prod-web-1', Environment: 'prod', Service: 'nginx', ...IN_SCOPE }),
+    web2: await one({ Name: 'prod-web-2', Environment: 'prod', Service: 'nginx', ...IN_SCOPE }),
+    db1: await one({ Name: 'prod-db-1', Environment: 'prod', Service: 'postgres', ...IN_SCOPE }),
+    canary: await one({ Name: 'prod-web-canary', Environment: 'prod', Service: 'nginx', ...IN_SCOPE, 'remediator.dev/opt-out': 'true' }),
+    stagingWeb: await one({ Name: 'staging-web-1', Environment: 'staging', Service: 'nginx', ...IN_SCOPE }),
+    stagingDb: await one({ Name: 'staging-db-1', Environment: 'staging', Service: 'postgres', ...IN_SCOPE }),
   };
   const cpu: Record<string, number[]> = {
     [fleet.web1]: [35, 41, 38],
@@ -123,23 +139,47 @@ async function topics(moto: Moto): Promise<Map<string, string>> {
   return queues;
 }
 
-/** What the chart installs besides the Deployment (no kubelet runs here): RBAC, admission policy, intake Secret. */
-async function installLikeTheChart(cp: ControlPlane, kubectl: (args: string[]) => Promise<string>, token: string): Promise<void> {
+/** Kinds of the rendered chart the demo applies: no kubelet runs here, so no Deployment, Service or PDB. */
+const CHART_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+
+/**
+ * What the chart installs besides the Deployment, rendered from charts/remediator with
+ * helm: RBAC, the user roles and the approval admission policy, bound (Deny) to the
+ * namespaces labelled as tenants — the way docs/security.md says to roll it out. Then
+ * the intake Secret, and who may do what in the demo namespace.
+ */
+async function installLikeTheChart(cp: ControlPlane, helm: string, kubectl: (args: string[]) => Promise<string>, dir: string, token: string): Promise<void> {
   const core = cp.adminConfig().makeApiClient(CoreV1Api);
-  for (const ns of [SYSTEM_NS, NS]) await core.createNamespace({ body: { metadata: { name: ns } } });
-  await kubectl(['apply', '-k', join(repoRoot(), 'config', 'rbac')]);
-  await kubectl(['apply', '-k', join(repoRoot(), 'config', 'admission')]);
-  await core.createNamespacedSecret({ namespace: SYSTEM_NS, body: { metadata: { name: 'remediator-intake-token' }, stringData: { token } } });
-  // alice and bob are the on-call approvers of the demo namespace.
-  const rbac = cp.adminConfig().makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createNamespacedRoleBinding({
-    namespace: NS,
-    body: {
-      metadata: { name: 'oncall-approvers' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'remediator-approver' },
-      subjects: ['alice', 'bob'].map((name) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name })),
+  await core.createNamespace({ body: { metadata: { name: SYSTEM_NS } } });
+  await core.createNamespace({ body: { metadata: { name: NS, labels: TENANT_LABEL } } });
+  const rendered = await renderChart({
+    helm,
+    release: RELEASE,
+    namespace: SYSTEM_NS,
+    values: {
+      intake: { tokenSecret: { create: false } },
+      admissionPolicy: { namespaceSelector: { matchLabels: TENANT_LABEL } },
+      // Role aggregation needs kube-controller-manager, which does not run here; the demo binds the roles directly.
+      rbac: { aggregateToDefaultRoles: false },
     },
   });
+  const file = join(dir, 'chart.yaml');
+  writeFileSync(file, parseManifests(rendered).filter((o) => CHART_KINDS.has(o.kind)).map((o) => stringify(o)).join('---\n'));
+  await kubectl(['apply', '-n', SYSTEM_NS, '-f', file]);
+  await core.createNamespacedSecret({ namespace: SYSTEM_NS, body: { metadata: { name: 'remediator-intake-token' }, stringData: { token } } });
+  const rbac = cp.adminConfig().makeApiClient(RbacAuthorizationV1Api);
+  const bind = (name: string, role: string, users: string[]) =>
+    rbac.createNamespacedRoleBinding({
+      namespace: NS,
+      body: {
+        metadata: { name },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: users.map((u) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: u })),
+      },
+    });
+  // dana writes the team's policies; alice and bob are its on-call approvers.
+  await bind('team-editors', `${RELEASE}-editor`, [EDITOR]);
+  await bind('oncall-approvers', `${RELEASE}-approver`, ['alice', 'bob']);
 }
 
 async function startController(cp: ControlPlane, moto: Moto, dir: string, certPem: string): Promise<{ proc: ManagedProcess; intake: string }> {
@@ -164,6 +204,8 @@ async function startController(cp: ControlPlane, moto: Moto, dir: string, certPe
       SNS_TOPIC_ALLOWLIST: ALARM_TOPIC,
       SNS_PINNED_CERTIFICATE: `${CERT_URL}=${certFile}`,
       POLL_INTERVAL: '250',
+      // The chart sets this to <fullname>-approvals: manual approvals are honoured only where that policy is verified to Deny.
+      ADMISSION_POLICY_NAME: ADMISSION_POLICY,
     },
   });
   const intake = `http://127.0.0.1:${intakePort}`;
@@ -213,7 +255,11 @@ async function timeline(kc: KubeConfig, rr: RemediationRequest, names: Map<strin
   for (const m of s.enrichment?.metrics ?? []) {
     console.log(`  metric    ${m.name}${m.instanceId ? ` on ${m.instanceId}` : ''}: ${m.statistic} ${m.values.map((v) => v.toFixed(0)).join(', ')} → mean ${m.mean ?? 'n/a'}`);
   }
-  if (s.approval) console.log(`  approval  ${s.approval.decision} by ${s.approval.approver}${s.approval.reason ? `: ${s.approval.reason}` : ''}`);
+  if (s.plan) console.log(`  plan      ${s.plan.digest}  (runbook ${s.plan.runbook.name}@${s.plan.runbook.generation}, policy generation ${s.plan.policyGeneration})`);
+  if (s.approval) {
+    const of = s.approval.planDigest ? ` of plan ${s.approval.planDigest}` : '';
+    console.log(`  approval  ${s.approval.decision} by ${s.approval.approver}${of}${s.approval.reason ? `: ${s.approval.reason}` : ''}`);
+  }
   const ssm = s.execution?.ssm;
   if (ssm) {
     console.log(`  command   ${ssm.documentName} ${ssm.commandId ?? '(not sent)'}  ${JSON.stringify(ssm.parameters ?? {})}`);
@@ -244,7 +290,7 @@ async function main(): Promise<void> {
   console.log(dim(`  run directory ${dir}`));
 
   step('A local control plane (etcd + kube-apiserver, RBAC on) and the AWS emulator (moto)');
-  const [cp, moto] = await progress('control plane and moto ready', Promise.all([startControlPlane({ dir, binaries }), startMoto({ logDir })]));
+  const [cp, moto] = await progress('control plane and moto ready', Promise.all([startControlPlane({ dir, binaries, users: [...DEFAULT_USERS, { name: EDITOR, groups: ['team-demo'] }] }), startMoto({ logDir })]));
   const kubectlEnv = toolEnv(cp.adminKubeconfig, join(dir, 'tool-state'));
   const kubectl = async (args: string[], env = kubectlEnv) => {
     const r = await run(binaries.kubectl, args, { env });
@@ -252,19 +298,29 @@ async function main(): Promise<void> {
     return r.stdout;
   };
   const token = randomBytes(24).toString('hex');
-  await progress('CRDs, RBAC, approval admission policy and intake Secret installed', (async () => {
+  await progress(`CRDs, RBAC, approval admission policy (Deny, namespaces labelled remediator.dev/tenant=true) and intake Secret installed`, (async () => {
     await cp.installCRDs();
-    await installLikeTheChart(cp, kubectl, token);
+    await installLikeTheChart(cp, binaries.helm, kubectl, dir, token);
   })());
 
-  step(`A fleet of six EC2 instances in ${REGION}, with tags and CPU and memory datapoints`);
+  step(`A fleet of six EC2 instances in ${REGION}, tagged team=${NS} and remediator.dev/managed=true (the runbooks' scope), with CPU and memory datapoints`);
   const fleet = await progress('instances and metrics seeded', seedFleet(moto));
   const names = new Map(Object.entries(fleet).map(([k, id]) => [id as string, k]));
   for (const [k, id] of Object.entries(fleet)) console.log(`  ${dim(k.padEnd(10))} ${id}`);
   const queues = await topics(moto);
 
-  step('Sample policies from config/samples/, applied with kubectl');
-  console.log((await kubectl(['apply', '-n', NS, '-f', join(repoRoot(), 'config', 'samples')])).trimEnd().replace(/^/gm, '  '));
+  const samples = (kind: string) => readdirSync(SAMPLES).filter((f) => f.startsWith(`remediator_v1alpha1_${kind}_`)).sort().flatMap((f) => ['-f', join(SAMPLES, f)]);
+  step('A cluster administrator applies the sample Runbooks from config/samples/: what may run, and where');
+  console.log(dim(`  $ kubectl apply -f config/samples/remediator_v1alpha1_runbook_*.yaml   (as the cluster admin)`));
+  console.log((await kubectl(['apply', ...samples('runbook')])).trimEnd().replace(/^/gm, '  '));
+
+  step(`The team applies the sample AlertPolicies that use them, as ${EDITOR} (editor of namespace ${NS} only)`);
+  const editorEnv = toolEnv(cp.kubeconfigForUser(EDITOR), join(dir, `tool-state-${EDITOR}`));
+  console.log(dim(`  $ kubectl apply -n ${NS} -f config/samples/remediator_v1alpha1_alertpolicy_*.yaml   (as ${EDITOR})`));
+  console.log((await kubectl(['apply', '-n', NS, ...samples('alertpolicy')], editorEnv)).trimEnd().replace(/^/gm, '  '));
+  const denied = await run(binaries.kubectl, ['auth', 'can-i', 'create', 'runbooks.remediator.dev'], { env: editorEnv });
+  console.log(dim(`  $ kubectl auth can-i create runbooks.remediator.dev   (as ${EDITOR}) → ${denied.stdout.trim() || denied.stderr.trim()}`));
+  if (denied.stdout.trim() !== 'no') throw new Error(`${EDITOR} may create Runbooks: the chart's roles grant too much`);
 
   step('The controller, as the chart\'s ServiceAccount, with IRSA credentials from the emulated STS');
   const signer = snsSigningIdentity();

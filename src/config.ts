@@ -1,7 +1,11 @@
 /**
  * Controller configuration from flags, each with an environment variable fallback
  * (`--metrics-bind-address` ↔ `METRICS_BIND_ADDRESS`), the way operators are usually
- * configured from a Deployment. `docs/` lists them all.
+ * configured from a Deployment; a flag on the command line wins. `docs/` lists them all.
+ *
+ * Boolean flags take every spelling users bring from Go and kubebuilder operators:
+ * `--flag`, `--flag=true|false`, `--no-flag`, and the variable `FLAG=true|false` (also
+ * `1|0`, `yes|no`). Anything else is an error, never silently false.
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -19,6 +23,9 @@ export interface IntakeConfig {
   /** `URL=path` pins of SNS signing certificates (see src/intake/pinned-certificates.ts). */
   snsPinnedCertificates: string[];
   maxInflight: number;
+  /** Open intake connections at once, and from one source address (0: no per-source cap). */
+  maxConnections: number;
+  maxConnectionsPerSource: number;
   maxAlerts: number;
   retryTimeoutMs: number;
   tokenTtlMs: number;
@@ -62,6 +69,8 @@ const OPTIONS = {
   'sns-topic-allowlist': { type: 'string' },
   'sns-pinned-certificate': { type: 'string' },
   'intake-max-inflight': { type: 'string', default: '64' },
+  'intake-max-connections': { type: 'string', default: '512' },
+  'intake-max-connections-per-source': { type: 'string', default: '64' },
   'intake-max-alerts': { type: 'string', default: '500' },
   'intake-retry-timeout': { type: 'string', default: '5s' },
   'intake-token-ttl': { type: 'string', default: '10s' },
@@ -71,7 +80,8 @@ const OPTIONS = {
 
 export const USAGE = `Usage: remediator [flags]   (each flag also reads the upper-case env var, e.g. METRICS_BIND_ADDRESS)
   --metrics-bind-address   host:port for /metrics, /healthz, /readyz (default :8080)
-  --leader-elect           run controllers only while holding the Lease (default true when in a cluster)
+  --leader-elect           run controllers only while holding the Lease (default true when in a cluster);
+                           --leader-elect=false or --no-leader-elect turns it off
   --leader-election-namespace  namespace of the Lease (default: POD_NAMESPACE)
   --leader-election-id     Lease name (default remediator-leader)
   --allowed-documents      comma-separated SSM documents policies may use (default AWS-RunShellScript)
@@ -86,11 +96,49 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --sns-topic-allowlist    comma-separated SNS topic ARNs whose messages the intake accepts (default: none)
   --sns-pinned-certificate comma-separated URL=path pins: verify SNS messages naming URL with the local PEM at path instead of fetching it
   --intake-max-inflight    intake requests handled at once; beyond it 429 (default 64); SNS has its own quarter of it (503 beyond)
+  --intake-max-connections open intake connections at once; beyond it 503 and closed (default 512)
+  --intake-max-connections-per-source  open intake connections from one address (default 64; 0: no cap; raise it behind a proxy)
   --intake-max-alerts      alerts accepted in one Alertmanager payload; beyond it 413 (default 500)
   --intake-retry-timeout   how long the intake retries an unavailable API server before answering 503 (default 5s)
   --intake-token-ttl       how long the token read from the Secret is trusted before re-reading it (default 10s)
   --intake-dedup-window    dedup window of generic alerts sent without startsAt (default 1h)
-Durations take ms, s, m or h (e.g. 500ms, 5s, 1h); a bare number is milliseconds.`;
+Durations take ms, s, m or h (e.g. 500ms, 5s, 1h); a bare number is milliseconds.
+Booleans: --flag, --flag=true|false, --no-flag, or FLAG=true|false in the environment.`;
+
+type FlagName = keyof typeof OPTIONS;
+
+/** The boolean flags users set (`--help` aside): each has `--no-<flag>`, `--<flag>=<bool>` and an env var. */
+export const BOOLEAN_FLAGS = (Object.keys(OPTIONS) as FlagName[]).filter((f) => OPTIONS[f].type === 'boolean' && f !== 'help');
+
+const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
+const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
+
+/** `true|false|1|0|yes|no|on|off` (any case), or an error naming where the value came from. */
+export function parseBoolean(value: string, where: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (TRUE_WORDS.has(v)) return true;
+  if (FALSE_WORDS.has(v)) return false;
+  throw new Error(`${where} must be true or false, got "${value}"`);
+}
+
+/**
+ * Rewrites `--flag=<bool>` of a boolean flag into `--flag` or `--no-flag`, which is all
+ * node's parseArgs understands (it refuses a value on a boolean: "does not take an
+ * argument"). Other arguments pass unchanged.
+ */
+function normaliseBooleanArgs(argv: readonly string[]): string[] {
+  return argv.map((arg) => {
+    const m = /^--([a-z-]+)=(.*)$/s.exec(arg);
+    if (!m || !(BOOLEAN_FLAGS as readonly string[]).includes(m[1]!)) return arg;
+    return parseBoolean(m[2]!, `--${m[1]}`) ? `--${m[1]}` : `--no-${m[1]}`;
+  });
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new Error(`--${flag} must be a whole number (0 or more), got "${value}"`);
+  return n;
+}
 
 /** `500ms`, `5s`, `2m`, `1h`, or a bare number of milliseconds. */
 export function parseDurationMs(value: string, flag: string): number {
@@ -101,13 +149,21 @@ export function parseDurationMs(value: string, flag: string): number {
   return ms;
 }
 
-function envName(flag: string): string {
+export function envName(flag: string): string {
   return flag.toUpperCase().replace(/-/g, '_');
 }
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
-  const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+  const args = normaliseBooleanArgs(argv);
+  const { values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false, allowNegative: true });
   if (values.help) return 'help';
+  /** A boolean: the last of `--flag`/`--no-flag` given wins, then the env var, then `fallback`. */
+  const bool = (flag: (typeof BOOLEAN_FLAGS)[number], fallback: boolean): boolean => {
+    const given: unknown = values[flag];
+    if (typeof given === 'boolean') return given;
+    const fromEnv = env[envName(flag)];
+    return fromEnv !== undefined && fromEnv.trim() !== '' ? parseBoolean(fromEnv, envName(flag)) : fallback;
+  };
   const str = (flag: keyof typeof OPTIONS): string => {
     const explicit = argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
     const v = explicit ? values[flag] : (env[envName(flag)] ?? values[flag]);
@@ -119,8 +175,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     return n;
   };
   const inCluster = env.KUBERNETES_SERVICE_HOST !== undefined;
-  const leaderElectEnv = env.LEADER_ELECT;
-  const leaderElect = values['leader-elect'] ?? (leaderElectEnv !== undefined ? leaderElectEnv === 'true' : inCluster);
+  const leaderElect = bool('leader-elect', inCluster);
   const namespace = str('leader-election-namespace') || env.POD_NAMESPACE || 'default';
   return {
     intake: intakeConfig(str, int, env, inCluster),
@@ -171,6 +226,8 @@ function intakeConfig(
     snsTopicAllowlist: topics,
     snsPinnedCertificates: str('sns-pinned-certificate').split(',').map((x) => x.trim()).filter(Boolean),
     maxInflight: int('intake-max-inflight'),
+    maxConnections: int('intake-max-connections'),
+    maxConnectionsPerSource: nonNegativeInt(str('intake-max-connections-per-source'), 'intake-max-connections-per-source'),
     maxAlerts: int('intake-max-alerts'),
     retryTimeoutMs: parseDurationMs(str('intake-retry-timeout'), 'intake-retry-timeout'),
     tokenTtlMs: parseDurationMs(str('intake-token-ttl'), 'intake-token-ttl'),

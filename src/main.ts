@@ -6,7 +6,7 @@
  * follower. The intake runs on every replica: it needs the policy cache, not the Lease.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { createCloud } from './cloud/clients.js';
+import { CloudPool } from './cloud/pool.js';
 import { KubeIntakeApi } from './intake/kube.js';
 import { IntakeServer } from './intake/server.js';
 import { loadConfig, USAGE } from './config.js';
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics();
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
-  const cloud = createCloud({ region: config.awsRegion, metrics });
+  const cloud = new CloudPool({ homeRegion: config.awsRegion, metrics });
   const operator = new Operator({ config, kubeConfig, cloud, logger, metrics });
   const intake =
     config.intake.bindAddress === '0'
@@ -55,6 +55,8 @@ async function main(): Promise<void> {
             certificates: new PinnedCertificateSource(config.intake.snsPinnedCertificates, new HttpsCertificateSource()),
           }),
           maxInflight: config.intake.maxInflight,
+          maxConnections: config.intake.maxConnections,
+          maxConnectionsPerSource: config.intake.maxConnectionsPerSource,
           maxAlerts: config.intake.maxAlerts,
           retryBudgetMs: config.intake.retryTimeoutMs,
           dedupWindowMs: config.intake.dedupWindowMs,

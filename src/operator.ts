@@ -7,7 +7,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { ALERT_POLICY, REMEDIATION_REQUEST, type AlertPolicy, type RemediationRequest, type ResourceNames, type Runbook } from './api/v1alpha1/index.js';
-import type { Cloud } from './cloud/clients.js';
+import type { CloudPool } from './cloud/pool.js';
 import type { ControllerConfig } from './config.js';
 import { admissionVerdict, type ValidatingAdmissionPolicy, type ValidatingAdmissionPolicyBinding } from './controllers/admission.js';
 import { AlertPolicyReconciler } from './controllers/alertpolicy.js';
@@ -26,7 +26,8 @@ import { LeaderElector } from './runtime/leaderelection.js';
 export interface OperatorDeps {
   config: ControllerConfig;
   kubeConfig: KubeConfig;
-  cloud: Cloud;
+  /** AWS clients per account and region (the runbook's scope decides which). */
+  cloud: CloudPool;
   logger: Logger;
   metrics: Metrics;
   clock?: Clock;
@@ -111,12 +112,9 @@ export class Operator {
     const requestsOf = (ns: string, policy: string) =>
       this.requestInformer.list().filter((r) => r.metadata?.namespace === ns && r.spec.policyRef.name === policy);
     const defaultRegion = config.awsRegion ?? 'us-east-1';
-    const base: CloudClients = { instances: cloud.instances, commands: cloud.commands, metricsReader: cloud.metrics, publisher: cloud.publisher };
     const cloudFor = (loc: CloudLocation): CloudClients => {
-      if (loc.region === defaultRegion && !loc.roleArn) return base;
-      throw new Error(
-        `this controller reaches only its own account in ${defaultRegion}; a runbook acting in ${loc.region}${loc.roleArn ? ` through ${loc.roleArn}` : ''} needs multi-account support`,
-      );
+      const c = cloud.forLocation(loc);
+      return { instances: c.instances, commands: c.commands, metricsReader: c.metrics, publisher: c.publisher };
     };
 
     this.requestController = new Controller({

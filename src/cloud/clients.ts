@@ -1,14 +1,17 @@
 /**
- * Builds the AWS SDK clients. Credentials come only from the SDK's default chain: on EKS
- * that is IRSA (`AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`, exchanged at STS) or Pod
- * Identity; remediator never reads a static key itself. Endpoints follow
- * `AWS_ENDPOINT_URL[_<SERVICE>]`, which the SDK honours on its own.
+ * Builds the AWS SDK clients of one account and region. Credentials come only from the
+ * SDK's default chain — on EKS that is IRSA (`AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`,
+ * exchanged at STS) or Pod Identity — or from a role assumed from it (see pool.ts);
+ * remediator never reads a static key itself. Endpoints follow `AWS_ENDPOINT_URL` and
+ * `AWS_ENDPOINT_URL_<SERVICE>` (EC2, SSM, CLOUDWATCH, SNS, STS), which the SDK honours on
+ * its own; the chart sets them from `aws.endpoints`.
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Metrics } from '../observability/metrics.js';
+import type { CredentialProvider } from './credentials.js';
 import { BatchingInstanceDescriber, Ec2InstanceDescriber } from './ec2.js';
 import { CloudWatchMetricsReader } from './cloudwatch.js';
 import { SnsPublisher } from './sns.js';
@@ -20,13 +23,19 @@ export interface CloudOptions {
   /** SDK attempts per call, including the first; throttling is retried with backoff. */
   maxAttempts?: number;
   metrics: Metrics;
+  /** Default: the SDK's default chain, resolved by each client. */
+  credentials?: CredentialProvider;
 }
 
-export interface Cloud {
+/** What the controllers use to reach AWS in one account and region. */
+export interface CloudServices {
   instances: InstanceDescriber;
   commands: CommandRunner;
   metrics: MetricsReader;
   publisher: Publisher;
+}
+
+export interface Cloud extends CloudServices {
   destroy(): void;
 }
 
@@ -38,6 +47,7 @@ export function createCloud(opts: CloudOptions): Cloud {
     // A half-open connection must not hold a worker (and its key) forever: a send that
     // times out is an ambiguous send, which the reconciler resolves by looking first.
     requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
   };
   const ec2 = new EC2Client(common);
   const ssm = new SSMClient(common);
@@ -47,6 +57,7 @@ export function createCloud(opts: CloudOptions): Cloud {
   const record = (service: string) => (operation: string, outcome: string) =>
     opts.metrics.awsCalls.inc({ service, operation, outcome });
   return {
+    // One batcher per client set: batching (one DescribeInstances per burst) is per account and region.
     instances: new BatchingInstanceDescriber(new Ec2InstanceDescriber(ec2, record('ec2'))),
     commands: new SsmCommandRunner(ssm, ssmSend, record('ssm')),
     metrics: new CloudWatchMetricsReader(cloudwatch, record('cloudwatch')),

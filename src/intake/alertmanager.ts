@@ -9,7 +9,7 @@
  */
 import { canonicalTime, labelsFingerprint, stringMap, type IntakeAlert } from './alert.js';
 import { IntakeError } from './errors.js';
-import { checkers, LIMITS, validate, type AlertmanagerPayload } from './schemas.js';
+import { checkers, LIMITS, validate, type AlertmanagerAlert, type AlertmanagerPayload } from './schemas.js';
 
 export const ALERTMANAGER_WEBHOOK_VERSION = '4';
 
@@ -29,30 +29,35 @@ export function parseAlertmanager(body: unknown, maxAlerts: number): IntakeAlert
     }
   }
   const payload: AlertmanagerPayload = validate(checkers.alertmanager, body, 'Alertmanager webhook payload');
-  return payload.alerts.map((a, i) => {
-    const at = `alerts[${i}]`;
-    const labels = stringMap(Object.entries(a.labels));
-    const name = Object.hasOwn(labels, 'alertname') ? labels.alertname! : '';
-    if (name === '') throw new IntakeError(422, `invalid Alertmanager webhook payload: ${at}.labels.alertname is missing or empty; every alert needs a name`);
-    if (name.length > LIMITS.alertName) throw new IntakeError(422, `invalid Alertmanager webhook payload: ${at}.labels.alertname is longer than ${LIMITS.alertName} characters`);
-    const startsAt = canonicalTime(a.startsAt);
-    if (!startsAt) throw new IntakeError(422, `invalid Alertmanager webhook payload: ${at}.startsAt ${JSON.stringify(a.startsAt)} is not an RFC 3339 timestamp`);
-    if (a.endsAt !== undefined && !canonicalTime(a.endsAt)) {
-      throw new IntakeError(422, `invalid Alertmanager webhook payload: ${at}.endsAt ${JSON.stringify(a.endsAt)} is not an RFC 3339 timestamp`);
-    }
-    const fingerprint = a.fingerprint ?? labelsFingerprint(labels);
-    const alert: IntakeAlert = {
-      source: 'alertmanager',
-      name,
-      labels,
-      annotations: stringMap(Object.entries(a.annotations ?? {})),
-      fingerprint,
-      startsAt,
-      occurrence: startsAt,
-      status: a.status,
-    };
-    if (a.generatorURL) alert.generatorURL = a.generatorURL;
-    return alert;
-  });
+  return payload.alerts.map((a, i) => alertmanagerAlert(a, `alerts[${i}]`, 'Alertmanager webhook payload'));
 }
 
+/**
+ * One alert in Alertmanager's shape (also Grafana's) into an intake alert of source
+ * `alertmanager`; `what` names the payload in errors.
+ */
+export function alertmanagerAlert(a: AlertmanagerAlert, at: string, what: string): IntakeAlert {
+  const labels = stringMap(Object.entries(a.labels));
+  const name = Object.hasOwn(labels, 'alertname') ? labels.alertname! : '';
+  if (name === '') throw new IntakeError(422, `invalid ${what}: ${at}.labels.alertname is missing or empty; every alert needs a name`);
+  if (name.length > LIMITS.alertName) {
+    throw new IntakeError(422, `invalid ${what}: ${at}.labels.alertname is longer than ${LIMITS.alertName} characters`);
+  }
+  const startsAt = canonicalTime(a.startsAt);
+  if (!startsAt) throw new IntakeError(422, `invalid ${what}: ${at}.startsAt ${JSON.stringify(a.startsAt)} is not an RFC 3339 timestamp`);
+  if (a.endsAt !== undefined && !canonicalTime(a.endsAt)) {
+    throw new IntakeError(422, `invalid ${what}: ${at}.endsAt ${JSON.stringify(a.endsAt)} is not an RFC 3339 timestamp`);
+  }
+  const alert: IntakeAlert = {
+    source: 'alertmanager',
+    name,
+    labels,
+    annotations: stringMap(Object.entries(a.annotations ?? {})),
+    fingerprint: a.fingerprint ?? labelsFingerprint(labels),
+    startsAt,
+    occurrence: startsAt,
+    status: a.status,
+  };
+  if (a.generatorURL) alert.generatorURL = a.generatorURL;
+  return alert;
+}

@@ -176,3 +176,22 @@ export function drainRequest(req: IncomingMessage): void {
   req.on('error', () => undefined);
   req.resume();
 }
+
+/** How long a client gets to read an answer sent with `Connection: close` before its socket is destroyed. */
+const CLOSE_GRACE_MS = 1_000;
+
+/**
+ * Closes the connection once an answer sent with `Connection: close` (a 408, a 413) has
+ * been written: half-close at once, so the client reads the answer and sees the end, then
+ * destroy the socket if it is still open a moment later. Node alone keeps such a socket
+ * open while the client goes on trickling a body it will never finish.
+ */
+export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket;
+  const close = () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  };
+  if (res.writableFinished) close();
+  else res.once('finish', close);
+}

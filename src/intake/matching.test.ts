@@ -39,14 +39,37 @@ describe('label matchers (Alertmanager semantics)', () => {
   });
 
   test('an invalid regex matches nothing, in either direction', () => {
-    expect(anchoredRegex('(')).toBeNull();
+    expect(anchoredRegex('(')).toBeUndefined();
     expect(matcherMatches(m('env', '=~', '('), labels)).toBe(false);
     expect(matcherMatches(m('env', '!~', '('), labels)).toBe(false);
+  });
+
+  test('regexes are RE2, as in Alertmanager: (?i) works, JavaScript-only syntax matches nothing', () => {
+    expect(matcherMatches(m('alertname', '=~', '(?i)nginxdown'), labels)).toBe(true);
+    // A backreference or lookbehind is not RE2: never a match, in either direction.
+    for (const js of ['(prod)-\\1', '(?<=prod-)eu', '\\u0070rod-eu']) {
+      expect(matcherMatches(m('env', '=~', js), labels)).toBe(false);
+      expect(matcherMatches(m('env', '!~', js), labels)).toBe(false);
+    }
+  });
+
+  test('a pathological matcher against a 4 KiB label value answers in milliseconds (issue 14)', () => {
+    const slow = policy('slow', { labels: [m('alertname', '=~', '(.*.*)*XYZ')] }, { namespace: 'tenant-a' });
+    const other = policy('other', { labels: [m('alertname', '=', 'DiskFull')] }, { namespace: 'tenant-b' });
+    const t0 = performance.now();
+    for (const n of [16, 22, 4096]) {
+      expect(matchingPolicies([slow, other], { source: 'generic', labels: { alertname: 'a'.repeat(n) } })).toEqual([]);
+    }
+    expect(matchingPolicies([slow, other], { source: 'generic', labels: { alertname: 'DiskFull' } })).toEqual([other]);
+    expect(performance.now() - t0).toBeLessThan(100);
   });
 
   test('an anchoring escape cannot widen a regex: `a)|(.*` still needs the whole value', () => {
     // ^(?:a)|(.*)$ would match anything if the value were not wrapped as one group.
     expect(matcherMatches(m('env', '=~', 'x|y'), labels)).toBe(false);
+    // Unbalanced on its own: refused (matches nothing) rather than spliced into the anchors.
+    expect(matcherMatches(m('env', '=~', 'a)|(.*'), labels)).toBe(false);
+    expect(matcherMatches(m('env', '!~', 'a)|(.*'), labels)).toBe(false);
   });
 
   test('inherited properties are not labels: a matcher on "constructor" or "__proto__" sees ""', () => {

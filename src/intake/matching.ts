@@ -2,33 +2,27 @@
  * Which AlertPolicies an alert triggers (SPEC §1 `match`), with Alertmanager's matcher
  * semantics: every matcher must hold; a missing label has the value `""` (so
  * `severity!=""` means "has a severity"); `=~` and `!~` are fully anchored
- * (`^(?:re)$`); `match.sources` limits the sources a policy accepts. A policy the
- * controller marked `Ready=False` (an invalid spec, e.g. a regex that does not compile)
- * never matches; one not reconciled yet does. Pure functions, no I/O.
+ * (`^(?:re)$`) RE2 patterns, matched in linear time (src/runtime/regex.ts);
+ * `match.sources` limits the sources a policy accepts. A policy the controller marked
+ * `Ready=False` (an invalid spec, e.g. a regex that is not RE2) never matches; one not
+ * reconciled yet does. Pure functions, no I/O.
  */
 import type { AlertPolicy, LabelMatcher } from '../api/v1alpha1/index.js';
+import { InvalidPatternError, UserPatternCache, type UserPattern } from '../runtime/regex.js';
 import { labelValue, type IntakeAlert } from './alert.js';
 
-/** Compiled regexes by source text; `null` marks one that does not compile. Bounded, since policies come and go. */
-const regexCache = new Map<string, RegExp | null>();
-const REGEX_CACHE_MAX = 1024;
+/** Compiled matcher regexes by source text (and refusals), bounded: policies come and go. */
+const patterns = new UserPatternCache();
 
 /**
- * The anchored regex for a matcher value. Compiled with the `u` flag, exactly as the
- * AlertPolicy reconciler validates it, so a regex the controller accepted behaves the
- * same here.
+ * The anchored RE2 pattern for a matcher value (src/runtime/regex.ts, the one the
+ * AlertPolicy reconciler validates with), or undefined when it is not a valid RE2
+ * pattern: RE2 runs in time linear in the label value, so no tenant's matcher can
+ * stall the intake, and its syntax is Alertmanager's.
  */
-export function anchoredRegex(value: string): RegExp | null {
-  let re = regexCache.get(value);
-  if (re !== undefined) return re;
-  try {
-    re = new RegExp(`^(?:${value})$`, 'u');
-  } catch {
-    re = null;
-  }
-  if (regexCache.size >= REGEX_CACHE_MAX) regexCache.clear();
-  regexCache.set(value, re);
-  return re;
+export function anchoredRegex(value: string): UserPattern | undefined {
+  const entry = patterns.get(value);
+  return entry instanceof InvalidPatternError ? undefined : entry;
 }
 
 export function matcherMatches(m: LabelMatcher, labels: Record<string, string>): boolean {
@@ -40,13 +34,13 @@ export function matcherMatches(m: LabelMatcher, labels: Record<string, string>):
       return v !== m.value;
     case '=~': {
       const re = anchoredRegex(m.value);
-      return re !== null && re.test(v);
+      return re !== undefined && re.test(v);
     }
     case '!~': {
       // A regex that does not compile matches nothing, in both directions: an invalid
       // policy must never trigger (it is also Ready=False, see policyIsUsable).
       const re = anchoredRegex(m.value);
-      return re !== null && !re.test(v);
+      return re !== undefined && !re.test(v);
     }
     default:
       return false;

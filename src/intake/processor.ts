@@ -79,6 +79,12 @@ export function endsOccurrence(rr: RemediationRequest, alert: IntakeAlert): bool
   return started <= resolvedAt;
 }
 
+/** Longest stretch of matching between two turns of the event loop. */
+const MATCH_SLICE_MS = 10;
+
+/** Lets timers and other connections' I/O run before continuing. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Phases after which setting `resolved` changes nothing or cannot stop anything. */
 const STARTED: ReadonlySet<string> = new Set(['Executing']);
 
@@ -89,7 +95,14 @@ export class AlertProcessor {
     const result: ProcessResult = { alerts: alerts.length, created: [], existing: [], cancelled: [], unchanged: [], unmatched: 0 };
     const tasks: Array<() => Promise<void>> = [];
     const policies = this.opts.policies();
+    let slice = performance.now();
     for (const alert of alerts) {
+      // Matching is synchronous; a payload of 500 alerts against many policies must not
+      // hold the event loop in one piece, or /healthz and other senders wait behind it.
+      if (performance.now() - slice > MATCH_SLICE_MS) {
+        await yieldToEventLoop();
+        slice = performance.now();
+      }
       this.opts.metrics.alertsReceived.inc({ source: alert.source, status: alert.status });
       if (alert.status === 'resolved') {
         tasks.push(() => this.resolve(alert, namespace, result));

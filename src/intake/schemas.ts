@@ -120,6 +120,71 @@ export const CloudWatchAlarm = Type.Object({
   ),
 });
 
+/**
+ * Grafana alerting's webhook contact point (`version: "1"`): Grafana's embedded
+ * Alertmanager's notification plus Grafana's own fields (`orgId`, `state`, `title`,
+ * `message`, per alert `values`, `silenceURL`, `dashboardURL`, ...), which are tolerated.
+ */
+export const GrafanaPayload = Type.Object({
+  version: Type.String({ maxLength: 16 }),
+  receiver: Type.String({ maxLength: 1024 }),
+  status: AlertStatus,
+  orgId: Type.Optional(Type.Integer()),
+  alerts: Type.Array(AlertmanagerAlert),
+});
+
+/**
+ * The Datadog webhook payload documented in docs/intake.md, built from Datadog's template
+ * variables. Datadog substitutes every variable as a string (an unset one as ""), so
+ * every field is a string; unknown fields are tolerated, so a payload with extra
+ * variables keeps working.
+ */
+export const DatadogPayload = Type.Object({
+  alert_id: Type.String({ minLength: 1, maxLength: 64 }),
+  alert_transition: Type.String({ minLength: 1, maxLength: 64 }),
+  title: Type.String({ maxLength: 1024 }),
+  alert_cycle_key: Type.Optional(Type.String({ maxLength: 128 })),
+  alert_scope: Type.Optional(Type.String({ maxLength: LIMITS.labelValue })),
+  alert_type: Type.Optional(Type.String({ maxLength: 64 })),
+  alert_priority: Type.Optional(Type.String({ maxLength: 16 })),
+  tags: Type.Optional(Type.String({ maxLength: 16384 })),
+  hostname: Type.Optional(Type.String({ maxLength: 256 })),
+  date: Type.Optional(Type.String({ maxLength: LIMITS.timestamp })),
+  link: Type.Optional(Type.String({ maxLength: 4096 })),
+  event_msg: Type.Optional(Type.String({ maxLength: LIMITS.annotationValue })),
+});
+
+const PagerDutyReference = Type.Object({
+  id: Type.Optional(Type.String({ maxLength: 64 })),
+  summary: Type.Optional(Type.String({ maxLength: 1024 })),
+});
+
+/** A PagerDuty v3 webhook delivery (`{ "event": ... }`); incident events are read, others acknowledged. */
+export const PagerDutyWebhook = Type.Object({
+  event: Type.Object({
+    id: Type.String({ minLength: 1, maxLength: 128 }),
+    event_type: Type.String({ minLength: 1, maxLength: 128 }),
+    resource_type: Type.String({ maxLength: 64 }),
+    occurred_at: Type.String({ minLength: 1, maxLength: LIMITS.timestamp }),
+    data: Type.Object({
+      id: Type.String({ minLength: 1, maxLength: 64 }),
+      type: Type.Optional(Type.String({ maxLength: 64 })),
+      title: Type.Optional(Type.String({ maxLength: 1024 })),
+      number: Type.Optional(Type.Integer()),
+      status: Type.Optional(Type.String({ maxLength: 64 })),
+      incident_key: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
+      created_at: Type.Optional(Type.String({ maxLength: LIMITS.timestamp })),
+      html_url: Type.Optional(Type.String({ maxLength: 4096 })),
+      urgency: Type.Optional(Type.String({ maxLength: 64 })),
+      service: Type.Optional(PagerDutyReference),
+      priority: Type.Optional(Type.Union([PagerDutyReference, Type.Null()])),
+    }),
+  }),
+});
+
+export type GrafanaPayload = Static<typeof GrafanaPayload>;
+export type DatadogPayload = Static<typeof DatadogPayload>;
+export type PagerDutyWebhook = Static<typeof PagerDutyWebhook>;
 export type AlertmanagerPayload = Static<typeof AlertmanagerPayload>;
 export type AlertmanagerAlert = Static<typeof AlertmanagerAlert>;
 export type GenericAlert = Static<typeof GenericAlert>;
@@ -131,6 +196,9 @@ export const checkers = {
   generic: TypeCompiler.Compile(GenericAlert),
   sns: TypeCompiler.Compile(SnsEnvelope),
   cloudwatch: TypeCompiler.Compile(CloudWatchAlarm),
+  grafana: TypeCompiler.Compile(GrafanaPayload),
+  datadog: TypeCompiler.Compile(DatadogPayload),
+  pagerduty: TypeCompiler.Compile(PagerDutyWebhook),
 };
 
 /** `/alerts/0/labels/a~1b` → `alerts[0].labels["a/b"]`. */

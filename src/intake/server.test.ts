@@ -80,7 +80,7 @@ describe('intake server: the unauthenticated SNS route', () => {
   let server: IntakeServer;
   const open: Socket[] = [];
 
-  async function start(opts: { maxInflight: number; snsBodyTimeoutMs?: number }): Promise<number> {
+  async function start(opts: { maxInflight: number; snsBodyTimeoutMs?: number; maxConnections?: number; maxConnectionsPerSource?: number }): Promise<number> {
     server = new IntakeServer({
       bindAddress: '127.0.0.1:0',
       kube,
@@ -94,6 +94,8 @@ describe('intake server: the unauthenticated SNS route', () => {
       certificates: { get: () => Promise.reject(new Error('not used')) },
       maxInflight: opts.maxInflight,
       snsBodyTimeoutMs: opts.snsBodyTimeoutMs,
+      maxConnections: opts.maxConnections,
+      maxConnectionsPerSource: opts.maxConnectionsPerSource,
     });
     await server.start();
     return server.port!;
@@ -110,23 +112,18 @@ describe('intake server: the unauthenticated SNS route', () => {
     expect(snsInflightBudget(2)).toBe(4);
   });
 
-  test('saturating it answers further SNS posts 503, and an authenticated Alertmanager post still gets 200, not 429', async () => {
+  test('senders trickling SNS bodies hold no processing slot: none is refused for load, and Alertmanager still gets 200', async () => {
     const port = await start({ maxInflight: 8, snsBodyTimeoutMs: 30_000 });
-    // As many stalled SNS senders as the whole authenticated budget.
+    // Twice the SNS budget (4) of stalled, unverified senders. Before, they held every SNS
+    // slot and real deliveries got 503 (issue 14); a slot is now taken only after the
+    // signature is verified.
     const slow = await Promise.all(Array.from({ length: 8 }, () => slowPost(port, '/v1/alerts/sns', { 'content-type': 'text/plain' })));
     open.push(...slow.map((s) => s.socket));
-    // 4 hold the SNS slots; the other 4 are refused at once with 503 (SNS retries 5xx).
     const settled = await Promise.all(slow.map((s) => within(s.answer, 1_000, '')));
+    expect(settled.filter((raw) => raw !== '')).toEqual([]);
     const am = await postAlertmanager(port);
     expect(am.status).toBe(200);
     expect(am.body).toMatchObject({ alerts: 1, unmatched: 1 });
-    const refused = settled.filter((raw) => raw !== '');
-    expect(refused).toHaveLength(4);
-    for (const raw of refused) {
-      expect(statusOf(raw)).toBe(503);
-      expect(raw).toMatch(/too many SNS messages in flight \(4\)/);
-      expect(raw.toLowerCase()).toContain('retry-after: 1');
-    }
   });
 
   test('an SNS body that does not arrive in time is answered 408 and its slot freed', async () => {
@@ -139,9 +136,46 @@ describe('intake server: the unauthenticated SNS route', () => {
     for (const raw of answers) {
       expect(statusOf(raw)).toBe(408);
       expect(raw).toMatch(/did not arrive within 200 ms/);
+      expect(raw.toLowerCase()).toContain('connection: close');
     }
+    // ...and the server closed each socket, though its client never finished (the answer only resolves on close).
+    expect(held.every((s) => s.socket.destroyed || s.socket.readableEnded)).toBe(true);
     // The slots are free again: a fresh SNS post is processed (and refused for its content, not for load).
     const res = await fetch(`http://127.0.0.1:${port}/v1/alerts/sns`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' });
     expect(res.status).toBe(422);
+  });
+
+  test('a keep-alive sender trickling a body gets 408 and its socket is closed by the server (issue 14: it stayed open)', async () => {
+    const port = await start({ maxInflight: 8, snsBodyTimeoutMs: 200 });
+    const t0 = Date.now();
+    const slow = await slowPost(port, '/v1/alerts/sns', { 'content-type': 'text/plain', connection: 'keep-alive' });
+    open.push(slow.socket);
+    const raw = await within(slow.answer, 3_000, 'socket still open after 3 s');
+    expect(statusOf(raw)).toBe(408);
+    expect(raw.toLowerCase()).toContain('connection: close');
+    expect(Date.now() - t0).toBeLessThan(2_500);
+  });
+
+  test('connections beyond the per-source cap get 503 and are closed; a freed place is usable again', async () => {
+    const port = await start({ maxInflight: 8, maxConnectionsPerSource: 3, snsBodyTimeoutMs: 30_000 });
+    const held = await Promise.all(Array.from({ length: 3 }, () => slowPost(port, '/v1/alerts/sns', { 'content-type': 'text/plain' })));
+    open.push(...held.map((s) => s.socket));
+    const extra = await slowPost(port, '/v1/alerts/sns', { 'content-type': 'text/plain' });
+    open.push(extra.socket);
+    const raw = await within(extra.answer, 3_000, 'no answer within 3 s');
+    expect(statusOf(raw)).toBe(503);
+    expect(raw).toMatch(/--intake-max-connections-per-source/);
+    for (const s of held) s.socket.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await postAlertmanager(port)).status).toBe(200);
+  });
+
+  test('connections beyond the overall cap get 503 too', async () => {
+    const port = await start({ maxInflight: 8, maxConnections: 2, maxConnectionsPerSource: 0, snsBodyTimeoutMs: 30_000 });
+    const held = await Promise.all(Array.from({ length: 2 }, () => slowPost(port, '/v1/alerts/sns', { 'content-type': 'text/plain' })));
+    open.push(...held.map((s) => s.socket));
+    const extra = await slowPost(port, '/v1/alerts/sns', { 'content-type': 'text/plain' });
+    open.push(extra.socket);
+    expect(await within(extra.answer, 3_000, 'no answer')).toMatch(/^HTTP\/1\.1 503[\s\S]*--intake-max-connections\)/);
   });
 });

@@ -6,13 +6,19 @@
  *   POST /v1/alerts/alertmanager   Alertmanager webhook v4        bearer token
  *   POST /v1/alerts/sns            CloudWatch alarms via SNS      topic allowlist + signature
  *   POST /v1/alerts                one generic JSON alert         bearer token
+ *   POST /v1/alerts/grafana        Grafana alerting webhook       bearer token
+ *   POST /v1/alerts/datadog        Datadog webhook                bearer token
+ *   POST /v1/alerts/pagerduty      PagerDuty v3 webhook           bearer token
  *   GET  /healthz, /readyz
  *
- * Each request passes, in order: route and method; the in-flight bound of its route
- * (beyond it 429 — 503 for SNS, which drops 4xx deliveries but retries 5xx); readiness (policy cache
- * synced, own identity known); authentication; content type and size; JSON; schema;
- * then matching and request creation. Every refusal is a JSON `{ "error": ... }` that
- * says what to fix. Plain node:http: four routes need no framework, and owning the
+ * A connection must get past the caps on open connections (overall and per source
+ * address). Each request then passes, in order: route and method; on the authenticated
+ * routes the in-flight bound (beyond it 429); readiness (policy cache synced, own identity
+ * known); authentication; content type and size; JSON; schema; then matching and request
+ * creation. The SNS route is open to anyone, so it reads the body under a short timeout
+ * and verifies the signature *before* it takes one of its own slots (beyond them 503,
+ * which SNS retries): a stranger trickling a body holds a connection, never a slot. Every refusal is a JSON `{ "error": ... }` that
+ * says what to fix. Plain node:http: a handful of routes need no framework, and owning the
  * server lets us bound bodies and connections exactly.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -28,10 +34,11 @@ import { BearerAuthenticator, type SecretRef } from './auth.js';
 import { parseCloudWatchAlarm } from './cloudwatch.js';
 import { ApiUnavailableError, IntakeError, type Outcome } from './errors.js';
 import { parseGeneric } from './generic.js';
-import { checkContentType, drainRequest, earlyAnswerHeaders, parseJson, readBody, sendJson } from './http.js';
+import { checkContentType, closeAfterAnswer, drainRequest, earlyAnswerHeaders, parseJson, readBody, sendJson } from './http.js';
 import type { IntakeKubeApi } from './kube.js';
 import { IntakeMetrics } from './metrics.js';
 import { isDns1123Label } from './naming.js';
+import { parseSender, type Sender } from './senders.js';
 import { AlertProcessor, type ProcessResult } from './processor.js';
 import { describeError, withRetry } from './retry.js';
 import { checkers, LIMITS, validate } from './schemas.js';
@@ -46,7 +53,7 @@ import {
   type Fetch,
 } from './sns.js';
 
-export type IntakeSource = 'alertmanager' | 'sns' | 'generic';
+export type IntakeSource = 'alertmanager' | 'sns' | 'generic' | Sender;
 
 export interface IntakeServerOptions {
   /** `host:port` or `:port`; port 0 picks a free one (tests). */
@@ -77,6 +84,14 @@ export interface IntakeServerOptions {
   snsMaxInflight?: number;
   /** How long the SNS route waits for a request body (default 5 s). */
   snsBodyTimeoutMs?: number;
+  /** How long the authenticated routes wait for a request body (default 15 s). */
+  bodyTimeoutMs?: number;
+  /** How long a connection may take to send its request headers (default 10 s). */
+  headersTimeoutMs?: number;
+  /** Open connections at once, all sources (`--intake-max-connections`). */
+  maxConnections?: number;
+  /** Open connections at once from one source address (`--intake-max-connections-per-source`); 0 for no per-source cap. */
+  maxConnectionsPerSource?: number;
   maxAlerts?: number;
   retryBudgetMs?: number;
   dedupWindowMs?: number;
@@ -92,7 +107,20 @@ export const DEFAULTS = {
   tokenTtlMs: 10_000,
   // SNS posts a small body at once; a sender still trickling one after this is not SNS.
   snsBodyTimeoutMs: 5_000,
+  bodyTimeoutMs: 15_000,
+  headersTimeoutMs: 10_000,
+  maxConnections: 512,
+  maxConnectionsPerSource: 64,
 } as const;
+
+/** A socket answered with `Connection: close` is destroyed this long after the answer, if the client has not closed it. */
+const CLOSE_GRACE_MS = 1_000;
+
+/** The address a connection comes from, `::ffff:10.0.0.1` and `10.0.0.1` alike. */
+function sourceAddress(socket: Socket): string {
+  const a = socket.remoteAddress ?? 'unknown';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
 
 /**
  * The SNS route's own in-flight budget. It is unauthenticated (anyone can reach it; trust
@@ -109,7 +137,15 @@ const ROUTES: Record<string, IntakeSource> = {
   '/v1/alerts/alertmanager': 'alertmanager',
   '/v1/alerts/sns': 'sns',
   '/v1/alerts': 'generic',
+  '/v1/alerts/grafana': 'grafana',
+  '/v1/alerts/datadog': 'datadog',
+  '/v1/alerts/pagerduty': 'pagerduty',
 };
+
+/** Whether a request holds a processing slot (released when its work is done). */
+interface Slot {
+  taken: boolean;
+}
 
 /** What a route answers when it accepted the request. */
 interface Reply {
@@ -126,6 +162,8 @@ export class IntakeServer {
   private readonly processor: AlertProcessor;
   private readonly log: Logger;
   private readonly sockets = new Set<Socket>();
+  /** Open connections per source address (see acceptConnection). */
+  private readonly perSource = new Map<string, number>();
   private identityValue: string | undefined;
   /** Requests in flight per budget: the authenticated routes share one, SNS has its own. */
   private inflight = 0;
@@ -148,22 +186,60 @@ export class IntakeServer {
       retryBudgetMs: opts.retryBudgetMs ?? DEFAULTS.retryBudgetMs,
       watchNamespaces: opts.watchNamespaces,
     });
-    this.server = createServer((req, res) => void this.handle(req, res));
+    // Node checks header and request timeouts only every connectionsCheckingInterval
+    // (30 s by default), which would let a silent connection live three times its limit.
+    this.server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => void this.handle(req, res));
     // `Expect: 100-continue`: the handler answers 100 only once the checks that need no
     // body have passed (readBody), so a refused sender never uploads it.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res));
-    // Slow or stalled senders must not hold a slot forever.
-    this.server.headersTimeout = 10_000;
+    // Slow or stalled senders must not hold a connection forever: headers within 10 s,
+    // the body within its route's timeout (readBody), the whole request within 30 s.
+    this.server.headersTimeout = opts.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs;
     this.server.requestTimeout = 30_000;
     this.server.keepAliveTimeout = 5_000;
-    this.server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-    });
+    this.server.on('connection', (socket: Socket) => this.acceptConnection(socket));
     this.server.on('clientError', (_err, socket: Socket) => {
       // Malformed HTTP never reaches a handler: answer 400 and close.
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"malformed HTTP request"}');
       else socket.destroy();
+    });
+  }
+
+  /**
+   * Caps open connections overall and per source address. Each connection costs memory
+   * (up to a body's cap) and a file descriptor whatever its route, and the SNS route is
+   * open to anyone: without a cap, one host opening thousands of idle or trickling
+   * connections exhausts the process before any timeout fires. Beyond a cap the
+   * connection gets a bare 503 (it has sent nothing we could route yet) and is closed.
+   */
+  private acceptConnection(socket: Socket): void {
+    const source = sourceAddress(socket);
+    const total = this.opts.maxConnections ?? DEFAULTS.maxConnections;
+    const perSource = this.opts.maxConnectionsPerSource ?? DEFAULTS.maxConnectionsPerSource;
+    const fromSource = this.perSource.get(source) ?? 0;
+    const overTotal = this.sockets.size >= total;
+    if (overTotal || (perSource > 0 && fromSource >= perSource)) {
+      const limit = overTotal
+        ? `${total} open connections in all (--intake-max-connections)`
+        : `${perSource} open connections from ${source} (--intake-max-connections-per-source)`;
+      this.log.warn({ remote: source, open: this.sockets.size, fromSource }, `intake connection refused: over ${limit}`);
+      this.metrics.requests.inc({ source: 'other', outcome: 'overloaded' });
+      const body = JSON.stringify({ error: `too many connections: the intake accepts ${limit}; retry later` });
+      socket.on('error', () => undefined);
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `retry-after: 1\r\nconnection: close\r\n\r\n${body}`,
+      );
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      return;
+    }
+    this.sockets.add(socket);
+    this.perSource.set(source, fromSource + 1);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      const left = (this.perSource.get(source) ?? 1) - 1;
+      if (left <= 0) this.perSource.delete(source);
+      else this.perSource.set(source, left);
     });
   }
 
@@ -249,7 +325,7 @@ export class IntakeServer {
       return;
     }
     let outcome: Outcome = 'error';
-    let counted = false;
+    const slot: Slot = { taken: false };
     res.once('close', () => {
       this.metrics.requests.inc({ source, outcome });
       this.metrics.duration.observe({ source }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -257,18 +333,9 @@ export class IntakeServer {
     try {
       if (req.method !== 'POST') throw new IntakeError(405, `${req.method} is not allowed here: POST the alert payload`, 'method_not_allowed', undefined, { allow: 'POST' });
       if (this.stopping) throw new IntakeError(503, 'the intake is shutting down; send again (another replica will take it)', 'unavailable', undefined, { connection: 'close', 'retry-after': '1' });
-      const maxInflight = this.opts.maxInflight ?? DEFAULTS.maxInflight;
-      if (source === 'sns') {
-        const snsMax = this.opts.snsMaxInflight ?? snsInflightBudget(maxInflight);
-        // SNS treats a 4xx as final and drops the message, but retries a 5xx.
-        if (this.snsInflight >= snsMax) throw new IntakeError(503, `too many SNS messages in flight (${snsMax}); SNS will retry the delivery`, 'overloaded', undefined, { 'retry-after': '1' });
-        this.snsInflight++;
-      } else {
-        if (this.inflight >= maxInflight) throw new IntakeError(429, `too many alert requests in flight (${maxInflight}); retry after a second`, 'overloaded', undefined, { 'retry-after': '1' });
-        this.inflight++;
-      }
-      counted = true;
-      this.metrics.inflight.set(this.inflight + this.snsInflight);
+      // SNS takes its slot only once the message is read and its signature verified
+      // (handleSns): a stranger trickling a body must not hold a slot a real delivery needs.
+      if (source !== 'sns') this.takeSlot(slot, source);
       if (!this.ready) {
         throw new IntakeError(503, 'the intake is starting: the AlertPolicy cache has not synced yet (or the intake has not learnt its own identity); retry shortly', 'unavailable', undefined, { 'retry-after': '5' });
       }
@@ -280,7 +347,8 @@ export class IntakeServer {
       if (namespace !== undefined && watched.length > 0 && !watched.includes(namespace)) {
         throw new IntakeError(400, `namespace ${namespace} is not watched by this controller (it watches ${watched.join(', ')}; see --watch-namespace), so none of its policies can match`);
       }
-      const reply = source === 'sns' ? await this.handleSns(req, res, namespace) : await this.handleAuthenticated(req, res, source, namespace);
+      const reply =
+        source === 'sns' ? await this.handleSns(req, res, namespace, slot) : await this.handleAuthenticated(req, res, source, namespace);
       outcome = reply.outcome;
       sendJson(res, reply.status, reply.body);
     } catch (error) {
@@ -288,7 +356,7 @@ export class IntakeServer {
     } finally {
       // Released when the work is done, not when the client hangs up: a sender that
       // disconnects early must not free a slot while its alerts are still being created.
-      if (counted) {
+      if (slot.taken) {
         if (source === 'sns') this.snsInflight--;
         else this.inflight--;
         this.metrics.inflight.set(this.inflight + this.snsInflight);
@@ -298,19 +366,54 @@ export class IntakeServer {
     }
   }
 
-  private async handleAuthenticated(req: IncomingMessage, res: ServerResponse, source: 'alertmanager' | 'generic', namespace: string | undefined): Promise<Reply> {
+  /** Takes a processing slot of `source`'s budget, or refuses: 429, or 503 for SNS (which drops a 4xx delivery but retries a 5xx). */
+  private takeSlot(slot: Slot, source: IntakeSource): void {
+    const maxInflight = this.opts.maxInflight ?? DEFAULTS.maxInflight;
+    if (source === 'sns') {
+      const snsMax = this.opts.snsMaxInflight ?? snsInflightBudget(maxInflight);
+      if (this.snsInflight >= snsMax) {
+        const message = `too many SNS messages in flight (${snsMax}); SNS will retry the delivery`;
+        throw new IntakeError(503, message, 'overloaded', undefined, { 'retry-after': '1' });
+      }
+      this.snsInflight++;
+    } else {
+      if (this.inflight >= maxInflight) {
+        const message = `too many alert requests in flight (${maxInflight}); retry after a second`;
+        throw new IntakeError(429, message, 'overloaded', undefined, { 'retry-after': '1' });
+      }
+      this.inflight++;
+    }
+    slot.taken = true;
+    this.metrics.inflight.set(this.inflight + this.snsInflight);
+  }
+
+  private async handleAuthenticated(
+    req: IncomingMessage,
+    res: ServerResponse,
+    source: Exclude<IntakeSource, 'sns'>,
+    namespace: string | undefined,
+  ): Promise<Reply> {
     await this.auth.authenticate(req.headers.authorization);
     checkContentType(req, false);
-    const body = parseJson(await readBody(req, res, LIMITS.maxBodyBytes));
+    const body = parseJson(await readBody(req, res, LIMITS.maxBodyBytes, this.opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs));
     const now = (this.opts.now ?? Date.now)();
-    const alerts: IntakeAlert[] =
-      source === 'alertmanager'
-        ? parseAlertmanager(body, this.opts.maxAlerts ?? DEFAULTS.maxAlerts)
-        : [parseGeneric(body, now, this.opts.dedupWindowMs ?? DEFAULTS.dedupWindowMs)];
+    const maxAlerts = this.opts.maxAlerts ?? DEFAULTS.maxAlerts;
+    const dedupWindowMs = this.opts.dedupWindowMs ?? DEFAULTS.dedupWindowMs;
+    let alerts: IntakeAlert[];
+    if (source === 'alertmanager') alerts = parseAlertmanager(body, maxAlerts);
+    else if (source === 'generic') alerts = [parseGeneric(body, now, dedupWindowMs)];
+    else {
+      const parsed = parseSender(source, body, { nowMs: now, dedupWindowMs, maxAlerts });
+      if (parsed.kind === 'ignored') {
+        this.log.debug({ source, reason: parsed.reason }, 'alert acknowledged without effect');
+        return { status: 200, outcome: 'ok', body: { alerts: 0, ignored: parsed.reason } };
+      }
+      alerts = parsed.alerts;
+    }
     return this.accepted(await this.processor.process(alerts, namespace));
   }
 
-  private async handleSns(req: IncomingMessage, res: ServerResponse, namespace: string | undefined): Promise<Reply> {
+  private async handleSns(req: IncomingMessage, res: ServerResponse, namespace: string | undefined, slot: Slot): Promise<Reply> {
     checkContentType(req, true);
     // A short body timeout: this route is open to anyone, and a slot held by a sender
     // trickling its body is a slot SNS cannot use.
@@ -324,6 +427,7 @@ export class IntakeServer {
     const headerTopic = req.headers['x-amz-sns-topic-arn'];
     if (headerTopic !== undefined && headerTopic !== env.TopicArn) throw new IntakeError(400, 'x-amz-sns-topic-arn header disagrees with the message TopicArn');
     await this.sns.verify(env);
+    this.takeSlot(slot, 'sns');
     const log = { topic: env.TopicArn, messageId: env.MessageId, type: env.Type };
     switch (env.Type) {
       case 'SubscriptionConfirmation': {
@@ -368,8 +472,11 @@ export class IntakeServer {
     if (error instanceof IntakeError) {
       const level = error.status >= 500 ? 'warn' : 'info';
       this.log[level]({ source, status: error.status, outcome: error.outcome, remote: req.socket.remoteAddress, error: error.message }, 'intake request refused');
-      const headers = { ...earlyAnswerHeaders(req), ...error.headers };
+      const headers: Record<string, string> = { ...earlyAnswerHeaders(req), ...error.headers };
+      // A body too slow or too large: this connection is not worth keeping.
+      if (error.status === 408 || error.status === 413) headers.connection = 'close';
       sendJson(res, error.status, { error: error.message, ...(error.details && { details: error.details }) }, headers);
+      if (headers.connection === 'close') closeAfterAnswer(req, res);
       return error.outcome;
     }
     if (error instanceof ApiUnavailableError) {
@@ -389,7 +496,9 @@ export class IntakeServer {
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'not ready');
       return;
     }
-    sendJson(res, 404, { error: `no such endpoint ${JSON.stringify(path.slice(0, 100))}: POST to /v1/alerts/alertmanager, /v1/alerts/sns or /v1/alerts` }, earlyAnswerHeaders(req));
+    const routes = Object.keys(ROUTES).join(', ');
+    const error = `no such endpoint ${JSON.stringify(path.slice(0, 100))}: POST to one of ${routes}`;
+    sendJson(res, 404, { error }, earlyAnswerHeaders(req));
     finish('not_found');
     if (!req.complete) drainRequest(req);
   }

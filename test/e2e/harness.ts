@@ -3,7 +3,7 @@
  * test bed (IRSA credentials at moto, the admin or a ServiceAccount kubeconfig), waiting
  * on resources, and reading back what the AWS emulator received.
  */
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { ListCommandsCommand, SSMClient, type Command } from '@aws-sdk/client-ssm';
 import { join } from 'node:path';
 import { API_VERSION, GROUP, VERSION, type AlertPolicy, type RemediationRequest, type Runbook } from '../../src/api/v1alpha1/index.js';
@@ -110,10 +110,17 @@ export class Resources {
    * the plan in status (what `kubectl remediator approve` does).
    */
   async decide(namespace: string, name: string, approver: string, decision: 'Approved' | 'Rejected' = 'Approved', reason = 'looks right'): Promise<RemediationRequest> {
-    return this.updateRequestSpec(namespace, name, (spec, current) => ({
-      ...spec,
-      approval: { decision, approver, reason, ...(decision === 'Approved' && current.status?.plan ? { planDigest: current.status.plan.digest } : {}) },
-    }));
+    const current = await this.getRequest(namespace, name);
+    const digest = current.status?.plan?.digest;
+    return this.patchApproval(namespace, name, { decision, approver, reason, ...(decision === 'Approved' && digest ? { planDigest: digest } : {}) });
+  }
+
+  /** Sets spec.approval with a merge patch, as the approver role allows (it has patch, not update). */
+  patchApproval(namespace: string, name: string, approval: NonNullable<RemediationRequest['spec']['approval']>): Promise<RemediationRequest> {
+    return this.api.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace, plural: 'remediationrequests', name, body: { spec: { approval } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    ) as Promise<RemediationRequest>;
   }
 
   createPolicy(namespace: string, name: string, spec: Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'runbookRef'>): Promise<AlertPolicy> {

@@ -9,12 +9,18 @@ import { join, relative } from 'node:path';
 import { renderChart, parseManifests } from '../../hack/chart/render.js';
 import { CONFIG_NAMESPACE, CONFIG_RELEASE } from '../../hack/chart/gen-config.js';
 import { repoRoot } from '../testbed/binaries.js';
+import { SESSION_TAG_NAMESPACE, SESSION_TAG_POLICY } from '../../src/cloud/location.js';
 import { testbedFromEnv } from './harness.js';
 
 /** @aws-sdk/client-<package> → IAM service prefix. A new client needs a line here (and a policy statement). */
-const IAM_PREFIX: Record<string, string> = { ec2: 'ec2', ssm: 'ssm', sns: 'sns', cloudwatch: 'cloudwatch' };
-/** Clients whose calls need no permissions policy (STS AssumeRoleWithWebIdentity is granted by the role's trust policy). */
-const NO_POLICY_CLIENTS = new Set(['sts']);
+const IAM_PREFIX: Record<string, string> = { ec2: 'ec2', ssm: 'ssm', sns: 'sns', cloudwatch: 'cloudwatch', sts: 'sts' };
+/**
+ * STS calls that need no permissions policy: AssumeRoleWithWebIdentity is granted by the
+ * role's trust policy, GetCallerIdentity by nobody (AWS always allows it).
+ */
+const NO_POLICY_STS = new Set(['AssumeRoleWithWebIdentity', 'GetCallerIdentity']);
+/** SDK credential providers that call AWS on our behalf: `fromTemporaryCredentials` assumes a role, with session tags. */
+const PROVIDER_ACTIONS: Record<string, string[]> = { fromTemporaryCredentials: ['sts:AssumeRole', 'sts:TagSession'] };
 /**
  * Actions AWS authorizes only on Resource "*" (Service Authorization Reference: no
  * resource types). They must be limited by region instead; every other action must
@@ -54,11 +60,14 @@ function actionsInCode(): Map<string, string[]> {
     for (const m of text.matchAll(/new\s+([A-Z][A-Za-z0-9]*)Command\s*\(/g)) {
       const client = clientOf.get(`${m[1]}Command`);
       if (!client) throw new Error(`${relative(root, file)}: new ${m[1]}Command( is not imported from an @aws-sdk/client-* package the test understands`);
-      if (NO_POLICY_CLIENTS.has(client)) continue;
+      if (client === 'sts' && NO_POLICY_STS.has(m[1]!)) continue;
       const prefix = IAM_PREFIX[client];
       if (!prefix) throw new Error(`${relative(root, file)} calls @aws-sdk/client-${client}: add its IAM prefix to IAM_PREFIX and its actions to config/iam/policy.json`);
       const action = `${prefix}:${m[1]}`;
       actions.set(action, [...(actions.get(action) ?? []), relative(root, file)]);
+    }
+    for (const m of text.matchAll(/\b(from[A-Z][A-Za-z]*)\(\{/g)) {
+      for (const action of PROVIDER_ACTIONS[m[1]!] ?? []) actions.set(action, [...(actions.get(action) ?? []), relative(root, file)]);
     }
   }
   return actions;
@@ -71,7 +80,7 @@ describe('config/iam/policy.json', () => {
   test('allows exactly the AWS operations the code calls, and nothing else', () => {
     const inCode = actionsInCode();
     // The scan sees the calls (a regression guard for the scan itself).
-    expect([...inCode.keys()]).toEqual(expect.arrayContaining(['ec2:DescribeInstances', 'ssm:SendCommand']));
+    expect([...inCode.keys()]).toEqual(expect.arrayContaining(['ec2:DescribeInstances', 'ssm:SendCommand', 'sts:AssumeRole']));
     const allowed = new Set(allows.flatMap((s) => list(s.Action)));
     expect([...allowed].sort()).toEqual([...inCode.keys()].sort());
     // A Deny only narrows what is allowed.
@@ -117,6 +126,59 @@ describe('config/iam/policy.json', () => {
     // SNS: named topics only.
     const publish = allows.find((s) => list(s.Action).includes('sns:Publish'));
     for (const r of list(publish!.Resource)) expect(r).toMatch(/^arn:aws:sns:\$\{AWS_REGION\}:\$\{AWS_ACCOUNT_ID\}:\$\{[A-Z_]+\}$/);
+    // Role chaining: only the named workload roles, and nothing else in that statement.
+    const assume = allows.filter((s) => list(s.Action).some((a) => a.startsWith('sts:')));
+    expect(assume).toEqual([
+      expect.objectContaining({
+        Action: ['sts:AssumeRole', 'sts:TagSession'],
+        Resource: ['arn:aws:iam::${WORKLOAD_ACCOUNT_ID}:role/${WORKLOAD_ROLE_NAME}'],
+      }),
+    ]);
+  });
+});
+
+describe('config/iam/workload-role-policy.json (the role a Runbook assumes in another account)', () => {
+  const workload = readJson('config/iam/workload-role-policy.json');
+  const controller = readJson('config/iam/policy.json');
+  const actions = (p: typeof workload, effect: 'Allow' | 'Deny') =>
+    [...new Set(p.Statement.filter((s) => s.Effect === effect).flatMap((s) => list(s.Action)))].sort();
+
+  test("allows what the controller's own policy allows, except assuming further roles: no role chains on from there", () => {
+    expect(actions(workload, 'Allow')).toEqual(actions(controller, 'Allow').filter((a) => !a.startsWith('sts:')));
+    expect(actions(workload, 'Deny')).toEqual(actions(controller, 'Deny'));
+    for (const s of workload.Statement) {
+      for (const a of list(s.Action)) {
+        if (NO_RESOURCE_LEVEL.has(a)) expect(s.Condition?.['StringEquals']?.['aws:RequestedRegion']).toBe('${AWS_REGION}');
+        else expect(list(s.Resource)).not.toContain('*');
+      }
+    }
+  });
+
+  test('sends commands only to managed instances of the team whose request it is (the session tag)', () => {
+    const onInstances = workload.Statement.find((s) => s.Effect === 'Allow' && list(s.Resource).some((r) => r.includes(':instance/')));
+    expect(list(onInstances!.Resource)).toEqual(['arn:aws:ec2:${AWS_REGION}:${WORKLOAD_ACCOUNT_ID}:instance/*']);
+    expect(onInstances!.Condition).toEqual({
+      StringEquals: {
+        'ssm:resourceTag/remediator.dev/managed': 'true',
+        'ssm:resourceTag/team': `\${aws:PrincipalTag/${SESSION_TAG_NAMESPACE}}`,
+      },
+    });
+  });
+
+  test("its trust policy admits only the controller's role, with the external id and exactly remediator's session tags", () => {
+    const trust = readJson('config/iam/workload-trust-policy.json');
+    const principal = { AWS: 'arn:aws:iam::${AWS_ACCOUNT_ID}:role/${CONTROLLER_ROLE_NAME}' };
+    expect(trust.Statement.map((s) => [s.Effect, s.Action, s.Principal])).toEqual([
+      ['Allow', 'sts:AssumeRole', principal],
+      ['Allow', 'sts:TagSession', principal],
+    ]);
+    expect(trust.Statement[0]!.Condition).toEqual({
+      StringEquals: { 'sts:ExternalId': '${EXTERNAL_ID}' },
+      Null: { [`aws:RequestTag/${SESSION_TAG_NAMESPACE}`]: 'false', [`aws:RequestTag/${SESSION_TAG_POLICY}`]: 'false' },
+    });
+    expect(trust.Statement[1]!.Condition).toEqual({
+      'ForAllValues:StringEquals': { 'aws:TagKeys': [SESSION_TAG_NAMESPACE, SESSION_TAG_POLICY] },
+    });
   });
 });
 

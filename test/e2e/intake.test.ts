@@ -326,7 +326,7 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
       ['generic: labels as an array', { ...json({ name: 'NginxDown', labels: ['severity=critical'] }), path: GENERIC }, 422, /labels: expected object/],
       ['generic: status unknown', { ...json({ name: 'NginxDown', status: 'ok' }), path: GENERIC }, 422, /status: must be one of/],
       ['generic: startsAt a number', { ...json({ name: 'NginxDown', startsAt: 1714557600 }), path: GENERIC }, 422, /startsAt: expected string/],
-      ['an unknown path', { ...json(valid()), path: '/v1/alerts/pagerduty' }, 404, /no such endpoint/],
+      ['an unknown path', { ...json(valid()), path: '/v1/alerts/zabbix' }, 404, /no such endpoint/],
     ];
 
     // Reordered so the title reads "<what> → <status>".

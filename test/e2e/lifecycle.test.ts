@@ -7,21 +7,24 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { GROUP, VERSION, type AlertPolicy, type RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import { GROUP, VERSION, type AlertPolicy, type RemediationRequest, type Runbook } from '../../src/api/v1alpha1/index.js';
 import { pointsEvery, putInstanceMetric, seedClientConfig, seedInstances } from '../testbed/aws.js';
-import { Resources, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
+import { Resources, restartRunbook, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
+import { grant, installChart, namespace, SCOPE_LABEL, suffix, waitForAdmissionPolicy, type InstalledChart } from './install-chart.js';
 
 const REGION = 'ap-southeast-2';
 const NS = 'lifecycle';
-
-const ssmAction = (command = 'systemctl restart {{ labels.service }}') => ({
-  ssm: { documentName: 'AWS-RunShellScript', parameters: [{ name: 'commands', values: [command] }] },
-});
+const id = suffix();
+/** The runbook most policies here use: restart the service the alert names. */
+const RUNBOOK = `lc-restart-${id}`;
 
 describe('remediation lifecycle', () => {
   const tb = testbedFromEnv();
   const res = new Resources(tb.admin());
+  // mallory (editor) creates requests; alice and bob approve; carol is both.
+  const as = (user: string) => new Resources(tb.as(user));
   let controller: RunningController;
+  let chart: InstalledChart;
   let n = 0;
 
   async function instance(tags: Record<string, string> = {}): Promise<string> {
@@ -31,14 +34,26 @@ describe('remediation lifecycle', () => {
 
   async function policy(spec: Partial<AlertPolicy['spec']>): Promise<string> {
     const name = `p${++n}`;
-    await res.createPolicy(NS, name, { targets: { fromLabels: ['instance_id'] }, action: ssmAction(), ...spec });
+    await res.createPolicy(NS, name, { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: RUNBOOK }, inputs: { service: '{{ labels.service }}' }, ...spec });
     return name;
   }
 
-  async function request(policyName: string, labels: Record<string, string>, extra: Partial<RemediationRequest['spec']> = {}): Promise<RemediationRequest> {
-    return res.createRequest(NS, `r${++n}`, {
+  async function runbook(spec: Runbook['spec']): Promise<string> {
+    const name = `lc-${++n}-${id}`;
+    await res.createRunbook(name, spec);
+    return name;
+  }
+
+  async function request(
+    policyName: string,
+    labels: Record<string, string>,
+    extra: Partial<RemediationRequest['spec']> = {},
+    requester = 'mallory',
+  ): Promise<RemediationRequest> {
+    return as(requester).createRequest(NS, `r${++n}`, {
       policyRef: { name: policyName },
       alert: { source: 'alertmanager', name: 'NginxDown', status: 'firing', labels: { service: 'nginx', ...labels } },
+      requestedBy: requester,
       ...extra,
     });
   }
@@ -51,17 +66,25 @@ describe('remediation lifecycle', () => {
     return res.updateRequestSpec(NS, rr.metadata!.name!, mutate);
   }
 
+  /** An approval given by `approver` as themselves, naming the plan in status. */
   async function approve(name: string, approver: string, decision: 'Approved' | 'Rejected' = 'Approved', reason = 'looks right') {
-    return res.updateRequestSpec(NS, name, (spec) => ({ ...spec, approval: { decision, approver, reason } }));
+    return as(approver).decide(NS, name, approver, decision, reason);
   }
 
   beforeAll(async () => {
-    await res.namespace(NS);
-    controller = await startController(tb, { region: REGION, namespace: NS });
+    // The chart's approval admission policy guards this namespace: manual approvals count here.
+    chart = await installChart(tb, { release: `lc${id}`, namespace: `rmd-lc-system-${id}`, scope: id });
+    await namespace(tb, NS, { [SCOPE_LABEL]: id });
+    for (const user of ['mallory', 'carol']) await grant(tb, NS, user, `${chart.fullname}-editor`);
+    for (const user of ['alice', 'bob', 'carol']) await grant(tb, NS, user, `${chart.fullname}-approver`);
+    await waitForAdmissionPolicy(tb, NS);
+    await res.createRunbook(RUNBOOK, restartRunbook());
+    controller = await startController(tb, { region: REGION, namespace: NS, args: ['--admission-policy-name', `${chart.fullname}-approvals`] });
   });
 
   afterAll(async () => {
     await controller?.stop();
+    await chart?.uninstall();
   });
 
   describe('approval', () => {
@@ -94,7 +117,7 @@ describe('remediation lifecycle', () => {
       const p = await policy({ risk: 'Medium', approval: { mode: 'Manual', approvers: ['alice'] } });
       const rr = await request(p, { instance_id: id });
       await res.waitForPhase(NS, rr.metadata!.name!, 'AwaitingApproval');
-      await approve(rr.metadata!.name!, 'mallory');
+      await approve(rr.metadata!.name!, 'bob');
       const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Rejected');
       expect(done.status?.reason).toBe('ApproverNotAllowed');
       expect(await commandsFor(rr)).toHaveLength(0);
@@ -103,11 +126,11 @@ describe('remediation lifecycle', () => {
     test('for High risk the requester cannot approve their own request (four eyes)', async () => {
       const id = await instance();
       const p = await policy({ risk: 'High' });
-      const rr = await request(p, { instance_id: id }, { requestedBy: 'carol' });
+      const rr = await request(p, { instance_id: id }, {}, 'carol');
       await res.waitForPhase(NS, rr.metadata!.name!, 'AwaitingApproval');
-      await approve(rr.metadata!.name!, 'carol');
-      const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Rejected');
-      expect(done.status?.reason).toBe('SelfApproval');
+      await expect(approve(rr.metadata!.name!, 'carol')).rejects.toMatchObject({ body: expect.stringContaining('four eyes') });
+      expect((await res.getRequest(NS, rr.metadata!.name!)).status?.phase).toBe('AwaitingApproval');
+      expect(await commandsFor(rr)).toHaveLength(0);
     });
 
     test('a request nobody decides on expires after the policy timeout', async () => {
@@ -168,14 +191,14 @@ describe('remediation lifecycle', () => {
   });
 
   describe('execution safety', () => {
-    const hostile = ['nginx; reboot', 'nginx && curl x|sh', '$(reboot)', '`reboot`', "nginx'", 'nginx"', 'a\nreboot', 'x'.repeat(300)];
+    const hostile = ['nginx; reboot', 'nginx && curl x|sh', '$(reboot)', '`reboot`', "nginx'", 'nginx"', 'a\nreboot', 'x'.repeat(300), '--help', '-rf', '../../etc/shadow', 'a/../b', ''];
     test.each(hostile)('a templated value %j fails the request before anything is sent', async (value) => {
       const id = await instance();
       const p = await policy({});
       const rr = await request(p, { instance_id: id, service: value });
       const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Failed');
       expect(done.status?.reason).toBe('InvalidParameter');
-      expect(done.status?.message).toMatch(/allowlist|over the limit/);
+      expect(done.status?.message).toMatch(/allowlist|over the limit|starts with "-"|contains "\.\."|is empty/);
       expect(done.status?.execution).toBeUndefined();
       expect(await commandsFor(rr)).toHaveLength(0);
     });
@@ -305,13 +328,10 @@ describe('remediation lifecycle', () => {
       expect(ready.message).toContain('Mars/Olympus');
     });
 
-    test('the API server rejects a policy with both ssm and sns actions', async () => {
-      await expect(
-        res.createPolicy(NS, 'both', {
-          targets: { fromLabels: ['instance_id'] },
-          action: { ...ssmAction(), sns: { topicArn: 'arn:aws:sns:ap-southeast-2:123456789012:x', message: 'm' } },
-        }),
-      ).rejects.toMatchObject({ body: expect.stringContaining('exactly one of') });
+    test('the API server rejects a runbook with both ssm and sns actions', async () => {
+      const both = restartRunbook();
+      both.action = { ...both.action, sns: { topicArn: 'arn:aws:sns:ap-southeast-2:123456789012:x', message: 'm' } };
+      await expect(res.createRunbook(`lc-both-${id}`, both)).rejects.toMatchObject({ body: expect.stringContaining('exactly one of') });
     });
   });
 
@@ -340,9 +360,11 @@ describe('remediation lifecycle', () => {
     test('an sns action publishes the templated message to a FIFO topic with attributes', async () => {
       const { topicArn, queueUrl } = await topicWithQueue(`oncall${n}`, true);
       const id = await instance();
-      const p = await policy({
+      const rb = await runbook({
+        namespaceSelector: {},
         action: { sns: { topicArn, subject: 'Disk full on {{ labels.instance_id }}', message: 'Please look at {{ labels.instance_id }} ({{ alert.name }})', messageAttributes: { severity: '{{ labels.severity }}' } } },
       });
+      const p = await policy({ runbookRef: { name: rb }, inputs: {} });
       const rr = await request(p, { instance_id: id, severity: 'page' });
       const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Succeeded');
       expect(done.status?.execution?.sns?.messageId).toBeDefined();
@@ -355,7 +377,7 @@ describe('remediation lifecycle', () => {
     test('notify announces the chosen transitions', async () => {
       const { topicArn, queueUrl } = await topicWithQueue(`notify${n}`);
       const id = await instance();
-      const p = await policy({ risk: 'Medium', action: { ...ssmAction(), notify: { topicArn, on: ['AwaitingApproval', 'Succeeded'] } } });
+      const p = await policy({ risk: 'Medium', notify: { topicArn, on: ['AwaitingApproval', 'Succeeded'] } });
       const rr = await request(p, { instance_id: id });
       await res.waitForPhase(NS, rr.metadata!.name!, 'AwaitingApproval');
       await waitFor('AwaitingApproval notification recorded', async () =>

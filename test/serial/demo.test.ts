@@ -59,6 +59,14 @@ describe('make demo', () => {
       expect(run.output).toContain(line);
     }
     expect(run.output).toMatch(/approved by alice/);
+    // Runbooks come from the cluster admin; the team editor may not write them.
+    expect(run.output).toMatch(/runbook\.remediator\.dev\/restart-service created/);
+    expect(run.output).toMatch(/alertpolicy\.remediator\.dev\/restart-nginx created/);
+    expect(run.output).toMatch(/kubectl auth can-i create runbooks\.remediator\.dev {3}\(as dana\) → no/);
+    // alice saw the plan, and her approval names its digest: the one the timeline shows.
+    const planned = /approve reboot-unresponsive-[0-9a-f]{10} [^\n]*\n[\s\S]*?Digest: +(sha256:[0-9a-f]{64})/.exec(run.output)?.[1];
+    expect(planned).toBeDefined();
+    expect(run.output).toContain(`approval  Approved by alice of plan ${planned}`);
     expect(run.output).toMatch(/SSM command [0-9a-f-]{36} succeeded/);
     expect(run.output).toMatch(/SNS remediator-oncall: [0-9a-f-]{36}/);
     expect(leftovers(run.output)).toEqual([]);

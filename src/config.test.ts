@@ -1,0 +1,96 @@
+import { BOOLEAN_FLAGS, envName, loadConfig, parseBoolean, USAGE, type ControllerConfig } from './config.js';
+
+/** Where each boolean flag lands in the loaded configuration. */
+const READ: Partial<Record<(typeof BOOLEAN_FLAGS)[number], (c: ControllerConfig) => boolean>> = {
+  'leader-elect': (c) => c.leaderElect,
+};
+
+function load(argv: string[], env: NodeJS.ProcessEnv = {}): ControllerConfig {
+  const c = loadConfig(argv, env);
+  if (c === 'help') throw new Error('unexpected --help');
+  return c;
+}
+
+describe('boolean flags: every spelling behaves as docs/operations.md says', () => {
+  test('the table below covers every boolean flag', () => {
+    expect(Object.keys(READ).sort()).toEqual([...BOOLEAN_FLAGS].sort());
+    expect(BOOLEAN_FLAGS.length).toBeGreaterThan(0);
+  });
+
+  // [argv, env value, in a cluster?, expected]
+  const cases: Array<[string[], string | undefined, boolean, boolean]> = [
+    [[], undefined, false, false],
+    [[], undefined, true, true],
+    [['--F'], undefined, false, true],
+    [['--F=true'], undefined, false, true],
+    [['--F=false'], undefined, true, false],
+    [['--F=FALSE'], undefined, true, false],
+    [['--F=0'], undefined, true, false],
+    [['--F=1'], undefined, false, true],
+    [['--no-F'], undefined, true, false],
+    // The environment when no flag is given...
+    [[], 'false', true, false],
+    [[], 'False', true, false],
+    [[], '0', true, false],
+    [[], 'true', false, true],
+    [[], 'yes', false, true],
+    // ...and a flag on the command line wins over it.
+    [['--F=false'], 'true', false, false],
+    [['--no-F'], 'true', false, false],
+    [['--F'], 'false', false, true],
+    [['--F=true'], 'false', false, true],
+    // The last of several wins, as with Go's flag package.
+    [['--F', '--no-F'], undefined, false, false],
+    [['--no-F', '--F=true'], undefined, false, true],
+  ];
+
+  describe.each(BOOLEAN_FLAGS)('--%s', (flag) => {
+    test.each(cases)('%j with env %s (in cluster: %s) → %s', (argv, envValue, inCluster, expected) => {
+      const env: NodeJS.ProcessEnv = {
+        ...(envValue !== undefined && { [envName(flag)]: envValue }),
+        ...(inCluster && { KUBERNETES_SERVICE_HOST: '10.0.0.1' }),
+      };
+      expect(
+        READ[flag]!(
+          load(
+            argv.map((a) => a.replace('F', flag)),
+            env,
+          ),
+        ),
+      ).toBe(expected);
+    });
+
+    test('a value that is not a boolean is an error naming the flag, never silently false', () => {
+      expect(() => load([`--${flag}=maybe`])).toThrow(`--${flag} must be true or false, got "maybe"`);
+      expect(() => load([], { [envName(flag)]: 'ture' })).toThrow(`${envName(flag)} must be true or false, got "ture"`);
+    });
+
+    test('is documented with its --no- and =false spellings', () => {
+      expect(USAGE).toContain(`--${flag}`);
+      expect(USAGE).toMatch(/--flag=true\|false, --no-flag/);
+    });
+  });
+});
+
+describe('parseBoolean', () => {
+  test.each([
+    ['true', true],
+    [' TRUE ', true],
+    ['on', true],
+    ['no', false],
+    ['off', false],
+  ])('%j → %s', (value, expected) => expect(parseBoolean(value, 'X')).toBe(expected));
+});
+
+describe('intake connection limits', () => {
+  test('defaults, flags and env', () => {
+    expect(load([]).intake).toMatchObject({ maxConnections: 512, maxConnectionsPerSource: 64 });
+    expect(load(['--intake-max-connections=100', '--intake-max-connections-per-source', '0']).intake).toMatchObject({
+      maxConnections: 100,
+      maxConnectionsPerSource: 0,
+    });
+    expect(load([], { INTAKE_MAX_CONNECTIONS_PER_SOURCE: '8' }).intake.maxConnectionsPerSource).toBe(8);
+    expect(() => load(['--intake-max-connections-per-source=-1'])).toThrow(/whole number/);
+    expect(() => load(['--intake-max-connections=0'])).toThrow(/positive integer/);
+  });
+});
