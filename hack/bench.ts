@@ -12,10 +12,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import type { AlertPolicy, RemediationRequest } from '../src/api/v1alpha1/index.js';
+import type { AlertPolicy, RemediationRequest, Runbook } from '../src/api/v1alpha1/index.js';
 import type { CommandRunner, InstanceDescriber, MetricsReader, Publisher } from '../src/cloud/types.js';
-import { RemediationRequestReconciler } from '../src/controllers/remediationrequest.js';
-import { render } from '../src/controllers/template.js';
+import { RemediationRequestReconciler } from '../src/controllers/request/reconciler.js';
+import { render, valuePolicy } from '../src/controllers/template.js';
 import type { EventRecorder, ResourceClient } from '../src/kube/resources.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { systemClock } from '../src/runtime/clock.js';
@@ -51,7 +51,7 @@ async function benchQueue(): Promise<void> {
 
 function benchTemplate(): void {
   const ctx = { alert: { name: 'NginxDown', source: 'alertmanager' }, labels: { service: 'nginx', instance_id: 'i-0123456789abcdef0' }, annotations: {} };
-  const policy = { allowedPattern: '^[A-Za-z0-9._:/=@-]*$', maxLength: 256 };
+  const policy = valuePolicy();
   const N = 200_000;
   const t0 = performance.now();
   for (let i = 0; i < N; i++) render('systemctl restart {{ labels.service }} # {{ labels.instance_id }}', ctx, policy);
@@ -82,9 +82,18 @@ class MemoryRequests implements ResourceClient<RemediationRequest> {
 async function benchReconciler(): Promise<void> {
   const N = 5_000;
   const requests = new MemoryRequests();
+  const runbook: Runbook = {
+    metadata: { name: 'restart-service', generation: 1 },
+    spec: {
+      namespaceSelector: {},
+      scope: { tagSelector: { Environment: 'prod' } },
+      inputs: [{ name: 'service', allowedPattern: 'nginx|php-fpm' }],
+      action: { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart {{ inputs.service }}'] }] } },
+    },
+  };
   const policy: AlertPolicy = {
     metadata: { name: 'restart', namespace: 'bench', generation: 1 },
-    spec: { targets: { fromLabels: ['instance_id'] }, action: { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart {{ labels.service }}'] }] } } },
+    spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'restart-service' }, inputs: { service: '{{ labels.service }}' }, risk: 'Low' },
   };
   const instances: InstanceDescriber = {
     describe: async (ids) => ({ found: ids.map((instanceId) => ({ instanceId, state: 'running', tags: { Environment: 'prod', Service: 'nginx' } })), missing: [] }),
@@ -103,11 +112,12 @@ async function benchReconciler(): Promise<void> {
     requests,
     getRequest: (ns, name) => requests.store.get(`${ns}/${name}`),
     getPolicy: () => policy,
+    getRunbook: () => runbook,
+    namespaceLabels: (ns) => ({ 'kubernetes.io/metadata.name': ns }),
+    admission: () => ({ enforced: true, binding: 'bench' }),
     requestsOf: () => [],
-    instances,
-    commands: runner,
-    metricsReader,
-    publisher,
+    cloudFor: () => ({ instances, commands: runner, metricsReader, publisher }),
+    defaultRegion: 'eu-west-1',
     events,
     metrics: new Metrics(false),
     clock: systemClock,

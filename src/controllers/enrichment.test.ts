@@ -5,7 +5,7 @@ import { failedGuard, planMetricQueries, seriesFrom } from './enrichment.js';
 const ctx = { alert: { name: 'A', source: 'generic' }, labels: { asg: 'web-asg' }, annotations: {} };
 const spec = (metrics: NonNullable<AlertPolicySpec['enrichment']>['metrics']): AlertPolicySpec => ({
   targets: {},
-  action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } },
+  runbookRef: { name: 'rb' },
   enrichment: { metrics },
 });
 

@@ -6,7 +6,7 @@ const T0 = Date.parse('2026-11-21T10:00:00Z'); // a Saturday
 function policy(safety: NonNullable<AlertPolicy['spec']['safety']>, annotations: Record<string, string> = {}): AlertPolicy {
   return {
     metadata: { name: 'p', namespace: 'ns', annotations },
-    spec: { targets: {}, action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } }, safety },
+    spec: { targets: {}, runbookRef: { name: 'rb' }, safety },
   };
 }
 
@@ -58,16 +58,30 @@ describe('circuit breaker', () => {
   ];
 
   test('opens after N consecutive failures and names how to resume', () => {
-    const s = circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 3 } }), history);
+    const s = circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 3 } }), history, T0);
     expect(s).toMatchObject({ consecutiveFailures: 3, open: true, openedAt: '2026-11-21T09:30:00Z' });
     expect(s.message).toContain('kubectl remediator resume p');
-    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 4 } }), history).open).toBe(false);
+    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 4 } }), history, T0).open).toBe(false);
   });
 
   test('a success closes the run; a person resets it with the annotation', () => {
-    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 1 } }), history.slice(0, 1)).open).toBe(false);
+    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 1 } }), history.slice(0, 1), T0).open).toBe(false);
     const reset = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': '2026-11-21T09:25:00Z' });
-    expect(circuitState(reset, history)).toMatchObject({ consecutiveFailures: 1, open: false });
+    expect(circuitState(reset, history, T0)).toMatchObject({ consecutiveFailures: 1, open: false });
+  });
+
+  test('a reset time in the future is ignored: it cannot switch the breaker off for good', () => {
+    const far = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': '9999-12-31T00:00:00Z' });
+    expect(circuitState(far, history, T0)).toMatchObject({ consecutiveFailures: 3, open: true });
+    // An hour ahead of the controller's clock is the future too (beyond clock skew).
+    const ahead = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': new Date(T0 + 3_600_000).toISOString() });
+    expect(circuitState(ahead, history, T0).open).toBe(true);
+  });
+
+  test('an untrusted reset (no admission policy guarding the approver verb) is ignored', () => {
+    const reset = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': '2026-11-21T09:25:00Z' });
+    expect(circuitState(reset, history, T0, false)).toMatchObject({ consecutiveFailures: 3, open: true });
+    expect(circuitState(reset, history, T0, true)).toMatchObject({ consecutiveFailures: 1, open: false });
   });
 });
 

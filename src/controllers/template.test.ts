@@ -45,6 +45,31 @@ describe('render', () => {
     expect(() => render('systemctl restart {{ labels.service }}', ctx({ service: value }), policy)).toThrow(TemplateError);
   });
 
+  test.each(['--help', '-rf', '../../etc/shadow', '/var/../etc', ''])('refuses %j by default (options, paths upwards, empty values)', (value) => {
+    expect(() => render('ls {{ labels.path }}', ctx({ path: value }), policy)).toThrow(TemplateError);
+  });
+
+  test('allow: lifts exactly the rule it names', () => {
+    expect(render('ls {{ labels.path }}', ctx({ path: '--help' }), { ...policy, allow: ['LeadingDash'] })).toBe('ls --help');
+    expect(() => render('ls {{ labels.path }}', ctx({ path: '../x' }), { ...policy, allow: ['LeadingDash'] })).toThrow(/\.\./);
+    expect(render('cat {{ labels.path }}', ctx({ path: '../../etc/shadow' }), { ...policy, allow: ['DotDot'] })).toBe('cat ../../etc/shadow');
+    expect(() => render('cat {{ labels.path }}', ctx({ path: '' }), { ...policy, allow: ['DotDot'] })).toThrow(/empty/);
+    expect(render('echo x{{ labels.path }}', ctx({ path: '' }), { ...policy, allow: ['Empty'] })).toBe('echo x');
+  });
+
+  test('Parameter Store references stay verbatim for SSM to resolve', () => {
+    expect(render('curl -H {{ssm:/path}} {{ labels.service }}', ctx({ service: 'nginx' }), policy)).toBe('curl -H {{ssm:/path}} nginx');
+    expect(render('token={{ssm-secure:/a/b}}', ctx({}), policy)).toBe('token={{ssm-secure:/a/b}}');
+    expect(placeholders('{{ssm:/path}} {{ ssm-secure:/a/b }}')).toEqual([]);
+  });
+
+  test('{{ namespace }} is the request namespace, and takes no field', () => {
+    expect(render('team={{ namespace }}', { ...ctx({}), namespace: 'team-a' }, policy)).toBe('team=team-a');
+    expect(placeholders('{{ namespace }}')).toEqual(['namespace']);
+    expect(() => placeholders('{{ namespace.x }}')).toThrow(/has no fields/);
+    expect(() => render('team={{ namespace }}', ctx({}), policy)).toThrow(TemplateError);
+  });
+
   test('a per-parameter pattern replaces the default', () => {
     const spaces = { allowedPattern: '[a-z ]*', maxLength: 20 };
     expect(render('echo {{ labels.msg }}', ctx({ msg: 'hello world' }), spaces)).toBe('echo hello world');
@@ -62,7 +87,11 @@ describe('render', () => {
           expect(error).toBeInstanceOf(TemplateError);
           return;
         }
-        expect(out.slice(4)).toMatch(allowed);
+        const v = out.slice(4);
+        expect(v).toMatch(allowed);
+        expect(v.startsWith('-')).toBe(false);
+        expect(v).not.toContain('..');
+        expect(v).not.toBe('');
         expect(out.length - 4).toBeLessThanOrEqual(DEFAULT_MAX_VALUE_LENGTH);
       }),
       { numRuns: 2_000 },

@@ -2,26 +2,41 @@
  * What moto cannot do, supplied by the fault-injecting proxy between the controller's
  * SDK and moto: a controller killed after SendCommand reached AWS, a lost response,
  * AccessDenied, throttling, and commands that fail on the instance — and the circuit
- * breaker those failures trip.
+ * breaker those failures trip, which an approver (not an editor) resets.
+ *
+ * Requests are created by mallory (the chart's editor role) in her own name; the breaker
+ * is reset by alice (the approver role) under the chart's admission policy, the only
+ * place a reset is trusted.
  */
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { GROUP, VERSION, type AlertPolicy } from '../../src/api/v1alpha1/index.js';
 import { seedInstances } from '../testbed/aws.js';
 import { startFaultProxy, type FaultProxy } from '../testbed/faultproxy.js';
-import { Resources, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
+import { Resources, restartRunbook, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
+import { grant, installChart, namespace, SCOPE_LABEL, suffix, waitForAdmissionPolicy, type InstalledChart } from './install-chart.js';
 
 const REGION = 'ca-central-1';
 const NS = 'faults';
+const id = suffix();
+const RUNBOOK = `restart-nginx-faults-${id}`;
 
 describe('failures and exactly-once execution', () => {
   const tb = testbedFromEnv();
   const res = new Resources(tb.admin());
+  const mallory = new Resources(tb.as('mallory'));
+  let chart: InstalledChart;
   let proxy: FaultProxy;
   const controllers: RunningController[] = [];
   let n = 0;
 
   async function controller(name: string): Promise<RunningController> {
-    const c = await startController(tb, { region: REGION, namespace: NS, name, awsEndpoint: proxy.endpoint });
+    const c = await startController(tb, {
+      region: REGION,
+      namespace: NS,
+      name,
+      awsEndpoint: proxy.endpoint,
+      args: ['--admission-policy-name', `${chart.fullname}-approvals`],
+    });
     controllers.push(c);
     return c;
   }
@@ -33,20 +48,17 @@ describe('failures and exactly-once execution', () => {
 
   async function policy(spec: Partial<AlertPolicy['spec']> = {}): Promise<string> {
     const name = `p${++n}`;
-    await res.createPolicy(NS, name, {
-      targets: { fromLabels: ['instance_id'] },
-      action: { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart nginx'] }] } },
-      ...spec,
-    });
+    await mallory.createPolicy(NS, name, { runbookRef: { name: RUNBOOK }, targets: { fromLabels: ['instance_id'] }, ...spec });
     return name;
   }
 
   async function request(policyName: string): Promise<{ name: string; uid: string; instance: string }> {
     const [instance] = await seedInstances(tb.motoEndpoint, { region: REGION });
     const name = `r${++n}`;
-    const rr = await res.createRequest(NS, name, {
+    const rr = await mallory.createRequest(NS, name, {
       policyRef: { name: policyName },
       alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: instance! } },
+      requestedBy: 'mallory',
     });
     return { name, uid: rr.metadata!.uid!, instance: instance! };
   }
@@ -54,7 +66,16 @@ describe('failures and exactly-once execution', () => {
   const commandsWith = async (uid: string) => (await ssmCommands(tb, REGION)).filter((c) => c.Comment === `remediator:${uid}`);
 
   beforeAll(async () => {
-    await res.namespace(NS);
+    chart = await installChart(tb, { release: `flt${id}`, namespace: `rmd-flt-system-${id}`, scope: id });
+    await namespace(tb, NS, { [SCOPE_LABEL]: id });
+    await grant(tb, NS, 'mallory', `${chart.fullname}-editor`);
+    // Resuming a breaker takes the approver role (the verb) and patch on the policy (the editor role).
+    for (const role of ['approver', 'editor']) await grant(tb, NS, 'alice', `${chart.fullname}-${role}`);
+    await waitForAdmissionPolicy(tb, NS);
+    await res.createRunbook(
+      RUNBOOK,
+      restartRunbook({ inputs: [], action: { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart nginx'] }] } } }),
+    );
     proxy = await startFaultProxy({ upstream: tb.motoEndpoint });
   });
 
@@ -63,6 +84,8 @@ describe('failures and exactly-once execution', () => {
   afterAll(async () => {
     for (const c of controllers) await c.stop();
     await proxy?.stop();
+    await res.deleteRunbook(RUNBOOK);
+    await chart?.uninstall();
   });
 
   test('a controller killed after SendCommand reached AWS is replaced by one that adopts the command instead of sending another', async () => {
@@ -155,7 +178,11 @@ describe('failures and exactly-once execution', () => {
     });
     proxy.clearCalls();
     const name = `r${++n}`;
-    await res.createRequest(NS, name, { policyRef: { name: p }, alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instances: ids.join(',') } } });
+    await mallory.createRequest(NS, name, {
+      policyRef: { name: p },
+      alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instances: ids.join(',') } },
+      requestedBy: 'mallory',
+    });
     const done = await res.waitForPhase(NS, name, 'Succeeded');
     expect(done.status?.enrichment?.metrics).toHaveLength(6);
     expect(proxy.calls('DescribeInstances')).toHaveLength(1);
@@ -195,11 +222,25 @@ describe('failures and exactly-once execution', () => {
     expect(skipped.status?.reason).toBe('CircuitOpen');
     expect(await commandsWith(c.uid)).toHaveLength(0);
 
-    // A person resumes it (what `kubectl remediator resume` does); commands work again.
+    // The editor may not reset it: that needs the approver verb (the admission policy says so).
     proxy.clearRules();
-    await tb.admin().makeApiClient(CustomObjectsApi).patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace: NS, plural: 'alertpolicies', name: p, body: [{ op: 'add', path: '/metadata/annotations', value: { 'remediator.dev/circuit-reset-at': new Date().toISOString() } }] },
-    );
+    const reset = (user: string, at: string) =>
+      tb.as(user).makeApiClient(CustomObjectsApi).patchNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: NS,
+        plural: 'alertpolicies',
+        name: p,
+        body: [{ op: 'add', path: '/metadata/annotations', value: { 'remediator.dev/circuit-reset-at': at } }],
+      });
+    await expect(reset('mallory', new Date().toISOString())).rejects.toMatchObject({ code: 403 });
+    // A reset in the far future is ignored by the controller: it cannot switch the breaker off for good.
+    await reset('alice', '9999-12-31T00:00:00Z');
+    const future = await request(p);
+    expect((await res.waitForPhase(NS, future.name, 'Skipped')).status?.reason).toBe('CircuitOpen');
+    expect(await commandsWith(future.uid)).toHaveLength(0);
+    // An approver resumes it (what `kubectl remediator resume` does); commands work again.
+    await reset('alice', new Date().toISOString());
     await waitFor('circuit closed', async () => (await res.getPolicy(NS, p)).status?.circuitBreaker?.open === false);
     const d = await request(p);
     await res.waitForPhase(NS, d.name, 'Succeeded');

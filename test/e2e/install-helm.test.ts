@@ -47,9 +47,10 @@ describe('helm install / upgrade / uninstall', () => {
 
     must(await tb.helm(['uninstall', RELEASE, '-n', NS]), 'helm uninstall');
     expect(await exists('deployment', RELEASE, '-n', NS)).toBe(false);
-    expect(await exists('clusterrole', `${RELEASE}-approver`)).toBe(false);
+    for (const role of ['approver', 'controller-trust', 'runbook-admin']) expect(await exists('clusterrole', `${RELEASE}-${role}`)).toBe(false);
     expect(await exists('validatingadmissionpolicy', `${RELEASE}-approvals`)).toBe(false);
-    expect(await exists('crd', 'remediationrequests.remediator.dev')).toBe(true);
+    // CRDs stay: deleting one would delete every object of it, Runbooks included.
+    for (const crd of ['remediationrequests', 'alertpolicies', 'runbooks']) expect(await exists('crd', `${crd}.remediator.dev`)).toBe(true);
     expect(await token()).toBe(first);
   });
 });

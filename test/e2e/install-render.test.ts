@@ -71,9 +71,12 @@ describe('helm lint and helm template', () => {
     expect(kinds).toEqual([
       'ClusterRole/remediator-approver',
       'ClusterRole/remediator-controller',
+      'ClusterRole/remediator-controller-trust',
       'ClusterRole/remediator-editor',
+      'ClusterRole/remediator-runbook-admin',
       'ClusterRole/remediator-viewer',
       'ClusterRoleBinding/remediator-controller',
+      'ClusterRoleBinding/remediator-controller-trust',
       'Deployment/remediator',
       'NetworkPolicy/remediator',
       'PodDisruptionBudget/remediator',
@@ -183,17 +186,40 @@ describe('helm lint and helm template', () => {
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['remediator-leader'], verbs: ['get', 'update'] },
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['remediator-intake-token'], verbs: ['get', 'list', 'watch'] },
     ]);
+    // Trust inputs: cluster-scoped reads only (and the status of Runbooks, where it reports their validity).
+    expect(rules(one(objects, 'ClusterRole', 'remediator-controller-trust'))).toEqual([
+      { apiGroups: ['remediator.dev'], resources: ['runbooks'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['remediator.dev'], resources: ['runbooks/status'], verbs: ['update', 'patch'] },
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingadmissionpolicies', 'validatingadmissionpolicybindings'], verbs: ['get', 'list', 'watch'] },
+    ]);
     expect(rules(one(objects, 'ClusterRole', 'remediator-approver'))[0]!.verbs).toContain('approve');
-    for (const name of ['remediator-editor', 'remediator-viewer', 'remediator-controller']) {
+    for (const name of ['remediator-editor', 'remediator-viewer', 'remediator-controller', 'remediator-controller-trust', 'remediator-runbook-admin']) {
       expect(rules(one(objects, 'ClusterRole', name)).flatMap((r) => r.verbs)).not.toContain('approve');
     }
+    // Only runbook-admin writes Runbooks, and it is never aggregated into the built-in roles.
+    const writes = ['create', 'update', 'patch', 'delete'];
+    for (const role of objects.filter((o) => o.kind === 'ClusterRole')) {
+      const writesRunbooks = rules(role).some((r) => r.resources?.includes('runbooks') && r.verbs.some((v) => writes.includes(v)));
+      expect([role.metadata.name, writesRunbooks]).toEqual([role.metadata.name, role.metadata.name === 'remediator-runbook-admin']);
+    }
+    const aggregated = await render({ rbac: { aggregateToDefaultRoles: true } });
+    const labelsOf = (name: string) => one(aggregated, 'ClusterRole', name).metadata.labels ?? {};
+    expect(Object.keys(labelsOf('remediator-runbook-admin')).filter((k) => k.startsWith('rbac.authorization.k8s.io/aggregate-to'))).toEqual([]);
+    expect(labelsOf('remediator-editor')['rbac.authorization.k8s.io/aggregate-to-edit']).toBe('true');
   });
 
-  test('the admission policy matches only the main resource, so the controller\'s status writes pass', async () => {
-    const vap = one(await render(), 'ValidatingAdmissionPolicy');
+  test('the admission policy matches only the main resources, so the controller\'s status writes pass', async () => {
+    const objects = await render();
+    const vap = one(objects, 'ValidatingAdmissionPolicy');
     const spec = vap['spec'] as { failurePolicy: string; matchConstraints: { resourceRules: Array<{ resources: string[]; operations: string[] }> } };
     expect(spec.failurePolicy).toBe('Fail');
-    expect(spec.matchConstraints.resourceRules).toEqual([expect.objectContaining({ resources: ['remediationrequests'], operations: ['CREATE', 'UPDATE'] })]);
+    // Requests (approvals) and policies (the circuit-breaker reset), never a status subresource.
+    expect(spec.matchConstraints.resourceRules).toEqual([expect.objectContaining({ resources: ['remediationrequests', 'alertpolicies'], operations: ['CREATE', 'UPDATE'] })]);
+    // Bound with Deny: the controller honours manual approvals only where it is.
+    const binding = one(objects, 'ValidatingAdmissionPolicyBinding')['spec'] as { policyName: string; validationActions: string[] };
+    expect(binding).toMatchObject({ policyName: 'remediator-approvals', validationActions: ['Deny'] });
+    expect(controllerEnv(objects)['ADMISSION_POLICY_NAME']).toBe('remediator-approvals');
   });
 });
 
@@ -206,6 +232,7 @@ describe('values.schema.json', () => {
     ['a role ARN that is not one', { serviceAccount: { roleArn: 'remediator-controller' } }, '/serviceAccount/roleArn'],
     ['an unknown validation action', { admissionPolicy: { validationActions: ['Block'] } }, '/admissionPolicy/validationActions'],
     ['Deny with Warn', { admissionPolicy: { validationActions: ['Deny', 'Warn'] } }, '/admissionPolicy/validationActions'],
+    ['a Warn/Audit rollout without Deny (approvals would not be honoured)', { admissionPolicy: { validationActions: ['Warn', 'Audit'] } }, '/admissionPolicy/validationActions'],
     ['a memory limit in a unit Kubernetes does not know', { resources: { limits: { memory: '512MB' } } }, '/resources/limits'],
     ['no memory request', { resources: { requests: { memory: null } } }, '/resources/requests'],
     ['a port out of range', { intake: { port: 70000 } }, '/intake/port'],

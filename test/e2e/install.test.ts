@@ -5,8 +5,9 @@
  * ServiceAccount token and the environment of the chart's Deployment. It completes a
  * remediation, records Events, holds its Lease and writes only status — so the shipped
  * RBAC is enough — while the shipped admission policy keeps a High risk request from
- * being approved by its own requester. The samples in config/samples apply, and
- * re-applying them (or a request) changes nothing, as a GitOps sync expects.
+ * being approved by its own requester. Runbooks are the cluster admin's: a team editor
+ * cannot write one. The samples in config/samples apply (Runbooks by the admin, policies
+ * by the team), and re-applying them (or a request) changes nothing, as a GitOps sync expects.
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,13 +16,18 @@ import { DEFAULT_ROLE_ARN, seedInstances } from '../testbed/aws.js';
 import { repoRoot } from '../testbed/binaries.js';
 import { freePort } from '../testbed/procs.js';
 import { deploymentEnv, grant, guardStatus, installChart, must, namespace, plugin, SCOPE_LABEL, serviceAccountKubeconfig, suffix, type InstalledChart, waitForAdmissionPolicy } from './install-chart.js';
-import { Resources, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
+import { Resources, restartRunbook, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 
 const REGION = 'eu-north-1';
 const id = suffix();
 const SYSTEM_NS = `rmd-system-${id}`;
 const APPS_NS = `rmd-apps-${id}`;
 const POD = `rmd-${id}-pod-0`;
+/** This file's runbooks (cluster-scoped: names unique to the file). */
+const RESTART = `restart-service-install-${id}`;
+const REBOOT = `reboot-install-${id}`;
+/** The label the sample Runbooks grant themselves to. */
+const TENANT = { 'remediator.dev/tenant': 'true' };
 
 describe('the chart, installed with helm template | kubectl apply', () => {
   const tb = testbedFromEnv();
@@ -30,6 +36,8 @@ describe('the chart, installed with helm template | kubectl apply', () => {
   let controller: RunningController;
   let intakeUrl: string;
   let unguard: (() => Promise<void>) | undefined;
+  /** Sample Runbook files applied (cluster-scoped: removed again after the file). */
+  const sampleRunbooks: string[] = [];
 
   const applyAs = (user: string, file: string) => tb.kubectl(['apply', '-n', APPS_NS, '-f', file], { user });
 
@@ -41,8 +49,17 @@ describe('the chart, installed with helm template | kubectl apply', () => {
       values: { serviceAccount: { roleArn: DEFAULT_ROLE_ARN }, controller: { pollIntervalMs: 200 } },
       namespaceLabels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' },
     });
-    await namespace(tb, APPS_NS, { [SCOPE_LABEL]: id });
+    await namespace(tb, APPS_NS, { [SCOPE_LABEL]: id, ...TENANT });
     await waitForAdmissionPolicy(tb, APPS_NS);
+    // What may run is the cluster admin's to say.
+    const granted = { namespaceSelector: { matchLabels: { [SCOPE_LABEL]: id } } };
+    await res.createRunbook(RESTART, restartRunbook({ ...granted, inputs: [{ name: 'service', allowedPattern: 'nginx|php-fpm' }], scope: { maxTargets: 3 } }));
+    await res.createRunbook(REBOOT, {
+      ...granted,
+      minRisk: 'High',
+      maxAutoApprovedRisk: 'None',
+      action: { ssm: { documentName: 'AWS-RunShellScript', parameters: [{ name: 'commands', values: ['systemctl reboot'] }] } },
+    });
     // Only this controller may write status here (see guardStatus): its status writes
     // are provably its own.
     unguard = await guardStatus(tb, id, chart.serviceAccountUser);
@@ -69,6 +86,9 @@ describe('the chart, installed with helm template | kubectl apply', () => {
   afterAll(async () => {
     await controller?.stop();
     await unguard?.();
+    await res.deleteRunbook(RESTART);
+    await res.deleteRunbook(REBOOT);
+    if (sampleRunbooks.length > 0) await tb.kubectl(['delete', '--ignore-not-found', ...sampleRunbooks.flatMap((f) => ['-f', f])]);
     await chart?.uninstall();
   });
 
@@ -105,12 +125,34 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     expect(await can('approve', 'remediationrequests.remediator.dev', '-n', APPS_NS)).toBe('no');
     expect(await can('update', 'leases.coordination.k8s.io/other-lease', '-n', SYSTEM_NS)).toBe('no');
     expect(await can('create', 'leases.coordination.k8s.io', '-n', APPS_NS)).toBe('no');
+    // Trust reads (which runbooks a namespace is granted, whether the admission policy covers
+    // it), and nothing more: the controller cannot widen its own trust.
+    expect(await can('list', 'runbooks.remediator.dev')).toBe('yes');
+    expect(await can('list', 'namespaces')).toBe('yes');
+    expect(await can('list', 'validatingadmissionpolicies.admissionregistration.k8s.io')).toBe('yes');
+    expect(await can('list', 'validatingadmissionpolicybindings.admissionregistration.k8s.io')).toBe('yes');
+    for (const verb of ['create', 'update', 'patch', 'delete']) {
+      expect(await can(verb, 'runbooks.remediator.dev')).toBe('no');
+      expect(await can(verb, 'validatingadmissionpolicybindings.admissionregistration.k8s.io')).toBe('no');
+      expect(await can(verb, 'namespaces')).toBe('no');
+    }
+    // It reports each Runbook's validity in the Runbook's status, and that is all it writes there.
+    expect(await can('update', 'runbooks.remediator.dev', '--subresource=status')).toBe('yes');
+  });
+
+  test('Runbooks are the cluster admin\'s: a namespace editor (and approver) cannot write them', async () => {
+    const userCan = async (user: string, ...args: string[]) => (await tb.kubectl(['auth', 'can-i', ...args, `--as=${user}`])).stdout.trim();
+    for (const verb of ['create', 'update', 'patch', 'delete']) expect(await userCan('alice', verb, 'runbooks.remediator.dev')).toBe('no');
+    const doc = { apiVersion: 'remediator.dev/v1alpha1', kind: 'Runbook', metadata: { name: `evil-install-${id}` }, spec: restartRunbook() };
+    const created = await tb.kubectl(['create', '-f', '-'], { user: 'alice', input: JSON.stringify(doc) });
+    expect(created.code).not.toBe(0);
+    expect(created.stderr).toMatch(/forbidden/i);
   });
 
   test('a request applied by a user is remediated under the shipped RBAC, and re-applying it changes nothing', async () => {
     const [instance] = await seedInstances(tb.motoEndpoint, { region: REGION, tags: { Name: 'web-1', Service: 'nginx' } });
     const dir = join(tb.dir, `install-${id}`);
-    writeManifest(dir, 'policy.yaml', policy('restart-nginx', 'Low'));
+    writeManifest(dir, 'policy.yaml', policy('restart-nginx', 'Low', RESTART));
     writeManifest(dir, 'request.yaml', request('nginx-down-1', 'restart-nginx', 'alice', instance!));
     must(await applyAs('alice', join(dir, 'policy.yaml')), 'apply policy');
     must(await applyAs('alice', join(dir, 'request.yaml')), 'apply request');
@@ -124,7 +166,8 @@ describe('the chart, installed with helm template | kubectl apply', () => {
       const r = (await res.events(APPS_NS, 'nginx-down-1')).map((e) => e.reason);
       return r.includes('CommandSucceeded') ? r : undefined;
     });
-    expect(reasons).toEqual(expect.arrayContaining(['TargetsResolved', 'AutoApproved', 'CommandSent', 'CommandSucceeded']));
+    expect(reasons).toEqual(expect.arrayContaining(['IntentRecorded', 'CommandSent', 'CommandSucceeded']));
+    expect(rr.status?.plan?.ssm?.parameters).toEqual({ commands: ['systemctl restart nginx'] });
     // ... and the policy's status too (RBAC: alertpolicies/status).
     await waitFor('policy status', async () => ((await res.getPolicy(APPS_NS, 'restart-nginx')).status?.succeeded ?? 0) >= 1);
 
@@ -142,7 +185,7 @@ describe('the chart, installed with helm template | kubectl apply', () => {
   test('a High risk request needs four eyes: its requester is refused by the API server, another approver succeeds (kubectl plugin)', async () => {
     const [instance] = await seedInstances(tb.motoEndpoint, { region: REGION, tags: { Name: 'db-1' } });
     const dir = join(tb.dir, `install-${id}`);
-    writeManifest(dir, 'policy-high.yaml', policy('reboot', 'High'));
+    writeManifest(dir, 'policy-high.yaml', policy('reboot', 'High', REBOOT));
     writeManifest(dir, 'request-high.yaml', request('db-stuck-1', 'reboot', 'alice', instance!));
     must(await applyAs('alice', join(dir, 'policy-high.yaml')), 'apply policy');
     must(await applyAs('alice', join(dir, 'request-high.yaml')), 'apply request');
@@ -157,13 +200,14 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     const ok = must(await plugin(tb, 'bob', ['approve', 'db-stuck-1', '-n', APPS_NS, '--reason', 'checked the dashboards']), 'bob approves');
     expect(ok.stdout).toContain('approved by bob');
     const done = await res.waitForPhase(APPS_NS, 'db-stuck-1', 'Succeeded');
-    expect(done.spec.approval).toEqual({ decision: 'Approved', approver: 'bob', reason: 'checked the dashboards' });
+    expect(done.spec.approval).toEqual({ decision: 'Approved', approver: 'bob', reason: 'checked the dashboards', planDigest: waiting.status?.plan?.digest });
+    expect(done.status?.plan?.ssm?.parameters).toEqual({ commands: ['systemctl reboot'] });
     expect(done.status?.approval?.approver).toBe('bob');
   });
 
   test('the intake, under the chart RBAC, turns an alert into a request the admission policy accepts', async () => {
     const [instance] = await seedInstances(tb.motoEndpoint, { region: REGION, tags: { Name: 'web-2' } });
-    must(await applyAs('alice', writeManifest(join(tb.dir, `install-${id}`), 'policy-intake.yaml', policy('intake-restart', 'Low'))), 'apply policy');
+    must(await applyAs('alice', writeManifest(join(tb.dir, `install-${id}`), 'policy-intake.yaml', policy('intake-restart', 'Low', RESTART))), 'apply policy');
     const secret = await tb.kubectl(['get', 'secret', `${chart.fullname}-intake-token`, '-n', SYSTEM_NS, '-o', 'jsonpath={.data.token}']);
     const token = Buffer.from(must(secret, 'read intake token').stdout, 'base64').toString('utf8');
     const response = await fetch(`${intakeUrl}/v1/alerts?namespace=${APPS_NS}`, {
@@ -180,11 +224,22 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     expect(rr.spec.requestedBy).toBe(chart.serviceAccountUser);
   });
 
-  test('kubectl apply -f config/samples/ works, and re-applying the same files changes nothing', async () => {
+  test('kubectl apply -f config/samples/ works (Runbooks by the admin, policies by the team), and re-applying changes nothing', async () => {
     const samples = join(repoRoot(), 'config', 'samples');
-    const first = must(await applyAs('alice', samples), 'apply samples');
-    const names = readdirSync(samples).filter((f) => f.endsWith('.yaml'));
-    expect(first.stdout.trim().split('\n')).toHaveLength(names.length);
+    const files = readdirSync(samples).filter((f) => f.endsWith('.yaml'));
+    const runbooks = files.filter((f) => f.includes('_runbook_')).map((f) => join(samples, f));
+    sampleRunbooks.push(...runbooks);
+    const policies = files.filter((f) => f.includes('_alertpolicy_')).map((f) => join(samples, f));
+    expect(runbooks.length).toBeGreaterThan(0);
+    expect(runbooks.length + policies.length).toBe(files.length);
+    // The team cannot apply the Runbooks; the cluster admin does.
+    const byTeam = await tb.kubectl(['apply', ...runbooks.flatMap((f) => ['-f', f])], { user: 'alice' });
+    expect(byTeam.code).not.toBe(0);
+    expect(byTeam.stderr).toMatch(/forbidden/i);
+    must(await tb.kubectl(['apply', ...runbooks.flatMap((f) => ['-f', f])]), 'admin applies the sample runbooks');
+    const applyPolicies = () => tb.kubectl(['apply', '-n', APPS_NS, ...policies.flatMap((f) => ['-f', f])], { user: 'alice' });
+    const first = must(await applyPolicies(), 'apply sample policies');
+    expect(first.stdout.trim().split('\n')).toHaveLength(policies.length);
     // The controller has seen each policy and written its status...
     for (const line of first.stdout.trim().split('\n')) {
       const name = /^alertpolicy\.remediator\.dev\/(\S+) /.exec(line)?.[1];
@@ -195,14 +250,16 @@ describe('the chart, installed with helm template | kubectl apply', () => {
       });
     }
     // ... which a re-apply neither sees nor undoes.
-    const again = must(await applyAs('alice', samples), 're-apply samples');
+    const again = must(await applyPolicies(), 're-apply sample policies');
     for (const line of again.stdout.trim().split('\n')) expect(line).toMatch(/ unchanged$/);
-    expect((await tb.kubectl(['diff', '-n', APPS_NS, '-f', samples], { user: 'alice' })).code).toBe(0);
+    expect((await tb.kubectl(['diff', '-n', APPS_NS, ...policies.flatMap((f) => ['-f', f])], { user: 'alice' })).code).toBe(0);
+    const runbooksAgain = must(await tb.kubectl(['apply', ...runbooks.flatMap((f) => ['-f', f])]), 're-apply sample runbooks');
+    for (const line of runbooksAgain.stdout.trim().split('\n')) expect(line).toMatch(/ unchanged$/);
   });
 });
 
 /** A policy that matches only alerts labelled route=<its name>, so the intake's alert picks exactly one. */
-function policy(name: string, risk: 'Low' | 'High') {
+function policy(name: string, risk: 'Low' | 'High', runbook: string) {
   return {
     apiVersion: 'remediator.dev/v1alpha1',
     kind: 'AlertPolicy',
@@ -211,7 +268,8 @@ function policy(name: string, risk: 'Low' | 'High') {
       match: { labels: [{ name: 'route', op: '=', value: name }] },
       targets: { fromLabels: ['instance_id'], maxTargets: 3 },
       risk,
-      action: { ssm: { documentName: 'AWS-RunShellScript', parameters: [{ name: 'commands', values: ['systemctl restart {{ labels.service }}'] }] } },
+      runbookRef: { name: runbook },
+      ...(runbook === RESTART && { inputs: { service: '{{ labels.service }}' } }),
     },
   };
 }

@@ -7,13 +7,28 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import type { Plan, RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import { planDigest } from '../../src/controllers/plan.js';
 import { repoRoot } from '../testbed/binaries.js';
 import { grant, guardStatus, installChart, must, namespace, plugin, SCOPE_LABEL, serviceAccountKubeconfig, suffix, writeStatus, type InstalledChart, waitForAdmissionPolicy } from './install-chart.js';
-import { Resources, testbedFromEnv } from './harness.js';
+import { Resources, restartRunbook, testbedFromEnv } from './harness.js';
 
 const id = suffix();
 const NS = `rmd-plugin-${id}`;
+const RUNBOOK = `restart-service-plugin-${id}`;
+
+/** The plan the controller would store for a request of `risk` (with its real digest). */
+function plan(risk: Plan['risk']): Plan {
+  const body: Omit<Plan, 'digest'> = {
+    runbook: { name: RUNBOOK, generation: 1 },
+    policyGeneration: 1,
+    risk,
+    targets: ['i-0123456789abcdef0'],
+    region: 'eu-west-1',
+    ssm: { documentName: 'AWS-RunShellScript', parameters: { commands: ['systemctl restart nginx'] }, timeoutSeconds: 600, maxConcurrency: '50', maxErrors: '0' },
+  };
+  return { digest: planDigest(body), ...body };
+}
 
 describe('kubectl remediator', () => {
   const tb = testbedFromEnv();
@@ -38,12 +53,13 @@ describe('kubectl remediator', () => {
     await writeStatus(saKubeconfig, NS, name, status);
   }
 
-  const awaiting = (risk: string) => ({ phase: 'AwaitingApproval', reason: 'ApprovalRequired', risk, targets: ['i-0123456789abcdef0'], targetCount: 1 });
+  const awaiting = (risk: Plan['risk']) => ({ phase: 'AwaitingApproval', reason: 'ApprovalRequired', risk, targets: ['i-0123456789abcdef0'], targetCount: 1, plan: plan(risk) });
 
   beforeAll(async () => {
     chart = await installChart(tb, { release: `plg${id}`, namespace: `rmd-plugin-system-${id}`, scope: id });
     await namespace(tb, NS, { [SCOPE_LABEL]: id });
     await waitForAdmissionPolicy(tb, NS);
+    await res.createRunbook(RUNBOOK, restartRunbook());
     // Status is written as the chart's ServiceAccount, the controller's identity, and no
     // other controller of the suite may write it here (see guardStatus).
     saKubeconfig = await serviceAccountKubeconfig(tb, chart);
@@ -89,6 +105,7 @@ describe('kubectl remediator', () => {
   });
 
   afterAll(async () => {
+    await res.deleteRunbook(RUNBOOK);
     await unguard?.();
     await chart?.uninstall();
   });
@@ -128,6 +145,10 @@ describe('kubectl remediator', () => {
     expect(page).toMatch(/^Requested by:\s+alice$/m);
     expect(page).toMatch(/^Decision:\s+<none>$/m);
     expect(page).toMatch(/Normal\s+ApprovalRequired\s+\d+s\s+AwaitingApproval: High risk/);
+    // The plan a person approves, exactly as it will run.
+    expect(page).toContain(`Digest:       ${plan('High').digest}`);
+    expect(page).toContain(`Runbook:      ${RUNBOOK} (generation 1); policy generation 1`);
+    expect(page).toContain('systemctl restart nginx');
     const done = must(await plugin(tb, 'alice', ['describe', 'rr/done-already', '-n', NS]), 'describe done').stdout;
     expect(done).toContain('Command:      c0ffee00-0000-4000-8000-000000000001');
     expect(done).toContain('i-0123456789abcdef0: Success (exit 0)');
@@ -137,9 +158,13 @@ describe('kubectl remediator', () => {
 
   test('approve records the current kubeconfig user as the approver', async () => {
     const r = must(await plugin(tb, 'bob', ['approve', 'db-reboot', '-n', NS, '--reason', 'disk check done']), 'bob approves');
-    expect(r.stdout.trim()).toBe(`remediationrequest ${NS}/db-reboot approved by bob (disk check done)`);
+    // The approver is shown the plan, and the approval names its digest.
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toBe('Plan (what an approval approves, exactly):');
+    expect(r.stdout).toContain(`Digest:       ${plan('High').digest}`);
+    expect(lines.at(-1)).toBe(`remediationrequest ${NS}/db-reboot approved by bob (disk check done)`);
     const rr = await res.getRequest(NS, 'db-reboot');
-    expect(rr.spec.approval).toEqual({ decision: 'Approved', approver: 'bob', reason: 'disk check done' });
+    expect(rr.spec.approval).toEqual({ decision: 'Approved', approver: 'bob', reason: 'disk check done', planDigest: plan('High').digest });
     expect(rr.metadata?.managedFields?.some((f) => (f as { manager?: string }).manager === 'kubectl-remediator')).toBe(true);
   });
 
@@ -162,6 +187,14 @@ describe('kubectl remediator', () => {
     expect((await res.getRequest(NS, 'db-reboot-2')).spec.approval).toBeUndefined();
   });
 
+  test('a request without a plan in status cannot be approved: there is nothing to show the approver', async () => {
+    await request('alice', 'no-plan', { phase: 'AwaitingApproval', reason: 'ApprovalRequired', risk: 'Medium' });
+    const r = await plugin(tb, 'bob', ['approve', 'no-plan', '-n', NS]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(`error: remediationrequest ${NS}/no-plan has no plan in status yet; wait until it is AwaitingApproval`);
+    expect((await res.getRequest(NS, 'no-plan')).spec.approval).toBeUndefined();
+  });
+
   test('the plugin\'s own checks: decided, ended, unknown, and usage errors', async () => {
     const again = await plugin(tb, 'alice', ['reject', 'db-reboot', '-n', NS]);
     expect(again.code).toBe(1);
@@ -181,7 +214,7 @@ describe('kubectl remediator', () => {
       apiVersion: 'remediator.dev/v1alpha1',
       kind: 'AlertPolicy',
       metadata: { name: 'circuit-demo', namespace: NS },
-      spec: { targets: { fromLabels: ['instance_id'] }, action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } } },
+      spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: RUNBOOK }, inputs: { service: '{{ labels.service }}' } },
     };
     must(await tb.kubectl(['create', '-f', '-'], { user: 'alice', input: JSON.stringify(policy) }), 'policy');
     const before = Date.now();

@@ -1,14 +1,16 @@
 /**
  * The walking skeleton, end to end against the real kube-apiserver and moto: an
- * auto-approved policy and a request applied through the API are enriched from EC2,
+ * administrator's Runbook, a team's auto-approved policy using it, and a request applied
+ * through the API are enriched from EC2,
  * executed through SSM SendCommand with IRSA credentials, polled to an end, and
  * recorded in status with an Event per transition.
  */
 import { seedInstances } from '../testbed/aws.js';
-import { Resources, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
+import { Resources, restartRunbook, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 
 const REGION = 'eu-west-1';
 const NS = 'skeleton';
+const RUNBOOK = 'restart-service-skeleton';
 
 describe('walking skeleton', () => {
   const tb = testbedFromEnv();
@@ -22,22 +24,32 @@ describe('walking skeleton', () => {
 
   afterAll(async () => {
     await controller?.stop();
+    await res.deleteRunbook(RUNBOOK);
   });
 
   test('an auto-approved request is enriched, executed through SSM and recorded', async () => {
     const [instance] = await seedInstances(tb.motoEndpoint, { region: REGION, tags: { Name: 'web-1', Environment: 'prod', Service: 'nginx' } });
+    await res.createRunbook(
+      RUNBOOK,
+      restartRunbook({
+        inputs: [{ name: 'service', allowedPattern: 'nginx|php-fpm' }],
+        scope: { tagSelector: { Environment: 'prod' }, maxTargets: 5 },
+        action: {
+          ssm: {
+            documentName: 'AWS-RunShellScript',
+            parameters: [{ name: 'commands', values: ['systemctl restart {{ inputs.service }}'] }],
+            timeoutSeconds: 600,
+            maxConcurrency: '50',
+            maxErrors: '0',
+          },
+        },
+      }),
+    );
     await res.createPolicy(NS, 'restart-nginx', {
+      runbookRef: { name: RUNBOOK },
+      inputs: { service: '{{ labels.service }}' },
       targets: { fromLabels: ['instance_id'], maxTargets: 5 },
       risk: 'Low',
-      action: {
-        ssm: {
-          documentName: 'AWS-RunShellScript',
-          parameters: [{ name: 'commands', values: ['systemctl restart {{ labels.service }}'] }],
-          timeoutSeconds: 600,
-          maxConcurrency: '50',
-          maxErrors: '0',
-        },
-      },
     });
     const created = await res.createRequest(NS, 'nginx-down-1', {
       policyRef: { name: 'restart-nginx' },
@@ -60,6 +72,9 @@ describe('walking skeleton', () => {
     expect(s.risk).toBe('Low');
     expect(s.targets).toEqual([instance]);
     expect(s.targetCount).toBe(1);
+    expect(s.plan).toMatchObject({ runbook: { name: RUNBOOK, generation: 1 }, policyGeneration: 1, risk: 'Low', targets: [instance], region: REGION });
+    expect(s.plan?.ssm?.parameters).toEqual({ commands: ['systemctl restart nginx'] });
+    expect(s.plan?.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(s.enrichment?.instances).toHaveLength(1);
     expect(s.enrichment?.instances[0]).toMatchObject({ instanceId: instance, state: 'running', tags: { Environment: 'prod', Service: 'nginx', Name: 'web-1' } });
     expect(s.execution?.ssm?.commandId).toBe(command.CommandId);
@@ -67,14 +82,16 @@ describe('walking skeleton', () => {
     expect(s.startTime).toBeDefined();
     expect(s.completionTime).toBeDefined();
     const conditions = Object.fromEntries((s.conditions ?? []).map((c) => [c.type, c.status]));
-    expect(conditions).toEqual({ Enriched: 'True', Approved: 'True', Executed: 'True' });
+    expect(conditions).toEqual({ Enriched: 'True', Approved: 'True', Executed: 'True', Ready: 'True' });
+    expect(s.conditions?.find((c) => c.type === 'Approved')?.reason).toBe('AutoApproved');
 
-    // An Event for every transition, in order (recorded off the reconcile's path, so wait for the last).
+    // An Event for every transition, in order, recorded off the reconcile's path (so wait for
+    // the last). Planning, auto approval and the intent are one write (Pending → Executing).
     const reasons = await waitFor('the Events', async () => {
       const r = (await res.events(NS, 'nginx-down-1')).map((e) => e.reason);
       return r.includes('CommandSucceeded') ? r : undefined;
     });
-    expect(reasons).toEqual(['TargetsResolved', 'AutoApproved', 'IntentRecorded', 'CommandSent', 'CommandSucceeded']);
+    expect(reasons).toEqual(['IntentRecorded', 'CommandSent', 'CommandSucceeded']);
 
     // The policy's status counts it.
     const policy = await waitFor('policy counters', async () => {

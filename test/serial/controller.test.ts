@@ -7,10 +7,11 @@
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seedInstances } from '../testbed/aws.js';
-import { Resources, startController, testbedFromEnv, waitFor, type RunningController } from '../e2e/harness.js';
+import { Resources, restartRunbook, startController, testbedFromEnv, waitFor, type RunningController } from '../e2e/harness.js';
 
 const REGION = 'sa-east-1';
 const NS = 'controller';
+const RUNBOOK = 'restart-service-controller';
 
 async function scrape(url: string): Promise<string> {
   const r = await fetch(url);
@@ -70,14 +71,17 @@ describe('controller process', () => {
 
   beforeAll(async () => {
     await res.namespace(NS);
+    await res.createRunbook(RUNBOOK, restartRunbook());
     await res.createPolicy(NS, 'restart', {
+      runbookRef: { name: RUNBOOK },
+      inputs: { service: '{{ labels.service }}' },
       targets: { fromLabels: ['instance_id'] },
-      action: { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart {{ labels.service }}'] }] } },
     });
   });
 
   afterAll(async () => {
     for (const c of running) await c.stop();
+    await res.deleteRunbook(RUNBOOK);
   });
 
   test('serves /healthz, /readyz and Prometheus metrics', async () => {

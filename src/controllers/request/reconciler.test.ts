@@ -1,0 +1,446 @@
+/**
+ * The request reconciler's edge cases, driven with in-memory fakes of the API server and
+ * AWS (the same paths run against the real ones in test/e2e): write conflicts after a
+ * send, ambiguous sends, restarts, rejections, refusals by AWS, notifications that fail,
+ * policies that change or vanish, and tags added after approval; and the trust model:
+ * runbook grants, plans bound by digest, fail-closed approvals, expiry before approval.
+ */
+import { ApiException } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import type { AlertPolicy, RemediationRequest, Runbook } from '../../api/v1alpha1/index.js';
+import type { CommandRunner, InstanceFacts, PublishInput, SendCommandInput } from '../../cloud/types.js';
+import type { ResourceClient } from '../../kube/resources.js';
+import { Metrics } from '../../observability/metrics.js';
+import type { AdmissionVerdict } from '../admission.js';
+import type { CloudLocation } from './deps.js';
+import { RemediationRequestReconciler } from './reconciler.js';
+
+const log = pino({ level: 'silent' });
+const ID = 'i-0123456789abcdef0';
+
+class World {
+  now = Date.parse('2026-11-23T12:00:00Z');
+  readonly clock = { now: () => this.now };
+  rr!: RemediationRequest;
+  policy: AlertPolicy | undefined;
+  runbook: Runbook | undefined;
+  nsLabels: Record<string, string> | undefined = { 'kubernetes.io/metadata.name': 'ns' };
+  verdict: AdmissionVerdict = { enforced: true, binding: 'x' };
+  locations: CloudLocation[] = [];
+  /** Every AWS read of instances (describe or find by tags). */
+  awsReads = 0;
+  rv = 1;
+  conflictsOnNextWrite = 0;
+  writes = 0;
+  tags: Record<string, string> = { Service: 'nginx' };
+  sent: SendCommandInput[] = [];
+  listed: string[] = []; // comments SSM lists
+  /** ListCommands lags SendCommand (it does on AWS): a sent command is not listed yet. */
+  listLag = false;
+  sendError: unknown;
+  published: PublishInput[] = [];
+  publishError: unknown;
+
+  readonly requests: ResourceClient<RemediationRequest> = {
+    names: { kind: 'RemediationRequest', plural: 'remediationrequests', singular: 'remediationrequest', shortNames: [] },
+    watchPath: '',
+    listAll: async () => ({ items: [this.rr], resourceVersion: String(this.rv) }),
+    get: async () => structuredClone(this.rr),
+    create: async (_ns, b) => b,
+    replace: async (_ns, _n, b) => b,
+    replaceStatus: async (_ns, _n, body) => {
+      if (this.conflictsOnNextWrite > 0) {
+        this.conflictsOnNextWrite--;
+        this.rr = { ...this.rr, metadata: { ...this.rr.metadata, resourceVersion: String(++this.rv) } };
+        throw new ApiException(409, 'Conflict', '{}', {});
+      }
+      if (body.metadata?.resourceVersion !== this.rr.metadata?.resourceVersion) throw new ApiException(409, 'Conflict', '{}', {});
+      this.writes++;
+      this.rr = { ...structuredClone(body), metadata: { ...body.metadata, resourceVersion: String(++this.rv) } };
+      return this.rr;
+    },
+  };
+
+  readonly commands: CommandRunner = {
+    sendCommand: async (input) => {
+      if (this.sendError) throw this.sendError;
+      this.sent.push(input);
+      if (!this.listLag) this.listed.push(input.comment);
+      return { commandId: `cmd-${this.sent.length}`, requestedAt: new Date(this.now).toISOString() };
+    },
+    findCommand: async (comment) => (this.listed.includes(comment) ? { commandId: `cmd-${this.listed.indexOf(comment) + 1}` } : undefined),
+    getInvocation: async (_c, instanceId) => ({ instanceId, status: 'Success', responseCode: 0 }),
+  };
+
+  reconciler(): RemediationRequestReconciler {
+    return new RemediationRequestReconciler({
+      requests: this.requests,
+      getRequest: () => this.rr,
+      getPolicy: () => this.policy,
+      getRunbook: () => this.runbook,
+      namespaceLabels: () => this.nsLabels,
+      admission: () => this.verdict,
+      requestsOf: () => [this.rr],
+      cloudFor: (location) => {
+        this.locations.push(location);
+        return {
+          instances: {
+            describe: async (ids) => (this.awsReads++, { found: ids.map((instanceId): InstanceFacts => ({ instanceId, state: 'running', tags: { ...this.tags } })), missing: [] }),
+            findByTags: async () => (this.awsReads++, []),
+          },
+          commands: this.commands,
+          metricsReader: { getMetricData: async () => new Map() },
+          publisher: {
+            publish: async (input) => {
+              if (this.publishError) throw this.publishError;
+              this.published.push(input);
+              return { messageId: `m-${this.published.length}` };
+            },
+          },
+        };
+      },
+      defaultRegion: 'eu-west-1',
+      events: { record: async () => {} },
+      metrics: new Metrics(false),
+      clock: this.clock,
+      allowedDocuments: new Set(['AWS-RunShellScript']),
+    });
+  }
+
+  constructor(spec: Partial<AlertPolicy['spec']> = {}, rrSpec: Partial<RemediationRequest['spec']> = {}, runbook: Partial<Runbook['spec']> = {}) {
+    this.runbook = {
+      metadata: { name: 'restart', generation: 1 },
+      spec: {
+        namespaceSelector: {},
+        maxAutoApprovedRisk: 'Low',
+        inputs: [{ name: 'service', allowedPattern: 'nginx|php-fpm' }],
+        action: { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart {{ inputs.service }}'] }] } },
+        ...runbook,
+      },
+    };
+    this.policy = {
+      metadata: { name: 'p', namespace: 'ns', generation: 1 },
+      spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'restart' }, inputs: { service: '{{ labels.service }}' }, ...spec },
+    };
+    this.rr = {
+      metadata: { name: 'r', namespace: 'ns', uid: 'uid-1', generation: 1, resourceVersion: '1' },
+      spec: { policyRef: { name: 'p' }, alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: ID, service: 'nginx' } }, ...rrSpec },
+    };
+  }
+
+  get phase() {
+    return this.rr.status?.phase;
+  }
+
+  /** A person's decision on the plan in status, as `kubectl remediator approve` writes it. */
+  decide(approver: string, decision: 'Approved' | 'Rejected' = 'Approved', planDigest = this.rr.status?.plan?.digest): void {
+    this.rr = { ...this.rr, metadata: { ...this.rr.metadata, generation: (this.rr.metadata?.generation ?? 1) + 1 }, spec: { ...this.rr.spec, approval: { decision, approver, planDigest } } };
+  }
+
+  /** Reconcile until the phase stops changing or `until` is reached; returns the last requeue delay. */
+  async drive(r: RemediationRequestReconciler, until?: string, max = 12): Promise<number | undefined> {
+    let last: number | undefined;
+    for (let i = 0; i < max; i++) {
+      const before = JSON.stringify(this.rr.status);
+      const res = await r.reconcile({ namespace: 'ns', name: 'r' }, log).catch((e: unknown) => ({ error: e }));
+      last = res && 'requeueAfterMs' in res ? res.requeueAfterMs : undefined;
+      if (until && this.phase === until) break;
+      if (JSON.stringify(this.rr.status) === before && !(res && 'error' in res)) break;
+    }
+    return last;
+  }
+}
+
+const networkError = Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+
+describe('RemediationRequestReconciler: exactly once', () => {
+  test('an auto-approved plan records its intent in the same write that leaves Pending', async () => {
+    const w = new World();
+    await w.reconciler().reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(w.writes).toBe(1);
+    expect(w.phase).toBe('Executing');
+    expect(w.rr.status?.plan?.ssm?.parameters).toEqual({ commands: ['systemctl restart nginx'] });
+    expect(w.rr.status?.execution?.ssm?.comment).toBe('remediator:uid-1');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('a write conflict right after SendCommand still records the command id, and nothing is sent twice', async () => {
+    const w = new World();
+    w.listLag = true;
+    const r = w.reconciler();
+    await w.drive(r, 'Executing');
+    w.conflictsOnNextWrite = 1; // someone labels the request while the command is in flight
+    await w.drive(r, 'Succeeded');
+    expect(w.phase).toBe('Succeeded');
+    expect(w.sent).toHaveLength(1);
+    expect(w.sent[0]?.parameters).toEqual({ commands: ['systemctl restart nginx'] });
+    expect(w.rr.status?.execution?.ssm?.commandId).toBe('cmd-1');
+  });
+
+  test('after an ambiguous send the controller waits for SSM to list the command instead of sending again', async () => {
+    const w = new World();
+    const r = w.reconciler();
+    await w.drive(r, 'Executing');
+    // The request reached SSM, the answer was lost, and ListCommands does not show it yet.
+    w.sendError = networkError;
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log).catch(() => undefined);
+    w.sendError = undefined;
+    const wait = await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(wait).toEqual({ requeueAfterMs: 30_000 });
+    expect(w.sent).toHaveLength(0);
+    // It shows up: adopted, never re-sent.
+    w.listed.push('remediator:uid-1');
+    await w.drive(r, 'Succeeded');
+    expect(w.sent).toHaveLength(0);
+    expect(w.rr.status?.execution?.ssm?.commandId).toBe('cmd-1');
+  });
+
+  test('a restarted controller finding intent without a command waits out the settle time before sending', async () => {
+    const w = new World();
+    await w.drive(w.reconciler(), 'Executing');
+    const fresh = w.reconciler(); // a new process: it did not write that intent
+    expect(await fresh.reconcile({ namespace: 'ns', name: 'r' }, log)).toEqual({ requeueAfterMs: 30_000 });
+    expect(w.sent).toHaveLength(0);
+    w.now += 30_000;
+    await w.drive(fresh, 'Succeeded');
+    expect(w.sent).toHaveLength(1);
+  });
+
+  test('a command SSM refuses outright fails the request instead of retrying forever', async () => {
+    const w = new World();
+    w.sendError = Object.assign(new Error('Instances [[i-0123456789abcdef0]] not in a valid state'), { name: 'InvalidInstanceId', $fault: 'client' });
+    await w.drive(w.reconciler());
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('CommandRejected');
+  });
+
+  test('a notification that cannot be published is recorded and does not hold the remediation up', async () => {
+    const w = new World({ notify: { topicArn: 'arn:aws:sns:eu-west-1:123456789012:t', on: ['Executing', 'Succeeded'] } });
+    w.publishError = Object.assign(new Error('Topic does not exist'), { name: 'NotFoundException', $fault: 'client' });
+    await w.drive(w.reconciler(), undefined, 20);
+    expect(w.phase).toBe('Succeeded');
+    expect(w.sent).toHaveLength(1);
+    expect(w.rr.status?.notifications?.map((n) => [n.phase, n.error])).toEqual([
+      ['Executing', 'Topic does not exist'],
+      ['Succeeded', 'Topic does not exist'],
+    ]);
+  });
+
+  test('a policy deleted while the command runs does not strand the request', async () => {
+    const w = new World();
+    const r = w.reconciler();
+    await w.drive(r, 'Executing');
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log); // sends
+    w.policy = undefined;
+    w.runbook = undefined;
+    await w.drive(r, 'Succeeded');
+    expect(w.phase).toBe('Succeeded');
+    expect(w.sent).toHaveLength(1);
+  });
+});
+
+describe('RemediationRequestReconciler: decisions', () => {
+  test('a rejection is honoured in every phase, also for auto-approved policies', async () => {
+    const w = new World({}, { approval: { decision: 'Rejected', approver: 'alice', reason: 'not now' } });
+    await w.drive(w.reconciler());
+    expect(w.phase).toBe('Rejected');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('a policy deleted before execution fails the request, running nothing', async () => {
+    const w = new World({ risk: 'High' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.policy = undefined;
+    await w.drive(r);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('PolicyNotFound');
+  });
+
+  test('an opt-out tag added after approval still wins', async () => {
+    const w = new World({ risk: 'High' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.tags['remediator.dev/opt-out'] = 'true';
+    w.decide('bob');
+    await w.drive(r);
+    expect(w.phase).toBe('Skipped');
+    expect(w.rr.status?.reason).toBe('OptOut');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('a manual approval of the plan in status runs exactly that plan', async () => {
+    const w = new World({ risk: 'High' }, { requestedBy: 'mallory' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    expect(w.rr.status?.plan?.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    w.decide('alice');
+    await w.drive(r, 'Succeeded', 20);
+    expect(w.phase).toBe('Succeeded');
+    expect(w.sent.map((s) => s.parameters)).toEqual([{ commands: ['systemctl restart nginx'] }]);
+    expect(w.rr.status?.approval?.approver).toBe('alice');
+  });
+
+  test('a policy changed after approval changes the plan: nothing is sent', async () => {
+    const w = new World({ risk: 'High' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.decide('bob');
+    // Lowered to Low risk after the approval (attack 3): the current policy being Auto does not skip the check.
+    w.policy = { ...w.policy!, metadata: { ...w.policy!.metadata, generation: 2 }, spec: { ...w.policy!.spec, risk: 'Low' } };
+    await w.drive(r);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('PlanChanged');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('a runbook whose command changed after approval: nothing is sent', async () => {
+    const w = new World({ risk: 'High' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.decide('bob');
+    w.runbook = {
+      metadata: { name: 'restart', generation: 2 },
+      spec: { ...w.runbook!.spec, action: { ssm: { parameters: [{ name: 'commands', values: ['dd if=/dev/zero of=/dev/xvda'] }] } } },
+    };
+    await w.drive(r);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('PlanChanged');
+    expect(w.rr.status?.message).toContain('runbook restart@1');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('an approval naming another plan digest is refused', async () => {
+    const w = new World({ risk: 'High' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.decide('bob', 'Approved', 'sha256:0000');
+    await w.drive(r);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('PlanMismatch');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('without a verified admission policy an approval is not honoured: the request waits, then expires', async () => {
+    const w = new World({ risk: 'High', approval: { timeout: '10m' } });
+    w.verdict = { enforced: false, message: 'ValidatingAdmissionPolicy remediator-approvals is not installed' };
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.decide('alice');
+    await w.drive(r);
+    expect(w.phase).toBe('AwaitingApproval');
+    expect(w.rr.status?.conditions?.find((c) => c.type === 'Approved')).toMatchObject({ status: 'Unknown', reason: 'AdmissionPolicyNotEnforced' });
+    expect(w.sent).toHaveLength(0);
+    w.now += 11 * 60_000;
+    await w.drive(r);
+    expect(w.phase).toBe('Expired');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('auto approval does not depend on the admission policy', async () => {
+    const w = new World();
+    w.verdict = { enforced: false, message: 'not installed' };
+    await w.drive(w.reconciler(), 'Succeeded', 20);
+    expect(w.phase).toBe('Succeeded');
+    expect(w.sent).toHaveLength(1);
+  });
+
+  test('an approval that lands after the deadline does not run (expiry before approval)', async () => {
+    const w = new World({ risk: 'High', approval: { timeout: '10m' } });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.now += 11 * 60_000;
+    w.decide('alice');
+    await w.drive(r);
+    expect(w.phase).toBe('Expired');
+    expect(w.rr.status?.message).toContain('came too late');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('four eyes: the requester may not approve their own High risk request', async () => {
+    const w = new World({ risk: 'High' }, { requestedBy: 'bob' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.decide('bob');
+    await w.drive(r);
+    expect(w.phase).toBe('Rejected');
+    expect(w.rr.status?.reason).toBe('SelfApproval');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('an approver outside the policy list is refused', async () => {
+    const w = new World({ risk: 'High', approval: { approvers: ['alice'] } });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.decide('carol');
+    await w.drive(r);
+    expect(w.phase).toBe('Rejected');
+    expect(w.rr.status?.reason).toBe('ApproverNotAllowed');
+  });
+});
+
+describe('RemediationRequestReconciler: runbooks and targets', () => {
+  test('a runbook not granted to the namespace fails the request before any AWS call', async () => {
+    const w = new World({}, {}, { namespaceSelector: { matchLabels: { tenant: 'yes' } } });
+    await w.drive(w.reconciler());
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('RunbookNotGranted');
+    expect(w.awsReads).toBe(0);
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('a risk below the runbook floor, or Auto above its auto-approval cap, is refused', async () => {
+    const low = new World({ risk: 'Low' }, {}, { minRisk: 'High' });
+    await low.drive(low.reconciler());
+    expect(low.rr.status?.reason).toBe('RiskBelowRunbookMinimum');
+    const auto = new World({ risk: 'Critical', approval: { mode: 'Auto' } });
+    await auto.drive(auto.reconciler());
+    expect(auto.rr.status?.reason).toBe('AutoApprovalNotAllowed');
+    expect([...low.sent, ...auto.sent]).toHaveLength(0);
+  });
+
+  test('a missing runbook fails with RunbookNotFound', async () => {
+    const w = new World();
+    w.runbook = undefined;
+    await w.drive(w.reconciler());
+    expect(w.rr.status?.reason).toBe('RunbookNotFound');
+  });
+
+  test('spec.targets may only narrow: an instance the alert does not name is refused, naming it', async () => {
+    const w = new World({}, { targets: ['i-00000000000000bad'] });
+    await w.drive(w.reconciler());
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('TargetNotAllowed');
+    expect(w.rr.status?.message).toContain('i-00000000000000bad');
+    expect(w.awsReads).toBe(0);
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test("a target outside the policy's tag selector or the runbook's namespace scope fails before sending", async () => {
+    const role = new World({ targets: { fromLabels: ['instance_id'], tagSelector: { role: 'web' } } });
+    role.tags.role = 'db';
+    await role.drive(role.reconciler());
+    expect(role.rr.status?.reason).toBe('TargetOutOfScope');
+    const team = new World({}, {}, { scope: { tagSelector: { team: '{{ namespace }}' } } });
+    team.tags.team = 'other';
+    await team.drive(team.reconciler());
+    expect(team.rr.status).toMatchObject({ phase: 'Failed', reason: 'TargetOutOfScope', message: expect.stringContaining('team=ns') });
+    expect([...role.sent, ...team.sent]).toHaveLength(0);
+  });
+
+  test('an input outside its allowedPattern fails the request, nothing is sent', async () => {
+    const w = new World({}, { alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: ID, service: 'sshd' } } });
+    await w.drive(w.reconciler());
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('InvalidParameter');
+    expect(w.rr.status?.message).toContain('input service');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('an allowedPattern that is not a valid regex fails the request instead of retrying forever', async () => {
+    const w = new World({}, {}, { inputs: [{ name: 'service', allowedPattern: '[a-z+\\$' }] });
+    await w.drive(w.reconciler());
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('InvalidPolicy');
+  });
+});
