@@ -177,6 +177,7 @@ describe('helm lint and helm template', () => {
       { apiGroups: ['remediator.dev'], resources: ['alertpolicies', 'remediationrequests'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['remediator.dev'], resources: ['alertpolicies/status', 'remediationrequests/status'], verbs: ['update', 'patch'] },
       { apiGroups: ['remediator.dev'], resources: ['remediationrequests'], verbs: ['create', 'patch'] },
+      { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]);
     const role = one(objects, 'Role', 'remediator-controller');

@@ -21,6 +21,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { API_VERSION, END_PHASES, REMEDIATION_REQUEST, type AlertPolicy, type Phase, type RemediationRequest } from '../../api/v1alpha1/index.js';
 import { isPermanentAwsError } from '../../cloud/errors.js';
+import { AwsAssumeRoleDeniedError } from '../../cloud/location.js';
 import { AwsAccessDeniedError } from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
 import type { Reconciler, Request, Result } from '../../runtime/controller.js';
@@ -78,6 +79,15 @@ export class RemediationRequestReconciler implements Reconciler {
     try {
       step = await this.decide(rr, phase, policy, log);
     } catch (error) {
+      if (error instanceof AwsAssumeRoleDeniedError && phase !== 'Executing') {
+        // The runbook's account cannot be entered: nothing was sent, and nothing will be
+        // until an administrator fixes the role's trust. The request ends and names the role.
+        const status = this.t.base(rr);
+        this.t.condition(rr, status, 'CloudAccess', 'False', 'AssumeRoleDenied', error.message);
+        step = this.t.fail(rr, status, 'AssumeRoleDenied', `${error.message}; nothing was sent`);
+        await this.write(rr, step, log);
+        return;
+      }
       if (error instanceof AwsAccessDeniedError) {
         const status = this.t.base(rr);
         this.t.condition(rr, status, 'CloudAccess', 'False', 'AccessDenied', error.message);
