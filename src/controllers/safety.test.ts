@@ -1,27 +1,23 @@
-import type { AlertPolicy, RemediationRequest } from '../api/v1alpha1/index.js';
-import { circuitState, cooldownBlock, ExecutionLedger, executionsOf, insideMaintenanceWindow, maintenanceBlock, rateLimitBlock, validateSafety } from './safety.js';
+import type { AlertPolicy } from '../api/v1alpha1/index.js';
+import { circuitState, cooldownBlock, insideMaintenanceWindow, maintenanceBlock, rateLimitBlock, validateSafety, type ExecutionRecord } from './safety.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z'); // a Saturday
 
 function policy(safety: NonNullable<AlertPolicy['spec']['safety']>, annotations: Record<string, string> = {}): AlertPolicy {
   return {
     metadata: { name: 'p', namespace: 'ns', annotations },
-    spec: { targets: {}, action: { ssm: { parameters: [{ name: 'commands', values: ['true'] }] } }, safety },
+    spec: { targets: {}, runbookRef: { name: 'rb' }, safety },
   };
 }
 
-function finished(name: string, phase: 'Succeeded' | 'Failed', completionTime: string, targets = ['i-00000001']): RemediationRequest {
-  return {
-    metadata: { name },
-    spec: { policyRef: { name: 'p' }, alert: { source: 'generic', name: 'A' } },
-    status: { phase, completionTime, targets, execution: { ssm: { documentName: 'd', comment: 'c', intentRecordedAt: completionTime } } },
-  };
+function finished(uid: string, outcome: 'Succeeded' | 'Failed', endedAt: string, targets = ['i-00000001']): ExecutionRecord {
+  return { uid, request: `r-${uid}`, targets, at: Date.parse(endedAt) - 60_000, outcome, endedAt: Date.parse(endedAt) };
 }
 
 describe('cooldown and rate limit', () => {
-  const records = [
-    { request: 'a', targets: ['i-00000001'], at: T0 - 5 * 60_000 },
-    { request: 'b', targets: ['i-00000002'], at: T0 - 50 * 60_000 },
+  const records: ExecutionRecord[] = [
+    { uid: 'a', request: 'same-name', targets: ['i-00000001'], at: T0 - 5 * 60_000 },
+    { uid: 'b', request: 'b', targets: ['i-00000002'], at: T0 - 50 * 60_000 },
   ];
 
   test('cooldown blocks only overlapping targets within the period, and never the request itself', () => {
@@ -32,20 +28,14 @@ describe('cooldown and rate limit', () => {
     expect(cooldownBlock(policy({}), 'new', ['i-00000001'], records, T0)).toBeUndefined();
   });
 
+  test('a request recreated under the same name is another request (its UID differs)', () => {
+    expect(cooldownBlock(policy({ cooldown: '10m' }), 'uid-of-the-recreated-one', ['i-00000001'], records, T0)).toContain('remediated by same-name');
+  });
+
   test('the rate limit counts executions in the sliding window', () => {
     expect(rateLimitBlock(policy({ rateLimit: { maxExecutions: 1, window: '10m' } }), 'new', records, T0)).toContain('rate limit is 1');
     expect(rateLimitBlock(policy({ rateLimit: { maxExecutions: 2, window: '10m' } }), 'new', records, T0)).toBeUndefined();
     expect(rateLimitBlock(policy({ rateLimit: { maxExecutions: 2, window: '1h' } }), 'new', records, T0)).toContain('2 time(s)');
-  });
-
-  test('dry runs are not executions; the ledger fills the gap before the cache catches up', () => {
-    const dry = finished('d', 'Succeeded', '2026-11-21T09:59:00Z');
-    dry.status!.execution!.dryRun = true;
-    expect(executionsOf([dry, finished('x', 'Failed', '2026-11-21T09:58:00Z')]).map((r) => r.request)).toEqual(['x']);
-    const ledger = new ExecutionLedger();
-    ledger.record('ns/p', { request: 'y', targets: [], at: T0 });
-    expect(ledger.merge('ns/p', [{ request: 'y', targets: [], at: T0 - 1 }], T0)).toHaveLength(1);
-    expect(ledger.merge('ns/p', [], T0).map((r) => r.request)).toEqual(['y']);
   });
 });
 
@@ -55,19 +45,20 @@ describe('circuit breaker', () => {
     finished('r2', 'Failed', '2026-11-21T09:10:00Z'),
     finished('r3', 'Failed', '2026-11-21T09:20:00Z'),
     finished('r4', 'Failed', '2026-11-21T09:30:00Z'),
+    { uid: 'running', request: 'running', targets: [], at: T0 },
   ];
 
   test('opens after N consecutive failures and names how to resume', () => {
-    const s = circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 3 } }), history);
+    const s = circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 3 } }), history, T0);
     expect(s).toMatchObject({ consecutiveFailures: 3, open: true, openedAt: '2026-11-21T09:30:00Z' });
     expect(s.message).toContain('kubectl remediator resume p');
-    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 4 } }), history).open).toBe(false);
+    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 4 } }), history, T0).open).toBe(false);
   });
 
   test('a success closes the run; a person resets it with the annotation', () => {
-    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 1 } }), history.slice(0, 1)).open).toBe(false);
+    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 1 } }), history.slice(0, 1), T0).open).toBe(false);
     const reset = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': '2026-11-21T09:25:00Z' });
-    expect(circuitState(reset, history)).toMatchObject({ consecutiveFailures: 1, open: false });
+    expect(circuitState(reset, history, T0)).toMatchObject({ consecutiveFailures: 1, open: false });
   });
 });
 
@@ -81,12 +72,13 @@ describe('maintenance windows', () => {
     expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T04:59:59Z'))).toBe(true);
     expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T05:00:00Z'))).toBe(false);
     expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T00:59:00Z'))).toBe(false);
-    expect(maintenanceBlock(p, T0)).toContain('outside every maintenance window');
+    // Held until the next opening: 02:00 Berlin on Saturday 2026-11-28.
+    expect(maintenanceBlock(p, T0)).toEqual({ message: expect.stringContaining('outside every maintenance window'), until: Date.parse('2026-11-28T01:00:00Z') });
   });
 
   test('NeverDuring holds execution inside a window (a change freeze)', () => {
     const p = policy({ maintenanceWindows: { mode: 'NeverDuring', windows: [saturdayNight] } });
-    expect(maintenanceBlock(p, Date.parse('2026-11-21T02:00:00Z'))).toContain('change freeze');
+    expect(maintenanceBlock(p, Date.parse('2026-11-21T02:00:00Z'))).toEqual({ message: expect.stringContaining('change freeze'), until: Date.parse('2026-11-21T05:00:00Z') });
     expect(maintenanceBlock(p, T0)).toBeUndefined();
   });
 
@@ -95,5 +87,12 @@ describe('maintenance windows', () => {
     const problems = validateSafety(p);
     expect(problems).toHaveLength(2);
     expect(problems[1]).toContain('Nowhere/City');
+  });
+
+  test('a 6-field schedule opens on the second', () => {
+    const p = policy({ maintenanceWindows: { mode: 'OnlyDuring', windows: [{ schedule: '30 0 10 * * *', duration: '5s' }] } });
+    expect(maintenanceBlock(p, T0)?.until).toBe(T0 + 30_000);
+    expect(maintenanceBlock(p, T0 + 30_000)).toBeUndefined();
+    expect(maintenanceBlock(p, T0 + 35_000)?.until).toBe(T0 + 86_400_000 + 30_000);
   });
 });
