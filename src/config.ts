@@ -9,6 +9,7 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import type { RetentionDefaults } from './controllers/retention.js';
 import { SNS_TOPIC_ARN } from './intake/sns.js';
 import { parseBindAddress } from './observability/server.js';
 
@@ -48,6 +49,10 @@ export interface ControllerConfig {
   watchNamespaces: string[];
   /** The approval ValidatingAdmissionPolicy whose enforcement manual approvals depend on. */
   admissionPolicyName: string;
+  /** Where the execution ledger's ConfigMaps live: the controller's own namespace. */
+  ledgerNamespace: string;
+  /** Retention of finished requests for policies that set none. */
+  retention: RetentionDefaults;
   intake: IntakeConfig;
 }
 
@@ -63,6 +68,9 @@ const OPTIONS = {
   'max-poll-interval': { type: 'string', default: '30000' },
   'watch-namespace': { type: 'string', default: '' },
   'admission-policy-name': { type: 'string', default: 'remediator-approvals' },
+  'ledger-namespace': { type: 'string' },
+  'retention-ttl-after-finished': { type: 'string', default: '24h' },
+  'retention-history-limit': { type: 'string', default: '100' },
   'intake-bind-address': { type: 'string' },
   'intake-token-secret': { type: 'string' },
   'intake-identity': { type: 'string' },
@@ -91,6 +99,9 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --max-poll-interval      longest SSM invocation poll delay in ms (default 30000)
   --watch-namespace        comma-separated namespaces to watch and reconcile (default: all namespaces)
   --admission-policy-name  the approval ValidatingAdmissionPolicy manual approvals depend on (default remediator-approvals)
+  --ledger-namespace       namespace of the execution ledger's ConfigMaps; only the controller may write there (default: POD_NAMESPACE)
+  --retention-ttl-after-finished  delete finished requests this long after they ended, unless their policy says otherwise (default 24h)
+  --retention-history-limit  keep at most this many finished requests per policy, unless it says otherwise (default 100; 0 keeps none)
   --intake-bind-address    host:port of the alert intake, or 0 for none (default :8090 in a cluster, 0 outside one)
   --intake-token-secret    namespace/name of the Secret whose key "token" is the intake's bearer token
   --intake-identity        user name recorded as spec.requestedBy (default: learnt from a SelfSubjectReview)
@@ -193,6 +204,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     maxPollIntervalMs: int('max-poll-interval'),
     watchNamespaces: str('watch-namespace').split(',').map((x) => x.trim()).filter(Boolean),
     admissionPolicyName: str('admission-policy-name'),
+    ledgerNamespace: str('ledger-namespace') || env.POD_NAMESPACE || namespace,
+    retention: {
+      ttlAfterFinishedMs: str('retention-ttl-after-finished').trim() === '0' ? 0 : parseDurationMs(str('retention-ttl-after-finished'), 'retention-ttl-after-finished'),
+      historyLimit: nonNegativeInt(str('retention-history-limit'), 'retention-history-limit'),
+    },
   };
 }
 

@@ -1,6 +1,7 @@
 /**
- * Assembles the operator: informers for both kinds, their controllers, leader
- * election, the health/metrics server, and an ordered shutdown. `main.ts` only parses
+ * Assembles the operator: informers for both kinds, their controllers, the execution
+ * ledger (loaded each time this replica starts leading, before any controller runs),
+ * leader election, the health/metrics server, and an ordered shutdown. `main.ts` only parses
  * configuration and handles signals; tests and the demo can run this in-process too.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -11,10 +12,12 @@ import type { CloudPool } from './cloud/pool.js';
 import type { ControllerConfig } from './config.js';
 import { admissionVerdict, type ValidatingAdmissionPolicy, type ValidatingAdmissionPolicyBinding } from './controllers/admission.js';
 import { AlertPolicyReconciler } from './controllers/alertpolicy.js';
+import { ExecutionLedger } from './controllers/ledger.js';
 import type { CloudClients, CloudLocation } from './controllers/request/deps.js';
 import { RemediationRequestReconciler } from './controllers/request/reconciler.js';
 import { RunbookReconciler } from './controllers/runbook.js';
 import { ClusterReads, type NamespaceObject } from './kube/cluster.js';
+import { ConfigMapLedgerStorage } from './kube/ledger-configmaps.js';
 import { CustomResourceClient, KubeEventRecorder } from './kube/resources.js';
 import type { Metrics } from './observability/metrics.js';
 import { createHealthServer, parseBindAddress } from './observability/server.js';
@@ -47,6 +50,8 @@ export class Operator {
   private server: Server | undefined;
   private readonly events: KubeEventRecorder;
   private controllersStarted = false;
+  private readonly ledger: ExecutionLedger;
+  private ledgerSweep: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: OperatorDeps) {
     const { kubeConfig, logger, metrics, config, cloud } = deps;
@@ -113,6 +118,9 @@ export class Operator {
       );
     const requestsOf = (ns: string, policy: string) =>
       this.requestInformer.list().filter((r) => r.metadata?.namespace === ns && r.spec.policyRef.name === policy);
+    this.ledger = new ExecutionLedger(new ConfigMapLedgerStorage(kubeConfig, config.ledgerNamespace, config.watchNamespaces), clock, (ns, policy) =>
+      this.policyController.enqueue({ namespace: ns, name: policy }),
+    );
     const defaultRegion = config.awsRegion ?? 'us-east-1';
     const cloudFor = (loc: CloudLocation): CloudClients => {
       const c = cloud.forLocation(loc);
@@ -131,7 +139,8 @@ export class Operator {
         getRunbook,
         namespaceLabels,
         admission,
-        requestsOf,
+        ledger: this.ledger,
+        retentionDefaults: config.retention,
         cloudFor,
         defaultRegion,
         events,
@@ -154,6 +163,9 @@ export class Operator {
         namespaceLabels,
         resetTrusted: (ns) => admission(ns).enforced,
         requestsOf,
+        executionsOf: (ns, policy) => this.ledger.records(ns, policy),
+        deleteRequest: (ns, name, uid) => requests.delete(ns, name, uid),
+        retentionDefaults: config.retention,
         events,
         clock,
       }),
@@ -289,7 +301,7 @@ export class Operator {
       this.elector.run({
         onStartedLeading: () => {
           this.deps.metrics.isLeader.set(1);
-          this.startControllers();
+          void this.startControllers();
         },
         onStoppedLeading: () => {
           this.deps.metrics.isLeader.set(0);
@@ -301,7 +313,7 @@ export class Operator {
         },
       });
     } else {
-      this.startControllers();
+      await this.startControllers();
     }
   }
 
@@ -310,9 +322,24 @@ export class Operator {
     return a && typeof a === 'object' ? a.port : undefined;
   }
 
-  private startControllers(): void {
+  /** The ledger is loaded first: no safety rule may decide before it knows what ran. */
+  private async startControllers(): Promise<void> {
     if (this.controllersStarted) return;
     this.controllersStarted = true;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const n = await this.ledger.load();
+        this.deps.logger.info({ policies: n, namespace: this.deps.config.ledgerNamespace }, 'execution ledger loaded');
+        break;
+      } catch (err) {
+        const retryInMs = Math.min(30_000, 500 * 2 ** attempt);
+        this.deps.logger.error({ err, retryInMs, namespace: this.deps.config.ledgerNamespace }, 'cannot read the execution ledger; no controller runs until it can');
+        await new Promise((r) => setTimeout(r, retryInMs));
+      }
+    }
+    // Drops what no rule needs any more, including ledgers of policies long gone.
+    this.ledgerSweep = setInterval(() => void this.ledger.sweep().catch((err: unknown) => this.deps.logger.warn({ err }, 'ledger sweep failed')), 5 * 60_000);
+    this.ledgerSweep.unref();
     this.runbookController.start();
     this.policyController.start();
     this.requestController.start();
@@ -320,6 +347,7 @@ export class Operator {
 
   /** Ordered shutdown: finish in-flight reconciles, stop watches, release the Lease, close the server. */
   async stop(): Promise<void> {
+    clearInterval(this.ledgerSweep);
     await Promise.all([this.requestController.stop(), this.policyController.stop(), this.runbookController.stop()]);
     for (const i of this.informers) i.stop();
     await this.events.flush();

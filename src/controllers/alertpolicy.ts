@@ -1,9 +1,11 @@
 /**
  * AlertPolicyReconciler owns an AlertPolicy's status: the `Ready` condition (what only
  * the controller can judge — whether its namespace is granted the runbook, the risk
- * floor, inputs, regexes, templates; the API server already enforced the schema) and the counters, which are recomputed from the
- * policy's RemediationRequests each time rather than incremented, so they stay right
- * across restarts and never double count.
+ * floor, inputs, regexes, templates; the API server already enforced the schema), the
+ * counters, recomputed from the policy's retained RemediationRequests each time rather
+ * than incremented, and the circuit breaker, computed from the execution ledger
+ * (ledger.ts) so that deleting requests or the policy itself does not close it. It also
+ * applies the policy's history limit (retention.ts).
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
@@ -13,7 +15,8 @@ import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { parseDuration } from './duration.js';
-import { circuitState, validateSafety } from './safety.js';
+import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
+import { circuitState, validateSafety, type ExecutionRecord } from './safety.js';
 import { grantFor, inputProblems } from './runbooks.js';
 import { anchoredPattern, placeholders } from './template.js';
 
@@ -25,6 +28,11 @@ export interface AlertPolicyReconcilerDeps {
   /** Whether the admission policy guards the namespace (and so the breaker-reset annotation). */
   resetTrusted(namespace: string): boolean;
   requestsOf(namespace: string, policy: string): RemediationRequest[];
+  /** The policy's executions on record. */
+  executionsOf(namespace: string, policy: string): readonly ExecutionRecord[];
+  /** Deletes a finished request (history limit); false when it was already gone. */
+  deleteRequest(namespace: string, name: string, uid: string): Promise<boolean>;
+  retentionDefaults: RetentionDefaults;
   events: EventRecorder;
   clock: Clock;
 }
@@ -106,7 +114,12 @@ export class AlertPolicyReconciler implements Reconciler {
     status.skipped = count('Skipped');
     const last = requests.map((r) => r.metadata?.creationTimestamp ?? '').sort().at(-1);
     if (last) status.lastTriggerTime = last;
-    const circuit = circuitState(policy, requests, this.deps.clock.now(), this.deps.resetTrusted(req.namespace));
+    for (const old of beyondHistoryLimit(requests, retentionOf(policy, this.deps.retentionDefaults).historyLimit)) {
+      if (await this.deps.deleteRequest(req.namespace, old.metadata?.name ?? '', old.metadata?.uid ?? '')) {
+        log.info({ request: old.metadata?.name, phase: old.status?.phase, completionTime: old.status?.completionTime }, 'finished request deleted: beyond the policy\'s historyLimit');
+      }
+    }
+    const circuit = circuitState(policy, this.deps.executionsOf(req.namespace, req.name), this.deps.clock.now(), this.deps.resetTrusted(req.namespace));
     const wasOpen = policy.status?.circuitBreaker?.open ?? false;
     status.consecutiveFailures = circuit.consecutiveFailures;
     if (policy.spec.safety?.circuitBreaker) {

@@ -1,5 +1,5 @@
-import type { AlertPolicy, RemediationRequest } from '../api/v1alpha1/index.js';
-import { circuitState, cooldownBlock, ExecutionLedger, executionsOf, insideMaintenanceWindow, maintenanceBlock, rateLimitBlock, validateSafety } from './safety.js';
+import type { AlertPolicy } from '../api/v1alpha1/index.js';
+import { circuitState, cooldownBlock, insideMaintenanceWindow, maintenanceBlock, rateLimitBlock, validateSafety, type ExecutionRecord } from './safety.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z'); // a Saturday
 
@@ -10,18 +10,14 @@ function policy(safety: NonNullable<AlertPolicy['spec']['safety']>, annotations:
   };
 }
 
-function finished(name: string, phase: 'Succeeded' | 'Failed', completionTime: string, targets = ['i-00000001']): RemediationRequest {
-  return {
-    metadata: { name },
-    spec: { policyRef: { name: 'p' }, alert: { source: 'generic', name: 'A' } },
-    status: { phase, completionTime, targets, execution: { ssm: { documentName: 'd', comment: 'c', intentRecordedAt: completionTime } } },
-  };
+function finished(uid: string, outcome: 'Succeeded' | 'Failed', endedAt: string, targets = ['i-00000001']): ExecutionRecord {
+  return { uid, request: `r-${uid}`, targets, at: Date.parse(endedAt) - 60_000, outcome, endedAt: Date.parse(endedAt) };
 }
 
 describe('cooldown and rate limit', () => {
-  const records = [
-    { request: 'a', targets: ['i-00000001'], at: T0 - 5 * 60_000 },
-    { request: 'b', targets: ['i-00000002'], at: T0 - 50 * 60_000 },
+  const records: ExecutionRecord[] = [
+    { uid: 'a', request: 'same-name', targets: ['i-00000001'], at: T0 - 5 * 60_000 },
+    { uid: 'b', request: 'b', targets: ['i-00000002'], at: T0 - 50 * 60_000 },
   ];
 
   test('cooldown blocks only overlapping targets within the period, and never the request itself', () => {
@@ -32,20 +28,14 @@ describe('cooldown and rate limit', () => {
     expect(cooldownBlock(policy({}), 'new', ['i-00000001'], records, T0)).toBeUndefined();
   });
 
+  test('a request recreated under the same name is another request (its UID differs)', () => {
+    expect(cooldownBlock(policy({ cooldown: '10m' }), 'uid-of-the-recreated-one', ['i-00000001'], records, T0)).toContain('remediated by same-name');
+  });
+
   test('the rate limit counts executions in the sliding window', () => {
     expect(rateLimitBlock(policy({ rateLimit: { maxExecutions: 1, window: '10m' } }), 'new', records, T0)).toContain('rate limit is 1');
     expect(rateLimitBlock(policy({ rateLimit: { maxExecutions: 2, window: '10m' } }), 'new', records, T0)).toBeUndefined();
     expect(rateLimitBlock(policy({ rateLimit: { maxExecutions: 2, window: '1h' } }), 'new', records, T0)).toContain('2 time(s)');
-  });
-
-  test('dry runs are not executions; the ledger fills the gap before the cache catches up', () => {
-    const dry = finished('d', 'Succeeded', '2026-11-21T09:59:00Z');
-    dry.status!.execution!.dryRun = true;
-    expect(executionsOf([dry, finished('x', 'Failed', '2026-11-21T09:58:00Z')]).map((r) => r.request)).toEqual(['x']);
-    const ledger = new ExecutionLedger();
-    ledger.record('ns/p', { request: 'y', targets: [], at: T0 });
-    expect(ledger.merge('ns/p', [{ request: 'y', targets: [], at: T0 - 1 }], T0)).toHaveLength(1);
-    expect(ledger.merge('ns/p', [], T0).map((r) => r.request)).toEqual(['y']);
   });
 });
 
@@ -55,6 +45,7 @@ describe('circuit breaker', () => {
     finished('r2', 'Failed', '2026-11-21T09:10:00Z'),
     finished('r3', 'Failed', '2026-11-21T09:20:00Z'),
     finished('r4', 'Failed', '2026-11-21T09:30:00Z'),
+    { uid: 'running', request: 'running', targets: [], at: T0 },
   ];
 
   test('opens after N consecutive failures and names how to resume', () => {
@@ -95,12 +86,13 @@ describe('maintenance windows', () => {
     expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T04:59:59Z'))).toBe(true);
     expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T05:00:00Z'))).toBe(false);
     expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T00:59:00Z'))).toBe(false);
-    expect(maintenanceBlock(p, T0)).toContain('outside every maintenance window');
+    // Held until the next opening: 02:00 Berlin on Saturday 2026-11-28.
+    expect(maintenanceBlock(p, T0)).toEqual({ message: expect.stringContaining('outside every maintenance window'), until: Date.parse('2026-11-28T01:00:00Z') });
   });
 
   test('NeverDuring holds execution inside a window (a change freeze)', () => {
     const p = policy({ maintenanceWindows: { mode: 'NeverDuring', windows: [saturdayNight] } });
-    expect(maintenanceBlock(p, Date.parse('2026-11-21T02:00:00Z'))).toContain('change freeze');
+    expect(maintenanceBlock(p, Date.parse('2026-11-21T02:00:00Z'))).toEqual({ message: expect.stringContaining('change freeze'), until: Date.parse('2026-11-21T05:00:00Z') });
     expect(maintenanceBlock(p, T0)).toBeUndefined();
   });
 
@@ -109,5 +101,12 @@ describe('maintenance windows', () => {
     const problems = validateSafety(p);
     expect(problems).toHaveLength(2);
     expect(problems[1]).toContain('Nowhere/City');
+  });
+
+  test('a 6-field schedule opens on the second', () => {
+    const p = policy({ maintenanceWindows: { mode: 'OnlyDuring', windows: [{ schedule: '30 0 10 * * *', duration: '5s' }] } });
+    expect(maintenanceBlock(p, T0)?.until).toBe(T0 + 30_000);
+    expect(maintenanceBlock(p, T0 + 30_000)).toBeUndefined();
+    expect(maintenanceBlock(p, T0 + 35_000)?.until).toBe(T0 + 86_400_000 + 30_000);
   });
 });

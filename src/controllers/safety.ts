@@ -1,69 +1,34 @@
 /**
- * The policy's safety rules, as pure functions over the policy's requests and the
- * current time: cooldown per target, rate limit per policy, the circuit breaker and
- * maintenance windows. They are computed from state (level-triggered), never from
- * counters that a crash could lose; the `ExecutionLedger` only covers the moments in
- * which this process has written an intent the informer cache has not yet shown it.
+ * The policy's safety rules, as pure functions over the policy's executions (from the
+ * execution ledger, see ledger.ts) and the current time: cooldown per target, rate
+ * limit per policy, the circuit breaker and maintenance windows. Requests are not
+ * consulted: deleting or recreating one must not change what these rules decide.
  */
 import { CronExpressionParser } from 'cron-parser';
-import { CIRCUIT_RESET_ANNOTATION, type AlertPolicy, type RemediationRequest } from '../api/v1alpha1/index.js';
+import { CIRCUIT_RESET_ANNOTATION, type AlertPolicy } from '../api/v1alpha1/index.js';
 import { parseDuration } from './duration.js';
 
+/** How an execution ended; absent while its command runs. */
+export type ExecutionOutcome = 'Succeeded' | 'Failed';
+
+/** One execution of a policy: an intent the controller recorded before sending anything. */
 export interface ExecutionRecord {
+  /** The request's UID: a request recreated under the same name is another request. */
+  uid: string;
   request: string;
   targets: readonly string[];
   at: number;
+  outcome?: ExecutionOutcome;
+  endedAt?: number;
 }
 
-/** Executions that really started (intent recorded, not a dry run) among a policy's requests. */
-export function executionsOf(requests: readonly RemediationRequest[]): ExecutionRecord[] {
-  const out: ExecutionRecord[] = [];
-  for (const r of requests) {
-    const e = r.status?.execution;
-    if (!e || e.dryRun) continue;
-    const at = e.ssm?.intentRecordedAt ?? e.sns?.intentRecordedAt;
-    if (at) out.push({ request: r.metadata?.name ?? '', targets: r.status?.targets ?? [], at: Date.parse(at) });
-  }
-  return out;
-}
-
-/**
- * Intents this process wrote recently, per policy. The informer cache shows our own
- * write a few milliseconds later; without this, two requests reconciled back to back
- * could both pass a rate limit that only one of them fits.
- */
-export class ExecutionLedger {
-  private readonly byPolicy = new Map<string, ExecutionRecord[]>();
-
-  constructor(private readonly retainMs = 24 * 3_600_000) {}
-
-  record(policyKey: string, rec: ExecutionRecord): void {
-    const list = this.byPolicy.get(policyKey) ?? [];
-    list.push(rec);
-    this.byPolicy.set(policyKey, list);
-  }
-
-  /** Drop a record whose status write failed: that intent never happened. */
-  forget(policyKey: string, request: string): void {
-    const list = this.byPolicy.get(policyKey);
-    if (list) this.byPolicy.set(policyKey, list.filter((r) => r.request !== request));
-  }
-
-  /** Cache-derived records plus ours, one per request. */
-  merge(policyKey: string, fromCache: readonly ExecutionRecord[], now: number): ExecutionRecord[] {
-    const mine = (this.byPolicy.get(policyKey) ?? []).filter((r) => now - r.at < this.retainMs);
-    this.byPolicy.set(policyKey, mine);
-    const seen = new Set(fromCache.map((r) => r.request));
-    return [...fromCache, ...mine.filter((r) => !seen.has(r.request))];
-  }
-}
-
+/** `self` is the deciding request's UID. */
 export function cooldownBlock(policy: AlertPolicy, self: string, targets: readonly string[], records: readonly ExecutionRecord[], now: number): string | undefined {
   const cooldown = policy.spec.safety?.cooldown;
   if (!cooldown) return undefined;
   const ms = parseDuration(cooldown);
   for (const r of records) {
-    if (r.request === self || now - r.at >= ms) continue;
+    if (r.uid === self || now - r.at >= ms) continue;
     const hit = r.targets.filter((t) => targets.includes(t));
     if (hit.length > 0) {
       const left = Math.ceil((r.at + ms - now) / 1000);
@@ -77,7 +42,7 @@ export function rateLimitBlock(policy: AlertPolicy, self: string, records: reado
   const limit = policy.spec.safety?.rateLimit;
   if (!limit) return undefined;
   const ms = parseDuration(limit.window);
-  const recent = records.filter((r) => r.request !== self && now - r.at < ms);
+  const recent = records.filter((r) => r.uid !== self && now - r.at < ms);
   if (recent.length >= limit.maxExecutions) {
     return `policy executed ${recent.length} time(s) in the last ${limit.window}; its rate limit is ${limit.maxExecutions}`;
   }
@@ -97,19 +62,15 @@ export interface CircuitState {
  * the admission policy is verified to require the approver verb for it: `resetTrusted`). Only executions
  * count: a request skipped or rejected says nothing about whether the action works.
  */
-export function circuitState(policy: AlertPolicy, requests: readonly RemediationRequest[], now: number, resetTrusted = true): CircuitState {
+export function circuitState(policy: AlertPolicy, records: readonly ExecutionRecord[], now: number, resetTrusted = true): CircuitState {
   const max = policy.spec.safety?.circuitBreaker?.maxConsecutiveFailures;
   const resetAt = resetTrusted ? circuitResetAt(policy, now) : 0;
-  const finished = requests
-    .filter((r) => {
-      const e = r.status?.execution;
-      return e && !e.dryRun && (r.status?.phase === 'Succeeded' || r.status?.phase === 'Failed') && r.status.completionTime;
-    })
-    .filter((r) => Date.parse(r.status?.completionTime ?? '') > resetAt)
-    .sort((a, b) => (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? ''));
+  const finished = records
+    .filter((r): r is ExecutionRecord & { endedAt: number } => r.outcome !== undefined && r.endedAt !== undefined && r.endedAt > resetAt)
+    .sort((a, b) => b.endedAt - a.endedAt);
   let failures = 0;
   for (const r of finished) {
-    if (r.status?.phase !== 'Failed') break;
+    if (r.outcome !== 'Failed') break;
     failures++;
   }
   if (max === undefined || failures < max) return { consecutiveFailures: failures, open: false };
@@ -118,7 +79,7 @@ export function circuitState(policy: AlertPolicy, requests: readonly Remediation
   return {
     consecutiveFailures: failures,
     open: true,
-    openedAt: opener?.status?.completionTime,
+    ...(opener && { openedAt: iso(opener.endedAt) }),
     message: `${failures} consecutive failed executions (limit ${max}); the policy runs nothing until a person resumes it: kubectl remediator resume ${policy.metadata?.name} -n ${policy.metadata?.namespace}`,
   };
 }
@@ -147,13 +108,30 @@ export function insideMaintenanceWindow(policy: AlertPolicy, now: number): boole
   return false;
 }
 
-export function maintenanceBlock(policy: AlertPolicy, now: number): string | undefined {
+/** Why execution is held by the maintenance windows now, and the moment that may change; undefined when it may run. */
+export function maintenanceBlock(policy: AlertPolicy, now: number): { message: string; until: number } | undefined {
   const mw = policy.spec.safety?.maintenanceWindows;
   if (!mw) return undefined;
   const inside = insideMaintenanceWindow(policy, now);
-  if (mw.mode === 'OnlyDuring' && !inside) return 'outside every maintenance window, and the policy executes only during one';
-  if (mw.mode === 'NeverDuring' && inside) return 'inside a maintenance window (change freeze), and the policy never executes during one';
+  if (mw.mode === 'OnlyDuring' && !inside) {
+    const until = Math.min(...mw.windows.map((w) => CronExpressionParser.parse(w.schedule, { currentDate: new Date(now), tz: w.timeZone ?? 'UTC' }).next().getTime()));
+    return { message: `outside every maintenance window; held until the next one opens at ${iso(until)}`, until };
+  }
+  if (mw.mode === 'NeverDuring' && inside) {
+    // The latest close among the windows open now; another may open then, which the next look finds.
+    let until = now;
+    for (const w of mw.windows) {
+      const opened = CronExpressionParser.parse(w.schedule, { currentDate: new Date(now + 1000), tz: w.timeZone ?? 'UTC' }).prev().getTime();
+      const closes = opened + parseDuration(w.duration);
+      if (now >= opened && closes > until) until = closes;
+    }
+    return { message: `inside a maintenance window (change freeze); held until it closes at ${iso(until)}`, until };
+  }
   return undefined;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** Problems in the safety spec only the controller can find (cron syntax, time zones). */

@@ -4,7 +4,7 @@
  * watch), so controllers depend on these interfaces and tests can swap them for fakes.
  */
 import { hostname } from 'node:os';
-import { ApiException, CoreV1Api, CustomObjectsApi, EventsV1Api, V1MicroTime, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, EventsV1Api, PatchStrategy, setHeaderOptions, V1MicroTime, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, VERSION, type ResourceNames } from '../api/v1alpha1/index.js';
 import type { Clock } from '../runtime/clock.js';
 import type { KubeObject, ListResult } from '../runtime/informer.js';
@@ -31,6 +31,10 @@ export interface ResourceClient<T extends KubeObject> {
   replace(namespace: string, name: string, body: T): Promise<T>;
   /** Replace the status subresource; fails with 409 when `body.metadata.resourceVersion` is stale. */
   replaceStatus(namespace: string, name: string, body: T): Promise<T>;
+  /** Sets `metadata.finalizers`; fails with 409 when `resourceVersion` is stale. */
+  setFinalizers(namespace: string, name: string, finalizers: string[], resourceVersion: string): Promise<T>;
+  /** Deletes the object if it is still the one with `uid`; false when it was already gone. */
+  delete(namespace: string, name: string, uid: string): Promise<boolean>;
 }
 
 export class CustomResourceClient<T extends KubeObject> implements ResourceClient<T> {
@@ -85,6 +89,24 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
 
   async replaceStatus(namespace: string, name: string, body: T): Promise<T> {
     return (await this.api.replaceNamespacedCustomObjectStatus({ ...this.base(namespace), name, body })) as T;
+  }
+
+  async setFinalizers(namespace: string, name: string, finalizers: string[], resourceVersion: string): Promise<T> {
+    // A merge patch carrying the resourceVersion is refused with 409 when the object moved on.
+    return (await this.api.patchNamespacedCustomObject(
+      { ...this.base(namespace), name, body: { metadata: { resourceVersion, finalizers } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )) as T;
+  }
+
+  async delete(namespace: string, name: string, uid: string): Promise<boolean> {
+    try {
+      await this.api.deleteNamespacedCustomObject({ ...this.base(namespace), name, body: { preconditions: { uid }, propagationPolicy: 'Background' } });
+      return true;
+    } catch (error) {
+      if (isNotFound(error) || isConflict(error)) return false;
+      throw error;
+    }
   }
 }
 

@@ -120,8 +120,17 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     expect(await can('get', 'secrets/some-other-secret', '-n', SYSTEM_NS)).toBe('no');
     expect(await can('get', `secrets/${chart.fullname}-intake-token`, '-n', SYSTEM_NS)).toBe('yes');
     expect(await can('update', 'remediationrequests.remediator.dev', '-n', APPS_NS)).toBe('no');
-    expect(await can('delete', 'remediationrequests.remediator.dev', '-n', APPS_NS)).toBe('no');
+    // Retention deletes finished requests; the execution finalizer is a metadata patch.
+    expect(await can('delete', 'remediationrequests.remediator.dev', '-n', APPS_NS)).toBe('yes');
+    expect(await can('patch', 'remediationrequests.remediator.dev', '-n', APPS_NS)).toBe('yes');
     expect(await can('update', 'remediationrequests.remediator.dev', '--subresource=status', '-n', APPS_NS)).toBe('yes');
+    // The execution ledger: ConfigMaps in the controller's own namespace only.
+    expect(await can('update', 'configmaps', '-n', SYSTEM_NS)).toBe('yes');
+    expect(await can('update', 'configmaps', '-n', APPS_NS)).toBe('no');
+    // A team editor and approver cannot touch it: safety state is not theirs to erase.
+    for (const verb of ['update', 'delete', 'create']) {
+      expect((await tb.kubectl(['auth', 'can-i', verb, 'configmaps', '-n', SYSTEM_NS, '--as=alice'])).stdout.trim()).toBe('no');
+    }
     expect(await can('approve', 'remediationrequests.remediator.dev', '-n', APPS_NS)).toBe('no');
     expect(await can('update', 'leases.coordination.k8s.io/other-lease', '-n', SYSTEM_NS)).toBe('no');
     expect(await can('create', 'leases.coordination.k8s.io', '-n', APPS_NS)).toBe('no');

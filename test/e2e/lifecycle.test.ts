@@ -300,13 +300,18 @@ describe('remediation lifecycle', () => {
       expect(ends.filter((e) => e.status?.reason === 'RateLimited')).toHaveLength(2);
     });
 
-    test('outside its maintenance window a policy executes nothing', async () => {
+    test('outside its maintenance window a policy executes nothing: the request is held, not skipped', async () => {
       const id = await instance();
       const hour = (new Date().getUTCHours() + 12) % 24;
       const p = await policy({ safety: { maintenanceWindows: { mode: 'OnlyDuring', windows: [{ schedule: `0 ${hour} * * *`, duration: '1h', timeZone: 'UTC' }] } } });
       const rr = await request(p, { instance_id: id });
-      const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Skipped');
-      expect(done.status?.reason).toBe('MaintenanceWindow');
+      const held = await waitFor('held by the window', async () => {
+        const got = await res.getRequest(NS, rr.metadata!.name!);
+        return got.status?.reason === 'MaintenanceWindow' ? got : undefined;
+      });
+      expect(held.status?.phase).toBe('Approved');
+      expect(held.status?.message).toContain('held until the next one opens');
+      expect(await commandsFor(rr)).toHaveLength(0);
     });
 
     test('a suspended policy skips its requests', async () => {

@@ -74,6 +74,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [remediator.dev]
   resources: [alertpolicies/status, remediationrequests/status]
   verbs: [update, patch]
+# Requests: the execution finalizer (metadata only, never the spec) and retention.
+- apiGroups: [remediator.dev]
+  resources: [remediationrequests]
+  verbs: [patch, delete]
 {{- if .Values.intake.enabled }}
 # The intake turns alerts into requests, and cancels them when the alert resolves.
 - apiGroups: [remediator.dev]

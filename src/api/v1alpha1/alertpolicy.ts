@@ -172,7 +172,11 @@ const Approval = Type.Object({
 });
 
 const MaintenanceWindow = Type.Object({
-  schedule: Type.String({ minLength: 9, maxLength: 128, description: 'Cron expression (5 fields) of when the window opens, e.g. `0 2 * * 6`.' }),
+  schedule: Type.String({
+    minLength: 9,
+    maxLength: 128,
+    description: 'Cron expression of when the window opens: 5 fields (e.g. `0 2 * * 6`), or 6 with seconds first (`30 0 2 * * 6`).',
+  }),
   duration: Duration({ description: 'How long the window stays open, e.g. `4h`.' }),
   timeZone: Type.Optional(Type.String({ maxLength: 64, default: 'UTC', description: 'IANA time zone of the schedule, e.g. `Europe/Berlin`.' })),
 });
@@ -200,6 +204,25 @@ const Safety = Type.Object({
   ),
 });
 
+const Retention = Type.Object(
+  {
+    ttlAfterFinished: Type.Optional(
+      Duration({ description: 'Delete a request this long after it reached an end phase (like a Job\'s ttlSecondsAfterFinished). Default: the controller\'s --retention-ttl-after-finished (24h).' }),
+    ),
+    historyLimit: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 10000,
+        description: 'Keep at most this many finished requests of this policy; older ones are deleted first. Default: the controller\'s --retention-history-limit (100).',
+      }),
+    ),
+  },
+  {
+    description:
+      'How long finished requests are kept. Cooldown, rate limit and the circuit breaker read the controller\'s execution ledger, not the requests, so deleting them resets nothing.',
+  },
+);
+
 export const AlertPolicySpec = Type.Object({
   match: Type.Optional(Match),
   targets: Targets,
@@ -223,6 +246,7 @@ export const AlertPolicySpec = Type.Object({
   ),
   approval: Type.Optional(Approval),
   safety: Type.Optional(Safety),
+  retention: Type.Optional(Retention),
 });
 
 export const AlertPolicyStatus = Type.Object({
@@ -260,6 +284,7 @@ export type MetricQuery = Static<typeof MetricQuery>;
 export type Guard = Static<typeof Guard>;
 export type Safety = Static<typeof Safety>;
 export type MaintenanceWindow = Static<typeof MaintenanceWindow>;
+export type Retention = Static<typeof Retention>;
 
 /**
  * Annotation a person sets (to the current time) to close an open circuit breaker: failures before it no longer count.

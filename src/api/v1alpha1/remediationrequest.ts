@@ -30,6 +30,11 @@ export type Phase = (typeof PHASES)[number];
 export const END_PHASES: ReadonlySet<Phase> = new Set(['Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']);
 
 /** EC2 instance ids, and the `mi-` ids of hybrid managed nodes SSM also runs commands on. */
+/**
+ * Held from the intent write until the request's execution reached an end and the
+ * execution ledger has its outcome: deleting a request that executes waits for that.
+ */
+export const EXECUTION_FINALIZER = 'remediator.dev/execution';
 export const INSTANCE_ID_PATTERN = '^(i-[0-9a-f]{8}([0-9a-f]{9})?|mi-[0-9a-f]{17})$';
 
 /** `sha256:` and 64 hex digits: the digest of a rendered plan. */

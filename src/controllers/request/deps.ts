@@ -5,6 +5,8 @@ import type { EventRecorder, ResourceClient } from '../../kube/resources.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { AdmissionVerdict } from '../admission.js';
+import type { ExecutionLedger } from '../ledger.js';
+import type { RetentionDefaults } from '../retention.js';
 
 /** Where a request runs: a region, and the role to assume there when the runbook names another account. */
 export interface CloudLocation {
@@ -32,8 +34,10 @@ export interface RemediationRequestReconcilerDeps {
   namespaceLabels(namespace: string): Record<string, string> | undefined;
   /** Whether manual approvals in a namespace are guarded by the admission policy. */
   admission(namespace: string): AdmissionVerdict;
-  /** Every request of a policy (from the cache): what cooldown, rate limit and the circuit breaker read. */
-  requestsOf(namespace: string, policy: string): RemediationRequest[];
+  /** Every execution on record: what cooldown, rate limit and the circuit breaker read. */
+  ledger: ExecutionLedger;
+  /** Retention of finished requests for policies that set none (`--retention-*` flags). */
+  retentionDefaults: RetentionDefaults;
   /** AWS clients for a location; throws an Error saying what to configure when it cannot reach it. */
   cloudFor(location: CloudLocation): CloudClients;
   /** The controller's own region: where runbooks without `scope.regions` act. */

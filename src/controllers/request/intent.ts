@@ -6,19 +6,30 @@
  * maintenance windows, cooldown, rate limit), then the intent is recorded. Nothing is
  * sent in this step (see ssm.ts).
  *
- * The safety check and the in-memory record of the intent run with no await between
- * them, so concurrent workers cannot both fit under one rate limit.
+ * The safety rules read the execution ledger (ledger.ts), never the requests. The check
+ * and the ledger's in-memory record of the intent run with no await between them, so
+ * concurrent workers cannot both fit under one rate limit. The write order is then:
+ * the ledger entry is stored, the execution finalizer is added, the status says
+ * Executing (reconciler.ts) — a crash anywhere in between over-counts, never under-counts,
+ * and nothing is sent before the last of the three.
+ *
+ * Outside its maintenance window a request is held, not skipped: it stays Approved,
+ * says until when, and looks again when the window opens; the approval timeout keeps
+ * counting, so a request that would run too late expires instead.
  */
 import { type AlertPolicy, type RemediationRequest, type RemediationRequestStatus } from '../../api/v1alpha1/index.js';
-import { circuitState, cooldownBlock, ExecutionLedger, executionsOf, maintenanceBlock, rateLimitBlock } from '../safety.js';
+import { approvalTimeoutMs } from '../runbooks.js';
+import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock } from '../safety.js';
+import { ledgerRetention } from '../ledger.js';
 import type { RemediationRequestReconcilerDeps } from './deps.js';
 import type { Planner, Resolved } from './planning.js';
 import { commandComment, type SsmExecution } from './ssm.js';
 import type { Transition, Transitions } from './transition.js';
 
-export class IntentRecorder {
-  private readonly ledger = new ExecutionLedger();
+/** A request held by a maintenance window says so with this reason. */
+export const HELD_REASON = 'MaintenanceWindow';
 
+export class IntentRecorder {
   constructor(
     private readonly deps: RemediationRequestReconcilerDeps,
     private readonly t: Transitions,
@@ -41,6 +52,8 @@ export class IntentRecorder {
       }
       resolved = r.resolved;
     }
+    const held = this.hold(rr, status, policy);
+    if (held) return held;
     const blocked = this.safetyBlock(rr, policy, status.targets ?? []);
     if (blocked) return this.t.enter(rr, status, 'Skipped', blocked.reason, blocked.message);
 
@@ -65,31 +78,60 @@ export class IntentRecorder {
     }
     this.t.condition(rr, status, 'Executed', 'Unknown', 'Sending', 'intent recorded; sending');
     t = this.t.enter(rr, status, 'Executing', 'IntentRecorded', `sending ${what}`);
-    // Counted at once, before the next request's safety check, and forgotten again if the
-    // status write fails (the safe direction: a moment of over-counting, never under).
-    const key = `${rr.metadata?.namespace}/${policy.metadata?.name}`;
-    const request = rr.metadata?.name ?? '';
-    this.ledger.record(key, { request, targets: status.targets ?? [], at: this.deps.clock.now() });
+    // Counted at once, before the next request's safety check (no await since it), and
+    // stored before the status write; a failed status write keeps the entry (counting
+    // one execution too many is the safe direction) and the request's end or deletion
+    // settles it (reconciler.ts).
+    const ns = rr.metadata?.namespace ?? '';
+    const policyName = policy.metadata?.name ?? '';
+    this.deps.ledger.record(ns, policyName, ledgerRetention(policy), {
+      uid,
+      request: rr.metadata?.name ?? '',
+      runbook: policy.spec.runbookRef.name,
+      targets: status.targets ?? [],
+      at: this.deps.clock.now(),
+      ...(rr.spec.requestedBy && { requestedBy: rr.spec.requestedBy }),
+      ...(status.approval?.approver && { approver: status.approval.approver }),
+    });
+    t.beforeWrite = () => this.deps.ledger.persist(ns, policyName);
+    t.addFinalizer = true;
     t.afterWrite = () => this.ssm.intentWritten(uid);
-    t.onWriteFailed = () => this.ledger.forget(key, request);
+    return t;
+  }
+
+  /**
+   * Held by a maintenance window: stays Approved until the window allows it, or expires
+   * when the approval timeout passes first. Undefined when it may run now.
+   */
+  private hold(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition | undefined {
+    const now = this.deps.clock.now();
+    const window = maintenanceBlock(policy, now);
+    const wasHeld = rr.status?.reason === HELD_REASON;
+    const deadline = Date.parse(status.startTime ?? rr.metadata?.creationTimestamp ?? '') + approvalTimeoutMs(policy);
+    if ((window || wasHeld) && Number.isFinite(deadline) && now >= deadline) {
+      return this.t.enter(rr, status, 'Expired', 'HeldPastTimeout', `the maintenance window did not open before the approval timeout (${policy.spec.approval?.timeout ?? '1h'}) passed; nothing was run`);
+    }
+    if (!window) return undefined;
+    const t = this.t.enter(rr, status, 'Approved', HELD_REASON, window.message);
+    // An hold already announced is not announced again; the write is skipped when nothing changed.
+    if (wasHeld) delete t.event;
+    // A little after the opening, so the window counts as open at the next look.
+    t.requeueAfterMs = Math.max(100, Math.min(window.until, Number.isFinite(deadline) ? deadline : Infinity) - now + 250);
     return t;
   }
 
   /** Safety rules checked at the moment of execution; a reason to skip, or undefined. */
   private safetyBlock(rr: RemediationRequest, policy: AlertPolicy, targets: readonly string[]): { reason: string; message: string } | undefined {
     const ns = rr.metadata?.namespace ?? '';
-    const name = rr.metadata?.name ?? '';
+    const uid = rr.metadata?.uid ?? '';
     const now = this.deps.clock.now();
-    const requests = this.deps.requestsOf(ns, policy.metadata?.name ?? '');
+    const records = this.deps.ledger.records(ns, policy.metadata?.name ?? '');
     if (policy.spec.safety?.suspend) return { reason: 'Suspended', message: `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)` };
-    const circuit = circuitState(policy, requests, now, this.deps.admission(ns).enforced);
+    const circuit = circuitState(policy, records, now, this.deps.admission(ns).enforced);
     if (circuit.open) return { reason: 'CircuitOpen', message: circuit.message ?? 'circuit breaker open' };
-    const window = maintenanceBlock(policy, now);
-    if (window) return { reason: 'MaintenanceWindow', message: window };
-    const records = this.ledger.merge(`${ns}/${policy.metadata?.name}`, executionsOf(requests), now);
-    const cooldown = cooldownBlock(policy, name, targets, records, now);
+    const cooldown = cooldownBlock(policy, uid, targets, records, now);
     if (cooldown) return { reason: 'Cooldown', message: cooldown };
-    const rate = rateLimitBlock(policy, name, records, now);
+    const rate = rateLimitBlock(policy, uid, records, now);
     if (rate) return { reason: 'RateLimited', message: rate };
     return undefined;
   }

@@ -8,7 +8,10 @@
  * and runbook from the informer caches, announces the current phase, dispatches to the
  * phase's handler, and writes the status the handler built with the cached
  * resourceVersion — a stale view fails with a conflict and is retried rather than
- * overwriting newer state. An end phase is final: the reconciler never acts on it again.
+ * overwriting newer state. An end phase is final: the reconciler never acts on it again,
+ * except to settle it — record its outcome in the execution ledger, drop the execution
+ * finalizer — and, once its retention is up, delete it (retention.ts). A request deleted
+ * while it executes is followed to its end first (the finalizer holds it).
  *
  *   planning.ts  Pending: runbook grant, targets, enrichment, guards, the plan
  *   approval.ts  AwaitingApproval: deadline, fail-closed approval of the exact plan
@@ -19,11 +22,13 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { API_VERSION, END_PHASES, REMEDIATION_REQUEST, type AlertPolicy, type Phase, type RemediationRequest } from '../../api/v1alpha1/index.js';
+import { API_VERSION, END_PHASES, EXECUTION_FINALIZER, REMEDIATION_REQUEST, type AlertPolicy, type Phase, type RemediationRequest } from '../../api/v1alpha1/index.js';
 import { isPermanentAwsError } from '../../cloud/errors.js';
 import { AwsAssumeRoleDeniedError } from '../../cloud/location.js';
 import { AwsAccessDeniedError } from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
+import { retentionOf, ttlLeftMs } from '../retention.js';
+import { ledgerRetention } from '../ledger.js';
 import type { Reconciler, Request, Result } from '../../runtime/controller.js';
 import { ApprovalGate } from './approval.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
@@ -55,9 +60,15 @@ export class RemediationRequestReconciler implements Reconciler {
 
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
     const rr = this.deps.getRequest(req.namespace, req.name);
-    if (!rr || rr.metadata?.deletionTimestamp) return;
+    if (!rr) return;
     const phase: Phase = rr.status?.phase ?? 'Pending';
     const policy = this.deps.getPolicy(req.namespace, rr.spec.policyRef.name);
+    const held = rr.metadata?.finalizers?.includes(EXECUTION_FINALIZER) ?? false;
+    if (rr.metadata?.deletionTimestamp && phase !== 'Executing') {
+      // Deleted before it executed (nothing more may start) or after it ended.
+      if (held) await this.settle(rr, log);
+      return;
+    }
 
     // Announce the phase the request is in before moving on (level-triggered: a
     // notification that failed is retried, one that was recorded is never sent again).
@@ -73,7 +84,13 @@ export class RemediationRequestReconciler implements Reconciler {
         }
       }
     }
-    if (END_PHASES.has(phase)) return;
+    if (END_PHASES.has(phase)) {
+      if (held) {
+        await this.settle(rr, log);
+        return;
+      }
+      return this.retain(rr, policy, log);
+    }
 
     let step: Transition;
     try {
@@ -170,12 +187,75 @@ export class RemediationRequestReconciler implements Reconciler {
     );
   }
 
+  /**
+   * An ended (or deleted) request that holds the execution finalizer: its outcome goes to
+   * the ledger, stored, then the finalizer goes. An intent that never reached Executing
+   * sent nothing, and leaves the ledger.
+   */
+  private async settle(rr: RemediationRequest, log: Logger): Promise<void> {
+    const ns = rr.metadata?.namespace ?? '';
+    const name = rr.metadata?.name ?? '';
+    const uid = rr.metadata?.uid ?? '';
+    const policyName = rr.spec.policyRef.name;
+    const status = rr.status ?? {};
+    const phase = status.phase ?? 'Pending';
+    const e = status.execution;
+    const intentAt = e && !e.dryRun ? (e.ssm?.intentRecordedAt ?? e.sns?.intentRecordedAt) : undefined;
+    const ledger = this.deps.ledger;
+    if (intentAt && END_PHASES.has(phase)) {
+      if (!ledger.entry(ns, policyName, uid)) {
+        // Recorded before this ledger existed, or lost with an old leader: record it now.
+        const policy = this.deps.getPolicy(ns, policyName);
+        ledger.record(ns, policyName, policy ? ledgerRetention(policy) : { windowMs: 0, lastOutcomes: 10 }, {
+          uid,
+          request: name,
+          runbook: status.plan?.runbook.name ?? policy?.spec.runbookRef.name ?? '',
+          targets: status.targets ?? [],
+          at: Date.parse(intentAt),
+          ...(rr.spec.requestedBy && { requestedBy: rr.spec.requestedBy }),
+        });
+      }
+      ledger.finish(ns, policyName, uid, phase === 'Succeeded' ? 'Succeeded' : 'Failed', Date.parse(status.completionTime ?? '') || this.deps.clock.now(), {
+        ...(e?.ssm?.commandId && { commandIds: [e.ssm.commandId] }),
+        ...(e?.sns?.messageId && { messageId: e.sns.messageId }),
+        ...(status.approval?.approver && { approver: status.approval.approver }),
+      });
+    } else if (!intentAt) {
+      ledger.forget(ns, policyName, uid);
+    } else {
+      return; // still executing: settled once it ends
+    }
+    await ledger.persist(ns, policyName);
+    await this.deps.requests.setFinalizers(ns, name, (rr.metadata?.finalizers ?? []).filter((f) => f !== EXECUTION_FINALIZER), rr.metadata?.resourceVersion ?? '');
+    log.debug({ phase }, 'execution settled in the ledger; finalizer removed');
+  }
+
+  /** A finished request is deleted once its policy's ttlAfterFinished is up. */
+  private async retain(rr: RemediationRequest, policy: AlertPolicy | undefined, log: Logger): Promise<Result | void> {
+    const left = ttlLeftMs(rr, retentionOf(policy, this.deps.retentionDefaults), this.deps.clock.now());
+    if (left === undefined) return;
+    if (left > 0) return { requeueAfterMs: left };
+    const deleted = await this.deps.requests.delete(rr.metadata?.namespace ?? '', rr.metadata?.name ?? '', rr.metadata?.uid ?? '');
+    if (deleted) log.info({ policy: rr.spec.policyRef.name, phase: rr.status?.phase, completionTime: rr.status?.completionTime }, 'finished request deleted: ttlAfterFinished passed');
+  }
+
   /** Write status only when it changed, then record the transition's Event off the critical path. */
   private async write(rr: RemediationRequest, step: Transition, log: Logger): Promise<void> {
     if (isDeepStrictEqual(step.status, rr.status ?? {})) return;
-    const body: RemediationRequest = { apiVersion: API_VERSION, kind: REMEDIATION_REQUEST.kind, metadata: rr.metadata, spec: rr.spec, status: step.status };
     const ns = rr.metadata?.namespace ?? '';
     const name = rr.metadata?.name ?? '';
+    let metadata = rr.metadata;
+    try {
+      await step.beforeWrite?.();
+      if (step.addFinalizer && !metadata?.finalizers?.includes(EXECUTION_FINALIZER)) {
+        const updated = await this.deps.requests.setFinalizers(ns, name, [...(metadata?.finalizers ?? []), EXECUTION_FINALIZER], metadata?.resourceVersion ?? '');
+        metadata = updated.metadata;
+      }
+    } catch (error) {
+      step.onWriteFailed?.();
+      throw error;
+    }
+    const body: RemediationRequest = { apiVersion: API_VERSION, kind: REMEDIATION_REQUEST.kind, metadata, spec: rr.spec, status: step.status };
     try {
       await this.deps.requests.replaceStatus(ns, name, body);
     } catch (error) {
@@ -192,7 +272,39 @@ export class RemediationRequestReconciler implements Reconciler {
     if (from !== to) {
       this.deps.metrics.phaseTransitions.inc({ namespace: ns, phase: to });
       log.info({ from, to, reason: step.status.reason, policy: rr.spec.policyRef.name }, step.status.message ?? 'phase changed');
+      if (END_PHASES.has(to)) log.info({ audit: auditRecord(body) }, 'remediation ended');
     }
     if (step.event) void this.deps.events.record(body, step.event.type, step.event.reason, step.event.message);
   }
+}
+
+/**
+ * The audit record of an ended request, one structured log line: what must outlive the
+ * object once retention deletes it (who asked, who approved, what ran where, the outcome).
+ */
+export function auditRecord(rr: RemediationRequest): Record<string, unknown> {
+  const s = rr.status ?? {};
+  const e = s.execution;
+  return {
+    namespace: rr.metadata?.namespace,
+    request: rr.metadata?.name,
+    uid: rr.metadata?.uid,
+    policy: rr.spec.policyRef.name,
+    runbook: s.plan?.runbook.name,
+    alert: { source: rr.spec.alert.source, name: rr.spec.alert.name, fingerprint: rr.spec.alert.fingerprint },
+    requestedBy: rr.spec.requestedBy,
+    approvedBy: s.approval?.decision === 'Approved' ? s.approval.approver : undefined,
+    planDigest: s.plan?.digest,
+    risk: s.risk,
+    targets: s.targets,
+    region: s.plan?.region,
+    ...(e?.ssm && { document: e.ssm.documentName, commandId: e.ssm.commandId }),
+    ...(e?.sns && { topicArn: e.sns.topicArn, messageId: e.sns.messageId }),
+    dryRun: e?.dryRun === true || undefined,
+    phase: s.phase,
+    reason: s.reason,
+    message: s.message,
+    startTime: s.startTime,
+    completionTime: s.completionTime,
+  };
 }

@@ -14,6 +14,10 @@ export interface Transition {
   status: RemediationRequestStatus;
   event?: { type: EventType; reason: string; message: string };
   requeueAfterMs?: number;
+  /** Runs before the status write (the execution ledger stores the intent); a failure fails the write. */
+  beforeWrite?: () => Promise<void>;
+  /** Add the execution finalizer before the status write. */
+  addFinalizer?: boolean;
   /** Runs once the status write succeeded. */
   afterWrite?: () => void;
   /** Runs when the status write failed. */

@@ -1,0 +1,94 @@
+import { ExecutionLedger, prune, type LedgerDocument, type LedgerStorage } from './ledger.js';
+
+class Conflict extends Error {}
+
+/** Storage in memory, with a resourceVersion like the API server's. */
+class MemoryStorage implements LedgerStorage {
+  readonly docs = new Map<string, LedgerDocument>();
+  private rv = 0;
+  saves = 0;
+  list = async () => [...this.docs.values()].map((d) => structuredClone(d));
+  get = async (ns: string, p: string) => structuredClone(this.docs.get(`${ns}/${p}`));
+  async save(doc: LedgerDocument): Promise<string> {
+    const k = `${doc.namespace}/${doc.policy}`;
+    const current = this.docs.get(k);
+    if (current && current.resourceVersion !== doc.resourceVersion) throw new Conflict();
+    this.saves++;
+    const resourceVersion = String(++this.rv);
+    this.docs.set(k, { ...structuredClone(doc), resourceVersion });
+    return resourceVersion;
+  }
+  async remove(doc: LedgerDocument): Promise<void> {
+    this.docs.delete(`${doc.namespace}/${doc.policy}`);
+  }
+  isConflict = (e: unknown) => e instanceof Conflict;
+}
+
+const T0 = Date.parse('2026-11-21T10:00:00Z');
+const retention = { windowMs: 3_600_000, lastOutcomes: 2 };
+const entry = (uid: string, at: number) => ({ uid, request: 'same-name', runbook: 'rb', targets: ['i-00000001'], at });
+
+describe('execution ledger', () => {
+  test('survives a new process: what one stored, the next loads', async () => {
+    const storage = new MemoryStorage();
+    const a = new ExecutionLedger(storage, { now: () => T0 });
+    a.record('ns', 'p', retention, entry('u1', T0));
+    await a.persist('ns', 'p');
+    const b = new ExecutionLedger(storage, { now: () => T0 });
+    expect(await b.load()).toBe(1);
+    expect(b.records('ns', 'p').map((e) => e.uid)).toEqual(['u1']);
+  });
+
+  test('one entry per request UID; a recreated request is another entry', () => {
+    const l = new ExecutionLedger(new MemoryStorage(), { now: () => T0 });
+    l.record('ns', 'p', retention, entry('u1', T0));
+    l.record('ns', 'p', retention, entry('u1', T0 + 1));
+    l.record('ns', 'p', retention, entry('u2', T0 + 2));
+    expect(l.records('ns', 'p').map((e) => e.uid)).toEqual(['u1', 'u2']);
+  });
+
+  test('keeps what the rules need: the window, the last outcomes, what still runs', () => {
+    const doc: LedgerDocument = {
+      namespace: 'ns',
+      policy: 'p',
+      retention,
+      entries: [
+        { ...entry('old1', T0 - 10 * 3_600_000), outcome: 'Failed', endedAt: T0 - 10 * 3_600_000 },
+        { ...entry('old2', T0 - 9 * 3_600_000), outcome: 'Failed', endedAt: T0 - 9 * 3_600_000 },
+        { ...entry('old3', T0 - 8 * 3_600_000), outcome: 'Failed', endedAt: T0 - 8 * 3_600_000 },
+        entry('running', T0 - 5 * 3_600_000),
+        entry('recent', T0 - 60_000),
+      ],
+    };
+    expect(prune(doc, T0).map((e) => e.uid)).toEqual(['old2', 'old3', 'running', 'recent']);
+  });
+
+  test('a write that lost to another writer keeps both sides', async () => {
+    const storage = new MemoryStorage();
+    const a = new ExecutionLedger(storage, { now: () => T0 });
+    a.record('ns', 'p', retention, entry('mine', T0));
+    await a.persist('ns', 'p');
+    const other = new ExecutionLedger(storage, { now: () => T0 });
+    await other.load();
+    other.record('ns', 'p', retention, entry('theirs', T0));
+    await other.persist('ns', 'p');
+    a.finish('ns', 'p', 'mine', 'Succeeded', T0 + 5, {});
+    await a.persist('ns', 'p');
+    expect((await storage.get('ns', 'p'))?.entries.map((e) => [e.uid, e.outcome])).toEqual([['mine', 'Succeeded'], ['theirs', undefined]]);
+  });
+
+  test('an emptied ledger is removed; an unchanged one is not written again', async () => {
+    const storage = new MemoryStorage();
+    let now = T0;
+    const l = new ExecutionLedger(storage, { now: () => now });
+    l.record('ns', 'p', { windowMs: 60_000, lastOutcomes: 0 }, entry('u1', T0));
+    l.finish('ns', 'p', 'u1', 'Succeeded', T0, {});
+    await l.persist('ns', 'p');
+    await l.sweep();
+    expect(storage.saves).toBe(1);
+    now = T0 + 120_000;
+    await l.sweep();
+    expect(storage.docs.size).toBe(0);
+    expect(l.records('ns', 'p')).toEqual([]);
+  });
+});

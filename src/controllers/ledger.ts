@@ -1,0 +1,198 @@
+/**
+ * The execution ledger: every execution of every policy (who, what, where, when, how it
+ * ended), kept where only the controller writes (see src/kube/ledger-configmaps.ts), and
+ * the only input of cooldown, rate limit and the circuit breaker (safety.ts). Deleting or
+ * recreating a request or a policy changes nothing here; a restart or a new leader loads
+ * it again before any reconcile runs.
+ *
+ * It is an in-memory index per namespace and policy that the leader keeps current as the
+ * one writer, so a safety check and the record of an intent run with no await between
+ * them (intent.ts), and persists each change before the request's own status says it
+ * executes. A crash between the two leaves an entry for an execution that never
+ * happened: the policy counts one execution too many until its windows pass, never one
+ * too few.
+ *
+ * Each policy's entries are bounded by what its rules read: everything younger than the
+ * longest window (cooldown, rate-limit window), the newest outcomes the breaker needs,
+ * and executions still running; a hard cap keeps one policy's document small.
+ */
+import type { AlertPolicy } from '../api/v1alpha1/index.js';
+import { parseDuration } from './duration.js';
+import type { ExecutionOutcome, ExecutionRecord } from './safety.js';
+
+/** What the ledger keeps of one execution; it outlives the request. */
+export interface LedgerEntry extends ExecutionRecord {
+  runbook: string;
+  requestedBy?: string;
+  approver?: string;
+  /** SSM command ids, or the SNS message id. */
+  commandIds?: string[];
+  messageId?: string;
+}
+
+/** How long a policy's entries are needed, as of its last execution. */
+export interface LedgerRetention {
+  windowMs: number;
+  lastOutcomes: number;
+}
+
+export interface LedgerDocument {
+  namespace: string;
+  policy: string;
+  retention: LedgerRetention;
+  entries: LedgerEntry[];
+  /** The stored version this copy was read or written as; absent before the first write. */
+  resourceVersion?: string;
+}
+
+/** Where ledger documents live; only the controller's ServiceAccount may write there. */
+export interface LedgerStorage {
+  list(): Promise<LedgerDocument[]>;
+  get(namespace: string, policy: string): Promise<LedgerDocument | undefined>;
+  /** Creates or replaces the document; rejects with a conflict when its resourceVersion is stale. Returns the new resourceVersion. */
+  save(doc: LedgerDocument): Promise<string>;
+  remove(doc: LedgerDocument): Promise<void>;
+  isConflict(error: unknown): boolean;
+}
+
+/** Executions whose command never reported an end are kept this long at most. */
+const UNFINISHED_RETENTION_MS = 7 * 24 * 3_600_000;
+/** The newest outcomes kept even past every window (the breaker's history). */
+const MIN_LAST_OUTCOMES = 10;
+/** Entries one policy's document holds at most (a ConfigMap holds 1 MiB). */
+export const MAX_ENTRIES = 2000;
+
+/** What a policy's rules need of its history. */
+export function ledgerRetention(policy: AlertPolicy): LedgerRetention {
+  const s = policy.spec.safety;
+  const windows = [s?.cooldown, s?.rateLimit?.window].filter((d): d is string => d !== undefined).map(parseDuration);
+  return { windowMs: Math.max(0, ...windows), lastOutcomes: Math.max(MIN_LAST_OUTCOMES, s?.circuitBreaker?.maxConsecutiveFailures ?? 0) };
+}
+
+/** The entries still needed at `now`, newest last. */
+export function prune(doc: LedgerDocument, now: number): LedgerEntry[] {
+  const ended = doc.entries.filter((e) => e.endedAt !== undefined).sort((a, b) => (b.endedAt ?? 0) - (a.endedAt ?? 0));
+  const lastOutcomes = new Set(ended.slice(0, doc.retention.lastOutcomes).map((e) => e.uid));
+  const kept = doc.entries
+    .filter((e) => now - e.at < doc.retention.windowMs || lastOutcomes.has(e.uid) || (e.outcome === undefined && now - e.at < UNFINISHED_RETENTION_MS))
+    .sort((a, b) => a.at - b.at);
+  return kept.slice(-MAX_ENTRIES);
+}
+
+const key = (namespace: string, policy: string) => `${namespace}/${policy}`;
+
+export class ExecutionLedger {
+  private readonly docs = new Map<string, LedgerDocument>();
+  /** One write at a time per document, in the order changes were made. */
+  private readonly writes = new Map<string, Promise<void>>();
+  /** What each document was last stored as: a write that would change nothing is skipped. */
+  private readonly stored = new Map<string, string>();
+
+  constructor(
+    private readonly storage: LedgerStorage,
+    private readonly clock: { now(): number },
+    /** Told which policy's ledger changed (its status shows the breaker). */
+    private readonly onChange: (namespace: string, policy: string) => void = () => undefined,
+  ) {}
+
+  /** Replaces memory with what is stored: at start, and each time this replica becomes leader. */
+  async load(): Promise<number> {
+    const docs = await this.storage.list();
+    this.docs.clear();
+    this.stored.clear();
+    for (const d of docs) {
+      this.docs.set(key(d.namespace, d.policy), d);
+      this.stored.set(key(d.namespace, d.policy), JSON.stringify({ retention: d.retention, entries: d.entries }));
+    }
+    return docs.length;
+  }
+
+  records(namespace: string, policy: string): readonly LedgerEntry[] {
+    return this.docs.get(key(namespace, policy))?.entries ?? [];
+  }
+
+  entry(namespace: string, policy: string, uid: string): LedgerEntry | undefined {
+    return this.records(namespace, policy).find((e) => e.uid === uid);
+  }
+
+  /** Records an intent in memory at once (one per request UID); `persist` stores it. */
+  record(namespace: string, policy: string, retention: LedgerRetention, entry: LedgerEntry): void {
+    const k = key(namespace, policy);
+    const doc = this.docs.get(k) ?? { namespace, policy, retention, entries: [] };
+    doc.retention = retention;
+    doc.entries = [...doc.entries.filter((e) => e.uid !== entry.uid), entry];
+    this.docs.set(k, doc);
+  }
+
+  /** Records how an execution ended; false when the ledger has no such execution. */
+  finish(namespace: string, policy: string, uid: string, outcome: ExecutionOutcome, endedAt: number, ids: Pick<LedgerEntry, 'commandIds' | 'messageId' | 'approver'>): boolean {
+    const doc = this.docs.get(key(namespace, policy));
+    const e = doc?.entries.find((x) => x.uid === uid);
+    if (!doc || !e) return false;
+    if (e.outcome === outcome && e.endedAt === endedAt) return true;
+    Object.assign(e, { outcome, endedAt }, ids.commandIds?.length ? { commandIds: ids.commandIds } : {}, ids.messageId ? { messageId: ids.messageId } : {}, ids.approver ? { approver: ids.approver } : {});
+    this.onChange(namespace, policy);
+    return true;
+  }
+
+  /** Drops an intent that provably sent nothing. */
+  forget(namespace: string, policy: string, uid: string): boolean {
+    const doc = this.docs.get(key(namespace, policy));
+    if (!doc?.entries.some((e) => e.uid === uid)) return false;
+    doc.entries = doc.entries.filter((e) => e.uid !== uid);
+    this.onChange(namespace, policy);
+    return true;
+  }
+
+  /** Stores the policy's document as memory has it now, after any write already queued. */
+  persist(namespace: string, policy: string): Promise<void> {
+    const k = key(namespace, policy);
+    const previous = this.writes.get(k) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => this.write(k));
+    this.writes.set(k, next);
+    void next.finally(() => {
+      if (this.writes.get(k) === next) this.writes.delete(k);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  /** Prunes every document and stores those that changed; an emptied one is removed. */
+  async sweep(): Promise<void> {
+    for (const doc of [...this.docs.values()]) await this.persist(doc.namespace, doc.policy);
+  }
+
+  private async write(k: string): Promise<void> {
+    const doc = this.docs.get(k);
+    if (!doc) return;
+    const now = this.clock.now();
+    doc.entries = prune(doc, now);
+    if (doc.entries.length === 0) {
+      if (doc.resourceVersion) await this.storage.remove(doc).catch((error: unknown) => {
+        if (!this.storage.isConflict(error)) throw error;
+      });
+      if (this.docs.get(k) === doc && doc.entries.length === 0) this.docs.delete(k);
+      this.stored.delete(k);
+      return;
+    }
+    const content = () => JSON.stringify({ retention: doc.retention, entries: doc.entries });
+    if (doc.resourceVersion && this.stored.get(k) === content()) return;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const snapshot = structuredClone(doc);
+        doc.resourceVersion = await this.storage.save(snapshot);
+        this.stored.set(k, JSON.stringify({ retention: snapshot.retention, entries: snapshot.entries }));
+        return;
+      } catch (error) {
+        if (!this.storage.isConflict(error) || attempt >= 5) throw error;
+        // Someone else wrote it (a previous leader finishing its last reconcile): keep both.
+        const theirs = await this.storage.get(doc.namespace, doc.policy);
+        doc.resourceVersion = theirs?.resourceVersion;
+        for (const e of theirs?.entries ?? []) {
+          const mine = doc.entries.find((x) => x.uid === e.uid);
+          if (!mine) doc.entries.push(e);
+          else if (mine.outcome === undefined && e.outcome !== undefined) Object.assign(mine, { outcome: e.outcome, endedAt: e.endedAt });
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Retention of finished requests, as Jobs have it: a request is deleted `ttlAfterFinished`
+ * after it reached an end phase, and a policy keeps at most `historyLimit` finished
+ * requests (the oldest go first). What must outlive a request — who asked, who approved,
+ * what ran where, how it ended — is in the execution ledger (ledger.ts) for as long as a
+ * safety rule needs it, in the audit log line and the Event written when it ended.
+ * Pure functions; the request and policy controllers act on them.
+ */
+import { END_PHASES, type AlertPolicy, type RemediationRequest } from '../api/v1alpha1/index.js';
+import { parseDuration } from './duration.js';
+
+/** The controller-wide defaults (`--retention-ttl-after-finished`, `--retention-history-limit`). */
+export interface RetentionDefaults {
+  ttlAfterFinishedMs: number;
+  historyLimit: number;
+}
+
+export const DEFAULT_RETENTION: RetentionDefaults = { ttlAfterFinishedMs: 24 * 3_600_000, historyLimit: 100 };
+
+export function retentionOf(policy: AlertPolicy | undefined, defaults: RetentionDefaults): RetentionDefaults {
+  const r = policy?.spec.retention;
+  return {
+    ttlAfterFinishedMs: r?.ttlAfterFinished !== undefined ? parseDuration(r.ttlAfterFinished) : defaults.ttlAfterFinishedMs,
+    historyLimit: r?.historyLimit ?? defaults.historyLimit,
+  };
+}
+
+/** Milliseconds until a finished request is due for deletion (0 or less: due now); undefined while it has not finished. */
+export function ttlLeftMs(rr: RemediationRequest, retention: RetentionDefaults, now: number): number | undefined {
+  const phase = rr.status?.phase;
+  const done = Date.parse(rr.status?.completionTime ?? '');
+  if (!phase || !END_PHASES.has(phase) || !Number.isFinite(done)) return undefined;
+  return done + retention.ttlAfterFinishedMs - now;
+}
+
+/** A policy's finished requests beyond its history limit, oldest first. */
+export function beyondHistoryLimit(requests: readonly RemediationRequest[], historyLimit: number): RemediationRequest[] {
+  const finished = requests
+    .filter((r) => r.status?.phase && END_PHASES.has(r.status.phase) && r.status.completionTime && !r.metadata?.deletionTimestamp)
+    .sort((a, b) => (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? '') || (b.metadata?.name ?? '').localeCompare(a.metadata?.name ?? ''));
+  return finished.slice(historyLimit).reverse();
+}
