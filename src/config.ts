@@ -48,6 +48,8 @@ export interface ControllerConfig {
   watchNamespaces: string[];
   /** The approval ValidatingAdmissionPolicy whose enforcement manual approvals depend on. */
   admissionPolicyName: string;
+  /** The tag every SendCommand target must carry (what config/iam/policy.json conditions on); undefined: not checked. */
+  requiredTargetTag: { key: string; value: string } | undefined;
   intake: IntakeConfig;
 }
 
@@ -63,6 +65,7 @@ const OPTIONS = {
   'max-poll-interval': { type: 'string', default: '30000' },
   'watch-namespace': { type: 'string', default: '' },
   'admission-policy-name': { type: 'string', default: 'remediator-approvals' },
+  'required-target-tag': { type: 'string', default: 'remediator.dev/managed=true' },
   'intake-bind-address': { type: 'string' },
   'intake-token-secret': { type: 'string' },
   'intake-identity': { type: 'string' },
@@ -90,6 +93,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --poll-interval          first SSM invocation poll delay in ms (default 1000)
   --max-poll-interval      longest SSM invocation poll delay in ms (default 30000)
   --watch-namespace        comma-separated namespaces to watch and reconcile (default: all namespaces)
+  --required-target-tag    key=value every SSM target must carry, as the IAM policy requires (default remediator.dev/managed=true; empty: no check)
   --intake-bind-address    host:port of the alert intake, or 0 for none (default :8090 in a cluster, 0 outside one)
   --intake-token-secret    namespace/name of the Secret whose key "token" is the intake's bearer token
   --intake-identity        user name recorded as spec.requestedBy (default: learnt from a SelfSubjectReview)
@@ -192,7 +196,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     maxPollIntervalMs: int('max-poll-interval'),
     watchNamespaces: str('watch-namespace').split(',').map((x) => x.trim()).filter(Boolean),
     admissionPolicyName: str('admission-policy-name'),
+    requiredTargetTag: parseTargetTag(str('required-target-tag')),
   };
+}
+
+/** `key=value` (the value may be empty, the key may not), or '' for no check. */
+export function parseTargetTag(value: string): { key: string; value: string } | undefined {
+  const v = value.trim();
+  if (v === '') return undefined;
+  const eq = v.indexOf('=');
+  const key = eq < 0 ? '' : v.slice(0, eq).trim();
+  if (key === '' || key.length > 128) throw new Error(`--required-target-tag must be key=value (or empty to turn the check off), got "${value}"`);
+  return { key, value: v.slice(eq + 1).trim() };
 }
 
 function intakeConfig(
