@@ -93,6 +93,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --poll-interval          first SSM invocation poll delay in ms (default 1000)
   --max-poll-interval      longest SSM invocation poll delay in ms (default 30000)
   --watch-namespace        comma-separated namespaces to watch and reconcile (default: all namespaces)
+  --admission-policy-name  the approval ValidatingAdmissionPolicy manual approvals depend on (default remediator-approvals)
   --required-target-tag    key=value every SSM target must carry, as the IAM policy requires (default remediator.dev/managed=true; empty: no check)
   --intake-bind-address    host:port of the alert intake, or 0 for none (default :8090 in a cluster, 0 outside one)
   --intake-token-secret    namespace/name of the Secret whose key "token" is the intake's bearer token
