@@ -15,6 +15,8 @@ import { pino } from 'pino';
 import type { AlertPolicy, RemediationRequest, Runbook } from '../src/api/v1alpha1/index.js';
 import type { CommandRunner, InstanceDescriber, MetricsReader, Publisher } from '../src/cloud/types.js';
 import { RemediationRequestReconciler } from '../src/controllers/request/reconciler.js';
+import { ExecutionLedger } from '../src/controllers/ledger.js';
+import { DEFAULT_RETENTION } from '../src/controllers/retention.js';
 import { render, valuePolicy } from '../src/controllers/template.js';
 import type { EventRecorder, ResourceClient } from '../src/kube/resources.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -71,6 +73,11 @@ class MemoryRequests implements ResourceClient<RemediationRequest> {
   create = async (ns: string, body: RemediationRequest) => this.put(ns, body);
   replace = async (ns: string, _name: string, body: RemediationRequest) => this.put(ns, body);
   replaceStatus = async (ns: string, _name: string, body: RemediationRequest) => this.put(ns, body);
+  setFinalizers = async (ns: string, name: string, finalizers: string[]) => {
+    const current = this.store.get(`${ns}/${name}`)!;
+    return this.put(ns, { ...current, metadata: { ...current.metadata, finalizers } });
+  };
+  delete = async (ns: string, name: string) => this.store.delete(`${ns}/${name}`);
   private put(ns: string, body: RemediationRequest): RemediationRequest {
     this.writes++;
     const obj = { ...body, metadata: { ...body.metadata, namespace: ns, resourceVersion: String(++this.rv) } };
@@ -108,6 +115,7 @@ async function benchReconciler(): Promise<void> {
   const metricsReader: MetricsReader = { getMetricData: async () => new Map() };
   const publisher: Publisher = { publish: async () => ({ messageId: 'm' }) };
   const events: EventRecorder = { record: async () => {} };
+  let ledgerVersion = 0;
   const reconciler = new RemediationRequestReconciler({
     requests,
     getRequest: (ns, name) => requests.store.get(`${ns}/${name}`),
@@ -115,8 +123,19 @@ async function benchReconciler(): Promise<void> {
     getRunbook: () => runbook,
     namespaceLabels: (ns) => ({ 'kubernetes.io/metadata.name': ns }),
     admission: () => ({ enforced: true, binding: 'bench' }),
-    requestsOf: () => [],
-    cloudFor: () => ({ instances, commands: runner, metricsReader, publisher }),
+    // The ledger's storage in memory: what the bench measures is the reconciler, not ConfigMap writes.
+    ledger: new ExecutionLedger(
+      {
+        list: async () => [],
+        get: async () => undefined,
+        save: async () => String(++ledgerVersion),
+        remove: async () => undefined,
+        isConflict: () => false,
+      },
+      systemClock,
+    ),
+    retentionDefaults: DEFAULT_RETENTION,
+    cloudFor: () => ({ instances, commands: runner, metricsReader, publisher, agents: { agentStatus: async () => new Map() } }),
     defaultRegion: 'eu-west-1',
     events,
     metrics: new Metrics(false),

@@ -94,3 +94,21 @@ describe('intake connection limits', () => {
     expect(() => load(['--intake-max-connections=0'])).toThrow(/positive integer/);
   });
 });
+
+describe('--required-target-tag', () => {
+  test('defaults to the tag the shipped IAM policy requires', () => {
+    expect(load([]).requiredTargetTag).toEqual({ key: 'remediator.dev/managed', value: 'true' });
+  });
+
+  test('takes key=value from the flag or REQUIRED_TARGET_TAG; empty turns the check off', () => {
+    expect(load(['--required-target-tag', 'owner=sre']).requiredTargetTag).toEqual({ key: 'owner', value: 'sre' });
+    expect(load([], { REQUIRED_TARGET_TAG: 'ssm=' }).requiredTargetTag).toEqual({ key: 'ssm', value: '' });
+    expect(load(['--required-target-tag=']).requiredTargetTag).toBeUndefined();
+    expect(load([], { REQUIRED_TARGET_TAG: '' }).requiredTargetTag).toBeUndefined();
+  });
+
+  test('refuses a value without a key', () => {
+    expect(() => load(['--required-target-tag', 'managed'])).toThrow(/key=value/);
+    expect(() => load(['--required-target-tag', '=true'])).toThrow(/key=value/);
+  });
+});

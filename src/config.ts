@@ -53,6 +53,8 @@ export interface ControllerConfig {
   ledgerNamespace: string;
   /** Retention of finished requests for policies that set none. */
   retention: RetentionDefaults;
+  /** The tag every SendCommand target must carry (what config/iam/policy.json conditions on); undefined: not checked. */
+  requiredTargetTag: { key: string; value: string } | undefined;
   intake: IntakeConfig;
 }
 
@@ -71,6 +73,7 @@ const OPTIONS = {
   'ledger-namespace': { type: 'string' },
   'retention-ttl-after-finished': { type: 'string', default: '24h' },
   'retention-history-limit': { type: 'string', default: '100' },
+  'required-target-tag': { type: 'string', default: 'remediator.dev/managed=true' },
   'intake-bind-address': { type: 'string' },
   'intake-token-secret': { type: 'string' },
   'intake-identity': { type: 'string' },
@@ -102,6 +105,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --ledger-namespace       namespace of the execution ledger's ConfigMaps; only the controller may write there (default: POD_NAMESPACE)
   --retention-ttl-after-finished  delete finished requests this long after they ended, unless their policy says otherwise (default 24h)
   --retention-history-limit  keep at most this many finished requests per policy, unless it says otherwise (default 100; 0 keeps none)
+  --required-target-tag    key=value every SSM target must carry, as the IAM policy requires (default remediator.dev/managed=true; empty: no check)
   --intake-bind-address    host:port of the alert intake, or 0 for none (default :8090 in a cluster, 0 outside one)
   --intake-token-secret    namespace/name of the Secret whose key "token" is the intake's bearer token
   --intake-identity        user name recorded as spec.requestedBy (default: learnt from a SelfSubjectReview)
@@ -209,7 +213,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
       ttlAfterFinishedMs: str('retention-ttl-after-finished').trim() === '0' ? 0 : parseDurationMs(str('retention-ttl-after-finished'), 'retention-ttl-after-finished'),
       historyLimit: nonNegativeInt(str('retention-history-limit'), 'retention-history-limit'),
     },
+    requiredTargetTag: parseTargetTag(str('required-target-tag')),
   };
+}
+
+/** `key=value` (the value may be empty, the key may not), or '' for no check. */
+export function parseTargetTag(value: string): { key: string; value: string } | undefined {
+  const v = value.trim();
+  if (v === '') return undefined;
+  const eq = v.indexOf('=');
+  const key = eq < 0 ? '' : v.slice(0, eq).trim();
+  if (key === '' || key.length > 128) throw new Error(`--required-target-tag must be key=value (or empty to turn the check off), got "${value}"`);
+  return { key, value: v.slice(eq + 1).trim() };
 }
 
 function intakeConfig(

@@ -124,7 +124,7 @@ export class Operator {
     const defaultRegion = config.awsRegion ?? 'us-east-1';
     const cloudFor = (loc: CloudLocation): CloudClients => {
       const c = cloud.forLocation(loc);
-      return { instances: c.instances, commands: c.commands, metricsReader: c.metrics, publisher: c.publisher };
+      return { instances: c.instances, commands: c.commands, agents: c.agents, metricsReader: c.metrics, publisher: c.publisher };
     };
 
     this.requestController = new Controller({
@@ -149,6 +149,7 @@ export class Operator {
         allowedDocuments: config.allowedDocuments,
         pollIntervalMs: config.pollIntervalMs,
         maxPollIntervalMs: config.maxPollIntervalMs,
+        requiredTargetTag: config.requiredTargetTag,
       }),
     });
     this.policyController = new Controller({

@@ -15,8 +15,8 @@ import type { CredentialProvider } from './credentials.js';
 import { BatchingInstanceDescriber, Ec2InstanceDescriber } from './ec2.js';
 import { CloudWatchMetricsReader } from './cloudwatch.js';
 import { SnsPublisher } from './sns.js';
-import { SsmCommandRunner } from './ssm.js';
-import type { CommandRunner, InstanceDescriber, MetricsReader, Publisher } from './types.js';
+import { SsmAgentInspector, SsmCommandRunner } from './ssm.js';
+import type { AgentInspector, CommandRunner, InstanceDescriber, MetricsReader, Publisher } from './types.js';
 
 export interface CloudOptions {
   region?: string;
@@ -31,6 +31,7 @@ export interface CloudOptions {
 export interface CloudServices {
   instances: InstanceDescriber;
   commands: CommandRunner;
+  agents: AgentInspector;
   metrics: MetricsReader;
   publisher: Publisher;
 }
@@ -60,6 +61,7 @@ export function createCloud(opts: CloudOptions): Cloud {
     // One batcher per client set: batching (one DescribeInstances per burst) is per account and region.
     instances: new BatchingInstanceDescriber(new Ec2InstanceDescriber(ec2, record('ec2'))),
     commands: new SsmCommandRunner(ssm, ssmSend, record('ssm')),
+    agents: new SsmAgentInspector(ssm, record('ssm')),
     metrics: new CloudWatchMetricsReader(cloudwatch, record('cloudwatch')),
     publisher: new SnsPublisher(sns, record('sns')),
     destroy() {

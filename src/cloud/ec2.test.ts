@@ -1,4 +1,4 @@
-import { BatchingInstanceDescriber } from './ec2.js';
+import { BatchingInstanceDescriber, Ec2InstanceDescriber, MAX_IDS_PER_CALL } from './ec2.js';
 import type { DescribeResult, InstanceDescriber, InstanceFacts } from './types.js';
 
 class CountingDescriber implements InstanceDescriber {
@@ -40,5 +40,23 @@ describe('BatchingInstanceDescriber', () => {
   test('a failed call fails every waiter', async () => {
     const d = new BatchingInstanceDescriber({ describe: () => Promise.reject(new Error('throttled')), findByTags: async () => [] }, 1);
     await expect(Promise.all([d.describe(['i-00000001']), d.describe(['i-00000002'])])).rejects.toThrow('throttled');
+  });
+});
+
+describe('Ec2InstanceDescriber', () => {
+  test('describes a large fleet with at most 200 values in one instance-id filter', async () => {
+    const filters: number[] = [];
+    const client = {
+      send: async (cmd: { input: { Filters?: Array<{ Values?: string[] }> } }) => {
+        const values = cmd.input.Filters?.[0]?.Values ?? [];
+        filters.push(values.length);
+        return { Reservations: [{ Instances: values.map((InstanceId) => ({ InstanceId })) }] };
+      },
+    };
+    const ids = Array.from({ length: 450 }, (_, i) => `i-${i.toString(16).padStart(8, '0')}`);
+    const out = await new Ec2InstanceDescriber(client as never).describe(ids);
+    expect(filters).toEqual([MAX_IDS_PER_CALL, MAX_IDS_PER_CALL, 50]);
+    expect(out.found).toHaveLength(450);
+    expect(out.missing).toEqual([]);
   });
 });

@@ -9,8 +9,11 @@ import { systemClock } from '../runtime/clock.js';
 import { callOutcome, classifyAwsError } from './errors.js';
 import type { DescribeResult, InstanceDescriber, InstanceFacts } from './types.js';
 
-/** EC2 accepts at most 1000 values in one filter. */
-const MAX_IDS_PER_CALL = 1000;
+/**
+ * Values in one `instance-id` filter: AWS answers FilterLimitExceeded beyond 200 (observed;
+ * see docs/aws-limits.md), so larger fleets are described 200 at a time.
+ */
+export const MAX_IDS_PER_CALL = 200;
 
 export function instanceFacts(instance: Instance): InstanceFacts {
   const tags: Record<string, string> = {};

@@ -195,6 +195,7 @@ export class CloudPool {
       label,
       instances: located(cloud.instances, guard),
       commands: located(cloud.commands, guard),
+      agents: located(cloud.agents, guard),
       metrics: located(cloud.metrics, guard),
       publisher: located(cloud.publisher, guard),
       close: () => cloud.destroy(),

@@ -88,6 +88,7 @@ function compare(a: number, op: NonNullable<Guard['operator']>, b: number): bool
 /** The first guard a target fails, described for a person; undefined when every guard passes. */
 export function failedGuard(guards: readonly Guard[], instances: readonly InstanceFacts[], series: readonly MetricSeries[]): string | undefined {
   for (const g of guards) {
+    // agentOnline guards are checked by the planner, against SSM's view of the agents.
     if (g.tag) {
       const { key, value } = g.tag;
       for (const i of instances) {

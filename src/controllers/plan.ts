@@ -13,6 +13,9 @@ import { render, valuePolicy, type TemplateContext } from './template.js';
 /** SNS text is not a shell command, but control characters still have no place in it. */
 const SNS_VALUE_POLICY = { allowedPattern: '[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*', maxLength: 1024, allow: ['LeadingDash', 'DotDot', 'Empty'] as const };
 
+/** Values substituted into an SNS subject: printable ASCII only, on one line (API_Publish). */
+const SNS_SUBJECT_VALUE_POLICY = { ...SNS_VALUE_POLICY, allowedPattern: '[ -~]*', maxLength: 100 };
+
 export interface RenderedSns {
   subject?: string;
   message: string;
@@ -60,7 +63,9 @@ function enrichmentValues(status: RemediationRequestStatus): Record<string, stri
 /** Renders an sns action's templates; throws TemplateError on a value the allowlists refuse. */
 export function renderSns(sns: SnsAction, ctx: TemplateContext, policyName: string | undefined): RenderedSns {
   return {
-    subject: sns.subject !== undefined ? render(sns.subject, ctx, SNS_VALUE_POLICY).slice(0, 100) : undefined,
+    // SNS refuses a subject with line breaks, control or non-ASCII characters: a value that
+    // would bring one in fails the request (it is not altered behind the approver's back).
+    subject: sns.subject !== undefined ? render(sns.subject, ctx, SNS_SUBJECT_VALUE_POLICY).slice(0, 100) : undefined,
     message: render(sns.message, ctx, { ...SNS_VALUE_POLICY, maxLength: 65536 }),
     attributes: Object.fromEntries(Object.entries(sns.messageAttributes ?? {}).map(([k, v]) => [k, render(v, ctx, SNS_VALUE_POLICY)])),
     messageGroupId: sns.messageGroupId ? render(sns.messageGroupId, ctx, { allowedPattern: '[A-Za-z0-9!-~]*', maxLength: 128 }) : policyName,
@@ -104,12 +109,19 @@ export function renderPlan(p: PlanInputs): { plan: Plan; sns?: RenderedSns } {
   if (action.ssm) {
     const parameters: Record<string, string[]> = {};
     for (const param of action.ssm.parameters) parameters[param.name] = param.values.map((v) => render(v, ctx, valuePolicy(param)));
+    const o = action.ssm.output;
+    const output = o && {
+      ...(o.cloudWatchLogGroup !== undefined && { cloudWatchLogGroup: o.cloudWatchLogGroup }),
+      ...(o.s3BucketName !== undefined && { s3BucketName: o.s3BucketName, ...(o.s3KeyPrefix !== undefined && { s3KeyPrefix: o.s3KeyPrefix }) }),
+    };
     base.ssm = {
       documentName: action.ssm.documentName ?? RUNBOOK_DEFAULTS.ssmDocument,
       parameters,
       timeoutSeconds: action.ssm.timeoutSeconds ?? RUNBOOK_DEFAULTS.ssmTimeoutSeconds,
       maxConcurrency: action.ssm.maxConcurrency ?? RUNBOOK_DEFAULTS.ssmMaxConcurrency,
       maxErrors: action.ssm.maxErrors ?? RUNBOOK_DEFAULTS.ssmMaxErrors,
+      // Where the full output goes is part of what the approver approves.
+      ...(output && Object.keys(output).length > 0 && { output }),
     };
   } else if (action.sns) {
     sns = renderSns(action.sns, ctx, p.policy.metadata?.name);

@@ -63,6 +63,9 @@ export async function setUpIntakeNamespaces(kc: KubeConfig, namespaces: string[]
           { apiGroups: [GROUP], resources: ['alertpolicies/status', 'remediationrequests/status'], verbs: ['get', 'update', 'patch'] },
           { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
           { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+          // The execution ledger (the chart grants these in the controller's own namespace only).
+          { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
+          { apiGroups: [GROUP], resources: ['remediationrequests'], verbs: ['delete'] },
           { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
           { apiGroups: ['authentication.k8s.io'], resources: ['selfsubjectreviews'], verbs: ['create'] },
           // What the chart's <release>-controller-trust ClusterRole grants: runbooks, namespace labels, the approval policy.

@@ -89,9 +89,17 @@ export function seedClientConfig(endpoint: string, region = DEFAULT_REGION) {
   return { endpoint, region, credentials: SEED_CREDENTIALS };
 }
 
+/**
+ * The tag the controller requires on every SSM target by default (`--required-target-tag`),
+ * as the shipped IAM policy does: seeded instances carry it unless a test says otherwise.
+ */
+export const MANAGED_TAG = { key: 'remediator.dev/managed', value: 'true' } as const;
+
 export interface SeedInstancesOptions {
   count?: number;
   tags?: Record<string, string>;
+  /** false: leave out the managed tag (a test of the check itself). Default true. */
+  managed?: boolean;
   instanceType?: _InstanceType;
   imageId?: string;
   region?: string;
@@ -102,7 +110,8 @@ export async function seedInstances(endpoint: string, opts: SeedInstancesOptions
   const count = opts.count ?? 1;
   const ec2 = new EC2Client(seedClientConfig(endpoint, opts.region));
   try {
-    const tags = Object.entries(opts.tags ?? {}).map(([Key, Value]) => ({ Key, Value }));
+    const all = { ...(opts.managed === false ? {} : { [MANAGED_TAG.key]: MANAGED_TAG.value }), ...opts.tags };
+    const tags = Object.entries(all).map(([Key, Value]) => ({ Key, Value }));
     const res = await ec2.send(
       new RunInstancesCommand({
         ImageId: opts.imageId ?? DEFAULT_IMAGE_ID,

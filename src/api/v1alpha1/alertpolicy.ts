@@ -82,6 +82,8 @@ const Targets = Type.Object(
 
 export const STATISTICS = ['Average', 'Sum', 'Minimum', 'Maximum', 'SampleCount'] as const;
 export const COMPARISONS = ['>', '>=', '<', '<='] as const;
+/** What an `agentOnline` guard does when an agent is not Online. */
+export const AGENT_GUARD_ACTIONS = ['Skip', 'Fail'] as const;
 
 const MetricQuery = Type.Object({
   name: Type.String({ pattern: '^[a-z][a-zA-Z0-9_]*$', maxLength: 63, description: 'How guards and templates refer to this metric (`{{ enrichment.cpu }}`).' }),
@@ -94,7 +96,15 @@ const MetricQuery = Type.Object({
     } as KubeSchemaOptions),
   ),
   statistic: Type.Optional(StringEnum(STATISTICS, { default: 'Average' })),
-  periodSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400, default: 60 })),
+  periodSeconds: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 86400,
+      default: 60,
+      description: 'Datapoint period: 1, 5, 10, 20 or 30 (high-resolution metrics), or a multiple of 60, as GetMetricData requires.',
+      'x-kubernetes-validations': [{ rule: 'self in [1, 5, 10, 20, 30] || self % 60 == 0', message: 'periodSeconds must be 1, 5, 10, 20, 30 or a multiple of 60' }],
+    } as KubeSchemaOptions),
+  ),
   lookback: Type.Optional(Duration({ default: '10m', description: 'How far back to read datapoints.' })),
 });
 
@@ -106,11 +116,23 @@ const Guard = Type.Object(
     tag: Type.Optional(
       Type.Object({ key: Type.String({ minLength: 1, maxLength: 128 }), value: Type.Optional(Type.String({ maxLength: 256 })) }, { description: 'The instance must carry this tag (with this value, when given).' }),
     ),
+    agentOnline: Type.Optional(
+      StringEnum(AGENT_GUARD_ACTIONS, {
+        description:
+          "Every target's SSM agent must be Online (DescribeInstanceInformation PingStatus). `Skip`: otherwise the request is Skipped " +
+          '(reason Guard), as for the other guards. `Fail`: it ends Failed, for a fleet where an unreachable agent is itself a fault. ' +
+          'Either way nothing is sent.',
+      }),
+    ),
   },
   {
-    description: 'A condition every target must meet, or the request is Skipped (reason Guard). Give either metric+operator+threshold or tag.',
+    description:
+      'A condition every target must meet, or the request is Skipped (reason Guard). Give exactly one of metric+operator+threshold, tag, or agentOnline.',
     'x-kubernetes-validations': [
-      { rule: 'has(self.metric) != has(self.tag)', message: 'a guard checks either a metric or a tag' },
+      {
+        rule: '(has(self.metric) ? 1 : 0) + (has(self.tag) ? 1 : 0) + (has(self.agentOnline) ? 1 : 0) == 1',
+        message: 'a guard checks exactly one of a metric, a tag or the agent',
+      },
       { rule: '!has(self.metric) || (has(self.operator) && has(self.threshold))', message: 'a metric guard needs operator and threshold' },
     ],
   } as KubeSchemaOptions,

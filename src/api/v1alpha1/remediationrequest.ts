@@ -115,6 +115,15 @@ export const RemediationRequestSpec = Type.Object(
   } as KubeSchemaOptions,
 );
 
+const PlanOutput = Type.Object(
+  {
+    cloudWatchLogGroup: Type.Optional(Type.String({ description: 'CloudWatch Logs group the instances write the full output to.' })),
+    s3BucketName: Type.Optional(Type.String({ description: 'S3 bucket the instances write the full output to.' })),
+    s3KeyPrefix: Type.Optional(Type.String({ description: 'Key prefix in that bucket; SSM appends `<command id>/<instance id>/...`.' })),
+  },
+  { description: "Where the full command output goes (the runbook's action.ssm.output)." },
+);
+
 const Plan = Type.Object(
   {
     digest: Type.String({ pattern: PLAN_DIGEST_PATTERN, description: 'sha256 of the canonical JSON of the rest of the plan; what an approval names.' }),
@@ -140,8 +149,9 @@ const Plan = Type.Object(
           timeoutSeconds: Type.Integer({ description: 'Command timeout.' }),
           maxConcurrency: Type.String({ description: 'SSM MaxConcurrency.' }),
           maxErrors: Type.String({ description: 'SSM MaxErrors.' }),
+          output: Type.Optional(PlanOutput),
         },
-        { description: 'The command, as it will be sent.' },
+        { description: 'The command, as it will be sent (in commands of at most 50 instances each).' },
       ),
     ),
     sns: Type.Optional(
@@ -166,6 +176,11 @@ const InstanceEnrichment = Type.Object({
   availabilityZone: Type.Optional(Type.String()),
   privateIpAddress: Type.Optional(Type.String()),
   tags: Type.Optional(StringMap()),
+  pingStatus: Type.Optional(
+    Type.String({ description: "The SSM agent's PingStatus (Online, ConnectionLost, Inactive), or NotRegistered when SSM does not know the node." }),
+  ),
+  platform: Type.Optional(Type.String({ description: 'The platform the SSM agent reports (Linux, Windows, MacOS).' })),
+  agentVersion: Type.Optional(Type.String({ description: 'The SSM agent version.' })),
 });
 
 const Invocation = Type.Object({
@@ -176,12 +191,53 @@ const Invocation = Type.Object({
   stderrTail: Type.Optional(Type.String({ maxLength: 4096 })),
 });
 
+/** SendCommand's Comment: at most 100 characters. */
+export const MAX_COMMENT_LENGTH = 100;
+
+const SsmCommand = Type.Object({
+  comment: Type.String({
+    maxLength: MAX_COMMENT_LENGTH,
+    description:
+      'The command\'s SSM Comment: `remediator:<uid>` for a request of one command, `remediator:<uid>/<index>` for each command of a ' +
+      'larger one. How a command sent before a crash or a lost response is found instead of sent again.',
+  }),
+  instanceIds: Type.Array(Type.String(), { maxItems: 50, description: 'The instances of this command (at most 50, SendCommand\'s limit).' }),
+  commandId: Type.Optional(Type.String({ description: 'The SSM command id, once SSM accepted it.' })),
+  requestedAt: Type.Optional(Timestamp({ description: 'When SSM accepted it.' })),
+  refused: Type.Optional(
+    Type.Object(
+      {
+        reason: StringEnum(['AccessDenied', 'CommandRejected'] as const),
+        message: Type.String(),
+      },
+      { description: 'SSM refused this command (or an earlier one), so it was never sent; its instances are NotSent.' },
+    ),
+  ),
+});
+
+const SsmOutputLocation = Type.Object(
+  {
+    cloudWatchLogGroup: Type.Optional(Type.String({ description: 'The CloudWatch Logs group; SSM names streams `<command id>/<instance id>/...`.' })),
+    s3Prefix: Type.Optional(Type.String({ description: '`s3://<bucket>/<prefix>`; SSM writes under `<command id>/<instance id>/...`.' })),
+  },
+  { description: 'Where the full output of the commands is.' },
+);
+
 const SsmExecution = Type.Object({
   documentName: Type.String(),
   comment: Type.String({ description: 'Carries the request UID so a resent command can be found instead of sent twice.' }),
   intentRecordedAt: Timestamp({ description: 'Written before SendCommand is called.' }),
-  commandId: Type.Optional(Type.String()),
-  requestedAt: Type.Optional(Timestamp()),
+  commandId: Type.Optional(Type.String({ description: 'The first command\'s id (the only one for up to 50 targets); see commands.' })),
+  requestedAt: Type.Optional(Timestamp({ description: 'When the first command was accepted.' })),
+  commands: Type.Optional(
+    Type.Array(SsmCommand, {
+      maxItems: 10,
+      description:
+        'The commands the targets go out as, at most 50 instances each, fixed when the intent is recorded and each sent exactly once, ' +
+        'in order. Absent on requests recorded before it existed: they are one command, `comment` and `commandId` above.',
+    }),
+  ),
+  output: Type.Optional(SsmOutputLocation),
   parameters: Type.Optional(
     Type.Unsafe<Record<string, string[]>>({ type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } } }),
   ),
@@ -258,6 +314,7 @@ export type RemediationRequest = Static<typeof RemediationRequestSchema>;
 export type InstanceEnrichment = Static<typeof InstanceEnrichment>;
 export type Invocation = Static<typeof Invocation>;
 export type SsmExecution = Static<typeof SsmExecution>;
+export type SsmCommand = Static<typeof SsmCommand>;
 export type SnsExecution = Static<typeof SnsExecution>;
 export type MetricSeries = Static<typeof MetricSeries>;
 export type AlertSpec = Static<typeof Alert>;

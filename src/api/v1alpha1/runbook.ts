@@ -28,6 +28,10 @@ export const DEFAULT_MAX_VALUE_LENGTH = 256;
 export const VALUE_RULES = ['LeadingDash', 'DotDot', 'Empty'] as const;
 export type ValueRule = (typeof VALUE_RULES)[number];
 
+/** SendCommand's own patterns (API_SendCommand: MaxConcurrency, MaxErrors): AWS refuses anything else. */
+export const SSM_MAX_CONCURRENCY_PATTERN = '^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$';
+export const SSM_MAX_ERRORS_PATTERN = '^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$';
+
 export const RUNBOOK_DEFAULTS = {
   minRisk: 'Low',
   maxAutoApprovedRisk: 'Low',
@@ -92,7 +96,10 @@ const SsmOutput = Type.Object(
     s3BucketName: Type.Optional(Type.String({ minLength: 3, maxLength: 63, pattern: '^[a-z0-9][a-z0-9.-]*[a-z0-9]$', description: 'Write full output to this S3 bucket.' })),
     s3KeyPrefix: Type.Optional(Type.String({ maxLength: 500, pattern: '^[A-Za-z0-9!_.*()/-]*$', description: 'Object key prefix in the bucket.' })),
   },
-  { description: 'Where the complete command output goes (status keeps only its tail). The instance profile needs write access there.' },
+  {
+    description: 'Where the complete command output goes (status keeps only its tail). The instance profile needs write access there.',
+    'x-kubernetes-validations': [{ rule: '!has(self.s3KeyPrefix) || has(self.s3BucketName)', message: 's3KeyPrefix needs s3BucketName' }],
+  } as KubeSchemaOptions,
 );
 
 const SsmAction = Type.Object(
@@ -123,18 +130,22 @@ const SsmAction = Type.Object(
     ),
     maxConcurrency: Type.Optional(
       Type.String({
-        pattern: '^([1-9][0-9]*%?)$',
+        pattern: SSM_MAX_CONCURRENCY_PATTERN,
         default: RUNBOOK_DEFAULTS.ssmMaxConcurrency,
         maxLength: 7,
-        description: 'SSM MaxConcurrency: instances (or a percentage) that run the command at once.',
+        description:
+          'SSM MaxConcurrency: instances (a whole number from 1) or a percentage (1% to 100%) that run the command at once. Applies to ' +
+          'each command of at most 50 instances separately (see docs/aws-limits.md).',
       }),
     ),
     maxErrors: Type.Optional(
       Type.String({
-        pattern: '^([0-9]+%?)$',
+        pattern: SSM_MAX_ERRORS_PATTERN,
         default: RUNBOOK_DEFAULTS.ssmMaxErrors,
         maxLength: 7,
-        description: 'SSM MaxErrors: failed invocations (or a percentage) after which SSM stops sending to more instances.',
+        description:
+          'SSM MaxErrors: failed invocations (a whole number, no leading zero) or a percentage (0% to 100%) after which SSM stops sending ' +
+          'to more instances. Applies to each command of at most 50 instances separately (see docs/aws-limits.md).',
       }),
     ),
     output: Type.Optional(SsmOutput),
@@ -142,12 +153,23 @@ const SsmAction = Type.Object(
   { description: 'Run a command document through SSM Run Command (SendCommand).' },
 );
 
+/** What SNS accepts in a subject (API_Publish: ASCII text without line breaks or control characters). */
+export const SNS_SUBJECT_TEMPLATE_PATTERN = '^[ -~]*$';
+
 export const TOPIC_ARN_PATTERN = '^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\.fifo)?$';
 
 const SnsAction = Type.Object(
   {
     topicArn: Type.String({ pattern: TOPIC_ARN_PATTERN, maxLength: 300, description: 'The topic to publish to.' }),
-    subject: Type.Optional(Type.String({ maxLength: 100, description: 'Templated subject (email endpoints); at most 100 characters after rendering.' })),
+    subject: Type.Optional(
+      Type.String({
+        maxLength: 100,
+        pattern: SNS_SUBJECT_TEMPLATE_PATTERN,
+        description:
+          'Templated subject (email endpoints): printable ASCII on one line, at most 100 characters after rendering. A rendered value ' +
+          'with other characters (a line break, a non-ASCII letter) fails the request rather than being altered.',
+      }),
+    ),
     message: Type.String({ minLength: 1, maxLength: 65536, description: 'Templated message body.' }),
     messageAttributes: Type.Optional(
       StringMap({ description: 'String message attributes; values are templates.', maxProperties: 10 } as KubeSchemaOptions),

@@ -1,6 +1,6 @@
 /** What the request controller's phase handlers need from the world: caches, AWS, the API server, time. */
 import type { AlertPolicy, RemediationRequest, Runbook } from '../../api/v1alpha1/index.js';
-import type { CommandRunner, InstanceDescriber, MetricsReader, Publisher } from '../../cloud/types.js';
+import type { AgentInspector, CommandRunner, InstanceDescriber, MetricsReader, Publisher } from '../../cloud/types.js';
 import type { EventRecorder, ResourceClient } from '../../kube/resources.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -21,6 +21,8 @@ export interface CloudLocation {
 export interface CloudClients {
   instances: InstanceDescriber;
   commands: CommandRunner;
+  /** SSM agent reachability (DescribeInstanceInformation). */
+  agents: AgentInspector;
   metricsReader: MetricsReader;
   publisher: Publisher;
 }
@@ -45,6 +47,11 @@ export interface RemediationRequestReconcilerDeps {
   events: EventRecorder;
   metrics: Metrics;
   clock: Clock;
+  /**
+   * The tag the controller's IAM policy requires on every SendCommand target
+   * (`--required-target-tag`, default remediator.dev/managed=true); undefined turns the check off.
+   */
+  requiredTargetTag?: { key: string; value: string };
   /** SSM documents a runbook may use. */
   allowedDocuments: ReadonlySet<string>;
   /** First invocation poll delay; doubles up to `maxPollIntervalMs`. */

@@ -23,7 +23,7 @@ import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock } from '.
 import { ledgerRetention } from '../ledger.js';
 import type { RemediationRequestReconcilerDeps } from './deps.js';
 import type { Planner, Resolved } from './planning.js';
-import { commandComment, type SsmExecution } from './ssm.js';
+import { commandComment, plannedCommands, type SsmExecution } from './ssm.js';
 import type { Transition, Transitions } from './transition.js';
 
 /** A request held by a maintenance window says so with this reason. */
@@ -63,7 +63,21 @@ export class IntentRecorder {
     const dryRun = policy.spec.safety?.dryRun === true;
     let t: Transition;
     if (plan.ssm) {
-      const ssm = { documentName: plan.ssm.documentName, comment: commandComment(uid), intentRecordedAt: now, parameters: plan.ssm.parameters };
+      const out = plan.ssm.output;
+      const ssm = {
+        documentName: plan.ssm.documentName,
+        comment: commandComment(uid),
+        intentRecordedAt: now,
+        parameters: plan.ssm.parameters,
+        // Fixed here, before anything is sent: each command's comment is how it is found again.
+        commands: plannedCommands(uid, status.targets ?? []),
+        ...(out && {
+          output: {
+            ...(out.cloudWatchLogGroup !== undefined && { cloudWatchLogGroup: out.cloudWatchLogGroup }),
+            ...(out.s3BucketName !== undefined && { s3Prefix: `s3://${out.s3BucketName}/${out.s3KeyPrefix ?? ''}` }),
+          },
+        }),
+      };
       status.execution = dryRun ? { dryRun: true, ssm } : { ssm };
     } else if (plan.sns && resolved.sns) {
       const sns = { topicArn: plan.sns.topicArn, intentRecordedAt: now, ...(plan.sns.subject !== undefined && { subject: plan.sns.subject }), message: resolved.sns.message.slice(0, 4096) };
@@ -71,7 +85,10 @@ export class IntentRecorder {
     } else {
       return this.t.fail(rr, status, 'PlanMissing', 'the plan has no action; nothing was sent');
     }
-    const what = plan.ssm ? `${plan.ssm.documentName} to ${(status.targets ?? []).join(', ')}` : `a message to ${plan.sns?.topicArn}`;
+    const targets = status.targets ?? [];
+    const commands = status.execution.ssm?.commands?.length ?? 1;
+    const to = targets.length > 10 ? `${targets.length} instances` : targets.join(', ');
+    const what = plan.ssm ? `${plan.ssm.documentName} to ${to}${commands > 1 ? ` as ${commands} commands` : ''}` : `a message to ${plan.sns?.topicArn}`;
     if (dryRun) {
       this.t.condition(rr, status, 'Executed', 'False', 'DryRun', 'dry run: nothing was sent');
       return this.t.enter(rr, status, 'Succeeded', 'DryRun', `dry run: would have sent ${what}`);

@@ -16,7 +16,7 @@ import {
   type RemediationRequestStatus,
   type Runbook,
 } from '../../api/v1alpha1/index.js';
-import type { InstanceFacts } from '../../cloud/types.js';
+import { isHybridNodeId, type AgentStatus, type InstanceFacts } from '../../cloud/types.js';
 import { parseDuration } from '../duration.js';
 import { failedGuard, optedOutBy, planMetricQueries, seriesFrom } from '../enrichment.js';
 import { renderPlan, templateContext, type RenderedSns } from '../plan.js';
@@ -39,6 +39,21 @@ export type Resolution = { ok: true; resolved: Resolved } | { ok: false; transit
 /** Session tags on the assumed role's session: IAM in the workload account can condition on them. */
 export function sessionTags(rr: RemediationRequest): Record<string, string> {
   return { 'remediator-namespace': rr.metadata?.namespace ?? '', 'remediator-policy': rr.spec.policyRef.name };
+}
+
+/** The agent fields of an instance's enrichment; a node SSM does not know is NotRegistered. */
+function agentFacts(agent: AgentStatus | undefined): Pick<InstanceEnrichment, 'pingStatus' | 'platform' | 'agentVersion'> {
+  if (!agent) return { pingStatus: 'NotRegistered' };
+  return { pingStatus: agent.pingStatus, ...(agent.platformType && { platform: agent.platformType }), ...(agent.agentVersion && { agentVersion: agent.agentVersion }) };
+}
+
+function agentFactsOf(before: InstanceEnrichment | undefined): Pick<InstanceEnrichment, 'pingStatus' | 'platform' | 'agentVersion'> {
+  if (!before) return {};
+  return {
+    ...(before.pingStatus !== undefined && { pingStatus: before.pingStatus }),
+    ...(before.platform !== undefined && { platform: before.platform }),
+    ...(before.agentVersion !== undefined && { agentVersion: before.agentVersion }),
+  };
 }
 
 export class Planner {
@@ -113,7 +128,9 @@ export class Planner {
       const checked = checkTargets(found.ids, policy.spec, maxTargets);
       if (!checked.ok) return refuse(checked.reason, checked.message);
       targets = checked.targets;
-      const described = await cloud.instances.describe(targets);
+      // EC2 knows nothing of hybrid `mi-` nodes: they are described by SSM's agent view below.
+      const hybrid = targets.filter(isHybridNodeId);
+      const described = await cloud.instances.describe(targets.filter((id) => !isHybridNodeId(id)));
       if (described.missing.length > 0) {
         this.t.condition(rr, status, 'Enriched', 'False', 'InstancesNotFound', `not found: ${described.missing.join(', ')}`);
         return refuse(
@@ -121,27 +138,39 @@ export class Planner {
           `EC2 instances not found in region ${location.region}${location.roleArn ? ` through ${location.roleArn}` : ''}: ${described.missing.join(', ')}; check the alert's instance IDs and the runbook's scope`,
         );
       }
-      facts = described.found;
+      facts = [...described.found, ...hybrid.map((instanceId) => ({ instanceId, tags: {} }))];
     }
+    const required = this.deps.requiredTargetTag;
     const outside = outsideScope(facts, [
       { what: "the policy's targets.tagSelector", tags: policySelector },
       { what: `the scope of Runbook "${runbook.metadata?.name}"`, tags: scopeSelector },
+      { what: "the tag the controller's IAM policy requires for ssm:SendCommand (--required-target-tag)", tags: required && { [required.key]: required.value } },
     ]);
     if (outside) return refuse(outside.reason, outside.message);
 
     status.targets = targets;
     status.targetCount = targets.length;
     const keys = policy.spec.enrichment?.tagKeys;
+    // SSM's view of the agents: read while planning when a guard needs it or a target is a
+    // hybrid node (EC2 tells nothing of those); the intent check keeps what planning read.
+    const agentGuard = (policy.spec.enrichment?.guards ?? []).find((g) => g.agentOnline)?.agentOnline;
+    let agents: Map<string, AgentStatus> | undefined;
+    if (readMetrics && (agentGuard || targets.some(isHybridNodeId))) agents = await cloud.agents.agentStatus(targets);
+    const before = new Map((status.enrichment?.instances ?? []).map((i) => [i.instanceId, i]));
     const instances: InstanceEnrichment[] = [...facts]
       .sort((a, b) => a.instanceId.localeCompare(b.instanceId))
-      .map((f) => ({
-        instanceId: f.instanceId,
-        state: f.state,
-        instanceType: f.instanceType,
-        availabilityZone: f.availabilityZone,
-        privateIpAddress: f.privateIpAddress,
-        tags: keys ? Object.fromEntries(Object.entries(f.tags).filter(([k]) => keys.includes(k))) : f.tags,
-      }));
+      .map((f) => {
+        const agent = agents ? agentFacts(agents.get(f.instanceId)) : agentFactsOf(before.get(f.instanceId));
+        return {
+          instanceId: f.instanceId,
+          state: f.state,
+          instanceType: f.instanceType,
+          availabilityZone: f.availabilityZone,
+          privateIpAddress: f.privateIpAddress,
+          tags: keys ? Object.fromEntries(Object.entries(f.tags).filter(([k]) => keys.includes(k))) : f.tags,
+          ...agent,
+        };
+      });
     const metrics = status.enrichment?.metrics;
     status.enrichment = { observedAt: status.enrichment?.observedAt ?? this.t.now(), instances, ...(metrics && { metrics }) };
     // The opt-out tag always wins, before metrics are even read.
@@ -159,6 +188,14 @@ export class Planner {
       }
       const series = status.enrichment.metrics ?? [];
       this.t.condition(rr, status, 'Enriched', 'True', 'Enriched', `described ${facts.length} instance(s)${series.length ? `, read ${series.length} metric series` : ''}`);
+      if (agentGuard) {
+        const offline = instances.filter((i) => i.pingStatus !== 'Online');
+        if (offline.length > 0) {
+          const listed = offline.slice(0, 10).map((i) => `${i.instanceId} (${i.pingStatus})`).join(', ');
+          const message = `guard not met: the SSM agent is not Online on ${offline.length} target(s): ${listed}${offline.length > 10 ? ', ...' : ''}; nothing was sent`;
+          return { ok: false, transition: agentGuard === 'Fail' ? this.t.fail(rr, status, 'AgentOffline', message) : this.t.enter(rr, status, 'Skipped', 'Guard', message) };
+        }
+      }
       const guard = failedGuard(policy.spec.enrichment?.guards ?? [], facts, series);
       if (guard) return { ok: false, transition: this.t.enter(rr, status, 'Skipped', 'Guard', `guard not met: ${guard}`) };
     }

@@ -118,8 +118,10 @@ export class RemediationRequestReconciler implements Reconciler {
       // cannot help, so the request ends and says what AWS said.
       step = this.t.fail(rr, this.t.base(rr), 'AwsRequestInvalid', `AWS refused the call: ${(error as Error).message}`);
     }
-    if (step.status.conditions?.some((c) => c.type === 'CloudAccess' && c.status === 'False')) {
-      // The AWS call that was denied went through this time: the role was fixed.
+    const refusedForGood = step.status.execution?.ssm?.commands?.some((c) => c.refused?.reason === 'AccessDenied');
+    if (!refusedForGood && step.status.conditions?.some((c) => c.type === 'CloudAccess' && c.status === 'False')) {
+      // The AWS call that was denied went through this time: the role was fixed. (A
+      // SendCommand SSM denied stays denied: that command is never sent again.)
       this.t.condition(rr, step.status, 'CloudAccess', 'True', 'Restored', 'AWS calls succeed again');
     }
     await this.write(rr, step, log);

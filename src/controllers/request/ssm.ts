@@ -1,38 +1,99 @@
 /**
  * Executing (SSM), and every exactly-once invariant in one place:
  *
- *  - intent (phase Executing, the command's `Comment` carrying the request UID) is in
- *    status before `SendCommand` is ever called (see intent.ts);
- *  - whenever intent exists without a command id — after a crash, a lost response or a
- *    failed write — SSM is asked first for a command with that comment, and it is adopted;
+ *  - intent (phase Executing, and the commands the targets go out as, each with a
+ *    `Comment` carrying the request UID) is in status before `SendCommand` is ever
+ *    called (see intent.ts, which takes the commands from `plannedCommands` here);
+ *  - SendCommand takes at most 50 instances, so a larger request is several commands,
+ *    sent one per reconcile, in order, each only once the previous one's id is in status;
+ *  - whenever a command has no id in status — after a crash, a lost response or a
+ *    failed write — SSM is asked first for a command with its comment, and it is adopted;
  *  - if none is listed, a send happens at once only when this process wrote the intent
- *    and has not tried yet; otherwise ListCommands is given `sendSettleMs` to show a
- *    command someone may have sent just now;
- *  - a command id learnt from SSM is written even through write conflicts.
+ *    and has not tried that command yet; otherwise ListCommands is given `sendSettleMs`
+ *    to show a command someone may have sent just now;
+ *  - a command id learnt from SSM is written even through write conflicts;
+ *  - SSM refusing a command (AccessDenied, a bad parameter) sends nothing more: with
+ *    nothing sent the request fails at once, else it follows what was sent and then fails.
  *
  * Everything it sends comes from the approved plan in status, never from the current
  * policy or runbook.
  */
 import type { Logger } from 'pino';
-import type { RemediationRequest, RemediationRequestStatus } from '../../api/v1alpha1/index.js';
+import type { Invocation, RemediationRequest, RemediationRequestStatus, SsmCommand, SsmExecution as SsmExecutionStatus } from '../../api/v1alpha1/index.js';
 import { callOutcome, isPermanentAwsError } from '../../cloud/errors.js';
-import { AwsAccessDeniedError, TERMINAL_INVOCATION_STATUSES, type InvocationResult } from '../../cloud/types.js';
+import { MAX_INSTANCES_PER_COMMAND, OUTPUT_TAIL_CHARS } from '../../cloud/ssm.js';
+import { AwsAccessDeniedError, TERMINAL_INVOCATION_STATUSES, type InvocationResult, type SendCommandInput, type SentCommand } from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
 import type { Transition, Transitions } from './transition.js';
 
 export const COMMENT_PREFIX = 'remediator:';
 
-/** The SSM `Comment` that ties a command to its request (SSM allows 100 characters). */
+/** Invocation status of the instances of a command SSM refused: nothing reached them. */
+export const NOT_SENT = 'NotSent';
+
+/** The SSM `Comment` that ties a request's (only) command to it (SSM allows 100 characters). */
 export function commandComment(uid: string): string {
   return `${COMMENT_PREFIX}${uid}`;
 }
 
+/**
+ * The commands a request's targets go out as: at most 50 instances each. One command
+ * keeps the comment `remediator:<uid>` requests always had; several are
+ * `remediator:<uid>/<index>` (a UID is 36 characters, so this stays far below 100).
+ */
+export function plannedCommands(uid: string, targets: readonly string[]): SsmCommand[] {
+  const chunks: string[][] = [];
+  for (let i = 0; i < targets.length; i += MAX_INSTANCES_PER_COMMAND) chunks.push(targets.slice(i, i + MAX_INSTANCES_PER_COMMAND));
+  if (chunks.length <= 1) return [{ comment: commandComment(uid), instanceIds: [...targets] }];
+  return chunks.map((instanceIds, i) => ({ comment: `${commandComment(uid)}/${i}`, instanceIds }));
+}
+
+/** A request's commands; one recorded before `commands` existed is its single command. */
+function commandsOf(ssm: SsmExecutionStatus, targets: readonly string[]): SsmCommand[] {
+  ssm.commands ??= [
+    { comment: ssm.comment, instanceIds: [...targets], ...(ssm.commandId && { commandId: ssm.commandId }), ...(ssm.requestedAt && { requestedAt: ssm.requestedAt }) },
+  ];
+  return ssm.commands;
+}
+
+/**
+ * Characters of stdout and of stderr kept per instance: the full 2 KB tail for up to
+ * about a hundred targets, less for more, so status stays far below etcd's 1.5 MiB
+ * object limit at 500 targets. The whole output is in CloudWatch Logs / S3 when the
+ * runbook asks for it.
+ */
+export function tailBudget(targets: number): number {
+  return Math.max(256, Math.min(OUTPUT_TAIL_CHARS, Math.floor(480_000 / Math.max(1, targets))));
+}
+
+/** GetCommandInvocation calls in flight at once while polling a large request. */
+const POLL_CONCURRENCY = 8;
+
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
 export class SsmExecution {
-  /** Requests whose intent this process wrote: the first send needs no settle wait. */
+  /** Requests whose intent this process wrote: their first send of each command needs no settle wait. */
   private readonly intentsWritten = new Set<string>();
-  /** Requests whose last send ended ambiguously (it may have reached SSM), and when. */
-  private readonly ambiguousSends = new Map<string, number>();
+  /**
+   * Commands (by comment) this process tried to send, and when: a second try — after an
+   * ambiguous answer, or on a cache that has not caught up with our own write — first
+   * gives SSM time to list the command.
+   */
+  private readonly attempts = new Map<string, number>();
+  /** Command ids this process learnt from SSM, by comment: a lagging cache never causes a second send. */
+  private readonly known = new Map<string, SentCommand>();
 
   constructor(
     private readonly deps: RemediationRequestReconcilerDeps,
@@ -47,106 +108,171 @@ export class SsmExecution {
   /** Called once a request's end phase is written: nothing more to remember. */
   forget(uid: string): void {
     this.intentsWritten.delete(uid);
-    this.ambiguousSends.delete(uid);
+    const prefix = commandComment(uid);
+    for (const map of [this.attempts, this.known]) {
+      for (const key of map.keys()) if (key === prefix || key.startsWith(`${prefix}/`)) map.delete(key);
+    }
   }
 
   async step(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients, log: Logger): Promise<Transition> {
     const ssm = status.execution?.ssm;
-    const plan = status.plan?.ssm;
     if (!ssm || !status.execution) return this.t.fail(rr, status, 'IntentLost', 'Executing without recorded intent; not sending anything');
-    return ssm.commandId ? this.poll(rr, status, cloud) : this.send(rr, status, cloud, log, plan);
+    const commands = commandsOf(ssm, status.targets ?? []);
+    // Commands go out in order; once SSM refused one, it and every later one are marked refused.
+    const next = commands.findIndex((c) => !c.commandId && !c.refused);
+    if (next >= 0) return this.send(rr, status, cloud, log, next);
+    return this.poll(rr, status, cloud);
   }
 
-  private async send(
-    rr: RemediationRequest,
-    status: RemediationRequestStatus,
-    cloud: CloudClients,
-    log: Logger,
-    plan: NonNullable<RemediationRequestStatus['plan']>['ssm'],
-  ): Promise<Transition> {
+  private async send(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients, log: Logger, index: number): Promise<Transition> {
     const ssm = status.execution!.ssm!;
-    const targets = status.targets ?? [];
+    const commands = ssm.commands!;
+    const command = commands[index]!;
+    const plan = status.plan?.ssm;
     const uid = rr.metadata?.uid ?? '';
-    let sent = await cloud.commands.findCommand(ssm.comment, targets);
+    let sent: SentCommand | undefined = this.known.get(command.comment) ?? (await cloud.commands.findCommand(command.comment, command.instanceIds));
     if (sent) {
-      log.info({ commandId: sent.commandId }, 'adopted a command sent before a crash or lost response');
+      log.info({ commandId: sent.commandId, comment: command.comment }, 'adopted a command sent before a crash, a lost response or a lagging cache');
     } else {
       // ListCommands may lag SendCommand by a moment. Unless this process wrote the intent
-      // and has not tried yet, someone may have sent it just now (a crashed predecessor, or
-      // our own attempt whose answer was lost): give SSM time to list it before sending.
-      const ours = this.intentsWritten.has(uid) && !this.ambiguousSends.has(uid);
-      const since = this.ambiguousSends.get(uid) ?? Date.parse(ssm.intentRecordedAt);
+      // and has not tried this command yet, someone may have sent it just now (a crashed
+      // predecessor, or our own attempt whose answer was lost): give SSM time to list it.
+      // A command is never sent before the previous one was accepted, so that is the
+      // earliest anyone could have sent it.
+      const attempted = this.attempts.get(command.comment);
+      const ours = this.intentsWritten.has(uid) && attempted === undefined;
+      const previous = commands[index - 1]?.requestedAt;
+      const since = attempted ?? Math.max(Date.parse(ssm.intentRecordedAt), previous ? Date.parse(previous) : 0);
       const wait = since + (this.deps.sendSettleMs ?? 30_000) - this.deps.clock.now();
       if (!ours && wait > 0) {
-        log.info({ waitMs: wait }, 'intent without a command id: waiting for SSM to list a command that may have been sent before sending one');
+        log.info({ waitMs: wait, comment: command.comment }, 'a command without an id: waiting for SSM to list one that may have been sent before sending it');
         return { status, requeueAfterMs: wait };
       }
+      // Nothing was sent yet (SSM lists no first command, and had time to): a resolved alert still cancels.
+      if (index === 0 && rr.spec.alert.status === 'resolved') {
+        return this.t.enter(rr, status, 'Cancelled', 'AlertResolved', 'the alert resolved before any command was sent; nothing was run');
+      }
       if (!plan) return this.t.fail(rr, status, 'PlanMissing', 'the request has intent but no plan; nothing was sent');
+      const input: SendCommandInput = {
+        documentName: plan.documentName,
+        instanceIds: command.instanceIds,
+        parameters: plan.parameters,
+        comment: command.comment,
+        timeoutSeconds: plan.timeoutSeconds,
+        maxConcurrency: plan.maxConcurrency,
+        maxErrors: plan.maxErrors,
+        ...(plan.output?.cloudWatchLogGroup !== undefined && { cloudWatchOutput: { logGroupName: plan.output.cloudWatchLogGroup } }),
+        ...(plan.output?.s3BucketName !== undefined && {
+          s3Output: { bucketName: plan.output.s3BucketName, ...(plan.output.s3KeyPrefix !== undefined && { keyPrefix: plan.output.s3KeyPrefix }) },
+        }),
+      };
+      this.attempts.set(command.comment, this.deps.clock.now());
       try {
-        sent = await cloud.commands.sendCommand({
-          documentName: plan.documentName,
-          instanceIds: targets,
-          parameters: plan.parameters,
-          comment: ssm.comment,
-          timeoutSeconds: plan.timeoutSeconds,
-          maxConcurrency: plan.maxConcurrency,
-          maxErrors: plan.maxErrors,
-        });
+        sent = await cloud.commands.sendCommand(input);
       } catch (error) {
-        if (isPermanentAwsError(error)) {
-          // SSM refused the command outright: it was not accepted, and the same command never will be.
-          return this.t.fail(rr, status, 'CommandRejected', `SSM refused the command: ${(error as Error).message}; nothing was run`);
+        const denied = error instanceof AwsAccessDeniedError && error.iamAction === 'ssm:SendCommand';
+        if (denied || isPermanentAwsError(error)) {
+          // SSM refused this command outright: it was not accepted, and the same command never will be.
+          this.attempts.delete(command.comment);
+          return this.refused(rr, status, index, denied ? 'AccessDenied' : 'CommandRejected', error as Error);
         }
-        // Access denied and throttling are definite refusals; anything else may have reached SSM.
-        if (!(error instanceof AwsAccessDeniedError) && callOutcome(error) !== 'throttled') this.ambiguousSends.set(uid, this.deps.clock.now());
+        // Throttling (or a denied credential exchange) is a definite refusal; anything else may have reached SSM.
+        if (error instanceof AwsAccessDeniedError || callOutcome(error) === 'throttled') this.attempts.delete(command.comment);
         throw error;
       }
-      this.ambiguousSends.delete(uid);
     }
+    this.known.set(command.comment, sent);
     const now = this.t.now();
-    ssm.commandId = sent.commandId;
-    ssm.requestedAt = sent.requestedAt ?? now;
-    ssm.invocations = targets.map((instanceId) => ({ instanceId, status: 'Pending' }));
-    this.t.condition(rr, status, 'Executed', 'Unknown', 'CommandSent', `SSM command ${sent.commandId} sent`);
-    status.message = `SSM command ${sent.commandId} sent to ${targets.join(', ')}`;
+    command.commandId = sent.commandId;
+    command.requestedAt = sent.requestedAt ?? now;
+    if (index === 0) {
+      ssm.commandId = command.commandId;
+      ssm.requestedAt = command.requestedAt;
+    }
+    ssm.invocations ??= [];
+    const listed = new Set(ssm.invocations.map((i) => i.instanceId));
+    for (const instanceId of command.instanceIds) if (!listed.has(instanceId)) ssm.invocations.push({ instanceId, status: 'Pending' });
+    const of = commands.length > 1 ? ` (command ${index + 1} of ${commands.length})` : '';
+    this.t.condition(rr, status, 'Executed', 'Unknown', 'CommandSent', `SSM command ${sent.commandId} sent${of}`);
+    status.message = commands.length > 1
+      ? `SSM command ${index + 1} of ${commands.length} (${sent.commandId}) sent to ${command.instanceIds.length} instance(s)`
+      : `SSM command ${sent.commandId} sent to ${command.instanceIds.join(', ')}`;
+    const more = index + 1 < commands.length;
     // The command id must reach status even if the request changed meanwhile.
     return {
       status,
       event: { type: 'Normal', reason: 'CommandSent', message: status.message },
-      requeueAfterMs: this.pollDelay(ssm.requestedAt),
-      mustPersist: { commandId: sent.commandId, requestedAt: ssm.requestedAt },
+      // The next command goes out at once; the last one is followed at the poll pace.
+      requeueAfterMs: more ? 1 : this.pollDelay(command.requestedAt),
+      mustPersist: { comment: command.comment, commandId: sent.commandId, requestedAt: command.requestedAt },
     };
+  }
+
+  /**
+   * SSM refused command `index`: it and every later command are not sent. With nothing
+   * sent before it the request fails now; else the commands already sent are followed
+   * to their end, and the request then fails naming what was not sent.
+   */
+  private refused(rr: RemediationRequest, status: RemediationRequestStatus, index: number, reason: 'AccessDenied' | 'CommandRejected', error: Error): Transition {
+    const ssm = status.execution!.ssm!;
+    const commands = ssm.commands!;
+    const why = reason === 'AccessDenied' ? error.message : `SSM refused the command: ${error.message}`;
+    if (reason === 'AccessDenied') this.t.condition(rr, status, 'CloudAccess', 'False', 'AccessDenied', error.message);
+    for (const c of commands.slice(index)) c.refused = { reason, message: why };
+    if (index === 0) {
+      this.t.condition(rr, status, 'Executed', 'False', reason, `${why}; nothing was sent`);
+      return this.t.fail(rr, status, reason, `${why}; nothing was sent`);
+    }
+    const notSent = commands.slice(index).flatMap((c) => c.instanceIds);
+    const skipped = new Set(notSent);
+    ssm.invocations = [...(ssm.invocations ?? []).filter((i) => !skipped.has(i.instanceId)), ...notSent.map((instanceId) => ({ instanceId, status: NOT_SENT }))];
+    status.message = `${why}; ${notSent.length} instance(s) in ${commands.length - index} command(s) were not sent to; following the ${index} command(s) sent`;
+    return { status, event: { type: 'Warning', reason, message: status.message }, requeueAfterMs: 1 };
   }
 
   private async poll(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients): Promise<Transition> {
     const ssm = status.execution!.ssm!;
-    const commandId = ssm.commandId!;
+    const commands = ssm.commands!;
     const targets = status.targets ?? [];
+    const budget = tailBudget(targets.length);
     const previous = new Map((ssm.invocations ?? []).map((i) => [i.instanceId, i]));
-    const results: InvocationResult[] = await Promise.all(
-      targets.map((id) => {
-        const prev = previous.get(id);
-        return prev && TERMINAL_INVOCATION_STATUSES.has(prev.status)
-          ? Promise.resolve({ instanceId: id, status: prev.status, responseCode: prev.responseCode, stdout: prev.stdoutTail, stderr: prev.stderrTail })
-          : cloud.commands.getInvocation(commandId, id);
+    const commandOf = new Map<string, SsmCommand>();
+    for (const c of commands) for (const id of c.instanceIds) commandOf.set(id, c);
+    const results: InvocationResult[] = await mapLimited(targets, POLL_CONCURRENCY, async (id) => {
+      const prev = previous.get(id);
+      const command = commandOf.get(id);
+      if (!command?.commandId) return { instanceId: id, status: NOT_SENT };
+      if (prev && TERMINAL_INVOCATION_STATUSES.has(prev.status)) {
+        return { instanceId: id, status: prev.status, responseCode: prev.responseCode, stdout: prev.stdoutTail, stderr: prev.stderrTail };
+      }
+      return cloud.commands.getInvocation(command.commandId, id);
+    });
+    const cut = (text: string | undefined) => (text !== undefined && text.length > budget ? text.slice(text.length - budget) : text);
+    ssm.invocations = results.map(
+      (r): Invocation => ({
+        instanceId: r.instanceId,
+        status: r.status,
+        ...(r.responseCode !== undefined && { responseCode: r.responseCode }),
+        ...(r.stdout !== undefined && { stdoutTail: cut(r.stdout) }),
+        ...(r.stderr !== undefined && { stderrTail: cut(r.stderr) }),
       }),
     );
-    ssm.invocations = results.map((r) => ({
-      instanceId: r.instanceId,
-      status: r.status,
-      ...(r.responseCode !== undefined && { responseCode: r.responseCode }),
-      ...(r.stdout !== undefined && { stdoutTail: r.stdout }),
-      ...(r.stderr !== undefined && { stderrTail: r.stderr }),
-    }));
-    if (!results.every((r) => TERMINAL_INVOCATION_STATUSES.has(r.status))) return { status, requeueAfterMs: this.pollDelay(ssm.requestedAt) };
+    const done = (r: InvocationResult) => r.status === NOT_SENT || TERMINAL_INVOCATION_STATUSES.has(r.status);
+    if (!results.every(done)) return { status, requeueAfterMs: this.pollDelay(commands.at(-1)?.requestedAt ?? ssm.requestedAt) };
+    const ids = commands.flatMap((c) => c.commandId ?? []);
+    const what = ids.length > 1 ? `SSM commands ${ids.join(', ')}` : `SSM command ${ids[0]}`;
     const failed = results.filter((r) => r.status !== 'Success');
+    const refusal = commands.find((c) => c.refused)?.refused;
     if (failed.length === 0) {
-      this.t.condition(rr, status, 'Executed', 'True', 'Succeeded', `command ${commandId} succeeded on ${results.length} instance(s)`);
-      return this.t.enter(rr, status, 'Succeeded', 'CommandSucceeded', `SSM command ${commandId} succeeded on ${results.map((r) => r.instanceId).join(', ')}`);
+      this.t.condition(rr, status, 'Executed', 'True', 'Succeeded', `${what} succeeded on ${results.length} instance(s)`);
+      const on = results.length > 10 ? `all ${results.length} instances` : results.map((r) => r.instanceId).join(', ');
+      return this.t.enter(rr, status, 'Succeeded', 'CommandSucceeded', `${what} succeeded on ${on}`);
     }
-    const summary = failed.map((r) => `${r.instanceId}: ${r.status}${r.responseCode !== undefined ? ` (exit ${r.responseCode})` : ''}`).join('; ');
-    this.t.condition(rr, status, 'Executed', 'False', 'CommandFailed', summary);
-    return this.t.fail(rr, status, 'CommandFailed', `SSM command ${commandId} failed on ${failed.length} of ${results.length} instance(s): ${summary}`);
+    const listed = failed.slice(0, 20).map((r) => `${r.instanceId}: ${r.status}${r.responseCode !== undefined ? ` (exit ${r.responseCode})` : ''}`);
+    const summary = `${listed.join('; ')}${failed.length > listed.length ? `; and ${failed.length - listed.length} more` : ''}`;
+    const reason = refusal?.reason ?? 'CommandFailed';
+    this.t.condition(rr, status, 'Executed', 'False', reason, summary);
+    return this.t.fail(rr, status, reason, `${what} failed on ${failed.length} of ${results.length} instance(s): ${summary}${refusal ? ` (not sent: ${refusal.message})` : ''}`);
   }
 
   /**
@@ -154,19 +280,35 @@ export class SsmExecution {
    * command: re-read it and write the command id onto the current version, so the id is
    * never lost and the command never sent again.
    */
-  async persistCommand(ns: string, name: string, sent: { commandId: string; requestedAt: string }, wanted: RemediationRequestStatus, log: Logger): Promise<void> {
+  async persistCommand(
+    ns: string,
+    name: string,
+    sent: NonNullable<Transition['mustPersist']>,
+    wanted: RemediationRequestStatus,
+    log: Logger,
+  ): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const fresh = await this.deps.requests.get(ns, name);
       if (!fresh) return;
-      if (fresh.status?.execution?.ssm?.commandId) return;
       const status = structuredClone(fresh.status ?? {});
-      status.execution = { ...status.execution, ssm: { ...wanted.execution!.ssm!, ...status.execution?.ssm, ...sent, invocations: wanted.execution?.ssm?.invocations } };
+      const ssm = status.execution?.ssm;
+      if (!ssm) return;
+      const commands = commandsOf(ssm, status.targets ?? []);
+      const command = commands.find((c) => c.comment === sent.comment);
+      if (!command || command.commandId) return;
+      command.commandId = sent.commandId;
+      command.requestedAt = sent.requestedAt;
+      if (command === commands[0]) {
+        ssm.commandId = sent.commandId;
+        ssm.requestedAt = sent.requestedAt;
+      }
+      ssm.invocations = wanted.execution?.ssm?.invocations;
       status.phase = wanted.phase;
       status.message = wanted.message;
       status.conditions = wanted.conditions;
       try {
         await this.deps.requests.replaceStatus(ns, name, { ...fresh, status });
-        log.info({ commandId: sent.commandId }, 'recorded the command id after a write conflict');
+        log.info({ commandId: sent.commandId, comment: sent.comment }, 'recorded the command id after a write conflict');
         return;
       } catch (error) {
         if (!isConflict(error)) throw error;

@@ -23,10 +23,11 @@ export interface Transition {
   /** Runs when the status write failed. */
   onWriteFailed?: () => void;
   /**
-   * A command id learnt from SSM that must not be lost to a write conflict: on 409 the
-   * write is retried on a fresh read of the request instead of giving up.
+   * A command id learnt from SSM (for the command with this comment) that must not be
+   * lost to a write conflict: on 409 the write is retried on a fresh read of the request
+   * instead of giving up.
    */
-  mustPersist?: { commandId: string; requestedAt: string };
+  mustPersist?: { comment: string; commandId: string; requestedAt: string };
 }
 
 export type ConditionType = 'Enriched' | 'Approved' | 'Executed' | 'CloudAccess' | 'Ready';
