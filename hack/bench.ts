@@ -16,6 +16,7 @@ import type { AlertPolicy, RemediationRequest, Runbook } from '../src/api/v1alph
 import type { CommandRunner, InstanceDescriber, MetricsReader, Publisher } from '../src/cloud/types.js';
 import { RemediationRequestReconciler } from '../src/controllers/request/reconciler.js';
 import { ExecutionLedger } from '../src/controllers/ledger.js';
+import { MemoryLedgerStorage } from '../src/controllers/ledger-memory.js';
 import { DEFAULT_RETENTION } from '../src/controllers/retention.js';
 import { render, valuePolicy } from '../src/controllers/template.js';
 import type { EventRecorder, ResourceClient } from '../src/kube/resources.js';
@@ -115,7 +116,6 @@ async function benchReconciler(): Promise<void> {
   const metricsReader: MetricsReader = { getMetricData: async () => new Map() };
   const publisher: Publisher = { publish: async () => ({ messageId: 'm' }) };
   const events: EventRecorder = { record: async () => {} };
-  let ledgerVersion = 0;
   const reconciler = new RemediationRequestReconciler({
     requests,
     getRequest: (ns, name) => requests.store.get(`${ns}/${name}`),
@@ -124,16 +124,7 @@ async function benchReconciler(): Promise<void> {
     namespaceLabels: (ns) => ({ 'kubernetes.io/metadata.name': ns }),
     admission: () => ({ enforced: true, binding: 'bench' }),
     // The ledger's storage in memory: what the bench measures is the reconciler, not ConfigMap writes.
-    ledger: new ExecutionLedger(
-      {
-        list: async () => [],
-        get: async () => undefined,
-        save: async () => String(++ledgerVersion),
-        remove: async () => undefined,
-        isConflict: () => false,
-      },
-      systemClock,
-    ),
+    ledger: new ExecutionLedger(new MemoryLedgerStorage(), systemClock),
     retentionDefaults: DEFAULT_RETENTION,
     cloudFor: () => ({ instances, commands: runner, metricsReader, publisher, agents: { agentStatus: async () => new Map() } }),
     defaultRegion: 'eu-west-1',

@@ -1,28 +1,5 @@
-import { ExecutionLedger, prune, type LedgerDocument, type LedgerStorage } from './ledger.js';
-
-class Conflict extends Error {}
-
-/** Storage in memory, with a resourceVersion like the API server's. */
-class MemoryStorage implements LedgerStorage {
-  readonly docs = new Map<string, LedgerDocument>();
-  private rv = 0;
-  saves = 0;
-  list = async () => [...this.docs.values()].map((d) => structuredClone(d));
-  get = async (ns: string, p: string) => structuredClone(this.docs.get(`${ns}/${p}`));
-  async save(doc: LedgerDocument): Promise<string> {
-    const k = `${doc.namespace}/${doc.policy}`;
-    const current = this.docs.get(k);
-    if (current && current.resourceVersion !== doc.resourceVersion) throw new Conflict();
-    this.saves++;
-    const resourceVersion = String(++this.rv);
-    this.docs.set(k, { ...structuredClone(doc), resourceVersion });
-    return resourceVersion;
-  }
-  async remove(doc: LedgerDocument): Promise<void> {
-    this.docs.delete(`${doc.namespace}/${doc.policy}`);
-  }
-  isConflict = (e: unknown) => e instanceof Conflict;
-}
+import { ExecutionLedger, prune, type LedgerDocument } from './ledger.js';
+import { MemoryLedgerStorage as MemoryStorage } from './ledger-memory.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z');
 const retention = { windowMs: 3_600_000, lastOutcomes: 2 };

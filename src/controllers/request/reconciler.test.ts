@@ -12,40 +12,20 @@ import type { CommandRunner, InstanceFacts, PublishInput, SendCommandInput } fro
 import type { ResourceClient } from '../../kube/resources.js';
 import { Metrics } from '../../observability/metrics.js';
 import type { AdmissionVerdict } from '../admission.js';
-import { ExecutionLedger, type LedgerDocument, type LedgerStorage } from '../ledger.js';
+import { ExecutionLedger } from '../ledger.js';
+import { MemoryLedgerStorage } from '../ledger-memory.js';
 import { DEFAULT_RETENTION } from '../retention.js';
 import type { CloudLocation } from './deps.js';
 import { RemediationRequestReconciler } from './reconciler.js';
 
 const log = pino({ level: 'silent' });
 
-class Conflict extends Error {}
-
-/** The ledger's storage in memory, with the API server's optimistic concurrency. */
-class MemoryStorage implements LedgerStorage {
-  readonly docs = new Map<string, LedgerDocument>();
-  private rv = 0;
-  list = async () => [...this.docs.values()].map((d) => structuredClone(d));
-  get = async (ns: string, p: string) => structuredClone(this.docs.get(`${ns}/${p}`));
-  async save(doc: LedgerDocument): Promise<string> {
-    const k = `${doc.namespace}/${doc.policy}`;
-    const current = this.docs.get(k);
-    if (current && current.resourceVersion !== doc.resourceVersion) throw new Conflict();
-    const resourceVersion = String(++this.rv);
-    this.docs.set(k, { ...structuredClone(doc), resourceVersion });
-    return resourceVersion;
-  }
-  async remove(doc: LedgerDocument): Promise<void> {
-    this.docs.delete(`${doc.namespace}/${doc.policy}`);
-  }
-  isConflict = (e: unknown) => e instanceof Conflict;
-}
 const ID = 'i-0123456789abcdef0';
 
 class World {
   now = Date.parse('2026-11-23T12:00:00Z');
   readonly clock = { now: () => this.now };
-  readonly ledger = new ExecutionLedger(new MemoryStorage(), this.clock);
+  readonly ledger = new ExecutionLedger(new MemoryLedgerStorage(), this.clock);
   rr!: RemediationRequest;
   policy: AlertPolicy | undefined;
   runbook: Runbook | undefined;
