@@ -125,9 +125,14 @@ describe('failures and exactly-once execution', () => {
     expect(proxy.calls('SendCommand').filter((c) => JSON.stringify(c.input).includes(uid))).toHaveLength(1);
   });
 
-  test('AccessDenied becomes a condition naming the missing IAM action; the request resumes once the role is fixed', async () => {
+  test('AccessDenied on a read becomes a condition naming the missing IAM action; the request resumes once the role is fixed', async () => {
     await ensureController();
-    const denied = proxy.addRule({ kind: 'error', operation: 'SendCommand', code: 'AccessDeniedException', message: 'User: arn:aws:sts::123456789012:assumed-role/remediator/x is not authorized to perform: ssm:SendCommand' });
+    const denied = proxy.addRule({
+      kind: 'error',
+      operation: 'DescribeInstances',
+      code: 'UnauthorizedOperation',
+      message: 'You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/remediator/x is not authorized to perform: ec2:DescribeInstances',
+    });
     const p = await policy();
     const { name, uid } = await request(p);
     const blocked = await waitFor('CloudAccess=False', async () => {
@@ -136,10 +141,10 @@ describe('failures and exactly-once execution', () => {
     });
     const cond = blocked.status!.conditions!.find((c) => c.type === 'CloudAccess')!;
     expect(cond.reason).toBe('AccessDenied');
-    expect(cond.message).toContain('ssm:SendCommand');
-    expect(blocked.status?.phase).toBe('Executing');
+    expect(cond.message).toContain('ec2:DescribeInstances');
+    expect(blocked.status?.phase ?? 'Pending').toBe('Pending');
     const metrics = await (await fetch(`${controllers[0]!.metricsUrl}/metrics`)).text();
-    expect(metrics).toMatch(/remediator_aws_api_calls_total\{service="ssm",operation="SendCommand",outcome="access_denied"\} [1-9]/);
+    expect(metrics).toMatch(/remediator_aws_api_calls_total\{service="ec2",operation="DescribeInstances",outcome="access_denied"\} [1-9]/);
     expect(await commandsWith(uid)).toHaveLength(0);
     // Events are recorded off the reconcile's path: wait for it rather than race it.
     await waitFor('an AccessDenied Warning Event', async () =>
@@ -150,6 +155,21 @@ describe('failures and exactly-once execution', () => {
     expect(done.status?.conditions?.find((c) => c.type === 'CloudAccess')).toMatchObject({ status: 'True', reason: 'Restored' });
     expect(await commandsWith(uid)).toHaveLength(1);
   }, 120_000);
+
+  test('AccessDenied from SendCommand itself ends the request Failed, naming the action: nothing was sent, and it does not loop', async () => {
+    await ensureController();
+    const denied = proxy.addRule({ kind: 'error', operation: 'SendCommand', code: 'AccessDeniedException', message: 'User: arn:aws:sts::123456789012:assumed-role/remediator/x is not authorized to perform: ssm:SendCommand' });
+    try {
+      const p = await policy();
+      const { name, uid } = await request(p);
+      const done = await res.waitForPhase(NS, name, 'Failed');
+      expect(done.status?.conditions?.find((c) => c.type === 'CloudAccess')).toMatchObject({ status: 'False' });
+      expect(done.status?.conditions?.find((c) => c.type === 'CloudAccess')?.message).toContain('ssm:SendCommand');
+      expect(await commandsWith(uid)).toHaveLength(0);
+    } finally {
+      denied.remove();
+    }
+  });
 
   test('throttling is retried with backoff and the request is not lost', async () => {
     await ensureController();

@@ -176,6 +176,8 @@ describe('helm lint and helm template', () => {
     expect(rules(one(objects, 'ClusterRole', 'remediator-controller'))).toEqual([
       { apiGroups: ['remediator.dev'], resources: ['alertpolicies', 'remediationrequests'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['remediator.dev'], resources: ['alertpolicies/status', 'remediationrequests/status'], verbs: ['update', 'patch'] },
+      // The execution finalizer (metadata only) and retention.
+      { apiGroups: ['remediator.dev'], resources: ['remediationrequests'], verbs: ['patch', 'delete'] },
       { apiGroups: ['remediator.dev'], resources: ['remediationrequests'], verbs: ['create', 'patch'] },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
@@ -185,6 +187,8 @@ describe('helm lint and helm template', () => {
     expect(rules(role)).toEqual([
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['remediator-leader'], verbs: ['get', 'update'] },
+      // The execution ledger: ConfigMaps in the controller's own namespace only.
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['remediator-intake-token'], verbs: ['get', 'list', 'watch'] },
     ]);
     // Trust inputs: cluster-scoped reads only (and the status of Runbooks, where it reports their validity).
