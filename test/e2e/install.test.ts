@@ -180,9 +180,14 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     // ... and the policy's status too (RBAC: alertpolicies/status).
     await waitFor('policy status', async () => ((await res.getPolicy(APPS_NS, 'restart-nginx')).status?.succeeded ?? 0) >= 1);
 
-    // The controller wrote only status: every field manager other than the user's apply touched the status subresource.
-    const managers = (rr.metadata?.managedFields ?? []) as Array<{ manager: string; operation: string; subresource?: string }>;
-    for (const m of managers.filter((f) => f.manager !== 'kubectl-client-side-apply')) expect(m.subresource).toBe('status');
+    // The controller never wrote the spec: every field manager other than the user's apply
+    // touched the status subresource, or only the execution finalizer in metadata.
+    const managers = (rr.metadata?.managedFields ?? []) as Array<{ manager: string; operation: string; subresource?: string; fieldsV1?: Record<string, unknown> }>;
+    for (const m of managers.filter((f) => f.manager !== 'kubectl-client-side-apply')) {
+      if (m.subresource === 'status') continue;
+      expect(Object.keys(m.fieldsV1 ?? {})).toEqual(['f:metadata']);
+      expect(Object.keys((m.fieldsV1?.['f:metadata'] ?? {}) as object)).toEqual(['f:finalizers']);
+    }
 
     // GitOps re-applies the same files: nothing changes.
     for (const file of ['policy.yaml', 'request.yaml']) {
