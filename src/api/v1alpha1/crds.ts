@@ -71,9 +71,9 @@ function crd(
               required: ['spec'],
               ...(rootRules.length > 0 && { 'x-kubernetes-validations': rootRules }),
               properties: {
-                apiVersion: { type: 'string' },
-                kind: { type: 'string' },
-                metadata: { type: 'object' },
+                apiVersion: { type: 'string', description: `The versioned schema of this object: \`${API_VERSION}\`.` },
+                kind: { type: 'string', description: `The kind of this object: \`${names.kind}\`.` },
+                metadata: { type: 'object', description: 'Standard object metadata: name, namespace, labels, annotations, ...' },
                 spec: toOpenApi(spec),
                 status: toOpenApi(status),
               },

@@ -78,21 +78,36 @@ export function LabelSelector(options: KubeSchemaOptions = {}) {
 }
 export type LabelSelector = Static<ReturnType<typeof LabelSelector>>;
 
-/** `metav1.Condition`, exactly as upstream defines it. */
+/** `metav1.Condition`, exactly as upstream defines it (descriptions shortened). */
 export const Condition = Type.Object({
-  type: Type.String({ maxLength: 316, pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$' }),
-  status: StringEnum(['True', 'False', 'Unknown'] as const),
-  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-  lastTransitionTime: Timestamp(),
-  reason: Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
-  message: Type.String({ maxLength: 32768 }),
+  type: Type.String({
+    maxLength: 316,
+    pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+    description: 'The aspect this condition reports on, in CamelCase (for example `Ready`).',
+  }),
+  status: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'True, False or Unknown.' }),
+  observedGeneration: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'The `.metadata.generation` the condition was set from; older than the current one means it may be stale.' }),
+  ),
+  lastTransitionTime: Timestamp({ description: 'When the status last changed (not when the condition was last written).' }),
+  reason: Type.String({
+    minLength: 1,
+    maxLength: 1024,
+    pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+    description: 'Why, in one CamelCase word that tools and alerts can match on.',
+  }),
+  message: Type.String({ maxLength: 32768, description: 'Why, in a sentence for people.' }),
 });
 
-export const Conditions = Type.Array(Condition, {
-  'x-kubernetes-list-type': 'map',
-  'x-kubernetes-list-map-keys': ['type'],
-  maxItems: 16,
-} as KubeSchemaOptions);
+/** The `conditions` list of a status; `description` names the condition types the kind uses. */
+export function Conditions(description: string) {
+  return Type.Array(Condition, {
+    'x-kubernetes-list-type': 'map',
+    'x-kubernetes-list-map-keys': ['type'],
+    maxItems: 16,
+    description,
+  } as KubeSchemaOptions);
+}
 
 export const ObjectMeta = Type.Unsafe<{
   name?: string;
