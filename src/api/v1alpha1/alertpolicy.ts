@@ -307,8 +307,8 @@ export const AlertPolicyStatus = Type.Object(
     observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the controller last validated.' })),
     conditions: Type.Optional(
       Conditions(
-        '`Ready`: True when the policy is valid and its namespace may use the runbook; False names what to fix. `Suspended` (with a ' +
-          'circuit breaker): True while the breaker is open.',
+        '`Ready`: True when the policy is valid and its namespace may use the runbook; False names what to fix. `Suspended`: True ' +
+          'while the circuit breaker is open (reason CircuitOpen) or spec.safety.suspend is set (reason SuspendedBySpec).',
       ),
     ),
     matched: Type.Optional(Type.Integer({ minimum: 0, description: 'RemediationRequests of this policy that exist now (deleted ones no longer count).' })),

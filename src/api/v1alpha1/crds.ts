@@ -111,6 +111,12 @@ export function customResourceDefinitions() {
         { name: 'Runbook', type: 'string', jsonPath: '.spec.runbookRef.name' },
         { name: 'Risk', type: 'string', jsonPath: '.spec.risk' },
         { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+        {
+          name: 'Suspended',
+          type: 'string',
+          jsonPath: '.status.conditions[?(@.type=="Suspended")].status',
+          description: 'True while the circuit breaker is open or spec.safety.suspend is set: the policy executes nothing.',
+        },
         { name: 'Matched', type: 'integer', jsonPath: '.status.matched' },
         { name: 'Succeeded', type: 'integer', jsonPath: '.status.succeeded' },
         { name: 'Failed', type: 'integer', jsonPath: '.status.failed' },
@@ -125,6 +131,7 @@ export function customResourceDefinitions() {
       [
         { name: 'Policy', type: 'string', jsonPath: '.spec.policyRef.name' },
         { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+        { name: 'Reason', type: 'string', jsonPath: '.status.reason', priority: 1, description: 'Why the request is in its phase.' },
         { name: 'Risk', type: 'string', jsonPath: '.status.risk' },
         { name: 'Targets', type: 'integer', jsonPath: '.status.targetCount' },
         { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
