@@ -17,10 +17,6 @@ export function isConflict(error: unknown): boolean {
   return error instanceof ApiException && error.code === 409;
 }
 
-export function isAlreadyExists(error: unknown): boolean {
-  return error instanceof ApiException && error.code === 409;
-}
-
 /** CRUD on one namespaced custom resource kind. */
 export interface ResourceClient<T extends KubeObject> {
   readonly names: ResourceNames;
@@ -28,7 +24,6 @@ export interface ResourceClient<T extends KubeObject> {
   listAll(): Promise<ListResult<T>>;
   get(namespace: string, name: string): Promise<T | undefined>;
   create(namespace: string, body: T): Promise<T>;
-  replace(namespace: string, name: string, body: T): Promise<T>;
   /** Replace the status subresource; fails with 409 when `body.metadata.resourceVersion` is stale. */
   replaceStatus(namespace: string, name: string, body: T): Promise<T>;
   /** Sets `metadata.finalizers`; fails with 409 when `resourceVersion` is stale. */
@@ -81,10 +76,6 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
       ...this.base(namespace),
       body: { apiVersion: API_VERSION, kind: this.names.kind, ...body },
     })) as T;
-  }
-
-  async replace(namespace: string, name: string, body: T): Promise<T> {
-    return (await this.api.replaceNamespacedCustomObject({ ...this.base(namespace), name, body })) as T;
   }
 
   async replaceStatus(namespace: string, name: string, body: T): Promise<T> {

@@ -37,7 +37,7 @@ export class Metrics {
 
   readonly reconcileTotal = new Counter({
     name: 'controller_runtime_reconcile_total',
-    help: 'Reconciles per controller and result (success, error, requeue_after, terminal_error).',
+    help: 'Reconciles per controller and result (success, error, requeue_after).',
     labelNames: ['controller', 'result'] as const,
     registers: [this.registry],
   });
