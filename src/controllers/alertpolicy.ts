@@ -10,12 +10,11 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { ALERT_POLICY, API_VERSION, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest, type Runbook } from '../api/v1alpha1/index.js';
+import { ALERT_POLICY, API_VERSION, parseDuration, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest, type Runbook } from '../api/v1alpha1/index.js';
 import type { EventRecorder, ResourceClient } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
-import { parseDuration } from './duration.js';
 import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
 import { circuitState, validateSafety, type CircuitState, type ExecutionRecord } from './safety.js';
 import { grantFor, inputProblems } from './runbooks.js';

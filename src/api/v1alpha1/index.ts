@@ -1,4 +1,5 @@
 /** The remediator.dev/v1alpha1 API: schemas, derived types and CRDs. Imports nothing outside this folder but TypeBox. */
+export * from './duration.js';
 export * from './schema.js';
 export * from './runbook.js';
 export * from './alertpolicy.js';

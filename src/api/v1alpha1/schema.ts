@@ -9,6 +9,7 @@
  * them are built here with `Type.Unsafe` around plain Kubernetes-legal schema.
  */
 import { Type, type Static, type TSchema, type SchemaOptions, type TUnsafe } from '@sinclair/typebox';
+import { DURATION_PATTERN } from './duration.js';
 
 export interface CelRule {
   rule: string;
@@ -48,11 +49,9 @@ export function Timestamp(options: KubeSchemaOptions = {}): TUnsafe<string> {
 }
 
 /**
- * A Go-style duration such as `30s`, `5m` or `1h30m`, as Kubernetes APIs write them.
- * The pattern is the same one `parseDuration` accepts, so the API server rejects what
+ * A duration such as `30s`, `5m` or `1h30m` (duration.ts): the API server rejects what
  * the controller could not read.
  */
-export const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$';
 export function Duration(options: KubeSchemaOptions = {}): TUnsafe<string> {
   return Type.Unsafe<string>({ ...options, type: 'string', pattern: DURATION_PATTERN });
 }
