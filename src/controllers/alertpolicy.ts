@@ -5,8 +5,12 @@
  * counters, recomputed from the policy's retained RemediationRequests each time rather
  * than incremented, and the circuit breaker, computed from the execution ledger
  * (ledger.ts) so that deleting requests or the policy itself does not close it, and the
- * `Suspended` condition (breaker open or spec.safety.suspend). It also
- * applies the policy's history limit (retention.ts).
+ * `Suspended` condition (breaker open or spec.safety.suspend). It also applies the
+ * policy's history limit (retention.ts).
+ *
+ * src/controllers holds the reconcilers and the logic they share; they reach AWS only
+ * through src/cloud's interfaces and Kubernetes only through src/kube's.
+ * May import: api, runtime, cloud, kube, observability (types only).
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';

@@ -1,7 +1,10 @@
 /**
- * Narrow, typed access to the custom resources and Events the controllers need. This
- * folder is the only place that talks to the Kubernetes API (besides the informer's
- * watch), so controllers depend on these interfaces and tests can swap them for fakes.
+ * Narrow, typed access to the custom resources and Events the controllers need, so
+ * controllers depend on these interfaces and tests can swap them for fakes. src/kube
+ * is how the controllers reach the Kubernetes API; the runtime's informer and leader
+ * election, the intake (src/intake/kube.ts), the kubectl plugin and src/main.ts talk to
+ * it directly too.
+ * May import: api, runtime (types only), controllers (types only).
  */
 import { hostname } from 'node:os';
 import { ApiException, CoreV1Api, CustomObjectsApi, EventsV1Api, PatchStrategy, setHeaderOptions, V1MicroTime, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';

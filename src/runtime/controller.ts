@@ -6,6 +6,10 @@
  * is caught and logged with a reconcile id, so one bad object never stops the others.
  * There is no terminal error: a reconciler that meets what retrying cannot fix records
  * it in status (a Failed phase, a False condition) and returns normally.
+ *
+ * src/runtime is the operator's small framework (queue, controller, informer, leader
+ * election, clock), independent of remediator's API and of AWS.
+ * May import: observability (types only).
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
