@@ -73,7 +73,8 @@ function crd(
               properties: {
                 apiVersion: { type: 'string', description: `The versioned schema of this object: \`${API_VERSION}\`.` },
                 kind: { type: 'string', description: `The kind of this object: \`${names.kind}\`.` },
-                metadata: { type: 'object', description: 'Standard object metadata: name, namespace, labels, annotations, ...' },
+                // The API server describes metadata itself and refuses anything here but `type`.
+                metadata: { type: 'object' },
                 spec: toOpenApi(spec),
                 status: toOpenApi(status),
               },
