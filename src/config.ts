@@ -59,7 +59,8 @@ export interface ControllerConfig {
   intake: IntakeConfig;
 }
 
-const OPTIONS = {
+/** The controller's flags, as node's parseArgs reads them (docs snippets are checked against these names). */
+export const OPTIONS = {
   'metrics-bind-address': { type: 'string', default: ':8080' },
   'leader-elect': { type: 'boolean' },
   'leader-election-namespace': { type: 'string' },
