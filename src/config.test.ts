@@ -112,3 +112,24 @@ describe('--required-target-tag', () => {
     expect(() => load(['--required-target-tag', '=true'])).toThrow(/key=value/);
   });
 });
+
+describe('duration flags: the one grammar of src/api/v1alpha1/duration.ts', () => {
+  test('the defaults docs/operations.md documents, and compound durations', () => {
+    const c = load([]);
+    expect(c.retention.ttlAfterFinishedMs).toBe(24 * 3_600_000);
+    expect(c.intake).toMatchObject({ retryTimeoutMs: 5_000, tokenTtlMs: 10_000, dedupWindowMs: 3_600_000 });
+    expect(load(['--intake-dedup-window=1h30m']).intake.dedupWindowMs).toBe(5_400_000);
+    expect(load([], { INTAKE_RETRY_TIMEOUT: '500ms' }).intake.retryTimeoutMs).toBe(500);
+  });
+
+  test('0 only where documented: retention deletes finished requests at once', () => {
+    expect(load(['--retention-ttl-after-finished=0']).retention.ttlAfterFinishedMs).toBe(0);
+    expect(() => load(['--intake-token-ttl=0'])).toThrow(/positive duration/);
+    expect(() => load(['--intake-token-ttl=0s'])).toThrow(/positive duration/);
+  });
+
+  test('a bare number is refused with the fix, not read as milliseconds', () => {
+    expect(() => load(['--intake-retry-timeout=5000'])).toThrow('--intake-retry-timeout needs a unit (ms, s, m or h), e.g. 5000ms or 5000s');
+    expect(() => load(['--intake-dedup-window=1d'])).toThrow(/positive duration/);
+  });
+});

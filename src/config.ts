@@ -9,6 +9,7 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { parseDuration } from './api/v1alpha1/index.js';
 import type { RetentionDefaults } from './controllers/retention.js';
 import { SNS_TOPIC_ARN } from './intake/sns.js';
 import { parseBindAddress } from './observability/server.js';
@@ -58,7 +59,8 @@ export interface ControllerConfig {
   intake: IntakeConfig;
 }
 
-const OPTIONS = {
+/** The controller's flags, as node's parseArgs reads them (docs snippets are checked against these names). */
+export const OPTIONS = {
   'metrics-bind-address': { type: 'string', default: ':8080' },
   'leader-elect': { type: 'boolean' },
   'leader-election-namespace': { type: 'string' },
@@ -118,7 +120,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --intake-retry-timeout   how long the intake retries an unavailable API server before answering 503 (default 5s)
   --intake-token-ttl       how long the token read from the Secret is trusted before re-reading it (default 10s)
   --intake-dedup-window    dedup window of generic alerts sent without startsAt (default 1h)
-Durations take ms, s, m or h (e.g. 500ms, 5s, 1h); a bare number is milliseconds.
+Durations are whole numbers each with a unit, ms, s, m or h (e.g. 500ms, 5s, 1h30m).
 Booleans: --flag, --flag=true|false, --no-flag, or FLAG=true|false in the environment.`;
 
 type FlagName = keyof typeof OPTIONS;
@@ -156,12 +158,21 @@ function nonNegativeInt(value: string, flag: string): number {
   return n;
 }
 
-/** `500ms`, `5s`, `2m`, `1h`, or a bare number of milliseconds. */
-export function parseDurationMs(value: string, flag: string): number {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(value.trim());
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
-  const ms = m ? Number(m[1]) * unit[(m[2] ?? 'ms') as keyof typeof unit] : NaN;
-  if (!Number.isFinite(ms) || ms <= 0) throw new Error(`--${flag} must be a positive duration such as 500ms, 5s or 1h, got "${value}"`);
+/**
+ * A duration flag in the one grammar of src/api/v1alpha1/duration.ts (`500ms`, `5s`,
+ * `1h30m`), in milliseconds and above zero; `0` only where `zero` allows it.
+ */
+export function durationFlag(value: string, flag: string, { zero = false } = {}): number {
+  const v = value.trim();
+  if (zero && v === '0') return 0;
+  if (/^[0-9]+$/.test(v) && v !== '0') throw new Error(`--${flag} needs a unit (ms, s, m or h), e.g. ${v}ms or ${v}s; got "${value}"`);
+  let ms: number;
+  try {
+    ms = parseDuration(v);
+  } catch {
+    ms = NaN;
+  }
+  if (!(ms > 0)) throw new Error(`--${flag} must be a positive duration such as 500ms, 5s or 1h30m${zero ? ', or 0' : ''}, got "${value}"`);
   return ms;
 }
 
@@ -210,7 +221,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     admissionPolicyName: str('admission-policy-name'),
     ledgerNamespace: str('ledger-namespace') || env.POD_NAMESPACE || namespace,
     retention: {
-      ttlAfterFinishedMs: str('retention-ttl-after-finished').trim() === '0' ? 0 : parseDurationMs(str('retention-ttl-after-finished'), 'retention-ttl-after-finished'),
+      ttlAfterFinishedMs: durationFlag(str('retention-ttl-after-finished'), 'retention-ttl-after-finished', { zero: true }),
       historyLimit: nonNegativeInt(str('retention-history-limit'), 'retention-history-limit'),
     },
     requiredTargetTag: parseTargetTag(str('required-target-tag')),
@@ -261,8 +272,8 @@ function intakeConfig(
     maxConnections: int('intake-max-connections'),
     maxConnectionsPerSource: nonNegativeInt(str('intake-max-connections-per-source'), 'intake-max-connections-per-source'),
     maxAlerts: int('intake-max-alerts'),
-    retryTimeoutMs: parseDurationMs(str('intake-retry-timeout'), 'intake-retry-timeout'),
-    tokenTtlMs: parseDurationMs(str('intake-token-ttl'), 'intake-token-ttl'),
-    dedupWindowMs: parseDurationMs(str('intake-dedup-window'), 'intake-dedup-window'),
+    retryTimeoutMs: durationFlag(str('intake-retry-timeout'), 'intake-retry-timeout'),
+    tokenTtlMs: durationFlag(str('intake-token-ttl'), 'intake-token-ttl'),
+    dedupWindowMs: durationFlag(str('intake-dedup-window'), 'intake-dedup-window'),
   };
 }

@@ -4,19 +4,23 @@
  * floor, inputs, regexes, templates; the API server already enforced the schema), the
  * counters, recomputed from the policy's retained RemediationRequests each time rather
  * than incremented, and the circuit breaker, computed from the execution ledger
- * (ledger.ts) so that deleting requests or the policy itself does not close it. It also
- * applies the policy's history limit (retention.ts).
+ * (ledger.ts) so that deleting requests or the policy itself does not close it, and the
+ * `Suspended` condition (breaker open or spec.safety.suspend). It also applies the
+ * policy's history limit (retention.ts).
+ *
+ * src/controllers holds the reconcilers and the logic they share; they reach AWS only
+ * through src/cloud's interfaces and Kubernetes only through src/kube's.
+ * May import: api, runtime, cloud, kube, observability (types only).
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { ALERT_POLICY, API_VERSION, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest, type Runbook } from '../api/v1alpha1/index.js';
+import { ALERT_POLICY, API_VERSION, parseDuration, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest, type Runbook } from '../api/v1alpha1/index.js';
 import type { EventRecorder, ResourceClient } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
-import { findCondition, setCondition } from '../runtime/conditions.js';
+import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
-import { parseDuration } from './duration.js';
 import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
-import { circuitState, validateSafety, type ExecutionRecord } from './safety.js';
+import { circuitState, validateSafety, type CircuitState, type ExecutionRecord } from './safety.js';
 import { grantFor, inputProblems } from './runbooks.js';
 import { anchoredPattern, placeholders } from './template.js';
 
@@ -80,6 +84,18 @@ export function validatePolicy(policy: AlertPolicy): string[] {
   return problems;
 }
 
+/**
+ * `Suspended`, on every policy so that `kubectl get ap` and kstatus can show it: True
+ * while the circuit breaker is open (the one a person must resume, so it wins) or
+ * spec.safety.suspend is set, False otherwise.
+ */
+export function suspendedCondition(policy: AlertPolicy, circuit: CircuitState): Omit<Condition, 'lastTransitionTime'> {
+  if (circuit.open) return { type: 'Suspended', status: 'True', reason: 'CircuitOpen', message: circuit.message ?? '' };
+  if (policy.spec.safety?.suspend) return { type: 'Suspended', status: 'True', reason: 'SuspendedBySpec', message: 'spec.safety.suspend is true: every request is skipped' };
+  if (policy.spec.safety?.circuitBreaker) return { type: 'Suspended', status: 'False', reason: 'CircuitClosed', message: `${circuit.consecutiveFailures} consecutive failure(s)` };
+  return { type: 'Suspended', status: 'False', reason: 'Active', message: 'the policy acts on matching alerts' };
+}
+
 export class AlertPolicyReconciler implements Reconciler {
   constructor(private readonly deps: AlertPolicyReconcilerDeps) {}
 
@@ -124,16 +140,10 @@ export class AlertPolicyReconciler implements Reconciler {
     status.consecutiveFailures = circuit.consecutiveFailures;
     if (policy.spec.safety?.circuitBreaker) {
       status.circuitBreaker = { open: circuit.open, ...(circuit.openedAt && { openedAt: circuit.openedAt }), ...(circuit.message && { message: circuit.message }) };
-      status.conditions = setCondition(
-        status.conditions,
-        circuit.open
-          ? { type: 'Suspended', status: 'True', reason: 'CircuitOpen', message: circuit.message ?? '', observedGeneration: generation }
-          : { type: 'Suspended', status: 'False', reason: 'CircuitClosed', message: `${circuit.consecutiveFailures} consecutive failure(s)`, observedGeneration: generation },
-        now,
-      );
     } else {
       delete status.circuitBreaker;
     }
+    status.conditions = setCondition(status.conditions, { ...suspendedCondition(policy, circuit), observedGeneration: generation }, now);
 
     if (isDeepStrictEqual(status, policy.status ?? {})) return;
     const body: AlertPolicy = { apiVersion: API_VERSION, kind: ALERT_POLICY.kind, metadata: policy.metadata, spec: policy.spec, status };

@@ -16,8 +16,7 @@
  * longest window (cooldown, rate-limit window), the newest outcomes the breaker needs,
  * and executions still running; a hard cap keeps one policy's document small.
  */
-import type { AlertPolicy } from '../api/v1alpha1/index.js';
-import { parseDuration } from './duration.js';
+import { parseDuration, type AlertPolicy } from '../api/v1alpha1/index.js';
 import type { ExecutionOutcome, ExecutionRecord } from './safety.js';
 
 /** What the ledger keeps of one execution; it outlives the request. */

@@ -6,8 +6,7 @@
  * safety rule needs it, in the audit log line and the Event written when it ended.
  * Pure functions; the request and policy controllers act on them.
  */
-import { END_PHASES, type AlertPolicy, type RemediationRequest } from '../api/v1alpha1/index.js';
-import { parseDuration } from './duration.js';
+import { END_PHASES, parseDuration, type AlertPolicy, type RemediationRequest } from '../api/v1alpha1/index.js';
 
 /** The controller-wide defaults (`--retention-ttl-after-finished`, `--retention-history-limit`). */
 export interface RetentionDefaults {

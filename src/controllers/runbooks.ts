@@ -7,13 +7,13 @@
  */
 import {
   DEFAULTS,
+  parseDuration,
   RUNBOOK_DEFAULTS,
   riskRank,
   type AlertPolicy,
   type RiskLevel,
   type Runbook,
 } from '../api/v1alpha1/index.js';
-import { parseDuration } from './duration.js';
 import { selectorMatches } from './selector.js';
 import { anchoredPattern, placeholders, render, TemplateError, valuePolicy, type TemplateContext } from './template.js';
 

@@ -5,8 +5,7 @@
  * consulted: deleting or recreating one must not change what these rules decide.
  */
 import { CronExpressionParser } from 'cron-parser';
-import { CIRCUIT_RESET_ANNOTATION, type AlertPolicy } from '../api/v1alpha1/index.js';
-import { parseDuration } from './duration.js';
+import { CIRCUIT_RESET_ANNOTATION, parseDuration, type AlertPolicy } from '../api/v1alpha1/index.js';
 
 /** How an execution ended; absent while its command runs. */
 export type ExecutionOutcome = 'Succeeded' | 'Failed';

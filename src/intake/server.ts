@@ -20,6 +20,7 @@
  * which SNS retries): a stranger trickling a body holds a connection, never a slot. Every refusal is a JSON `{ "error": ... }` that
  * says what to fix. Plain node:http: a handful of routes need no framework, and owning the
  * server lets us bound bodies and connections exactly.
+ * May import: api, runtime, observability.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';

@@ -1,7 +1,10 @@
 /**
- * Narrow, typed access to the custom resources and Events the controllers need. This
- * folder is the only place that talks to the Kubernetes API (besides the informer's
- * watch), so controllers depend on these interfaces and tests can swap them for fakes.
+ * Narrow, typed access to the custom resources and Events the controllers need, so
+ * controllers depend on these interfaces and tests can swap them for fakes. src/kube
+ * is how the controllers reach the Kubernetes API; the runtime's informer and leader
+ * election, the intake (src/intake/kube.ts), the kubectl plugin and src/main.ts talk to
+ * it directly too.
+ * May import: api, runtime (types only), controllers (types only).
  */
 import { hostname } from 'node:os';
 import { ApiException, CoreV1Api, CustomObjectsApi, EventsV1Api, PatchStrategy, setHeaderOptions, V1MicroTime, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';
@@ -17,10 +20,6 @@ export function isConflict(error: unknown): boolean {
   return error instanceof ApiException && error.code === 409;
 }
 
-export function isAlreadyExists(error: unknown): boolean {
-  return error instanceof ApiException && error.code === 409;
-}
-
 /** CRUD on one namespaced custom resource kind. */
 export interface ResourceClient<T extends KubeObject> {
   readonly names: ResourceNames;
@@ -28,7 +27,6 @@ export interface ResourceClient<T extends KubeObject> {
   listAll(): Promise<ListResult<T>>;
   get(namespace: string, name: string): Promise<T | undefined>;
   create(namespace: string, body: T): Promise<T>;
-  replace(namespace: string, name: string, body: T): Promise<T>;
   /** Replace the status subresource; fails with 409 when `body.metadata.resourceVersion` is stale. */
   replaceStatus(namespace: string, name: string, body: T): Promise<T>;
   /** Sets `metadata.finalizers`; fails with 409 when `resourceVersion` is stale. */
@@ -81,10 +79,6 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
       ...this.base(namespace),
       body: { apiVersion: API_VERSION, kind: this.names.kind, ...body },
     })) as T;
-  }
-
-  async replace(namespace: string, name: string, body: T): Promise<T> {
-    return (await this.api.replaceNamespacedCustomObject({ ...this.base(namespace), name, body })) as T;
   }
 
   async replaceStatus(namespace: string, name: string, body: T): Promise<T> {

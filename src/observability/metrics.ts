@@ -2,6 +2,9 @@
  * Prometheus metrics of the controller, on one registry served at `/metrics`.
  * Names follow controller-runtime's (`controller_runtime_reconcile_total`, `workqueue_*`)
  * so existing dashboards and alerts for Go operators read them unchanged.
+ *
+ * src/observability (metrics, logs, the health and metrics server) sits below everything.
+ * May import: nothing in src/.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -37,7 +40,7 @@ export class Metrics {
 
   readonly reconcileTotal = new Counter({
     name: 'controller_runtime_reconcile_total',
-    help: 'Reconciles per controller and result (success, error, requeue_after, terminal_error).',
+    help: 'Reconciles per controller and result (success, error, requeue_after).',
     labelNames: ['controller', 'result'] as const,
     registers: [this.registry],
   });

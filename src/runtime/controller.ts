@@ -2,9 +2,14 @@
  * A controller: a work queue of `namespace/name` keys drained by a bounded number of
  * workers that call a reconciler, as controller-runtime does. The reconciler gets only
  * the key, never the event, so it always works from current state. An error re-queues
- * the key with per-key exponential backoff; success forgets the failure count; a
- * `TerminalError` is logged and not retried; a throw is caught and logged with a
- * reconcile id, so one bad object never stops the others.
+ * the key with per-key exponential backoff; success forgets the failure count; a throw
+ * is caught and logged with a reconcile id, so one bad object never stops the others.
+ * There is no terminal error: a reconciler that meets what retrying cannot fix records
+ * it in status (a Failed phase, a False condition) and returns normally.
+ *
+ * src/runtime is the operator's small framework (queue, controller, informer, leader
+ * election, clock), independent of remediator's API and of AWS.
+ * May import: observability (types only).
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -23,11 +28,6 @@ export interface Result {
 
 export interface Reconciler {
   reconcile(request: Request, log: Logger): Promise<Result | void>;
-}
-
-/** An error retrying cannot fix (the user must change something); logged, not re-queued. */
-export class TerminalError extends Error {
-  override readonly name = 'TerminalError';
 }
 
 export interface ControllerOptions {
@@ -112,17 +112,11 @@ export class Controller {
         reconcileTotal.inc({ controller: this.opts.name, result: 'success' });
       }
     } catch (error) {
-      if (error instanceof TerminalError) {
-        this.queue.forget(key);
-        reconcileTotal.inc({ controller: this.opts.name, result: 'terminal_error' });
-        log.error({ err: error }, 'reconcile failed permanently; not retrying');
-      } else {
-        const delay = this.queue.addRateLimited(key);
-        reconcileTotal.inc({ controller: this.opts.name, result: 'error' });
-        this.opts.metrics.reconcileErrors.inc({ controller: this.opts.name });
-        this.opts.metrics.workqueueRetries.inc({ name: this.opts.name });
-        log.warn({ err: error, retryInMs: Math.round(delay) }, 'reconcile failed; retrying with backoff');
-      }
+      const delay = this.queue.addRateLimited(key);
+      reconcileTotal.inc({ controller: this.opts.name, result: 'error' });
+      this.opts.metrics.reconcileErrors.inc({ controller: this.opts.name });
+      this.opts.metrics.workqueueRetries.inc({ name: this.opts.name });
+      log.warn({ err: error, retryInMs: Math.round(delay) }, 'reconcile failed; retrying with backoff');
     } finally {
       end();
     }

@@ -1,4 +1,32 @@
+import type { TimerClock } from './clock.js';
 import { WorkQueue } from './workqueue.js';
+
+/** A clock that moves only when told to, firing the timers that fall due on the way. */
+class ManualClock implements TimerClock {
+  private t = 1_000_000;
+  private timers: Array<{ at: number; fn: () => void }> = [];
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimer(fn: () => void, delayMs: number): () => void {
+    const timer = { at: this.t + delayMs, fn };
+    this.timers.push(timer);
+    return () => (this.timers = this.timers.filter((x) => x !== timer));
+  }
+
+  advance(ms: number): void {
+    this.t += ms;
+    const due = this.timers.filter((x) => x.at <= this.t);
+    this.timers = this.timers.filter((x) => x.at > this.t);
+    for (const x of due) x.fn();
+  }
+
+  get pending(): number {
+    return this.timers.length;
+  }
+}
 
 const noJitter = { baseDelayMs: 5, maxDelayMs: 1_000, jitter: 0 };
 
@@ -56,6 +84,21 @@ describe('WorkQueue', () => {
     const started = Date.now();
     expect(await q.get()).toBe('a');
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  test('addAfter waits on the injected clock, for the due time and the wake-up alike', () => {
+    const clock = new ManualClock();
+    const q = new WorkQueue(noJitter, clock);
+    q.addAfter('a', 60_000);
+    q.addAfter('a', 30_000);
+    expect(clock.pending).toBe(1);
+    clock.advance(29_999);
+    expect(q.length).toBe(0);
+    clock.advance(1);
+    expect(q.length).toBe(1);
+    q.addAfter('b', 10);
+    void q.shutdown(false);
+    expect(clock.pending).toBe(0);
   });
 
   test('shutdown releases waiting workers and waits for in-flight keys', async () => {

@@ -6,8 +6,7 @@
  * its reconciles keep failing. Written here because no maintained npm package offers
  * these semantics (dedupe + processing set + per-key backoff + delayed add).
  */
-import type { Clock } from './clock.js';
-import { systemClock } from './clock.js';
+import { systemClock, type TimerClock } from './clock.js';
 
 export interface BackoffOptions {
   /** First retry delay. controller-runtime uses 5 ms. */
@@ -25,14 +24,15 @@ export class WorkQueue<K extends string = string> {
   private readonly dirty = new Set<K>();
   private readonly processing = new Set<K>();
   private readonly failures = new Map<K, number>();
-  private readonly delayed = new Map<K, { at: number; timer: NodeJS.Timeout }>();
+  private readonly delayed = new Map<K, { at: number; cancel: () => void }>();
   private readonly waiters: Array<(key: K | undefined) => void> = [];
   private readonly drainWaiters: Array<() => void> = [];
   private shuttingDown = false;
 
   constructor(
     private readonly backoff: BackoffOptions = DEFAULT_BACKOFF,
-    private readonly clock: Clock = systemClock,
+    /** Both the due time of a delayed add and the timer that fires it come from this clock. */
+    private readonly clock: TimerClock = systemClock,
     private readonly random: () => number = Math.random,
   ) {}
 
@@ -61,13 +61,12 @@ export class WorkQueue<K extends string = string> {
     const at = this.clock.now() + delayMs;
     const pending = this.delayed.get(key);
     if (pending && pending.at <= at) return;
-    if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => {
+    pending?.cancel();
+    const cancel = this.clock.setTimer(() => {
       this.delayed.delete(key);
       this.add(key);
     }, delayMs);
-    timer.unref();
-    this.delayed.set(key, { at, timer });
+    this.delayed.set(key, { at, cancel });
   }
 
   /** Re-queue a key whose reconcile failed, after its per-key exponential backoff. */
@@ -87,10 +86,6 @@ export class WorkQueue<K extends string = string> {
   /** Forget a key's failure count: its next failure starts from the base delay again. */
   forget(key: K): void {
     this.failures.delete(key);
-  }
-
-  failureCount(key: K): number {
-    return this.failures.get(key) ?? 0;
   }
 
   /** Wait for the next key; `undefined` once the queue shuts down. The caller must call `done`. */
@@ -119,14 +114,10 @@ export class WorkQueue<K extends string = string> {
     return this.queue.length;
   }
 
-  get inFlight(): number {
-    return this.processing.size;
-  }
-
   /** Stop handing out keys; resolves once in-flight keys are done (or at once when `drain` is false). */
   async shutdown(drain = true): Promise<void> {
     this.shuttingDown = true;
-    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    for (const { cancel } of this.delayed.values()) cancel();
     this.delayed.clear();
     for (const w of this.waiters.splice(0)) w(undefined);
     if (drain && this.processing.size > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));

@@ -25,12 +25,18 @@ export const DEFAULTS = {
 } as const;
 
 const LabelMatcher = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 256 }),
-  op: Type.Optional(StringEnum(MATCH_OPERATORS, { default: '=' })),
-  value: Type.String({ maxLength: 1024 }),
+  name: Type.String({ minLength: 1, maxLength: 256, description: 'The alert label (CloudWatch alarms carry `alertname`, `metric_namespace`, `metric_name`, `aws_account_id`, `aws_region` and their dimensions).' }),
+  op: Type.Optional(
+    StringEnum(MATCH_OPERATORS, {
+      default: '=',
+      description: '`=` equals, `!=` differs, `=~` matches the RE2 regex, `!~` does not match it. A missing label has the value "".',
+    }),
+  ),
+  value: Type.String({ maxLength: 1024, description: 'The value, or an RE2 regex for `=~` and `!~` (anchored at both ends).' }),
 });
 
-const Match = Type.Object({
+const Match = Type.Object(
+  {
   sources: Type.Optional(
     Type.Array(StringEnum(ALERT_SOURCES), {
       description: 'Alert sources this policy accepts; all of them when omitted.',
@@ -44,7 +50,9 @@ const Match = Type.Object({
       maxItems: 32,
     }),
   ),
-});
+  },
+  { description: 'Which alerts this policy acts on. Every alert of the sources matches when omitted.' },
+);
 
 const Targets = Type.Object(
   {
@@ -88,14 +96,14 @@ export const AGENT_GUARD_ACTIONS = ['Skip', 'Fail'] as const;
 const MetricQuery = Type.Object({
   name: Type.String({ pattern: '^[a-z][a-zA-Z0-9_]*$', maxLength: 63, description: 'How guards and templates refer to this metric (`{{ enrichment.cpu }}`).' }),
   namespace: Type.String({ minLength: 1, maxLength: 255, description: 'CloudWatch namespace, e.g. `AWS/EC2` or `CWAgent`.' }),
-  metricName: Type.String({ minLength: 1, maxLength: 255 }),
+  metricName: Type.String({ minLength: 1, maxLength: 255, description: 'CloudWatch metric name, e.g. `CPUUtilization`.' }),
   dimensions: Type.Optional(
     StringMap({
       description: 'Dimension name to value. A value of `{{ instance.id }}` queries the metric once per target instance. Default: `InstanceId: {{ instance.id }}`.',
       maxProperties: 30,
     } as KubeSchemaOptions),
   ),
-  statistic: Type.Optional(StringEnum(STATISTICS, { default: 'Average' })),
+  statistic: Type.Optional(StringEnum(STATISTICS, { default: 'Average', description: 'How the datapoints of each period are aggregated.' })),
   periodSeconds: Type.Optional(
     Type.Integer({
       minimum: 1,
@@ -111,10 +119,16 @@ const MetricQuery = Type.Object({
 const Guard = Type.Object(
   {
     metric: Type.Optional(Type.String({ description: 'Name of a metric in `enrichment.metrics`; its mean over the lookback is compared.' })),
-    operator: Type.Optional(StringEnum(COMPARISONS)),
-    threshold: Type.Optional(Type.Number()),
+    operator: Type.Optional(StringEnum(COMPARISONS, { description: 'How the mean compares to threshold for the guard to pass (`mean < threshold`).' })),
+    threshold: Type.Optional(Type.Number({ description: 'The value the metric mean is compared with.' })),
     tag: Type.Optional(
-      Type.Object({ key: Type.String({ minLength: 1, maxLength: 128 }), value: Type.Optional(Type.String({ maxLength: 256 })) }, { description: 'The instance must carry this tag (with this value, when given).' }),
+      Type.Object(
+        {
+          key: Type.String({ minLength: 1, maxLength: 128, description: 'The EC2 tag key.' }),
+          value: Type.Optional(Type.String({ maxLength: 256, description: 'The value it must have; any value when omitted.' })),
+        },
+        { description: 'The instance must carry this tag (with this value, when given).' },
+      ),
     ),
     agentOnline: Type.Optional(
       StringEnum(AGENT_GUARD_ACTIONS, {
@@ -138,7 +152,8 @@ const Guard = Type.Object(
   } as KubeSchemaOptions,
 );
 
-const Enrichment = Type.Object({
+const Enrichment = Type.Object(
+  {
   tagKeys: Type.Optional(
     Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
       description: 'EC2 tag keys to record on the request; all tags when omitted.',
@@ -153,14 +168,21 @@ const Enrichment = Type.Object({
       description: 'CloudWatch metrics to read, all in one GetMetricData call.',
     } as KubeSchemaOptions),
   ),
-  guards: Type.Optional(Type.Array(Guard, { maxItems: 20 })),
+  guards: Type.Optional(
+    Type.Array(Guard, { maxItems: 20, description: 'Conditions checked on the enriched facts before anything is planned; all must hold.' }),
+  ),
   optOutTag: Type.Optional(
     Type.Object(
-      { key: Type.String({ minLength: 1, maxLength: 128 }), value: Type.String({ maxLength: 256 }) },
+      {
+        key: Type.String({ minLength: 1, maxLength: 128, description: 'The EC2 tag key.' }),
+        value: Type.String({ maxLength: 256, description: 'The value that opts an instance out.' }),
+      },
       { description: `Instances carrying this tag are never touched; it always wins. Default ${DEFAULT_OPT_OUT_TAG.key}=${DEFAULT_OPT_OUT_TAG.value}.` },
     ),
   ),
-});
+  },
+  { description: 'What the controller learns about the targets before it plans (EC2 tags, SSM agent, CloudWatch metrics), and the guards it checks.' },
+);
 
 export const NOTIFY_PHASES = ['AwaitingApproval', 'Approved', 'Executing', 'Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled'] as const;
 
@@ -177,7 +199,8 @@ const Notify = Type.Object(
   { description: 'Announce transitions of this policy\'s requests on an SNS topic.' },
 );
 
-const Approval = Type.Object({
+const Approval = Type.Object(
+  {
   mode: Type.Optional(
     StringEnum(APPROVAL_MODES, {
       description:
@@ -191,7 +214,9 @@ const Approval = Type.Object({
     }),
   ),
   timeout: Type.Optional(Duration({ default: DEFAULTS.approvalTimeout, description: 'How long a request may wait for approval before it expires.' })),
-});
+  },
+  { description: 'Whether a person must approve each request, who may, and for how long it waits.' },
+);
 
 const MaintenanceWindow = Type.Object({
   schedule: Type.String({
@@ -203,28 +228,31 @@ const MaintenanceWindow = Type.Object({
   timeZone: Type.Optional(Type.String({ maxLength: 64, default: 'UTC', description: 'IANA time zone of the schedule, e.g. `Europe/Berlin`.' })),
 });
 
-const Safety = Type.Object({
+const Safety = Type.Object(
+  {
   dryRun: Type.Optional(Type.Boolean({ description: 'Record what would be sent, send nothing.' })),
   suspend: Type.Optional(Type.Boolean({ description: 'Skip every request of this policy.' })),
   cooldown: Type.Optional(Duration({ description: 'Per target: skip a request if the same policy executed on any of its instances this recently.' })),
   rateLimit: Type.Optional(
     Type.Object({
-      maxExecutions: Type.Integer({ minimum: 1, maximum: 10000 }),
-      window: Duration(),
+      maxExecutions: Type.Integer({ minimum: 1, maximum: 10000, description: 'Executions allowed in any window.' }),
+      window: Duration({ description: 'The length of the sliding window, e.g. `1h`.' }),
     }, { description: 'Per policy: at most maxExecutions executions in any sliding window; more are skipped.' }),
   ),
   circuitBreaker: Type.Optional(
     Type.Object({
-      maxConsecutiveFailures: Type.Integer({ minimum: 1, maximum: 100 }),
+      maxConsecutiveFailures: Type.Integer({ minimum: 1, maximum: 100, description: 'Failed executions in a row that open the breaker.' }),
     }, { description: 'After this many consecutive failed executions the policy stops executing until a person resumes it (`kubectl remediator resume`).' }),
   ),
   maintenanceWindows: Type.Optional(
     Type.Object({
       mode: StringEnum(['OnlyDuring', 'NeverDuring'] as const, { description: 'OnlyDuring: execute only inside a window. NeverDuring: never inside one (a change freeze).' }),
-      windows: Type.Array(MaintenanceWindow, { minItems: 1, maxItems: 16 }),
-    }),
+      windows: Type.Array(MaintenanceWindow, { minItems: 1, maxItems: 16, description: 'The windows; a time is inside when it is inside any of them.' }),
+    }, { description: 'When executions may happen. A request that may not run yet stays Approved until it may, or ends Expired once the approval timeout passed.' }),
   ),
-});
+  },
+  { description: 'Brakes on execution: dry run, suspend, cooldown, rate limit, circuit breaker and maintenance windows.' },
+);
 
 const Retention = Type.Object(
   {
@@ -245,7 +273,8 @@ const Retention = Type.Object(
   },
 );
 
-export const AlertPolicySpec = Type.Object({
+export const AlertPolicySpec = Type.Object(
+  {
   match: Type.Optional(Match),
   targets: Targets,
   enrichment: Type.Optional(Enrichment),
@@ -269,26 +298,41 @@ export const AlertPolicySpec = Type.Object({
   approval: Type.Optional(Approval),
   safety: Type.Optional(Safety),
   retention: Type.Optional(Retention),
-});
+  },
+  { description: 'Which alerts to act on, on which instances, with which Runbook, and how carefully.' },
+);
 
-export const AlertPolicyStatus = Type.Object({
-  observedGeneration: Type.Optional(Type.Integer()),
-  conditions: Type.Optional(Conditions),
-  matched: Type.Optional(Type.Integer({ minimum: 0 })),
-  executed: Type.Optional(Type.Integer({ minimum: 0 })),
-  succeeded: Type.Optional(Type.Integer({ minimum: 0 })),
-  failed: Type.Optional(Type.Integer({ minimum: 0 })),
-  skipped: Type.Optional(Type.Integer({ minimum: 0 })),
-  lastTriggerTime: Type.Optional(Timestamp()),
-  consecutiveFailures: Type.Optional(Type.Integer({ minimum: 0 })),
-  circuitBreaker: Type.Optional(
-    Type.Object({
-      open: Type.Boolean(),
-      openedAt: Type.Optional(Timestamp()),
-      message: Type.Optional(Type.String()),
-    }),
-  ),
-});
+export const AlertPolicyStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the controller last validated.' })),
+    conditions: Type.Optional(
+      Conditions(
+        '`Ready`: True when the policy is valid and its namespace may use the runbook; False names what to fix. `Suspended`: True ' +
+          'while the circuit breaker is open (reason CircuitOpen) or spec.safety.suspend is set (reason SuspendedBySpec).',
+      ),
+    ),
+    matched: Type.Optional(Type.Integer({ minimum: 0, description: 'RemediationRequests of this policy that exist now (deleted ones no longer count).' })),
+    executed: Type.Optional(Type.Integer({ minimum: 0, description: 'Of those, the ones whose command was sent or message published.' })),
+    succeeded: Type.Optional(Type.Integer({ minimum: 0, description: 'Of those, the ones in phase Succeeded.' })),
+    failed: Type.Optional(Type.Integer({ minimum: 0, description: 'Of those, the ones in phase Failed.' })),
+    skipped: Type.Optional(Type.Integer({ minimum: 0, description: 'Of those, the ones in phase Skipped.' })),
+    lastTriggerTime: Type.Optional(Timestamp({ description: 'When the newest of its requests was created.' })),
+    consecutiveFailures: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Failed executions in a row, from the execution ledger (a success or a circuit reset restarts the count).' }),
+    ),
+    circuitBreaker: Type.Optional(
+      Type.Object(
+        {
+          open: Type.Boolean({ description: 'True: the policy executes nothing until a person resumes it (`kubectl remediator resume`).' }),
+          openedAt: Type.Optional(Timestamp({ description: 'When the breaker opened.' })),
+          message: Type.Optional(Type.String({ description: 'Why it opened.' })),
+        },
+        { description: 'The circuit breaker, when spec.safety.circuitBreaker is set.' },
+      ),
+    ),
+  },
+  { description: 'What the controller observed; written only by the controller.' },
+);
 
 export const AlertPolicySchema = Type.Object({
   apiVersion: Type.Optional(Type.String()),

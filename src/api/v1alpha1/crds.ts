@@ -71,8 +71,9 @@ function crd(
               required: ['spec'],
               ...(rootRules.length > 0 && { 'x-kubernetes-validations': rootRules }),
               properties: {
-                apiVersion: { type: 'string' },
-                kind: { type: 'string' },
+                apiVersion: { type: 'string', description: `The versioned schema of this object: \`${API_VERSION}\`.` },
+                kind: { type: 'string', description: `The kind of this object: \`${names.kind}\`.` },
+                // The API server describes metadata itself and refuses anything here but `type`.
                 metadata: { type: 'object' },
                 spec: toOpenApi(spec),
                 status: toOpenApi(status),
@@ -111,6 +112,12 @@ export function customResourceDefinitions() {
         { name: 'Runbook', type: 'string', jsonPath: '.spec.runbookRef.name' },
         { name: 'Risk', type: 'string', jsonPath: '.spec.risk' },
         { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+        {
+          name: 'Suspended',
+          type: 'string',
+          jsonPath: '.status.conditions[?(@.type=="Suspended")].status',
+          description: 'True while the circuit breaker is open or spec.safety.suspend is set: the policy executes nothing.',
+        },
         { name: 'Matched', type: 'integer', jsonPath: '.status.matched' },
         { name: 'Succeeded', type: 'integer', jsonPath: '.status.succeeded' },
         { name: 'Failed', type: 'integer', jsonPath: '.status.failed' },
@@ -125,6 +132,7 @@ export function customResourceDefinitions() {
       [
         { name: 'Policy', type: 'string', jsonPath: '.spec.policyRef.name' },
         { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+        { name: 'Reason', type: 'string', jsonPath: '.status.reason', priority: 1, description: 'Why the request is in its phase.' },
         { name: 'Risk', type: 'string', jsonPath: '.status.risk' },
         { name: 'Targets', type: 'integer', jsonPath: '.status.targetCount' },
         { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },

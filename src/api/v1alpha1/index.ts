@@ -1,4 +1,8 @@
-/** The remediator.dev/v1alpha1 API: schemas, derived types and CRDs. Imports nothing outside this folder but TypeBox. */
+/**
+ * The remediator.dev/v1alpha1 API: schemas, derived types, CRDs and the duration grammar.
+ * May import: nothing in src/ (of packages, TypeBox only).
+ */
+export * from './duration.js';
 export * from './schema.js';
 export * from './runbook.js';
 export * from './alertpolicy.js';

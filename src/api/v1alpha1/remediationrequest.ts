@@ -29,32 +29,38 @@ export type Phase = (typeof PHASES)[number];
 /** Phases a request never leaves: it never runs again once here. */
 export const END_PHASES: ReadonlySet<Phase> = new Set(['Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']);
 
-/** EC2 instance ids, and the `mi-` ids of hybrid managed nodes SSM also runs commands on. */
 /**
  * Held from the intent write until the request's execution reached an end and the
  * execution ledger has its outcome: deleting a request that executes waits for that.
  */
 export const EXECUTION_FINALIZER = 'remediator.dev/execution';
+
+/** EC2 instance ids, and the `mi-` ids of hybrid managed nodes SSM also runs commands on. */
 export const INSTANCE_ID_PATTERN = '^(i-[0-9a-f]{8}([0-9a-f]{9})?|mi-[0-9a-f]{17})$';
 
 /** `sha256:` and 64 hex digits: the digest of a rendered plan. */
 export const PLAN_DIGEST_PATTERN = '^sha256:[0-9a-f]{64}$';
 
-const Alert = Type.Object({
-  source: StringEnum(ALERT_SOURCES),
-  name: Type.String({ minLength: 1, maxLength: 256 }),
-  labels: Type.Optional(StringMap()),
-  annotations: Type.Optional(StringMap()),
-  fingerprint: Type.Optional(Type.String({ maxLength: 128 })),
-  startsAt: Type.Optional(Type.String({ maxLength: 64 })),
-  status: Type.Optional(StringEnum(['firing', 'resolved'] as const, { default: 'firing', description: 'Only firing alerts trigger; a resolved one cancels a request that has not started executing.' })),
-  account: Type.Optional(
-    Type.String({ pattern: '^[0-9]{12}$', description: 'CloudWatch alarms: the AWS account the alarm belongs to; the runbook must act in it.' }),
-  ),
-  region: Type.Optional(
-    Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]+$', maxLength: 32, description: "CloudWatch alarms: the alarm's region; the runbook must act in it." }),
-  ),
-});
+const Alert = Type.Object(
+  {
+    source: StringEnum(ALERT_SOURCES, { description: 'Where the alert came from; the policy must accept this source.' }),
+    name: Type.String({ minLength: 1, maxLength: 256, description: 'The alert name (Alertmanager `alertname`, the CloudWatch alarm name).' }),
+    labels: Type.Optional(StringMap({ description: "The alert's labels: what the policy matched and what `{{ labels.x }}` templates read." })),
+    annotations: Type.Optional(StringMap({ description: "The alert's annotations, for `{{ annotations.x }}` templates." })),
+    fingerprint: Type.Optional(
+      Type.String({ maxLength: 128, description: "Identifies the alert across its occurrences (Alertmanager's fingerprint, a hash of a CloudWatch alarm ARN)." }),
+    ),
+    startsAt: Type.Optional(Type.String({ maxLength: 64, description: 'When this occurrence of the alert started (RFC 3339), as the source reported it.' })),
+    status: Type.Optional(StringEnum(['firing', 'resolved'] as const, { default: 'firing', description: 'Only firing alerts trigger; a resolved one cancels a request that has not started executing.' })),
+    account: Type.Optional(
+      Type.String({ pattern: '^[0-9]{12}$', description: 'CloudWatch alarms: the AWS account the alarm belongs to; the runbook must act in it.' }),
+    ),
+    region: Type.Optional(
+      Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]+$', maxLength: 32, description: "CloudWatch alarms: the alarm's region; the runbook must act in it." }),
+    ),
+  },
+  { description: 'The alert occurrence this request remediates, as the intake received it (or as the person who created the request wrote it).' },
+);
 
 const ApprovalDecision = Type.Object(
   {
@@ -80,7 +86,10 @@ const ApprovalDecision = Type.Object(
 
 export const RemediationRequestSpec = Type.Object(
   {
-    policyRef: Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) }),
+    policyRef: Type.Object(
+      { name: Type.String({ minLength: 1, maxLength: 253, description: 'Name of the AlertPolicy.' }) },
+      { description: "The AlertPolicy in the request's namespace that decides what runs and how carefully." },
+    ),
     alert: Alert,
     targets: Type.Optional(
       Type.Array(Type.String({ pattern: INSTANCE_ID_PATTERN }), {
@@ -102,6 +111,7 @@ export const RemediationRequestSpec = Type.Object(
     ),
   },
   {
+    description: 'The alert, the policy it matched, optional explicit targets, and the approval once a person gives it.',
     'x-kubernetes-validations': [
       {
         rule: "!has(oldSelf.approval) || oldSelf.approval.decision != 'Approved' || self == oldSelf",
@@ -170,12 +180,12 @@ const Plan = Type.Object(
 );
 
 const InstanceEnrichment = Type.Object({
-  instanceId: Type.String(),
-  state: Type.Optional(Type.String()),
-  instanceType: Type.Optional(Type.String()),
-  availabilityZone: Type.Optional(Type.String()),
-  privateIpAddress: Type.Optional(Type.String()),
-  tags: Type.Optional(StringMap()),
+  instanceId: Type.String({ description: 'The EC2 instance (or `mi-` managed node) id.' }),
+  state: Type.Optional(Type.String({ description: 'EC2 instance state: pending, running, stopping, stopped, ...' })),
+  instanceType: Type.Optional(Type.String({ description: 'EC2 instance type, e.g. `m7g.large`.' })),
+  availabilityZone: Type.Optional(Type.String({ description: 'Availability Zone.' })),
+  privateIpAddress: Type.Optional(Type.String({ description: 'Primary private IPv4 address.' })),
+  tags: Type.Optional(StringMap({ description: "EC2 tags (only the policy's enrichment.tagKeys when it lists them)." })),
   pingStatus: Type.Optional(
     Type.String({ description: "The SSM agent's PingStatus (Online, ConnectionLost, Inactive), or NotRegistered when SSM does not know the node." }),
   ),
@@ -184,11 +194,13 @@ const InstanceEnrichment = Type.Object({
 });
 
 const Invocation = Type.Object({
-  instanceId: Type.String(),
-  status: Type.String({ description: 'SSM invocation status: Pending, InProgress, Success, Failed, TimedOut, Cancelled, ...' }),
-  responseCode: Type.Optional(Type.Integer()),
-  stdoutTail: Type.Optional(Type.String({ maxLength: 4096 })),
-  stderrTail: Type.Optional(Type.String({ maxLength: 4096 })),
+  instanceId: Type.String({ description: 'The instance.' }),
+  status: Type.String({
+    description: 'SSM invocation status: Pending, InProgress, Success, Failed, TimedOut, Cancelled, ..., or NotSent when its command was never sent.',
+  }),
+  responseCode: Type.Optional(Type.Integer({ description: 'Exit code of the command on the instance.' })),
+  stdoutTail: Type.Optional(Type.String({ maxLength: 4096, description: 'The end of its standard output (the full output goes to execution.ssm.output).' })),
+  stderrTail: Type.Optional(Type.String({ maxLength: 4096, description: 'The end of its standard error.' })),
 });
 
 /** SendCommand's Comment: at most 100 characters. */
@@ -207,8 +219,10 @@ const SsmCommand = Type.Object({
   refused: Type.Optional(
     Type.Object(
       {
-        reason: StringEnum(['AccessDenied', 'CommandRejected'] as const),
-        message: Type.String(),
+        reason: StringEnum(['AccessDenied', 'CommandRejected'] as const, {
+          description: 'AccessDenied: the controller may not call SendCommand; CommandRejected: SSM refused the command itself.',
+        }),
+        message: Type.String({ description: 'What SSM said.' }),
       },
       { description: 'SSM refused this command (or an earlier one), so it was never sent; its instances are NotSent.' },
     ),
@@ -223,82 +237,112 @@ const SsmOutputLocation = Type.Object(
   { description: 'Where the full output of the commands is.' },
 );
 
-const SsmExecution = Type.Object({
-  documentName: Type.String(),
-  comment: Type.String({ description: 'Carries the request UID so a resent command can be found instead of sent twice.' }),
-  intentRecordedAt: Timestamp({ description: 'Written before SendCommand is called.' }),
-  commandId: Type.Optional(Type.String({ description: 'The first command\'s id (the only one for up to 50 targets); see commands.' })),
-  requestedAt: Type.Optional(Timestamp({ description: 'When the first command was accepted.' })),
-  commands: Type.Optional(
-    Type.Array(SsmCommand, {
-      maxItems: 10,
-      description:
-        'The commands the targets go out as, at most 50 instances each, fixed when the intent is recorded and each sent exactly once, ' +
-        'in order. Absent on requests recorded before it existed: they are one command, `comment` and `commandId` above.',
-    }),
-  ),
-  output: Type.Optional(SsmOutputLocation),
-  parameters: Type.Optional(
-    Type.Unsafe<Record<string, string[]>>({ type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } } }),
-  ),
-  invocations: Type.Optional(Type.Array(Invocation)),
-});
+const SsmExecution = Type.Object(
+  {
+    documentName: Type.String({ description: 'The SSM document sent.' }),
+    comment: Type.String({ description: 'Carries the request UID so a resent command can be found instead of sent twice.' }),
+    intentRecordedAt: Timestamp({ description: 'Written before SendCommand is called.' }),
+    commandId: Type.Optional(Type.String({ description: 'The first command\'s id (the only one for up to 50 targets); see commands.' })),
+    requestedAt: Type.Optional(Timestamp({ description: 'When the first command was accepted.' })),
+    commands: Type.Optional(
+      Type.Array(SsmCommand, {
+        maxItems: 10,
+        description:
+          'The commands the targets go out as, at most 50 instances each, fixed when the intent is recorded and each sent exactly once, ' +
+          'in order. Absent on requests recorded before it existed: they are one command, `comment` and `commandId` above.',
+      }),
+    ),
+    output: Type.Optional(SsmOutputLocation),
+    parameters: Type.Optional(
+      Type.Unsafe<Record<string, string[]>>({
+        type: 'object',
+        additionalProperties: { type: 'array', items: { type: 'string' } },
+        description: 'The document parameters exactly as sent.',
+      }),
+    ),
+    invocations: Type.Optional(Type.Array(Invocation, { description: 'One entry per target: how the command went there.' })),
+  },
+  { description: 'The SSM Run Command execution: the intent, the commands sent and their results.' },
+);
 
-const SnsExecution = Type.Object({
-  topicArn: Type.String(),
-  intentRecordedAt: Timestamp({ description: 'Written before Publish is called.' }),
-  subject: Type.Optional(Type.String()),
-  message: Type.Optional(Type.String({ maxLength: 4096, description: 'The rendered message (truncated).' })),
-  messageId: Type.Optional(Type.String()),
-  publishedAt: Type.Optional(Timestamp()),
-  attempts: Type.Optional(Type.Integer({ minimum: 0, description: 'Publish calls made; above 1 only after a lost response (standard topics deliver at least once).' })),
-});
+const SnsExecution = Type.Object(
+  {
+    topicArn: Type.String({ description: 'The topic published to.' }),
+    intentRecordedAt: Timestamp({ description: 'Written before Publish is called.' }),
+    subject: Type.Optional(Type.String({ description: 'The rendered subject.' })),
+    message: Type.Optional(Type.String({ maxLength: 4096, description: 'The rendered message (truncated).' })),
+    messageId: Type.Optional(Type.String({ description: 'The SNS message id, once SNS accepted it.' })),
+    publishedAt: Type.Optional(Timestamp({ description: 'When SNS accepted it.' })),
+    attempts: Type.Optional(Type.Integer({ minimum: 0, description: 'Publish calls made; above 1 only after a lost response (standard topics deliver at least once).' })),
+  },
+  { description: 'The SNS publication: the intent and its result.' },
+);
 
-const Execution = Type.Object({
-  dryRun: Type.Optional(Type.Boolean()),
-  ssm: Type.Optional(SsmExecution),
-  sns: Type.Optional(SnsExecution),
-});
+const Execution = Type.Object(
+  {
+    dryRun: Type.Optional(Type.Boolean({ description: "True when the policy's safety.dryRun held it: the intent is recorded, nothing was sent." })),
+    ssm: Type.Optional(SsmExecution),
+    sns: Type.Optional(SnsExecution),
+  },
+  { description: 'What is sent to AWS. The intent is recorded before anything is sent, so a restarted controller finds what went out instead of sending it again.' },
+);
 
 const MetricSeries = Type.Object({
-  name: Type.String(),
-  instanceId: Type.Optional(Type.String()),
-  statistic: Type.String(),
-  values: Type.Array(Type.Number(), { maxItems: 60 }),
-  timestamps: Type.Array(Type.String(), { maxItems: 60 }),
-  mean: Type.Optional(Type.Number()),
+  name: Type.String({ description: "The metric's name in the policy's enrichment.metrics." }),
+  instanceId: Type.Optional(Type.String({ description: 'The instance this series is for, when the query is per instance.' })),
+  statistic: Type.String({ description: 'The CloudWatch statistic.' }),
+  values: Type.Array(Type.Number(), { maxItems: 60, description: 'The newest datapoints (at most 60).' }),
+  timestamps: Type.Array(Type.String(), { maxItems: 60, description: 'Their timestamps, in the same order.' }),
+  mean: Type.Optional(Type.Number({ description: 'The mean of every datapoint in the lookback; what guards compare. Absent without datapoints.' })),
 });
 
 const Notification = Type.Object({
-  phase: Type.String(),
-  messageId: Type.Optional(Type.String()),
-  sentAt: Type.Optional(Timestamp()),
-  error: Type.Optional(Type.String()),
+  phase: Type.String({ description: 'The phase announced.' }),
+  messageId: Type.Optional(Type.String({ description: 'The SNS message id, when the publication succeeded.' })),
+  sentAt: Type.Optional(Timestamp({ description: 'When it was published.' })),
+  error: Type.Optional(Type.String({ description: 'Why it could not be published (notifications are best effort and never retried).' })),
 });
 
-export const RemediationRequestStatus = Type.Object({
-  phase: Type.Optional(StringEnum(PHASES)),
-  reason: Type.Optional(Type.String({ description: 'Why the request is in its phase, machine-readable (e.g. why it was skipped).' })),
-  message: Type.Optional(Type.String()),
-  observedGeneration: Type.Optional(Type.Integer()),
-  conditions: Type.Optional(Conditions),
-  risk: Type.Optional(StringEnum(RISK_LEVELS)),
-  targets: Type.Optional(Type.Array(Type.String())),
-  targetCount: Type.Optional(Type.Integer()),
-  approval: Type.Optional(ApprovalDecision),
-  plan: Type.Optional(Plan),
-  enrichment: Type.Optional(
-    Type.Object({
-      observedAt: Timestamp(),
-      instances: Type.Array(InstanceEnrichment),
-      metrics: Type.Optional(Type.Array(MetricSeries)),
-    }),
-  ),
-  notifications: Type.Optional(Type.Array(Notification, { description: 'Messages sent to the policy\'s notify topic, one per announced phase.' })),
-  execution: Type.Optional(Execution),
-  startTime: Type.Optional(Timestamp()),
-  completionTime: Type.Optional(Timestamp()),
-});
+export const RemediationRequestStatus = Type.Object(
+  {
+    phase: Type.Optional(
+      StringEnum(PHASES, {
+        description:
+          `Where the request is: ${PHASES.filter((p) => !END_PHASES.has(p)).join(', ')} while in progress; ` +
+          `${[...END_PHASES].join(', ')} once over (it never runs again).`,
+      }),
+    ),
+    reason: Type.Optional(Type.String({ description: 'Why the request is in its phase, machine-readable (e.g. why it was skipped).' })),
+    message: Type.Optional(Type.String({ description: 'Why the request is in its phase, for people.' })),
+    observedGeneration: Type.Optional(Type.Integer({ description: 'The generation of the spec the controller last acted on.' })),
+    conditions: Type.Optional(
+      Conditions(
+        '`Ready` (True once Succeeded, False once over otherwise, Unknown in progress: `kubectl wait --for=condition=Ready`), ' +
+          '`Enriched`, `Approved`, `Executed`, and `CloudAccess` (False while AWS denies the controller a call).',
+      ),
+    ),
+    risk: Type.Optional(StringEnum(RISK_LEVELS, { description: "The risk the policy declares (never below the runbook's minRisk)." })),
+    targets: Type.Optional(Type.Array(Type.String(), { description: 'The instances found for this request, after every filter.' })),
+    targetCount: Type.Optional(Type.Integer({ description: 'How many targets.' })),
+    approval: Type.Optional(ApprovalDecision),
+    plan: Type.Optional(Plan),
+    enrichment: Type.Optional(
+      Type.Object(
+        {
+          observedAt: Timestamp({ description: 'When the facts were read.' }),
+          instances: Type.Array(InstanceEnrichment, { description: 'One entry per target: what EC2 and SSM say about it.' }),
+          metrics: Type.Optional(Type.Array(MetricSeries, { description: "The CloudWatch series the policy's enrichment.metrics asked for." })),
+        },
+        { description: 'What the controller learnt about the targets before planning; guards were checked against it.' },
+      ),
+    ),
+    notifications: Type.Optional(Type.Array(Notification, { description: 'Messages sent to the policy\'s notify topic, one per announced phase.' })),
+    execution: Type.Optional(Execution),
+    startTime: Type.Optional(Timestamp({ description: 'When the controller first planned the request; the approval timeout counts from here.' })),
+    completionTime: Type.Optional(Timestamp({ description: 'When the request reached an end phase; retention (ttlAfterFinished) counts from here.' })),
+  },
+  { description: 'What the controller did and found: written only by the controller (the approval is copied from spec).' },
+);
 
 export const RemediationRequestSchema = Type.Object({
   apiVersion: Type.Optional(Type.String()),

@@ -233,37 +233,45 @@ const Scope = Type.Object(
   { description: 'Which instances every target must fall inside, and where (account, regions).' },
 );
 
-export const RunbookSpec = Type.Object({
-  minRisk: Type.Optional(
-    StringEnum(RISK_LEVELS, { default: RUNBOOK_DEFAULTS.minRisk, description: 'The lowest risk a policy using this runbook may declare.' }),
-  ),
-  maxAutoApprovedRisk: Type.Optional(
-    StringEnum(['None', ...RISK_LEVELS] as const, {
-      default: RUNBOOK_DEFAULTS.maxAutoApprovedRisk,
-      description:
-        'The highest risk at which a policy may auto-approve requests using this runbook; above it a person must approve. ' +
-        '`None`: every request needs a person.',
+export const RunbookSpec = Type.Object(
+  {
+    minRisk: Type.Optional(
+      StringEnum(RISK_LEVELS, { default: RUNBOOK_DEFAULTS.minRisk, description: 'The lowest risk a policy using this runbook may declare.' }),
+    ),
+    maxAutoApprovedRisk: Type.Optional(
+      StringEnum(['None', ...RISK_LEVELS] as const, {
+        default: RUNBOOK_DEFAULTS.maxAutoApprovedRisk,
+        description:
+          'The highest risk at which a policy may auto-approve requests using this runbook; above it a person must approve. ' +
+          '`None`: every request needs a person.',
+      }),
+    ),
+    namespaceSelector: LabelSelector({
+      description: 'Namespaces whose AlertPolicies may use this runbook. `{}` selects every namespace; an absent selector none.',
     }),
-  ),
-  namespaceSelector: LabelSelector({
-    description: 'Namespaces whose AlertPolicies may use this runbook. `{}` selects every namespace; an absent selector none.',
-  }),
-  scope: Type.Optional(Scope),
-  inputs: Type.Optional(
-    Type.Array(RunbookInput, {
-      maxItems: 32,
-      'x-kubernetes-list-type': 'map',
-      'x-kubernetes-list-map-keys': ['name'],
-      description: 'Values each policy supplies (`spec.inputs`), with the rules they must pass.',
-    } as KubeSchemaOptions),
-  ),
-  action: Action,
-});
+    scope: Type.Optional(Scope),
+    inputs: Type.Optional(
+      Type.Array(RunbookInput, {
+        maxItems: 32,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+        description: 'Values each policy supplies (`spec.inputs`), with the rules they must pass.',
+      } as KubeSchemaOptions),
+    ),
+    action: Action,
+  },
+  { description: 'What may run (action), on which instances (scope), for which namespaces, and at what risk without a person.' },
+);
 
-export const RunbookStatus = Type.Object({
-  observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the controller last validated.' })),
-  conditions: Type.Optional(Conditions),
-});
+export const RunbookStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the controller last validated.' })),
+    conditions: Type.Optional(
+      Conditions('`Ready`: True when the runbook is valid (its patterns and templates parse, its SSM document is allowed); False names what to fix.'),
+    ),
+  },
+  { description: 'What the controller observed; written only by the controller.' },
+);
 
 export const RunbookSchema = Type.Object({
   apiVersion: Type.Optional(Type.String()),

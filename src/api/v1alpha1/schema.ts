@@ -9,6 +9,7 @@
  * them are built here with `Type.Unsafe` around plain Kubernetes-legal schema.
  */
 import { Type, type Static, type TSchema, type SchemaOptions, type TUnsafe } from '@sinclair/typebox';
+import { DURATION_PATTERN } from './duration.js';
 
 export interface CelRule {
   rule: string;
@@ -48,11 +49,9 @@ export function Timestamp(options: KubeSchemaOptions = {}): TUnsafe<string> {
 }
 
 /**
- * A Go-style duration such as `30s`, `5m` or `1h30m`, as Kubernetes APIs write them.
- * The pattern is the same one `parseDuration` accepts, so the API server rejects what
+ * A duration such as `30s`, `5m` or `1h30m` (duration.ts): the API server rejects what
  * the controller could not read.
  */
-export const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$';
 export function Duration(options: KubeSchemaOptions = {}): TUnsafe<string> {
   return Type.Unsafe<string>({ ...options, type: 'string', pattern: DURATION_PATTERN });
 }
@@ -78,21 +77,36 @@ export function LabelSelector(options: KubeSchemaOptions = {}) {
 }
 export type LabelSelector = Static<ReturnType<typeof LabelSelector>>;
 
-/** `metav1.Condition`, exactly as upstream defines it. */
+/** `metav1.Condition`, exactly as upstream defines it (descriptions shortened). */
 export const Condition = Type.Object({
-  type: Type.String({ maxLength: 316, pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$' }),
-  status: StringEnum(['True', 'False', 'Unknown'] as const),
-  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-  lastTransitionTime: Timestamp(),
-  reason: Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
-  message: Type.String({ maxLength: 32768 }),
+  type: Type.String({
+    maxLength: 316,
+    pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+    description: 'The aspect this condition reports on, in CamelCase (for example `Ready`).',
+  }),
+  status: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'True, False or Unknown.' }),
+  observedGeneration: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'The `.metadata.generation` the condition was set from; older than the current one means it may be stale.' }),
+  ),
+  lastTransitionTime: Timestamp({ description: 'When the status last changed (not when the condition was last written).' }),
+  reason: Type.String({
+    minLength: 1,
+    maxLength: 1024,
+    pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+    description: 'Why, in one CamelCase word that tools and alerts can match on.',
+  }),
+  message: Type.String({ maxLength: 32768, description: 'Why, in a sentence for people.' }),
 });
 
-export const Conditions = Type.Array(Condition, {
-  'x-kubernetes-list-type': 'map',
-  'x-kubernetes-list-map-keys': ['type'],
-  maxItems: 16,
-} as KubeSchemaOptions);
+/** The `conditions` list of a status; `description` names the condition types the kind uses. */
+export function Conditions(description: string) {
+  return Type.Array(Condition, {
+    'x-kubernetes-list-type': 'map',
+    'x-kubernetes-list-map-keys': ['type'],
+    maxItems: 16,
+    description,
+  } as KubeSchemaOptions);
+}
 
 export const ObjectMeta = Type.Unsafe<{
   name?: string;

@@ -9,6 +9,7 @@
  */
 import {
   RUNBOOK_DEFAULTS,
+  parseDuration,
   type AlertPolicy,
   type InstanceEnrichment,
   type Plan,
@@ -17,7 +18,6 @@ import {
   type Runbook,
 } from '../../api/v1alpha1/index.js';
 import { isHybridNodeId, type AgentStatus, type InstanceFacts } from '../../cloud/types.js';
-import { parseDuration } from '../duration.js';
 import { failedGuard, optedOutBy, planMetricQueries, seriesFrom } from '../enrichment.js';
 import { renderPlan, templateContext, type RenderedSns } from '../plan.js';
 import { approvalTimeoutMs, grantFor, inputProblems, runbookProblems } from '../runbooks.js';

@@ -52,7 +52,6 @@ class World {
     listAll: async () => ({ items: [this.rr], resourceVersion: String(this.rv) }),
     get: async () => structuredClone(this.rr),
     create: async (_ns, b) => b,
-    replace: async (_ns, _n, b) => b,
     setFinalizers: async (_ns, _n, finalizers) => {
       this.rr = { ...this.rr, metadata: { ...this.rr.metadata, finalizers, resourceVersion: String(++this.rv) } };
       return structuredClone(this.rr);
