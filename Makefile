@@ -35,9 +35,13 @@ test-unit: install ## Run only the unit tests.
 	$(NPM) run test:unit
 
 .PHONY: lint
-lint: install ## Type-check and verify generated manifests are current.
+lint: install ## Type-check, lint and format-check (Biome), and verify generated manifests are current.
 	$(NPM) run lint
 	$(NPM) run build >/dev/null && node_modules/.bin/node dist/hack/gen-manifests.js --check
+
+.PHONY: format
+format: install ## Format and apply safe lint fixes (Biome).
+	$(NPM) run format
 
 .PHONY: argocd-health
 argocd-health: install ## Regenerate the argocd-cm snippet in docs/gitops.md from charts/remediator/files/argocd/*.lua.

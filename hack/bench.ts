@@ -53,7 +53,11 @@ async function benchQueue(): Promise<void> {
 }
 
 function benchTemplate(): void {
-  const ctx = { alert: { name: 'NginxDown', source: 'alertmanager' }, labels: { service: 'nginx', instance_id: 'i-0123456789abcdef0' }, annotations: {} };
+  const ctx = {
+    alert: { name: 'NginxDown', source: 'alertmanager' },
+    labels: { service: 'nginx', instance_id: 'i-0123456789abcdef0' },
+    annotations: {},
+  };
   const policy = valuePolicy();
   const N = 200_000;
   const t0 = performance.now();
@@ -101,10 +105,18 @@ async function benchReconciler(): Promise<void> {
   };
   const policy: AlertPolicy = {
     metadata: { name: 'restart', namespace: 'bench', generation: 1 },
-    spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'restart-service' }, inputs: { service: '{{ labels.service }}' }, risk: 'Low' },
+    spec: {
+      targets: { fromLabels: ['instance_id'] },
+      runbookRef: { name: 'restart-service' },
+      inputs: { service: '{{ labels.service }}' },
+      risk: 'Low',
+    },
   };
   const instances: InstanceDescriber = {
-    describe: async (ids) => ({ found: ids.map((instanceId) => ({ instanceId, state: 'running', tags: { Environment: 'prod', Service: 'nginx' } })), missing: [] }),
+    describe: async (ids) => ({
+      found: ids.map((instanceId) => ({ instanceId, state: 'running', tags: { Environment: 'prod', Service: 'nginx' } })),
+      missing: [],
+    }),
     findByTags: async () => [],
   };
   let commands = 0;
@@ -133,12 +145,16 @@ async function benchReconciler(): Promise<void> {
     clock: systemClock,
     allowedDocuments: new Set(['AWS-RunShellScript']),
   });
-  const heapBefore = (global.gc?.(), process.memoryUsage().heapUsed);
+  global.gc?.();
+  const heapBefore = process.memoryUsage().heapUsed;
   for (let i = 0; i < N; i++) {
     const hex = i.toString(16).padStart(17, '0');
     await requests.create('bench', {
       metadata: { name: `r-${i}`, uid: `uid-${i}`, generation: 1 },
-      spec: { policyRef: { name: 'restart' }, alert: { source: 'alertmanager', name: 'NginxDown', status: 'firing', labels: { instance_id: `i-${hex}`, service: 'nginx' } } },
+      spec: {
+        policyRef: { name: 'restart' },
+        alert: { source: 'alertmanager', name: 'NginxDown', status: 'firing', labels: { instance_id: `i-${hex}`, service: 'nginx' } },
+      },
     });
   }
   const log = pino({ level: 'silent' });
@@ -157,8 +173,18 @@ async function benchReconciler(): Promise<void> {
   if (ok !== N) throw new Error(`only ${ok} of ${N} requests succeeded`);
   global.gc?.();
   const heapAfter = process.memoryUsage().heapUsed;
-  report({ name: 'request reconciler, Pending→Succeeded', value: Math.round(N / secs), unit: 'requests/s', detail: `${reconciles} reconciles, ${requests.writes - N} status writes` });
-  report({ name: 'heap per finished request in cache', value: Math.round((heapAfter - heapBefore) / N), unit: 'bytes', detail: global.gc ? `${N} requests` : 'run with --expose-gc for a precise figure' });
+  report({
+    name: 'request reconciler, Pending→Succeeded',
+    value: Math.round(N / secs),
+    unit: 'requests/s',
+    detail: `${reconciles} reconciles, ${requests.writes - N} status writes`,
+  });
+  report({
+    name: 'heap per finished request in cache',
+    value: Math.round((heapAfter - heapBefore) / N),
+    unit: 'bytes',
+    detail: global.gc ? `${N} requests` : 'run with --expose-gc for a precise figure',
+  });
 }
 
 async function main(): Promise<void> {
@@ -170,7 +196,8 @@ async function main(): Promise<void> {
     return;
   }
   console.log(`remediator benchmarks (node ${process.version}, ${new Date().toISOString()})`);
-  for (const r of results) console.log(`  ${r.name.padEnd(42)} ${String(r.value).padStart(10)} ${r.unit}${r.detail ? `  (${r.detail})` : ''}`);
+  for (const r of results)
+    console.log(`  ${r.name.padEnd(42)} ${String(r.value).padStart(10)} ${r.unit}${r.detail ? `  (${r.detail})` : ''}`);
 }
 
 await main();

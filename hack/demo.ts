@@ -117,7 +117,11 @@ async function seedFleet(moto: Moto): Promise<Fleet> {
   };
   for (const [id, values] of Object.entries(cpu)) {
     await putInstanceMetric(moto.endpoint, id, pointsEvery(values), { region: REGION });
-    await putInstanceMetric(moto.endpoint, id, pointsEvery(values.map((v) => Math.min(99, v / 2 + 40))), { region: REGION, namespace: 'CWAgent', metricName: 'mem_used_percent' });
+    await putInstanceMetric(moto.endpoint, id, pointsEvery(values.map((v) => Math.min(99, v / 2 + 40))), {
+      region: REGION,
+      namespace: 'CWAgent',
+      metricName: 'mem_used_percent',
+    });
   }
   return fleet;
 }
@@ -130,7 +134,8 @@ async function topics(moto: Moto): Promise<Map<string, string>> {
   for (const name of ['remediator-oncall', 'remediator-approvals', 'cloudwatch-alarms']) {
     const topic = await sns.send(new CreateTopicCommand({ Name: name }));
     const q = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-inbox` }));
-    const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: q.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn;
+    const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: q.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes
+      ?.QueueArn;
     await sns.send(new SubscribeCommand({ TopicArn: topic.TopicArn, Protocol: 'sqs', Endpoint: arn }));
     queues.set(topic.TopicArn!, q.QueueUrl!);
   }
@@ -140,7 +145,15 @@ async function topics(moto: Moto): Promise<Map<string, string>> {
 }
 
 /** Kinds of the rendered chart the demo applies: no kubelet runs here, so no Deployment, Service or PDB. */
-const CHART_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+const CHART_KINDS = new Set([
+  'ServiceAccount',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Role',
+  'RoleBinding',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
+]);
 
 /**
  * What the chart installs besides the Deployment, rendered from charts/remediator with
@@ -148,7 +161,13 @@ const CHART_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBindin
  * namespaces labelled as tenants — the way docs/security.md says to roll it out. Then
  * the intake Secret, and who may do what in the demo namespace.
  */
-async function installLikeTheChart(cp: ControlPlane, helm: string, kubectl: (args: string[]) => Promise<string>, dir: string, token: string): Promise<void> {
+async function installLikeTheChart(
+  cp: ControlPlane,
+  helm: string,
+  kubectl: (args: string[]) => Promise<string>,
+  dir: string,
+  token: string,
+): Promise<void> {
   const core = cp.adminConfig().makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: SYSTEM_NS } } });
   await core.createNamespace({ body: { metadata: { name: NS, labels: TENANT_LABEL } } });
@@ -164,9 +183,18 @@ async function installLikeTheChart(cp: ControlPlane, helm: string, kubectl: (arg
     },
   });
   const file = join(dir, 'chart.yaml');
-  writeFileSync(file, parseManifests(rendered).filter((o) => CHART_KINDS.has(o.kind)).map((o) => stringify(o)).join('---\n'));
+  writeFileSync(
+    file,
+    parseManifests(rendered)
+      .filter((o) => CHART_KINDS.has(o.kind))
+      .map((o) => stringify(o))
+      .join('---\n'),
+  );
   await kubectl(['apply', '-n', SYSTEM_NS, '-f', file]);
-  await core.createNamespacedSecret({ namespace: SYSTEM_NS, body: { metadata: { name: 'remediator-intake-token' }, stringData: { token } } });
+  await core.createNamespacedSecret({
+    namespace: SYSTEM_NS,
+    body: { metadata: { name: 'remediator-intake-token' }, stringData: { token } },
+  });
   const rbac = cp.adminConfig().makeApiClient(RbacAuthorizationV1Api);
   const bind = (name: string, role: string, users: string[]) =>
     rbac.createNamespacedRoleBinding({
@@ -182,7 +210,12 @@ async function installLikeTheChart(cp: ControlPlane, helm: string, kubectl: (arg
   await bind('oncall-approvers', `${RELEASE}-approver`, ['alice', 'bob']);
 }
 
-async function startController(cp: ControlPlane, moto: Moto, dir: string, certPem: string): Promise<{ proc: ManagedProcess; intake: string }> {
+async function startController(
+  cp: ControlPlane,
+  moto: Moto,
+  dir: string,
+  certPem: string,
+): Promise<{ proc: ManagedProcess; intake: string }> {
   // The chart's ServiceAccount, with a token from the TokenRequest API, as a pod gets it.
   const saToken = await cp.tokenForServiceAccount(SYSTEM_NS, 'remediator', { create: false });
   const kubeconfig = cp.kubeconfigForToken(saToken, 'remediator-demo');
@@ -209,10 +242,14 @@ async function startController(cp: ControlPlane, moto: Moto, dir: string, certPe
     },
   });
   const intake = `http://127.0.0.1:${intakePort}`;
-  await waitUntil('the controller to be ready', async () => {
-    const ok = (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok && (await fetch(`${intake}/readyz`)).ok;
-    return ok ? true : undefined;
-  }, { timeoutMs: 30_000, processes: [proc] });
+  await waitUntil(
+    'the controller to be ready',
+    async () => {
+      const ok = (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok && (await fetch(`${intake}/readyz`)).ok;
+      return ok ? true : undefined;
+    },
+    { timeoutMs: 30_000, processes: [proc] },
+  );
   return { proc, intake };
 }
 
@@ -242,20 +279,31 @@ async function timeline(kc: KubeConfig, rr: RemediationRequest, names: Map<strin
   const s = rr.status ?? {};
   const label = (id: string) => `${id} (${names.get(id) ?? '?'})`;
   console.log(`\n${bold(name)}`);
-  console.log(`  policy    ${rr.spec.policyRef.name}   risk ${s.risk ?? '-'}   phase ${phaseColour(s.phase)}${s.reason ? ` (${s.reason})` : ''}   requested by ${rr.spec.requestedBy ?? '-'}`);
+  console.log(
+    `  policy    ${rr.spec.policyRef.name}   risk ${s.risk ?? '-'}   phase ${phaseColour(s.phase)}${s.reason ? ` (${s.reason})` : ''}   requested by ${rr.spec.requestedBy ?? '-'}`,
+  );
   console.log(`  alert     ${rr.spec.alert.source}: ${rr.spec.alert.name}`);
   for (const e of events) {
     const t = e.lastTimestamp ? new Date(e.lastTimestamp).toISOString().slice(11, 19) : '--:--:--';
     console.log(`  ${dim(t)}  ${(e.reason ?? '').padEnd(17)} ${e.message ?? ''}`);
   }
   for (const i of s.enrichment?.instances ?? []) {
-    const tags = Object.entries(i.tags ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
-    console.log(`  instance  ${label(i.instanceId)} ${i.state ?? ''} ${i.instanceType ?? ''} ${i.availabilityZone ?? ''} ${i.privateIpAddress ?? ''}  ${dim(tags)}`);
+    const tags = Object.entries(i.tags ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    console.log(
+      `  instance  ${label(i.instanceId)} ${i.state ?? ''} ${i.instanceType ?? ''} ${i.availabilityZone ?? ''} ${i.privateIpAddress ?? ''}  ${dim(tags)}`,
+    );
   }
   for (const m of s.enrichment?.metrics ?? []) {
-    console.log(`  metric    ${m.name}${m.instanceId ? ` on ${m.instanceId}` : ''}: ${m.statistic} ${m.values.map((v) => v.toFixed(0)).join(', ')} → mean ${m.mean ?? 'n/a'}`);
+    console.log(
+      `  metric    ${m.name}${m.instanceId ? ` on ${m.instanceId}` : ''}: ${m.statistic} ${m.values.map((v) => v.toFixed(0)).join(', ')} → mean ${m.mean ?? 'n/a'}`,
+    );
   }
-  if (s.plan) console.log(`  plan      ${s.plan.digest}  (runbook ${s.plan.runbook.name}@${s.plan.runbook.generation}, policy generation ${s.plan.policyGeneration})`);
+  if (s.plan)
+    console.log(
+      `  plan      ${s.plan.digest}  (runbook ${s.plan.runbook.name}@${s.plan.runbook.generation}, policy generation ${s.plan.policyGeneration})`,
+    );
   if (s.approval) {
     const of = s.approval.planDigest ? ` of plan ${s.approval.planDigest}` : '';
     console.log(`  approval  ${s.approval.decision} by ${s.approval.approver}${of}${s.approval.reason ? `: ${s.approval.reason}` : ''}`);
@@ -263,7 +311,10 @@ async function timeline(kc: KubeConfig, rr: RemediationRequest, names: Map<strin
   const ssm = s.execution?.ssm;
   if (ssm) {
     console.log(`  command   ${ssm.documentName} ${ssm.commandId ?? '(not sent)'}  ${JSON.stringify(ssm.parameters ?? {})}`);
-    for (const inv of ssm.invocations ?? []) console.log(`  result    ${label(inv.instanceId)}: ${inv.status}${inv.responseCode !== undefined ? `, exit ${inv.responseCode}` : ''}`);
+    for (const inv of ssm.invocations ?? [])
+      console.log(
+        `  result    ${label(inv.instanceId)}: ${inv.status}${inv.responseCode !== undefined ? `, exit ${inv.responseCode}` : ''}`,
+      );
   }
   const sns = s.execution?.sns;
   if (sns) console.log(`  sns       ${sns.topicArn} message ${sns.messageId ?? '(not published)'}  "${sns.subject ?? ''}"`);
@@ -290,7 +341,13 @@ async function main(): Promise<void> {
   console.log(dim(`  run directory ${dir}`));
 
   step('A local control plane (etcd + kube-apiserver, RBAC on) and the AWS emulator (moto)');
-  const [cp, moto] = await progress('control plane and moto ready', Promise.all([startControlPlane({ dir, binaries, users: [...DEFAULT_USERS, { name: EDITOR, groups: ['team-demo'] }] }), startMoto({ logDir })]));
+  const [cp, moto] = await progress(
+    'control plane and moto ready',
+    Promise.all([
+      startControlPlane({ dir, binaries, users: [...DEFAULT_USERS, { name: EDITOR, groups: ['team-demo'] }] }),
+      startMoto({ logDir }),
+    ]),
+  );
   const kubectlEnv = toolEnv(cp.adminKubeconfig, join(dir, 'tool-state'));
   const kubectl = async (args: string[], env = kubectlEnv) => {
     const r = await run(binaries.kubectl, args, { env });
@@ -298,18 +355,27 @@ async function main(): Promise<void> {
     return r.stdout;
   };
   const token = randomBytes(24).toString('hex');
-  await progress(`CRDs, RBAC, approval admission policy (Deny, namespaces labelled remediator.dev/tenant=true) and intake Secret installed`, (async () => {
-    await cp.installCRDs();
-    await installLikeTheChart(cp, binaries.helm, kubectl, dir, token);
-  })());
+  await progress(
+    `CRDs, RBAC, approval admission policy (Deny, namespaces labelled remediator.dev/tenant=true) and intake Secret installed`,
+    (async () => {
+      await cp.installCRDs();
+      await installLikeTheChart(cp, binaries.helm, kubectl, dir, token);
+    })(),
+  );
 
-  step(`A fleet of six EC2 instances in ${REGION}, tagged team=${NS} and remediator.dev/managed=true (the runbooks' scope), with CPU and memory datapoints`);
+  step(
+    `A fleet of six EC2 instances in ${REGION}, tagged team=${NS} and remediator.dev/managed=true (the runbooks' scope), with CPU and memory datapoints`,
+  );
   const fleet = await progress('instances and metrics seeded', seedFleet(moto));
   const names = new Map(Object.entries(fleet).map(([k, id]) => [id as string, k]));
   for (const [k, id] of Object.entries(fleet)) console.log(`  ${dim(k.padEnd(10))} ${id}`);
   const queues = await topics(moto);
 
-  const samples = (kind: string) => readdirSync(SAMPLES).filter((f) => f.startsWith(`remediator_v1alpha1_${kind}_`)).sort().flatMap((f) => ['-f', join(SAMPLES, f)]);
+  const samples = (kind: string) =>
+    readdirSync(SAMPLES)
+      .filter((f) => f.startsWith(`remediator_v1alpha1_${kind}_`))
+      .sort()
+      .flatMap((f) => ['-f', join(SAMPLES, f)]);
   step('A cluster administrator applies the sample Runbooks from config/samples/: what may run, and where');
   console.log(dim(`  $ kubectl apply -f config/samples/remediator_v1alpha1_runbook_*.yaml   (as the cluster admin)`));
   console.log((await kubectl(['apply', ...samples('runbook')])).trimEnd().replace(/^/gm, '  '));
@@ -319,37 +385,77 @@ async function main(): Promise<void> {
   console.log(dim(`  $ kubectl apply -n ${NS} -f config/samples/remediator_v1alpha1_alertpolicy_*.yaml   (as ${EDITOR})`));
   console.log((await kubectl(['apply', '-n', NS, ...samples('alertpolicy')], editorEnv)).trimEnd().replace(/^/gm, '  '));
   const denied = await run(binaries.kubectl, ['auth', 'can-i', 'create', 'runbooks.remediator.dev'], { env: editorEnv });
-  console.log(dim(`  $ kubectl auth can-i create runbooks.remediator.dev   (as ${EDITOR}) → ${denied.stdout.trim() || denied.stderr.trim()}`));
+  console.log(
+    dim(`  $ kubectl auth can-i create runbooks.remediator.dev   (as ${EDITOR}) → ${denied.stdout.trim() || denied.stderr.trim()}`),
+  );
   if (denied.stdout.trim() !== 'no') throw new Error(`${EDITOR} may create Runbooks: the chart's roles grant too much`);
 
-  step('The controller, as the chart\'s ServiceAccount, with IRSA credentials from the emulated STS');
+  step("The controller, as the chart's ServiceAccount, with IRSA credentials from the emulated STS");
   const signer = snsSigningIdentity();
   const { proc: controller, intake } = await progress('controller and intake ready', startController(cp, moto, dir, signer.cert));
   const api = cp.adminConfig().makeApiClient(CustomObjectsApi);
   const watching = { processes: [controller] };
-  await progress('policies Ready', waitUntil('policies Ready', async () => {
-    const l = (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'alertpolicies' })) as { items: Array<{ status?: { conditions?: Array<{ type: string; status: string }> } }> };
-    return l.items.length === 3 && l.items.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ? true : undefined;
-  }, watching));
+  await progress(
+    'policies Ready',
+    waitUntil(
+      'policies Ready',
+      async () => {
+        const l = (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'alertpolicies' })) as {
+          items: Array<{ status?: { conditions?: Array<{ type: string; status: string }> } }>;
+        };
+        return l.items.length === 3 && l.items.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+          ? true
+          : undefined;
+      },
+      watching,
+    ),
+  );
 
   step('Alerts through the HTTP intake');
   const am = alertmanagerPayload([
-    { labels: { alertname: 'NginxDown', service: 'nginx', instance_id: fleet.web1, severity: 'critical' }, annotations: { summary: 'nginx is down on prod-web-1' } },
-    { labels: { alertname: 'NginxDown', service: 'nginx', instance_id: fleet.canary, severity: 'critical' }, annotations: { summary: 'nginx is down on the canary' } },
+    {
+      labels: { alertname: 'NginxDown', service: 'nginx', instance_id: fleet.web1, severity: 'critical' },
+      annotations: { summary: 'nginx is down on prod-web-1' },
+    },
+    {
+      labels: { alertname: 'NginxDown', service: 'nginx', instance_id: fleet.canary, severity: 'critical' },
+      annotations: { summary: 'nginx is down on the canary' },
+    },
     { labels: { alertname: 'DiskAlmostFull', instance_id: fleet.db1, mountpoint: '/var/lib/postgresql', severity: 'warning' } },
   ]);
   const amAnswer = await post(`${intake}/v1/alerts/alertmanager?namespace=${NS}`, am, { authorization: `Bearer ${token}` });
   console.log(`  Alertmanager webhook (3 alerts)          → HTTP ${amAnswer.status}`);
   if (amAnswer.status >= 300) throw new Error(`the intake refused the Alertmanager payload: ${JSON.stringify(amAnswer.body)}`);
-  for (const [alarm, id] of [['prod-web-2-status-check-failed', fleet.web2], ['staging-web-1-status-check-failed', fleet.stagingWeb]] as const) {
-    const message = cloudWatchAlarm({ name: alarm, state: 'ALARM', instanceId: id, changedAt: new Date().toISOString().replace('Z', '+0000'), region: REGION, account: ACCOUNT });
+  for (const [alarm, id] of [
+    ['prod-web-2-status-check-failed', fleet.web2],
+    ['staging-web-1-status-check-failed', fleet.stagingWeb],
+  ] as const) {
+    const message = cloudWatchAlarm({
+      name: alarm,
+      state: 'ALARM',
+      instanceId: id,
+      changedAt: new Date().toISOString().replace('Z', '+0000'),
+      region: REGION,
+      account: ACCOUNT,
+    });
     const envelope = signSns(
-      { Type: 'Notification', MessageId: randomUUID(), TopicArn: ALARM_TOPIC, Subject: `ALARM: "${alarm}" in EU (Ireland)`, Message: JSON.stringify(message), Timestamp: new Date().toISOString(), UnsubscribeURL: `https://sns.${REGION}.amazonaws.com/?Action=Unsubscribe` },
+      {
+        Type: 'Notification',
+        MessageId: randomUUID(),
+        TopicArn: ALARM_TOPIC,
+        Subject: `ALARM: "${alarm}" in EU (Ireland)`,
+        Message: JSON.stringify(message),
+        Timestamp: new Date().toISOString(),
+        UnsubscribeURL: `https://sns.${REGION}.amazonaws.com/?Action=Unsubscribe`,
+      },
       signer.key,
       '2',
       CERT_URL,
     );
-    const answer = await post(`${intake}/v1/alerts/sns?namespace=${NS}`, envelope, { 'x-amz-sns-message-type': 'Notification', 'x-amz-sns-topic-arn': ALARM_TOPIC });
+    const answer = await post(`${intake}/v1/alerts/sns?namespace=${NS}`, envelope, {
+      'x-amz-sns-message-type': 'Notification',
+      'x-amz-sns-topic-arn': ALARM_TOPIC,
+    });
     console.log(`  CloudWatch alarm via signed SNS message   → HTTP ${answer.status}  (${alarm})`);
     if (answer.status >= 300) throw new Error(`the intake refused the SNS message: ${JSON.stringify(answer.body)}`);
   }
@@ -359,7 +465,13 @@ async function main(): Promise<void> {
     { what: 'the canary carries the opt-out tag', policy: 'restart-nginx', instance: fleet.canary, phase: 'Skipped', reason: 'OptOut' },
     { what: 'page on-call about the disk (SNS action)', policy: 'page-disk-full', instance: fleet.db1, phase: 'Succeeded' },
     { what: 'reboot prod-web-2 (High risk, approved by alice)', policy: 'reboot-unresponsive', instance: fleet.web2, phase: 'Succeeded' },
-    { what: 'staging-web-1 fails the Environment=prod guard', policy: 'reboot-unresponsive', instance: fleet.stagingWeb, phase: 'Skipped', reason: 'Guard' },
+    {
+      what: 'staging-web-1 fails the Environment=prod guard',
+      policy: 'reboot-unresponsive',
+      instance: fleet.stagingWeb,
+      phase: 'Skipped',
+      reason: 'Guard',
+    },
   ];
   const find = (rrs: RemediationRequest[], e: Expectation) =>
     rrs.find((r) => r.spec.policyRef.name === e.policy && Object.values(r.spec.alert.labels ?? {}).includes(e.instance));
@@ -367,16 +479,32 @@ async function main(): Promise<void> {
   step('The controller works; one request waits for a person');
   const waiting = await progress(
     'High-risk reboot awaiting approval',
-    waitUntil('the reboot to await approval', async () => {
-      const rr = find(await listRequests(api), expected[3]!);
-      return rr?.status?.phase === 'AwaitingApproval' ? rr : undefined;
-    }, watching),
+    waitUntil(
+      'the reboot to await approval',
+      async () => {
+        const rr = find(await listRequests(api), expected[3]!);
+        return rr?.status?.phase === 'AwaitingApproval' ? rr : undefined;
+      },
+      watching,
+    ),
   );
   console.log(dim((await kubectl(['get', 'rr', '-n', NS])).trimEnd().replace(/^/gm, '  ')));
 
   step('alice approves it with the kubectl plugin (as herself: the admission policy checks)');
   const aliceEnv = toolEnv(cp.kubeconfigForUser('alice'), join(dir, 'tool-state-alice'));
-  const plugin = await run(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'kubectl-remediator.js'), 'approve', waiting.metadata!.name!, '-n', NS, '--reason', 'status checks failing for 10 minutes'], { env: aliceEnv });
+  const plugin = await run(
+    process.execPath,
+    [
+      join(repoRoot(), 'dist', 'src', 'cli', 'kubectl-remediator.js'),
+      'approve',
+      waiting.metadata!.name!,
+      '-n',
+      NS,
+      '--reason',
+      'status checks failing for 10 minutes',
+    ],
+    { env: aliceEnv },
+  );
   console.log(`  $ kubectl remediator approve ${waiting.metadata!.name} -n ${NS} --reason "status checks failing for 10 minutes"`);
   console.log((plugin.stdout + plugin.stderr).trimEnd().replace(/^/gm, '  '));
   if (plugin.code !== 0) throw new Error('the approval failed');
@@ -384,15 +512,23 @@ async function main(): Promise<void> {
   step('Every request to its end');
   const done = await progress(
     () => 'requests finished',
-    waitUntil('every request to end', async () => {
-      const rrs = await listRequests(api);
-      return rrs.length >= expected.length && rrs.every((r) => ENDS.has(r.status?.phase ?? '')) ? rrs : undefined;
-    }, { ...watching, timeoutMs: 90_000 }),
+    waitUntil(
+      'every request to end',
+      async () => {
+        const rrs = await listRequests(api);
+        return rrs.length >= expected.length && rrs.every((r) => ENDS.has(r.status?.phase ?? '')) ? rrs : undefined;
+      },
+      { ...watching, timeoutMs: 90_000 },
+    ),
   );
 
   step('Timeline');
   const kc = cp.adminConfig();
-  for (const rr of done.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)) || String(a.metadata?.name).localeCompare(String(b.metadata?.name)))) {
+  for (const rr of done.sort(
+    (a, b) =>
+      String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)) ||
+      String(a.metadata?.name).localeCompare(String(b.metadata?.name)),
+  )) {
     await timeline(kc, rr, names);
   }
 
@@ -414,7 +550,9 @@ async function main(): Promise<void> {
     const rr = find(done, e);
     const pass = rr?.status?.phase === e.phase && (e.reason === undefined || rr.status?.reason === e.reason);
     ok &&= pass;
-    console.log(`  ${pass ? green('✓') : red('✗')} ${e.what}: ${rr?.status?.phase ?? 'no request'}${rr?.status?.reason ? ` (${rr.status.reason})` : ''}`);
+    console.log(
+      `  ${pass ? green('✓') : red('✗')} ${e.what}: ${rr?.status?.phase ?? 'no request'}${rr?.status?.reason ? ` (${rr.status.reason})` : ''}`,
+    );
   }
   console.log(`\n${ok ? green('demo finished') : red('demo failed')} in ${((Date.now() - t0) / 1000).toFixed(1)}s; logs in ${logDir}`);
   if (!ok) process.exitCode = 1;

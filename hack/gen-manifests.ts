@@ -42,7 +42,11 @@ type Schema = {
 
 function rows(schema: Schema, path: string, required: boolean, out: string[]): void {
   const type =
-    schema.type === 'array' ? `[]${schema.items?.type ?? 'object'}` : schema.type === 'object' && typeof schema.additionalProperties === 'object' ? `map[string]${schema.additionalProperties.type ?? 'object'}` : (schema.type ?? 'object');
+    schema.type === 'array'
+      ? `[]${schema.items?.type ?? 'object'}`
+      : schema.type === 'object' && typeof schema.additionalProperties === 'object'
+        ? `map[string]${schema.additionalProperties.type ?? 'object'}`
+        : (schema.type ?? 'object');
   const notes: string[] = [];
   if (required) notes.push('**required**');
   if (schema.default !== undefined) notes.push(`default \`${JSON.stringify(schema.default)}\``);
@@ -55,7 +59,8 @@ function rows(schema: Schema, path: string, required: boolean, out: string[]): v
   if (path) out.push(`| \`${path}\` | ${type} | ${[desc, ...notes].filter(Boolean).join('<br>')} |`);
   const props = schema.type === 'array' ? schema.items?.properties : schema.properties;
   const req = new Set((schema.type === 'array' ? schema.items?.required : schema.required) ?? []);
-  for (const [name, child] of Object.entries(props ?? {})) rows(child, path ? `${path}${schema.type === 'array' ? '[]' : ''}.${name}` : name, req.has(name), out);
+  for (const [name, child] of Object.entries(props ?? {}))
+    rows(child, path ? `${path}${schema.type === 'array' ? '[]' : ''}.${name}` : name, req.has(name), out);
 }
 
 /** docs/api.md: every field of both CRDs, from the same schema objects. */

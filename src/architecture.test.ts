@@ -8,7 +8,9 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
-const FOLDERS = readdirSync(SRC, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+const FOLDERS = readdirSync(SRC, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name);
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
@@ -30,7 +32,13 @@ function imports(file: string): Import[] {
     file,
     specifier: m[3]!,
     // `import type {..}`, or every name in the braces marked `type`.
-    typeOnly: m[1] !== undefined || (/^\{[^}]*\}$/.test(m[2]!.trim()) && m[2]!.slice(1, -1).split(',').every((n) => n.trim() === '' || n.trim().startsWith('type '))),
+    typeOnly:
+      m[1] !== undefined ||
+      (/^\{[^}]*\}$/.test(m[2]!.trim()) &&
+        m[2]!
+          .slice(1, -1)
+          .split(',')
+          .every((n) => n.trim() === '' || n.trim().startsWith('type '))),
   }));
 }
 
@@ -48,7 +56,8 @@ interface Rule {
 
 function ruleOf(folder: string): Rule {
   const declaring = sources(join(SRC, folder)).filter((f) => /^ \* May import: /m.test(readFileSync(f, 'utf8')));
-  if (declaring.length !== 1) throw new Error(`src/${folder}: ${declaring.length} files declare "May import:"; want exactly one, its opening file`);
+  if (declaring.length !== 1)
+    throw new Error(`src/${folder}: ${declaring.length} files declare "May import:"; want exactly one, its opening file`);
   const file = declaring[0]!;
   const line = /^ \* May import: (.*)$/m.exec(readFileSync(file, 'utf8'))![1]!;
   const allowed = new Map<string, 'all' | 'types'>();

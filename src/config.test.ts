@@ -129,7 +129,9 @@ describe('duration flags: the one grammar of src/api/v1alpha1/duration.ts', () =
   });
 
   test('a bare number is refused with the fix, not read as milliseconds', () => {
-    expect(() => load(['--intake-retry-timeout=5000'])).toThrow('--intake-retry-timeout needs a unit (ms, s, m or h), e.g. 5000ms or 5000s');
+    expect(() => load(['--intake-retry-timeout=5000'])).toThrow(
+      '--intake-retry-timeout needs a unit (ms, s, m or h), e.g. 5000ms or 5000s',
+    );
     expect(() => load(['--intake-dedup-window=1d'])).toThrow(/positive duration/);
   });
 });

@@ -211,13 +211,21 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     leaderElectionNamespace: namespace,
     leaderElectionId: str('leader-election-id'),
     identity: env.POD_NAME ?? `${hostname()}-${process.pid}`,
-    allowedDocuments: new Set(str('allowed-documents').split(',').map((s) => s.trim()).filter(Boolean)),
+    allowedDocuments: new Set(
+      str('allowed-documents')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
     concurrency: int('concurrency'),
     awsRegion: env.AWS_REGION ?? env.AWS_DEFAULT_REGION,
     logLevel: str('log-level'),
     pollIntervalMs: int('poll-interval'),
     maxPollIntervalMs: int('max-poll-interval'),
-    watchNamespaces: str('watch-namespace').split(',').map((x) => x.trim()).filter(Boolean),
+    watchNamespaces: str('watch-namespace')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
     admissionPolicyName: str('admission-policy-name'),
     ledgerNamespace: str('ledger-namespace') || env.POD_NAMESPACE || namespace,
     retention: {
@@ -234,7 +242,8 @@ export function parseTargetTag(value: string): { key: string; value: string } | 
   if (v === '') return undefined;
   const eq = v.indexOf('=');
   const key = eq < 0 ? '' : v.slice(0, eq).trim();
-  if (key === '' || key.length > 128) throw new Error(`--required-target-tag must be key=value (or empty to turn the check off), got "${value}"`);
+  if (key === '' || key.length > 128)
+    throw new Error(`--required-target-tag must be key=value (or empty to turn the check off), got "${value}"`);
   return { key, value: v.slice(eq + 1).trim() };
 }
 
@@ -251,11 +260,18 @@ function intakeConfig(
     if (parts.length > 2 || parts.some((p) => !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(p))) {
       throw new Error(`--intake-token-secret must be <namespace>/<name> (or <name> in POD_NAMESPACE), got "${secret}"`);
     }
-    tokenSecret = parts.length === 2 ? { namespace: parts[0]!, name: parts[1]! } : { namespace: env.POD_NAMESPACE || 'default', name: parts[0]! };
+    tokenSecret =
+      parts.length === 2 ? { namespace: parts[0]!, name: parts[1]! } : { namespace: env.POD_NAMESPACE || 'default', name: parts[0]! };
   }
-  const topics = new Set(str('sns-topic-allowlist').split(',').map((s) => s.trim()).filter(Boolean));
+  const topics = new Set(
+    str('sns-topic-allowlist')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   for (const t of topics) {
-    if (!SNS_TOPIC_ARN.test(t)) throw new Error(`--sns-topic-allowlist: "${t}" is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)`);
+    if (!SNS_TOPIC_ARN.test(t))
+      throw new Error(`--sns-topic-allowlist: "${t}" is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)`);
   }
   // Like --leader-elect: on by default in a cluster (the Deployment's Service points at
   // :8090); outside one (a laptop, tests, several controllers on one machine) only when
@@ -267,7 +283,10 @@ function intakeConfig(
     tokenSecret,
     identity: str('intake-identity').trim() || undefined,
     snsTopicAllowlist: topics,
-    snsPinnedCertificates: str('sns-pinned-certificate').split(',').map((x) => x.trim()).filter(Boolean),
+    snsPinnedCertificates: str('sns-pinned-certificate')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
     maxInflight: int('intake-max-inflight'),
     maxConnections: int('intake-max-connections'),
     maxConnectionsPerSource: nonNegativeInt(str('intake-max-connections-per-source'), 'intake-max-connections-per-source'),

@@ -19,7 +19,7 @@ import { HttpsCertificateSource } from './intake/sns.js';
 const GRACEFUL_STOP_MS = 30_000;
 
 async function main(): Promise<void> {
-  let config;
+  let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.argv.slice(2), process.env);
   } catch (error) {
@@ -87,7 +87,15 @@ async function main(): Promise<void> {
   // the intake answers 503 (not ready) instead of refusing connections.
   await intake?.start();
   await operator.start(() => void shutdown('lost-leadership', 1));
-  logger.info({ leaderElect: config.leaderElect, identity: config.identity, region: config.awsRegion, intake: intake ? config.intake.bindAddress : 'off' }, 'remediator started');
+  logger.info(
+    {
+      leaderElect: config.leaderElect,
+      identity: config.identity,
+      region: config.awsRegion,
+      intake: intake ? config.intake.bindAddress : 'off',
+    },
+    'remediator started',
+  );
 }
 
 main().catch((error: unknown) => {

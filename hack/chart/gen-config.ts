@@ -75,7 +75,9 @@ function kustomization(resources: string[]): string {
 /** Every generated file, by path relative to config/. */
 export async function renderConfig(helmPath?: string): Promise<Map<string, string>> {
   const helm = helmPath ?? (await findHelm());
-  const objects = parseManifests(await renderChart({ helm, release: CONFIG_RELEASE, namespace: CONFIG_NAMESPACE, valuesFiles: [CONFIG_VALUES] }));
+  const objects = parseManifests(
+    await renderChart({ helm, release: CONFIG_RELEASE, namespace: CONFIG_NAMESPACE, valuesFiles: [CONFIG_VALUES] }),
+  );
   const files = new Map<string, string>();
   const byDir = new Map<Dir, string[]>(GENERATED_DIRS.map((d) => [d, []]));
   for (const obj of [namespaceObject(), ...objects]) {
@@ -116,7 +118,9 @@ async function main(): Promise<void> {
   const stale = staleConfig(files, configDir);
   if (check) {
     if (stale.length > 0) {
-      console.error(`config/ does not match charts/remediator; run \`make chart-config\` and commit:\n  ${stale.map((p) => `config/${p}`).join('\n  ')}`);
+      console.error(
+        `config/ does not match charts/remediator; run \`make chart-config\` and commit:\n  ${stale.map((p) => `config/${p}`).join('\n  ')}`,
+      );
       process.exit(1);
     }
     return;

@@ -35,7 +35,11 @@ export interface RenderOptions {
 const run = promisify(execFile);
 
 /** Helm with its state in a throwaway directory: rendering must not read or write ~/.config/helm. */
-export async function helm(helmPath: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ stdout: string; stderr: string }> {
+export async function helm(
+  helmPath: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ stdout: string; stderr: string }> {
   const state = mkdtempSync(join(tmpdir(), 'remediator-helm-'));
   try {
     return await run(helmPath, args, {

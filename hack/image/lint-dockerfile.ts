@@ -96,7 +96,10 @@ export function importsOf(js: string): string[] {
  * a `dependencies` entry of package.json.
  */
 export function productionImportProblems(root = ROOT): string[] {
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; devDependencies?: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+    devDependencies?: Record<string, string>;
+  };
   const deps = new Set(Object.keys(pkg.dependencies ?? {}));
   const builtins = new Set(builtinModules);
   const files = walk(join(root, 'dist', 'src'), (f) => f.endsWith('.js') && !f.endsWith('.test.js'));
@@ -145,7 +148,9 @@ export function lintDockerfile(root = ROOT): string[] {
     for (const c of copiesModules) {
       const from = /--from=(\S+)/.exec(c.args)![1]!;
       const source = all.find((s) => s.name === from);
-      const installsProd = source?.instructions.some((i) => i.op === 'RUN' && /\bnpm\s+ci\b/.test(i.args) && /--omit=dev|--production|--only=prod/.test(i.args));
+      const installsProd = source?.instructions.some(
+        (i) => i.op === 'RUN' && /\bnpm\s+ci\b/.test(i.args) && /--omit=dev|--production|--only=prod/.test(i.args),
+      );
       if (!installsProd) problems.push(`node_modules copied from stage ${from}, which does not run npm ci --omit=dev`);
     }
     const cmd = [...final.instructions].reverse().find((i) => i.op === 'CMD' || i.op === 'ENTRYPOINT');
@@ -156,11 +161,16 @@ export function lintDockerfile(root = ROOT): string[] {
   }
   for (const s of all) {
     for (const i of s.instructions) {
-      if (i.op === 'ADD' && /https?:\/\//.test(i.args)) problems.push(`line ${i.line}: ADD of a URL; download in a RUN step with a checksum instead`);
+      if (i.op === 'ADD' && /https?:\/\//.test(i.args))
+        problems.push(`line ${i.line}: ADD of a URL; download in a RUN step with a checksum instead`);
       if (i.op === 'RUN' && /\bsudo\b/.test(i.args)) problems.push(`line ${i.line}: sudo in a RUN step`);
       if (i.op === 'COPY' && !/--from=/.test(i.args)) {
-        const sources = i.args.split(/\s+/).filter((a) => !a.startsWith('--')).slice(0, -1);
-        for (const src of sources) if (!existsSync(join(root, src))) problems.push(`line ${i.line}: COPY ${src}: no such file in the repository`);
+        const sources = i.args
+          .split(/\s+/)
+          .filter((a) => !a.startsWith('--'))
+          .slice(0, -1);
+        for (const src of sources)
+          if (!existsSync(join(root, src))) problems.push(`line ${i.line}: COPY ${src}: no such file in the repository`);
       }
       if ((i.op === 'ENV' || i.op === 'ARG') && /(SECRET|TOKEN|PASSWORD|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY)\s*=/.test(i.args)) {
         problems.push(`line ${i.line}: a credential baked into the image (${i.op} ${i.args})`);
@@ -171,10 +181,15 @@ export function lintDockerfile(root = ROOT): string[] {
   if (!existsSync(ignorePath)) {
     problems.push('there is no .dockerignore: node_modules, .git and .testbed would be sent to the build');
   } else {
-    const rules = readFileSync(ignorePath, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const rules = readFileSync(ignorePath, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     const denyAll = rules.includes('**') || rules.includes('*');
     for (const p of ['node_modules', '.git', '.testbed', 'dist']) {
-      const excluded = denyAll ? !rules.some((r) => r === `!${p}` || r.startsWith(`!${p}/`)) : rules.some((r) => r.replace(/^\/|\/$/g, '') === p);
+      const excluded = denyAll
+        ? !rules.some((r) => r === `!${p}` || r.startsWith(`!${p}/`))
+        : rules.some((r) => r.replace(/^\/|\/$/g, '') === p);
       if (!excluded) problems.push(`.dockerignore does not exclude ${p}`);
     }
   }

@@ -58,8 +58,19 @@ export async function bundlePlugin(): Promise<PluginBuild> {
   writeFileSync(join(out, 'LICENSE'), readFileSync(join(root, 'LICENSE')));
   // Reproducible: fixed order, times and owners, and gzip without a name or time stamp.
   const tarball = archive.replace(/\.gz$/, '');
-  execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-cf', tarball, '-C', out,
-    'kubectl-remediator', 'LICENSE']);
+  execFileSync('tar', [
+    '--sort=name',
+    '--mtime=@0',
+    '--owner=0',
+    '--group=0',
+    '--numeric-owner',
+    '-cf',
+    tarball,
+    '-C',
+    out,
+    'kubectl-remediator',
+    'LICENSE',
+  ]);
   execFileSync('gzip', ['-n', '-f', tarball]);
   const sha256 = createHash('sha256').update(readFileSync(archive)).digest('hex');
 

@@ -2,8 +2,14 @@ import { readFileSync } from 'node:fs';
 import { PLUGIN_VERSION, parseCommand, UsageError } from './args.js';
 
 describe('kubectl remediator argument parsing', () => {
-  test('list takes kubectl\'s namespace flags, a phase filter and output formats', () => {
-    expect(parseCommand(['list'])).toEqual({ kind: 'list', conn: { namespace: undefined, context: undefined, kubeconfig: undefined }, allNamespaces: false, output: 'table', phase: undefined });
+  test("list takes kubectl's namespace flags, a phase filter and output formats", () => {
+    expect(parseCommand(['list'])).toEqual({
+      kind: 'list',
+      conn: { namespace: undefined, context: undefined, kubeconfig: undefined },
+      allNamespaces: false,
+      output: 'table',
+      phase: undefined,
+    });
     expect(parseCommand(['ls', '-A', '-o', 'wide'])).toMatchObject({ kind: 'list', allNamespaces: true, output: 'wide' });
     expect(parseCommand(['get', '-n', 'prod', '--phase', 'AwaitingApproval', '--context', 'eks'])).toMatchObject({
       kind: 'list',
@@ -15,8 +21,14 @@ describe('kubectl remediator argument parsing', () => {
     expect(() => parseCommand(['list', 'extra'])).toThrow('list takes no arguments');
   });
 
-  test('approve and reject take one request, in kubectl\'s kind/name form too, and an optional reason', () => {
-    expect(parseCommand(['approve', 'rr-1', '-n', 'prod', '--reason', ' checked '])).toMatchObject({ kind: 'decide', name: 'rr-1', decision: 'Approved', reason: 'checked', conn: { namespace: 'prod' } });
+  test("approve and reject take one request, in kubectl's kind/name form too, and an optional reason", () => {
+    expect(parseCommand(['approve', 'rr-1', '-n', 'prod', '--reason', ' checked '])).toMatchObject({
+      kind: 'decide',
+      name: 'rr-1',
+      decision: 'Approved',
+      reason: 'checked',
+      conn: { namespace: 'prod' },
+    });
     expect(parseCommand(['reject', 'remediationrequest/rr-2'])).toMatchObject({ kind: 'decide', name: 'rr-2', decision: 'Rejected' });
     expect(parseCommand(['reject', 'rr-2'])).not.toHaveProperty('reason');
     expect(() => parseCommand(['approve'])).toThrow('approve takes exactly one RemediationRequest name, got 0');
@@ -46,7 +58,7 @@ describe('kubectl remediator argument parsing', () => {
   });
 });
 
-test('the plugin version is package.json\'s', () => {
+test("the plugin version is package.json's", () => {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   expect(PLUGIN_VERSION).toBe(pkg.version);
   expect(PLUGIN_VERSION).toMatch(/^\d+\.\d+\.\d+/);

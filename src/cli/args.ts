@@ -15,9 +15,10 @@ declare const __REMEDIATOR_VERSION__: string | undefined;
  * file is dist/src/cli/args.js, three levels below package.json (also in an installed
  * npm package); bundled, the bundler has written the version in.
  */
-export const PLUGIN_VERSION: string = typeof __REMEDIATOR_VERSION__ === 'string'
-  ? __REMEDIATOR_VERSION__
-  : (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const PLUGIN_VERSION: string =
+  typeof __REMEDIATOR_VERSION__ === 'string'
+    ? __REMEDIATOR_VERSION__
+    : (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export const USAGE = `kubectl remediator: list, inspect and decide RemediationRequests.
 
@@ -79,7 +80,7 @@ const OPTIONS = {
 const OUTPUTS = new Set(['wide', 'name', 'json']);
 
 export function parseCommand(argv: readonly string[]): Command {
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
@@ -91,7 +92,10 @@ export function parseCommand(argv: readonly string[]): Command {
   if (values.help || verb === undefined || verb === 'help') return { kind: 'help' };
   const conn: Connection = { namespace: values.namespace, context: values.context, kubeconfig: values.kubeconfig };
   const oneName = (): string => {
-    if (rest.length !== 1) throw new UsageError(`${verb} takes exactly one ${verb === 'resume' ? 'AlertPolicy' : 'RemediationRequest'} name, got ${rest.length}`);
+    if (rest.length !== 1)
+      throw new UsageError(
+        `${verb} takes exactly one ${verb === 'resume' ? 'AlertPolicy' : 'RemediationRequest'} name, got ${rest.length}`,
+      );
     const name = rest[0]!;
     // Accept kubectl's kind/name form too: rr/foo, remediationrequest/foo.
     const slash = name.indexOf('/');
@@ -131,7 +135,13 @@ export function parseCommand(argv: readonly string[]): Command {
       only(['reason']);
       const reason = values.reason?.trim();
       if (reason !== undefined && reason.length > 1024) throw new UsageError('--reason is limited to 1024 characters');
-      return { kind: 'decide', conn, name: oneName(), decision: verb === 'approve' ? 'Approved' : 'Rejected', ...(reason ? { reason } : {}) };
+      return {
+        kind: 'decide',
+        conn,
+        name: oneName(),
+        decision: verb === 'approve' ? 'Approved' : 'Rejected',
+        ...(reason ? { reason } : {}),
+      };
     }
     case 'resume':
       only([]);

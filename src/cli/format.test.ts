@@ -6,13 +6,17 @@ const NOW = Date.parse('2026-03-01T12:00:00Z');
 function rr(name: string, extra: Partial<RemediationRequest> = {}): RemediationRequest {
   return {
     metadata: { name, namespace: 'prod', creationTimestamp: '2026-03-01T11:57:00Z' },
-    spec: { policyRef: { name: 'restart-nginx' }, requestedBy: 'alice', alert: { source: 'alertmanager', name: 'NginxDown', labels: { instance_id: 'i-0123456789abcdef0' } } },
+    spec: {
+      policyRef: { name: 'restart-nginx' },
+      requestedBy: 'alice',
+      alert: { source: 'alertmanager', name: 'NginxDown', labels: { instance_id: 'i-0123456789abcdef0' } },
+    },
     ...extra,
   };
 }
 
 describe('kubectl remediator output', () => {
-  test('age reads like kubectl\'s', () => {
+  test("age reads like kubectl's", () => {
     expect(age('2026-03-01T11:59:15Z', NOW)).toBe('45s');
     expect(age('2026-03-01T11:58:00Z', NOW)).toBe('2m');
     expect(age('2026-03-01T09:00:00Z', NOW)).toBe('3h');
@@ -22,13 +26,24 @@ describe('kubectl remediator output', () => {
   });
 
   test('tables align columns with three spaces, like kubectl', () => {
-    expect(table(['A', 'LONGER'], [['xxxxx', 'y'], ['z', '']])).toBe('A       LONGER\nxxxxx   y\nz');
+    expect(
+      table(
+        ['A', 'LONGER'],
+        [
+          ['xxxxx', 'y'],
+          ['z', ''],
+        ],
+      ),
+    ).toBe('A       LONGER\nxxxxx   y\nz');
   });
 
   test('list shows phase, risk, requester, decision and targets', () => {
     const items = [
       rr('a', { status: { phase: 'AwaitingApproval', risk: 'High', targetCount: 2 } }),
-      rr('b', { spec: { ...rr('b').spec, approval: { decision: 'Approved', approver: 'bob' } }, status: { phase: 'Succeeded', risk: 'Low', targets: ['i-0123456789abcdef0'] } }),
+      rr('b', {
+        spec: { ...rr('b').spec, approval: { decision: 'Approved', approver: 'bob' } },
+        status: { phase: 'Succeeded', risk: 'Low', targets: ['i-0123456789abcdef0'] },
+      }),
       rr('c'),
     ];
     expect(listTable(items, { now: NOW, allNamespaces: true, wide: false }).split('\n')).toEqual([
@@ -37,7 +52,9 @@ describe('kubectl remediator output', () => {
       'prod        b      restart-nginx   Succeeded          Low    alice          Approved:bob   1         3m',
       'prod        c      restart-nginx   Pending            -      alice          -              -         3m',
     ]);
-    expect(listTable([rr('a', { status: { message: 'waiting\nfor you' } })], { now: NOW, allNamespaces: false, wide: true })).toContain('alertmanager/NginxDown   waiting for you');
+    expect(listTable([rr('a', { status: { message: 'waiting\nfor you' } })], { now: NOW, allNamespaces: false, wide: true })).toContain(
+      'alertmanager/NginxDown   waiting for you',
+    );
   });
 
   test('describe shows what a reviewer needs before deciding', () => {
@@ -48,8 +65,19 @@ describe('kubectl remediator output', () => {
           reason: 'ApprovalRequired',
           risk: 'High',
           targets: ['i-0123456789abcdef0'],
-          enrichment: { observedAt: '2026-03-01T11:58:00Z', instances: [{ instanceId: 'i-0123456789abcdef0', state: 'running', instanceType: 't3.micro', tags: { Name: 'web-1' } }] },
-          conditions: [{ type: 'Approved', status: 'Unknown', reason: 'AwaitingApproval', message: 'waiting for spec.approval', lastTransitionTime: '2026-03-01T11:58:00Z' }],
+          enrichment: {
+            observedAt: '2026-03-01T11:58:00Z',
+            instances: [{ instanceId: 'i-0123456789abcdef0', state: 'running', instanceType: 't3.micro', tags: { Name: 'web-1' } }],
+          },
+          conditions: [
+            {
+              type: 'Approved',
+              status: 'Unknown',
+              reason: 'AwaitingApproval',
+              message: 'waiting for spec.approval',
+              lastTransitionTime: '2026-03-01T11:58:00Z',
+            },
+          ],
         },
       }),
       [{ type: 'Normal', reason: 'ApprovalRequired', message: 'High risk', time: '2026-03-01T11:58:30Z' }],

@@ -114,7 +114,14 @@ export function describeRequest(rr: RemediationRequest, events: EventLine[] | un
       indent(
         table(
           ['ID', 'STATE', 'TYPE', 'ZONE', 'PRIVATE IP', 'TAGS'],
-          instances.map((i) => [i.instanceId, i.state ?? '', i.instanceType ?? '', i.availabilityZone ?? '', i.privateIpAddress ?? '', kv(i.tags)]),
+          instances.map((i) => [
+            i.instanceId,
+            i.state ?? '',
+            i.instanceType ?? '',
+            i.availabilityZone ?? '',
+            i.privateIpAddress ?? '',
+            kv(i.tags),
+          ]),
         ),
       ),
     );
@@ -149,13 +156,26 @@ export function describeRequest(rr: RemediationRequest, events: EventLine[] | un
   out.push(
     conditions.length === 0
       ? '  <none>'
-      : indent(table(['TYPE', 'STATUS', 'REASON', 'AGE', 'MESSAGE'], conditions.map((c) => [c.type, c.status, c.reason ?? '', age(c.lastTransitionTime, now), c.message ?? '']))),
+      : indent(
+          table(
+            ['TYPE', 'STATUS', 'REASON', 'AGE', 'MESSAGE'],
+            conditions.map((c) => [c.type, c.status, c.reason ?? '', age(c.lastTransitionTime, now), c.message ?? '']),
+          ),
+        ),
   );
 
   out.push('Events:');
   if (events === undefined) out.push('  <cannot list events in this namespace>');
   else if (events.length === 0) out.push('  <none>');
-  else out.push(indent(table(['TYPE', 'REASON', 'AGE', 'MESSAGE'], events.map((e) => [e.type ?? '', e.reason ?? '', age(e.time, now), e.message ?? '']))));
+  else
+    out.push(
+      indent(
+        table(
+          ['TYPE', 'REASON', 'AGE', 'MESSAGE'],
+          events.map((e) => [e.type ?? '', e.reason ?? '', age(e.time, now), e.message ?? '']),
+        ),
+      ),
+    );
   return out.join('\n');
 }
 
@@ -168,7 +188,9 @@ export function planText(plan: NonNullable<RemediationRequest['status']>['plan']
   out.push(`  Where:        region ${plan.region}${plan.roleArn ? `, as ${plan.roleArn}` : ", the controller's own account"}`);
   out.push(`  Targets:      ${plan.targets.join(', ')} (${plan.targets.length})`);
   if (plan.ssm) {
-    out.push(`  Document:     ${plan.ssm.documentName} (timeout ${plan.ssm.timeoutSeconds}s, concurrency ${plan.ssm.maxConcurrency}, errors ${plan.ssm.maxErrors})`);
+    out.push(
+      `  Document:     ${plan.ssm.documentName} (timeout ${plan.ssm.timeoutSeconds}s, concurrency ${plan.ssm.maxConcurrency}, errors ${plan.ssm.maxErrors})`,
+    );
     for (const [name, values] of Object.entries(plan.ssm.parameters)) {
       out.push(`  Parameter:    ${name}`);
       for (const v of values) out.push(indent(v, 4));

@@ -49,7 +49,8 @@ function loadKubeConfig(conn: Connection): KubeConfig {
     if (!kc.getContexts().some((c) => c.name === conn.context)) throw new PluginError(`context "${conn.context}" is not in the kubeconfig`);
     kc.setCurrentContext(conn.context);
   }
-  if (!kc.getCurrentCluster()) throw new PluginError('no current cluster in the kubeconfig: set KUBECONFIG or --kubeconfig, or pick a --context');
+  if (!kc.getCurrentCluster())
+    throw new PluginError('no current cluster in the kubeconfig: set KUBECONFIG or --kubeconfig, or pick a --context');
   return kc;
 }
 
@@ -98,9 +99,11 @@ class Client {
   }
 
   async list(allNamespaces: boolean): Promise<RemediationRequest[]> {
-    const list = (allNamespaces
-      ? await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
-      : await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL })) as {
+    const list = (
+      allNamespaces
+        ? await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
+        : await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL })
+    ) as {
       items: RemediationRequest[];
     };
     return list.items;
@@ -108,7 +111,13 @@ class Client {
 
   async get(name: string): Promise<RemediationRequest> {
     try {
-      return (await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL, name })) as RemediationRequest;
+      return (await this.custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural: PLURAL,
+        name,
+      })) as RemediationRequest;
     } catch (error) {
       if (statusCode(error) === 404) throw new PluginError(`remediationrequest "${name}" not found in namespace "${this.namespace}"`);
       throw error;
@@ -124,7 +133,12 @@ class Client {
       });
       return list.items
         .filter((e) => !rr.metadata?.uid || !e.involvedObject.uid || e.involvedObject.uid === rr.metadata.uid)
-        .map((e) => ({ type: e.type, reason: e.reason, message: e.message, time: e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp }))
+        .map((e) => ({
+          type: e.type,
+          reason: e.reason,
+          message: e.message,
+          time: e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp,
+        }))
         .sort((a, b) => new Date(a.time ?? 0).getTime() - new Date(b.time ?? 0).getTime());
     } catch (error) {
       if (statusCode(error) === 403) return undefined;
@@ -142,7 +156,11 @@ class Client {
       throw error;
     }
     return (await this.custom.patchNamespacedCustomObject(
-      { ...base, body: { metadata: { annotations: { [CIRCUIT_RESET_ANNOTATION]: now.toISOString() } } }, fieldManager: 'kubectl-remediator' },
+      {
+        ...base,
+        body: { metadata: { annotations: { [CIRCUIT_RESET_ANNOTATION]: now.toISOString() } } },
+        fieldManager: 'kubectl-remediator',
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     )) as AlertPolicy;
   }
@@ -176,7 +194,9 @@ async function decide(cmd: Extract<Command, { kind: 'decide' }>, io: Io): Promis
   const phase = (rr.status?.phase ?? 'Pending') as Phase;
   if (END_PHASES.has(phase)) throw new PluginError(`${ref} has ended (${phase}); there is nothing to ${verb}`);
   if (cmd.decision === 'Approved' && phase !== 'AwaitingApproval') {
-    throw new PluginError(`${ref} is ${phase}, not AwaitingApproval: only a request waiting for approval can be approved (see kubectl remediator describe ${cmd.name})`);
+    throw new PluginError(
+      `${ref} is ${phase}, not AwaitingApproval: only a request waiting for approval can be approved (see kubectl remediator describe ${cmd.name})`,
+    );
   }
   const plan = rr.status?.plan;
   if (cmd.decision === 'Approved' && !plan) throw new PluginError(`${ref} has no plan in status yet; wait until it is AwaitingApproval`);
@@ -193,8 +213,10 @@ async function decide(cmd: Extract<Command, { kind: 'decide' }>, io: Io): Promis
     });
   } catch (error) {
     const code = statusCode(error);
-    if (code === 409) throw new PluginError(`${ref} changed since it was read; look at it again (kubectl remediator describe ${cmd.name}) and retry`);
-    if (code === 403 || code === 422 || code === 400) throw new PluginError(`the API server refused to ${verb} ${ref} as ${username}: ${apiMessage(error)}`);
+    if (code === 409)
+      throw new PluginError(`${ref} changed since it was read; look at it again (kubectl remediator describe ${cmd.name}) and retry`);
+    if (code === 403 || code === 422 || code === 400)
+      throw new PluginError(`the API server refused to ${verb} ${ref} as ${username}: ${apiMessage(error)}`);
     throw error;
   }
   io.out(`${ref} ${cmd.decision.toLowerCase()} by ${username}${cmd.reason ? ` (${cmd.reason})` : ''}`);

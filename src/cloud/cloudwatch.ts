@@ -1,5 +1,5 @@
 /** CloudWatch metrics for enrichment and guards: every query of a request in one `GetMetricData` call. */
-import { CloudWatchClient, GetMetricDataCommand, type MetricDataQuery as CwQuery } from '@aws-sdk/client-cloudwatch';
+import { type CloudWatchClient, GetMetricDataCommand, type MetricDataQuery as CwQuery } from '@aws-sdk/client-cloudwatch';
 import { callOutcome, classifyAwsError } from './errors.js';
 import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
 
@@ -19,7 +19,11 @@ export class CloudWatchMetricsReader implements MetricsReader {
         Id: q.id,
         ReturnData: true,
         MetricStat: {
-          Metric: { Namespace: q.namespace, MetricName: q.metricName, Dimensions: Object.entries(q.dimensions).map(([Name, Value]) => ({ Name, Value })) },
+          Metric: {
+            Namespace: q.namespace,
+            MetricName: q.metricName,
+            Dimensions: Object.entries(q.dimensions).map(([Name, Value]) => ({ Name, Value })),
+          },
           Period: q.periodSeconds,
           Stat: q.statistic,
         },
@@ -28,7 +32,13 @@ export class CloudWatchMetricsReader implements MetricsReader {
       do {
         try {
           const out = await this.client.send(
-            new GetMetricDataCommand({ MetricDataQueries: chunk, StartTime: start, EndTime: end, NextToken: token, ScanBy: 'TimestampAscending' }),
+            new GetMetricDataCommand({
+              MetricDataQueries: chunk,
+              StartTime: start,
+              EndTime: end,
+              NextToken: token,
+              ScanBy: 'TimestampAscending',
+            }),
           );
           this.onCall('GetMetricData', 'success');
           for (const r of out.MetricDataResults ?? []) {

@@ -10,7 +10,7 @@
  * several regions, so `RefreshingCredentials` memoizes once more in front of them with
  * the same rule: one `AssumeRole` per session and refresh, not one per client.
  */
-import { fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import { type fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { Clock } from '../runtime/clock.js';
 import { systemClock } from '../runtime/clock.js';
 import { awsErrorName, callOutcome } from './errors.js';

@@ -17,7 +17,11 @@ describe('BatchingInstanceDescriber', () => {
   test('concurrent requests share one DescribeInstances call, and each gets its own answer', async () => {
     const inner = new CountingDescriber();
     const d = new BatchingInstanceDescriber(inner, 10, 5_000);
-    const [a, b, c] = await Promise.all([d.describe(['i-00000001', 'i-00000002']), d.describe(['i-00000002', 'i-00000003']), d.describe(['i-missing0'])]);
+    const [a, b, c] = await Promise.all([
+      d.describe(['i-00000001', 'i-00000002']),
+      d.describe(['i-00000002', 'i-00000003']),
+      d.describe(['i-missing0']),
+    ]);
     expect(inner.calls).toHaveLength(1);
     expect(new Set(inner.calls[0])).toEqual(new Set(['i-00000001', 'i-00000002', 'i-00000003', 'i-missing0']));
     expect(a.found.map((f) => f.instanceId)).toEqual(['i-00000001', 'i-00000002']);

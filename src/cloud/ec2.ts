@@ -3,7 +3,7 @@
  * arrive within a short window share one call (DataLoader-style), and answers are
  * cached briefly so a burst of alerts about the same fleet costs one API call.
  */
-import { EC2Client, DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
+import { type EC2Client, DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
 import type { Clock } from '../runtime/clock.js';
 import { systemClock } from '../runtime/clock.js';
 import { callOutcome, classifyAwsError } from './errors.js';
@@ -46,7 +46,8 @@ export class Ec2InstanceDescriber implements InstanceDescriber {
             new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [...chunk] }], NextToken: token }),
           );
           this.onCall('DescribeInstances', 'success');
-          for (const r of out.Reservations ?? []) for (const inst of r.Instances ?? []) found.set(inst.InstanceId ?? '', instanceFacts(inst));
+          for (const r of out.Reservations ?? [])
+            for (const inst of r.Instances ?? []) found.set(inst.InstanceId ?? '', instanceFacts(inst));
           token = out.NextToken;
         } catch (error) {
           this.onCall('DescribeInstances', callOutcome(error));

@@ -8,7 +8,13 @@ interface SdkError {
   $metadata?: { httpStatusCode?: number };
 }
 
-const ACCESS_DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'AuthorizationError', 'AuthorizationErrorException']);
+const ACCESS_DENIED = new Set([
+  'AccessDenied',
+  'AccessDeniedException',
+  'UnauthorizedOperation',
+  'AuthorizationError',
+  'AuthorizationErrorException',
+]);
 
 /** Rewrites an access-denied SDK error into an `AwsAccessDeniedError` naming the IAM action; passes others through. */
 export function classifyAwsError(error: unknown, iamAction: string): unknown {
@@ -19,7 +25,16 @@ export function classifyAwsError(error: unknown, iamAction: string): unknown {
   return error;
 }
 
-const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'ThrottledException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled', 'RequestThrottledException', 'SlowDown']);
+const THROTTLING = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+]);
 
 /** The `outcome` label of `remediator_aws_api_calls_total` for a failed call (after the SDK's own retries). */
 export function callOutcome(error: unknown): 'throttled' | 'access_denied' | 'error' {

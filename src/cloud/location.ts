@@ -125,8 +125,8 @@ export class AwsAssumeRoleDeniedError extends AwsAccessDeniedError {
     this.account = accountOfRoleArn(roleArn);
     this.message =
       `AWS denied sts:AssumeRole on ${roleArn} (account ${this.account}): ${awsMessage}. ` +
-      `The role's trust policy must admit the controller's role${externalIdSent ? ' with the runbook\'s external id' : ''} ` +
-      'and allow sts:TagSession (config/iam/workload-trust-policy.json), and the controller\'s role must be allowed ' +
+      `The role's trust policy must admit the controller's role${externalIdSent ? " with the runbook's external id" : ''} ` +
+      "and allow sts:TagSession (config/iam/workload-trust-policy.json), and the controller's role must be allowed " +
       'sts:AssumeRole and sts:TagSession on it (config/iam/policy.json); see docs/install.md, "Several AWS accounts".';
   }
 }

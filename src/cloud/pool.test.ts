@@ -17,10 +17,13 @@ describe('RefreshingCredentials', () => {
   test('serves cached credentials, and fetches new ones 5 minutes before they expire', async () => {
     let now = 1_000_000;
     let fetches = 0;
-    const creds = new RefreshingCredentials(async (): Promise<Credentials> => {
-      fetches++;
-      return { accessKeyId: `AKIA${fetches}`, secretAccessKey: 's', expiration: new Date(now + 15 * MIN) };
-    }, { now: () => now });
+    const creds = new RefreshingCredentials(
+      async (): Promise<Credentials> => {
+        fetches++;
+        return { accessKeyId: `AKIA${fetches}`, secretAccessKey: 's', expiration: new Date(now + 15 * MIN) };
+      },
+      { now: () => now },
+    );
     expect((await creds.provide()).accessKeyId).toBe('AKIA1');
     now += 9 * MIN; // 6 minutes left
     expect((await creds.provide()).accessKeyId).toBe('AKIA1');

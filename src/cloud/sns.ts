@@ -1,5 +1,5 @@
 /** SNS Publish, for the `sns` action and for `notify` messages. */
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { callOutcome, classifyAwsError } from './errors.js';
 import type { PublishInput, Publisher } from './types.js';
 
@@ -17,7 +17,9 @@ export class SnsPublisher implements Publisher {
           TopicArn: input.topicArn,
           Subject: input.subject,
           Message: input.message,
-          MessageAttributes: Object.fromEntries(Object.entries(input.attributes ?? {}).map(([k, v]) => [k, { DataType: 'String', StringValue: v }])),
+          MessageAttributes: Object.fromEntries(
+            Object.entries(input.attributes ?? {}).map(([k, v]) => [k, { DataType: 'String', StringValue: v }]),
+          ),
           ...(fifo && { MessageGroupId: input.messageGroupId, MessageDeduplicationId: input.deduplicationId }),
         }),
       );

@@ -5,11 +5,12 @@
  * the controller looks the command up instead of sending a second one.
  */
 import {
-  SSMClient,
+  type SSMClient,
   SendCommandCommand,
   ListCommandsCommand,
   GetCommandInvocationCommand,
   DescribeInstanceInformationCommand,
+  type DescribeInstanceInformationCommandOutput,
   type Command,
 } from '@aws-sdk/client-ssm';
 import { awsErrorName, callOutcome, classifyAwsError } from './errors.js';
@@ -138,7 +139,7 @@ export class SsmAgentInspector implements AgentInspector {
       const chunk = unique.slice(i, i + MAX_INSTANCES_PER_COMMAND);
       let token: string | undefined;
       do {
-        let page;
+        let page: DescribeInstanceInformationCommandOutput;
         try {
           page = await this.client.send(
             new DescribeInstanceInformationCommand({

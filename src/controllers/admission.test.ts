@@ -8,17 +8,32 @@ const policy = (over: Partial<NonNullable<ValidatingAdmissionPolicy['spec']>> = 
   metadata: { name: NAME },
   spec: {
     failurePolicy: 'Fail',
-    matchConstraints: { resourceRules: [{ apiGroups: ['remediator.dev'], resources: ['remediationrequests', 'alertpolicies'], operations: ['CREATE', 'UPDATE'] }] },
+    matchConstraints: {
+      resourceRules: [
+        { apiGroups: ['remediator.dev'], resources: ['remediationrequests', 'alertpolicies'], operations: ['CREATE', 'UPDATE'] },
+      ],
+    },
     validations: [{ expression: 'object.spec.approval.planDigest == oldObject.status.plan.digest' }],
     ...over,
   },
 });
-const binding = (over: Partial<NonNullable<ValidatingAdmissionPolicyBinding['spec']>> = {}, name = `${NAME}-binding`): ValidatingAdmissionPolicyBinding => ({
+const binding = (
+  over: Partial<NonNullable<ValidatingAdmissionPolicyBinding['spec']>> = {},
+  name = `${NAME}-binding`,
+): ValidatingAdmissionPolicyBinding => ({
   metadata: { name },
-  spec: { policyName: NAME, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'remediator.dev/scope': 'x' } } }, ...over },
+  spec: {
+    policyName: NAME,
+    validationActions: ['Deny'],
+    matchResources: { namespaceSelector: { matchLabels: { 'remediator.dev/scope': 'x' } } },
+    ...over,
+  },
 });
-const verdict = (p: ValidatingAdmissionPolicy | undefined, bs: ValidatingAdmissionPolicyBinding[], l: Record<string, string> | undefined = labels) =>
-  admissionVerdict(NAME, p, bs, NS, l);
+const verdict = (
+  p: ValidatingAdmissionPolicy | undefined,
+  bs: ValidatingAdmissionPolicyBinding[],
+  l: Record<string, string> | undefined = labels,
+) => admissionVerdict(NAME, p, bs, NS, l);
 
 describe('admissionVerdict (fail closed)', () => {
   test('happy path: the policy fails closed, binds plans, and a Deny binding covers the namespace', () => {
@@ -34,17 +49,29 @@ describe('admissionVerdict (fail closed)', () => {
   });
 
   test('failurePolicy Ignore is not enforced', () => {
-    expect(verdict(policy({ failurePolicy: 'Ignore' }), [binding()])).toMatchObject({ enforced: false, message: expect.stringContaining('failurePolicy Ignore') });
+    expect(verdict(policy({ failurePolicy: 'Ignore' }), [binding()])).toMatchObject({
+      enforced: false,
+      message: expect.stringContaining('failurePolicy Ignore'),
+    });
   });
 
   test('a policy that does not bind approvals to plans (an older chart) is not enforced', () => {
-    expect(verdict(policy({ validations: [{ expression: 'true' }] }), [binding()])).toMatchObject({ enforced: false, message: expect.stringContaining('upgrade') });
+    expect(verdict(policy({ validations: [{ expression: 'true' }] }), [binding()])).toMatchObject({
+      enforced: false,
+      message: expect.stringContaining('upgrade'),
+    });
   });
 
   test('a policy that does not match requests is not enforced', () => {
-    const p = policy({ matchConstraints: { resourceRules: [{ apiGroups: ['remediator.dev'], resources: ['alertpolicies'], operations: ['CREATE', 'UPDATE'] }] } });
+    const p = policy({
+      matchConstraints: {
+        resourceRules: [{ apiGroups: ['remediator.dev'], resources: ['alertpolicies'], operations: ['CREATE', 'UPDATE'] }],
+      },
+    });
     expect(verdict(p, [binding()])).toMatchObject({ enforced: false });
-    const createOnly = policy({ matchConstraints: { resourceRules: [{ apiGroups: ['remediator.dev'], resources: ['remediationrequests'], operations: ['CREATE'] }] } });
+    const createOnly = policy({
+      matchConstraints: { resourceRules: [{ apiGroups: ['remediator.dev'], resources: ['remediationrequests'], operations: ['CREATE'] }] },
+    });
     expect(verdict(createOnly, [binding()])).toMatchObject({ enforced: false });
   });
 
@@ -56,7 +83,7 @@ describe('admissionVerdict (fail closed)', () => {
     expect(verdict(policy(), [binding({ policyName: 'something-else' })]).enforced).toBe(false);
   });
 
-  test("a binding whose namespaceSelector does not select the namespace is not enforced there", () => {
+  test('a binding whose namespaceSelector does not select the namespace is not enforced there', () => {
     expect(verdict(policy(), [binding()], { 'kubernetes.io/metadata.name': NS })).toMatchObject({
       enforced: false,
       message: expect.stringContaining('namespaceSelector does not select the namespace'),
@@ -84,7 +111,11 @@ describe('admissionVerdict (fail closed)', () => {
   });
 
   test('excludeResourceRules that exclude remediationrequests are not enforced', () => {
-    const b = binding({ matchResources: { excludeResourceRules: [{ apiGroups: ['remediator.dev'], resources: ['remediationrequests'], operations: ['UPDATE'] }] } });
+    const b = binding({
+      matchResources: {
+        excludeResourceRules: [{ apiGroups: ['remediator.dev'], resources: ['remediationrequests'], operations: ['UPDATE'] }],
+      },
+    });
     expect(verdict(policy(), [b])).toMatchObject({ enforced: false, message: expect.stringContaining('excludes remediationrequests') });
     const wildcard = binding({ matchResources: { excludeResourceRules: [{ apiGroups: ['*'], resources: ['*'] }] } });
     expect(verdict(policy(), [wildcard]).enforced).toBe(false);
@@ -92,6 +123,9 @@ describe('admissionVerdict (fail closed)', () => {
 
   test('a paramRef the policy does not use is not enforced; a second, good binding still counts', () => {
     expect(verdict(policy(), [binding({ paramRef: { name: 'x' } })]).enforced).toBe(false);
-    expect(verdict(policy(), [binding({ validationActions: ['Warn'] }, 'soft'), binding({}, 'hard')])).toEqual({ enforced: true, binding: 'hard' });
+    expect(verdict(policy(), [binding({ validationActions: ['Warn'] }, 'soft'), binding({}, 'hard')])).toEqual({
+      enforced: true,
+      binding: 'hard',
+    });
   });
 });

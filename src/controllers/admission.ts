@@ -62,7 +62,8 @@ function coverageGap(m: MatchResources | undefined, labels: Readonly<Record<stri
   }
   if ((m?.excludeResourceRules ?? []).some(excludes)) return 'it excludes remediationrequests';
   const rules = m?.resourceRules;
-  if (needRules && !(rules ?? []).some((r) => ruleCovers(r, ['CREATE', 'UPDATE']))) return 'it does not match CREATE and UPDATE of remediationrequests';
+  if (needRules && !(rules ?? []).some((r) => ruleCovers(r, ['CREATE', 'UPDATE'])))
+    return 'it does not match CREATE and UPDATE of remediationrequests';
   if (!needRules && rules && rules.length > 0 && !rules.some((r) => ruleCovers(r, ['CREATE', 'UPDATE']))) {
     return 'its resourceRules leave out remediationrequests';
   }
@@ -77,16 +78,24 @@ export function admissionVerdict(
   namespaceLabels: Readonly<Record<string, string>> | undefined,
 ): AdmissionVerdict {
   const fix = 'install the chart with admissionPolicy.enabled=true and validationActions [Deny] covering this namespace (docs/security.md)';
-  if (!policy) return { enforced: false, message: `ValidatingAdmissionPolicy ${policyName} is not installed, so approvals cannot be trusted: ${fix}` };
+  if (!policy)
+    return { enforced: false, message: `ValidatingAdmissionPolicy ${policyName} is not installed, so approvals cannot be trusted: ${fix}` };
   if ((policy.spec?.failurePolicy ?? 'Fail') !== 'Fail') {
-    return { enforced: false, message: `ValidatingAdmissionPolicy ${policyName} has failurePolicy ${policy.spec?.failurePolicy}; it must be Fail: ${fix}` };
+    return {
+      enforced: false,
+      message: `ValidatingAdmissionPolicy ${policyName} has failurePolicy ${policy.spec?.failurePolicy}; it must be Fail: ${fix}`,
+    };
   }
   if (!(policy.spec?.validations ?? []).some((v) => v.expression?.includes(PLAN_BINDING_MARKER))) {
-    return { enforced: false, message: `ValidatingAdmissionPolicy ${policyName} does not bind approvals to plans (an older chart?): upgrade the chart` };
+    return {
+      enforced: false,
+      message: `ValidatingAdmissionPolicy ${policyName} does not bind approvals to plans (an older chart?): upgrade the chart`,
+    };
   }
   const labels = namespaceLabels ?? { 'kubernetes.io/metadata.name': namespace };
   const policyGap = coverageGap(policy.spec?.matchConstraints, labels, true);
-  if (policyGap) return { enforced: false, message: `ValidatingAdmissionPolicy ${policyName} does not cover namespace ${namespace}: ${policyGap}` };
+  if (policyGap)
+    return { enforced: false, message: `ValidatingAdmissionPolicy ${policyName} does not cover namespace ${namespace}: ${policyGap}` };
   const reasons: string[] = [];
   for (const b of bindings) {
     if (b.spec?.policyName !== policyName) continue;
@@ -107,5 +116,8 @@ export function admissionVerdict(
     return { enforced: true, binding: name };
   }
   const why = reasons.length > 0 ? reasons.join('; ') : 'no binding refers to it';
-  return { enforced: false, message: `approvals in namespace ${namespace} are not enforced by ValidatingAdmissionPolicy ${policyName} (${why}): ${fix}` };
+  return {
+    enforced: false,
+    message: `approvals in namespace ${namespace} are not enforced by ValidatingAdmissionPolicy ${policyName} (${why}): ${fix}`,
+  };
 }

@@ -12,16 +12,24 @@ describe('suspendedCondition', () => {
   });
 
   test('spec.safety.suspend makes it True', () => {
-    expect(suspendedCondition(policy({ suspend: true }), { consecutiveFailures: 0, open: false })).toMatchObject({ status: 'True', reason: 'SuspendedBySpec' });
+    expect(suspendedCondition(policy({ suspend: true }), { consecutiveFailures: 0, open: false })).toMatchObject({
+      status: 'True',
+      reason: 'SuspendedBySpec',
+    });
   });
 
   test('an open circuit breaker wins: it is the one a person must resume', () => {
     const breaker = { circuitBreaker: { maxConsecutiveFailures: 2 } };
-    expect(suspendedCondition(policy({ ...breaker, suspend: true }), { consecutiveFailures: 2, open: true, message: 'two failures' })).toMatchObject({
+    expect(
+      suspendedCondition(policy({ ...breaker, suspend: true }), { consecutiveFailures: 2, open: true, message: 'two failures' }),
+    ).toMatchObject({
       status: 'True',
       reason: 'CircuitOpen',
       message: 'two failures',
     });
-    expect(suspendedCondition(policy(breaker), { consecutiveFailures: 1, open: false })).toMatchObject({ status: 'False', reason: 'CircuitClosed' });
+    expect(suspendedCondition(policy(breaker), { consecutiveFailures: 1, open: false })).toMatchObject({
+      status: 'False',
+      reason: 'CircuitClosed',
+    });
   });
 });

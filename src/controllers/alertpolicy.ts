@@ -14,7 +14,15 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { ALERT_POLICY, API_VERSION, parseDuration, type AlertPolicy, type AlertPolicyStatus, type RemediationRequest, type Runbook } from '../api/v1alpha1/index.js';
+import {
+  ALERT_POLICY,
+  API_VERSION,
+  parseDuration,
+  type AlertPolicy,
+  type AlertPolicyStatus,
+  type RemediationRequest,
+  type Runbook,
+} from '../api/v1alpha1/index.js';
 import type { EventRecorder, ResourceClient } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
@@ -62,7 +70,8 @@ export function validatePolicy(policy: AlertPolicy): string[] {
   }
   const metricNames = new Set((policy.spec.enrichment?.metrics ?? []).map((m) => m.name));
   for (const g of policy.spec.enrichment?.guards ?? []) {
-    if (g.metric && !metricNames.has(g.metric)) problems.push(`enrichment.guards: metric "${g.metric}" is not defined in enrichment.metrics`);
+    if (g.metric && !metricNames.has(g.metric))
+      problems.push(`enrichment.guards: metric "${g.metric}" is not defined in enrichment.metrics`);
   }
   for (const m of policy.spec.enrichment?.metrics ?? []) {
     for (const v of Object.values(m.dimensions ?? {})) {
@@ -91,8 +100,20 @@ export function validatePolicy(policy: AlertPolicy): string[] {
  */
 export function suspendedCondition(policy: AlertPolicy, circuit: CircuitState): Omit<Condition, 'lastTransitionTime'> {
   if (circuit.open) return { type: 'Suspended', status: 'True', reason: 'CircuitOpen', message: circuit.message ?? '' };
-  if (policy.spec.safety?.suspend) return { type: 'Suspended', status: 'True', reason: 'SuspendedBySpec', message: 'spec.safety.suspend is true: every request is skipped' };
-  if (policy.spec.safety?.circuitBreaker) return { type: 'Suspended', status: 'False', reason: 'CircuitClosed', message: `${circuit.consecutiveFailures} consecutive failure(s)` };
+  if (policy.spec.safety?.suspend)
+    return {
+      type: 'Suspended',
+      status: 'True',
+      reason: 'SuspendedBySpec',
+      message: 'spec.safety.suspend is true: every request is skipped',
+    };
+  if (policy.spec.safety?.circuitBreaker)
+    return {
+      type: 'Suspended',
+      status: 'False',
+      reason: 'CircuitClosed',
+      message: `${circuit.consecutiveFailures} consecutive failure(s)`,
+    };
   return { type: 'Suspended', status: 'False', reason: 'Active', message: 'the policy acts on matching alerts' };
 }
 
@@ -115,8 +136,20 @@ export class AlertPolicyReconciler implements Reconciler {
       !grant.ok
         ? { type: 'Ready', status: 'False', reason: grant.reason, message: grant.message, observedGeneration: generation }
         : problems.length === 0
-          ? { type: 'Ready', status: 'True', reason: 'Valid', message: `policy is valid and may use Runbook "${policy.spec.runbookRef.name}"`, observedGeneration: generation }
-          : { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: `fix the policy: ${problems.join('; ')}`, observedGeneration: generation },
+          ? {
+              type: 'Ready',
+              status: 'True',
+              reason: 'Valid',
+              message: `policy is valid and may use Runbook "${policy.spec.runbookRef.name}"`,
+              observedGeneration: generation,
+            }
+          : {
+              type: 'Ready',
+              status: 'False',
+              reason: 'InvalidSpec',
+              message: `fix the policy: ${problems.join('; ')}`,
+              observedGeneration: generation,
+            },
       now,
     );
     status.observedGeneration = generation;
@@ -126,20 +159,37 @@ export class AlertPolicyReconciler implements Reconciler {
     status.matched = requests.length;
     status.succeeded = count('Succeeded');
     status.failed = count('Failed');
-    status.executed = requests.filter((r) => r.status?.execution?.ssm?.commandId !== undefined || r.status?.execution?.sns?.messageId !== undefined).length;
+    status.executed = requests.filter(
+      (r) => r.status?.execution?.ssm?.commandId !== undefined || r.status?.execution?.sns?.messageId !== undefined,
+    ).length;
     status.skipped = count('Skipped');
-    const last = requests.map((r) => r.metadata?.creationTimestamp ?? '').sort().at(-1);
+    const last = requests
+      .map((r) => r.metadata?.creationTimestamp ?? '')
+      .sort()
+      .at(-1);
     if (last) status.lastTriggerTime = last;
     for (const old of beyondHistoryLimit(requests, retentionOf(policy, this.deps.retentionDefaults).historyLimit)) {
       if (await this.deps.deleteRequest(req.namespace, old.metadata?.name ?? '', old.metadata?.uid ?? '')) {
-        log.info({ request: old.metadata?.name, phase: old.status?.phase, completionTime: old.status?.completionTime }, 'finished request deleted: beyond the policy\'s historyLimit');
+        log.info(
+          { request: old.metadata?.name, phase: old.status?.phase, completionTime: old.status?.completionTime },
+          "finished request deleted: beyond the policy's historyLimit",
+        );
       }
     }
-    const circuit = circuitState(policy, this.deps.executionsOf(req.namespace, req.name), this.deps.clock.now(), this.deps.resetTrusted(req.namespace));
+    const circuit = circuitState(
+      policy,
+      this.deps.executionsOf(req.namespace, req.name),
+      this.deps.clock.now(),
+      this.deps.resetTrusted(req.namespace),
+    );
     const wasOpen = policy.status?.circuitBreaker?.open ?? false;
     status.consecutiveFailures = circuit.consecutiveFailures;
     if (policy.spec.safety?.circuitBreaker) {
-      status.circuitBreaker = { open: circuit.open, ...(circuit.openedAt && { openedAt: circuit.openedAt }), ...(circuit.message && { message: circuit.message }) };
+      status.circuitBreaker = {
+        open: circuit.open,
+        ...(circuit.openedAt && { openedAt: circuit.openedAt }),
+        ...(circuit.message && { message: circuit.message }),
+      };
     } else {
       delete status.circuitBreaker;
     }
@@ -149,7 +199,8 @@ export class AlertPolicyReconciler implements Reconciler {
     const body: AlertPolicy = { apiVersion: API_VERSION, kind: ALERT_POLICY.kind, metadata: policy.metadata, spec: policy.spec, status };
     await this.deps.policies.replaceStatus(req.namespace, req.name, body);
     if (!wasOpen && circuit.open) void this.deps.events.record(body, 'Warning', 'CircuitOpen', circuit.message ?? 'circuit breaker open');
-    if (wasOpen && !circuit.open) void this.deps.events.record(body, 'Normal', 'CircuitClosed', 'circuit breaker reset; the policy executes again');
+    if (wasOpen && !circuit.open)
+      void this.deps.events.record(body, 'Normal', 'CircuitClosed', 'circuit breaker reset; the policy executes again');
     const nowReady = findCondition(status.conditions, 'Ready')?.status;
     if (wasReady !== nowReady) {
       const ready = findCondition(status.conditions, 'Ready');

@@ -14,7 +14,13 @@ describe('planMetricQueries', () => {
     const planned = planMetricQueries(
       spec([
         { name: 'cpu', namespace: 'AWS/EC2', metricName: 'CPUUtilization' },
-        { name: 'asgCpu', namespace: 'AWS/EC2', metricName: 'CPUUtilization', dimensions: { AutoScalingGroupName: '{{ labels.asg }}' }, statistic: 'Maximum' },
+        {
+          name: 'asgCpu',
+          namespace: 'AWS/EC2',
+          metricName: 'CPUUtilization',
+          dimensions: { AutoScalingGroupName: '{{ labels.asg }}' },
+          statistic: 'Maximum',
+        },
       ]),
       ['i-00000001', 'i-00000002'],
       ctx,
@@ -35,8 +41,16 @@ describe('guards', () => {
   ];
   const series = seriesFrom(
     [
-      { name: 'cpu', instanceId: 'i-00000001', query: { id: 'q0', namespace: '', metricName: '', dimensions: {}, statistic: 'Average', periodSeconds: 60 } },
-      { name: 'cpu', instanceId: 'i-00000002', query: { id: 'q1', namespace: '', metricName: '', dimensions: {}, statistic: 'Average', periodSeconds: 60 } },
+      {
+        name: 'cpu',
+        instanceId: 'i-00000001',
+        query: { id: 'q0', namespace: '', metricName: '', dimensions: {}, statistic: 'Average', periodSeconds: 60 },
+      },
+      {
+        name: 'cpu',
+        instanceId: 'i-00000002',
+        query: { id: 'q1', namespace: '', metricName: '', dimensions: {}, statistic: 'Average', periodSeconds: 60 },
+      },
     ],
     new Map([
       ['q0', { values: [95, 97], timestamps: ['t1', 't2'] }],
@@ -47,11 +61,15 @@ describe('guards', () => {
   test('the mean of each series is compared with the threshold', () => {
     expect(series[0]?.mean).toBe(96);
     expect(failedGuard([{ metric: 'cpu', operator: '>', threshold: 90 }], instances.slice(0, 1), series.slice(0, 1))).toBeUndefined();
-    expect(failedGuard([{ metric: 'cpu', operator: '<', threshold: 90 }], instances.slice(0, 1), series.slice(0, 1))).toContain('averaged 96');
+    expect(failedGuard([{ metric: 'cpu', operator: '<', threshold: 90 }], instances.slice(0, 1), series.slice(0, 1))).toContain(
+      'averaged 96',
+    );
   });
 
   test('no datapoints never pass a metric guard', () => {
-    expect(failedGuard([{ metric: 'cpu', operator: '>', threshold: 0 }], instances, series)).toContain('no datapoints for cpu on i-00000002');
+    expect(failedGuard([{ metric: 'cpu', operator: '>', threshold: 0 }], instances, series)).toContain(
+      'no datapoints for cpu on i-00000002',
+    );
   });
 
   test('tag guards need the tag on every target', () => {

@@ -4,7 +4,14 @@
  * request's status, and evaluates the guards. Pure: the AWS call happens in the
  * reconciler through `MetricsReader`.
  */
-import { DEFAULT_ALLOWED_PATTERN, DEFAULT_MAX_VALUE_LENGTH, DEFAULT_OPT_OUT_TAG, type AlertPolicySpec, type Guard, type MetricSeries } from '../api/v1alpha1/index.js';
+import {
+  DEFAULT_ALLOWED_PATTERN,
+  DEFAULT_MAX_VALUE_LENGTH,
+  DEFAULT_OPT_OUT_TAG,
+  type AlertPolicySpec,
+  type Guard,
+  type MetricSeries,
+} from '../api/v1alpha1/index.js';
 import type { InstanceFacts, MetricDataQuery, MetricDataResult } from '../cloud/types.js';
 import { render, type TemplateContext } from './template.js';
 
@@ -86,7 +93,11 @@ function compare(a: number, op: NonNullable<Guard['operator']>, b: number): bool
 }
 
 /** The first guard a target fails, described for a person; undefined when every guard passes. */
-export function failedGuard(guards: readonly Guard[], instances: readonly InstanceFacts[], series: readonly MetricSeries[]): string | undefined {
+export function failedGuard(
+  guards: readonly Guard[],
+  instances: readonly InstanceFacts[],
+  series: readonly MetricSeries[],
+): string | undefined {
   for (const g of guards) {
     // agentOnline guards are checked by the planner, against SSM's view of the agents.
     if (g.tag) {
@@ -104,8 +115,10 @@ export function failedGuard(guards: readonly Guard[], instances: readonly Instan
       if (relevant.length === 0) return `guard names metric "${g.metric}", which enrichment.metrics does not define`;
       for (const s of relevant) {
         const who = s.instanceId ? ` on ${s.instanceId}` : '';
-        if (s.mean === undefined) return `no datapoints for ${g.metric}${who} in the lookback; the guard ${g.metric} ${g.operator} ${g.threshold} cannot pass`;
-        if (!compare(s.mean, g.operator, g.threshold)) return `${g.metric}${who} averaged ${s.mean}, and the guard wants ${g.operator} ${g.threshold}`;
+        if (s.mean === undefined)
+          return `no datapoints for ${g.metric}${who} in the lookback; the guard ${g.metric} ${g.operator} ${g.threshold} cannot pass`;
+        if (!compare(s.mean, g.operator, g.threshold))
+          return `${g.metric}${who} averaged ${s.mean}, and the guard wants ${g.operator} ${g.threshold}`;
       }
     }
   }

@@ -51,7 +51,10 @@ describe('execution ledger', () => {
     await other.persist('ns', 'p');
     a.finish('ns', 'p', 'mine', 'Succeeded', T0 + 5, {});
     await a.persist('ns', 'p');
-    expect((await storage.get('ns', 'p'))?.entries.map((e) => [e.uid, e.outcome])).toEqual([['mine', 'Succeeded'], ['theirs', undefined]]);
+    expect((await storage.get('ns', 'p'))?.entries.map((e) => [e.uid, e.outcome])).toEqual([
+      ['mine', 'Succeeded'],
+      ['theirs', undefined],
+    ]);
   });
 
   test('an emptied ledger is removed; an unchanged one is not written again', async () => {

@@ -73,7 +73,10 @@ export function prune(doc: LedgerDocument, now: number): LedgerEntry[] {
   const ended = doc.entries.filter((e) => e.endedAt !== undefined).sort((a, b) => (b.endedAt ?? 0) - (a.endedAt ?? 0));
   const lastOutcomes = new Set(ended.slice(0, doc.retention.lastOutcomes).map((e) => e.uid));
   const kept = doc.entries
-    .filter((e) => now - e.at < doc.retention.windowMs || lastOutcomes.has(e.uid) || (e.outcome === undefined && now - e.at < UNFINISHED_RETENTION_MS))
+    .filter(
+      (e) =>
+        now - e.at < doc.retention.windowMs || lastOutcomes.has(e.uid) || (e.outcome === undefined && now - e.at < UNFINISHED_RETENTION_MS),
+    )
     .sort((a, b) => a.at - b.at);
   return kept.slice(-MAX_ENTRIES);
 }
@@ -124,12 +127,25 @@ export class ExecutionLedger {
   }
 
   /** Records how an execution ended; false when the ledger has no such execution. */
-  finish(namespace: string, policy: string, uid: string, outcome: ExecutionOutcome, endedAt: number, ids: Pick<LedgerEntry, 'commandIds' | 'messageId' | 'approver'>): boolean {
+  finish(
+    namespace: string,
+    policy: string,
+    uid: string,
+    outcome: ExecutionOutcome,
+    endedAt: number,
+    ids: Pick<LedgerEntry, 'commandIds' | 'messageId' | 'approver'>,
+  ): boolean {
     const doc = this.docs.get(key(namespace, policy));
     const e = doc?.entries.find((x) => x.uid === uid);
     if (!doc || !e) return false;
     if (e.outcome === outcome && e.endedAt === endedAt) return true;
-    Object.assign(e, { outcome, endedAt }, ids.commandIds?.length ? { commandIds: ids.commandIds } : {}, ids.messageId ? { messageId: ids.messageId } : {}, ids.approver ? { approver: ids.approver } : {});
+    Object.assign(
+      e,
+      { outcome, endedAt },
+      ids.commandIds?.length ? { commandIds: ids.commandIds } : {},
+      ids.messageId ? { messageId: ids.messageId } : {},
+      ids.approver ? { approver: ids.approver } : {},
+    );
     this.onChange(namespace, policy);
     return true;
   }
@@ -149,9 +165,11 @@ export class ExecutionLedger {
     const previous = this.writes.get(k) ?? Promise.resolve();
     const next = previous.catch(() => undefined).then(() => this.write(k));
     this.writes.set(k, next);
-    void next.finally(() => {
-      if (this.writes.get(k) === next) this.writes.delete(k);
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.writes.get(k) === next) this.writes.delete(k);
+      })
+      .catch(() => undefined);
     return next;
   }
 
@@ -166,9 +184,10 @@ export class ExecutionLedger {
     const now = this.clock.now();
     doc.entries = prune(doc, now);
     if (doc.entries.length === 0) {
-      if (doc.resourceVersion) await this.storage.remove(doc).catch((error: unknown) => {
-        if (!this.storage.isConflict(error)) throw error;
-      });
+      if (doc.resourceVersion)
+        await this.storage.remove(doc).catch((error: unknown) => {
+          if (!this.storage.isConflict(error)) throw error;
+        });
       if (this.docs.get(k) === doc && doc.entries.length === 0) this.docs.delete(k);
       this.stored.delete(k);
       return;

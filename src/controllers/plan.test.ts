@@ -21,7 +21,12 @@ const base = (): Body => ({
 /** The same object with its keys in reverse order at every level. */
 function reversed(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reversed);
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reversed(v)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(
+      Object.entries(value)
+        .reverse()
+        .map(([k, v]) => [k, reversed(v)]),
+    );
   return value;
 }
 
@@ -60,7 +65,11 @@ describe('planDigest', () => {
   });
 
   test('an sns plan digests its message hash', () => {
-    const sns = (messageSha256: string): Body => ({ ...base(), ssm: undefined, sns: { topicArn: 'arn:aws:sns:eu-west-1:123456789012:t', messageSha256, messagePreview: 'x' } });
+    const sns = (messageSha256: string): Body => ({
+      ...base(),
+      ssm: undefined,
+      sns: { topicArn: 'arn:aws:sns:eu-west-1:123456789012:t', messageSha256, messagePreview: 'x' },
+    });
     expect(planDigest(sns('a'))).not.toBe(planDigest(sns('b')));
   });
 });

@@ -6,12 +6,25 @@
  * renders the plan again from current state and sends nothing if the digest differs.
  */
 import { createHash } from 'node:crypto';
-import { RUNBOOK_DEFAULTS, type AlertPolicy, type Plan, type RemediationRequest, type RemediationRequestStatus, type RiskLevel, type Runbook, type SnsAction } from '../api/v1alpha1/index.js';
+import {
+  RUNBOOK_DEFAULTS,
+  type AlertPolicy,
+  type Plan,
+  type RemediationRequest,
+  type RemediationRequestStatus,
+  type RiskLevel,
+  type Runbook,
+  type SnsAction,
+} from '../api/v1alpha1/index.js';
 import { renderInputs } from './runbooks.js';
 import { render, valuePolicy, type TemplateContext } from './template.js';
 
 /** SNS text is not a shell command, but control characters still have no place in it. */
-const SNS_VALUE_POLICY = { allowedPattern: '[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*', maxLength: 1024, allow: ['LeadingDash', 'DotDot', 'Empty'] as const };
+const SNS_VALUE_POLICY = {
+  allowedPattern: '[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*',
+  maxLength: 1024,
+  allow: ['LeadingDash', 'DotDot', 'Empty'] as const,
+};
 
 /** Values substituted into an SNS subject: printable ASCII only, on one line (API_Publish). */
 const SNS_SUBJECT_VALUE_POLICY = { ...SNS_VALUE_POLICY, allowedPattern: '[ -~]*', maxLength: 100 };
@@ -43,7 +56,13 @@ export function templateContext(rr: RemediationRequest, status: RemediationReque
     alert: { name: a.name, source: a.source, fingerprint: a.fingerprint, status: a.status },
     labels: a.labels ?? {},
     annotations: a.annotations ?? {},
-    instance: only && { id: only.instanceId, state: only.state, type: only.instanceType, zone: only.availabilityZone, privateIp: only.privateIpAddress },
+    instance: only && {
+      id: only.instanceId,
+      state: only.state,
+      type: only.instanceType,
+      zone: only.availabilityZone,
+      privateIp: only.privateIpAddress,
+    },
     tags: only?.tags,
     enrichment: enrichmentValues(status),
     namespace: rr.metadata?.namespace ?? '',
@@ -68,7 +87,9 @@ export function renderSns(sns: SnsAction, ctx: TemplateContext, policyName: stri
     subject: sns.subject !== undefined ? render(sns.subject, ctx, SNS_SUBJECT_VALUE_POLICY).slice(0, 100) : undefined,
     message: render(sns.message, ctx, { ...SNS_VALUE_POLICY, maxLength: 65536 }),
     attributes: Object.fromEntries(Object.entries(sns.messageAttributes ?? {}).map(([k, v]) => [k, render(v, ctx, SNS_VALUE_POLICY)])),
-    messageGroupId: sns.messageGroupId ? render(sns.messageGroupId, ctx, { allowedPattern: '[A-Za-z0-9!-~]*', maxLength: 128 }) : policyName,
+    messageGroupId: sns.messageGroupId
+      ? render(sns.messageGroupId, ctx, { allowedPattern: '[A-Za-z0-9!-~]*', maxLength: 128 })
+      : policyName,
   };
 }
 
@@ -79,7 +100,10 @@ export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    return `{${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+    return `{${entries
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value);
 }
@@ -112,7 +136,10 @@ export function renderPlan(p: PlanInputs): { plan: Plan; sns?: RenderedSns } {
     const o = action.ssm.output;
     const output = o && {
       ...(o.cloudWatchLogGroup !== undefined && { cloudWatchLogGroup: o.cloudWatchLogGroup }),
-      ...(o.s3BucketName !== undefined && { s3BucketName: o.s3BucketName, ...(o.s3KeyPrefix !== undefined && { s3KeyPrefix: o.s3KeyPrefix }) }),
+      ...(o.s3BucketName !== undefined && {
+        s3BucketName: o.s3BucketName,
+        ...(o.s3KeyPrefix !== undefined && { s3KeyPrefix: o.s3KeyPrefix }),
+      }),
     };
     base.ssm = {
       documentName: action.ssm.documentName ?? RUNBOOK_DEFAULTS.ssmDocument,

@@ -36,6 +36,10 @@ export function ttlLeftMs(rr: RemediationRequest, retention: RetentionDefaults, 
 export function beyondHistoryLimit(requests: readonly RemediationRequest[], historyLimit: number): RemediationRequest[] {
   const finished = requests
     .filter((r) => r.status?.phase && END_PHASES.has(r.status.phase) && r.status.completionTime && !r.metadata?.deletionTimestamp)
-    .sort((a, b) => (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? '') || (b.metadata?.name ?? '').localeCompare(a.metadata?.name ?? ''));
+    .sort(
+      (a, b) =>
+        (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? '') ||
+        (b.metadata?.name ?? '').localeCompare(a.metadata?.name ?? ''),
+    );
   return finished.slice(historyLimit).reverse();
 }

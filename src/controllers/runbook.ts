@@ -35,7 +35,13 @@ export class RunbookReconciler implements Reconciler {
       status.conditions,
       problems.length === 0
         ? { type: 'Ready', status: 'True', reason: 'Valid', message: 'runbook is valid', observedGeneration: generation }
-        : { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: `fix the runbook: ${problems.join('; ')}`, observedGeneration: generation },
+        : {
+            type: 'Ready',
+            status: 'False',
+            reason: 'InvalidSpec',
+            message: `fix the runbook: ${problems.join('; ')}`,
+            observedGeneration: generation,
+          },
       isoNow(this.deps.clock),
     );
     status.observedGeneration = generation;

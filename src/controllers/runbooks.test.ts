@@ -16,7 +16,12 @@ const policy = (spec: Partial<AlertPolicy['spec']> = {}): AlertPolicy => ({
   spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'restart' }, inputs: { service: '{{ labels.service }}' }, ...spec },
 });
 const tenant = { 'kubernetes.io/metadata.name': 'team-a', 'remediator.dev/tenant': 'true' };
-const ctx = (labels: Record<string, string>): TemplateContext => ({ alert: { name: 'A', source: 'generic' }, labels, annotations: {}, namespace: 'team-a' });
+const ctx = (labels: Record<string, string>): TemplateContext => ({
+  alert: { name: 'A', source: 'generic' },
+  labels,
+  annotations: {},
+  namespace: 'team-a',
+});
 
 describe('grantFor', () => {
   test('a missing runbook, or one whose namespaceSelector does not select the namespace, is not granted', () => {
@@ -32,14 +37,23 @@ describe('grantFor', () => {
   });
 
   test('a risk below the runbook floor is refused; no risk means the floor', () => {
-    expect(grantFor(policy({ risk: 'Medium' }), runbook({ minRisk: 'High' }), tenant)).toMatchObject({ ok: false, reason: 'RiskBelowRunbookMinimum' });
-    expect(grantFor(policy({ risk: 'Critical' }), runbook({ minRisk: 'High' }), tenant)).toEqual({ ok: true, grant: { risk: 'Critical', approval: 'Manual' } });
+    expect(grantFor(policy({ risk: 'Medium' }), runbook({ minRisk: 'High' }), tenant)).toMatchObject({
+      ok: false,
+      reason: 'RiskBelowRunbookMinimum',
+    });
+    expect(grantFor(policy({ risk: 'Critical' }), runbook({ minRisk: 'High' }), tenant)).toEqual({
+      ok: true,
+      grant: { risk: 'Critical', approval: 'Manual' },
+    });
     expect(grantFor(policy(), runbook({ minRisk: 'High' }), tenant)).toEqual({ ok: true, grant: { risk: 'High', approval: 'Manual' } });
     expect(grantFor(policy(), runbook(), tenant)).toEqual({ ok: true, grant: { risk: 'Low', approval: 'Auto' } });
   });
 
   test('an explicit Auto above maxAutoApprovedRisk is refused', () => {
-    expect(grantFor(policy({ risk: 'Critical', approval: { mode: 'Auto' } }), runbook(), tenant)).toMatchObject({ ok: false, reason: 'AutoApprovalNotAllowed' });
+    expect(grantFor(policy({ risk: 'Critical', approval: { mode: 'Auto' } }), runbook(), tenant)).toMatchObject({
+      ok: false,
+      reason: 'AutoApprovalNotAllowed',
+    });
     expect(grantFor(policy({ risk: 'Medium', approval: { mode: 'Auto' } }), runbook({ maxAutoApprovedRisk: 'Medium' }), tenant)).toEqual({
       ok: true,
       grant: { risk: 'Medium', approval: 'Auto' },
@@ -47,13 +61,19 @@ describe('grantFor', () => {
   });
 
   test('the default Auto (for Low) gives way to Manual when the runbook auto-approves nothing', () => {
-    expect(grantFor(policy({ risk: 'Low' }), runbook({ maxAutoApprovedRisk: 'None' }), tenant)).toEqual({ ok: true, grant: { risk: 'Low', approval: 'Manual' } });
+    expect(grantFor(policy({ risk: 'Low' }), runbook({ maxAutoApprovedRisk: 'None' }), tenant)).toEqual({
+      ok: true,
+      grant: { risk: 'Low', approval: 'Manual' },
+    });
     expect(grantFor(policy({ risk: 'Low', approval: { mode: 'Auto' } }), runbook({ maxAutoApprovedRisk: 'None' }), tenant)).toMatchObject({
       ok: false,
       reason: 'AutoApprovalNotAllowed',
     });
     // Manual is always allowed.
-    expect(grantFor(policy({ risk: 'Low', approval: { mode: 'Manual' } }), runbook(), tenant)).toEqual({ ok: true, grant: { risk: 'Low', approval: 'Manual' } });
+    expect(grantFor(policy({ risk: 'Low', approval: { mode: 'Manual' } }), runbook(), tenant)).toEqual({
+      ok: true,
+      grant: { risk: 'Low', approval: 'Manual' },
+    });
   });
 });
 
@@ -67,26 +87,37 @@ describe('inputProblems', () => {
   });
 
   test('an input reads the alert: no inputs or enrichment inside it, and placeholders must be well formed', () => {
-    expect(inputProblems(policy({ inputs: { service: '{{ inputs.service }}' } }), runbook())).toEqual([expect.stringContaining('cannot be used in an input')]);
+    expect(inputProblems(policy({ inputs: { service: '{{ inputs.service }}' } }), runbook())).toEqual([
+      expect.stringContaining('cannot be used in an input'),
+    ]);
     expect(inputProblems(policy({ inputs: { service: '{{ enrichment.cpu }}' } }), runbook())).toHaveLength(1);
-    expect(inputProblems(policy({ inputs: { service: '{{ env.HOME }}' } }), runbook())).toEqual([expect.stringContaining('unknown template root')]);
+    expect(inputProblems(policy({ inputs: { service: '{{ env.HOME }}' } }), runbook())).toEqual([
+      expect.stringContaining('unknown template root'),
+    ]);
   });
 });
 
 describe('renderInputs', () => {
   test('values must match the input allowedPattern as a whole, literal text included', () => {
     expect(renderInputs(policy(), runbook(), ctx({ service: 'nginx' }))).toEqual({ service: 'nginx' });
-    expect(() => renderInputs(policy(), runbook(), ctx({ service: 'sshd' }))).toThrow(/input service.*(does not match|outside the allowlist)/);
+    expect(() => renderInputs(policy(), runbook(), ctx({ service: 'sshd' }))).toThrow(
+      /input service.*(does not match|outside the allowlist)/,
+    );
     // Anchored: a prefix match is not enough.
     expect(() => renderInputs(policy(), runbook(), ctx({ service: 'nginx2' }))).toThrow(TemplateError);
-    expect(() => renderInputs(policy({ inputs: { service: 'x{{ labels.service }}' } }), runbook(), ctx({ service: 'nginx' }))).toThrow(/does not match/);
+    expect(() => renderInputs(policy({ inputs: { service: 'x{{ labels.service }}' } }), runbook(), ctx({ service: 'nginx' }))).toThrow(
+      /does not match/,
+    );
   });
 
   test('without a pattern the default value rules apply', () => {
     const open = runbook({ inputs: [{ name: 'service' }] });
     expect(renderInputs(policy(), open, ctx({ service: 'my-app.service' }))).toEqual({ service: 'my-app.service' });
-    for (const bad of ['--help', '../../etc/shadow', '', 'a;reboot']) expect(() => renderInputs(policy(), open, ctx({ service: bad }))).toThrow(/input service/);
-    expect(renderInputs(policy(), runbook({ inputs: [{ name: 'service', allow: ['LeadingDash'] }] }), ctx({ service: '--now' }))).toEqual({ service: '--now' });
+    for (const bad of ['--help', '../../etc/shadow', '', 'a;reboot'])
+      expect(() => renderInputs(policy(), open, ctx({ service: bad }))).toThrow(/input service/);
+    expect(renderInputs(policy(), runbook({ inputs: [{ name: 'service', allow: ['LeadingDash'] }] }), ctx({ service: '--now' }))).toEqual({
+      service: '--now',
+    });
   });
 
   test('an input the policy does not set is refused', () => {
@@ -98,13 +129,22 @@ describe('runbookProblems and approvalTimeoutMs', () => {
   const docs = new Set(['AWS-RunShellScript']);
   test('finds bad regexes, undeclared inputs, documents outside the allowlist, and templates in the scope beyond the namespace', () => {
     expect(runbookProblems(runbook(), docs)).toEqual([]);
-    expect(runbookProblems(runbook({ inputs: [{ name: 'service', allowedPattern: '[a-z' }] }), docs)).toEqual([expect.stringContaining('inputs[service].allowedPattern')]);
-    expect(runbookProblems(runbook({ inputs: [] }), docs)).toEqual([expect.stringContaining('{{ inputs.service }} is not a declared input')]);
-    expect(runbookProblems(runbook({ action: { ssm: { documentName: 'AWS-RunPowerShellScript', parameters: [{ name: 'commands', values: ['x'] }] } } }), docs)).toEqual([
-      expect.stringContaining('not allowed'),
+    expect(runbookProblems(runbook({ inputs: [{ name: 'service', allowedPattern: '[a-z' }] }), docs)).toEqual([
+      expect.stringContaining('inputs[service].allowedPattern'),
     ]);
+    expect(runbookProblems(runbook({ inputs: [] }), docs)).toEqual([
+      expect.stringContaining('{{ inputs.service }} is not a declared input'),
+    ]);
+    expect(
+      runbookProblems(
+        runbook({ action: { ssm: { documentName: 'AWS-RunPowerShellScript', parameters: [{ name: 'commands', values: ['x'] }] } } }),
+        docs,
+      ),
+    ).toEqual([expect.stringContaining('not allowed')]);
     expect(runbookProblems(runbook({ scope: { tagSelector: { team: '{{ namespace }}' } } }), docs)).toEqual([]);
-    expect(runbookProblems(runbook({ scope: { tagSelector: { team: '{{ labels.team }}' } } }), docs)).toEqual([expect.stringContaining('only {{ namespace }}')]);
+    expect(runbookProblems(runbook({ scope: { tagSelector: { team: '{{ labels.team }}' } } }), docs)).toEqual([
+      expect.stringContaining('only {{ namespace }}'),
+    ]);
   });
 
   test('approval timeout defaults to an hour', () => {

@@ -30,11 +30,19 @@ export type GrantResult = { ok: true; grant: RunbookGrant } | { ok: false; reaso
  * Checks `policy` may use `runbook` from its namespace. Every failure names what to fix
  * and who can fix it (the team, or a cluster administrator).
  */
-export function grantFor(policy: AlertPolicy, runbook: Runbook | undefined, namespaceLabels: Readonly<Record<string, string>> | undefined): GrantResult {
+export function grantFor(
+  policy: AlertPolicy,
+  runbook: Runbook | undefined,
+  namespaceLabels: Readonly<Record<string, string>> | undefined,
+): GrantResult {
   const rbName = policy.spec.runbookRef.name;
   const ns = policy.metadata?.namespace ?? '';
   if (!runbook) {
-    return { ok: false, reason: 'RunbookNotFound', message: `Runbook "${rbName}" does not exist; ask a cluster administrator, or fix spec.runbookRef` };
+    return {
+      ok: false,
+      reason: 'RunbookNotFound',
+      message: `Runbook "${rbName}" does not exist; ask a cluster administrator, or fix spec.runbookRef`,
+    };
   }
   if (namespaceLabels === undefined || !selectorMatches(runbook.spec.namespaceSelector, namespaceLabels)) {
     return {
@@ -46,7 +54,11 @@ export function grantFor(policy: AlertPolicy, runbook: Runbook | undefined, name
   const floor = runbook.spec.minRisk ?? RUNBOOK_DEFAULTS.minRisk;
   const risk = policy.spec.risk ?? floor;
   if (riskRank(risk) < riskRank(floor)) {
-    return { ok: false, reason: 'RiskBelowRunbookMinimum', message: `risk ${risk} is below the minimum risk ${floor} of Runbook "${rbName}"; raise spec.risk` };
+    return {
+      ok: false,
+      reason: 'RiskBelowRunbookMinimum',
+      message: `risk ${risk} is below the minimum risk ${floor} of Runbook "${rbName}"; raise spec.risk`,
+    };
   }
   const maxAuto = runbook.spec.maxAutoApprovedRisk ?? RUNBOOK_DEFAULTS.maxAutoApprovedRisk;
   const mode = policy.spec.approval?.mode ?? (risk === 'Low' ? 'Auto' : 'Manual');
@@ -70,7 +82,10 @@ export function inputProblems(policy: AlertPolicy, runbook: Runbook): string[] {
   const given = policy.spec.inputs ?? {};
   const problems: string[] = [];
   for (const name of Object.keys(given)) {
-    if (!declared.has(name)) problems.push(`inputs.${name}: Runbook "${runbook.metadata?.name}" declares no such input (it takes ${[...declared.keys()].join(', ') || 'none'})`);
+    if (!declared.has(name))
+      problems.push(
+        `inputs.${name}: Runbook "${runbook.metadata?.name}" declares no such input (it takes ${[...declared.keys()].join(', ') || 'none'})`,
+      );
   }
   for (const name of declared.keys()) {
     if (!(name in given)) problems.push(`inputs.${name}: required by Runbook "${runbook.metadata?.name}"`);
@@ -78,7 +93,8 @@ export function inputProblems(policy: AlertPolicy, runbook: Runbook): string[] {
   for (const [name, template] of Object.entries(given)) {
     try {
       for (const p of placeholders(template)) {
-        if (p.startsWith('inputs.') || p.startsWith('enrichment.')) throw new TemplateError(`{{ ${p} }} cannot be used in an input; inputs read the alert`);
+        if (p.startsWith('inputs.') || p.startsWith('enrichment.'))
+          throw new TemplateError(`{{ ${p} }} cannot be used in an input; inputs read the alert`);
       }
     } catch (error) {
       problems.push(`inputs.${name}: ${(error as Error).message}`);
@@ -95,7 +111,8 @@ export function renderInputs(policy: AlertPolicy, runbook: Runbook, ctx: Templat
   const out: Record<string, string> = {};
   for (const input of runbook.spec.inputs ?? []) {
     const template = policy.spec.inputs?.[input.name];
-    if (template === undefined) throw new TemplateError(`policy sets no value for input ${input.name}, which Runbook "${runbook.metadata?.name}" requires`);
+    if (template === undefined)
+      throw new TemplateError(`policy sets no value for input ${input.name}, which Runbook "${runbook.metadata?.name}" requires`);
     try {
       out[input.name] = render(template, ctx, valuePolicy(input));
     } catch (error) {
@@ -105,7 +122,9 @@ export function renderInputs(policy: AlertPolicy, runbook: Runbook, ctx: Templat
     // The input rule applies to the whole value, literal text included.
     const rendered = out[input.name] ?? '';
     if (input.allowedPattern !== undefined && !anchoredPattern(input.allowedPattern).test(rendered)) {
-      throw new TemplateError(`input ${input.name} = ${JSON.stringify(rendered.slice(0, 64))} does not match /${input.allowedPattern}/ of Runbook "${runbook.metadata?.name}"`);
+      throw new TemplateError(
+        `input ${input.name} = ${JSON.stringify(rendered.slice(0, 64))} does not match /${input.allowedPattern}/ of Runbook "${runbook.metadata?.name}"`,
+      );
     }
   }
   return out;
@@ -127,7 +146,8 @@ export function runbookProblems(runbook: Runbook, allowedDocuments: ReadonlySet<
   const checkTemplate = (where: string, t: string) => {
     try {
       for (const p of placeholders(t)) {
-        if (p.startsWith('inputs.') && !declared.has(p.slice('inputs.'.length))) problems.push(`${where}: {{ ${p} }} is not a declared input`);
+        if (p.startsWith('inputs.') && !declared.has(p.slice('inputs.'.length)))
+          problems.push(`${where}: {{ ${p} }} is not a declared input`);
       }
     } catch (error) {
       problems.push(`${where}: ${(error as Error).message}`);
@@ -137,7 +157,9 @@ export function runbookProblems(runbook: Runbook, allowedDocuments: ReadonlySet<
   if (ssm) {
     const document = ssm.documentName ?? RUNBOOK_DEFAULTS.ssmDocument;
     if (!allowedDocuments.has(document)) {
-      problems.push(`action.ssm.documentName ${document} is not allowed; the controller allows ${[...allowedDocuments].join(', ')} (flag --allowed-documents)`);
+      problems.push(
+        `action.ssm.documentName ${document} is not allowed; the controller allows ${[...allowedDocuments].join(', ')} (flag --allowed-documents)`,
+      );
     }
     for (const p of ssm.parameters) {
       checkPattern(`action.ssm.parameters[${p.name}]`, p.allowedPattern);
@@ -146,7 +168,8 @@ export function runbookProblems(runbook: Runbook, allowedDocuments: ReadonlySet<
   }
   const sns = runbook.spec.action.sns;
   if (sns) {
-    for (const t of [sns.subject ?? '', sns.message, sns.messageGroupId ?? '', ...Object.values(sns.messageAttributes ?? {})]) checkTemplate('action.sns', t);
+    for (const t of [sns.subject ?? '', sns.message, sns.messageGroupId ?? '', ...Object.values(sns.messageAttributes ?? {})])
+      checkTemplate('action.sns', t);
   }
   for (const [k, v] of Object.entries(runbook.spec.scope?.tagSelector ?? {})) {
     try {

@@ -1,5 +1,13 @@
 import type { AlertPolicy } from '../api/v1alpha1/index.js';
-import { circuitState, cooldownBlock, insideMaintenanceWindow, maintenanceBlock, rateLimitBlock, validateSafety, type ExecutionRecord } from './safety.js';
+import {
+  circuitState,
+  cooldownBlock,
+  insideMaintenanceWindow,
+  maintenanceBlock,
+  rateLimitBlock,
+  validateSafety,
+  type ExecutionRecord,
+} from './safety.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z'); // a Saturday
 
@@ -29,7 +37,9 @@ describe('cooldown and rate limit', () => {
   });
 
   test('a request recreated under the same name is another request (its UID differs)', () => {
-    expect(cooldownBlock(policy({ cooldown: '10m' }), 'uid-of-the-recreated-one', ['i-00000001'], records, T0)).toContain('remediated by same-name');
+    expect(cooldownBlock(policy({ cooldown: '10m' }), 'uid-of-the-recreated-one', ['i-00000001'], records, T0)).toContain(
+      'remediated by same-name',
+    );
   });
 
   test('the rate limit counts executions in the sliding window', () => {
@@ -65,7 +75,10 @@ describe('circuit breaker', () => {
     const far = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': '9999-12-31T00:00:00Z' });
     expect(circuitState(far, history, T0)).toMatchObject({ consecutiveFailures: 3, open: true });
     // An hour ahead of the controller's clock is the future too (beyond clock skew).
-    const ahead = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': new Date(T0 + 3_600_000).toISOString() });
+    const ahead = policy(
+      { circuitBreaker: { maxConsecutiveFailures: 2 } },
+      { 'remediator.dev/circuit-reset-at': new Date(T0 + 3_600_000).toISOString() },
+    );
     expect(circuitState(ahead, history, T0).open).toBe(true);
   });
 
@@ -87,17 +100,31 @@ describe('maintenance windows', () => {
     expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T05:00:00Z'))).toBe(false);
     expect(insideMaintenanceWindow(p, Date.parse('2026-11-21T00:59:00Z'))).toBe(false);
     // Held until the next opening: 02:00 Berlin on Saturday 2026-11-28.
-    expect(maintenanceBlock(p, T0)).toEqual({ message: expect.stringContaining('outside every maintenance window'), until: Date.parse('2026-11-28T01:00:00Z') });
+    expect(maintenanceBlock(p, T0)).toEqual({
+      message: expect.stringContaining('outside every maintenance window'),
+      until: Date.parse('2026-11-28T01:00:00Z'),
+    });
   });
 
   test('NeverDuring holds execution inside a window (a change freeze)', () => {
     const p = policy({ maintenanceWindows: { mode: 'NeverDuring', windows: [saturdayNight] } });
-    expect(maintenanceBlock(p, Date.parse('2026-11-21T02:00:00Z'))).toEqual({ message: expect.stringContaining('change freeze'), until: Date.parse('2026-11-21T05:00:00Z') });
+    expect(maintenanceBlock(p, Date.parse('2026-11-21T02:00:00Z'))).toEqual({
+      message: expect.stringContaining('change freeze'),
+      until: Date.parse('2026-11-21T05:00:00Z'),
+    });
     expect(maintenanceBlock(p, T0)).toBeUndefined();
   });
 
   test('bad cron expressions and time zones are reported', () => {
-    const p = policy({ maintenanceWindows: { mode: 'OnlyDuring', windows: [{ schedule: '61 * * * * *', duration: '1h' }, { schedule: '0 2 * * 6', duration: '1h', timeZone: 'Nowhere/City' }] } });
+    const p = policy({
+      maintenanceWindows: {
+        mode: 'OnlyDuring',
+        windows: [
+          { schedule: '61 * * * * *', duration: '1h' },
+          { schedule: '0 2 * * 6', duration: '1h', timeZone: 'Nowhere/City' },
+        ],
+      },
+    });
     const problems = validateSafety(p);
     expect(problems).toHaveLength(2);
     expect(problems[1]).toContain('Nowhere/City');

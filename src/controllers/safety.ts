@@ -22,7 +22,13 @@ export interface ExecutionRecord {
 }
 
 /** `self` is the deciding request's UID. */
-export function cooldownBlock(policy: AlertPolicy, self: string, targets: readonly string[], records: readonly ExecutionRecord[], now: number): string | undefined {
+export function cooldownBlock(
+  policy: AlertPolicy,
+  self: string,
+  targets: readonly string[],
+  records: readonly ExecutionRecord[],
+  now: number,
+): string | undefined {
   const cooldown = policy.spec.safety?.cooldown;
   if (!cooldown) return undefined;
   const ms = parseDuration(cooldown);
@@ -113,14 +119,22 @@ export function maintenanceBlock(policy: AlertPolicy, now: number): { message: s
   if (!mw) return undefined;
   const inside = insideMaintenanceWindow(policy, now);
   if (mw.mode === 'OnlyDuring' && !inside) {
-    const until = Math.min(...mw.windows.map((w) => CronExpressionParser.parse(w.schedule, { currentDate: new Date(now), tz: w.timeZone ?? 'UTC' }).next().getTime()));
+    const until = Math.min(
+      ...mw.windows.map((w) =>
+        CronExpressionParser.parse(w.schedule, { currentDate: new Date(now), tz: w.timeZone ?? 'UTC' })
+          .next()
+          .getTime(),
+      ),
+    );
     return { message: `outside every maintenance window; held until the next one opens at ${iso(until)}`, until };
   }
   if (mw.mode === 'NeverDuring' && inside) {
     // The latest close among the windows open now; another may open then, which the next look finds.
     let until = now;
     for (const w of mw.windows) {
-      const opened = CronExpressionParser.parse(w.schedule, { currentDate: new Date(now + 1000), tz: w.timeZone ?? 'UTC' }).prev().getTime();
+      const opened = CronExpressionParser.parse(w.schedule, { currentDate: new Date(now + 1000), tz: w.timeZone ?? 'UTC' })
+        .prev()
+        .getTime();
       const closes = opened + parseDuration(w.duration);
       if (now >= opened && closes > until) until = closes;
     }

@@ -7,7 +7,11 @@ const policy = (maxTargets = 3, extra: Partial<AlertPolicySpec['targets']> = {})
   risk: 'Low',
   runbookRef: { name: 'rb' },
 });
-const request = (labels: Record<string, string>, targets?: string[], source: 'generic' | 'cloudwatch' = 'generic'): RemediationRequestSpec => ({
+const request = (
+  labels: Record<string, string>,
+  targets?: string[],
+  source: 'generic' | 'cloudwatch' = 'generic',
+): RemediationRequestSpec => ({
   policyRef: { name: 'p' },
   alert: { source, name: 'A', status: 'firing', labels },
   ...(targets && { targets }),
@@ -40,7 +44,10 @@ describe('namedTargets and checkTargets', () => {
 
 describe('candidates: spec.targets may only narrow', () => {
   test('explicit targets named by the alert are kept', () => {
-    expect(candidates(request({ instances: 'i-00000001,i-00000002' }, ['i-00000001']), policy(), undefined, undefined)).toEqual({ ok: true, ids: ['i-00000001'] });
+    expect(candidates(request({ instances: 'i-00000001,i-00000002' }, ['i-00000001']), policy(), undefined, undefined)).toEqual({
+      ok: true,
+      ids: ['i-00000001'],
+    });
   });
 
   test('explicit targets the alert does not name are refused, naming them, before any AWS call', () => {
@@ -49,11 +56,17 @@ describe('candidates: spec.targets may only narrow', () => {
   });
 
   test('with a policy tag selector, explicit targets are left to the tag checks', () => {
-    expect(candidates(request({}, ['i-aaaaaaaa']), policy(3, { fromLabels: [] }), { role: 'web' }, undefined)).toEqual({ ok: true, ids: ['i-aaaaaaaa'] });
+    expect(candidates(request({}, ['i-aaaaaaaa']), policy(3, { fromLabels: [] }), { role: 'web' }, undefined)).toEqual({
+      ok: true,
+      ids: ['i-aaaaaaaa'],
+    });
   });
 
   test('label sources name the targets; a tag selector alone selects them, merged with the runbook scope', () => {
-    expect(candidates(request({ instance_id: 'i-00000001' }), policy(), { role: 'web' }, { team: 'a' })).toEqual({ ok: true, ids: ['i-00000001'] });
+    expect(candidates(request({ instance_id: 'i-00000001' }), policy(), { role: 'web' }, { team: 'a' })).toEqual({
+      ok: true,
+      ids: ['i-00000001'],
+    });
     const tagOnly = policy(3, { fromLabels: [] });
     expect(candidates(request({}), tagOnly, { role: 'web' }, { team: 'a' })).toEqual({ ok: true, selector: { role: 'web', team: 'a' } });
     expect(candidates(request({}), tagOnly, { team: 'b' }, { team: 'a' })).toMatchObject({ ok: false, reason: 'NoTargets' });
@@ -69,13 +82,15 @@ describe('renderSelector and outsideScope', () => {
     expect(() => renderSelector({ role: '{{ labels.bad }}' }, ctx)).toThrow();
   });
 
-  test('every target must carry every rule\'s tags; the first outside is named', () => {
+  test("every target must carry every rule's tags; the first outside is named", () => {
     const rules: Array<{ what: string; tags: Record<string, string> }> = [
       { what: 'the policy tagSelector', tags: { role: 'web' } },
       { what: 'the scope of Runbook "rb"', tags: { team: 'team-a' } },
     ];
     expect(outsideScope([facts('i-00000001', { role: 'web', team: 'team-a' })], rules)).toBeUndefined();
-    expect(outsideScope([facts('i-00000001', { role: 'web', team: 'team-a' }), facts('i-00000002', { role: 'db', team: 'team-a' })], rules)).toMatchObject({
+    expect(
+      outsideScope([facts('i-00000001', { role: 'web', team: 'team-a' }), facts('i-00000002', { role: 'db', team: 'team-a' })], rules),
+    ).toMatchObject({
       ok: false,
       reason: 'TargetOutOfScope',
       message: expect.stringMatching(/i-00000002 is outside the policy tagSelector: it needs role=web and has role=db/),

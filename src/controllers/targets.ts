@@ -19,7 +19,10 @@ export type Candidates = { ok: true; ids: string[] } | { ok: true; selector: Rec
 /** IDs the alert names through the policy's label and dimension sources. */
 export function namedTargets(spec: RemediationRequestSpec, policy: AlertPolicySpec): string[] {
   const labels = spec.alert.labels ?? {};
-  const names = [...(policy.targets.fromLabels ?? []), ...(spec.alert.source === 'cloudwatch' ? (policy.targets.fromDimensions ?? []) : [])];
+  const names = [
+    ...(policy.targets.fromLabels ?? []),
+    ...(spec.alert.source === 'cloudwatch' ? (policy.targets.fromDimensions ?? []) : []),
+  ];
   const ids: string[] = [];
   for (const name of names) {
     const value = labels[name];
@@ -31,7 +34,10 @@ export function namedTargets(spec: RemediationRequestSpec, policy: AlertPolicySp
 }
 
 /** A tag selector with its templates rendered (values must pass the default allowlist). */
-export function renderSelector(selector: Readonly<Record<string, string>> | undefined, ctx: TemplateContext): Record<string, string> | undefined {
+export function renderSelector(
+  selector: Readonly<Record<string, string>> | undefined,
+  ctx: TemplateContext,
+): Record<string, string> | undefined {
   if (!selector) return undefined;
   return Object.fromEntries(Object.entries(selector).map(([k, v]) => [k, render(v, ctx, DEFAULT_VALUE_POLICY)]));
 }
@@ -68,7 +74,11 @@ export function candidates(
     const merged: Record<string, string> = { ...policySelector };
     for (const [k, v] of Object.entries(scopeSelector ?? {})) {
       if (merged[k] !== undefined && merged[k] !== v) {
-        return { ok: false, reason: 'NoTargets', message: `the policy selects ${k}=${merged[k]} but the runbook's scope requires ${k}=${v}: no instance can match` };
+        return {
+          ok: false,
+          reason: 'NoTargets',
+          message: `the policy selects ${k}=${merged[k]} but the runbook's scope requires ${k}=${v}: no instance can match`,
+        };
       }
       merged[k] = v;
     }
@@ -82,7 +92,11 @@ function describeSources(policy: AlertPolicySpec): string {
   const sources = [
     t.fromLabels?.length ? `labels ${t.fromLabels.join(', ')}` : '',
     t.fromDimensions?.length ? `dimensions ${t.fromDimensions.join(', ')}` : '',
-    t.tagSelector ? `tags ${Object.entries(t.tagSelector).map(([k, v]) => `${k}=${v}`).join(',')}` : '',
+    t.tagSelector
+      ? `tags ${Object.entries(t.tagSelector)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')}`
+      : '',
   ].filter(Boolean);
   return sources.join('; ') || 'no target source';
 }
@@ -102,7 +116,11 @@ export function checkTargets(ids: readonly string[], policy: AlertPolicySpec, ma
     };
   }
   if (unique.length > maxTargets) {
-    return { ok: false, reason: 'TooManyTargets', message: `${unique.length} targets exceed maxTargets ${maxTargets} (policy and runbook); nothing was run` };
+    return {
+      ok: false,
+      reason: 'TooManyTargets',
+      message: `${unique.length} targets exceed maxTargets ${maxTargets} (policy and runbook); nothing was run`,
+    };
   }
   return { ok: true, targets: unique };
 }
@@ -120,7 +138,11 @@ export function outsideScope(
       for (const [k, v] of Object.entries(rule.tags ?? {})) {
         if (f.tags[k] !== v) {
           const has = f.tags[k] === undefined ? `no tag ${k}` : `${k}=${f.tags[k]}`;
-          return { ok: false, reason: 'TargetOutOfScope', message: `${f.instanceId} is outside ${rule.what}: it needs ${k}=${v} and has ${has}; nothing was run` };
+          return {
+            ok: false,
+            reason: 'TargetOutOfScope',
+            message: `${f.instanceId} is outside ${rule.what}: it needs ${k}=${v} and has ${has}; nothing was run`,
+          };
         }
       }
     }

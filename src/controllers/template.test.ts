@@ -10,7 +10,9 @@ function ctx(labels: Record<string, string>): TemplateContext {
 
 describe('render', () => {
   test('substitutes labels, annotations and alert fields', () => {
-    expect(render('systemctl restart {{ labels.service }} # {{alert.name}}', ctx({ service: 'nginx' }), policy)).toBe('systemctl restart nginx # NginxDown');
+    expect(render('systemctl restart {{ labels.service }} # {{alert.name}}', ctx({ service: 'nginx' }), policy)).toBe(
+      'systemctl restart nginx # NginxDown',
+    );
     expect(render('echo {{ annotations.runbook }}', ctx({}), policy)).toBe('echo https://runbooks/x');
   });
 
@@ -45,14 +47,19 @@ describe('render', () => {
     expect(() => render('systemctl restart {{ labels.service }}', ctx({ service: value }), policy)).toThrow(TemplateError);
   });
 
-  test.each(['--help', '-rf', '../../etc/shadow', '/var/../etc', ''])('refuses %j by default (options, paths upwards, empty values)', (value) => {
-    expect(() => render('ls {{ labels.path }}', ctx({ path: value }), policy)).toThrow(TemplateError);
-  });
+  test.each(['--help', '-rf', '../../etc/shadow', '/var/../etc', ''])(
+    'refuses %j by default (options, paths upwards, empty values)',
+    (value) => {
+      expect(() => render('ls {{ labels.path }}', ctx({ path: value }), policy)).toThrow(TemplateError);
+    },
+  );
 
   test('allow: lifts exactly the rule it names', () => {
     expect(render('ls {{ labels.path }}', ctx({ path: '--help' }), { ...policy, allow: ['LeadingDash'] })).toBe('ls --help');
     expect(() => render('ls {{ labels.path }}', ctx({ path: '../x' }), { ...policy, allow: ['LeadingDash'] })).toThrow(/\.\./);
-    expect(render('cat {{ labels.path }}', ctx({ path: '../../etc/shadow' }), { ...policy, allow: ['DotDot'] })).toBe('cat ../../etc/shadow');
+    expect(render('cat {{ labels.path }}', ctx({ path: '../../etc/shadow' }), { ...policy, allow: ['DotDot'] })).toBe(
+      'cat ../../etc/shadow',
+    );
     expect(() => render('cat {{ labels.path }}', ctx({ path: '' }), { ...policy, allow: ['DotDot'] })).toThrow(/empty/);
     expect(render('echo x{{ labels.path }}', ctx({ path: '' }), { ...policy, allow: ['Empty'] })).toBe('echo x');
   });

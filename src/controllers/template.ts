@@ -72,7 +72,8 @@ export function structuralProblem(value: string, allow: readonly ValueRule[] = [
 }
 
 /** `{{ssm:/path}}` or `{{ssm-secure:/path}}`, optionally with `:version` or `:label` (SSM parameter naming rules). */
-const PARAMETER_STORE_REFERENCE = /\{\{\s*ssm(?:-secure)?:(\/?[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+){0,14})(?::[A-Za-z0-9_.-]{1,100})?\s*\}\}/g;
+const PARAMETER_STORE_REFERENCE =
+  /\{\{\s*ssm(?:-secure)?:(\/?[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+){0,14})(?::[A-Za-z0-9_.-]{1,100})?\s*\}\}/g;
 
 /** Parameter Store references in a template (kept verbatim when rendering). */
 export function parameterStoreReferences(template: string): string[] {
@@ -118,7 +119,7 @@ function lookup(ctx: TemplateContext, root: string, key: string | undefined): st
   if (key === undefined) return undefined;
   const scope = (ctx as unknown as Record<string, Record<string, unknown> | undefined>)[root];
   if (scope === undefined) return undefined;
-  const v = Object.prototype.hasOwnProperty.call(scope, key) ? scope[key] : undefined;
+  const v = Object.hasOwn(scope, key) ? scope[key] : undefined;
   return v === undefined || v === null ? undefined : String(v);
 }
 
@@ -155,15 +156,21 @@ function renderText(template: string, ctx: TemplateContext, policy: ValuePolicy,
     const value = lookup(ctx, root, key);
     if (value === undefined) {
       if (root === 'instance' || root === 'tags') {
-        throw new TemplateError(`${whole} needs exactly one target with that value; this request has ${ctx.instance ? 'no such value' : 'several or no targets'}`);
+        throw new TemplateError(
+          `${whole} needs exactly one target with that value; this request has ${ctx.instance ? 'no such value' : 'several or no targets'}`,
+        );
       }
-      throw new TemplateError(`${whole} has no value: the alert carries no ${root === 'alert' ? 'field' : root.replace(/s$/, '')} "${key}"`);
+      throw new TemplateError(
+        `${whole} has no value: the alert carries no ${root === 'alert' ? 'field' : root.replace(/s$/, '')} "${key}"`,
+      );
     }
     if (value.length > policy.maxLength) {
       throw new TemplateError(`value of ${whole} is ${value.length} characters, over the limit of ${policy.maxLength}`);
     }
     if (!allowed.test(value)) {
-      throw new TemplateError(`value of ${whole} contains characters outside the allowlist /${policy.allowedPattern}/; refusing to send it`);
+      throw new TemplateError(
+        `value of ${whole} contains characters outside the allowlist /${policy.allowedPattern}/; refusing to send it`,
+      );
     }
     const problem = structuralProblem(value, policy.allow);
     if (problem) {

@@ -15,7 +15,10 @@ export const ALERTMANAGER_WEBHOOK_VERSION = '4';
 
 export function parseAlertmanager(body: unknown, maxAlerts: number): IntakeAlert[] {
   // Counted before the schema check, so an oversized group gets the actionable answer.
-  const count = body !== null && typeof body === 'object' && Array.isArray((body as { alerts?: unknown }).alerts) ? (body as { alerts: unknown[] }).alerts.length : 0;
+  const count =
+    body !== null && typeof body === 'object' && Array.isArray((body as { alerts?: unknown }).alerts)
+      ? (body as { alerts: unknown[] }).alerts.length
+      : 0;
   if (count > maxAlerts) {
     throw new IntakeError(
       413,
@@ -25,7 +28,10 @@ export function parseAlertmanager(body: unknown, maxAlerts: number): IntakeAlert
   if (body !== null && typeof body === 'object' && !Array.isArray(body) && typeof (body as { version?: unknown }).version === 'string') {
     const version = (body as { version: string }).version;
     if (version !== ALERTMANAGER_WEBHOOK_VERSION) {
-      throw new IntakeError(422, `unsupported Alertmanager webhook version ${JSON.stringify(version.slice(0, 16))}: this endpoint accepts version "4" (Alertmanager 0.x)`);
+      throw new IntakeError(
+        422,
+        `unsupported Alertmanager webhook version ${JSON.stringify(version.slice(0, 16))}: this endpoint accepts version "4" (Alertmanager 0.x)`,
+      );
     }
   }
   const payload: AlertmanagerPayload = validate(checkers.alertmanager, body, 'Alertmanager webhook payload');

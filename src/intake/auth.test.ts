@@ -19,7 +19,16 @@ class FakeSecrets {
 function setup(over: { ttlMs?: number; staleGraceMs?: number } = {}) {
   let now = 1_000_000;
   const kube = new FakeSecrets();
-  const auth = new BearerAuthenticator({ kube, secret: { namespace: 'ns', name: 'intake' }, logger, ttlMs: over.ttlMs ?? 10_000, minRefreshMs: 1_000, staleGraceMs: over.staleGraceMs, readBudgetMs: 50, now: () => now });
+  const auth = new BearerAuthenticator({
+    kube,
+    secret: { namespace: 'ns', name: 'intake' },
+    logger,
+    ttlMs: over.ttlMs ?? 10_000,
+    minRefreshMs: 1_000,
+    staleGraceMs: over.staleGraceMs,
+    readBudgetMs: 50,
+    now: () => now,
+  });
   return { kube, auth, advance: (ms: number) => (now += ms) };
 }
 

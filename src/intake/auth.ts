@@ -74,13 +74,23 @@ export class BearerAuthenticator {
   /** Resolves when `header` carries the current token; throws 401 (wrong/missing) or 503 (we cannot tell). */
   async authenticate(header: string | undefined): Promise<void> {
     if (!this.opts.secret) {
-      throw new IntakeError(503, 'this endpoint needs a bearer token but none is configured: start the controller with --intake-token-secret <namespace>/<name> (a Secret with key "token")', 'unavailable');
+      throw new IntakeError(
+        503,
+        'this endpoint needs a bearer token but none is configured: start the controller with --intake-token-secret <namespace>/<name> (a Secret with key "token")',
+        'unavailable',
+      );
     }
     const presented = bearerToken(header);
     if (presented === undefined) {
-      throw new IntakeError(401, `missing bearer token: send "Authorization: Bearer <token>" with the token from Secret ${this.secretName} (key "${TOKEN_KEY}")`, 'unauthorized', undefined, {
-        'www-authenticate': 'Bearer realm="remediator-intake"',
-      });
+      throw new IntakeError(
+        401,
+        `missing bearer token: send "Authorization: Bearer <token>" with the token from Secret ${this.secretName} (key "${TOKEN_KEY}")`,
+        'unauthorized',
+        undefined,
+        {
+          'www-authenticate': 'Bearer realm="remediator-intake"',
+        },
+      );
     }
     const got = digest(presented);
     await this.ensureCurrent();
@@ -90,9 +100,15 @@ export class BearerAuthenticator {
       await this.refresh();
       if (this.matches(got)) return;
     }
-    throw new IntakeError(401, `invalid bearer token: it does not match the token in Secret ${this.secretName} (key "${TOKEN_KEY}")`, 'unauthorized', undefined, {
-      'www-authenticate': 'Bearer realm="remediator-intake", error="invalid_token"',
-    });
+    throw new IntakeError(
+      401,
+      `invalid bearer token: it does not match the token in Secret ${this.secretName} (key "${TOKEN_KEY}")`,
+      'unauthorized',
+      undefined,
+      {
+        'www-authenticate': 'Bearer realm="remediator-intake", error="invalid_token"',
+      },
+    );
   }
 
   private async ensureCurrent(): Promise<void> {
@@ -129,22 +145,36 @@ export class BearerAuthenticator {
       });
     } catch (error) {
       if (this.cached && this.now() - this.cached.at < this.staleGraceMs) {
-        this.opts.logger.warn({ secret: this.secretName, err: describeError(error) }, 'could not re-read the intake token Secret; still accepting the token read before');
+        this.opts.logger.warn(
+          { secret: this.secretName, err: describeError(error) },
+          'could not re-read the intake token Secret; still accepting the token read before',
+        );
         return;
       }
       this.cached = undefined;
       throw this.fail(
-        new IntakeError(503, `cannot read the intake token Secret ${this.secretName} (${describeError(error)}); check the API server, and that the controller may get this Secret`, 'unavailable', undefined, { 'retry-after': '5' }),
+        new IntakeError(
+          503,
+          `cannot read the intake token Secret ${this.secretName} (${describeError(error)}); check the API server, and that the controller may get this Secret`,
+          'unavailable',
+          undefined,
+          { 'retry-after': '5' },
+        ),
       );
     }
     // Tokens never contain whitespace; a trailing newline from `kubectl create secret --from-file` is not part of it.
     const token = value?.trim();
     if (!token || token.length < MIN_TOKEN_LENGTH) {
       this.cached = undefined;
-      const why = value === undefined ? `does not exist or has no key "${TOKEN_KEY}"` : `holds a token shorter than ${MIN_TOKEN_LENGTH} characters`;
+      const why =
+        value === undefined ? `does not exist or has no key "${TOKEN_KEY}"` : `holds a token shorter than ${MIN_TOKEN_LENGTH} characters`;
       this.opts.logger.error({ secret: this.secretName }, `intake token Secret ${why}`);
       throw this.fail(
-        new IntakeError(503, `the intake token Secret ${this.secretName} ${why}; create it, e.g. kubectl create secret generic ${name} -n ${namespace} --from-literal=${TOKEN_KEY}=$(openssl rand -hex 32)`, 'unavailable'),
+        new IntakeError(
+          503,
+          `the intake token Secret ${this.secretName} ${why}; create it, e.g. kubectl create secret generic ${name} -n ${namespace} --from-literal=${TOKEN_KEY}=$(openssl rand -hex 32)`,
+          'unavailable',
+        ),
       );
     }
     this.cached = { digest: digest(token), at: this.now() };

@@ -22,7 +22,10 @@ export function parseCloudWatchAlarm(message: string): CloudWatchResult {
   try {
     body = JSON.parse(message);
   } catch {
-    throw new IntakeError(422, 'the SNS Message is not JSON: this endpoint accepts CloudWatch alarm notifications only (subscribe it to the topic your alarm actions publish to)');
+    throw new IntakeError(
+      422,
+      'the SNS Message is not JSON: this endpoint accepts CloudWatch alarm notifications only (subscribe it to the topic your alarm actions publish to)',
+    );
   }
   const alarm: CloudWatchAlarm = validate(checkers.cloudwatch, body, 'CloudWatch alarm', 'Message');
   let status: IntakeAlert['status'];
@@ -36,11 +39,19 @@ export function parseCloudWatchAlarm(message: string): CloudWatchResult {
     case 'INSUFFICIENT_DATA':
       return { kind: 'ignored', reason: `alarm ${alarm.AlarmName} entered INSUFFICIENT_DATA, which neither fires nor resolves anything` };
     default:
-      throw new IntakeError(422, `invalid CloudWatch alarm: Message.NewStateValue must be "ALARM", "OK" or "INSUFFICIENT_DATA", got ${JSON.stringify(alarm.NewStateValue.slice(0, 64))}`);
+      throw new IntakeError(
+        422,
+        `invalid CloudWatch alarm: Message.NewStateValue must be "ALARM", "OK" or "INSUFFICIENT_DATA", got ${JSON.stringify(alarm.NewStateValue.slice(0, 64))}`,
+      );
   }
   const changed = canonicalTime(alarm.StateChangeTime);
-  if (!changed) throw new IntakeError(422, `invalid CloudWatch alarm: Message.StateChangeTime ${JSON.stringify(alarm.StateChangeTime)} is not a timestamp`);
-  if (!alarm.AlarmArn.startsWith('arn:')) throw new IntakeError(422, `invalid CloudWatch alarm: Message.AlarmArn ${JSON.stringify(alarm.AlarmArn.slice(0, 256))} is not an ARN`);
+  if (!changed)
+    throw new IntakeError(
+      422,
+      `invalid CloudWatch alarm: Message.StateChangeTime ${JSON.stringify(alarm.StateChangeTime)} is not a timestamp`,
+    );
+  if (!alarm.AlarmArn.startsWith('arn:'))
+    throw new IntakeError(422, `invalid CloudWatch alarm: Message.AlarmArn ${JSON.stringify(alarm.AlarmArn.slice(0, 256))} is not an ARN`);
 
   // arn:partition:cloudwatch:region:account:alarm:name
   const arn = alarm.AlarmArn.split(':');

@@ -58,7 +58,10 @@ export function outcomeOf(status: number): Outcome {
 
 /** The Kubernetes API could not be reached (or kept failing) within the retry budget: answer 503, the sender retries. */
 export class ApiUnavailableError extends Error {
-  constructor(message: string, override readonly cause?: unknown) {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
     super(message);
     this.name = 'ApiUnavailableError';
   }

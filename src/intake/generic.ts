@@ -21,7 +21,11 @@ export function parseGeneric(body: unknown, nowMs: number, dedupWindowMs: number
   let occurrence: string;
   if (a.startsAt !== undefined) {
     const t = canonicalTime(a.startsAt);
-    if (!t) throw new IntakeError(422, `invalid alert: startsAt ${JSON.stringify(a.startsAt)} is not an RFC 3339 timestamp (e.g. 2025-01-31T12:00:00Z)`);
+    if (!t)
+      throw new IntakeError(
+        422,
+        `invalid alert: startsAt ${JSON.stringify(a.startsAt)} is not an RFC 3339 timestamp (e.g. 2025-01-31T12:00:00Z)`,
+      );
     startsAt = t;
     occurrence = t;
   } else {

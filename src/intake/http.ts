@@ -63,7 +63,11 @@ export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: nu
         ? undefined
         : setTimeout(() => {
             req.pause();
-            finish(new IntakeError(408, `the request body did not arrive within ${timeoutMs} ms; send it at once`, 'bad_request', undefined, { connection: 'close' }));
+            finish(
+              new IntakeError(408, `the request body did not arrive within ${timeoutMs} ms; send it at once`, 'bad_request', undefined, {
+                connection: 'close',
+              }),
+            );
           }, timeoutMs).unref();
     const finish = (error?: IntakeError) => {
       if (done) return;
@@ -102,7 +106,10 @@ export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: nu
 }
 
 function tooLarge(maxBytes: number): IntakeError {
-  return new IntakeError(413, `request body is larger than ${maxBytes} bytes; send fewer alerts per request (Alertmanager: max_alerts in webhook_config)`);
+  return new IntakeError(
+    413,
+    `request body is larger than ${maxBytes} bytes; send fewer alerts per request (Alertmanager: max_alerts in webhook_config)`,
+  );
 }
 
 /**
@@ -117,7 +124,10 @@ export function checkContentType(req: IncomingMessage, allowText: boolean): void
   if (type !== 'application/json' && !(allowText && type === 'text/plain')) {
     throw new IntakeError(415, `unsupported Content-Type ${JSON.stringify(raw.slice(0, 100))}: send ${accepted}`);
   }
-  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  const charset = params
+    .find((p) => p.startsWith('charset='))
+    ?.slice('charset='.length)
+    .replace(/"/g, '');
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw new IntakeError(415, `unsupported charset ${JSON.stringify(charset.slice(0, 40))}: send UTF-8`);
   }

@@ -9,7 +9,15 @@
  * - read the bearer token Secret;
  * - ask the API server who we are (SelfSubjectReview), for `spec.requestedBy`.
  */
-import { ApiException, AuthenticationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AuthenticationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
 import { API_VERSION, GROUP, REMEDIATION_REQUEST, VERSION, type RemediationRequest } from '../api/v1alpha1/index.js';
 
 export const ALERT_LABEL = 'remediator.dev/alert';
@@ -85,9 +93,17 @@ export class KubeIntakeApi implements IntakeKubeApi {
 
   async listRequestsOfAlert(alert: string, namespace?: string): Promise<RemediationRequest[]> {
     const labelSelector = `${ALERT_LABEL}=${alert}`;
-    const list = (namespace
-      ? await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: REMEDIATION_REQUEST.plural, labelSelector })
-      : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: REMEDIATION_REQUEST.plural, labelSelector })) as { items: RemediationRequest[] };
+    const list = (
+      namespace
+        ? await this.custom.listNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace,
+            plural: REMEDIATION_REQUEST.plural,
+            labelSelector,
+          })
+        : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: REMEDIATION_REQUEST.plural, labelSelector })
+    ) as { items: RemediationRequest[] };
     return list.items;
   }
 

@@ -4,11 +4,17 @@ import { anchoredRegex, matcherMatches, matchingPolicies, policyIsUsable, policy
 
 const m = (name: string, op: LabelMatcher['op'], value: string): LabelMatcher => ({ name, op, value });
 
-function policy(name: string, match: AlertPolicy['spec']['match'], opts: { namespace?: string; ready?: 'True' | 'False'; deleting?: boolean } = {}): AlertPolicy {
+function policy(
+  name: string,
+  match: AlertPolicy['spec']['match'],
+  opts: { namespace?: string; ready?: 'True' | 'False'; deleting?: boolean } = {},
+): AlertPolicy {
   return {
     metadata: { name, namespace: opts.namespace ?? 'ns', ...(opts.deleting && { deletionTimestamp: '2025-01-01T00:00:00Z' }) },
     spec: { match, targets: {}, runbookRef: { name: 'any' } },
-    ...(opts.ready && { status: { conditions: [{ type: 'Ready', status: opts.ready, reason: 'X', message: '', lastTransitionTime: '2025-01-01T00:00:00Z' }] } }),
+    ...(opts.ready && {
+      status: { conditions: [{ type: 'Ready', status: opts.ready, reason: 'X', message: '', lastTransitionTime: '2025-01-01T00:00:00Z' }] },
+    }),
   };
 }
 
@@ -80,13 +86,18 @@ describe('label matchers (Alertmanager semantics)', () => {
 
   test('= and != are complements, as are =~ and !~ for valid regexes (property)', () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 })), fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), (ls, name, value) => {
-        expect(matcherMatches(m(name, '=', value), ls)).toBe(!matcherMatches(m(name, '!=', value), ls));
-        const escaped = value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-        expect(matcherMatches(m(name, '=~', escaped), ls)).toBe(!matcherMatches(m(name, '!~', escaped), ls));
-        // A literal regex matches exactly what = matches.
-        expect(matcherMatches(m(name, '=~', escaped), ls)).toBe(matcherMatches(m(name, '=', value), ls));
-      }),
+      fc.property(
+        fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 })),
+        fc.string({ maxLength: 5 }),
+        fc.string({ maxLength: 5 }),
+        (ls, name, value) => {
+          expect(matcherMatches(m(name, '=', value), ls)).toBe(!matcherMatches(m(name, '!=', value), ls));
+          const escaped = value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+          expect(matcherMatches(m(name, '=~', escaped), ls)).toBe(!matcherMatches(m(name, '!~', escaped), ls));
+          // A literal regex matches exactly what = matches.
+          expect(matcherMatches(m(name, '=~', escaped), ls)).toBe(matcherMatches(m(name, '=', value), ls));
+        },
+      ),
     );
   });
 });

@@ -34,7 +34,7 @@ export function matcherMatches(m: LabelMatcher, labels: Record<string, string>):
       return v !== m.value;
     case '=~': {
       const re = anchoredRegex(m.value);
-      return re !== undefined && re.test(v);
+      return re?.test(v) === true;
     }
     case '!~': {
       // A regex that does not compile matches nothing, in both directions: an invalid
@@ -64,10 +64,17 @@ export function policyMatches(policy: AlertPolicy, alert: Pick<IntakeAlert, 'sou
  * The policies `alert` triggers, in a stable order (namespace, then name). With
  * `namespace`, only policies in that namespace are considered.
  */
-export function matchingPolicies(policies: readonly AlertPolicy[], alert: Pick<IntakeAlert, 'source' | 'labels'>, namespace?: string): AlertPolicy[] {
+export function matchingPolicies(
+  policies: readonly AlertPolicy[],
+  alert: Pick<IntakeAlert, 'source' | 'labels'>,
+  namespace?: string,
+): AlertPolicy[] {
   return policies
     .filter((p) => (namespace === undefined || p.metadata?.namespace === namespace) && policyIsUsable(p) && policyMatches(p, alert))
-    .sort((a, b) => compare(a.metadata?.namespace ?? '', b.metadata?.namespace ?? '') || compare(a.metadata?.name ?? '', b.metadata?.name ?? ''));
+    .sort(
+      (a, b) =>
+        compare(a.metadata?.namespace ?? '', b.metadata?.namespace ?? '') || compare(a.metadata?.name ?? '', b.metadata?.name ?? ''),
+    );
 }
 
 /** Code-unit order: the same everywhere, unlike locale collation. */

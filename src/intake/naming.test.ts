@@ -31,7 +31,10 @@ describe('requestName', () => {
 
   test('is always a valid DNS-1123 subdomain of at most 63 characters (property)', () => {
     const label = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$/);
-    const policyName = fc.array(label, { minLength: 1, maxLength: 12 }).map((parts) => parts.join('.').slice(0, 253)).filter((s) => isDns1123Subdomain(s));
+    const policyName = fc
+      .array(label, { minLength: 1, maxLength: 12 })
+      .map((parts) => parts.join('.').slice(0, 253))
+      .filter((s) => isDns1123Subdomain(s));
     fc.assert(
       fc.property(policyName, fc.string(), fc.string(), (p, fingerprint, occurrence) => {
         const name = requestName('ns', p, { source: 'generic', fingerprint, occurrence });

@@ -21,7 +21,11 @@ import type { IntakeAlert } from './alert.js';
 export const MAX_NAME_LENGTH = 63;
 const HASH_LENGTH = 10;
 
-export function requestName(policyNamespace: string, policyName: string, alert: Pick<IntakeAlert, 'source' | 'fingerprint' | 'occurrence'>): string {
+export function requestName(
+  policyNamespace: string,
+  policyName: string,
+  alert: Pick<IntakeAlert, 'source' | 'fingerprint' | 'occurrence'>,
+): string {
   const hash = sha256Hex(`${policyNamespace}/${policyName}`, alert.source, alert.fingerprint, alert.occurrence).slice(0, HASH_LENGTH);
   // Policy names are DNS-1123 subdomains already; truncating may leave a trailing '-' or
   // '.', which a name may not have before our '-'.

@@ -12,7 +12,13 @@ function alertmanagerPayload() {
     alerts: [
       {
         status: 'firing',
-        labels: { alertname: 'NginxDown', instance: '10.0.1.12:9113', instance_id: 'i-0123456789abcdef0', job: 'nginx', severity: 'critical' },
+        labels: {
+          alertname: 'NginxDown',
+          instance: '10.0.1.12:9113',
+          instance_id: 'i-0123456789abcdef0',
+          job: 'nginx',
+          severity: 'critical',
+        },
         annotations: { summary: 'nginx is down on 10.0.1.12', runbook_url: 'https://runbooks.example/nginx' },
         startsAt: '2025-03-01T10:00:00.123456789Z',
         endsAt: '0001-01-01T00:00:00Z',
@@ -72,7 +78,11 @@ describe('Alertmanager webhook v4', () => {
     ['wrong version', (p) => ({ ...p, version: '3' }), /version "3"/],
     ['no alerts field', ({ alerts: _, ...p }) => p, /alerts: required field is missing/],
     ['alerts not an array', (p) => ({ ...p, alerts: {} }), /alerts: expected array/],
-    ['label value a number', (p) => ({ ...p, alerts: [{ ...p.alerts[0], labels: { alertname: 'x', port: 80 } }] }), /alerts\[0\]\.labels\.port: expected string/],
+    [
+      'label value a number',
+      (p) => ({ ...p, alerts: [{ ...p.alerts[0], labels: { alertname: 'x', port: 80 } }] }),
+      /alerts\[0\]\.labels\.port: expected string/,
+    ],
     ['bad status', (p) => ({ ...p, status: 'FIRING' }), /status: must be one of "firing", "resolved"/],
     ['no alertname', (p) => ({ ...p, alerts: [{ ...p.alerts[0], labels: { job: 'x' } }] }), /alertname is missing/],
     ['bad startsAt', (p) => ({ ...p, alerts: [{ ...p.alerts[0], startsAt: 'yesterday' }] }), /startsAt "yesterday" is not an RFC 3339/],
@@ -199,7 +209,9 @@ describe('CloudWatch alarm', () => {
 
   test('OK resolves the same alert (same fingerprint); INSUFFICIENT_DATA is ignored', () => {
     const firing = parseCloudWatchAlarm(alarm());
-    const ok = parseCloudWatchAlarm(alarm({ NewStateValue: 'OK', OldStateValue: 'ALARM', StateChangeTime: '2025-03-01T10:05:00.000+0000' }));
+    const ok = parseCloudWatchAlarm(
+      alarm({ NewStateValue: 'OK', OldStateValue: 'ALARM', StateChangeTime: '2025-03-01T10:05:00.000+0000' }),
+    );
     expect(ok.kind === 'alert' && ok.alert.status).toBe('resolved');
     expect(ok.kind === 'alert' && firing.kind === 'alert' && ok.alert.fingerprint === firing.alert.fingerprint).toBe(true);
     expect(parseCloudWatchAlarm(alarm({ NewStateValue: 'INSUFFICIENT_DATA' })).kind).toBe('ignored');

@@ -9,7 +9,27 @@ describe('PinnedCertificateSource', () => {
   const pem = join(dir, 'c.pem');
   beforeAll(() => {
     writeFileSync(join(dir, 'req.cnf'), '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n');
-    execFileSync('openssl', ['req', '-x509', '-config', join(dir, 'req.cnf'), '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', pem, '-days', '1', '-subj', '/CN=sns.amazonaws.com'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-config',
+        join(dir, 'req.cnf'),
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k.pem'),
+        '-out',
+        pem,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=sns.amazonaws.com',
+      ],
+      { stdio: 'ignore' },
+    );
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -17,7 +37,9 @@ describe('PinnedCertificateSource', () => {
 
   test('a pinned URL is answered from the file; other URLs go to the fallback', async () => {
     const asked: string[] = [];
-    const src = new PinnedCertificateSource([`${url}=${pem}`], { get: async (u) => (asked.push(u.href), Promise.reject(new Error('no network'))) });
+    const src = new PinnedCertificateSource([`${url}=${pem}`], {
+      get: async (u) => (asked.push(u.href), Promise.reject(new Error('no network'))),
+    });
     expect((await src.get(new URL(url))).subject).toContain('sns.amazonaws.com');
     await expect(src.get(new URL('https://sns.us-east-1.amazonaws.com/other.pem'))).rejects.toThrow('no network');
     expect(asked).toEqual(['https://sns.us-east-1.amazonaws.com/other.pem']);

@@ -22,7 +22,8 @@ export class PinnedCertificateSource implements CertificateSource {
   ) {
     for (const pin of pins) {
       const i = pin.lastIndexOf('=');
-      if (i <= 0) throw new Error(`--sns-pinned-certificate "${pin}" must look like https://sns.<region>.amazonaws.com/<name>.pem=/path/to/cert.pem`);
+      if (i <= 0)
+        throw new Error(`--sns-pinned-certificate "${pin}" must look like https://sns.<region>.amazonaws.com/<name>.pem=/path/to/cert.pem`);
       const url = checkSigningCertUrl(pin.slice(0, i));
       let cert: X509Certificate;
       try {

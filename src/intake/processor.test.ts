@@ -15,7 +15,16 @@ function request(name: string, startsAt: string, over: Partial<RemediationReques
     metadata: { name, namespace: 'ns', resourceVersion: '1' },
     spec: {
       policyRef: { name: 'p' },
-      alert: { source: 'alertmanager', name: 'NginxDown', labels: {}, annotations: {}, fingerprint: FP, startsAt, status: 'firing', ...over },
+      alert: {
+        source: 'alertmanager',
+        name: 'NginxDown',
+        labels: {},
+        annotations: {},
+        fingerprint: FP,
+        startsAt,
+        status: 'firing',
+        ...over,
+      },
       requestedBy: 'intake',
     },
   } as RemediationRequest;
@@ -56,19 +65,39 @@ function processor(kube: IntakeKubeApi): AlertProcessor {
 
 const amResolved = (startsAt: string): IntakeAlert =>
   parseAlertmanager(
-    { version: '4', status: 'resolved', receiver: 'r', groupLabels: {}, commonLabels: {}, commonAnnotations: {}, externalURL: 'http://am', alerts: [{ status: 'resolved', labels: { alertname: 'NginxDown' }, annotations: {}, startsAt, endsAt: '2025-03-01T12:00:00Z', fingerprint: FP }] },
+    {
+      version: '4',
+      status: 'resolved',
+      receiver: 'r',
+      groupLabels: {},
+      commonLabels: {},
+      commonAnnotations: {},
+      externalURL: 'http://am',
+      alerts: [
+        {
+          status: 'resolved',
+          labels: { alertname: 'NginxDown' },
+          annotations: {},
+          startsAt,
+          endsAt: '2025-03-01T12:00:00Z',
+          fingerprint: FP,
+        },
+      ],
+    },
     10,
   )[0]!;
 
 const ARN = 'arn:aws:cloudwatch:us-east-1:123456789012:alarm:cpu-high';
 function cloudWatch(state: 'ALARM' | 'OK', changedAt: string): IntakeAlert {
-  const r = parseCloudWatchAlarm(JSON.stringify({ AlarmName: 'cpu-high', AlarmArn: ARN, NewStateValue: state, StateChangeTime: changedAt }));
+  const r = parseCloudWatchAlarm(
+    JSON.stringify({ AlarmName: 'cpu-high', AlarmArn: ARN, NewStateValue: state, StateChangeTime: changedAt }),
+  );
   if (r.kind !== 'alert') throw new Error('expected an alert');
   return r.alert;
 }
 
 describe('a resolved alert ends only its own and earlier occurrences', () => {
-  test('Alertmanager: a request whose startsAt is at or before the resolved alert\'s startsAt, never a newer one', () => {
+  test("Alertmanager: a request whose startsAt is at or before the resolved alert's startsAt, never a newer one", () => {
     const resolved = amResolved('2025-03-01T10:00:00.123456789Z');
     expect(endsOccurrence(request('same', '2025-03-01T10:00:00.123Z'), resolved)).toBe(true);
     expect(endsOccurrence(request('older', '2025-03-01T09:00:00.000Z'), resolved)).toBe(true);
@@ -86,7 +115,7 @@ describe('a resolved alert ends only its own and earlier occurrences', () => {
     expect(endsOccurrence(request('none', ''), amResolved('2025-03-01T10:00:00Z'))).toBe(true);
   });
 
-  test('a late Alertmanager resolution of the old occurrence leaves the newer occurrence\'s request firing', async () => {
+  test("a late Alertmanager resolution of the old occurrence leaves the newer occurrence's request firing", async () => {
     const kube = new FakeKube([request('old', '2025-03-01T10:00:00.123Z'), request('new', '2025-03-01T11:00:00.000Z')]);
     const result = await processor(kube).process([amResolved('2025-03-01T10:00:00.123456789Z')]);
     expect(kube.marked).toEqual(['ns/old']);
@@ -107,7 +136,10 @@ describe('a resolved alert ends only its own and earlier occurrences', () => {
     expect((await processor(replay).process([cloudWatch('OK', '2025-03-01T10:05:00.000+0000')])).cancelled).toEqual(['ns/first']);
     expect(replay.marked).toEqual(['ns/first']);
     const current = new FakeKube(items());
-    expect((await processor(current).process([cloudWatch('OK', '2025-03-01T10:15:00.000+0000')])).cancelled).toEqual(['ns/first', 'ns/second']);
+    expect((await processor(current).process([cloudWatch('OK', '2025-03-01T10:15:00.000+0000')])).cancelled).toEqual([
+      'ns/first',
+      'ns/second',
+    ]);
     expect(alertIdentity('cloudwatch', first.fingerprint)).toBe(alertIdentity('cloudwatch', second.fingerprint));
   });
 });

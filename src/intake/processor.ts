@@ -149,7 +149,10 @@ export class AlertProcessor {
       budgetMs: this.opts.retryBudgetMs,
       onRetry: (error, attempt, delayMs) => {
         this.opts.metrics.apiRetries.inc({ operation });
-        this.opts.logger.warn({ operation, attempt, delayMs: Math.round(delayMs), err: describeError(error) }, 'Kubernetes API call failed; retrying');
+        this.opts.logger.warn(
+          { operation, attempt, delayMs: Math.round(delayMs), err: describeError(error) },
+          'Kubernetes API call failed; retrying',
+        );
       },
     });
   }
@@ -208,11 +211,19 @@ export class AlertProcessor {
     let pending: Set<string> | undefined;
     for (let round = 0; round < 3; round++) {
       // Where its requests can be: the namespace asked for, else every watched one.
-      const scopes: Array<string | undefined> = namespace ? [namespace] : this.opts.watchNamespaces?.length ? [...this.opts.watchNamespaces] : [undefined];
+      const scopes: Array<string | undefined> = namespace
+        ? [namespace]
+        : this.opts.watchNamespaces?.length
+          ? [...this.opts.watchNamespaces]
+          : [undefined];
       const items: RemediationRequest[] = [];
       for (const scope of scopes) {
         try {
-          items.push(...(await this.retry('list', `list RemediationRequests of alert ${alert.name}`, () => this.opts.kube.listRequestsOfAlert(identity, scope))));
+          items.push(
+            ...(await this.retry('list', `list RemediationRequests of alert ${alert.name}`, () =>
+              this.opts.kube.listRequestsOfAlert(identity, scope),
+            )),
+          );
         } catch (error) {
           throw this.apiFailure(error, `list RemediationRequests of alert ${alert.name}`);
         }
@@ -229,8 +240,14 @@ export class AlertProcessor {
           // Not reported under `unchanged`: that list is for requests this resolution
           // should have stopped but could not. A newer occurrence is simply not its business.
           this.opts.logger.info(
-            { request: rr.metadata?.name, namespace: ns, alert: alert.name, requestStartsAt: rr.spec.alert.startsAt, resolvedStartsAt: alert.startsAt },
-            'resolved alert is older than this RemediationRequest\'s occurrence (a late or replayed resolution); left alone',
+            {
+              request: rr.metadata?.name,
+              namespace: ns,
+              alert: alert.name,
+              requestStartsAt: rr.spec.alert.startsAt,
+              resolvedStartsAt: alert.startsAt,
+            },
+            "resolved alert is older than this RemediationRequest's occurrence (a late or replayed resolution); left alone",
           );
           continue;
         }
@@ -242,7 +259,8 @@ export class AlertProcessor {
       if (conflicted.size === 0) return;
       pending = conflicted;
     }
-    for (const ref of pending ?? []) result.unchanged.push({ request: ref, reason: 'kept changing while being marked resolved; send the resolved alert again' });
+    for (const ref of pending ?? [])
+      result.unchanged.push({ request: ref, reason: 'kept changing while being marked resolved; send the resolved alert again' });
   }
 
   /** `cancelled`, `conflict`, a reason it was left alone, or undefined when there was nothing to do. */
@@ -259,12 +277,17 @@ export class AlertProcessor {
     }
     if (rr.spec.approval?.decision === 'Approved') {
       this.opts.metrics.resolved.inc({ source: alert.source, result: 'refused' });
-      this.opts.logger.info(log, 'alert resolved, but its RemediationRequest was approved by a person and its spec is frozen; reject or delete it to stop it');
+      this.opts.logger.info(
+        log,
+        'alert resolved, but its RemediationRequest was approved by a person and its spec is frozen; reject or delete it to stop it',
+      );
       return 'approved; its spec is frozen — reject or delete it to stop it';
     }
-    let outcome;
+    let outcome: Awaited<ReturnType<IntakeKubeApi['markResolved']>>;
     try {
-      outcome = await this.retry('patch', `mark RemediationRequest ${ns}/${name} resolved`, () => this.opts.kube.markResolved(ns, name, rr.metadata?.resourceVersion ?? ''));
+      outcome = await this.retry('patch', `mark RemediationRequest ${ns}/${name} resolved`, () =>
+        this.opts.kube.markResolved(ns, name, rr.metadata?.resourceVersion ?? ''),
+      );
     } catch (error) {
       throw this.apiFailure(error, `mark RemediationRequest ${ns}/${name} resolved`);
     }
@@ -275,7 +298,10 @@ export class AlertProcessor {
         return 'cancelled';
       case 'refused':
         this.opts.metrics.resolved.inc({ source: alert.source, result: 'refused' });
-        this.opts.logger.info(log, 'alert resolved, but the API server refused to change the RemediationRequest (approved meanwhile?); left as it is');
+        this.opts.logger.info(
+          log,
+          'alert resolved, but the API server refused to change the RemediationRequest (approved meanwhile?); left as it is',
+        );
         return 'the API server refused the change (approved meanwhile)';
       case 'gone':
         return undefined;

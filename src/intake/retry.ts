@@ -35,7 +35,9 @@ export function isTransient(error: unknown): boolean {
   // (ECONNREFUSED, ECONNRESET, ...) as its cause. Other errors are bugs: not retried.
   if (!(error instanceof Error)) return false;
   const cause = (error as Error & { cause?: { code?: unknown } }).cause;
-  return error.message === 'fetch failed' || typeof cause?.code === 'string' || typeof (error as Error & { code?: unknown }).code === 'string';
+  return (
+    error.message === 'fetch failed' || typeof cause?.code === 'string' || typeof (error as Error & { code?: unknown }).code === 'string'
+  );
 }
 
 export class CallTimeoutError extends Error {
@@ -80,7 +82,10 @@ export async function withRetry<T>(what: string, call: () => Promise<T>, opts: R
       if (!isTransient(error)) throw error;
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        throw new ApiUnavailableError(`${what}: the Kubernetes API is unavailable (${describeError(error)}) after ${attempt} attempt(s) in ${opts.budgetMs} ms`, error);
+        throw new ApiUnavailableError(
+          `${what}: the Kubernetes API is unavailable (${describeError(error)}) after ${attempt} attempt(s) in ${opts.budgetMs} ms`,
+          error,
+        );
       }
       const backoff = Math.min(max, first * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
       const delay = Math.min(remaining, Math.max(backoff, retryAfterMs(error) ?? 0));

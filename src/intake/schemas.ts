@@ -34,10 +34,14 @@ const Labels = Type.Record(Type.String({ pattern: `^.{1,${LIMITS.labelName}}$` }
   maxProperties: LIMITS.labelsPerAlert,
   additionalProperties: false,
 });
-const Annotations = Type.Record(Type.String({ pattern: `^.{1,${LIMITS.labelName}}$` }), Type.String({ maxLength: LIMITS.annotationValue }), {
-  maxProperties: LIMITS.labelsPerAlert,
-  additionalProperties: false,
-});
+const Annotations = Type.Record(
+  Type.String({ pattern: `^.{1,${LIMITS.labelName}}$` }),
+  Type.String({ maxLength: LIMITS.annotationValue }),
+  {
+    maxProperties: LIMITS.labelsPerAlert,
+    additionalProperties: false,
+  },
+);
 
 /**
  * Prometheus Alertmanager webhook payload, version 4 (`notify/webhook` in Alertmanager).
@@ -114,7 +118,13 @@ export const CloudWatchAlarm = Type.Object({
       MetricName: Type.Optional(NullableString(255)),
       Namespace: Type.Optional(NullableString(255)),
       Dimensions: Type.Optional(
-        Type.Array(Type.Object({ name: Type.String({ minLength: 1, maxLength: LIMITS.labelName }), value: Type.String({ maxLength: LIMITS.labelValue }) }), { maxItems: 64 }),
+        Type.Array(
+          Type.Object({
+            name: Type.String({ minLength: 1, maxLength: LIMITS.labelName }),
+            value: Type.String({ maxLength: LIMITS.labelValue }),
+          }),
+          { maxItems: 64 },
+        ),
       ),
     }),
   ),
@@ -217,9 +227,10 @@ export function jsonPath(pointer: string, root = ''): string {
 function describe(error: ValueError, root: string): string {
   const path = jsonPath(error.path, root);
   const schema = error.schema as TSchema & { anyOf?: Array<{ const?: unknown }> };
-  if (error.message === 'Unexpected property') return `${path}: unknown field (or a label/annotation name that is empty or over ${LIMITS.labelName} characters)`;
+  if (error.message === 'Unexpected property')
+    return `${path}: unknown field (or a label/annotation name that is empty or over ${LIMITS.labelName} characters)`;
   if (error.message === 'Expected required property') return `${path}: required field is missing`;
-  if (schema.anyOf && schema.anyOf.every((s) => s.const !== undefined)) {
+  if (schema.anyOf?.every((s) => s.const !== undefined)) {
     return `${path}: must be one of ${schema.anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
   }
   return `${path}: ${error.message.charAt(0).toLowerCase()}${error.message.slice(1)}`;

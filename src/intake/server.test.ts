@@ -39,7 +39,9 @@ function slowPost(port: number, path: string, headers: Record<string, string>): 
     socket.on('error', () => undefined);
     socket.once('error', reject);
     socket.on('connect', () => {
-      const head = Object.entries({ host: 'intake', 'content-length': String(body.length), connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      const head = Object.entries({ host: 'intake', 'content-length': String(body.length), connection: 'close', ...headers })
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
       socket.write(`POST ${path} HTTP/1.1\r\n${head}\r\n${body.slice(0, body.length / 2)}`);
       resolve({ socket, answer });
     });
@@ -70,7 +72,16 @@ async function postAlertmanager(port: number): Promise<{ status: number; body: R
       commonLabels: {},
       commonAnnotations: {},
       externalURL: 'http://am',
-      alerts: [{ status: 'firing', labels: { alertname: 'NginxDown' }, annotations: {}, startsAt: '2025-03-01T10:00:00Z', endsAt: '0001-01-01T00:00:00Z', fingerprint: 'c4a2d3e1f5b60718' }],
+      alerts: [
+        {
+          status: 'firing',
+          labels: { alertname: 'NginxDown' },
+          annotations: {},
+          startsAt: '2025-03-01T10:00:00Z',
+          endsAt: '0001-01-01T00:00:00Z',
+          fingerprint: 'c4a2d3e1f5b60718',
+        },
+      ],
     }),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -80,7 +91,12 @@ describe('intake server: the unauthenticated SNS route', () => {
   let server: IntakeServer;
   const open: Socket[] = [];
 
-  async function start(opts: { maxInflight: number; snsBodyTimeoutMs?: number; maxConnections?: number; maxConnectionsPerSource?: number }): Promise<number> {
+  async function start(opts: {
+    maxInflight: number;
+    snsBodyTimeoutMs?: number;
+    maxConnections?: number;
+    maxConnectionsPerSource?: number;
+  }): Promise<number> {
     server = new IntakeServer({
       bindAddress: '127.0.0.1:0',
       kube,
@@ -141,7 +157,11 @@ describe('intake server: the unauthenticated SNS route', () => {
     // ...and the server closed each socket, though its client never finished (the answer only resolves on close).
     expect(held.every((s) => s.socket.destroyed || s.socket.readableEnded)).toBe(true);
     // The slots are free again: a fresh SNS post is processed (and refused for its content, not for load).
-    const res = await fetch(`http://127.0.0.1:${port}/v1/alerts/sns`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' });
+    const res = await fetch(`http://127.0.0.1:${port}/v1/alerts/sns`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{}',
+    });
     expect(res.status).toBe(422);
   });
 

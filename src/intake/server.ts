@@ -176,8 +176,17 @@ export class IntakeServer {
     this.log = opts.logger.child({ component: 'intake' });
     this.metrics = new IntakeMetrics(opts.registry);
     this.identityValue = opts.identity;
-    this.auth = new BearerAuthenticator({ kube: opts.kube, secret: opts.tokenSecret, logger: this.log, ttlMs: opts.tokenTtlMs ?? DEFAULTS.tokenTtlMs });
-    this.sns = new SnsVerifier({ certificates: opts.certificates ?? new HttpsCertificateSource(), allowedTopics: opts.snsTopicAllowlist ?? new Set(), now: opts.now });
+    this.auth = new BearerAuthenticator({
+      kube: opts.kube,
+      secret: opts.tokenSecret,
+      logger: this.log,
+      ttlMs: opts.tokenTtlMs ?? DEFAULTS.tokenTtlMs,
+    });
+    this.sns = new SnsVerifier({
+      certificates: opts.certificates ?? new HttpsCertificateSource(),
+      allowedTopics: opts.snsTopicAllowlist ?? new Set(),
+      now: opts.now,
+    });
     this.processor = new AlertProcessor({
       kube: opts.kube,
       policies: opts.policies,
@@ -201,7 +210,10 @@ export class IntakeServer {
     this.server.on('connection', (socket: Socket) => this.acceptConnection(socket));
     this.server.on('clientError', (_err, socket: Socket) => {
       // Malformed HTTP never reaches a handler: answer 400 and close.
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"malformed HTTP request"}');
+      if (socket.writable)
+        socket.end(
+          'HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"malformed HTTP request"}',
+        );
       else socket.destroy();
     });
   }
@@ -267,7 +279,10 @@ export class IntakeServer {
         resolve();
       });
     });
-    this.log.info({ address: this.server.address(), snsTopics: [...(this.opts.snsTopicAllowlist ?? [])], tokenSecret: this.opts.tokenSecret }, 'intake listening');
+    this.log.info(
+      { address: this.server.address(), snsTopics: [...(this.opts.snsTopicAllowlist ?? [])], tokenSecret: this.opts.tokenSecret },
+      'intake listening',
+    );
     if (this.identityValue === undefined) void this.discoverIdentity();
   }
 
@@ -283,7 +298,10 @@ export class IntakeServer {
         this.log.info({ identity: this.identityValue }, 'intake identity (spec.requestedBy of the requests it creates)');
       } catch (error) {
         const delay = Math.min(30_000, 1_000 * 2 ** attempt);
-        this.log.warn({ err: describeError(error), retryInMs: delay }, 'cannot learn own user name with a SelfSubjectReview; set --intake-identity to skip it. Retrying');
+        this.log.warn(
+          { err: describeError(error), retryInMs: delay },
+          'cannot learn own user name with a SelfSubjectReview; set --intake-identity to skip it. Retrying',
+        );
         await sleep(delay, undefined, { ref: false });
       }
     }
@@ -332,13 +350,26 @@ export class IntakeServer {
       this.metrics.duration.observe({ source }, Number(process.hrtime.bigint() - started) / 1e9);
     });
     try {
-      if (req.method !== 'POST') throw new IntakeError(405, `${req.method} is not allowed here: POST the alert payload`, 'method_not_allowed', undefined, { allow: 'POST' });
-      if (this.stopping) throw new IntakeError(503, 'the intake is shutting down; send again (another replica will take it)', 'unavailable', undefined, { connection: 'close', 'retry-after': '1' });
+      if (req.method !== 'POST')
+        throw new IntakeError(405, `${req.method} is not allowed here: POST the alert payload`, 'method_not_allowed', undefined, {
+          allow: 'POST',
+        });
+      if (this.stopping)
+        throw new IntakeError(503, 'the intake is shutting down; send again (another replica will take it)', 'unavailable', undefined, {
+          connection: 'close',
+          'retry-after': '1',
+        });
       // SNS takes its slot only once the message is read and its signature verified
       // (handleSns): a stranger trickling a body must not hold a slot a real delivery needs.
       if (source !== 'sns') this.takeSlot(slot, source);
       if (!this.ready) {
-        throw new IntakeError(503, 'the intake is starting: the AlertPolicy cache has not synced yet (or the intake has not learnt its own identity); retry shortly', 'unavailable', undefined, { 'retry-after': '5' });
+        throw new IntakeError(
+          503,
+          'the intake is starting: the AlertPolicy cache has not synced yet (or the intake has not learnt its own identity); retry shortly',
+          'unavailable',
+          undefined,
+          { 'retry-after': '5' },
+        );
       }
       const namespace = url.searchParams.get('namespace') ?? undefined;
       if (namespace !== undefined && !isDns1123Label(namespace)) {
@@ -346,7 +377,10 @@ export class IntakeServer {
       }
       const watched = this.opts.watchNamespaces ?? [];
       if (namespace !== undefined && watched.length > 0 && !watched.includes(namespace)) {
-        throw new IntakeError(400, `namespace ${namespace} is not watched by this controller (it watches ${watched.join(', ')}; see --watch-namespace), so none of its policies can match`);
+        throw new IntakeError(
+          400,
+          `namespace ${namespace} is not watched by this controller (it watches ${watched.join(', ')}; see --watch-namespace), so none of its policies can match`,
+        );
       }
       const reply =
         source === 'sns' ? await this.handleSns(req, res, namespace, slot) : await this.handleAuthenticated(req, res, source, namespace);
@@ -421,12 +455,20 @@ export class IntakeServer {
     const body = parseJson(await readBody(req, res, LIMITS.maxBodyBytes, this.opts.snsBodyTimeoutMs ?? DEFAULTS.snsBodyTimeoutMs));
     const env = validate(checkers.sns, body, 'SNS message');
     if (!isSnsMessageType(env.Type)) {
-      throw new IntakeError(400, `unknown SNS message Type ${JSON.stringify(env.Type)}: expected Notification, SubscriptionConfirmation or UnsubscribeConfirmation`);
+      throw new IntakeError(
+        400,
+        `unknown SNS message Type ${JSON.stringify(env.Type)}: expected Notification, SubscriptionConfirmation or UnsubscribeConfirmation`,
+      );
     }
     const headerType = req.headers['x-amz-sns-message-type'];
-    if (headerType !== undefined && headerType !== env.Type) throw new IntakeError(400, `x-amz-sns-message-type header (${headerType.slice(0, 40)}) disagrees with the message Type (${env.Type})`);
+    if (headerType !== undefined && headerType !== env.Type)
+      throw new IntakeError(
+        400,
+        `x-amz-sns-message-type header (${headerType.slice(0, 40)}) disagrees with the message Type (${env.Type})`,
+      );
     const headerTopic = req.headers['x-amz-sns-topic-arn'];
-    if (headerTopic !== undefined && headerTopic !== env.TopicArn) throw new IntakeError(400, 'x-amz-sns-topic-arn header disagrees with the message TopicArn');
+    if (headerTopic !== undefined && headerTopic !== env.TopicArn)
+      throw new IntakeError(400, 'x-amz-sns-topic-arn header disagrees with the message TopicArn');
     await this.sns.verify(env);
     this.takeSlot(slot, 'sns');
     const log = { topic: env.TopicArn, messageId: env.MessageId, type: env.Type };
@@ -440,7 +482,11 @@ export class IntakeServer {
           await res.body?.cancel();
         } catch (error) {
           this.log.warn({ ...log, err: (error as Error).message }, 'could not confirm the SNS subscription');
-          throw new IntakeError(502, `confirming the SNS subscription failed: ${(error as Error).message}; confirm it in the SNS console or let SNS resend the confirmation`, 'error');
+          throw new IntakeError(
+            502,
+            `confirming the SNS subscription failed: ${(error as Error).message}; confirm it in the SNS console or let SNS resend the confirmation`,
+            'error',
+          );
         }
         if (!res.ok) {
           this.log.warn({ ...log, status: res.status }, 'SNS refused the subscription confirmation');
@@ -472,7 +518,10 @@ export class IntakeServer {
   private sendError(req: IncomingMessage, res: ServerResponse, source: IntakeSource, error: unknown): Outcome {
     if (error instanceof IntakeError) {
       const level = error.status >= 500 ? 'warn' : 'info';
-      this.log[level]({ source, status: error.status, outcome: error.outcome, remote: req.socket.remoteAddress, error: error.message }, 'intake request refused');
+      this.log[level](
+        { source, status: error.status, outcome: error.outcome, remote: req.socket.remoteAddress, error: error.message },
+        'intake request refused',
+      );
       const headers: Record<string, string> = { ...earlyAnswerHeaders(req), ...error.headers };
       // A body too slow or too large: this connection is not worth keeping.
       if (error.status === 408 || error.status === 413) headers.connection = 'close';
@@ -482,7 +531,12 @@ export class IntakeServer {
     }
     if (error instanceof ApiUnavailableError) {
       this.log.warn({ source, err: error.message }, 'Kubernetes API unavailable; answered 503');
-      sendJson(res, 503, { error: `${error.message}; nothing was lost: send the alert again (re-sending is safe, requests are deduplicated)` }, { 'retry-after': '5' });
+      sendJson(
+        res,
+        503,
+        { error: `${error.message}; nothing was lost: send the alert again (re-sending is safe, requests are deduplicated)` },
+        { 'retry-after': '5' },
+      );
       return 'unavailable';
     }
     this.log.error({ source, err: error }, 'intake request failed unexpectedly');

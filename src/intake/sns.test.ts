@@ -26,7 +26,27 @@ function testKeyAndCert(days = 2): { key: string; cert: string } {
   const dir = mkdtempSync(join(tmpdir(), 'sns-unit-'));
   try {
     writeFileSync(join(dir, 'req.cnf'), '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n');
-    execFileSync('openssl', ['req', '-x509', '-config', join(dir, 'req.cnf'), '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', String(days), '-subj', '/CN=sns.amazonaws.com'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-config',
+        join(dir, 'req.cnf'),
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k.pem'),
+        '-out',
+        join(dir, 'c.pem'),
+        '-days',
+        String(days),
+        '-subj',
+        '/CN=sns.amazonaws.com',
+      ],
+      { stdio: 'ignore' },
+    );
     return { key: readFileSync(join(dir, 'k.pem'), 'utf8'), cert: readFileSync(join(dir, 'c.pem'), 'utf8') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -36,9 +56,15 @@ function testKeyAndCert(days = 2): { key: string; cert: string } {
 const { key, cert } = testKeyAndCert();
 const x509 = new X509Certificate(cert);
 
-function signed(env: Omit<SnsEnvelope, 'Signature' | 'SignatureVersion' | 'SigningCertURL'>, version: '1' | '2' = '2', signingKey = key): SnsEnvelope {
+function signed(
+  env: Omit<SnsEnvelope, 'Signature' | 'SignatureVersion' | 'SigningCertURL'>,
+  version: '1' | '2' = '2',
+  signingKey = key,
+): SnsEnvelope {
   const unsigned = { ...env, SignatureVersion: version, SigningCertURL: CERT_URL };
-  const signature = sign(version === '1' ? 'RSA-SHA1' : 'RSA-SHA256', Buffer.from(stringToSign(unsigned), 'utf8'), signingKey).toString('base64');
+  const signature = sign(version === '1' ? 'RSA-SHA1' : 'RSA-SHA256', Buffer.from(stringToSign(unsigned), 'utf8'), signingKey).toString(
+    'base64',
+  );
   return { ...unsigned, Signature: signature };
 }
 
@@ -81,7 +107,12 @@ describe('SNS string to sign (AWS canonical format)', () => {
   });
 
   test('SubscriptionConfirmation signs SubscribeURL and Token, and requires them', () => {
-    const { Subject: _, ...env } = notification({ Type: 'SubscriptionConfirmation', SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription', Token: 'tok', Timestamp: '2025-03-01T10:00:00.000Z' });
+    const { Subject: _, ...env } = notification({
+      Type: 'SubscriptionConfirmation',
+      SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription',
+      Token: 'tok',
+      Timestamp: '2025-03-01T10:00:00.000Z',
+    });
     expect(stringToSign(env)).toBe(
       `Message\n{"AlarmName":"cpu-high"}\nMessageId\n22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324\nSubscribeURL\nhttps://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription\nTimestamp\n2025-03-01T10:00:00.000Z\nToken\ntok\nTopicArn\n${TOPIC}\nType\nSubscriptionConfirmation\n`,
     );
@@ -91,10 +122,12 @@ describe('SNS string to sign (AWS canonical format)', () => {
 });
 
 describe('signing certificate URL', () => {
-  test.each([CERT_URL, 'https://sns.eu-central-1.amazonaws.com/x.pem', 'https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-1.pem', 'https://sns.us-gov-west-1.amazonaws.com/a.pem'])(
-    'accepts %s',
-    (url) => expect(checkSigningCertUrl(url).hostname).toMatch(/^sns\./),
-  );
+  test.each([
+    CERT_URL,
+    'https://sns.eu-central-1.amazonaws.com/x.pem',
+    'https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-1.pem',
+    'https://sns.us-gov-west-1.amazonaws.com/a.pem',
+  ])('accepts %s', (url) => expect(checkSigningCertUrl(url).hostname).toMatch(/^sns\./));
 
   test.each([
     'http://sns.us-east-1.amazonaws.com/x.pem',
@@ -126,7 +159,12 @@ describe('SnsVerifier', () => {
   });
 
   test('refuses a tampered message, subject or timestamp', async () => {
-    for (const change of [{ Message: '{"AlarmName":"other"}' }, { Subject: 'changed' }, { Timestamp: new Date(Date.now() + 1_000).toISOString() }, { MessageId: 'x' }]) {
+    for (const change of [
+      { Message: '{"AlarmName":"other"}' },
+      { Subject: 'changed' },
+      { Timestamp: new Date(Date.now() + 1_000).toISOString() },
+      { MessageId: 'x' },
+    ]) {
       const e = await refusal(verifier.verify({ ...signed(notification()), ...change }));
       expect(e.status).toBe(403);
       expect(e.message).toMatch(/signature does not verify/);
@@ -170,9 +208,15 @@ describe('SnsVerifier', () => {
   });
 
   test('a certificate that cannot be had: 403 when permanent, 503 when transient (SNS retries)', async () => {
-    const permanent = new SnsVerifier({ certificates: { get: async () => Promise.reject(new CertificateUnavailableError('404', true)) }, allowedTopics: new Set([TOPIC]) });
+    const permanent = new SnsVerifier({
+      certificates: { get: async () => Promise.reject(new CertificateUnavailableError('404', true)) },
+      allowedTopics: new Set([TOPIC]),
+    });
     expect((await refusal(permanent.verify(signed(notification())))).status).toBe(403);
-    const transient = new SnsVerifier({ certificates: { get: async () => Promise.reject(new CertificateUnavailableError('reset', false)) }, allowedTopics: new Set([TOPIC]) });
+    const transient = new SnsVerifier({
+      certificates: { get: async () => Promise.reject(new CertificateUnavailableError('reset', false)) },
+      allowedTopics: new Set([TOPIC]),
+    });
     expect((await refusal(transient.verify(signed(notification())))).status).toBe(503);
   });
 });
@@ -182,7 +226,8 @@ describe('replay window (signed Timestamp of a Notification)', () => {
   const at = (offsetMs: number) => new Date(now + offsetMs).toISOString();
 
   test('accepts a Timestamp within the window before now, and a little clock skew after it', () => {
-    for (const t of [at(0), at(-SNS_REPLAY_WINDOW_MS), at(-59 * 60_000), at(SNS_MAX_CLOCK_SKEW_MS), at(4 * 60_000)]) expect(() => checkTimestamp(t, now)).not.toThrow();
+    for (const t of [at(0), at(-SNS_REPLAY_WINDOW_MS), at(-59 * 60_000), at(SNS_MAX_CLOCK_SKEW_MS), at(4 * 60_000)])
+      expect(() => checkTimestamp(t, now)).not.toThrow();
   });
 
   test('refuses one older than the window with a 4xx that says it is too old (SNS then drops it)', () => {
@@ -214,7 +259,12 @@ describe('replay window (signed Timestamp of a Notification)', () => {
     expect(e.message).toMatch(/SNS message is too old/);
     const future = new Date(Date.now() + SNS_MAX_CLOCK_SKEW_MS + 60_000).toISOString();
     expect((await refusal(v.verify(signed(notification({ Timestamp: future }))))).message).toMatch(/in the future/);
-    const { Subject: _, ...confirmation } = notification({ Type: 'SubscriptionConfirmation', SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription', Token: 'tok', Timestamp: old });
+    const { Subject: _, ...confirmation } = notification({
+      Type: 'SubscriptionConfirmation',
+      SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription',
+      Token: 'tok',
+      Timestamp: old,
+    });
     await expect(v.verify(signed(confirmation))).resolves.toBeUndefined();
   });
 });
@@ -257,7 +307,9 @@ describe('HttpsCertificateSource', () => {
     // A stranger posts messages for the allowlisted topic naming many distinct bogus URLs:
     // each costs one fetch and is refused, and each goes into the small unverified cache.
     for (let i = 0; i < 50; i++) {
-      const e = await refusal(verifier.verify({ ...signed(notification()), SigningCertURL: `https://sns.us-east-1.amazonaws.com/bogus-${i}.pem` }));
+      const e = await refusal(
+        verifier.verify({ ...signed(notification()), SigningCertURL: `https://sns.us-east-1.amazonaws.com/bogus-${i}.pem` }),
+      );
       expect(e.status).toBe(403);
     }
     expect(fetched).toHaveLength(51);
@@ -288,12 +340,18 @@ describe('HttpsCertificateSource', () => {
       maxConcurrentFetches: 2,
       fetch: () => (calls++, new Promise<Response>((resolve) => pending.push(() => resolve(response(200, cert))))),
     });
-    const slow = [source.get(new URL('https://sns.us-east-1.amazonaws.com/1.pem')), source.get(new URL('https://sns.us-east-1.amazonaws.com/2.pem'))];
+    const slow = [
+      source.get(new URL('https://sns.us-east-1.amazonaws.com/1.pem')),
+      source.get(new URL('https://sns.us-east-1.amazonaws.com/2.pem')),
+    ];
     // The same URL shares the fetch in flight and is not refused.
     const shared = source.get(new URL('https://sns.us-east-1.amazonaws.com/1.pem'));
     // Refused at once (not queued behind the fetches in flight).
     let timer: NodeJS.Timeout | undefined;
-    const beyond = await Promise.race([source.get(new URL('https://sns.us-east-1.amazonaws.com/3.pem')).catch((e: unknown) => e), new Promise((r) => (timer = setTimeout(() => r('still pending'), 500)))]);
+    const beyond = await Promise.race([
+      source.get(new URL('https://sns.us-east-1.amazonaws.com/3.pem')).catch((e: unknown) => e),
+      new Promise((r) => (timer = setTimeout(() => r('still pending'), 500))),
+    ]);
     clearTimeout(timer);
     expect(beyond).toBeInstanceOf(CertificateUnavailableError);
     expect(beyond).toMatchObject({ permanent: false, message: expect.stringMatching(/too many/) });

@@ -71,8 +71,18 @@ export function checkSigningCertUrl(raw: string): URL {
   } catch {
     throw new IntakeError(403, 'SigningCertURL is not a URL; refusing an SNS message whose signature cannot be checked');
   }
-  if (url.protocol !== 'https:' || !SNS_HOST.test(url.hostname) || url.port !== '' || url.username !== '' || url.password !== '' || !url.pathname.endsWith('.pem')) {
-    throw new IntakeError(403, `SigningCertURL ${JSON.stringify(raw.slice(0, 256))} is not an SNS certificate (https://sns.<region>.amazonaws.com/...pem); refusing the message`);
+  if (
+    url.protocol !== 'https:' ||
+    !SNS_HOST.test(url.hostname) ||
+    url.port !== '' ||
+    url.username !== '' ||
+    url.password !== '' ||
+    !url.pathname.endsWith('.pem')
+  ) {
+    throw new IntakeError(
+      403,
+      `SigningCertURL ${JSON.stringify(raw.slice(0, 256))} is not an SNS certificate (https://sns.<region>.amazonaws.com/...pem); refusing the message`,
+    );
   }
   return url;
 }
@@ -99,7 +109,10 @@ export interface CertificateSource {
 
 /** The certificate could not be had: `permanent` for a 4xx/invalid certificate (the sender's problem), else a fault on our side or the network's. */
 export class CertificateUnavailableError extends Error {
-  constructor(message: string, readonly permanent: boolean) {
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+  ) {
     super(message);
     this.name = 'CertificateUnavailableError';
   }
@@ -170,7 +183,12 @@ export class HttpsCertificateSource implements CertificateSource {
     const hit = this.cache.get(key);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.value;
     if (this.fetching >= this.maxConcurrentFetches) {
-      return Promise.reject(new CertificateUnavailableError(`too many SNS signing certificates are being fetched at once (${this.maxConcurrentFetches})`, false));
+      return Promise.reject(
+        new CertificateUnavailableError(
+          `too many SNS signing certificates are being fetched at once (${this.maxConcurrentFetches})`,
+          false,
+        ),
+      );
     }
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.fetching++;
@@ -178,7 +196,8 @@ export class HttpsCertificateSource implements CertificateSource {
     this.cache.set(key, { at: this.now(), value });
     // A transient failure must not be cached: the next message tries again.
     value.catch((error: unknown) => {
-      if (!(error instanceof CertificateUnavailableError && error.permanent) && this.cache.get(key)?.value === value) this.cache.delete(key);
+      if (!(error instanceof CertificateUnavailableError && error.permanent) && this.cache.get(key)?.value === value)
+        this.cache.delete(key);
     });
     return value;
   }
@@ -201,7 +220,10 @@ export class HttpsCertificateSource implements CertificateSource {
     }
     if (!res.ok) {
       await res.body?.cancel();
-      throw new CertificateUnavailableError(`fetching the SNS signing certificate ${url} answered HTTP ${res.status}`, res.status >= 400 && res.status < 500);
+      throw new CertificateUnavailableError(
+        `fetching the SNS signing certificate ${url} answered HTTP ${res.status}`,
+        res.status >= 400 && res.status < 500,
+      );
     }
     const pem = await res.text();
     if (pem.length > 64 * 1024) throw new CertificateUnavailableError(`the SNS signing certificate at ${url} is implausibly large`, true);
@@ -238,7 +260,10 @@ export class SnsVerifier {
       );
     }
     if (env.Signature === undefined || env.SignatureVersion === undefined || env.SigningCertURL === undefined || env.Signature === '') {
-      throw new IntakeError(403, 'unsigned SNS message refused: Signature, SignatureVersion and SigningCertURL are required (raw message delivery cannot be used with this endpoint)');
+      throw new IntakeError(
+        403,
+        'unsigned SNS message refused: Signature, SignatureVersion and SigningCertURL are required (raw message delivery cannot be used with this endpoint)',
+      );
     }
     const algorithm = env.SignatureVersion === '1' ? 'RSA-SHA1' : env.SignatureVersion === '2' ? 'RSA-SHA256' : undefined;
     if (!algorithm) throw new IntakeError(403, `SNS SignatureVersion ${JSON.stringify(env.SignatureVersion)} is not supported (1 or 2)`);
@@ -249,15 +274,22 @@ export class SnsVerifier {
     try {
       cert = await this.opts.certificates.get(certUrl);
     } catch (error) {
-      if (error instanceof CertificateUnavailableError && error.permanent) throw new IntakeError(403, `${error.message}; refusing the message`);
+      if (error instanceof CertificateUnavailableError && error.permanent)
+        throw new IntakeError(403, `${error.message}; refusing the message`);
       // Our side could not check it: 503 makes SNS deliver again later.
-      throw new IntakeError(503, `${(error as Error).message}; SNS will retry the delivery`, 'unavailable', undefined, { 'retry-after': '10' });
+      throw new IntakeError(503, `${(error as Error).message}; SNS will retry the delivery`, 'unavailable', undefined, {
+        'retry-after': '10',
+      });
     }
     const now = this.now();
     if (now < Date.parse(cert.validFrom) || now > Date.parse(cert.validTo)) {
-      throw new IntakeError(403, `the SNS signing certificate at ${certUrl.href} is not valid now (valid ${cert.validFrom} to ${cert.validTo}); refusing the message`);
+      throw new IntakeError(
+        403,
+        `the SNS signing certificate at ${certUrl.href} is not valid now (valid ${cert.validFrom} to ${cert.validTo}); refusing the message`,
+      );
     }
-    if (cert.publicKey.asymmetricKeyType !== 'rsa') throw new IntakeError(403, 'the SNS signing certificate does not hold an RSA key; refusing the message');
+    if (cert.publicKey.asymmetricKeyType !== 'rsa')
+      throw new IntakeError(403, 'the SNS signing certificate does not hold an RSA key; refusing the message');
     let ok = false;
     try {
       ok = verifySignature(algorithm, data, cert.publicKey, signature);
@@ -301,7 +333,8 @@ export function checkTimestamp(timestamp: string, now: number): void {
  */
 export type ConfirmUrlPolicy = (url: URL) => boolean;
 
-export const strictConfirmUrlPolicy: ConfirmUrlPolicy = (url) => url.protocol === 'https:' && SNS_HOST.test(url.hostname) && url.port === '' && url.username === '' && url.password === '';
+export const strictConfirmUrlPolicy: ConfirmUrlPolicy = (url) =>
+  url.protocol === 'https:' && SNS_HOST.test(url.hostname) && url.port === '' && url.username === '' && url.password === '';
 
 /** Checks the SubscribeURL of a verified confirmation and returns it; 403 when it does not point back to SNS for this topic. */
 export function checkSubscribeUrl(raw: string | undefined, topicArn: string, policy: ConfirmUrlPolicy): URL {
@@ -311,7 +344,8 @@ export function checkSubscribeUrl(raw: string | undefined, topicArn: string, pol
   } catch {
     throw new IntakeError(400, 'SubscriptionConfirmation has no valid SubscribeURL');
   }
-  if (!policy(url)) throw new IntakeError(403, `SubscribeURL ${JSON.stringify(url.href.slice(0, 256))} is not an SNS endpoint of AWS; not confirming`);
+  if (!policy(url))
+    throw new IntakeError(403, `SubscribeURL ${JSON.stringify(url.href.slice(0, 256))} is not an SNS endpoint of AWS; not confirming`);
   if (url.searchParams.get('Action') !== 'ConfirmSubscription' || url.searchParams.get('TopicArn') !== topicArn) {
     throw new IntakeError(403, 'SubscribeURL does not confirm a subscription to the topic the message names; not confirming');
   }

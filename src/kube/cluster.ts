@@ -51,10 +51,18 @@ export class ClusterReads {
   }
 
   async runbooks(): Promise<ListResult<Runbook>> {
-    return listResult((await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RUNBOOK.plural })) as { items: unknown[] });
+    return listResult(
+      (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RUNBOOK.plural })) as { items: unknown[] },
+    );
   }
 
   async replaceRunbookStatus(name: string, body: Runbook): Promise<Runbook> {
-    return (await this.custom.replaceClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: RUNBOOK.plural, name, body })) as Runbook;
+    return (await this.custom.replaceClusterCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      plural: RUNBOOK.plural,
+      name,
+      body,
+    })) as Runbook;
   }
 }

@@ -42,7 +42,12 @@ export class ConfigMapLedgerStorage implements LedgerStorage {
     const out: LedgerDocument[] = [];
     let token: string | undefined;
     do {
-      const page = await this.core.listNamespacedConfigMap({ namespace: this.namespace, labelSelector: `${LEDGER_LABEL}=true`, limit: 200, _continue: token });
+      const page = await this.core.listNamespacedConfigMap({
+        namespace: this.namespace,
+        labelSelector: `${LEDGER_LABEL}=true`,
+        limit: 200,
+        _continue: token,
+      });
       for (const cm of page.items) {
         const doc = decode(cm);
         if (doc && (this.watched.length === 0 || this.watched.includes(doc.namespace))) out.push(doc);
@@ -96,11 +101,13 @@ export class ConfigMapLedgerStorage implements LedgerStorage {
 }
 
 function encode(namespace: string, doc: LedgerDocument): V1ConfigMap {
-  const entries = doc.entries.map(({ at, endedAt, ...rest }): StoredEntry => ({
-    ...rest,
-    at: new Date(at).toISOString(),
-    ...(endedAt !== undefined && { endedAt: new Date(endedAt).toISOString() }),
-  }));
+  const entries = doc.entries.map(
+    ({ at, endedAt, ...rest }): StoredEntry => ({
+      ...rest,
+      at: new Date(at).toISOString(),
+      ...(endedAt !== undefined && { endedAt: new Date(endedAt).toISOString() }),
+    }),
+  );
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -126,7 +133,10 @@ function decode(cm: V1ConfigMap): LedgerDocument | undefined {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as StoredEntry)
-    .map((e): LedgerEntry => ({ ...e, at: Date.parse(e.at), ...(e.endedAt !== undefined && { endedAt: Date.parse(e.endedAt) }) }) as LedgerEntry);
+    .map(
+      (e): LedgerEntry =>
+        ({ ...e, at: Date.parse(e.at), ...(e.endedAt !== undefined && { endedAt: Date.parse(e.endedAt) }) }) as LedgerEntry,
+    );
   return {
     namespace: d.namespace,
     policy: d.policy,

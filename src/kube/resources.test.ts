@@ -21,7 +21,12 @@ async function apiServer(answer: (req: Seen, res: ServerResponse) => void): Prom
     req.setEncoding('utf8');
     req.on('data', (c: string) => (text += c));
     req.on('end', () => {
-      const s = { method: req.method ?? '', url: req.url ?? '', contentType: req.headers['content-type'], body: text ? JSON.parse(text) : undefined };
+      const s = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        contentType: req.headers['content-type'],
+        body: text ? JSON.parse(text) : undefined,
+      };
       seen.push(s);
       answer(s, res);
     });
@@ -37,7 +42,8 @@ async function apiServer(answer: (req: Seen, res: ServerResponse) => void): Prom
   return { server, seen, kc };
 }
 
-const json = (res: ServerResponse, code: number, body: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+const json = (res: ServerResponse, code: number, body: unknown) =>
+  res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 const ok = (req: Seen, res: ServerResponse) => json(res, req.method === 'POST' ? 201 : 200, req.body ?? {});
 
 const policy = {
@@ -58,7 +64,15 @@ describe('KubeEventRecorder', () => {
     const api = await apiServer(ok);
     server = api.server;
     const now = Date.parse('2026-01-02T03:04:05.678Z');
-    const rec = new KubeEventRecorder(api.kc, 'remediator', { now: () => now }, (e) => { throw e; }, { reportingInstance: 'remediator-0' });
+    const rec = new KubeEventRecorder(
+      api.kc,
+      'remediator',
+      { now: () => now },
+      (e) => {
+        throw e;
+      },
+      { reportingInstance: 'remediator-0' },
+    );
     await rec.record(policy, 'Warning', 'CircuitOpen', 'circuit breaker open after 3 failures');
     await rec.flush();
     expect(api.seen).toHaveLength(1);
@@ -81,7 +95,15 @@ describe('KubeEventRecorder', () => {
     const api = await apiServer(ok);
     server = api.server;
     let now = 1_000_000;
-    const rec = new KubeEventRecorder(api.kc, 'remediator', { now: () => now }, (e) => { throw e; }, { seriesWindowMs: 60_000 });
+    const rec = new KubeEventRecorder(
+      api.kc,
+      'remediator',
+      { now: () => now },
+      (e) => {
+        throw e;
+      },
+      { seriesWindowMs: 60_000 },
+    );
     await rec.record(policy, 'Warning', 'AccessDenied', 'grant ssm:SendCommand');
     now += 10_000;
     await rec.record(policy, 'Warning', 'AccessDenied', 'grant ssm:SendCommand');
@@ -96,13 +118,17 @@ describe('KubeEventRecorder', () => {
     const first = (api.seen[0]!.body as { metadata: { name: string } }).metadata.name;
     expect(api.seen[1]!.url).toBe(`/apis/events.k8s.io/v1/namespaces/web/events/${first}`);
     expect(api.seen[1]!.contentType).toBe('application/json-patch+json');
-    expect(api.seen[2]!.body).toEqual([{ op: 'add', path: '/series', value: { count: 3, lastObservedTime: new Date(1_020_000).toISOString().replace('Z', '000Z') } }]);
+    expect(api.seen[2]!.body).toEqual([
+      { op: 'add', path: '/series', value: { count: 3, lastObservedTime: new Date(1_020_000).toISOString().replace('Z', '000Z') } },
+    ]);
   });
 
   test('a series whose Event expired starts again with a new Event', async () => {
     const api = await apiServer((req, res) => (req.method === 'PATCH' ? json(res, 404, { kind: 'Status', code: 404 }) : ok(req, res)));
     server = api.server;
-    const rec = new KubeEventRecorder(api.kc, 'remediator', { now: () => 5 }, (e) => { throw e; });
+    const rec = new KubeEventRecorder(api.kc, 'remediator', { now: () => 5 }, (e) => {
+      throw e;
+    });
     await rec.record(policy, 'Normal', 'Valid', 'policy is valid');
     await rec.record(policy, 'Normal', 'Valid', 'policy is valid');
     await rec.flush();
@@ -134,7 +160,9 @@ describe('KubeEventRecorder', () => {
   });
 
   test('falls back to core/v1 Events once events.k8s.io is forbidden, and says what to grant', async () => {
-    const api = await apiServer((req, res) => (req.url.startsWith('/apis/events.k8s.io') ? json(res, 403, { kind: 'Status', code: 403 }) : ok(req, res)));
+    const api = await apiServer((req, res) =>
+      req.url.startsWith('/apis/events.k8s.io') ? json(res, 403, { kind: 'Status', code: 403 }) : ok(req, res),
+    );
     server = api.server;
     const errors: unknown[] = [];
     const rec = new KubeEventRecorder(api.kc, 'remediator', { now: () => 1 }, (e) => errors.push(e), { reportingInstance: 'r-1' });
@@ -146,7 +174,12 @@ describe('KubeEventRecorder', () => {
       '/api/v1/namespaces/web/events',
       '/api/v1/namespaces/web/events',
     ]);
-    expect(api.seen[2]!.body).toMatchObject({ involvedObject: { name: 'restart-nginx', uid: 'u-1' }, reason: 'Valid', message: 'b', reportingInstance: 'r-1' });
+    expect(api.seen[2]!.body).toMatchObject({
+      involvedObject: { name: 'restart-nginx', uid: 'u-1' },
+      reason: 'Valid',
+      message: 'b',
+      reportingInstance: 'r-1',
+    });
     expect(errors.map(String)).toEqual([expect.stringContaining('events.k8s.io')]);
   });
 });

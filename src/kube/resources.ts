@@ -7,7 +7,17 @@
  * May import: api, runtime (types only), controllers (types only).
  */
 import { hostname } from 'node:os';
-import { ApiException, CoreV1Api, CustomObjectsApi, EventsV1Api, PatchStrategy, setHeaderOptions, V1MicroTime, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  V1MicroTime,
+  type KubeConfig,
+  type V1ObjectReference,
+} from '@kubernetes/client-node';
 import { API_VERSION, GROUP, VERSION, type ResourceNames } from '../api/v1alpha1/index.js';
 import type { Clock } from '../runtime/clock.js';
 import type { KubeObject, ListResult } from '../runtime/informer.js';
@@ -46,7 +56,9 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
     private readonly namespace?: string,
   ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
-    this.watchPath = namespace ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${names.plural}` : `/apis/${GROUP}/${VERSION}/${names.plural}`;
+    this.watchPath = namespace
+      ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${names.plural}`
+      : `/apis/${GROUP}/${VERSION}/${names.plural}`;
   }
 
   private base(namespace: string) {
@@ -56,7 +68,12 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
   async listAll(): Promise<ListResult<T>> {
     const list = (
       this.namespace
-        ? await this.api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: this.names.plural })
+        ? await this.api.listNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace: this.namespace,
+            plural: this.names.plural,
+          })
         : await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: this.names.plural })
     ) as {
       items: T[];
@@ -95,7 +112,11 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
 
   async delete(namespace: string, name: string, uid: string): Promise<boolean> {
     try {
-      await this.api.deleteNamespacedCustomObject({ ...this.base(namespace), name, body: { preconditions: { uid }, propagationPolicy: 'Background' } });
+      await this.api.deleteNamespacedCustomObject({
+        ...this.base(namespace),
+        name,
+        body: { preconditions: { uid }, propagationPolicy: 'Background' },
+      });
       return true;
     } catch (error) {
       if (isNotFound(error) || isConflict(error)) return false;
@@ -262,8 +283,12 @@ export class KubeEventRecorder implements EventRecorder {
       // A Role or ClusterRole written before this recorder grants `events` in the core
       // group only. Keep recording there, unaggregated, and say once what to grant.
       this.legacy = true;
-      this.onError(new Error('cannot create events.k8s.io/v1 Events (403); recording core/v1 Events instead: '
-        + 'grant create and patch on events in API group events.k8s.io'));
+      this.onError(
+        new Error(
+          'cannot create events.k8s.io/v1 Events (403); recording core/v1 Events instead: ' +
+            'grant create and patch on events in API group events.k8s.io',
+        ),
+      );
       return this.createLegacy(event);
     }
     this.remember(event.key, { name, namespace: event.namespace, count: 1, lastObserved: event.at });

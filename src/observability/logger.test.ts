@@ -14,7 +14,12 @@ function capture(level: string): { logger: ReturnType<typeof createLogger>; line
   const logger = createLogger(level, sink);
   return {
     logger,
-    lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
 }
 
@@ -25,7 +30,12 @@ describe('createLogger', () => {
     logger.info({ policy: 'restart-nginx' }, 'i');
     logger.warn('w');
     logger.error('e');
-    expect(lines().map((l) => [l['level'], l['msg']])).toEqual([['debug', 'd'], ['info', 'i'], ['warn', 'w'], ['error', 'e']]);
+    expect(lines().map((l) => [l['level'], l['msg']])).toEqual([
+      ['debug', 'd'],
+      ['info', 'i'],
+      ['warn', 'w'],
+      ['error', 'e'],
+    ]);
     expect(lines()[1]).toMatchObject({ component: 'remediator', policy: 'restart-nginx' });
     expect(typeof lines()[0]!['time']).toBe('string');
   });

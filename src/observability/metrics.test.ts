@@ -18,7 +18,10 @@ describe('scrape-time gauges', () => {
       { namespace: 'web', phase: 'Succeeded', phaseSince: 0 },
       { namespace: 'db', phase: 'AwaitingApproval', phaseSince: 1_990_000 },
     ];
-    let policies: ObservedPolicy[] = [{ namespace: 'web', name: 'restart-nginx', circuitOpen: true }, { namespace: 'db', name: 'vacuum', circuitOpen: false }];
+    let policies: ObservedPolicy[] = [
+      { namespace: 'web', name: 'restart-nginx', circuitOpen: true },
+      { namespace: 'db', name: 'vacuum', circuitOpen: false },
+    ];
     m.observe({ requests: () => requests, policies: () => policies, now: () => 2_000_000 });
 
     let text = await m.registry.metrics();

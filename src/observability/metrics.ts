@@ -135,12 +135,13 @@ export class Metrics {
 
   readonly circuitOpen = new Gauge({
     name: 'remediator_alertpolicy_circuit_open',
-    help: '1 while an AlertPolicy\'s circuit breaker is open (it executes nothing until a person resumes it), else 0 (read at scrape).',
+    help: "1 while an AlertPolicy's circuit breaker is open (it executes nothing until a person resumes it), else 0 (read at scrape).",
     labelNames: ['namespace', 'policy'] as const,
     registers: [this.registry],
     collect: () => {
       this.circuitOpen.reset();
-      for (const p of this.observed?.policies() ?? []) this.circuitOpen.set({ namespace: p.namespace, policy: p.name }, p.circuitOpen ? 1 : 0);
+      for (const p of this.observed?.policies() ?? [])
+        this.circuitOpen.set({ namespace: p.namespace, policy: p.name }, p.circuitOpen ? 1 : 0);
     },
   });
 

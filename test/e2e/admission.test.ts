@@ -9,7 +9,19 @@
  * subresource, which the policy never sees) is written here by the admin, so these
  * checks do not depend on a controller run; install.test.ts shows the real one.
  */
-import { grant, guardStatus, installChart, must, namespace, SCOPE_LABEL, serviceAccountKubeconfig, suffix, waitForAdmissionPolicy, writeStatus, type InstalledChart } from './install-chart.js';
+import {
+  grant,
+  guardStatus,
+  installChart,
+  must,
+  namespace,
+  SCOPE_LABEL,
+  serviceAccountKubeconfig,
+  suffix,
+  waitForAdmissionPolicy,
+  writeStatus,
+  type InstalledChart,
+} from './install-chart.js';
 import { testbedFromEnv } from './harness.js';
 import type { RunResult } from '../testbed/tools.js';
 
@@ -49,14 +61,23 @@ describe('the approval admission policy', () => {
   async function assessed(requester: string, risk: 'Low' | 'Medium' | 'High' | 'Critical'): Promise<string> {
     const name = `rr-${++n}`;
     must(await create(requester, requestDoc(name, { requestedBy: requester })), `create ${name}`);
-    const plan = { digest: DIGEST, runbook: { name: 'restart-service', generation: 1 }, policyGeneration: 1, risk, targets: ['i-0123456789abcdef0'], region: 'eu-west-1' };
+    const plan = {
+      digest: DIGEST,
+      runbook: { name: 'restart-service', generation: 1 },
+      policyGeneration: 1,
+      risk,
+      targets: ['i-0123456789abcdef0'],
+      region: 'eu-west-1',
+    };
     await writeStatus(saKubeconfig, NS, name, { phase: 'AwaitingApproval', risk, plan });
     return name;
   }
 
   function refusedByPolicy(result: RunResult, message: string | RegExp): void {
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain(`ValidatingAdmissionPolicy '${chart.fullname}-approvals' with binding '${chart.fullname}-approvals' denied request`);
+    expect(result.stderr).toContain(
+      `ValidatingAdmissionPolicy '${chart.fullname}-approvals' with binding '${chart.fullname}-approvals' denied request`,
+    );
     expect(result.stderr).toMatch(message);
   }
 
@@ -83,35 +104,53 @@ describe('the approval admission policy', () => {
     await chart?.uninstall();
   });
 
-  test('a user cannot create a request in someone else\'s name, or in no name', async () => {
-    refusedByPolicy(await create('alice', requestDoc('forged-requester', { requestedBy: 'bob' })), 'spec.requestedBy must name who creates the request: set it to "alice"');
+  test("a user cannot create a request in someone else's name, or in no name", async () => {
+    refusedByPolicy(
+      await create('alice', requestDoc('forged-requester', { requestedBy: 'bob' })),
+      'spec.requestedBy must name who creates the request: set it to "alice"',
+    );
     refusedByPolicy(await create('alice', requestDoc('anonymous')), 'set it to "alice"');
     const honest = must(await create('alice', requestDoc('honest', { requestedBy: 'alice' })), 'honest create');
     expect(honest.stdout).toContain('remediationrequest.remediator.dev/honest created');
   });
 
   test('a request cannot be created already approved', async () => {
-    const doc = requestDoc('pre-approved', { requestedBy: 'alice', approval: { decision: 'Approved', approver: 'alice', planDigest: DIGEST } });
+    const doc = requestDoc('pre-approved', {
+      requestedBy: 'alice',
+      approval: { decision: 'Approved', approver: 'alice', planDigest: DIGEST },
+    });
     refusedByPolicy(await create('alice', doc), 'spec.approval cannot be set when a request is created');
   });
 
   test('a user without the approver role cannot approve (or reject), even with the right to patch', async () => {
     const name = await assessed('alice', 'Medium');
-    refusedByPolicy(await patch('mallory', name, approval('Approved', 'mallory')), 'user "mallory" may not approve or reject remediationrequests');
-    refusedByPolicy(await patch('mallory', name, approval('Rejected', 'mallory')), `that needs the "approve" verb (ClusterRole ${chart.fullname}-approver)`);
+    refusedByPolicy(
+      await patch('mallory', name, approval('Approved', 'mallory')),
+      'user "mallory" may not approve or reject remediationrequests',
+    );
+    refusedByPolicy(
+      await patch('mallory', name, approval('Rejected', 'mallory')),
+      `that needs the "approve" verb (ClusterRole ${chart.fullname}-approver)`,
+    );
     expect(await approvalOf(name)).toBeUndefined();
   });
 
-  test('a user with the approver role cannot approve in someone else\'s name', async () => {
+  test("a user with the approver role cannot approve in someone else's name", async () => {
     const name = await assessed('alice', 'Medium');
-    refusedByPolicy(await patch('carol', name, approval('Approved', 'bob')), 'spec.approval.approver must be your own user name "carol", not "bob"');
+    refusedByPolicy(
+      await patch('carol', name, approval('Approved', 'bob')),
+      'spec.approval.approver must be your own user name "carol", not "bob"',
+    );
     must(await patch('carol', name, approval('Approved', 'carol', 'in my own name')), 'carol approves as carol');
     expect(await approvalOf(name)).toEqual({ decision: 'Approved', approver: 'carol', reason: 'in my own name', planDigest: DIGEST });
   });
 
   test.each(['High', 'Critical'] as const)('for %s risk the requester cannot approve their own request; someone else can', async (risk) => {
     const name = await assessed('alice', risk);
-    refusedByPolicy(await patch('alice', name, approval('Approved', 'alice')), `${risk} risk needs four eyes: "alice" requested this remediation`);
+    refusedByPolicy(
+      await patch('alice', name, approval('Approved', 'alice')),
+      `${risk} risk needs four eyes: "alice" requested this remediation`,
+    );
     must(await patch('bob', name, approval('Approved', 'bob')), 'bob approves');
     expect(await approvalOf(name)).toEqual({ decision: 'Approved', approver: 'bob', planDigest: DIGEST });
   });
@@ -150,7 +189,10 @@ describe('the approval admission policy', () => {
   test('an approval names the stored plan: another digest is refused, whatever status the request carries', async () => {
     const name = await assessed('alice', 'Medium');
     const other = `sha256:${'cd'.repeat(32)}`;
-    refusedByPolicy(await patch('bob', name, approval('Approved', 'bob', undefined, other)), `planDigest must be the digest of the plan in status (${DIGEST})`);
+    refusedByPolicy(
+      await patch('bob', name, approval('Approved', 'bob', undefined, other)),
+      `planDigest must be the digest of the plan in status (${DIGEST})`,
+    );
     // A forged status in the same write is reset to the stored one before admission.
     const forged = { ...approval('Approved', 'bob', undefined, other), status: { plan: { digest: other } } };
     refusedByPolicy(await patch('bob', name, forged), 'planDigest must be the digest of the plan in status');
@@ -165,20 +207,32 @@ describe('the approval admission policy', () => {
       spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'restart-service' } },
     };
     must(await create('mallory', policy), 'create policy');
-    const reset = (user: string, at: string) => tb.kubectl(['annotate', '--overwrite', 'alertpolicy', 'breaker', '-n', NS, `remediator.dev/circuit-reset-at=${at}`], { user });
+    const reset = (user: string, at: string) =>
+      tb.kubectl(['annotate', '--overwrite', 'alertpolicy', 'breaker', '-n', NS, `remediator.dev/circuit-reset-at=${at}`], { user });
     refusedByPolicy(await reset('mallory', '9999-12-31T00:00:00Z'), 'may not reset the circuit breaker of AlertPolicy breaker');
     must(await reset('alice', new Date().toISOString()), 'alice (editor and approver) resets');
-    const withReset = { ...policy, metadata: { ...policy.metadata, name: 'born-reset', annotations: { 'remediator.dev/circuit-reset-at': '9999-12-31T00:00:00Z' } } };
+    const withReset = {
+      ...policy,
+      metadata: { ...policy.metadata, name: 'born-reset', annotations: { 'remediator.dev/circuit-reset-at': '9999-12-31T00:00:00Z' } },
+    };
     refusedByPolicy(await create('mallory', withReset), 'may not reset the circuit breaker');
   });
 
   test('spec.requestedBy cannot be added to a request that was created without one', async () => {
     // A request from before the policy was installed: created where no binding applied yet.
     const legacy = await namespace(tb, `rmd-adm-legacy-${id}`);
-    must(await tb.kubectl(['create', '-f', '-'], { input: JSON.stringify({ ...requestDoc('legacy'), metadata: { name: 'legacy', namespace: legacy } }) }), 'legacy create');
+    must(
+      await tb.kubectl(['create', '-f', '-'], {
+        input: JSON.stringify({ ...requestDoc('legacy'), metadata: { name: 'legacy', namespace: legacy } }),
+      }),
+      'legacy create',
+    );
     await namespace(tb, legacy, { [SCOPE_LABEL]: id });
     await grant(tb, legacy, 'mallory', `${chart.fullname}-editor`);
-    const r = await tb.kubectl(['patch', 'remediationrequest', 'legacy', '-n', legacy, '--type=merge', '-p', JSON.stringify({ spec: { requestedBy: 'mallory' } })], { user: 'mallory' });
+    const r = await tb.kubectl(
+      ['patch', 'remediationrequest', 'legacy', '-n', legacy, '--type=merge', '-p', JSON.stringify({ spec: { requestedBy: 'mallory' } })],
+      { user: 'mallory' },
+    );
     refusedByPolicy(r, 'spec.requestedBy is recorded when a request is created and cannot be added later');
   });
 

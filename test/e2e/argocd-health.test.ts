@@ -55,7 +55,10 @@ describe('the interpreter', () => {
       writeFileSync(`${dir}-${name}.lua`, body);
       return spawnSync(lua, [`${dir}-${name}.lua`], { input: '{"a":{"b":[1,2]}}', encoding: 'utf8' });
     };
-    expect(JSON.parse(script('ok', 'return { status = "Healthy", message = "n=" .. #obj.a.b }').stdout)).toEqual({ status: 'Healthy', message: 'n=2' });
+    expect(JSON.parse(script('ok', 'return { status = "Healthy", message = "n=" .. #obj.a.b }').stdout)).toEqual({
+      status: 'Healthy',
+      message: 'n=2',
+    });
     // No string library: a check that calls string.find fails in Argo CD, so it must fail here.
     expect(script('string', 'return { status = string.lower("Healthy") }').status).toBe(1);
     // An unknown status code becomes Unknown, as in Argo CD.
@@ -89,18 +92,29 @@ describe('RemediationRequest health', () => {
 
   test('no status yet, or a status older than the spec: Progressing', () => {
     expect(health(file, rr())).toEqual({ status: 'Progressing', message: 'Waiting for the controller' });
-    expect(health(file, rr({ phase: 'Succeeded' }, 2))).toEqual({ status: 'Progressing', message: 'Waiting for the controller to observe generation 2' });
+    expect(health(file, rr({ phase: 'Succeeded' }, 2))).toEqual({
+      status: 'Progressing',
+      message: 'Waiting for the controller to observe generation 2',
+    });
   });
 
-  test('messages carry the reason and the controller\'s message', () => {
-    expect(health(file, rr({ phase: 'Skipped', reason: 'Cooldown', message: 'executed 2m ago' }))).toEqual({ status: 'Healthy', message: 'Skipped (Cooldown): executed 2m ago' });
+  test("messages carry the reason and the controller's message", () => {
+    expect(health(file, rr({ phase: 'Skipped', reason: 'Cooldown', message: 'executed 2m ago' }))).toEqual({
+      status: 'Healthy',
+      message: 'Skipped (Cooldown): executed 2m ago',
+    });
     expect(health(file, rr({ phase: 'AwaitingApproval' })).message).toContain('kubectl remediator approve');
   });
 
   test('an AWS call denied while executing: Degraded, naming the IAM action', () => {
     const denied = { type: 'CloudAccess', status: 'False', reason: 'AccessDenied', message: 'grant ssm:SendCommand' };
-    expect(health(file, rr({ phase: 'Executing', conditions: [denied] }))).toEqual({ status: 'Degraded', message: 'AWS access denied: grant ssm:SendCommand' });
-    expect(health(file, rr({ phase: 'Executing', conditions: [{ ...denied, status: 'True', reason: 'Restored' }] })).status).toBe('Progressing');
+    expect(health(file, rr({ phase: 'Executing', conditions: [denied] }))).toEqual({
+      status: 'Degraded',
+      message: 'AWS access denied: grant ssm:SendCommand',
+    });
+    expect(health(file, rr({ phase: 'Executing', conditions: [{ ...denied, status: 'True', reason: 'Restored' }] })).status).toBe(
+      'Progressing',
+    );
   });
 });
 
@@ -114,22 +128,33 @@ describe('AlertPolicy health', () => {
   test('no status, no Ready condition, or a status older than the spec: Progressing', () => {
     expect(health(file, policy()).status).toBe('Progressing');
     expect(health(file, policy({ conditions: [] })).status).toBe('Progressing');
-    expect(health(file, policy({ conditions: [ready] }, {}, 3))).toEqual({ status: 'Progressing', message: 'Waiting for the controller to observe generation 3' });
+    expect(health(file, policy({ conditions: [ready] }, {}, 3))).toEqual({
+      status: 'Progressing',
+      message: 'Waiting for the controller to observe generation 3',
+    });
   });
 
   test('Ready=False: Degraded with the reason', () => {
     const invalid = { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: 'fix the policy: bad regex' };
-    expect(health(file, policy({ conditions: [invalid] }))).toEqual({ status: 'Degraded', message: 'Not ready (InvalidSpec): fix the policy: bad regex' });
+    expect(health(file, policy({ conditions: [invalid] }))).toEqual({
+      status: 'Degraded',
+      message: 'Not ready (InvalidSpec): fix the policy: bad regex',
+    });
   });
 
   test('circuit breaker open: Degraded, and how to resume', () => {
-    const open = { conditions: [ready, { type: 'Suspended', status: 'True', reason: 'CircuitOpen', message: '3 consecutive failures' }],
-      circuitBreaker: { open: true, message: '3 consecutive failures' } };
+    const open = {
+      conditions: [ready, { type: 'Suspended', status: 'True', reason: 'CircuitOpen', message: '3 consecutive failures' }],
+      circuitBreaker: { open: true, message: '3 consecutive failures' },
+    };
     const h = health(file, policy(open));
     expect(h.status).toBe('Degraded');
     expect(h.message).toContain('3 consecutive failures');
     expect(h.message).toContain('kubectl remediator resume');
-    const closed = { conditions: [ready, { type: 'Suspended', status: 'False', reason: 'CircuitClosed' }], circuitBreaker: { open: false } };
+    const closed = {
+      conditions: [ready, { type: 'Suspended', status: 'False', reason: 'CircuitClosed' }],
+      circuitBreaker: { open: false },
+    };
     expect(health(file, policy(closed)).status).toBe('Healthy');
   });
 

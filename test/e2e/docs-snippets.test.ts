@@ -18,7 +18,12 @@ import { repoRoot } from '../testbed/binaries.js';
 import { testbedFromEnv } from '../testbed/env.js';
 
 const ROOT = repoRoot();
-const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 interface Block {
   doc: string;
@@ -106,7 +111,8 @@ describe('docs snippets', () => {
     for (const b of YAML_BLOCKS) {
       try {
         const y11 = JSON.stringify(parse(b.text, '1.1'));
-        if (y11 !== JSON.stringify(parse(b.text, '1.2'))) problems.push(`${where(b)}: YAML 1.1 (kubectl, Helm) reads this differently from 1.2`);
+        if (y11 !== JSON.stringify(parse(b.text, '1.2')))
+          problems.push(`${where(b)}: YAML 1.1 (kubectl, Helm) reads this differently from 1.2`);
       } catch (error) {
         problems.push(`${where(b)}: ${(error as Error).message}`);
       }
@@ -127,7 +133,8 @@ describe('docs snippets', () => {
       const ns = (o.metadata as Obj | undefined)?.namespace;
       if (typeof ns === 'string') await tb.kubectl(['create', 'namespace', ns]);
       const r = await tb.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(o) });
-      if (r.code !== 0) problems.push(`${where(b)}: ${String(o.kind)} ${String((o.metadata as Obj | undefined)?.name)}: ${r.stderr.trim()}`);
+      if (r.code !== 0)
+        problems.push(`${where(b)}: ${String(o.kind)} ${String((o.metadata as Obj | undefined)?.name)}: ${r.stderr.trim()}`);
     }
     expect(problems).toEqual([]);
   });
@@ -139,9 +146,10 @@ describe('docs snippets', () => {
       lines.forEach((line, i) => {
         const m = /envsubst(?:\s+'([^']*)')?\s*<\s*(\S+)/.exec(line);
         if (!m) return;
-        const vars = m[1] !== undefined
-          ? [...m[1].matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g)].map((v) => v[1]!)
-          : [...readFileSync(join(ROOT, m[2]!), 'utf8').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((v) => v[1]!);
+        const vars =
+          m[1] !== undefined
+            ? [...m[1].matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g)].map((v) => v[1]!)
+            : [...readFileSync(join(ROOT, m[2]!), 'utf8').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((v) => v[1]!);
         const earlier = `${b.before}\n${lines.slice(0, i).join('\n')}`;
         for (const v of new Set(vars)) {
           if (!new RegExp(`(^|[\\s;&|(])(export\\s+)?([A-Z_][A-Z0-9_]*=\\S*\\s+)*${v}=`, 'm').test(earlier)) {
@@ -155,10 +163,16 @@ describe('docs snippets', () => {
 
   test('every controller flag the docs name exists in src/config.ts', () => {
     const flags = new Set(Object.keys(OPTIONS));
-    const booleans = Object.entries(OPTIONS).filter(([, o]) => o.type === 'boolean').map(([f]) => f);
+    const booleans = Object.entries(OPTIONS)
+      .filter(([, o]) => o.type === 'boolean')
+      .map(([f]) => f);
     for (const f of booleans) flags.add(`no-${f}`);
     // The words controller flags start with that no other tool's flags in the docs do.
-    const families = new Set(Object.keys(OPTIONS).map((f) => f.split('-')[0]!).filter((w) => !['help', 'max', 'log', 'concurrency'].includes(w)));
+    const families = new Set(
+      Object.keys(OPTIONS)
+        .map((f) => f.split('-')[0]!)
+        .filter((w) => !['help', 'max', 'log', 'concurrency'].includes(w)),
+    );
     const problems: string[] = [];
     for (const doc of DOCS) {
       const text = readFileSync(join(ROOT, doc), 'utf8');
@@ -194,7 +208,9 @@ describe('docs snippets', () => {
       for (const o of parse(b.text, '1.1')) {
         if (!isObj(o)) continue;
         let values: unknown;
-        if (o.kind === 'Application') values = ((o.spec as Obj | undefined)?.source as Obj | undefined)?.helm && (((o.spec as Obj).source as Obj).helm as Obj).valuesObject;
+        if (o.kind === 'Application')
+          values =
+            ((o.spec as Obj | undefined)?.source as Obj | undefined)?.helm && (((o.spec as Obj).source as Obj).helm as Obj).valuesObject;
         else if (o.kind === 'HelmRelease') values = (o.spec as Obj | undefined)?.values;
         else if (o.apiVersion === undefined && Object.keys(o).every((k) => top.has(k))) values = o;
         if (values !== undefined) problems.push(...unknownValues(values).map((p) => `${where(b)}: values key ${p}`));

@@ -27,7 +27,9 @@ describe('KubeEventRecorder on the real API server', () => {
     const { name, namespace, uid, resourceVersion } = cm.metadata ?? {};
     const object = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, uid, resourceVersion } };
     const errors: unknown[] = [];
-    const rec = new KubeEventRecorder(tb.admin(), 'remediator', systemClock, (e) => errors.push(e), { reportingInstance: 'remediator-7d9f-abc' });
+    const rec = new KubeEventRecorder(tb.admin(), 'remediator', systemClock, (e) => errors.push(e), {
+      reportingInstance: 'remediator-7d9f-abc',
+    });
 
     await rec.record(object, 'Warning', 'AccessDenied', 'grant ssm:SendCommand on the document');
     await rec.record(object, 'Warning', 'AccessDenied', 'grant ssm:SendCommand on the document');
@@ -36,8 +38,9 @@ describe('KubeEventRecorder on the real API server', () => {
     await rec.flush();
     expect(errors).toEqual([]);
 
-    const events = (await tb.admin().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: NS })).items
-      .filter((e) => e.regarding?.uid === cm.metadata?.uid);
+    const events = (await tb.admin().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: NS })).items.filter(
+      (e) => e.regarding?.uid === cm.metadata?.uid,
+    );
     expect(events.map((e) => e.reason).sort()).toEqual(['AccessDenied', 'CommandSent']);
     const denied = events.find((e) => e.reason === 'AccessDenied')!;
     expect(denied).toMatchObject({
@@ -51,6 +54,9 @@ describe('KubeEventRecorder on the real API server', () => {
     expect(events.find((e) => e.reason === 'CommandSent')?.series).toBeUndefined();
 
     const legacy = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=target' });
-    expect(legacy.items.find((e) => e.reason === 'AccessDenied')).toMatchObject({ message: 'grant ssm:SendCommand on the document', type: 'Warning' });
+    expect(legacy.items.find((e) => e.reason === 'AccessDenied')).toMatchObject({
+      message: 'grant ssm:SendCommand on the document',
+      type: 'Warning',
+    });
   });
 });

@@ -131,7 +131,8 @@ describe('failures and exactly-once execution', () => {
       kind: 'error',
       operation: 'DescribeInstances',
       code: 'UnauthorizedOperation',
-      message: 'You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/remediator/x is not authorized to perform: ec2:DescribeInstances',
+      message:
+        'You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/remediator/x is not authorized to perform: ec2:DescribeInstances',
     });
     const p = await policy();
     const { name, uid } = await request(p);
@@ -147,8 +148,10 @@ describe('failures and exactly-once execution', () => {
     expect(metrics).toMatch(/remediator_aws_api_calls_total\{service="ec2",operation="DescribeInstances",outcome="access_denied"\} [1-9]/);
     expect(await commandsWith(uid)).toHaveLength(0);
     // Events are recorded off the reconcile's path: wait for it rather than race it.
-    await waitFor('an AccessDenied Warning Event', async () =>
-      (await res.events(NS, name)).some((e) => e.reason === 'AccessDenied' && e.type === 'Warning') || undefined);
+    await waitFor(
+      'an AccessDenied Warning Event',
+      async () => (await res.events(NS, name)).some((e) => e.reason === 'AccessDenied' && e.type === 'Warning') || undefined,
+    );
 
     denied.remove();
     const done = await res.waitForPhase(NS, name, 'Succeeded', 90_000);
@@ -158,7 +161,12 @@ describe('failures and exactly-once execution', () => {
 
   test('AccessDenied from SendCommand itself ends the request Failed, naming the action: nothing was sent, and it does not loop', async () => {
     await ensureController();
-    const denied = proxy.addRule({ kind: 'error', operation: 'SendCommand', code: 'AccessDeniedException', message: 'User: arn:aws:sts::123456789012:assumed-role/remediator/x is not authorized to perform: ssm:SendCommand' });
+    const denied = proxy.addRule({
+      kind: 'error',
+      operation: 'SendCommand',
+      code: 'AccessDeniedException',
+      message: 'User: arn:aws:sts::123456789012:assumed-role/remediator/x is not authorized to perform: ssm:SendCommand',
+    });
     try {
       const p = await policy();
       const { name, uid } = await request(p);
@@ -217,13 +225,26 @@ describe('failures and exactly-once execution', () => {
     proxy.addRule({
       kind: 'rewrite',
       operation: 'GetCommandInvocation',
-      transform: (body: Record<string, unknown>) => ({ ...body, Status: 'Failed', StatusDetails: 'Failed', ResponseCode: 3, StandardOutputContent: 'restarting nginx', StandardErrorContent: 'Job for nginx.service failed' }),
+      transform: (body: Record<string, unknown>) => ({
+        ...body,
+        Status: 'Failed',
+        StatusDetails: 'Failed',
+        ResponseCode: 3,
+        StandardOutputContent: 'restarting nginx',
+        StandardErrorContent: 'Job for nginx.service failed',
+      }),
     });
     const p = await policy({ safety: { circuitBreaker: { maxConsecutiveFailures: 2 } } });
     const a = await request(p);
     const failed = await res.waitForPhase(NS, a.name, 'Failed');
     expect(failed.status?.execution?.ssm?.invocations).toEqual([
-      { instanceId: a.instance, status: 'Failed', responseCode: 3, stdoutTail: 'restarting nginx', stderrTail: 'Job for nginx.service failed' },
+      {
+        instanceId: a.instance,
+        status: 'Failed',
+        responseCode: 3,
+        stdoutTail: 'restarting nginx',
+        stderrTail: 'Job for nginx.service failed',
+      },
     ]);
     expect(failed.status?.message).toContain('exit 3');
     const b = await request(p);
@@ -245,14 +266,17 @@ describe('failures and exactly-once execution', () => {
     // The editor may not reset it: that needs the approver verb (the admission policy says so).
     proxy.clearRules();
     const reset = (user: string, at: string) =>
-      tb.as(user).makeApiClient(CustomObjectsApi).patchNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace: NS,
-        plural: 'alertpolicies',
-        name: p,
-        body: [{ op: 'add', path: '/metadata/annotations', value: { 'remediator.dev/circuit-reset-at': at } }],
-      });
+      tb
+        .as(user)
+        .makeApiClient(CustomObjectsApi)
+        .patchNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: NS,
+          plural: 'alertpolicies',
+          name: p,
+          body: [{ op: 'add', path: '/metadata/annotations', value: { 'remediator.dev/circuit-reset-at': at } }],
+        });
     await expect(reset('mallory', new Date().toISOString())).rejects.toMatchObject({ code: 403 });
     // A reset in the far future is ignored by the controller: it cannot switch the breaker off for good.
     await reset('alice', '9999-12-31T00:00:00Z');

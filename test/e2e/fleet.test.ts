@@ -40,12 +40,21 @@ describe('fleets, the managed tag, output and agents', () => {
 
   async function policy(rb: string, spec: Partial<AlertPolicy['spec']> = {}): Promise<string> {
     const name = `p${++n}`;
-    await res.createPolicy(NS, name, { runbookRef: { name: rb }, inputs: { service: 'nginx' }, targets: { fromLabels: ['instance_id'] }, risk: 'Low', ...spec });
+    await res.createPolicy(NS, name, {
+      runbookRef: { name: rb },
+      inputs: { service: 'nginx' },
+      targets: { fromLabels: ['instance_id'] },
+      risk: 'Low',
+      ...spec,
+    });
     return name;
   }
 
   async function request(policyName: string, labels: Record<string, string> = {}): Promise<RemediationRequest> {
-    return res.createRequest(NS, `r${++n}`, { policyRef: { name: policyName }, alert: { source: 'generic', name: 'Down', status: 'firing', labels } });
+    return res.createRequest(NS, `r${++n}`, {
+      policyRef: { name: policyName },
+      alert: { source: 'generic', name: 'Down', status: 'firing', labels },
+    });
   }
 
   const comment = (view: RequestView) => (view.input as { Comment?: string } | undefined)?.Comment ?? '';
@@ -175,8 +184,15 @@ describe('fleets, the managed tag, output and agents', () => {
     const p = await policy(rb);
     const rr = await request(p, { instance_id: instance! });
     const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Succeeded');
-    expect(done.status?.plan?.ssm?.output).toEqual({ cloudWatchLogGroup: '/remediator/fleet', s3BucketName: 'remediator-output', s3KeyPrefix: 'runs/fleet' });
-    expect(done.status?.execution?.ssm?.output).toEqual({ cloudWatchLogGroup: '/remediator/fleet', s3Prefix: 's3://remediator-output/runs/fleet' });
+    expect(done.status?.plan?.ssm?.output).toEqual({
+      cloudWatchLogGroup: '/remediator/fleet',
+      s3BucketName: 'remediator-output',
+      s3KeyPrefix: 'runs/fleet',
+    });
+    expect(done.status?.execution?.ssm?.output).toEqual({
+      cloudWatchLogGroup: '/remediator/fleet',
+      s3Prefix: 's3://remediator-output/runs/fleet',
+    });
     const [send] = sendsFor(rr.metadata!.uid!);
     expect(send!.input).toMatchObject({
       CloudWatchOutputConfig: { CloudWatchOutputEnabled: true, CloudWatchLogGroupName: '/remediator/fleet' },

@@ -51,22 +51,37 @@ export async function startController(tb: Testbed, opts: ControllerOptions): Pro
   const proc = spawnManaged(
     opts.name ?? `controller-${opts.region}`,
     process.execPath,
-    ['--enable-source-maps', join(repoRoot(), 'dist', 'src', 'main.js'), '--metrics-bind-address', `127.0.0.1:${port}`, '--poll-interval', '200', ...(opts.args ?? [])],
+    [
+      '--enable-source-maps',
+      join(repoRoot(), 'dist', 'src', 'main.js'),
+      '--metrics-bind-address',
+      `127.0.0.1:${port}`,
+      '--poll-interval',
+      '200',
+      ...(opts.args ?? []),
+    ],
     { logDir: join(tb.dir, 'logs'), env },
   );
   const metricsUrl = `http://127.0.0.1:${port}`;
   // Fails at once, with the log tail, if the controller dies before it is ready.
-  await waitUntil(`controller ${proc.name} ready`, async () => ((await fetch(`${metricsUrl}/readyz`)).ok ? true : undefined), { timeoutMs: 30_000, processes: [proc] });
+  await waitUntil(`controller ${proc.name} ready`, async () => ((await fetch(`${metricsUrl}/readyz`)).ok ? true : undefined), {
+    timeoutMs: 30_000,
+    processes: [proc],
+  });
   return { process: proc, metricsUrl, stop: async () => void (await proc.stop(10_000)) };
 }
 
 /** Polls `probe` until it returns a value other than undefined/false; fails with `what` on timeout. */
 /** Polls `probe` until it returns a value other than undefined/false; fails with `what` on timeout. */
 export function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
-  return waitUntil(what, async () => {
-    const v = await probe();
-    return v === false ? undefined : v;
-  }, { timeoutMs, intervalMs: everyMs });
+  return waitUntil(
+    what,
+    async () => {
+      const v = await probe();
+      return v === false ? undefined : v;
+    },
+    { timeoutMs, intervalMs: everyMs },
+  );
 }
 
 export class Resources {
@@ -93,7 +108,13 @@ export class Resources {
     } catch (error) {
       if ((error as { code?: number }).code !== 409) throw error;
       const current = (await this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'runbooks', name })) as Runbook;
-      return (await this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: 'runbooks', name, body: { ...body, metadata: current.metadata } })) as Runbook;
+      return (await this.api.replaceClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: 'runbooks',
+        name,
+        body: { ...body, metadata: current.metadata },
+      })) as Runbook;
     }
   }
 
@@ -109,21 +130,40 @@ export class Resources {
    * Gives `spec.approval` as the user this client authenticates as, naming the digest of
    * the plan in status (what `kubectl remediator approve` does).
    */
-  async decide(namespace: string, name: string, approver: string, decision: 'Approved' | 'Rejected' = 'Approved', reason = 'looks right'): Promise<RemediationRequest> {
+  async decide(
+    namespace: string,
+    name: string,
+    approver: string,
+    decision: 'Approved' | 'Rejected' = 'Approved',
+    reason = 'looks right',
+  ): Promise<RemediationRequest> {
     const current = await this.getRequest(namespace, name);
     const digest = current.status?.plan?.digest;
-    return this.patchApproval(namespace, name, { decision, approver, reason, ...(decision === 'Approved' && digest ? { planDigest: digest } : {}) });
+    return this.patchApproval(namespace, name, {
+      decision,
+      approver,
+      reason,
+      ...(decision === 'Approved' && digest ? { planDigest: digest } : {}),
+    });
   }
 
   /** Sets spec.approval with a merge patch, as the approver role allows (it has patch, not update). */
-  patchApproval(namespace: string, name: string, approval: NonNullable<RemediationRequest['spec']['approval']>): Promise<RemediationRequest> {
+  patchApproval(
+    namespace: string,
+    name: string,
+    approval: NonNullable<RemediationRequest['spec']['approval']>,
+  ): Promise<RemediationRequest> {
     return this.api.patchNamespacedCustomObject(
       { group: GROUP, version: VERSION, namespace, plural: 'remediationrequests', name, body: { spec: { approval } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     ) as Promise<RemediationRequest>;
   }
 
-  createPolicy(namespace: string, name: string, spec: Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'runbookRef'>): Promise<AlertPolicy> {
+  createPolicy(
+    namespace: string,
+    name: string,
+    spec: Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'runbookRef'>,
+  ): Promise<AlertPolicy> {
     return this.api.createNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
@@ -144,7 +184,13 @@ export class Resources {
   }
 
   getRequest(namespace: string, name: string): Promise<RemediationRequest> {
-    return this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'remediationrequests', name }) as Promise<RemediationRequest>;
+    return this.api.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'remediationrequests',
+      name,
+    }) as Promise<RemediationRequest>;
   }
 
   /**
@@ -174,17 +220,27 @@ export class Resources {
   }
 
   getPolicy(namespace: string, name: string): Promise<AlertPolicy> {
-    return this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'alertpolicies', name }) as Promise<AlertPolicy>;
+    return this.api.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'alertpolicies',
+      name,
+    }) as Promise<AlertPolicy>;
   }
 
   /** Waits until the request reaches `phase` (or any end phase, then fails if it is another). */
   async waitForPhase(namespace: string, name: string, phase: string, timeoutMs = 60_000): Promise<RemediationRequest> {
     const ends = new Set(['Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']);
-    const rr = await waitFor(`${namespace}/${name} to reach ${phase}`, async () => {
-      const r = await this.getRequest(namespace, name);
-      const p = r.status?.phase;
-      return p === phase || (p !== undefined && ends.has(p)) ? r : undefined;
-    }, timeoutMs);
+    const rr = await waitFor(
+      `${namespace}/${name} to reach ${phase}`,
+      async () => {
+        const r = await this.getRequest(namespace, name);
+        const p = r.status?.phase;
+        return p === phase || (p !== undefined && ends.has(p)) ? r : undefined;
+      },
+      timeoutMs,
+    );
     if (rr.status?.phase !== phase) {
       throw new Error(`${namespace}/${name} ended ${rr.status?.phase} (${rr.status?.reason}: ${rr.status?.message}), expected ${phase}`);
     }
@@ -204,7 +260,9 @@ export function restartRunbook(overrides: Partial<Runbook['spec']> = {}): Runboo
     minRisk: 'Low',
     namespaceSelector: {},
     inputs: [{ name: 'service' }],
-    action: { ssm: { documentName: 'AWS-RunShellScript', parameters: [{ name: 'commands', values: ['systemctl restart {{ inputs.service }}'] }] } },
+    action: {
+      ssm: { documentName: 'AWS-RunShellScript', parameters: [{ name: 'commands', values: ['systemctl restart {{ inputs.service }}'] }] },
+    },
     ...overrides,
   };
 }

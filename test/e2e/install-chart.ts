@@ -63,7 +63,10 @@ export async function installChart(tb: Testbed, opts: InstallOptions): Promise<I
   await namespace(tb, opts.namespace, opts.namespaceLabels);
   const values = {
     ...opts.values,
-    admissionPolicy: { ...(opts.values?.['admissionPolicy'] as object | undefined), namespaceSelector: { matchLabels: { [SCOPE_LABEL]: opts.scope } } },
+    admissionPolicy: {
+      ...(opts.values?.['admissionPolicy'] as object | undefined),
+      namespaceSelector: { matchLabels: { [SCOPE_LABEL]: opts.scope } },
+    },
   };
   const yaml = await renderChart({ helm: tb.binaries.helm, release: opts.release, namespace: opts.namespace, values });
   const objects = parseManifests(yaml);
@@ -88,7 +91,10 @@ export async function installChart(tb: Testbed, opts: InstallOptions): Promise<I
     uninstall: async () => {
       if (clusterScoped.length === 0) return;
       const list = { apiVersion: 'v1', kind: 'List', items: clusterScoped };
-      must(await tb.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: JSON.stringify(list) }), 'deleting cluster-scoped chart objects');
+      must(
+        await tb.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: JSON.stringify(list) }),
+        'deleting cluster-scoped chart objects',
+      );
     },
   };
 }
@@ -113,16 +119,32 @@ export async function guardStatus(tb: Testbed, scope: string, user: string): Pro
         spec: {
           failurePolicy: 'Fail',
           matchConstraints: {
-            resourceRules: [{ apiGroups: ['remediator.dev'], apiVersions: ['*'], operations: ['UPDATE'], resources: ['remediationrequests/status', 'alertpolicies/status'] }],
+            resourceRules: [
+              {
+                apiGroups: ['remediator.dev'],
+                apiVersions: ['*'],
+                operations: ['UPDATE'],
+                resources: ['remediationrequests/status', 'alertpolicies/status'],
+              },
+            ],
           },
-          validations: [{ expression: `request.userInfo.username == '${user}'`, messageExpression: `'test guard: ' + request.userInfo.username + ' may not write status in this test namespace'` }],
+          validations: [
+            {
+              expression: `request.userInfo.username == '${user}'`,
+              messageExpression: `'test guard: ' + request.userInfo.username + ' may not write status in this test namespace'`,
+            },
+          ],
         },
       },
       {
         apiVersion: 'admissionregistration.k8s.io/v1',
         kind: 'ValidatingAdmissionPolicyBinding',
         metadata: { name },
-        spec: { policyName: name, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { [SCOPE_LABEL]: scope } } } },
+        spec: {
+          policyName: name,
+          validationActions: ['Deny'],
+          matchResources: { namespaceSelector: { matchLabels: { [SCOPE_LABEL]: scope } } },
+        },
       },
     ],
   };
@@ -229,7 +251,8 @@ export async function waitForAdmissionPolicy(tb: Testbed, namespace: string): Pr
   for (;;) {
     const probe = await tb.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(doc) });
     if (probe.code !== 0 && probe.stderr.includes('denied request')) return;
-    if (Date.now() > deadline) throw new Error(`the approval admission policy never became active in ${namespace}: ${probe.stdout}${probe.stderr}`);
+    if (Date.now() > deadline)
+      throw new Error(`the approval admission policy never became active in ${namespace}: ${probe.stdout}${probe.stderr}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -18,7 +18,8 @@ const RELEASE = `remediator-${id}`; // contains the chart name: objects are name
 describe('helm install / upgrade / uninstall', () => {
   const tb = testbedFromEnv();
   const values = join(tb.dir, `helm-values-${id}.json`);
-  const token = async () => must(await tb.kubectl(['get', 'secret', `${RELEASE}-intake-token`, '-n', NS, '-o', 'jsonpath={.data.token}']), 'token').stdout;
+  const token = async () =>
+    must(await tb.kubectl(['get', 'secret', `${RELEASE}-intake-token`, '-n', NS, '-o', 'jsonpath={.data.token}']), 'token').stdout;
   const exists = async (...args: string[]) => (await tb.kubectl(['get', ...args, '-o', 'name'])).code === 0;
 
   beforeAll(async () => {
@@ -39,15 +40,30 @@ describe('helm install / upgrade / uninstall', () => {
     const first = await token();
     expect(Buffer.from(first, 'base64').toString('utf8')).toMatch(/^[A-Za-z0-9]{48}$/);
 
-    const upgraded = must(await tb.helm(['upgrade', RELEASE, CHART_DIR, '-n', NS, '--values', values, '--set', 'controller.logLevel=debug']), 'helm upgrade');
+    const upgraded = must(
+      await tb.helm(['upgrade', RELEASE, CHART_DIR, '-n', NS, '--values', values, '--set', 'controller.logLevel=debug']),
+      'helm upgrade',
+    );
     expect(upgraded.stdout).toContain('REVISION: 2');
     expect(await token()).toBe(first);
-    const env = must(await tb.kubectl(['get', 'deployment', RELEASE, '-n', NS, '-o', 'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="LOG_LEVEL")].value}']), 'env');
+    const env = must(
+      await tb.kubectl([
+        'get',
+        'deployment',
+        RELEASE,
+        '-n',
+        NS,
+        '-o',
+        'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="LOG_LEVEL")].value}',
+      ]),
+      'env',
+    );
     expect(env.stdout).toBe('debug');
 
     must(await tb.helm(['uninstall', RELEASE, '-n', NS]), 'helm uninstall');
     expect(await exists('deployment', RELEASE, '-n', NS)).toBe(false);
-    for (const role of ['approver', 'controller-trust', 'runbook-admin']) expect(await exists('clusterrole', `${RELEASE}-${role}`)).toBe(false);
+    for (const role of ['approver', 'controller-trust', 'runbook-admin'])
+      expect(await exists('clusterrole', `${RELEASE}-${role}`)).toBe(false);
     expect(await exists('validatingadmissionpolicy', `${RELEASE}-approvals`)).toBe(false);
     // CRDs stay: deleting one would delete every object of it, Runbooks included.
     for (const crd of ['remediationrequests', 'alertpolicies', 'runbooks']) expect(await exists('crd', `${crd}.remediator.dev`)).toBe(true);

@@ -26,7 +26,13 @@ const PROVIDER_ACTIONS: Record<string, string[]> = { fromTemporaryCredentials: [
  * resource types). They must be limited by region instead; every other action must
  * name its resources.
  */
-const NO_RESOURCE_LEVEL = new Set(['ec2:DescribeInstances', 'cloudwatch:GetMetricData', 'ssm:ListCommands', 'ssm:GetCommandInvocation', 'ssm:DescribeInstanceInformation']);
+const NO_RESOURCE_LEVEL = new Set([
+  'ec2:DescribeInstances',
+  'cloudwatch:GetMetricData',
+  'ssm:ListCommands',
+  'ssm:GetCommandInvocation',
+  'ssm:DescribeInstanceInformation',
+]);
 
 interface Statement {
   Sid?: string;
@@ -55,14 +61,28 @@ function actionsInCode(): Map<string, string[]> {
     const text = readFileSync(file, 'utf8');
     const clientOf = new Map<string, string>();
     for (const m of text.matchAll(/import\s*(?:type\s*)?\{([^}]*)\}\s*from\s*'@aws-sdk\/client-([a-z0-9-]+)'/g)) {
-      for (const name of m[1]!.split(',').map((s) => s.trim().replace(/^type\s+/, '').split(/\s+as\s+/).pop()!)) clientOf.set(name, m[2]!);
+      for (const name of m[1]!.split(',').map(
+        (s) =>
+          s
+            .trim()
+            .replace(/^type\s+/, '')
+            .split(/\s+as\s+/)
+            .pop()!,
+      ))
+        clientOf.set(name, m[2]!);
     }
     for (const m of text.matchAll(/new\s+([A-Z][A-Za-z0-9]*)Command\s*\(/g)) {
       const client = clientOf.get(`${m[1]}Command`);
-      if (!client) throw new Error(`${relative(root, file)}: new ${m[1]}Command( is not imported from an @aws-sdk/client-* package the test understands`);
+      if (!client)
+        throw new Error(
+          `${relative(root, file)}: new ${m[1]}Command( is not imported from an @aws-sdk/client-* package the test understands`,
+        );
       if (client === 'sts' && NO_POLICY_STS.has(m[1]!)) continue;
       const prefix = IAM_PREFIX[client];
-      if (!prefix) throw new Error(`${relative(root, file)} calls @aws-sdk/client-${client}: add its IAM prefix to IAM_PREFIX and its actions to config/iam/policy.json`);
+      if (!prefix)
+        throw new Error(
+          `${relative(root, file)} calls @aws-sdk/client-${client}: add its IAM prefix to IAM_PREFIX and its actions to config/iam/policy.json`,
+        );
       const action = `${prefix}:${m[1]}`;
       actions.set(action, [...(actions.get(action) ?? []), relative(root, file)]);
     }
@@ -84,7 +104,8 @@ describe('config/iam/policy.json', () => {
     const allowed = new Set(allows.flatMap((s) => list(s.Action)));
     expect([...allowed].sort()).toEqual([...inCode.keys()].sort());
     // A Deny only narrows what is allowed.
-    for (const s of policy.Statement.filter((st) => st.Effect === 'Deny')) for (const a of list(s.Action)) expect(allowed.has(a)).toBe(true);
+    for (const s of policy.Statement.filter((st) => st.Effect === 'Deny'))
+      for (const a of list(s.Action)) expect(allowed.has(a)).toBe(true);
   });
 
   test('only the cloud layer imports the AWS SDK, and the access-denied errors name actions the policy has', () => {
@@ -92,7 +113,8 @@ describe('config/iam/policy.json', () => {
     for (const file of tsFiles(join(root, 'src'))) {
       const rel = relative(root, file);
       const text = readFileSync(file, 'utf8');
-      if (/from '@aws-sdk\//.test(text)) expect({ file: rel, inCloudLayer: rel.startsWith('src/cloud/') }).toEqual({ file: rel, inCloudLayer: true });
+      if (/from '@aws-sdk\//.test(text))
+        expect({ file: rel, inCloudLayer: rel.startsWith('src/cloud/') }).toEqual({ file: rel, inCloudLayer: true });
       for (const m of text.matchAll(/classifyAwsError\([^,]+,\s*'([a-z0-9]+:[A-Za-z]+)'\)/g)) expect(allowed.has(m[1]!)).toBe(true);
       for (const m of text.matchAll(/this\.call\('[A-Za-z]+',\s*'([a-z0-9]+:[A-Za-z]+)'/g)) expect(allowed.has(m[1]!)).toBe(true);
     }
@@ -117,12 +139,21 @@ describe('config/iam/policy.json', () => {
     const documents = send.flatMap((s) => list(s.Resource)).filter((r) => r.includes(':document/'));
     expect(documents).toEqual(['arn:aws:ssm:${AWS_REGION}::document/AWS-RunShellScript']);
     const chartValues = readFileSync(join(root, 'charts', 'remediator', 'values.yaml'), 'utf8');
-    expect(/allowedDocuments:\n((?:\s+- .+\n)+)/.exec(chartValues)?.[1]?.trim().split('\n').map((l) => l.replace(/^\s*-\s*/, ''))).toEqual(['AWS-RunShellScript']);
+    expect(
+      /allowedDocuments:\n((?:\s+- .+\n)+)/
+        .exec(chartValues)?.[1]
+        ?.trim()
+        .split('\n')
+        .map((l) => l.replace(/^\s*-\s*/, '')),
+    ).toEqual(['AWS-RunShellScript']);
     // Instances: only those carrying the opt-in tag; never those carrying the opt-out tag.
     const onInstances = send.find((s) => list(s.Resource).some((r) => r.includes(':instance/')));
     expect(onInstances?.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/remediator.dev/managed': 'true' } });
     const deny = policy.Statement.find((s) => s.Effect === 'Deny');
-    expect(deny).toMatchObject({ Action: ['ssm:SendCommand'], Condition: { StringEquals: { 'ssm:resourceTag/remediator.dev/opt-out': 'true' } } });
+    expect(deny).toMatchObject({
+      Action: ['ssm:SendCommand'],
+      Condition: { StringEquals: { 'ssm:resourceTag/remediator.dev/opt-out': 'true' } },
+    });
     // SNS: named topics only.
     const publish = allows.find((s) => list(s.Action).includes('sns:Publish'));
     for (const r of list(publish!.Resource)) expect(r).toMatch(/^arn:aws:sns:\$\{AWS_REGION\}:\$\{AWS_ACCOUNT_ID\}:\$\{[A-Z_]+\}$/);
@@ -183,7 +214,7 @@ describe('config/iam/workload-role-policy.json (the role a Runbook assumes in an
 });
 
 describe('config/iam/trust-policy.json (IRSA)', () => {
-  test('lets only the chart\'s ServiceAccount assume the role, through the cluster\'s OIDC provider, for STS', async () => {
+  test("lets only the chart's ServiceAccount assume the role, through the cluster's OIDC provider, for STS", async () => {
     const trust = readJson('config/iam/trust-policy.json');
     expect(trust.Statement).toHaveLength(1);
     const s = trust.Statement[0]!;
@@ -196,7 +227,9 @@ describe('config/iam/trust-policy.json (IRSA)', () => {
       '${OIDC_PROVIDER}:aud': 'sts.amazonaws.com',
     });
     // With the documented values it names the ServiceAccount the chart (and config/) creates.
-    const objects = parseManifests(await renderChart({ helm: testbedFromEnv().binaries.helm, release: CONFIG_RELEASE, namespace: CONFIG_NAMESPACE }));
+    const objects = parseManifests(
+      await renderChart({ helm: testbedFromEnv().binaries.helm, release: CONFIG_RELEASE, namespace: CONFIG_NAMESPACE }),
+    );
     const sa = objects.find((o) => o.kind === 'ServiceAccount')!;
     const readme = readFileSync(join(root, 'config', 'iam', 'README.md'), 'utf8');
     expect(readme).toContain(`NAMESPACE=${sa.metadata.namespace} SERVICE_ACCOUNT=${sa.metadata.name}`);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { importsOf, lintDockerfile, packageName, productionImportProblems } from '../../hack/image/lint-dockerfile.js';
 
 describe('Dockerfile', () => {
-  test('the repository\'s Dockerfile and .dockerignore pass the lint', () => {
+  test("the repository's Dockerfile and .dockerignore pass the lint", () => {
     expect(lintDockerfile()).toEqual([]);
   });
 
@@ -44,14 +44,22 @@ describe('Dockerfile', () => {
 
     test('nothing in a minimal good one', () => expect(lint(good)).toEqual([]));
     test('a single stage', () => expect(lint(good.slice(3))).toEqual(expect.arrayContaining([expect.stringContaining('multi-stage')])));
-    test('another Node version', () => expect(lint(good.map((l) => l.replace('node:24', 'node:20')))).toEqual([expect.stringContaining('not built on Node 24')]));
+    test('another Node version', () =>
+      expect(lint(good.map((l) => l.replace('node:24', 'node:20')))).toEqual([expect.stringContaining('not built on Node 24')]));
     test('no USER', () => expect(lint(good.filter((l) => !l.startsWith('USER')))).toEqual([expect.stringContaining('sets no USER')]));
-    test('a user name instead of a number', () => expect(lint(good.map((l) => (l.startsWith('USER') ? 'USER node' : l)))).toEqual([expect.stringContaining('not numeric')]));
+    test('a user name instead of a number', () =>
+      expect(lint(good.map((l) => (l.startsWith('USER') ? 'USER node' : l)))).toEqual([expect.stringContaining('not numeric')]));
     test('root', () => expect(lint(good.map((l) => (l.startsWith('USER') ? 'USER 0' : l)))).toEqual(['USER is root (0)']));
-    test('dev dependencies', () => expect(lint(good.map((l) => l.replace(' --omit=dev', '')))).toEqual([expect.stringContaining('does not run npm ci --omit=dev')]));
-    test('an entry point the build does not produce', () => expect(lint(good.map((l) => l.replace('main.js', 'server.js')))).toEqual([expect.stringContaining('does not produce')]));
-    test('a shell-form CMD', () => expect(lint(good.map((l) => (l.startsWith('CMD') ? 'CMD node dist/src/main.js' : l)))).toEqual([expect.stringContaining('exec (JSON array) form')]));
-    test('a baked-in credential', () => expect(lint([...good, 'ENV AWS_SECRET_ACCESS_KEY=abc'])).toEqual([expect.stringContaining('credential baked into the image')]));
+    test('dev dependencies', () =>
+      expect(lint(good.map((l) => l.replace(' --omit=dev', '')))).toEqual([expect.stringContaining('does not run npm ci --omit=dev')]));
+    test('an entry point the build does not produce', () =>
+      expect(lint(good.map((l) => l.replace('main.js', 'server.js')))).toEqual([expect.stringContaining('does not produce')]));
+    test('a shell-form CMD', () =>
+      expect(lint(good.map((l) => (l.startsWith('CMD') ? 'CMD node dist/src/main.js' : l)))).toEqual([
+        expect.stringContaining('exec (JSON array) form'),
+      ]));
+    test('a baked-in credential', () =>
+      expect(lint([...good, 'ENV AWS_SECRET_ACCESS_KEY=abc'])).toEqual([expect.stringContaining('credential baked into the image')]));
     test('a .dockerignore that lets node_modules in', () => {
       writeFileSync(join(dir, '.dockerignore'), '.git\n.testbed\ndist\n');
       expect(lint(good)).toEqual(['.dockerignore does not exclude node_modules']);
@@ -59,7 +67,11 @@ describe('Dockerfile', () => {
   });
 
   test('import scanning sees static, side-effect and dynamic imports, scoped packages and subpaths', () => {
-    expect(importsOf(`import a from 'x';\nimport 'y/z';\nexport { b } from "@s/p/q";\nconst c = await import('w');\nimport d from './local.js';`).sort()).toEqual(['@s/p/q', 'w', 'x', 'y/z']);
+    expect(
+      importsOf(
+        `import a from 'x';\nimport 'y/z';\nexport { b } from "@s/p/q";\nconst c = await import('w');\nimport d from './local.js';`,
+      ).sort(),
+    ).toEqual(['@s/p/q', 'w', 'x', 'y/z']);
     expect(packageName('@s/p/q')).toBe('@s/p');
     expect(packageName('y/z')).toBe('y');
   });

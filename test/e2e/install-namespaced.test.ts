@@ -7,7 +7,17 @@
  * its Deployment's environment.
  */
 import { seedInstances } from '../testbed/aws.js';
-import { deploymentEnv, grant, installChart, must, namespace, SCOPE_LABEL, serviceAccountKubeconfig, suffix, type InstalledChart } from './install-chart.js';
+import {
+  deploymentEnv,
+  grant,
+  installChart,
+  must,
+  namespace,
+  SCOPE_LABEL,
+  serviceAccountKubeconfig,
+  suffix,
+  type InstalledChart,
+} from './install-chart.js';
 import { Resources, restartRunbook, startController, testbedFromEnv, type RunningController } from './harness.js';
 
 const REGION = 'ap-south-1';
@@ -43,7 +53,13 @@ describe('the chart with controller.watchNamespaces', () => {
     );
     const env = deploymentEnv(chart.find('Deployment'), `nsd-${id}-0`);
     expect(env['WATCH_NAMESPACE']).toBe(APPS_NS);
-    controller = await startController(tb, { region: REGION, namespace: APPS_NS, name: `controller-namespaced-${id}`, kubeconfig: await serviceAccountKubeconfig(tb, chart), extraEnv: env });
+    controller = await startController(tb, {
+      region: REGION,
+      namespace: APPS_NS,
+      name: `controller-namespaced-${id}`,
+      kubeconfig: await serviceAccountKubeconfig(tb, chart),
+      extraEnv: env,
+    });
   });
 
   afterAll(async () => {
@@ -53,21 +69,30 @@ describe('the chart with controller.watchNamespaces', () => {
   });
 
   test('renders no cluster-wide role for the controller beyond the reads trust needs, and the API server agrees', async () => {
-    expect(chart.objects.filter((o) => o.kind === 'ClusterRole').map((o) => o.metadata.name).sort()).toEqual(
-      [
-        `${chart.fullname}-approver`,
-        `${chart.fullname}-controller-trust`,
-        `${chart.fullname}-editor`,
-        `${chart.fullname}-runbook-admin`,
-        `${chart.fullname}-viewer`,
-      ],
-    );
+    expect(
+      chart.objects
+        .filter((o) => o.kind === 'ClusterRole')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual([
+      `${chart.fullname}-approver`,
+      `${chart.fullname}-controller-trust`,
+      `${chart.fullname}-editor`,
+      `${chart.fullname}-runbook-admin`,
+      `${chart.fullname}-viewer`,
+    ]);
     // The one cluster-wide grant to the controller: cluster-scoped trust inputs, read-only
     // (but for the status of Runbooks, where it reports their validity).
-    const bound = chart.objects.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => (o as unknown as { roleRef: { name: string } }).roleRef.name);
+    const bound = chart.objects
+      .filter((o) => o.kind === 'ClusterRoleBinding')
+      .map((o) => (o as unknown as { roleRef: { name: string } }).roleRef.name);
     expect(bound).toEqual([`${chart.fullname}-controller-trust`]);
-    const trust = chart.find('ClusterRole', `${chart.fullname}-controller-trust`) as unknown as { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> };
-    const grants = trust.rules.flatMap((r) => r.resources.map((res) => `${r.apiGroups[0] || 'core'}/${res}: ${[...r.verbs].sort().join(',')}`)).sort();
+    const trust = chart.find('ClusterRole', `${chart.fullname}-controller-trust`) as unknown as {
+      rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+    };
+    const grants = trust.rules
+      .flatMap((r) => r.resources.map((res) => `${r.apiGroups[0] || 'core'}/${res}: ${[...r.verbs].sort().join(',')}`))
+      .sort();
     expect(grants).toEqual([
       'admissionregistration.k8s.io/validatingadmissionpolicies: get,list,watch',
       'admissionregistration.k8s.io/validatingadmissionpolicybindings: get,list,watch',
@@ -75,7 +100,8 @@ describe('the chart with controller.watchNamespaces', () => {
       'remediator.dev/runbooks/status: patch,update',
       'remediator.dev/runbooks: get,list,watch',
     ]);
-    const can = async (...args: string[]) => (await tb.kubectl(['auth', 'can-i', ...args, `--as=${chart.serviceAccountUser}`])).stdout.trim();
+    const can = async (...args: string[]) =>
+      (await tb.kubectl(['auth', 'can-i', ...args, `--as=${chart.serviceAccountUser}`])).stdout.trim();
     expect(await can('list', 'remediationrequests.remediator.dev', '-A')).toBe('no');
     expect(await can('list', 'remediationrequests.remediator.dev', '-n', OTHER_NS)).toBe('no');
     expect(await can('list', 'remediationrequests.remediator.dev', '-n', APPS_NS)).toBe('yes');
@@ -99,9 +125,19 @@ describe('the chart with controller.watchNamespaces', () => {
       apiVersion: 'remediator.dev/v1alpha1',
       kind: 'RemediationRequest',
       metadata: { name: 'web-down', namespace: APPS_NS },
-      spec: { policyRef: { name: 'restart' }, requestedBy: 'carol', alert: { source: 'generic', name: 'Down', labels: { instance_id: instance } } },
+      spec: {
+        policyRef: { name: 'restart' },
+        requestedBy: 'carol',
+        alert: { source: 'generic', name: 'Down', labels: { instance_id: instance } },
+      },
     };
-    must(await tb.kubectl(['apply', '-f', '-'], { user: 'carol', input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [policy, request] }) }), 'apply');
+    must(
+      await tb.kubectl(['apply', '-f', '-'], {
+        user: 'carol',
+        input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [policy, request] }),
+      }),
+      'apply',
+    );
     const rr = await res.waitForPhase(APPS_NS, 'web-down', 'Succeeded');
     expect(rr.status?.execution?.ssm?.invocations).toEqual([expect.objectContaining({ instanceId: instance, status: 'Success' })]);
   });

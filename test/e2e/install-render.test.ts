@@ -45,7 +45,9 @@ interface Rule {
 }
 
 async function render(values: Record<string, unknown> = {}, valuesFiles: string[] = []): Promise<ManifestObject[]> {
-  return parseManifests(await renderChart({ helm: tb.binaries.helm, release: 'remediator', namespace: 'remediator-system', values, valuesFiles }));
+  return parseManifests(
+    await renderChart({ helm: tb.binaries.helm, release: 'remediator', namespace: 'remediator-system', values, valuesFiles }),
+  );
 }
 
 function one(objects: ManifestObject[], kind: string, name?: string): ManifestObject {
@@ -60,7 +62,10 @@ const controllerEnv = (objects: ManifestObject[]) =>
 const rules = (o: ManifestObject) => (o['rules'] as Rule[] | undefined) ?? [];
 
 describe('helm lint and helm template', () => {
-  test.each([['default values', []], ['ci/eks-values.yaml', ['--values', CI_VALUES]]])('helm lint --strict is clean with %s', async (_label, args) => {
+  test.each([
+    ['default values', []],
+    ['ci/eks-values.yaml', ['--values', CI_VALUES]],
+  ])('helm lint --strict is clean with %s', async (_label, args) => {
     const r = await helm(tb.binaries.helm, ['lint', '--strict', CHART_DIR, ...(args as string[])]);
     expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(r.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
@@ -117,7 +122,10 @@ describe('helm lint and helm template', () => {
       expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http-metrics' });
       expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http-metrics' });
       expect(c.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
-      expect(c.ports?.map((p) => [p.name, p.containerPort])).toEqual([['http-metrics', 8080], ['http-intake', 8090]]);
+      expect(c.ports?.map((p) => [p.name, p.containerPort])).toEqual([
+        ['http-metrics', 8080],
+        ['http-intake', 8090],
+      ]);
     }
   });
 
@@ -162,7 +170,11 @@ describe('helm lint and helm template', () => {
     expect(controllerEnv(off)['INTAKE_BIND_ADDRESS']).toBe('0');
     expect(off.some((o) => o.kind === 'Secret')).toBe(false);
     expect(rules(one(off, 'Role')).some((r) => r.resources?.includes('secrets'))).toBe(false);
-    expect(rules(one(off, 'ClusterRole', 'remediator-controller')).some((r) => r.verbs.includes('create') && r.resources?.includes('remediationrequests'))).toBe(false);
+    expect(
+      rules(one(off, 'ClusterRole', 'remediator-controller')).some(
+        (r) => r.verbs.includes('create') && r.resources?.includes('remediationrequests'),
+      ),
+    ).toBe(false);
   });
 
   test('RBAC is least privilege: no wildcards, no Secret read beyond one named Secret, exactly the verbs the controller uses', async () => {
@@ -196,10 +208,20 @@ describe('helm lint and helm template', () => {
       { apiGroups: ['remediator.dev'], resources: ['runbooks'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['remediator.dev'], resources: ['runbooks/status'], verbs: ['update', 'patch'] },
       { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingadmissionpolicies', 'validatingadmissionpolicybindings'], verbs: ['get', 'list', 'watch'] },
+      {
+        apiGroups: ['admissionregistration.k8s.io'],
+        resources: ['validatingadmissionpolicies', 'validatingadmissionpolicybindings'],
+        verbs: ['get', 'list', 'watch'],
+      },
     ]);
     expect(rules(one(objects, 'ClusterRole', 'remediator-approver'))[0]!.verbs).toContain('approve');
-    for (const name of ['remediator-editor', 'remediator-viewer', 'remediator-controller', 'remediator-controller-trust', 'remediator-runbook-admin']) {
+    for (const name of [
+      'remediator-editor',
+      'remediator-viewer',
+      'remediator-controller',
+      'remediator-controller-trust',
+      'remediator-runbook-admin',
+    ]) {
       expect(rules(one(objects, 'ClusterRole', name)).flatMap((r) => r.verbs)).not.toContain('approve');
     }
     // Only runbook-admin writes Runbooks, and it is never aggregated into the built-in roles.
@@ -210,17 +232,24 @@ describe('helm lint and helm template', () => {
     }
     const aggregated = await render({ rbac: { aggregateToDefaultRoles: true } });
     const labelsOf = (name: string) => one(aggregated, 'ClusterRole', name).metadata.labels ?? {};
-    expect(Object.keys(labelsOf('remediator-runbook-admin')).filter((k) => k.startsWith('rbac.authorization.k8s.io/aggregate-to'))).toEqual([]);
+    expect(Object.keys(labelsOf('remediator-runbook-admin')).filter((k) => k.startsWith('rbac.authorization.k8s.io/aggregate-to'))).toEqual(
+      [],
+    );
     expect(labelsOf('remediator-editor')['rbac.authorization.k8s.io/aggregate-to-edit']).toBe('true');
   });
 
-  test('the admission policy matches only the main resources, so the controller\'s status writes pass', async () => {
+  test("the admission policy matches only the main resources, so the controller's status writes pass", async () => {
     const objects = await render();
     const vap = one(objects, 'ValidatingAdmissionPolicy');
-    const spec = vap['spec'] as { failurePolicy: string; matchConstraints: { resourceRules: Array<{ resources: string[]; operations: string[] }> } };
+    const spec = vap['spec'] as {
+      failurePolicy: string;
+      matchConstraints: { resourceRules: Array<{ resources: string[]; operations: string[] }> };
+    };
     expect(spec.failurePolicy).toBe('Fail');
     // Requests (approvals) and policies (the circuit-breaker reset), never a status subresource.
-    expect(spec.matchConstraints.resourceRules).toEqual([expect.objectContaining({ resources: ['remediationrequests', 'alertpolicies'], operations: ['CREATE', 'UPDATE'] })]);
+    expect(spec.matchConstraints.resourceRules).toEqual([
+      expect.objectContaining({ resources: ['remediationrequests', 'alertpolicies'], operations: ['CREATE', 'UPDATE'] }),
+    ]);
     // Bound with Deny: the controller honours manual approvals only where it is.
     const binding = one(objects, 'ValidatingAdmissionPolicyBinding')['spec'] as { policyName: string; validationActions: string[] };
     expect(binding).toMatchObject({ policyName: 'remediator-approvals', validationActions: ['Deny'] });
@@ -237,16 +266,23 @@ describe('values.schema.json', () => {
     ['a role ARN that is not one', { serviceAccount: { roleArn: 'remediator-controller' } }, '/serviceAccount/roleArn'],
     ['an unknown validation action', { admissionPolicy: { validationActions: ['Block'] } }, '/admissionPolicy/validationActions'],
     ['Deny with Warn', { admissionPolicy: { validationActions: ['Deny', 'Warn'] } }, '/admissionPolicy/validationActions'],
-    ['a Warn/Audit rollout without Deny (approvals would not be honoured)', { admissionPolicy: { validationActions: ['Warn', 'Audit'] } }, '/admissionPolicy/validationActions'],
+    [
+      'a Warn/Audit rollout without Deny (approvals would not be honoured)',
+      { admissionPolicy: { validationActions: ['Warn', 'Audit'] } },
+      '/admissionPolicy/validationActions',
+    ],
     ['a memory limit in a unit Kubernetes does not know', { resources: { limits: { memory: '512MB' } } }, '/resources/limits'],
     ['no memory request', { resources: { requests: { memory: null } } }, '/resources/requests'],
     ['a port out of range', { intake: { port: 70000 } }, '/intake/port'],
     ['an unknown log level', { controller: { logLevel: 'verbose' } }, '/controller/logLevel'],
     ['running as root', { podSecurityContext: { runAsUser: 0 } }, '/podSecurityContext/runAsUser'],
-    ['a grace period shorter than the controller\'s', { terminationGracePeriodSeconds: 10 }, '/terminationGracePeriodSeconds'],
+    ["a grace period shorter than the controller's", { terminationGracePeriodSeconds: 10 }, '/terminationGracePeriodSeconds'],
     ['a topic that is not an SNS ARN', { intake: { snsTopicAllowlist: ['alarms'] } }, '/intake/snsTopicAllowlist'],
   ])('refuses %s at install', async (_label, values, where) => {
-    const error = await render(values).then(() => undefined, (e: unknown) => (e as Error).message);
+    const error = await render(values).then(
+      () => undefined,
+      (e: unknown) => (e as Error).message,
+    );
     expect(error).toContain("values don't meet the specifications of the schema");
     expect(error).toContain(where);
   });
@@ -257,7 +293,9 @@ describe('the Grafana dashboard', () => {
     const metrics = new Metrics();
     new IntakeMetrics(metrics.registry);
     const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
-    const dashboard = JSON.parse(readFileSync(join(CHART_DIR, 'dashboards', 'remediator.json'), 'utf8')) as { panels: Array<{ targets?: Array<{ expr: string }> }> };
+    const dashboard = JSON.parse(readFileSync(join(CHART_DIR, 'dashboards', 'remediator.json'), 'utf8')) as {
+      panels: Array<{ targets?: Array<{ expr: string }> }>;
+    };
     const exprs = dashboard.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr);
     expect(exprs.length).toBeGreaterThan(10);
     const used = new Set<string>();
@@ -274,7 +312,7 @@ describe('the Grafana dashboard', () => {
 });
 
 describe('CRDs and config/', () => {
-  test('kubectl reads the chart\'s CRDs exactly as src/api generates them (YAML 1.1 included)', async () => {
+  test("kubectl reads the chart's CRDs exactly as src/api generates them (YAML 1.1 included)", async () => {
     for (const crd of customResourceDefinitions()) {
       const file = join(CHART_DIR, 'crds', `remediator.dev_${crd.spec.names.plural}.yaml`);
       const r = must(await tb.kubectl(['create', '--dry-run=client', '-o', 'json', '-f', file]), `kubectl reads ${file}`);
@@ -287,27 +325,44 @@ describe('CRDs and config/', () => {
     expect(staleConfig(files)).toEqual([]);
   });
 
-  test('kustomize builds config/ into the chart\'s objects, the CRDs and the namespace', async () => {
+  test("kustomize builds config/ into the chart's objects, the CRDs and the namespace", async () => {
     const built = parseManifests(must(await tb.kubectl(['kustomize', join(repoRoot(), 'config')]), 'kubectl kustomize config').stdout);
-    const chart = parseManifests(await renderChart({ helm: tb.binaries.helm, release: CONFIG_RELEASE, namespace: CONFIG_NAMESPACE, valuesFiles: [CONFIG_VALUES] }));
+    const chart = parseManifests(
+      await renderChart({ helm: tb.binaries.helm, release: CONFIG_RELEASE, namespace: CONFIG_NAMESPACE, valuesFiles: [CONFIG_VALUES] }),
+    );
     const key = (o: ManifestObject) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
-    const expected = [...chart.map(key), ...customResourceDefinitions().map((c) => `CustomResourceDefinition//${c.metadata.name}`), `Namespace//${CONFIG_NAMESPACE}`];
+    const expected = [
+      ...chart.map(key),
+      ...customResourceDefinitions().map((c) => `CustomResourceDefinition//${c.metadata.name}`),
+      `Namespace//${CONFIG_NAMESPACE}`,
+    ];
     expect(built.map(key).sort()).toEqual(expected.sort());
     const deployment = one(built, 'Deployment');
     expect(deployment.metadata.labels?.['app.kubernetes.io/managed-by']).toBe('kustomize');
     expect(deployment.metadata.labels?.['helm.sh/chart']).toBeUndefined();
   });
 
-  test('make deploy\'s script applies config/ with the image it is given (server-side dry run)', async () => {
+  test("make deploy's script applies config/ with the image it is given (server-side dry run)", async () => {
     await namespace(tb, CONFIG_NAMESPACE);
-    const r = await run('bash', [join(repoRoot(), 'hack', 'chart', 'deploy.sh'), 'apply', 'registry.example.com:5000/team/remediator:1.2.3'], {
-      env: { ...process.env, KUBECTL: tb.binaries.kubectl, KUBECONFIG: tb.cluster.adminKubeconfig, DRY_RUN: 'server' },
-    });
+    const r = await run(
+      'bash',
+      [join(repoRoot(), 'hack', 'chart', 'deploy.sh'), 'apply', 'registry.example.com:5000/team/remediator:1.2.3'],
+      {
+        env: { ...process.env, KUBECTL: tb.binaries.kubectl, KUBECONFIG: tb.cluster.adminKubeconfig, DRY_RUN: 'server' },
+      },
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('deployment.apps/remediator serverside-applied (server dry run)');
-    expect(r.stdout).toContain('validatingadmissionpolicy.admissionregistration.k8s.io/remediator-approvals serverside-applied (server dry run)');
-    const rendered = must(await run('bash', [join(repoRoot(), 'hack', 'chart', 'deploy.sh'), 'render', 'registry.example.com:5000/team/remediator:1.2.3'], { env: { ...process.env, KUBECTL: tb.binaries.kubectl } }), 'render');
+    expect(r.stdout).toContain(
+      'validatingadmissionpolicy.admissionregistration.k8s.io/remediator-approvals serverside-applied (server dry run)',
+    );
+    const rendered = must(
+      await run('bash', [join(repoRoot(), 'hack', 'chart', 'deploy.sh'), 'render', 'registry.example.com:5000/team/remediator:1.2.3'], {
+        env: { ...process.env, KUBECTL: tb.binaries.kubectl },
+      }),
+      'render',
+    );
     expect(rendered.stdout).toContain('image: registry.example.com:5000/team/remediator:1.2.3');
   });
 });

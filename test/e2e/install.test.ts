@@ -15,7 +15,20 @@ import type { AlertPolicy, RemediationRequest } from '../../src/api/v1alpha1/ind
 import { DEFAULT_ROLE_ARN, seedInstances } from '../testbed/aws.js';
 import { repoRoot } from '../testbed/binaries.js';
 import { freePort } from '../testbed/procs.js';
-import { deploymentEnv, grant, guardStatus, installChart, must, namespace, plugin, SCOPE_LABEL, serviceAccountKubeconfig, suffix, type InstalledChart, waitForAdmissionPolicy } from './install-chart.js';
+import {
+  deploymentEnv,
+  grant,
+  guardStatus,
+  installChart,
+  must,
+  namespace,
+  plugin,
+  SCOPE_LABEL,
+  serviceAccountKubeconfig,
+  suffix,
+  type InstalledChart,
+  waitForAdmissionPolicy,
+} from './install-chart.js';
 import { Resources, restartRunbook, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 
 const REGION = 'eu-north-1';
@@ -53,7 +66,10 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     await waitForAdmissionPolicy(tb, APPS_NS);
     // What may run is the cluster admin's to say.
     const granted = { namespaceSelector: { matchLabels: { [SCOPE_LABEL]: id } } };
-    await res.createRunbook(RESTART, restartRunbook({ ...granted, inputs: [{ name: 'service', allowedPattern: 'nginx|php-fpm' }], scope: { maxTargets: 3 } }));
+    await res.createRunbook(
+      RESTART,
+      restartRunbook({ ...granted, inputs: [{ name: 'service', allowedPattern: 'nginx|php-fpm' }], scope: { maxTargets: 3 } }),
+    );
     await res.createRunbook(REBOOT, {
       ...granted,
       minRisk: 'High',
@@ -99,7 +115,20 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     expect(chart.applied.stderr).not.toMatch(/warning/i);
     const kinds = chart.objects.map((o) => o.kind).sort();
     expect(new Set(kinds)).toEqual(
-      new Set(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']),
+      new Set([
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'Deployment',
+        'NetworkPolicy',
+        'PodDisruptionBudget',
+        'Role',
+        'RoleBinding',
+        'Secret',
+        'Service',
+        'ServiceAccount',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+      ]),
     );
   });
 
@@ -114,7 +143,8 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     expect(await (await fetch(`${controller.metricsUrl}/metrics`)).text()).toMatch(/^remediator_leader 1$/m);
 
     // Least privilege, asked of the API server's authorizer.
-    const can = async (...args: string[]) => (await tb.kubectl(['auth', 'can-i', ...args, `--as=${chart.serviceAccountUser}`])).stdout.trim();
+    const can = async (...args: string[]) =>
+      (await tb.kubectl(['auth', 'can-i', ...args, `--as=${chart.serviceAccountUser}`])).stdout.trim();
     expect(await can('list', 'remediationrequests.remediator.dev', '-A')).toBe('yes');
     expect(await can('list', 'secrets', '-A')).toBe('no');
     expect(await can('get', 'secrets/some-other-secret', '-n', SYSTEM_NS)).toBe('no');
@@ -149,10 +179,15 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     expect(await can('update', 'runbooks.remediator.dev', '--subresource=status')).toBe('yes');
   });
 
-  test('Runbooks are the cluster admin\'s: a namespace editor (and approver) cannot write them', async () => {
+  test("Runbooks are the cluster admin's: a namespace editor (and approver) cannot write them", async () => {
     const userCan = async (user: string, ...args: string[]) => (await tb.kubectl(['auth', 'can-i', ...args, `--as=${user}`])).stdout.trim();
     for (const verb of ['create', 'update', 'patch', 'delete']) expect(await userCan('alice', verb, 'runbooks.remediator.dev')).toBe('no');
-    const doc = { apiVersion: 'remediator.dev/v1alpha1', kind: 'Runbook', metadata: { name: `evil-install-${id}` }, spec: restartRunbook() };
+    const doc = {
+      apiVersion: 'remediator.dev/v1alpha1',
+      kind: 'Runbook',
+      metadata: { name: `evil-install-${id}` },
+      spec: restartRunbook(),
+    };
     const created = await tb.kubectl(['create', '-f', '-'], { user: 'alice', input: JSON.stringify(doc) });
     expect(created.code).not.toBe(0);
     expect(created.stderr).toMatch(/forbidden/i);
@@ -182,7 +217,12 @@ describe('the chart, installed with helm template | kubectl apply', () => {
 
     // The controller never wrote the spec: every field manager other than the user's apply
     // touched the status subresource, or only the execution finalizer in metadata.
-    const managers = (rr.metadata?.managedFields ?? []) as Array<{ manager: string; operation: string; subresource?: string; fieldsV1?: Record<string, unknown> }>;
+    const managers = (rr.metadata?.managedFields ?? []) as Array<{
+      manager: string;
+      operation: string;
+      subresource?: string;
+      fieldsV1?: Record<string, unknown>;
+    }>;
     for (const m of managers.filter((f) => f.manager !== 'kubectl-client-side-apply')) {
       if (m.subresource === 'status') continue;
       expect(Object.keys(m.fieldsV1 ?? {})).toEqual(['f:metadata']);
@@ -211,17 +251,28 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     expect(self.stderr).toContain('High risk needs four eyes');
     expect(self.stderr).toContain(`ValidatingAdmissionPolicy '${chart.fullname}-approvals'`);
 
-    const ok = must(await plugin(tb, 'bob', ['approve', 'db-stuck-1', '-n', APPS_NS, '--reason', 'checked the dashboards']), 'bob approves');
+    const ok = must(
+      await plugin(tb, 'bob', ['approve', 'db-stuck-1', '-n', APPS_NS, '--reason', 'checked the dashboards']),
+      'bob approves',
+    );
     expect(ok.stdout).toContain('approved by bob');
     const done = await res.waitForPhase(APPS_NS, 'db-stuck-1', 'Succeeded');
-    expect(done.spec.approval).toEqual({ decision: 'Approved', approver: 'bob', reason: 'checked the dashboards', planDigest: waiting.status?.plan?.digest });
+    expect(done.spec.approval).toEqual({
+      decision: 'Approved',
+      approver: 'bob',
+      reason: 'checked the dashboards',
+      planDigest: waiting.status?.plan?.digest,
+    });
     expect(done.status?.plan?.ssm?.parameters).toEqual({ commands: ['systemctl reboot'] });
     expect(done.status?.approval?.approver).toBe('bob');
   });
 
   test('the intake, under the chart RBAC, turns an alert into a request the admission policy accepts', async () => {
     const [instance] = await seedInstances(tb.motoEndpoint, { region: REGION, tags: { Name: 'web-2' } });
-    must(await applyAs('alice', writeManifest(join(tb.dir, `install-${id}`), 'policy-intake.yaml', policy('intake-restart', 'Low', RESTART))), 'apply policy');
+    must(
+      await applyAs('alice', writeManifest(join(tb.dir, `install-${id}`), 'policy-intake.yaml', policy('intake-restart', 'Low', RESTART))),
+      'apply policy',
+    );
     const secret = await tb.kubectl(['get', 'secret', `${chart.fullname}-intake-token`, '-n', SYSTEM_NS, '-o', 'jsonpath={.data.token}']);
     const token = Buffer.from(must(secret, 'read intake token').stdout, 'base64').toString('utf8');
     const response = await fetch(`${intakeUrl}/v1/alerts?namespace=${APPS_NS}`, {
@@ -231,7 +282,12 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     });
     expect(response.status).toBeLessThan(300);
     const name = await waitFor('the request the intake created', async () => {
-      const list = (await res.api.listNamespacedCustomObject({ group: 'remediator.dev', version: 'v1alpha1', namespace: APPS_NS, plural: 'remediationrequests' })) as { items: RemediationRequest[] };
+      const list = (await res.api.listNamespacedCustomObject({
+        group: 'remediator.dev',
+        version: 'v1alpha1',
+        namespace: APPS_NS,
+        plural: 'remediationrequests',
+      })) as { items: RemediationRequest[] };
       return list.items.find((r) => r.spec.policyRef.name === 'intake-restart')?.metadata?.name;
     });
     const rr = await res.waitForPhase(APPS_NS, name, 'Succeeded');

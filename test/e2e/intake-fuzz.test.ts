@@ -17,7 +17,15 @@ import fc from 'fast-check';
 import type { AlertPolicy } from '../../src/api/v1alpha1/index.js';
 import { canonicalTime } from '../../src/intake/alert.js';
 import { Resources, testbedFromEnv } from './harness.js';
-import { listRequests, send, setUpIntakeNamespaces, startIntakeController, type HttpAnswer, type IntakeController, type IntakeNamespaces } from './intake-harness.js';
+import {
+  listRequests,
+  send,
+  setUpIntakeNamespaces,
+  startIntakeController,
+  type HttpAnswer,
+  type IntakeController,
+  type IntakeNamespaces,
+} from './intake-harness.js';
 
 /** The cluster-scoped Runbook this file's policies use. */
 const RB = 'e2e-intake-fuzz';
@@ -120,26 +128,59 @@ type Mutation = (p: Json) => Json;
 
 /** Mutations that certainly make a valid Alertmanager payload invalid. */
 const amBreakers: fc.Arbitrary<[string, Mutation]> = fc.oneof(
-  fc.constantFrom('alerts', 'version', 'status', 'receiver').map((k): [string, Mutation] => [`remove ${k}`, (p) => Object.fromEntries(Object.entries(p).filter(([key]) => key !== k))]),
+  fc
+    .constantFrom('alerts', 'version', 'status', 'receiver')
+    .map((k): [string, Mutation] => [`remove ${k}`, (p) => Object.fromEntries(Object.entries(p).filter(([key]) => key !== k))]),
   fc.constantFrom('labels', 'startsAt', 'status').map((k): [string, Mutation] => [
     `remove alerts[0].${k}`,
-    (p) => ({ ...p, alerts: [Object.fromEntries(Object.entries((p.alerts as Json[])[0]!).filter(([key]) => key !== k)), ...(p.alerts as Json[]).slice(1)] }),
+    (p) => ({
+      ...p,
+      alerts: [Object.fromEntries(Object.entries((p.alerts as Json[])[0]!).filter(([key]) => key !== k)), ...(p.alerts as Json[]).slice(1)],
+    }),
   ]),
   wrongType('string').map((v): [string, Mutation] => ['version of the wrong type', (p) => ({ ...p, version: v })]),
-  fc.string({ maxLength: 8 }).filter((s) => s !== '4').map((v): [string, Mutation] => ['another version', (p) => ({ ...p, version: v })]),
+  fc
+    .string({ maxLength: 8 })
+    .filter((s) => s !== '4')
+    .map((v): [string, Mutation] => ['another version', (p) => ({ ...p, version: v })]),
   wrongType('array').map((v): [string, Mutation] => ['alerts not an array', (p) => ({ ...p, alerts: v })]),
   wrongType('enum', ['firing', 'resolved']).map((v): [string, Mutation] => ['bad status', (p) => ({ ...p, status: v })]),
   wrongType('string').map((v): [string, Mutation] => ['receiver of the wrong type', (p) => ({ ...p, receiver: v })]),
   wrongType('object').map((v): [string, Mutation] => ['groupLabels of the wrong type', (p) => ({ ...p, groupLabels: v })]),
   wrongType('integer').map((v): [string, Mutation] => ['truncatedAlerts of the wrong type', (p) => ({ ...p, truncatedAlerts: v })]),
-  fc.tuple(fc.constantFrom('labels', 'annotations'), wrongType('object')).map(([k, v]): [string, Mutation] => [`alerts[0].${k} of the wrong type`, (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], [k]: v }] })]),
-  fc.tuple(fc.constantFrom('startsAt', 'fingerprint', 'generatorURL', 'endsAt'), wrongType('string')).map(([k, v]): [string, Mutation] => [`alerts[0].${k} of the wrong type`, (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], [k]: v }] })]),
-  wrongType('string').map((v): [string, Mutation] => ['a label value of the wrong type', (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], labels: { alertname: 'FuzzA', bad: v } }] })]),
-  wrongType('string').map((v): [string, Mutation] => ['alertname of the wrong type', (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], labels: { alertname: v } }] })]),
+  fc
+    .tuple(fc.constantFrom('labels', 'annotations'), wrongType('object'))
+    .map(([k, v]): [string, Mutation] => [
+      `alerts[0].${k} of the wrong type`,
+      (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], [k]: v }] }),
+    ]),
+  fc
+    .tuple(fc.constantFrom('startsAt', 'fingerprint', 'generatorURL', 'endsAt'), wrongType('string'))
+    .map(([k, v]): [string, Mutation] => [
+      `alerts[0].${k} of the wrong type`,
+      (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], [k]: v }] }),
+    ]),
+  wrongType('string').map((v): [string, Mutation] => [
+    'a label value of the wrong type',
+    (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], labels: { alertname: 'FuzzA', bad: v } }] }),
+  ]),
+  wrongType('string').map((v): [string, Mutation] => [
+    'alertname of the wrong type',
+    (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], labels: { alertname: v } }] }),
+  ]),
   fc.constant<[string, Mutation]>(['no alertname', (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], labels: { job: 'x' } }] })]),
-  notTimestamp.map((v): [string, Mutation] => ['startsAt not a timestamp', (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], startsAt: v }] })]),
-  fc.constant<[string, Mutation]>(['too many alerts', (p) => ({ ...p, alerts: Array.from({ length: 501 }, () => (p.alerts as Json[])[0]) })]),
-  fc.constant<[string, Mutation]>(['an empty label name', (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], labels: { alertname: 'FuzzA', '': 'x' } }] })]),
+  notTimestamp.map((v): [string, Mutation] => [
+    'startsAt not a timestamp',
+    (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], startsAt: v }] }),
+  ]),
+  fc.constant<[string, Mutation]>([
+    'too many alerts',
+    (p) => ({ ...p, alerts: Array.from({ length: 501 }, () => (p.alerts as Json[])[0]) }),
+  ]),
+  fc.constant<[string, Mutation]>([
+    'an empty label name',
+    (p) => ({ ...p, alerts: [{ ...(p.alerts as Json[])[0], labels: { alertname: 'FuzzA', '': 'x' } }] }),
+  ]),
 );
 
 /** Mutations that certainly make a valid generic alert invalid. */
@@ -148,11 +189,17 @@ const genericBreakers: fc.Arbitrary<[string, Mutation]> = fc.oneof(
   wrongType('string').map((v): [string, Mutation] => ['name of the wrong type', (p) => ({ ...p, name: v })]),
   fc.constant<[string, Mutation]>(['empty name', (p) => ({ ...p, name: '' })]),
   fc.constant<[string, Mutation]>(['name too long', (p) => ({ ...p, name: 'N'.repeat(257) })]),
-  fc.tuple(fc.string({ minLength: 1, maxLength: 10 }).filter((k) => !['name', 'labels', 'annotations', 'status', 'fingerprint', 'startsAt', '__proto__'].includes(k)), fc.jsonValue({ maxDepth: 1 })).map(([k, v]): [string, Mutation] => [
-    'an unknown field',
-    (p) => ({ ...p, [k]: v }),
-  ]),
-  fc.tuple(fc.constantFrom('labels', 'annotations'), wrongType('object')).map(([k, v]): [string, Mutation] => [`${k} of the wrong type`, (p) => ({ ...p, [k]: v })]),
+  fc
+    .tuple(
+      fc
+        .string({ minLength: 1, maxLength: 10 })
+        .filter((k) => !['name', 'labels', 'annotations', 'status', 'fingerprint', 'startsAt', '__proto__'].includes(k)),
+      fc.jsonValue({ maxDepth: 1 }),
+    )
+    .map(([k, v]): [string, Mutation] => ['an unknown field', (p) => ({ ...p, [k]: v })]),
+  fc
+    .tuple(fc.constantFrom('labels', 'annotations'), wrongType('object'))
+    .map(([k, v]): [string, Mutation] => [`${k} of the wrong type`, (p) => ({ ...p, [k]: v })]),
   wrongType('enum', ['firing', 'resolved']).map((v): [string, Mutation] => ['bad status', (p) => ({ ...p, status: v })]),
   fc.oneof(notTimestamp, wrongType('string')).map((v): [string, Mutation] => ['bad startsAt', (p) => ({ ...p, startsAt: v })]),
   wrongType('string').map((v): [string, Mutation] => ['fingerprint of the wrong type', (p) => ({ ...p, fingerprint: v })]),
@@ -165,38 +212,73 @@ const truncate = (text: string, at: number) => text.slice(0, Math.max(1, Math.fl
 function caseArb(token: string): fc.Arbitrary<Case> {
   const auth = { authorization: `Bearer ${token}` };
   const json = { 'content-type': 'application/json', ...auth };
-  const post = (kind: string, path: string, body: string | Uint8Array, invalid: boolean, headers: Record<string, string> = json): Case => ({ kind, method: 'POST', path, headers, body, invalid });
+  const post = (kind: string, path: string, body: string | Uint8Array, invalid: boolean, headers: Record<string, string> = json): Case => ({
+    kind,
+    method: 'POST',
+    path,
+    headers,
+    body,
+    invalid,
+  });
   return fc.oneof(
     // Random JSON at every endpoint (valid by chance is allowed; the accounting covers it).
     fc.tuple(fc.constantFrom(...ENDPOINTS), fc.jsonValue()).map(([path, v]) => post('random JSON', path, JSON.stringify(v), false)),
     // Random bytes, random content types.
-    fc.tuple(fc.constantFrom(...ENDPOINTS), fc.uint8Array({ maxLength: 200 }), fc.constantFrom('application/json', 'text/plain', 'application/octet-stream', '', 'application/json; charset=utf-16')).map(([path, bytes, type]) =>
-      post('random bytes', path, bytes, false, { ...auth, ...(type ? { 'content-type': type } : {}) }),
-    ),
+    fc
+      .tuple(
+        fc.constantFrom(...ENDPOINTS),
+        fc.uint8Array({ maxLength: 200 }),
+        fc.constantFrom('application/json', 'text/plain', 'application/octet-stream', '', 'application/json; charset=utf-16'),
+      )
+      .map(([path, bytes, type]) => post('random bytes', path, bytes, false, { ...auth, ...(type ? { 'content-type': type } : {}) })),
     // Valid payloads: accepted, and deduplicated into a handful of requests.
     amPayloadArb.map((p) => post('valid Alertmanager', '/v1/alerts/alertmanager', JSON.stringify(p), false)),
     genericArb.map((p) => post('valid generic', '/v1/alerts', JSON.stringify(p), false)),
     // Valid payloads with one breaking mutation.
-    fc.tuple(amPayloadArb, amBreakers).map(([p, [what, m]]) => post(`Alertmanager: ${what}`, '/v1/alerts/alertmanager', JSON.stringify(m(p)), true)),
+    fc
+      .tuple(amPayloadArb, amBreakers)
+      .map(([p, [what, m]]) => post(`Alertmanager: ${what}`, '/v1/alerts/alertmanager', JSON.stringify(m(p)), true)),
     fc.tuple(genericArb, genericBreakers).map(([p, [what, m]]) => post(`generic: ${what}`, '/v1/alerts', JSON.stringify(m(p)), true)),
-    fc.tuple(fc.oneof(amPayloadArb, genericArb), fc.double({ min: 0, max: 1, noNaN: true })).map(([p, at]) => post('truncated JSON', 'alerts' in p ? '/v1/alerts/alertmanager' : '/v1/alerts', truncate(JSON.stringify(p), at), true)),
+    fc
+      .tuple(fc.oneof(amPayloadArb, genericArb), fc.double({ min: 0, max: 1, noNaN: true }))
+      .map(([p, at]) =>
+        post('truncated JSON', 'alerts' in p ? '/v1/alerts/alertmanager' : '/v1/alerts', truncate(JSON.stringify(p), at), true),
+      ),
     fc.tuple(amPayloadArb, fc.double({ min: 0, max: 1, noNaN: true }), fc.string({ minLength: 1, maxLength: 3 })).map(([p, at, junk]) => {
       const text = JSON.stringify(p);
       const i = Math.floor(at * text.length);
       return post('spliced JSON', '/v1/alerts/alertmanager', text.slice(0, i) + junk + text.slice(i), false);
     }),
     // SNS: never signed by SNS, so never accepted.
-    snsArb.map((env) => post('unsigned-by-SNS SNS message', '/v1/alerts/sns', JSON.stringify(env), true, { 'content-type': 'text/plain; charset=UTF-8' })),
-    fc.tuple(snsArb, fc.constantFrom('Type', 'MessageId', 'TopicArn', 'Message', 'Timestamp'), fc.jsonValue({ maxDepth: 1 })).map(([env, k, v]) =>
-      post('SNS message with a field replaced', '/v1/alerts/sns', JSON.stringify({ ...env, [k]: v }), true, { 'content-type': 'text/plain' }),
+    snsArb.map((env) =>
+      post('unsigned-by-SNS SNS message', '/v1/alerts/sns', JSON.stringify(env), true, { 'content-type': 'text/plain; charset=UTF-8' }),
     ),
+    fc
+      .tuple(snsArb, fc.constantFrom('Type', 'MessageId', 'TopicArn', 'Message', 'Timestamp'), fc.jsonValue({ maxDepth: 1 }))
+      .map(([env, k, v]) =>
+        post('SNS message with a field replaced', '/v1/alerts/sns', JSON.stringify({ ...env, [k]: v }), true, {
+          'content-type': 'text/plain',
+        }),
+      ),
     // Authentication and protocol mistakes.
-    fc.tuple(fc.constantFrom('/v1/alerts/alertmanager', '/v1/alerts'), fc.oneof(fc.constant(undefined), fc.stringMatching(/^[A-Za-z0-9._~+/-]{0,40}$/))).map(([path, t]) =>
-      post('missing or wrong token', path, '{"name":"FuzzA"}', true, { 'content-type': 'application/json', ...(t === undefined ? {} : { authorization: `Bearer ${t}x` }) }),
-    ),
-    fc.tuple(fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH'), fc.constantFrom(...ENDPOINTS)).map(([method, path]) => ({ ...post('wrong method', path, '', true), method })),
+    fc
+      .tuple(
+        fc.constantFrom('/v1/alerts/alertmanager', '/v1/alerts'),
+        fc.oneof(fc.constant(undefined), fc.stringMatching(/^[A-Za-z0-9._~+/-]{0,40}$/)),
+      )
+      .map(([path, t]) =>
+        post('missing or wrong token', path, '{"name":"FuzzA"}', true, {
+          'content-type': 'application/json',
+          ...(t === undefined ? {} : { authorization: `Bearer ${t}x` }),
+        }),
+      ),
+    fc
+      .tuple(fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH'), fc.constantFrom(...ENDPOINTS))
+      .map(([method, path]) => ({ ...post('wrong method', path, '', true), method })),
     fc.string({ maxLength: 20 }).map((s) => post('unknown path', `/v1/alerts/${encodeURIComponent(s)}x`, '{}', true)),
-    fc.string({ maxLength: 20 }).map((s) => post('namespace parameter', `/v1/alerts?namespace=${encodeURIComponent(s)}`, '{"name":"FuzzA"}', true)),
+    fc
+      .string({ maxLength: 20 })
+      .map((s) => post('namespace parameter', `/v1/alerts?namespace=${encodeURIComponent(s)}`, '{"name":"FuzzA"}', true)),
   );
 }
 
@@ -233,7 +315,9 @@ describe('intake under generated input (property-based)', () => {
 
     await fc.assert(
       fc.asyncProperty(fc.array(caseArb(ns.token), { minLength: BATCH, maxLength: BATCH }), async (cases) => {
-        const answers: HttpAnswer[] = await Promise.all(cases.map((c) => send(intake.url, { method: c.method, path: c.path, headers: c.headers, body: Buffer.from(c.body) })));
+        const answers: HttpAnswer[] = await Promise.all(
+          cases.map((c) => send(intake.url, { method: c.method, path: c.path, headers: c.headers, body: Buffer.from(c.body) })),
+        );
         answers.forEach((a, i) => {
           const c = cases[i]!;
           seen.total++;
@@ -265,6 +349,8 @@ describe('intake under generated input (property-based)', () => {
     expect(seen.accepted).toBeGreaterThan(100);
     expect(seen.refused).toBeGreaterThan(1500);
     expect(created.length).toBeGreaterThan(0);
-    process.stdout.write(`intake fuzz: ${seen.total} requests, ${seen.accepted} accepted, ${seen.refused} refused, ${created.length} requests created; by kind ${JSON.stringify(Object.fromEntries(kinds))}\n`);
+    process.stdout.write(
+      `intake fuzz: ${seen.total} requests, ${seen.accepted} accepted, ${seen.refused} refused, ${created.length} requests created; by kind ${JSON.stringify(Object.fromEntries(kinds))}\n`,
+    );
   }, 120_000);
 });

@@ -50,7 +50,9 @@ export async function setUpIntakeNamespaces(kc: KubeConfig, namespaces: string[]
   const home = namespaces[0]!;
   for (const ns of namespaces) await core.createNamespace({ body: { metadata: { name: ns } } }).catch(ignoreConflict);
   const token = newToken();
-  await core.createNamespacedSecret({ namespace: home, body: { metadata: { name: TOKEN_SECRET }, stringData: { token } } }).catch(ignoreConflict);
+  await core
+    .createNamespacedSecret({ namespace: home, body: { metadata: { name: TOKEN_SECRET }, stringData: { token } } })
+    .catch(ignoreConflict);
   await core.createNamespacedServiceAccount({ namespace: home, body: { metadata: { name: CONTROLLER_SA } } }).catch(ignoreConflict);
   const controllerUser = `system:serviceaccount:${home}:${CONTROLLER_SA}`;
   const roleName = `intake-test-${home}`;
@@ -59,7 +61,11 @@ export async function setUpIntakeNamespaces(kc: KubeConfig, namespaces: string[]
       body: {
         metadata: { name: roleName },
         rules: [
-          { apiGroups: [GROUP], resources: ['alertpolicies', 'remediationrequests'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
+          {
+            apiGroups: [GROUP],
+            resources: ['alertpolicies', 'remediationrequests'],
+            verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'],
+          },
           { apiGroups: [GROUP], resources: ['alertpolicies/status', 'remediationrequests/status'], verbs: ['get', 'update', 'patch'] },
           { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
           { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
@@ -72,24 +78,42 @@ export async function setUpIntakeNamespaces(kc: KubeConfig, namespaces: string[]
           { apiGroups: [GROUP], resources: ['runbooks'], verbs: ['get', 'list', 'watch'] },
           { apiGroups: [GROUP], resources: ['runbooks/status'], verbs: ['update', 'patch'] },
           { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
-          { apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingadmissionpolicies', 'validatingadmissionpolicybindings'], verbs: ['get', 'list', 'watch'] },
+          {
+            apiGroups: ['admissionregistration.k8s.io'],
+            resources: ['validatingadmissionpolicies', 'validatingadmissionpolicybindings'],
+            verbs: ['get', 'list', 'watch'],
+          },
         ],
       },
     })
     .catch(ignoreConflict);
   await rbac
     .createClusterRoleBinding({
-      body: { metadata: { name: roleName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName }, subjects: [{ kind: 'ServiceAccount', name: CONTROLLER_SA, namespace: home }] },
+      body: {
+        metadata: { name: roleName },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName },
+        subjects: [{ kind: 'ServiceAccount', name: CONTROLLER_SA, namespace: home }],
+      },
     })
     .catch(ignoreConflict);
   // The token Secret, and nothing else: least privilege, as the chart should grant it.
   await rbac
-    .createNamespacedRole({ namespace: home, body: { metadata: { name: 'intake-token-reader' }, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [TOKEN_SECRET], verbs: ['get'] }] } })
+    .createNamespacedRole({
+      namespace: home,
+      body: {
+        metadata: { name: 'intake-token-reader' },
+        rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [TOKEN_SECRET], verbs: ['get'] }],
+      },
+    })
     .catch(ignoreConflict);
   await rbac
     .createNamespacedRoleBinding({
       namespace: home,
-      body: { metadata: { name: 'intake-token-reader' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'intake-token-reader' }, subjects: [{ kind: 'ServiceAccount', name: CONTROLLER_SA, namespace: home }] },
+      body: {
+        metadata: { name: 'intake-token-reader' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'intake-token-reader' },
+        subjects: [{ kind: 'ServiceAccount', name: CONTROLLER_SA, namespace: home }],
+      },
     })
     .catch(ignoreConflict);
   return {
@@ -123,7 +147,12 @@ export async function startIntakeController(
 ): Promise<IntakeController> {
   const saToken = await tb.cluster.tokenForServiceAccount(ns.home, CONTROLLER_SA, { create: false });
   const kubeconfig = opts.server
-    ? writeKubeconfig(join(tb.dir, 'kubeconfigs', `intake-${ns.home}-${randomBytes(3).toString('hex')}.yaml`), { server: opts.server, caPem: tb.cluster.info.caPem, user: ns.controllerUser, token: saToken })
+    ? writeKubeconfig(join(tb.dir, 'kubeconfigs', `intake-${ns.home}-${randomBytes(3).toString('hex')}.yaml`), {
+        server: opts.server,
+        caPem: tb.cluster.info.caPem,
+        user: ns.controllerUser,
+        token: saToken,
+      })
     : tb.cluster.kubeconfigForToken(saToken, `intake-${ns.home}`);
   const port = await freePort();
   const controller = await startController(tb, {
@@ -148,7 +177,10 @@ export interface HttpAnswer {
 }
 
 /** A raw HTTP request (no keep-alive, any body, any header), so tests control exactly what is sent. */
-export function send(url: string, opts: { method?: string; path: string; body?: string | Buffer; headers?: Record<string, string | number> }): Promise<HttpAnswer> {
+export function send(
+  url: string,
+  opts: { method?: string; path: string; body?: string | Buffer; headers?: Record<string, string | number> },
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${url}${opts.path}`, { method: opts.method ?? 'POST', headers: opts.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -171,7 +203,13 @@ export function send(url: string, opts: { method?: string; path: string; body?: 
 }
 
 /** POSTs `body` as JSON with the bearer token. */
-export function postJson(url: string, path: string, body: unknown, token: string | undefined, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+export function postJson(
+  url: string,
+  path: string,
+  body: unknown,
+  token: string | undefined,
+  headers: Record<string, string> = {},
+): Promise<HttpAnswer> {
   return send(url, {
     path,
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -218,7 +256,9 @@ export function alertmanagerPayload(alerts: AmAlertSpec[], opts: { receiver?: st
     commonAnnotations: common('annotations'),
     externalURL: 'http://alertmanager-0:9093',
     version: '4',
-    groupKey: `{}/{severity=~"critical|warning"}:{${Object.entries(groupLabels).map(([k, v]) => `${k}="${v}"`).join(', ')}}`,
+    groupKey: `{}/{severity=~"critical|warning"}:{${Object.entries(groupLabels)
+      .map(([k, v]) => `${k}="${v}"`)
+      .join(', ')}}`,
     truncatedAlerts: 0,
   };
 }
@@ -226,7 +266,9 @@ export function alertmanagerPayload(alerts: AmAlertSpec[], opts: { receiver?: st
 /** The RemediationRequests in `namespace`. */
 export async function listRequests(kc: KubeConfig, namespace: string): Promise<RemediationRequest[]> {
   const custom = kc.makeApiClient(CustomObjectsApi);
-  const list = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'remediationrequests' })) as { items: RemediationRequest[] };
+  const list = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'remediationrequests' })) as {
+    items: RemediationRequest[];
+  };
   return list.items;
 }
 
@@ -254,7 +296,27 @@ export function snsSigningIdentity(): SigningIdentity {
   const dir = mkdtempSync(join(tmpdir(), 'sns-e2e-'));
   try {
     writeFileSync(join(dir, 'req.cnf'), '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n');
-    execFileSync('openssl', ['req', '-x509', '-config', join(dir, 'req.cnf'), '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '2', '-subj', '/CN=sns.amazonaws.com'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-config',
+        join(dir, 'req.cnf'),
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k.pem'),
+        '-out',
+        join(dir, 'c.pem'),
+        '-days',
+        '2',
+        '-subj',
+        '/CN=sns.amazonaws.com',
+      ],
+      { stdio: 'ignore' },
+    );
     const cert = readFileSync(join(dir, 'c.pem'), 'utf8');
     return { key: readFileSync(join(dir, 'k.pem'), 'utf8'), cert, x509: new X509Certificate(cert) };
   } finally {
@@ -274,14 +336,26 @@ export class TestCertificateSource implements CertificateSource {
 
 export type UnsignedSns = Omit<SnsEnvelope, 'Signature' | 'SignatureVersion' | 'SigningCertURL'>;
 
-export function signSns(env: UnsignedSns, key: string, version: '1' | '2' = '2', certUrl = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7506a1e35b36ef5a444dd1a8e7cc3ed8.pem'): SnsEnvelope {
+export function signSns(
+  env: UnsignedSns,
+  key: string,
+  version: '1' | '2' = '2',
+  certUrl = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7506a1e35b36ef5a444dd1a8e7cc3ed8.pem',
+): SnsEnvelope {
   const unsigned = { ...env, SignatureVersion: version, SigningCertURL: certUrl };
   const signature = sign(version === '1' ? 'RSA-SHA1' : 'RSA-SHA256', Buffer.from(stringToSign(unsigned), 'utf8'), key).toString('base64');
   return { ...unsigned, Signature: signature };
 }
 
 /** A CloudWatch alarm state change as CloudWatch publishes it to SNS. */
-export function cloudWatchAlarm(opts: { name: string; state: 'ALARM' | 'OK' | 'INSUFFICIENT_DATA'; instanceId: string; changedAt: string; region?: string; account?: string }) {
+export function cloudWatchAlarm(opts: {
+  name: string;
+  state: 'ALARM' | 'OK' | 'INSUFFICIENT_DATA';
+  instanceId: string;
+  changedAt: string;
+  region?: string;
+  account?: string;
+}) {
   const region = opts.region ?? 'us-east-1';
   const account = opts.account ?? '123456789012';
   return {
@@ -290,7 +364,8 @@ export function cloudWatchAlarm(opts: { name: string; state: 'ALARM' | 'OK' | 'I
     AWSAccountId: account,
     AlarmConfigurationUpdatedTimestamp: '2025-03-01T09:00:00.000+0000',
     NewStateValue: opts.state,
-    NewStateReason: 'Threshold Crossed: 1 out of the last 1 datapoints [97.5 (01/03/25 09:55:00)] was greater than the threshold (90.0) (minimum 1 datapoint for OK -> ALARM transition).',
+    NewStateReason:
+      'Threshold Crossed: 1 out of the last 1 datapoints [97.5 (01/03/25 09:55:00)] was greater than the threshold (90.0) (minimum 1 datapoint for OK -> ALARM transition).',
     StateChangeTime: opts.changedAt,
     Region: 'US East (N. Virginia)',
     AlarmArn: `arn:aws:cloudwatch:${region}:${account}:alarm:${opts.name}`,

@@ -9,7 +9,16 @@
  */
 import { connect, type Socket } from 'node:net';
 import { Resources, testbedFromEnv, waitFor } from './harness.js';
-import { listRequests, postJson, send, setUpIntakeNamespaces, startIntakeController, TcpProxy, type IntakeController, type IntakeNamespaces } from './intake-harness.js';
+import {
+  listRequests,
+  postJson,
+  send,
+  setUpIntakeNamespaces,
+  startIntakeController,
+  TcpProxy,
+  type IntakeController,
+  type IntakeNamespaces,
+} from './intake-harness.js';
 
 /** The cluster-scoped Runbook this file's policies use. */
 const RB = 'e2e-intake-resilience';
@@ -32,7 +41,9 @@ function slowRequest(url: string, path: string, body: string, headers: Record<st
     });
     socket.on('error', reject);
     socket.on('connect', () => {
-      const head = Object.entries({ host: 'intake', 'content-length': String(Buffer.byteLength(body)), connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      const head = Object.entries({ host: 'intake', 'content-length': String(Buffer.byteLength(body)), connection: 'close', ...headers })
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
       const half = Math.floor(body.length / 2);
       socket.write(`POST ${path} HTTP/1.1\r\n${head}\r\n${body.slice(0, half)}`);
       resolve({
@@ -55,7 +66,12 @@ describe('intake overload, API outages and shutdown', () => {
   let intake: IntakeController;
   let n = 0;
 
-  const alert = () => ({ name: 'LoadTest', labels: { severity: 'critical' }, startsAt: '2025-06-01T00:00:00Z', fingerprint: `load-${++n}` });
+  const alert = () => ({
+    name: 'LoadTest',
+    labels: { severity: 'critical' },
+    startsAt: '2025-06-01T00:00:00Z',
+    fingerprint: `load-${++n}`,
+  });
   const auth = () => ({ 'content-type': 'application/json', authorization: `Bearer ${ns.token}` });
   const count = async () => (await listRequests(admin, NS)).length;
 
@@ -64,7 +80,11 @@ describe('intake overload, API outages and shutdown', () => {
     ns = await setUpIntakeNamespaces(admin, [NS]);
     await res.createPolicy(NS, 'load', { targets: { fromLabels: ['instance_id'] }, safety: { suspend: true }, runbookRef: { name: RB } });
     proxy = await TcpProxy.create(tb.cluster.server);
-    intake = await startIntakeController(tb, ns, { region: REGION, server: proxy.url, args: ['--intake-max-inflight', '2', '--intake-retry-timeout', '3s'] });
+    intake = await startIntakeController(tb, ns, {
+      region: REGION,
+      server: proxy.url,
+      args: ['--intake-max-inflight', '2', '--intake-retry-timeout', '3s'],
+    });
     // Warm the token cache, so the outage tests exercise request creation.
     expect((await postJson(intake.url, '/v1/alerts', alert(), ns.token)).status).toBe(200);
   });
@@ -77,8 +97,17 @@ describe('intake overload, API outages and shutdown', () => {
 
   test('beyond the in-flight bound: 429 with Retry-After at once (SNS, with a budget of its own, is not refused); the held requests still succeed', async () => {
     const body = JSON.stringify(alert());
-    const held = [await slowRequest(intake.url, '/v1/alerts', body, auth()), await slowRequest(intake.url, '/v1/alerts', JSON.stringify(alert()), auth())];
-    await waitFor('both slots taken', async () => (await fetch(`${intake.controller.metricsUrl}/metrics`).then((r) => r.text())).includes('remediator_intake_inflight_requests 2'), 5_000, 50);
+    const held = [
+      await slowRequest(intake.url, '/v1/alerts', body, auth()),
+      await slowRequest(intake.url, '/v1/alerts', JSON.stringify(alert()), auth()),
+    ];
+    await waitFor(
+      'both slots taken',
+      async () =>
+        (await fetch(`${intake.controller.metricsUrl}/metrics`).then((r) => r.text())).includes('remediator_intake_inflight_requests 2'),
+      5_000,
+      50,
+    );
 
     const started = Date.now();
     const refused = await postJson(intake.url, '/v1/alerts', alert(), ns.token);
@@ -125,7 +154,12 @@ describe('intake overload, API outages and shutdown', () => {
     expect(took).toBeLessThan(10_000);
     expect(await count()).toBe(before);
 
-    await waitFor('the re-sent alert to be accepted', async () => (await postJson(intake.url, '/v1/alerts', payload, ns.token)).status === 200, 20_000, 500);
+    await waitFor(
+      'the re-sent alert to be accepted',
+      async () => (await postJson(intake.url, '/v1/alerts', payload, ns.token)).status === 200,
+      20_000,
+      500,
+    );
     expect(await count()).toBe(before + 1);
     const metrics = await (await fetch(`${intake.controller.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/remediator_intake_requests_total\{source="generic",outcome="unavailable"\} [1-9]/);
@@ -135,17 +169,28 @@ describe('intake overload, API outages and shutdown', () => {
 
   test('SIGTERM: the intake stops taking requests first, finishes the one in flight, and the process exits 0', async () => {
     const held = await slowRequest(intake.url, '/v1/alerts', JSON.stringify(alert()), auth());
-    await waitFor('the slot taken', async () => (await fetch(`${intake.controller.metricsUrl}/metrics`).then((r) => r.text())).includes('remediator_intake_inflight_requests 1'), 5_000, 50);
+    await waitFor(
+      'the slot taken',
+      async () =>
+        (await fetch(`${intake.controller.metricsUrl}/metrics`).then((r) => r.text())).includes('remediator_intake_inflight_requests 1'),
+      5_000,
+      50,
+    );
     const exited = intake.controller.process.stop(20_000);
     // New requests are no longer taken...
-    await waitFor('the intake to stop listening', async () => {
-      try {
-        const a = await postJson(intake.url, '/v1/alerts', alert(), ns.token);
-        return a.status === 503;
-      } catch (error) {
-        return (error as { code?: string }).code === 'ECONNREFUSED';
-      }
-    }, 5_000, 50);
+    await waitFor(
+      'the intake to stop listening',
+      async () => {
+        try {
+          const a = await postJson(intake.url, '/v1/alerts', alert(), ns.token);
+          return a.status === 503;
+        } catch (error) {
+          return (error as { code?: string }).code === 'ECONNREFUSED';
+        }
+      },
+      5_000,
+      50,
+    );
     // ...but the one in flight completes.
     const done = await held.finish();
     expect(done.status).toBe(200);

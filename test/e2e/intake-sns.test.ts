@@ -20,7 +20,16 @@ import { requestName } from '../../src/intake/naming.js';
 import { IntakeServer } from '../../src/intake/server.js';
 import { sha256Hex } from '../../src/intake/alert.js';
 import { Resources, testbedFromEnv } from './harness.js';
-import { cloudWatchAlarm, listRequests, metricValue, send, signSns, snsSigningIdentity, TestCertificateSource, type UnsignedSns } from './intake-harness.js';
+import {
+  cloudWatchAlarm,
+  listRequests,
+  metricValue,
+  send,
+  signSns,
+  snsSigningIdentity,
+  TestCertificateSource,
+  type UnsignedSns,
+} from './intake-harness.js';
 
 /** The digest of a plan as the controller would have rendered it. */
 const PLAN_DIGEST = `sha256:${'0f'.repeat(32)}`;
@@ -53,7 +62,11 @@ describe('CloudWatch alarms via SNS', () => {
   const count = async () => (await listRequests(admin, NS)).length + (await listRequests(admin, NS_B)).length;
 
   async function refreshPolicies(): Promise<void> {
-    const lists = await Promise.all([NS, NS_B].map((namespace) => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'alertpolicies' })));
+    const lists = await Promise.all(
+      [NS, NS_B].map((namespace) =>
+        custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'alertpolicies' }),
+      ),
+    );
     policies = lists.flatMap((l) => (l as { items: AlertPolicy[] }).items);
   }
 
@@ -97,7 +110,8 @@ describe('CloudWatch alarms via SNS', () => {
     };
   };
 
-  const alarm = (name: string, state: 'ALARM' | 'OK' | 'INSUFFICIENT_DATA', changedAt: string) => cloudWatchAlarm({ name, state, instanceId: 'i-0a1b2c3d4e5f60789', changedAt });
+  const alarm = (name: string, state: 'ALARM' | 'OK' | 'INSUFFICIENT_DATA', changedAt: string) =>
+    cloudWatchAlarm({ name, state, instanceId: 'i-0a1b2c3d4e5f60789', changedAt });
   const fingerprintOf = (name: string) => sha256Hex(`arn:aws:cloudwatch:us-east-1:123456789012:alarm:${name}`).slice(0, 16);
 
   beforeAll(async () => {
@@ -108,13 +122,25 @@ describe('CloudWatch alarms via SNS', () => {
       targets: { fromDimensions: ['InstanceId'] },
       runbookRef: { name: RB },
     });
-    await res.createPolicy(NS_B, 'any-instance-alarm', { match: { labels: [{ name: 'InstanceId', op: '=~', value: 'i-[0-9a-f]+' }] }, targets: { fromDimensions: ['InstanceId'] }, runbookRef: { name: RB } });
-    await res.createPolicy(NS_B, 'alertmanager-only', { match: { sources: ['alertmanager'] }, targets: { fromLabels: ['instance_id'] }, runbookRef: { name: RB } });
+    await res.createPolicy(NS_B, 'any-instance-alarm', {
+      match: { labels: [{ name: 'InstanceId', op: '=~', value: 'i-[0-9a-f]+' }] },
+      targets: { fromDimensions: ['InstanceId'] },
+      runbookRef: { name: RB },
+    });
+    await res.createPolicy(NS_B, 'alertmanager-only', {
+      match: { sources: ['alertmanager'] },
+      targets: { fromLabels: ['instance_id'] },
+      runbookRef: { name: RB },
+    });
     await refreshPolicies();
 
     confirmServer = createServer((req, response) => {
       confirmations.push(req.url ?? '');
-      response.writeHead(200, { 'content-type': 'text/xml' }).end('<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>arn</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>');
+      response
+        .writeHead(200, { 'content-type': 'text/xml' })
+        .end(
+          '<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>arn</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>',
+        );
     });
     await new Promise<void>((resolve) => confirmServer.listen(0, '127.0.0.1', () => resolve()));
     confirmUrl = `http://127.0.0.1:${(confirmServer.address() as { port: number }).port}`;
@@ -199,7 +225,10 @@ describe('CloudWatch alarms via SNS', () => {
     test('an unsigned or forged confirmation visits nothing', async () => {
       const { Signature: _, ...unsigned } = signSns(confirmation(), signer.key);
       expect((await deliver(unsigned)).status).toBe(403);
-      const forged = { ...signSns(confirmation(), signer.key), SubscribeURL: `${confirmUrl}/?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(TOPIC)}&Token=forged` };
+      const forged = {
+        ...signSns(confirmation(), signer.key),
+        SubscribeURL: `${confirmUrl}/?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(TOPIC)}&Token=forged`,
+      };
       expect((await deliver(forged)).status).toBe(403);
       expect(confirmations).toHaveLength(1);
     });
@@ -211,7 +240,10 @@ describe('CloudWatch alarms via SNS', () => {
       const answer = await deliver(env);
       expect(answer.status).toBe(200);
       const alert = { source: 'cloudwatch' as const, fingerprint: fingerprintOf('cpu-high-web-1'), occurrence: '2025-03-01T10:00:00.000Z' };
-      expect(answer.json?.created).toEqual([`${NS}/${requestName(NS, 'reboot-on-cpu', alert)}`, `${NS_B}/${requestName(NS_B, 'any-instance-alarm', alert)}`]);
+      expect(answer.json?.created).toEqual([
+        `${NS}/${requestName(NS, 'reboot-on-cpu', alert)}`,
+        `${NS_B}/${requestName(NS_B, 'any-instance-alarm', alert)}`,
+      ]);
       const rr = await res.getRequest(NS, requestName(NS, 'reboot-on-cpu', alert));
       expect(rr.spec.alert).toMatchObject({
         source: 'cloudwatch',
@@ -219,8 +251,18 @@ describe('CloudWatch alarms via SNS', () => {
         status: 'firing',
         fingerprint: alert.fingerprint,
         startsAt: '2025-03-01T10:00:00.000Z',
-        labels: { alertname: 'cpu-high-web-1', InstanceId: 'i-0a1b2c3d4e5f60789', aws_account_id: '123456789012', aws_region: 'us-east-1', metric_name: 'CPUUtilization', metric_namespace: 'AWS/EC2' },
-        annotations: { alarm_arn: 'arn:aws:cloudwatch:us-east-1:123456789012:alarm:cpu-high-web-1', description: 'CPU high on i-0a1b2c3d4e5f60789' },
+        labels: {
+          alertname: 'cpu-high-web-1',
+          InstanceId: 'i-0a1b2c3d4e5f60789',
+          aws_account_id: '123456789012',
+          aws_region: 'us-east-1',
+          metric_name: 'CPUUtilization',
+          metric_namespace: 'AWS/EC2',
+        },
+        annotations: {
+          alarm_arn: 'arn:aws:cloudwatch:us-east-1:123456789012:alarm:cpu-high-web-1',
+          description: 'CPU high on i-0a1b2c3d4e5f60789',
+        },
       });
       expect(rr.spec.requestedBy).toBe(intake.identity);
       // SNS delivers at least once: the same message again creates nothing.
@@ -230,23 +272,49 @@ describe('CloudWatch alarms via SNS', () => {
     });
 
     test('a v2 (SHA256withRSA) signed ALARM is accepted too', async () => {
-      const answer = await deliver(signSns(notification(alarm('cpu-high-web-2', 'ALARM', '2025-03-01T10:01:00.000+0000')), signer.key, '2'));
+      const answer = await deliver(
+        signSns(notification(alarm('cpu-high-web-2', 'ALARM', '2025-03-01T10:01:00.000+0000')), signer.key, '2'),
+      );
       expect(answer.status).toBe(200);
       expect(answer.json?.created).toHaveLength(2);
     });
 
     test.each<[string, (good: ReturnType<typeof signSns>) => object, RegExp]>([
-      ['a tampered message', (g) => ({ ...g, Message: g.Message.replace('cpu-high-web-9', 'cpu-high-web-1') }), /signature does not verify/],
+      [
+        'a tampered message',
+        (g) => ({ ...g, Message: g.Message.replace('cpu-high-web-9', 'cpu-high-web-1') }),
+        /signature does not verify/,
+      ],
       ['a tampered subject', (g) => ({ ...g, Subject: 'OK' }), /signature does not verify/],
-      ['a message of a topic that is not allowlisted', () => signSns(notification(alarm('cpu-high-web-9', 'ALARM', '2025-03-01T10:02:00Z'), OTHER_TOPIC), signer.key), /not allowed/],
-      ['a certificate from a foreign host', (g) => ({ ...g, SigningCertURL: 'https://attacker.example/SimpleNotificationService.pem' }), /not an SNS certificate/],
-      ['a certificate over plain http', (g) => ({ ...g, SigningCertURL: (g.SigningCertURL ?? '').replace('https:', 'http:') }), /not an SNS certificate/],
-      ['a look-alike host', (g) => ({ ...g, SigningCertURL: 'https://sns.us-east-1.amazonaws.com.attacker.example/x.pem' }), /not an SNS certificate/],
+      [
+        'a message of a topic that is not allowlisted',
+        () => signSns(notification(alarm('cpu-high-web-9', 'ALARM', '2025-03-01T10:02:00Z'), OTHER_TOPIC), signer.key),
+        /not allowed/,
+      ],
+      [
+        'a certificate from a foreign host',
+        (g) => ({ ...g, SigningCertURL: 'https://attacker.example/SimpleNotificationService.pem' }),
+        /not an SNS certificate/,
+      ],
+      [
+        'a certificate over plain http',
+        (g) => ({ ...g, SigningCertURL: (g.SigningCertURL ?? '').replace('https:', 'http:') }),
+        /not an SNS certificate/,
+      ],
+      [
+        'a look-alike host',
+        (g) => ({ ...g, SigningCertURL: 'https://sns.us-east-1.amazonaws.com.attacker.example/x.pem' }),
+        /not an SNS certificate/,
+      ],
       ['an unsigned message', ({ Signature: _s, SignatureVersion: _v, SigningCertURL: _c, ...unsigned }) => unsigned, /unsigned/],
       ['an empty signature', (g) => ({ ...g, Signature: '' }), /unsigned/],
       ['a v2 signature labelled v1', (g) => ({ ...g, SignatureVersion: '1' }), /signature does not verify/],
       ['an unknown signature version', (g) => ({ ...g, SignatureVersion: '3' }), /not supported/],
-      ['a signature by another key', () => signSns(notification(alarm('cpu-high-web-9', 'ALARM', '2025-03-01T10:02:00Z')), snsSigningIdentity().key), /signature does not verify/],
+      [
+        'a signature by another key',
+        () => signSns(notification(alarm('cpu-high-web-9', 'ALARM', '2025-03-01T10:02:00Z')), snsSigningIdentity().key),
+        /signature does not verify/,
+      ],
     ])('refuses %s with 403, creating nothing', async (_, mutate, message) => {
       const before = await count();
       const fetchesBefore = certificates.fetches;
@@ -280,12 +348,32 @@ describe('CloudWatch alarms via SNS', () => {
             phase: 'AwaitingApproval',
             risk: 'Low',
             message: 'waiting for a person',
-            plan: { digest: PLAN_DIGEST, runbook: { name: RB, generation: 1 }, policyGeneration: 1, risk: 'Low', targets: [], region: 'us-east-1' },
+            plan: {
+              digest: PLAN_DIGEST,
+              runbook: { name: RB, generation: 1 },
+              policyGeneration: 1,
+              risk: 'Low',
+              targets: [],
+              region: 'us-east-1',
+            },
           },
         },
       });
       await res.api.patchNamespacedCustomObject(
-        { group: GROUP, version: VERSION, namespace: NS_B, plural: 'remediationrequests', name: approvedName, body: [{ op: 'add', path: '/spec/approval', value: { decision: 'Approved', approver, reason: 'looked at it', planDigest: PLAN_DIGEST } }] },
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace: NS_B,
+          plural: 'remediationrequests',
+          name: approvedName,
+          body: [
+            {
+              op: 'add',
+              path: '/spec/approval',
+              value: { decision: 'Approved', approver, reason: 'looked at it', planDigest: PLAN_DIGEST },
+            },
+          ],
+        },
         setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
       );
 
@@ -298,7 +386,9 @@ describe('CloudWatch alarms via SNS', () => {
       expect(approved.spec.alert.status).toBe('firing');
       // Had the intake tried, the API server would have refused: the CRD's CEL rule freezes an approved spec.
       expect(await kube.markResolved(NS_B, approvedName, approved.metadata!.resourceVersion!)).toBe('refused');
-      expect(metricValue(await registry.metrics(), 'remediator_intake_resolutions_total', { source: 'cloudwatch', result: 'refused' })).toBe(1);
+      expect(
+        metricValue(await registry.metrics(), 'remediator_intake_resolutions_total', { source: 'cloudwatch', result: 'refused' }),
+      ).toBe(1);
       // Other alarms' requests are untouched.
       const others = (await listRequests(admin, NS)).filter((r: RemediationRequest) => r.spec.alert.name !== 'cpu-high-web-3');
       for (const r of others) expect(r.spec.alert.status).toBe('firing');
@@ -306,7 +396,9 @@ describe('CloudWatch alarms via SNS', () => {
 
     test('INSUFFICIENT_DATA and UnsubscribeConfirmation are acknowledged without effect', async () => {
       const before = await count();
-      const insufficient = await deliver(signSns(notification(alarm('cpu-high-web-4', 'INSUFFICIENT_DATA', '2025-03-01T12:00:00Z')), signer.key));
+      const insufficient = await deliver(
+        signSns(notification(alarm('cpu-high-web-4', 'INSUFFICIENT_DATA', '2025-03-01T12:00:00Z')), signer.key),
+      );
       expect(insufficient.status).toBe(200);
       expect(insufficient.json?.ignored).toMatch(/INSUFFICIENT_DATA/);
       const unsub = await deliver(signSns({ ...confirmation(), Type: 'UnsubscribeConfirmation' }, signer.key));
@@ -319,19 +411,62 @@ describe('CloudWatch alarms via SNS', () => {
   describe('bad input', () => {
     const valid = () => signSns(notification(alarm('cpu-high-web-5', 'ALARM', '2025-03-01T13:00:00Z')), signer.key);
     test.each<[string, number, () => { body: string; type?: string; headers?: Record<string, string> }, RegExp]>([
-      ['a message that is not a CloudWatch alarm', 422, () => ({ body: JSON.stringify(signSns({ ...notification({}), Message: 'hello from a human' }, signer.key)) }), /not JSON/],
-      ['an alarm missing AlarmName', 422, () => ({ body: JSON.stringify(signSns({ ...notification({}), Message: JSON.stringify({ ...alarm('x', 'ALARM', '2025-03-01T13:00:00Z'), AlarmName: undefined }) }, signer.key)) }), /Message\.AlarmName: required/],
-      ['an alarm with a bad state', 422, () => ({ body: JSON.stringify(signSns({ ...notification({}), Message: JSON.stringify(alarm('x', 'ALARM', '2025-03-01T13:00:00Z')).replace('"ALARM"', '"WEIRD"') }, signer.key)) }), /NewStateValue/],
+      [
+        'a message that is not a CloudWatch alarm',
+        422,
+        () => ({ body: JSON.stringify(signSns({ ...notification({}), Message: 'hello from a human' }, signer.key)) }),
+        /not JSON/,
+      ],
+      [
+        'an alarm missing AlarmName',
+        422,
+        () => ({
+          body: JSON.stringify(
+            signSns(
+              { ...notification({}), Message: JSON.stringify({ ...alarm('x', 'ALARM', '2025-03-01T13:00:00Z'), AlarmName: undefined }) },
+              signer.key,
+            ),
+          ),
+        }),
+        /Message\.AlarmName: required/,
+      ],
+      [
+        'an alarm with a bad state',
+        422,
+        () => ({
+          body: JSON.stringify(
+            signSns(
+              { ...notification({}), Message: JSON.stringify(alarm('x', 'ALARM', '2025-03-01T13:00:00Z')).replace('"ALARM"', '"WEIRD"') },
+              signer.key,
+            ),
+          ),
+        }),
+        /NewStateValue/,
+      ],
       ['malformed JSON', 400, () => ({ body: '{"Type": "Notification",' }), /not valid JSON/],
       ['missing TopicArn', 422, () => ({ body: JSON.stringify({ ...valid(), TopicArn: undefined }) }), /TopicArn: required/],
-      ['Message of the wrong type', 422, () => ({ body: JSON.stringify({ ...valid(), Message: { AlarmName: 'x' } }) }), /Message: expected string/],
+      [
+        'Message of the wrong type',
+        422,
+        () => ({ body: JSON.stringify({ ...valid(), Message: { AlarmName: 'x' } }) }),
+        /Message: expected string/,
+      ],
       ['an unknown Type', 400, () => ({ body: JSON.stringify({ ...valid(), Type: 'Greeting' }) }), /unknown SNS message Type/],
-      ['a header disagreeing with the body', 400, () => ({ body: JSON.stringify(valid()), headers: { 'x-amz-sns-message-type': 'SubscriptionConfirmation' } }), /disagrees/],
+      [
+        'a header disagreeing with the body',
+        400,
+        () => ({ body: JSON.stringify(valid()), headers: { 'x-amz-sns-message-type': 'SubscriptionConfirmation' } }),
+        /disagrees/,
+      ],
       ['XML', 415, () => ({ body: '<Notification/>', type: 'application/xml' }), /Content-Type/],
     ])('%s → %d', async (_, status, make, message) => {
       const before = await count();
       const c = make();
-      const answer = await send(url, { path: PATH, body: c.body, headers: { 'content-type': c.type ?? 'text/plain; charset=UTF-8', ...c.headers } });
+      const answer = await send(url, {
+        path: PATH,
+        body: c.body,
+        headers: { 'content-type': c.type ?? 'text/plain; charset=UTF-8', ...c.headers },
+      });
       expect(answer.status).toBe(status);
       expect(answer.json?.error).toMatch(message);
       expect(await count()).toBe(before);
@@ -341,7 +476,10 @@ describe('CloudWatch alarms via SNS', () => {
   describe('replays', () => {
     test('a correctly signed Notification older than the replay window is refused with 403 "too old", creating nothing', async () => {
       const before = await count();
-      const stale = { ...notification(alarm('cpu-high-web-6', 'ALARM', '2025-03-01T14:00:00.000+0000')), Timestamp: new Date(Date.now() - 2 * 60 * 60_000).toISOString() };
+      const stale = {
+        ...notification(alarm('cpu-high-web-6', 'ALARM', '2025-03-01T14:00:00.000+0000')),
+        Timestamp: new Date(Date.now() - 2 * 60 * 60_000).toISOString(),
+      };
       const answer = await deliver(signSns(stale, signer.key));
       expect(answer.status).toBe(403);
       expect(answer.json?.error).toMatch(/SNS message is too old/);

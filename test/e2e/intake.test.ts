@@ -84,10 +84,14 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
   const count = async (namespace = NS) => (await listRequests(admin, namespace)).length;
 
   async function waitReady(namespace: string, name: string, status: 'True' | 'False'): Promise<AlertPolicy> {
-    return waitFor(`${namespace}/${name} Ready=${status}`, async () => {
-      const p = await res.getPolicy(namespace, name);
-      return p.status?.conditions?.find((c) => c.type === 'Ready')?.status === status ? p : undefined;
-    }, 20_000);
+    return waitFor(
+      `${namespace}/${name} Ready=${status}`,
+      async () => {
+        const p = await res.getPolicy(namespace, name);
+        return p.status?.conditions?.find((c) => c.type === 'Ready')?.status === status ? p : undefined;
+      },
+      20_000,
+    );
   }
 
   beforeAll(async () => {
@@ -108,10 +112,19 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
       risk: 'Medium',
       runbookRef: { name: RB },
     });
-    await res.createPolicy(NS, 'cloudwatch-only', { match: { sources: ['cloudwatch'] }, targets: { fromDimensions: ['InstanceId'] }, runbookRef: { name: RB } });
+    await res.createPolicy(NS, 'cloudwatch-only', {
+      match: { sources: ['cloudwatch'] },
+      targets: { fromDimensions: ['InstanceId'] },
+      runbookRef: { name: RB },
+    });
     // Would match every alert, but its document is not allowed: Ready=False, so it never matches.
     await res.createPolicy(NS, 'not-ready', { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'e2e-no-such-runbook' } });
-    await res.createPolicy(OTHER, 'other-team', { match: { labels: [{ name: 'alertname', op: '=', value: 'NginxDown' }] }, targets: { fromLabels: ['instance_id'] }, risk: 'High', runbookRef: { name: RB } });
+    await res.createPolicy(OTHER, 'other-team', {
+      match: { labels: [{ name: 'alertname', op: '=', value: 'NginxDown' }] },
+      targets: { fromLabels: ['instance_id'] },
+      risk: 'High',
+      runbookRef: { name: RB },
+    });
     intake = await startIntakeController(tb, ns, { region: REGION, args: ['--intake-token-ttl', '1s'] });
     await waitReady(NS, 'not-ready', 'False');
   });
@@ -131,10 +144,17 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
 
   describe('Alertmanager', () => {
     test('a webhook payload creates one request per matching policy, named from fingerprint, occurrence and policy', async () => {
-      const payload = alertmanagerPayload([nginxDown(), { labels: { alertname: 'DiskFull', severity: 'warning', instance_id: instance } }], { groupBy: ['job'] });
+      const payload = alertmanagerPayload(
+        [nginxDown(), { labels: { alertname: 'DiskFull', severity: 'warning', instance_id: instance } }],
+        { groupBy: ['job'] },
+      );
       const answer = await postJson(intake.url, AM, payload, token);
       expect(answer.status).toBe(200);
-      const name = requestName(NS, 'restart-nginx', { source: 'alertmanager', fingerprint: 'c4a2d3e1f5b60718', occurrence: '2025-03-01T10:00:00.123Z' });
+      const name = requestName(NS, 'restart-nginx', {
+        source: 'alertmanager',
+        fingerprint: 'c4a2d3e1f5b60718',
+        occurrence: '2025-03-01T10:00:00.123Z',
+      });
       // DiskFull matches nothing here: restart-nginx wants Nginx*, cloudwatch-only wants CloudWatch, not-ready is not Ready.
       expect(answer.json).toEqual({ alerts: 2, created: [`${NS}/${name}`], existing: [], cancelled: [], unchanged: [], unmatched: 1 });
 
@@ -173,16 +193,22 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
       expect(await count()).toBe(before);
     });
 
-    test('?namespace= decides which namespace\'s policies are considered', async () => {
+    test("?namespace= decides which namespace's policies are considered", async () => {
       const payload = alertmanagerPayload([nginxDown({ fingerprint: 'aaaa000000000001' })]);
       const answer = await postJson(intake.url, `/v1/alerts/alertmanager?namespace=${OTHER}`, payload, token);
       expect(answer.status).toBe(200);
-      expect(answer.json?.created).toEqual([`${OTHER}/${requestName(OTHER, 'other-team', { source: 'alertmanager', fingerprint: 'aaaa000000000001', occurrence: '2025-03-01T10:00:00.123Z' })}`]);
+      expect(answer.json?.created).toEqual([
+        `${OTHER}/${requestName(OTHER, 'other-team', { source: 'alertmanager', fingerprint: 'aaaa000000000001', occurrence: '2025-03-01T10:00:00.123Z' })}`,
+      ]);
       expect(await count(OTHER)).toBe(1);
     });
 
     test('a resolved alert cancels its requests that have not started executing; the next firing is a new occurrence', async () => {
-      const name = requestName(NS, 'restart-nginx', { source: 'alertmanager', fingerprint: 'c4a2d3e1f5b60718', occurrence: '2025-03-01T10:00:00.123Z' });
+      const name = requestName(NS, 'restart-nginx', {
+        source: 'alertmanager',
+        fingerprint: 'c4a2d3e1f5b60718',
+        occurrence: '2025-03-01T10:00:00.123Z',
+      });
       await res.waitForPhase(NS, name, 'AwaitingApproval', 30_000);
       const resolved = alertmanagerPayload([nginxDown({ status: 'resolved', endsAt: '2025-03-01T10:20:00.5Z' })]);
       const answer = await postJson(intake.url, AM, resolved, token);
@@ -196,7 +222,11 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
 
       // The alert fires again later: a new startsAt, a new occurrence, a new request.
       const again = await postJson(intake.url, AM, alertmanagerPayload([nginxDown({ startsAt: '2025-03-01T11:00:00Z' })]), token);
-      const next = requestName(NS, 'restart-nginx', { source: 'alertmanager', fingerprint: 'c4a2d3e1f5b60718', occurrence: '2025-03-01T11:00:00.000Z' });
+      const next = requestName(NS, 'restart-nginx', {
+        source: 'alertmanager',
+        fingerprint: 'c4a2d3e1f5b60718',
+        occurrence: '2025-03-01T11:00:00.000Z',
+      });
       expect(again.json?.created).toEqual([`${NS}/${next}`]);
       expect(next).not.toBe(name);
 
@@ -211,7 +241,13 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
 
   describe('generic alerts', () => {
     test('a generic alert creates a request; with startsAt it dedupes by occurrence', async () => {
-      const alert = { name: 'NginxSlow', labels: { severity: 'warning', instance_id: instance }, annotations: { summary: 'p99 > 2s' }, startsAt: '2025-03-02T08:00:00Z', fingerprint: 'generic-nginx-slow' };
+      const alert = {
+        name: 'NginxSlow',
+        labels: { severity: 'warning', instance_id: instance },
+        annotations: { summary: 'p99 > 2s' },
+        startsAt: '2025-03-02T08:00:00Z',
+        fingerprint: 'generic-nginx-slow',
+      };
       const first = await postJson(intake.url, GENERIC, alert, token);
       expect(first.status).toBe(200);
       expect(first.json?.created).toHaveLength(1);
@@ -248,7 +284,13 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
     test('a missing, malformed or wrong token is 401 with a JSON error, and creates nothing', async () => {
       const before = await count();
       const payload = alertmanagerPayload([nginxDown({ fingerprint: 'bbbb000000000001' })]);
-      const variants: Array<Record<string, string>> = [{}, { authorization: `Basic ${Buffer.from(`u:${token}`).toString('base64')}` }, { authorization: 'Bearer' }, { authorization: `Bearer ${token}x` }, { authorization: `Bearer ${token.slice(0, -1)}` }];
+      const variants: Array<Record<string, string>> = [
+        {},
+        { authorization: `Basic ${Buffer.from(`u:${token}`).toString('base64')}` },
+        { authorization: 'Bearer' },
+        { authorization: `Bearer ${token}x` },
+        { authorization: `Bearer ${token.slice(0, -1)}` },
+      ];
       for (const headers of variants) {
         const answer = await postJson(intake.url, AM, payload, undefined, headers);
         expect(answer.status).toBe(401);
@@ -256,7 +298,9 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
         expect(answer.json?.error).toMatch(/bearer token/);
         expect(answer.text).not.toContain(token);
       }
-      expect((await postJson(intake.url, GENERIC, { name: 'NginxDown', labels: { severity: 'x' } }, 'wrong-token-000000000000')).status).toBe(401);
+      expect(
+        (await postJson(intake.url, GENERIC, { name: 'NginxDown', labels: { severity: 'x' } }, 'wrong-token-000000000000')).status,
+      ).toBe(401);
       expect(await count()).toBe(before);
     });
 
@@ -264,10 +308,18 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
       const pid = intake.controller.process.pid;
       const core = admin.makeApiClient(CoreV1Api);
       const rotated = newToken();
-      await core.replaceNamespacedSecret({ namespace: ns.home, name: TOKEN_SECRET, body: { metadata: { name: TOKEN_SECRET }, stringData: { token: `${rotated}\n` } } });
+      await core.replaceNamespacedSecret({
+        namespace: ns.home,
+        name: TOKEN_SECRET,
+        body: { metadata: { name: TOKEN_SECRET }, stringData: { token: `${rotated}\n` } },
+      });
       const alert = { name: 'NginxDown', labels: { severity: 'critical', instance_id: instance }, startsAt: '2025-03-03T00:00:00Z' };
       // The new token works at once (a mismatch makes the intake look at the Secret again)...
-      await waitFor('the rotated token to be accepted', async () => (await postJson(intake.url, GENERIC, alert, rotated)).status === 200, 5_000);
+      await waitFor(
+        'the rotated token to be accepted',
+        async () => (await postJson(intake.url, GENERIC, alert, rotated)).status === 200,
+        5_000,
+      );
       // ...and the old one stops working (here within the 1 s --intake-token-ttl).
       await waitFor('the old token to be refused', async () => (await postJson(intake.url, GENERIC, alert, token)).status === 401, 5_000);
       expect(intake.controller.process.pid).toBe(pid);
@@ -307,12 +359,22 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
       ['missing version', json(without(valid(), 'version')), 422, /version: required field is missing/],
       ['missing receiver', json(without(valid(), 'receiver')), 422, /receiver: required/],
       ['alert without labels', json({ ...valid(), alerts: [without(valid().alerts[0]!, 'labels')] }), 422, /alerts\[0\]\.labels: required/],
-      ['alert without startsAt', json({ ...valid(), alerts: [without(valid().alerts[0]!, 'startsAt')] }), 422, /alerts\[0\]\.startsAt: required/],
+      [
+        'alert without startsAt',
+        json({ ...valid(), alerts: [without(valid().alerts[0]!, 'startsAt')] }),
+        422,
+        /alerts\[0\]\.startsAt: required/,
+      ],
       ['alert without alertname', json(alert0({ labels: { severity: 'critical' } })), 422, /alertname is missing/],
       ['version 3', json({ ...valid(), version: '3' }), 422, /version "3"/],
       ['version as a number', json({ ...valid(), version: 4 }), 422, /version: expected string/],
       ['alerts as a string', json({ ...valid(), alerts: 'NginxDown' }), 422, /alerts: expected array/],
-      ['a label value of the wrong type', json(alert0({ labels: { alertname: 'NginxDown', severity: 'critical', port: 443 } })), 422, /alerts\[0\]\.labels\.port: expected string/],
+      [
+        'a label value of the wrong type',
+        json(alert0({ labels: { alertname: 'NginxDown', severity: 'critical', port: 443 } })),
+        422,
+        /alerts\[0\]\.labels\.port: expected string/,
+      ],
       ['annotations of the wrong type', json(alert0({ annotations: ['summary'] })), 422, /alerts\[0\]\.annotations: expected object/],
       ['status in capitals', json({ ...valid(), status: 'FIRING' }), 422, /status: must be one of "firing", "resolved"/],
       ['truncatedAlerts as a string', json({ ...valid(), truncatedAlerts: '0' }), 422, /truncatedAlerts: expected integer/],
@@ -320,15 +382,45 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
       ['startsAt not a timestamp', json(alert0({ startsAt: 'yesterday' })), 422, /startsAt "yesterday" is not an RFC 3339/],
       ['fingerprint of the wrong type', json(alert0({ fingerprint: 12345 })), 422, /fingerprint: expected string/],
       ['an alertname longer than 256', json(alert0({ labels: { alertname: 'N'.repeat(300), severity: 'x' } })), 422, /longer than 256/],
-      ['too many alerts', json({ ...valid(), alerts: Array.from({ length: 501 }, (_, i) => ({ ...valid().alerts[0], fingerprint: `f${i}` })) }), 413, /max_alerts/],
-      ['a body over 1 MiB', { body: JSON.stringify({ ...valid(), padding: 'x'.repeat(1024 * 1024) }), type: 'application/json' }, 413, /larger than 1048576 bytes/],
-      ['a bad namespace parameter', { ...json(valid()), path: '/v1/alerts/alertmanager?namespace=Not_A_Namespace' }, 400, /not a valid namespace/],
+      [
+        'too many alerts',
+        json({ ...valid(), alerts: Array.from({ length: 501 }, (_, i) => ({ ...valid().alerts[0], fingerprint: `f${i}` })) }),
+        413,
+        /max_alerts/,
+      ],
+      [
+        'a body over 1 MiB',
+        { body: JSON.stringify({ ...valid(), padding: 'x'.repeat(1024 * 1024) }), type: 'application/json' },
+        413,
+        /larger than 1048576 bytes/,
+      ],
+      [
+        'a bad namespace parameter',
+        { ...json(valid()), path: '/v1/alerts/alertmanager?namespace=Not_A_Namespace' },
+        400,
+        /not a valid namespace/,
+      ],
       ['generic: missing name', { ...json({ labels: { a: 'b' } }), path: GENERIC }, 422, /name: required field is missing/],
-      ['generic: unknown field', { ...json({ name: 'NginxDown', lables: { severity: 'critical' } }), path: GENERIC }, 422, /lables: unknown field/],
+      [
+        'generic: unknown field',
+        { ...json({ name: 'NginxDown', lables: { severity: 'critical' } }), path: GENERIC },
+        422,
+        /lables: unknown field/,
+      ],
       ['generic: empty name', { ...json({ name: '' }), path: GENERIC }, 422, /name: expected string length greater or equal to 1/],
-      ['generic: labels as an array', { ...json({ name: 'NginxDown', labels: ['severity=critical'] }), path: GENERIC }, 422, /labels: expected object/],
+      [
+        'generic: labels as an array',
+        { ...json({ name: 'NginxDown', labels: ['severity=critical'] }), path: GENERIC },
+        422,
+        /labels: expected object/,
+      ],
       ['generic: status unknown', { ...json({ name: 'NginxDown', status: 'ok' }), path: GENERIC }, 422, /status: must be one of/],
-      ['generic: startsAt a number', { ...json({ name: 'NginxDown', startsAt: 1714557600 }), path: GENERIC }, 422, /startsAt: expected string/],
+      [
+        'generic: startsAt a number',
+        { ...json({ name: 'NginxDown', startsAt: 1714557600 }), path: GENERIC },
+        422,
+        /startsAt: expected string/,
+      ],
       ['an unknown path', { ...json(valid()), path: '/v1/alerts/zabbix' }, 404, /no such endpoint/],
     ];
 
@@ -351,7 +443,9 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
     test('a chunked body over 1 MiB is cut off with 413', async () => {
       const before = await count();
       const answer = await rawExchange(intake.url, (socket) => {
-        socket.write(`POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ntransfer-encoding: chunked\r\n\r\n`);
+        socket.write(
+          `POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ntransfer-encoding: chunked\r\n\r\n`,
+        );
         const chunk = 'x'.repeat(64 * 1024);
         // 1.25 MiB, and the body never ends: the intake must not wait for it.
         for (let i = 0; i < 20; i++) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
@@ -363,12 +457,16 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
 
     test('Expect: 100-continue: a refused sender is answered before it uploads the body', async () => {
       const answer = await rawExchange(intake.url, (socket) => {
-        socket.write(`POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer wrong-token-0000000000\r\ncontent-length: 50000000\r\nexpect: 100-continue\r\n\r\n`);
+        socket.write(
+          `POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer wrong-token-0000000000\r\ncontent-length: 50000000\r\nexpect: 100-continue\r\n\r\n`,
+        );
       });
       expect(answer.status).toBe(401);
       const accepted = await rawExchange(intake.url, (socket) => {
         const body = JSON.stringify(valid());
-        socket.write(`POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nexpect: 100-continue\r\n\r\n`);
+        socket.write(
+          `POST ${AM} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nexpect: 100-continue\r\n\r\n`,
+        );
         socket.once('data', () => socket.write(body));
       });
       expect(accepted.interim).toBe(100);
@@ -389,17 +487,23 @@ describe('alert intake (Alertmanager, generic, auth, bad input)', () => {
     });
   });
 
-  test('intake metrics are on the controller\'s /metrics', async () => {
+  test("intake metrics are on the controller's /metrics", async () => {
     const text = await (await fetch(`${intake.controller.metricsUrl}/metrics`)).text();
     expect(metricValue(text, 'remediator_intake_requests_total', { source: 'alertmanager', outcome: 'ok' })).toBeGreaterThan(0);
-    expect(metricValue(text, 'remediator_intake_requests_total', { source: 'alertmanager', outcome: 'unauthorized' })).toBeGreaterThanOrEqual(5);
+    expect(
+      metricValue(text, 'remediator_intake_requests_total', { source: 'alertmanager', outcome: 'unauthorized' }),
+    ).toBeGreaterThanOrEqual(5);
     expect(metricValue(text, 'remediator_intake_requests_total', { source: 'alertmanager', outcome: 'bad_request' })).toBeGreaterThan(10);
-    expect(metricValue(text, 'remediator_intake_requests_total', { source: 'alertmanager', outcome: 'too_large' })).toBeGreaterThanOrEqual(2);
+    expect(metricValue(text, 'remediator_intake_requests_total', { source: 'alertmanager', outcome: 'too_large' })).toBeGreaterThanOrEqual(
+      2,
+    );
     expect(metricValue(text, 'remediator_intake_requests_total', { source: 'generic', outcome: 'ok' })).toBeGreaterThan(0);
     expect(metricValue(text, 'remediator_intake_request_duration_seconds_count', { source: 'alertmanager' })).toBeGreaterThan(0);
     expect(metricValue(text, 'remediator_intake_alerts_received_total', { source: 'alertmanager', status: 'firing' })).toBeGreaterThan(0);
     expect(metricValue(text, 'remediator_intake_remediationrequests_created_total', { source: 'alertmanager' })).toBeGreaterThanOrEqual(3);
-    expect(metricValue(text, 'remediator_intake_remediationrequests_deduplicated_total', { source: 'alertmanager' })).toBeGreaterThanOrEqual(8);
+    expect(
+      metricValue(text, 'remediator_intake_remediationrequests_deduplicated_total', { source: 'alertmanager' }),
+    ).toBeGreaterThanOrEqual(8);
     expect(metricValue(text, 'remediator_intake_resolutions_total', { source: 'alertmanager', result: 'cancelled' })).toBe(1);
     // The controller's own metrics are on the same registry.
     expect(text).toContain('controller_runtime_reconcile_total');

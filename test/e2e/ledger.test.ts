@@ -28,7 +28,13 @@ describe('execution ledger, finalizer, retention, held windows', () => {
   let n = 0;
 
   const start = async () => {
-    controller = await startController(tb, { region: REGION, namespace: NS, name: `controller-ledger-${++n}`, awsEndpoint: proxy.endpoint, extraEnv: { LEDGER_NAMESPACE: LEDGER_NS } });
+    controller = await startController(tb, {
+      region: REGION,
+      namespace: NS,
+      name: `controller-ledger-${++n}`,
+      awsEndpoint: proxy.endpoint,
+      extraEnv: { LEDGER_NAMESPACE: LEDGER_NS },
+    });
   };
   const restart = async () => {
     await controller?.stop();
@@ -40,7 +46,13 @@ describe('execution ledger, finalizer, retention, held windows', () => {
     return i!;
   }
 
-  const spec = (extra: Partial<AlertPolicy['spec']>) => ({ targets: { fromLabels: ['instance_id'] }, runbookRef: { name: RUNBOOK }, inputs: { service: 'nginx' }, risk: 'Low' as const, ...extra });
+  const spec = (extra: Partial<AlertPolicy['spec']>) => ({
+    targets: { fromLabels: ['instance_id'] },
+    runbookRef: { name: RUNBOOK },
+    inputs: { service: 'nginx' },
+    risk: 'Low' as const,
+    ...extra,
+  });
 
   async function policy(extra: Partial<AlertPolicy['spec']>, name = `p${++n}`): Promise<string> {
     await res.createPolicy(NS, name, spec(extra));
@@ -48,28 +60,59 @@ describe('execution ledger, finalizer, retention, held windows', () => {
   }
 
   async function request(p: string, target: string, name = `r${++n}`) {
-    const rr = await res.createRequest(NS, name, { policyRef: { name: p }, alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: target } } });
+    const rr = await res.createRequest(NS, name, {
+      policyRef: { name: p },
+      alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: target } },
+    });
     return { name, uid: rr.metadata!.uid! };
   }
 
   async function gone(name: string, timeoutMs = 30_000): Promise<void> {
-    await waitFor(`${name} deleted`, async () => res.getRequest(NS, name).then(() => false, (e: { code?: number }) => e.code === 404), timeoutMs);
+    await waitFor(
+      `${name} deleted`,
+      async () =>
+        res.getRequest(NS, name).then(
+          () => false,
+          (e: { code?: number }) => e.code === 404,
+        ),
+      timeoutMs,
+    );
   }
 
   async function deleteRequest(name: string): Promise<void> {
-    await res.api.deleteNamespacedCustomObject({ group: 'remediator.dev', version: 'v1alpha1', namespace: NS, plural: 'remediationrequests', name });
+    await res.api.deleteNamespacedCustomObject({
+      group: 'remediator.dev',
+      version: 'v1alpha1',
+      namespace: NS,
+      plural: 'remediationrequests',
+      name,
+    });
   }
 
   async function deletePolicy(name: string): Promise<void> {
-    await res.api.deleteNamespacedCustomObject({ group: 'remediator.dev', version: 'v1alpha1', namespace: NS, plural: 'alertpolicies', name });
-    await waitFor(`policy ${name} deleted`, async () => res.getPolicy(NS, name).then(() => false, () => true));
+    await res.api.deleteNamespacedCustomObject({
+      group: 'remediator.dev',
+      version: 'v1alpha1',
+      namespace: NS,
+      plural: 'alertpolicies',
+      name,
+    });
+    await waitFor(`policy ${name} deleted`, async () =>
+      res.getPolicy(NS, name).then(
+        () => false,
+        () => true,
+      ),
+    );
   }
 
   /** The executions the ledger holds for a policy, as stored in the controller's namespace. */
   async function ledger(p: string): Promise<Array<{ uid: string; request: string; outcome?: string }>> {
     const list = await core.listNamespacedConfigMap({ namespace: LEDGER_NS, labelSelector: 'remediator.dev/ledger=true' });
     const cm = list.items.find((c) => c.data?.namespace === NS && c.data.policy === p);
-    return (cm?.data?.executions ?? '').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { uid: string; request: string; outcome?: string });
+    return (cm?.data?.executions ?? '')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { uid: string; request: string; outcome?: string });
   }
 
   const commandsFor = async (uid: string) => (await ssmCommands(tb, REGION)).filter((c) => c.Comment === `remediator:${uid}`);
@@ -94,7 +137,9 @@ describe('execution ledger, finalizer, retention, held windows', () => {
     const i = await instance();
     const first = await request(p, i, 'again');
     await res.waitForPhase(NS, first.name, 'Succeeded');
-    await waitFor('the ledger has the outcome', async () => (await ledger(p)).find((e) => e.uid === first.uid && e.outcome === 'Succeeded'));
+    await waitFor('the ledger has the outcome', async () =>
+      (await ledger(p)).find((e) => e.uid === first.uid && e.outcome === 'Succeeded'),
+    );
     await deleteRequest('again');
     await gone('again');
     const second = await request(p, i, 'again');
@@ -128,7 +173,11 @@ describe('execution ledger, finalizer, retention, held windows', () => {
   }, 90_000);
 
   test('the circuit breaker survives deleting its failed requests, the policy, and a restart', async () => {
-    proxy.addRule({ kind: 'rewrite', operation: 'GetCommandInvocation', transform: (body: Record<string, unknown>) => ({ ...body, Status: 'Failed', StatusDetails: 'Failed', ResponseCode: 1 }) });
+    proxy.addRule({
+      kind: 'rewrite',
+      operation: 'GetCommandInvocation',
+      transform: (body: Record<string, unknown>) => ({ ...body, Status: 'Failed', StatusDetails: 'Failed', ResponseCode: 1 }),
+    });
     const p = await policy({ safety: { circuitBreaker: { maxConsecutiveFailures: 2 } } });
     const failed = [await request(p, await instance()), await request(p, await instance())];
     for (const f of failed) await res.waitForPhase(NS, f.name, 'Failed');
@@ -139,14 +188,21 @@ describe('execution ledger, finalizer, retention, held windows', () => {
     await deletePolicy(p);
     await res.createPolicy(NS, p, spec({ safety: { circuitBreaker: { maxConsecutiveFailures: 2 } } }));
     await restart();
-    await waitFor('the recreated policy shows the open breaker', async () => (await res.getPolicy(NS, p)).status?.circuitBreaker?.open === true);
+    await waitFor(
+      'the recreated policy shows the open breaker',
+      async () => (await res.getPolicy(NS, p)).status?.circuitBreaker?.open === true,
+    );
     const next = await request(p, await instance());
     expect((await res.waitForPhase(NS, next.name, 'Skipped')).status?.reason).toBe('CircuitOpen');
     expect(await commandsFor(next.uid)).toHaveLength(0);
   }, 90_000);
 
   test('a request deleted while it executes stays until its command ended and the ledger has it; sent exactly once', async () => {
-    const running = proxy.addRule({ kind: 'rewrite', operation: 'GetCommandInvocation', transform: (body: Record<string, unknown>) => ({ ...body, Status: 'InProgress', StatusDetails: 'InProgress' }) });
+    const running = proxy.addRule({
+      kind: 'rewrite',
+      operation: 'GetCommandInvocation',
+      transform: (body: Record<string, unknown>) => ({ ...body, Status: 'InProgress', StatusDetails: 'InProgress' }),
+    });
     const p = await policy({});
     const r = await request(p, await instance());
     await waitFor('a command id', async () => (await res.getRequest(NS, r.name)).status?.execution?.ssm?.commandId);
@@ -167,7 +223,10 @@ describe('execution ledger, finalizer, retention, held windows', () => {
   }, 60_000);
 
   test('retention: the history limit and the TTL delete finished requests; the ledger keeps them', async () => {
-    const p = await policy({ retention: { ttlAfterFinished: '4s', historyLimit: 1 }, safety: { rateLimit: { maxExecutions: 10, window: '1h' } } });
+    const p = await policy({
+      retention: { ttlAfterFinished: '4s', historyLimit: 1 },
+      safety: { rateLimit: { maxExecutions: 10, window: '1h' } },
+    });
     const rs = [];
     for (let k = 0; k < 3; k++) {
       const r = await request(p, await instance());
@@ -189,7 +248,9 @@ describe('execution ledger, finalizer, retention, held windows', () => {
     // A window opening 12 s from now for 30 s (cron with seconds), in UTC.
     const opens = new Date(Math.ceil((Date.now() + 12_000) / 1000) * 1000);
     const schedule = `${opens.getUTCSeconds()} ${opens.getUTCMinutes()} ${opens.getUTCHours()} * * *`;
-    const p = await policy({ safety: { maintenanceWindows: { mode: 'OnlyDuring', windows: [{ schedule, duration: '30s', timeZone: 'UTC' }] } } });
+    const p = await policy({
+      safety: { maintenanceWindows: { mode: 'OnlyDuring', windows: [{ schedule, duration: '30s', timeZone: 'UTC' }] } },
+    });
     const r = await request(p, await instance());
     const held = await waitFor('held', async () => {
       const got = await res.getRequest(NS, r.name);

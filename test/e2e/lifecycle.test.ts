@@ -34,7 +34,12 @@ describe('remediation lifecycle', () => {
 
   async function policy(spec: Partial<AlertPolicy['spec']>): Promise<string> {
     const name = `p${++n}`;
-    await res.createPolicy(NS, name, { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: RUNBOOK }, inputs: { service: '{{ labels.service }}' }, ...spec });
+    await res.createPolicy(NS, name, {
+      targets: { fromLabels: ['instance_id'] },
+      runbookRef: { name: RUNBOOK },
+      inputs: { service: '{{ labels.service }}' },
+      ...spec,
+    });
     return name;
   }
 
@@ -79,7 +84,11 @@ describe('remediation lifecycle', () => {
     for (const user of ['alice', 'bob', 'carol']) await grant(tb, NS, user, `${chart.fullname}-approver`);
     await waitForAdmissionPolicy(tb, NS);
     await res.createRunbook(RUNBOOK, restartRunbook());
-    controller = await startController(tb, { region: REGION, namespace: NS, args: ['--admission-policy-name', `${chart.fullname}-approvals`] });
+    controller = await startController(tb, {
+      region: REGION,
+      namespace: NS,
+      args: ['--admission-policy-name', `${chart.fullname}-approvals`],
+    });
   });
 
   afterAll(async () => {
@@ -96,7 +105,12 @@ describe('remediation lifecycle', () => {
       expect(await commandsFor(rr)).toHaveLength(0);
       await approve(rr.metadata!.name!, 'alice');
       const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Succeeded');
-      expect(done.status?.approval).toEqual({ decision: 'Approved', approver: 'alice', reason: 'looks right', planDigest: done.status?.plan?.digest });
+      expect(done.status?.approval).toEqual({
+        decision: 'Approved',
+        approver: 'alice',
+        reason: 'looks right',
+        planDigest: done.status?.plan?.digest,
+      });
       expect(done.status?.conditions?.find((c) => c.type === 'Approved')).toMatchObject({ status: 'True', reason: 'ManuallyApproved' });
       expect(await commandsFor(rr)).toHaveLength(1);
     });
@@ -175,13 +189,22 @@ describe('remediation lifecycle', () => {
       const rr = await request(p, { instance_id: id });
       await res.waitForPhase(NS, rr.metadata!.name!, 'Succeeded');
       // The API server keeps the record: a finished request's spec cannot be rewritten.
-      await expect(patchSpec(rr, (spec) => ({ ...spec, alert: { ...spec.alert, annotations: { touched: 'yes' } } }))).rejects.toMatchObject({
-        code: 422,
-        body: expect.stringContaining('spec cannot change once the request is executing or has ended'),
-      });
+      await expect(patchSpec(rr, (spec) => ({ ...spec, alert: { ...spec.alert, annotations: { touched: 'yes' } } }))).rejects.toMatchObject(
+        {
+          code: 422,
+          body: expect.stringContaining('spec cannot change once the request is executing or has ended'),
+        },
+      );
       // Metadata may still change (labels for bookkeeping), and that runs nothing again.
       await res.api.patchNamespacedCustomObject(
-        { group: GROUP, version: VERSION, namespace: NS, plural: 'remediationrequests', name: rr.metadata!.name!, body: [{ op: 'add', path: '/metadata/labels', value: { reviewed: 'yes' } }] },
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace: NS,
+          plural: 'remediationrequests',
+          name: rr.metadata!.name!,
+          body: [{ op: 'add', path: '/metadata/labels', value: { reviewed: 'yes' } }],
+        },
         setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
       );
       await new Promise((r) => setTimeout(r, 1_500));
@@ -191,7 +214,21 @@ describe('remediation lifecycle', () => {
   });
 
   describe('execution safety', () => {
-    const hostile = ['nginx; reboot', 'nginx && curl x|sh', '$(reboot)', '`reboot`', "nginx'", 'nginx"', 'a\nreboot', 'x'.repeat(300), '--help', '-rf', '../../etc/shadow', 'a/../b', ''];
+    const hostile = [
+      'nginx; reboot',
+      'nginx && curl x|sh',
+      '$(reboot)',
+      '`reboot`',
+      "nginx'",
+      'nginx"',
+      'a\nreboot',
+      'x'.repeat(300),
+      '--help',
+      '-rf',
+      '../../etc/shadow',
+      'a/../b',
+      '',
+    ];
     test.each(hostile)('a templated value %j fails the request before anything is sent', async (value) => {
       const id = await instance();
       const p = await policy({});
@@ -259,7 +296,9 @@ describe('remediation lifecycle', () => {
       await putInstanceMetric(tb.motoEndpoint, idle, pointsEvery([10, 12, 9]), { region: REGION });
       const spec: Partial<AlertPolicy['spec']> = {
         enrichment: {
-          metrics: [{ name: 'cpu', namespace: 'AWS/EC2', metricName: 'CPUUtilization', statistic: 'Average', periodSeconds: 60, lookback: '15m' }],
+          metrics: [
+            { name: 'cpu', namespace: 'AWS/EC2', metricName: 'CPUUtilization', statistic: 'Average', periodSeconds: 60, lookback: '15m' },
+          ],
           guards: [{ metric: 'cpu', operator: '>', threshold: 90 }],
         },
       };
@@ -291,10 +330,12 @@ describe('remediation lifecycle', () => {
       const p = await policy({ safety: { rateLimit: { maxExecutions: 2, window: '1h' } } });
       const rrs = await Promise.all(ids.map((id) => request(p, { instance_id: id })));
       const ends = await Promise.all(
-        rrs.map((r) => waitFor(`end of ${r.metadata!.name}`, async () => {
-          const x = await res.getRequest(NS, r.metadata!.name!);
-          return ['Succeeded', 'Skipped'].includes(x.status?.phase ?? '') ? x : undefined;
-        })),
+        rrs.map((r) =>
+          waitFor(`end of ${r.metadata!.name}`, async () => {
+            const x = await res.getRequest(NS, r.metadata!.name!);
+            return ['Succeeded', 'Skipped'].includes(x.status?.phase ?? '') ? x : undefined;
+          }),
+        ),
       );
       expect(ends.filter((e) => e.status?.phase === 'Succeeded')).toHaveLength(2);
       expect(ends.filter((e) => e.status?.reason === 'RateLimited')).toHaveLength(2);
@@ -303,7 +344,9 @@ describe('remediation lifecycle', () => {
     test('outside its maintenance window a policy executes nothing: the request is held, not skipped', async () => {
       const id = await instance();
       const hour = (new Date().getUTCHours() + 12) % 24;
-      const p = await policy({ safety: { maintenanceWindows: { mode: 'OnlyDuring', windows: [{ schedule: `0 ${hour} * * *`, duration: '1h', timeZone: 'UTC' }] } } });
+      const p = await policy({
+        safety: { maintenanceWindows: { mode: 'OnlyDuring', windows: [{ schedule: `0 ${hour} * * *`, duration: '1h', timeZone: 'UTC' }] } },
+      });
       const rr = await request(p, { instance_id: id });
       const held = await waitFor('held by the window', async () => {
         const got = await res.getRequest(NS, rr.metadata!.name!);
@@ -322,7 +365,12 @@ describe('remediation lifecycle', () => {
     });
 
     test('a policy the controller cannot use says why in Ready', async () => {
-      const p = await policy({ match: { labels: [{ name: 'alertname', op: '=~', value: '(unclosed' }] }, safety: { maintenanceWindows: { mode: 'NeverDuring', windows: [{ schedule: '0 2 * * *', duration: '1h', timeZone: 'Mars/Olympus' }] } } });
+      const p = await policy({
+        match: { labels: [{ name: 'alertname', op: '=~', value: '(unclosed' }] },
+        safety: {
+          maintenanceWindows: { mode: 'NeverDuring', windows: [{ schedule: '0 2 * * *', duration: '1h', timeZone: 'Mars/Olympus' }] },
+        },
+      });
       const ready = await waitFor('Ready=False', async () => {
         const got = await res.getPolicy(NS, p);
         const c = got.status?.conditions?.find((x) => x.type === 'Ready');
@@ -345,20 +393,34 @@ describe('remediation lifecycle', () => {
     const sns = () => new SNSClient(seedClientConfig(tb.motoEndpoint, REGION));
 
     async function topicWithQueue(name: string, fifo = false) {
-      const t = await sns().send(new CreateTopicCommand({ Name: fifo ? `${name}.fifo` : name, Attributes: fifo ? { FifoTopic: 'true', ContentBasedDeduplication: 'false' } : {} }));
-      const q = await sqs().send(new CreateQueueCommand({ QueueName: fifo ? `${name}.fifo` : name, Attributes: fifo ? { FifoQueue: 'true' } : {} }));
-      const arn = (await sqs().send(new GetQueueAttributesCommand({ QueueUrl: q.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn;
-      await sns().send(new SubscribeCommand({ TopicArn: t.TopicArn, Protocol: 'sqs', Endpoint: arn, Attributes: { RawMessageDelivery: 'false' } }));
+      const t = await sns().send(
+        new CreateTopicCommand({
+          Name: fifo ? `${name}.fifo` : name,
+          Attributes: fifo ? { FifoTopic: 'true', ContentBasedDeduplication: 'false' } : {},
+        }),
+      );
+      const q = await sqs().send(
+        new CreateQueueCommand({ QueueName: fifo ? `${name}.fifo` : name, Attributes: fifo ? { FifoQueue: 'true' } : {} }),
+      );
+      const arn = (await sqs().send(new GetQueueAttributesCommand({ QueueUrl: q.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes
+        ?.QueueArn;
+      await sns().send(
+        new SubscribeCommand({ TopicArn: t.TopicArn, Protocol: 'sqs', Endpoint: arn, Attributes: { RawMessageDelivery: 'false' } }),
+      );
       return { topicArn: t.TopicArn!, queueUrl: q.QueueUrl! };
     }
 
     async function drain(queueUrl: string, atLeast: number) {
       const got: Array<{ Subject?: string; Message: string; MessageAttributes?: Record<string, { Value: string }> }> = [];
-      await waitFor(`${atLeast} message(s) on ${queueUrl}`, async () => {
-        const out = await sqs().send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-        for (const m of out.Messages ?? []) got.push(JSON.parse(m.Body ?? '{}'));
-        return got.length >= atLeast;
-      }, 20_000);
+      await waitFor(
+        `${atLeast} message(s) on ${queueUrl}`,
+        async () => {
+          const out = await sqs().send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+          for (const m of out.Messages ?? []) got.push(JSON.parse(m.Body ?? '{}'));
+          return got.length >= atLeast;
+        },
+        20_000,
+      );
       return got;
     }
 
@@ -367,7 +429,14 @@ describe('remediation lifecycle', () => {
       const id = await instance();
       const rb = await runbook({
         namespaceSelector: {},
-        action: { sns: { topicArn, subject: 'Disk full on {{ labels.instance_id }}', message: 'Please look at {{ labels.instance_id }} ({{ alert.name }})', messageAttributes: { severity: '{{ labels.severity }}' } } },
+        action: {
+          sns: {
+            topicArn,
+            subject: 'Disk full on {{ labels.instance_id }}',
+            message: 'Please look at {{ labels.instance_id }} ({{ alert.name }})',
+            messageAttributes: { severity: '{{ labels.severity }}' },
+          },
+        },
       });
       const p = await policy({ runbookRef: { name: rb }, inputs: {} });
       const rr = await request(p, { instance_id: id, severity: 'page' });

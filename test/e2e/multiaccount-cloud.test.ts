@@ -49,7 +49,13 @@ async function seed(endpoint: string, account: string, region: string): Promise<
         MinCount: 2,
         MaxCount: 2,
         TagSpecifications: [
-          { ResourceType: 'instance', Tags: [{ Key: 'run', Value: RUN }, { Key: 'remediator.dev/managed', Value: 'true' }] },
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: 'run', Value: RUN },
+              { Key: 'remediator.dev/managed', Value: 'true' },
+            ],
+          },
         ],
       }),
     );
@@ -143,12 +149,17 @@ describe('CloudPool across accounts and regions (moto)', () => {
       });
       expect(regionOf(c)).toBe(HOME);
     }
-    const baseKeys = new Set(proxy.calls('DescribeInstances').filter((c) => regionOf(c) === R1).map(signedWith));
+    const baseKeys = new Set(
+      proxy
+        .calls('DescribeInstances')
+        .filter((c) => regionOf(c) === R1)
+        .map(signedWith),
+    );
     expect(baseKeys.size).toBe(3); // base, A, B: three identities signed DescribeInstances in R1
     expect(await pool.identity({})).toMatchObject({ account: ACCOUNT_ID });
   });
 
-  test('SendCommand reaches the emulator signed with the workload role\'s credentials, and lands in that account', async () => {
+  test("SendCommand reaches the emulator signed with the workload role's credentials, and lands in that account", async () => {
     const target = fleet.get(`${A}/${R2}`)!.slice(0, 1);
     const comment = `remediator:${RUN}-send`;
     const sent = await pool.forLocation(where(A, R2)).commands.sendCommand({
@@ -220,7 +231,10 @@ describe('CloudPool across accounts and regions (moto)', () => {
       match: (r) => String(r.headers['authorization']).includes(`/${R2}/ec2/`),
       times: 1,
     });
-    const error = await pool.forLocation(where(B, R2)).instances.findByTags({ run: RUN }).catch((e: unknown) => e);
+    const error = await pool
+      .forLocation(where(B, R2))
+      .instances.findByTags({ run: RUN })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AwsLocationAccessDeniedError);
     expect((error as AwsLocationAccessDeniedError).location).toEqual({ region: R2, account: B, roleArn: roleOf(B) });
     expect((error as Error).message).toContain(`AWS denied ec2:DescribeInstances in account ${B} in ${R2} (through role ${roleOf(B)})`);

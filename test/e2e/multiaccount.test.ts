@@ -29,7 +29,8 @@ type Credentials = { accessKeyId: string; secretAccessKey: string; sessionToken?
 async function credentialsOf(endpoint: string, account: string): Promise<Credentials> {
   const sts = new STSClient({ endpoint, region: HOME, credentials: SEED_CREDENTIALS });
   try {
-    const c = (await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/seed`, RoleSessionName: 'seed' }))).Credentials!;
+    const c = (await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/seed`, RoleSessionName: 'seed' })))
+      .Credentials!;
     return { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! };
   } finally {
     sts.destroy();
@@ -55,7 +56,11 @@ async function seed(endpoint: string, account: string, region: string): Promise<
 }
 
 async function commandsIn(endpoint: string, account: string, region: string, comment: string) {
-  const ssm = new SSMClient({ endpoint, region, credentials: account === ACCOUNT_ID ? SEED_CREDENTIALS : await credentialsOf(endpoint, account) });
+  const ssm = new SSMClient({
+    endpoint,
+    region,
+    credentials: account === ACCOUNT_ID ? SEED_CREDENTIALS : await credentialsOf(endpoint, account),
+  });
   try {
     return ((await ssm.send(new ListCommandsCommand({}))).Commands ?? []).filter((c) => c.Comment === comment);
   } finally {
@@ -110,7 +115,11 @@ describe('one controller, several AWS accounts and regions', () => {
     await res.createRunbook(`ma-a-${HOME}`, runbook(A, R1));
     await res.createRunbook(`ma-b-${HOME}`, runbook(B, R2));
     await res.createRunbook(`ma-denied-${HOME}`, runbook(DENIED, R1));
-    for (const [name, rb] of [['in-a', `ma-a-${HOME}`], ['in-b', `ma-b-${HOME}`], ['denied', `ma-denied-${HOME}`]] as const) {
+    for (const [name, rb] of [
+      ['in-a', `ma-a-${HOME}`],
+      ['in-b', `ma-b-${HOME}`],
+      ['denied', `ma-denied-${HOME}`],
+    ] as const) {
       await res.createPolicy(NS, name, { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: rb } });
     }
     controller = await startController(tb, { region: HOME, namespace: NS, awsEndpoint: proxy.endpoint });
@@ -127,7 +136,10 @@ describe('one controller, several AWS accounts and regions', () => {
     const inB = await seed(tb.motoEndpoint, B, R2);
     const a = await request('in-a', { instance_id: inA });
     const b = await request('in-b', { instance_id: inB });
-    for (const [rr, account, region] of [[a, A, R1], [b, B, R2]] as const) {
+    for (const [rr, account, region] of [
+      [a, A, R1],
+      [b, B, R2],
+    ] as const) {
       const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Succeeded');
       expect(done.status?.plan).toMatchObject({ region, roleArn: role(account) });
       const comment = `remediator:${rr.metadata!.uid}`;

@@ -40,8 +40,10 @@ describe('the bundled kubectl plugin', () => {
     expect(list).toMatchObject({ code: 0, stdout: '', stderr: 'No remediation requests found in plugin-bundle namespace.\n' });
   });
 
-  test('the krew manifest names this version and the archive\'s checksum', () => {
-    const manifest = parse(readFileSync(built.manifest, 'utf8')) as { spec: { version: string; platforms: Array<{ sha256: string; uri: string; bin: string }> } };
+  test("the krew manifest names this version and the archive's checksum", () => {
+    const manifest = parse(readFileSync(built.manifest, 'utf8')) as {
+      spec: { version: string; platforms: Array<{ sha256: string; uri: string; bin: string }> };
+    };
     expect(manifest.spec.version).toBe(`v${version}`);
     expect(manifest.spec.platforms[0]).toMatchObject({
       sha256: createHash('sha256').update(readFileSync(built.archive)).digest('hex'),

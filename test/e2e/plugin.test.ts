@@ -10,7 +10,20 @@ import { join } from 'node:path';
 import type { Plan, RemediationRequest } from '../../src/api/v1alpha1/index.js';
 import { planDigest } from '../../src/controllers/plan.js';
 import { repoRoot } from '../testbed/binaries.js';
-import { grant, guardStatus, installChart, must, namespace, plugin, SCOPE_LABEL, serviceAccountKubeconfig, suffix, writeStatus, type InstalledChart, waitForAdmissionPolicy } from './install-chart.js';
+import {
+  grant,
+  guardStatus,
+  installChart,
+  must,
+  namespace,
+  plugin,
+  SCOPE_LABEL,
+  serviceAccountKubeconfig,
+  suffix,
+  writeStatus,
+  type InstalledChart,
+  waitForAdmissionPolicy,
+} from './install-chart.js';
 import { Resources, restartRunbook, testbedFromEnv } from './harness.js';
 
 const id = suffix();
@@ -25,7 +38,13 @@ function plan(risk: Plan['risk']): Plan {
     risk,
     targets: ['i-0123456789abcdef0'],
     region: 'eu-west-1',
-    ssm: { documentName: 'AWS-RunShellScript', parameters: { commands: ['systemctl restart nginx'] }, timeoutSeconds: 600, maxConcurrency: '50', maxErrors: '0' },
+    ssm: {
+      documentName: 'AWS-RunShellScript',
+      parameters: { commands: ['systemctl restart nginx'] },
+      timeoutSeconds: 600,
+      maxConcurrency: '50',
+      maxErrors: '0',
+    },
   };
   return { digest: planDigest(body), ...body };
 }
@@ -53,7 +72,14 @@ describe('kubectl remediator', () => {
     await writeStatus(saKubeconfig, NS, name, status);
   }
 
-  const awaiting = (risk: Plan['risk']) => ({ phase: 'AwaitingApproval', reason: 'ApprovalRequired', risk, targets: ['i-0123456789abcdef0'], targetCount: 1, plan: plan(risk) });
+  const awaiting = (risk: Plan['risk']) => ({
+    phase: 'AwaitingApproval',
+    reason: 'ApprovalRequired',
+    risk,
+    targets: ['i-0123456789abcdef0'],
+    targetCount: 1,
+    plan: plan(risk),
+  });
 
   beforeAll(async () => {
     chart = await installChart(tb, { release: `plg${id}`, namespace: `rmd-plugin-system-${id}`, scope: id });
@@ -68,7 +94,10 @@ describe('kubectl remediator', () => {
     for (const user of ['alice', 'bob']) await grant(tb, NS, user, `${chart.fullname}-approver`);
     // alice may also read Events (describe shows them); bob may not.
     must(await tb.kubectl(['create', 'role', 'event-reader', '--verb=get,list,watch', '--resource=events', '-n', NS]), 'event-reader role');
-    must(await tb.kubectl(['create', 'rolebinding', 'event-reader-alice', '--role=event-reader', '--user=alice', '-n', NS]), 'event-reader binding');
+    must(
+      await tb.kubectl(['create', 'rolebinding', 'event-reader-alice', '--role=event-reader', '--user=alice', '-n', NS]),
+      'event-reader binding',
+    );
     await request('alice', 'db-reboot', awaiting('High'));
     await request('bob', 'web-restart', awaiting('Medium'));
     await request('alice', 'cache-flush', awaiting('Low'));
@@ -120,7 +149,9 @@ describe('kubectl remediator', () => {
   });
 
   test('list shows phase, risk, requester and decision; filters by phase; prints names and JSON', async () => {
-    const table = must(await plugin(tb, 'alice', ['list', '-n', NS]), 'list').stdout.trim().split('\n');
+    const table = must(await plugin(tb, 'alice', ['list', '-n', NS]), 'list')
+      .stdout.trim()
+      .split('\n');
     expect(table[0]).toMatch(/^NAME\s+POLICY\s+PHASE\s+RISK\s+REQUESTED BY\s+DECISION\s+TARGETS\s+AGE$/);
     expect(table.slice(1).map((l) => l.split(/\s+/).slice(0, 7))).toEqual([
       ['cache-flush', 'restart-nginx', 'AwaitingApproval', 'Low', 'alice', '-', '1'],
@@ -128,9 +159,17 @@ describe('kubectl remediator', () => {
       ['done-already', 'restart-nginx', 'Succeeded', 'Low', 'alice', '-', '1'],
       ['web-restart', 'restart-nginx', 'AwaitingApproval', 'Medium', 'bob', '-', '1'],
     ]);
-    const waiting = must(await plugin(tb, 'alice', ['list', '-n', NS, '--phase', 'AwaitingApproval', '-o', 'name']), 'list names').stdout.trim().split('\n');
-    expect(waiting).toEqual(['remediationrequest.remediator.dev/cache-flush', 'remediationrequest.remediator.dev/db-reboot', 'remediationrequest.remediator.dev/web-restart']);
-    const json = JSON.parse(must(await plugin(tb, 'bob', ['ls', '-n', NS, '-o', 'json']), 'list json').stdout) as { items: RemediationRequest[] };
+    const waiting = must(await plugin(tb, 'alice', ['list', '-n', NS, '--phase', 'AwaitingApproval', '-o', 'name']), 'list names')
+      .stdout.trim()
+      .split('\n');
+    expect(waiting).toEqual([
+      'remediationrequest.remediator.dev/cache-flush',
+      'remediationrequest.remediator.dev/db-reboot',
+      'remediationrequest.remediator.dev/web-restart',
+    ]);
+    const json = JSON.parse(must(await plugin(tb, 'bob', ['ls', '-n', NS, '-o', 'json']), 'list json').stdout) as {
+      items: RemediationRequest[];
+    };
     expect(json.items).toHaveLength(4);
     // RBAC applies: mallory may list here but not across the cluster.
     const everywhere = await plugin(tb, 'mallory', ['list', '-A']);
@@ -153,7 +192,9 @@ describe('kubectl remediator', () => {
     expect(done).toContain('Command:      c0ffee00-0000-4000-8000-000000000001');
     expect(done).toContain('i-0123456789abcdef0: Success (exit 0)');
     // Without the right to list Events, describe still works and says so.
-    expect(must(await plugin(tb, 'bob', ['describe', 'db-reboot', '-n', NS]), 'describe as bob').stdout).toContain('<cannot list events in this namespace>');
+    expect(must(await plugin(tb, 'bob', ['describe', 'db-reboot', '-n', NS]), 'describe as bob').stdout).toContain(
+      '<cannot list events in this namespace>',
+    );
   });
 
   test('approve records the current kubeconfig user as the approver', async () => {
@@ -170,10 +211,14 @@ describe('kubectl remediator', () => {
 
   test('reject records the current kubeconfig user too', async () => {
     must(await plugin(tb, 'alice', ['reject', 'web-restart', '-n', NS, '--reason', 'not during the sale']), 'alice rejects');
-    expect((await res.getRequest(NS, 'web-restart')).spec.approval).toEqual({ decision: 'Rejected', approver: 'alice', reason: 'not during the sale' });
+    expect((await res.getRequest(NS, 'web-restart')).spec.approval).toEqual({
+      decision: 'Rejected',
+      approver: 'alice',
+      reason: 'not during the sale',
+    });
   });
 
-  test('the API server\'s refusals reach the user: no approver role, or approving one\'s own High risk request', async () => {
+  test("the API server's refusals reach the user: no approver role, or approving one's own High risk request", async () => {
     const mallory = await plugin(tb, 'mallory', ['approve', 'cache-flush', '-n', NS]);
     expect(mallory.code).toBe(1);
     expect(mallory.stderr).toContain(`error: the API server refused to approve remediationrequest ${NS}/cache-flush as mallory`);
@@ -195,7 +240,7 @@ describe('kubectl remediator', () => {
     expect((await res.getRequest(NS, 'no-plan')).spec.approval).toBeUndefined();
   });
 
-  test('the plugin\'s own checks: decided, ended, unknown, and usage errors', async () => {
+  test("the plugin's own checks: decided, ended, unknown, and usage errors", async () => {
     const again = await plugin(tb, 'alice', ['reject', 'db-reboot', '-n', NS]);
     expect(again.code).toBe(1);
     expect(again.stderr.trim()).toBe(`error: remediationrequest ${NS}/db-reboot is already approved by bob; a decision cannot be changed`);
@@ -209,7 +254,7 @@ describe('kubectl remediator', () => {
     expect(usage.stderr).toContain('approve takes exactly one RemediationRequest name');
   });
 
-  test('resume marks an AlertPolicy\'s circuit breaker for reset', async () => {
+  test("resume marks an AlertPolicy's circuit breaker for reset", async () => {
     const policy = {
       apiVersion: 'remediator.dev/v1alpha1',
       kind: 'AlertPolicy',

@@ -51,21 +51,27 @@ const tests = [
       series('remediator_alertpolicy_circuit_open', 'exported_namespace="web",policy="restart-nginx"', '0 0 1x10'),
       series('remediator_alertpolicy_circuit_open', 'exported_namespace="db",policy="vacuum"', '0x12'),
       // Another release's policy with the same name: not ours.
-      { series: 'remediator_alertpolicy_circuit_open{namespace="other",job="remediator",exported_namespace="web",policy="x"}', values: '1x12' },
+      {
+        series: 'remediator_alertpolicy_circuit_open{namespace="other",job="remediator",exported_namespace="web",policy="x"}',
+        values: '1x12',
+      },
     ],
     alert_rule_test: [
       { eval_time: '2m', alertname: 'RemediatorCircuitBreakerOpen', exp_alerts: [] },
       {
         eval_time: '5m',
         alertname: 'RemediatorCircuitBreakerOpen',
-        exp_alerts: [{
-          exp_labels: { severity: 'warning', team: 'platform', exported_namespace: 'web', policy: 'restart-nginx' },
-          exp_annotations: {
-            summary: 'AlertPolicy web/restart-nginx stopped executing: its circuit breaker is open',
-            description: 'Consecutive executions failed. Read why in the policy\'s status and the failed RemediationRequests, '
-              + 'fix the cause, then resume it: kubectl remediator resume -n web restart-nginx',
+        exp_alerts: [
+          {
+            exp_labels: { severity: 'warning', team: 'platform', exported_namespace: 'web', policy: 'restart-nginx' },
+            exp_annotations: {
+              summary: 'AlertPolicy web/restart-nginx stopped executing: its circuit breaker is open',
+              description:
+                "Consecutive executions failed. Read why in the policy's status and the failed RemediationRequests, " +
+                'fix the cause, then resume it: kubectl remediator resume -n web restart-nginx',
+            },
           },
-        }],
+        ],
       },
     ],
   },
@@ -81,14 +87,17 @@ const tests = [
       {
         eval_time: '13m',
         alertname: 'RemediatorAWSAccessDenied',
-        exp_alerts: [{
-          exp_labels: { severity: 'critical', team: 'platform', service: 'ssm', operation: 'SendCommand' },
-          exp_annotations: {
-            summary: 'AWS denied ssm:SendCommand to the remediator controller',
-            description: 'The controller\'s IAM role lacks ssm:SendCommand (or a condition on it, such as the managed tag, fails). '
-              + 'Compare the role with config/iam/policy.json; blocked requests wait with CloudAccess=False.',
+        exp_alerts: [
+          {
+            exp_labels: { severity: 'critical', team: 'platform', service: 'ssm', operation: 'SendCommand' },
+            exp_annotations: {
+              summary: 'AWS denied ssm:SendCommand to the remediator controller',
+              description:
+                "The controller's IAM role lacks ssm:SendCommand (or a condition on it, such as the managed tag, fails). " +
+                'Compare the role with config/iam/policy.json; blocked requests wait with CloudAccess=False.',
+            },
           },
-        }],
+        ],
       },
       // Ten quiet minutes later it resolves.
       { eval_time: '25m', alertname: 'RemediatorAWSAccessDenied', exp_alerts: [] },
@@ -109,14 +118,17 @@ const tests = [
       {
         eval_time: '40m',
         alertname: 'RemediatorReconcileErrors',
-        exp_alerts: [{
-          exp_labels: { severity: 'warning', team: 'platform', controller: 'remediationrequest' },
-          exp_annotations: {
-            summary: 'More than 10% of remediationrequest reconciles fail',
-            description: '50% of the remediationrequest controller\'s reconciles returned an error over 5 minutes, for 15 minutes. '
-              + 'The controller\'s logs (level error) say why.',
+        exp_alerts: [
+          {
+            exp_labels: { severity: 'warning', team: 'platform', controller: 'remediationrequest' },
+            exp_annotations: {
+              summary: 'More than 10% of remediationrequest reconciles fail',
+              description:
+                "50% of the remediationrequest controller's reconciles returned an error over 5 minutes, for 15 minutes. " +
+                "The controller's logs (level error) say why.",
+            },
           },
-        }],
+        ],
       },
     ],
   },
@@ -134,14 +146,17 @@ const tests = [
       {
         eval_time: '30m',
         alertname: 'RemediatorIntakeErrors',
-        exp_alerts: [{
-          exp_labels: { severity: 'warning', team: 'platform' },
-          exp_annotations: {
-            summary: 'The remediator intake answers 10% of alert deliveries with a server error',
-            description: 'Outcome "unavailable" (503) means the Kubernetes API could not be reached within the retry budget, '
-              + '"error" (500) a bug. See remediator_intake_requests_total by outcome and the controller\'s logs.',
+        exp_alerts: [
+          {
+            exp_labels: { severity: 'warning', team: 'platform' },
+            exp_annotations: {
+              summary: 'The remediator intake answers 10% of alert deliveries with a server error',
+              description:
+                'Outcome "unavailable" (503) means the Kubernetes API could not be reached within the retry budget, ' +
+                '"error" (500) a bug. See remediator_intake_requests_total by outcome and the controller\'s logs.',
+            },
           },
-        }],
+        ],
       },
     ],
   },
@@ -157,13 +172,16 @@ const tests = [
       {
         eval_time: '70m',
         alertname: 'RemediatorApprovalWaitingTooLong',
-        exp_alerts: [{
-          exp_labels: { severity: 'warning', team: 'platform', exported_namespace: 'web' },
-          exp_annotations: {
-            summary: 'A RemediationRequest in web has waited 1h 10m 0s for approval',
-            description: 'Approve or reject it (kubectl remediator list -n web); unanswered, it expires and its alert stays unremediated.',
+        exp_alerts: [
+          {
+            exp_labels: { severity: 'warning', team: 'platform', exported_namespace: 'web' },
+            exp_annotations: {
+              summary: 'A RemediationRequest in web has waited 1h 10m 0s for approval',
+              description:
+                'Approve or reject it (kubectl remediator list -n web); unanswered, it expires and its alert stays unremediated.',
+            },
           },
-        }],
+        ],
       },
     ],
   },
@@ -185,8 +203,13 @@ describe('PrometheusRule', () => {
 
   test('passes promtool check rules and its unit tests', async () => {
     const groups = await renderRules({ alertLabels: { team: 'platform' } });
-    expect(groups.flatMap((g) => g.rules.map((r) => r.alert)).sort()).toEqual(
-      ['RemediatorAWSAccessDenied', 'RemediatorApprovalWaitingTooLong', 'RemediatorCircuitBreakerOpen', 'RemediatorIntakeErrors', 'RemediatorReconcileErrors']);
+    expect(groups.flatMap((g) => g.rules.map((r) => r.alert)).sort()).toEqual([
+      'RemediatorAWSAccessDenied',
+      'RemediatorApprovalWaitingTooLong',
+      'RemediatorCircuitBreakerOpen',
+      'RemediatorIntakeErrors',
+      'RemediatorReconcileErrors',
+    ]);
     writeFileSync(join(dir, 'rules.yaml'), stringify({ groups }));
     const check = await run(promtool, ['check', 'rules', join(dir, 'rules.yaml')]);
     expect(check.stdout).toContain('SUCCESS: 5 rules found');

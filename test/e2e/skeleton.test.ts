@@ -28,7 +28,10 @@ describe('walking skeleton', () => {
   });
 
   test('an auto-approved request is enriched, executed through SSM and recorded', async () => {
-    const [instance] = await seedInstances(tb.motoEndpoint, { region: REGION, tags: { Name: 'web-1', Environment: 'prod', Service: 'nginx' } });
+    const [instance] = await seedInstances(tb.motoEndpoint, {
+      region: REGION,
+      tags: { Name: 'web-1', Environment: 'prod', Service: 'nginx' },
+    });
     await res.createRunbook(
       RUNBOOK,
       restartRunbook({
@@ -72,11 +75,21 @@ describe('walking skeleton', () => {
     expect(s.risk).toBe('Low');
     expect(s.targets).toEqual([instance]);
     expect(s.targetCount).toBe(1);
-    expect(s.plan).toMatchObject({ runbook: { name: RUNBOOK, generation: 1 }, policyGeneration: 1, risk: 'Low', targets: [instance], region: REGION });
+    expect(s.plan).toMatchObject({
+      runbook: { name: RUNBOOK, generation: 1 },
+      policyGeneration: 1,
+      risk: 'Low',
+      targets: [instance],
+      region: REGION,
+    });
     expect(s.plan?.ssm?.parameters).toEqual({ commands: ['systemctl restart nginx'] });
     expect(s.plan?.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(s.enrichment?.instances).toHaveLength(1);
-    expect(s.enrichment?.instances[0]).toMatchObject({ instanceId: instance, state: 'running', tags: { Environment: 'prod', Service: 'nginx', Name: 'web-1' } });
+    expect(s.enrichment?.instances[0]).toMatchObject({
+      instanceId: instance,
+      state: 'running',
+      tags: { Environment: 'prod', Service: 'nginx', Name: 'web-1' },
+    });
     expect(s.execution?.ssm?.commandId).toBe(command.CommandId);
     expect(s.execution?.ssm?.invocations).toEqual([expect.objectContaining({ instanceId: instance, status: 'Success' })]);
     expect(s.startTime).toBeDefined();
@@ -99,6 +112,14 @@ describe('walking skeleton', () => {
       return p.status?.succeeded === 1 ? p : undefined;
     });
     expect(policy.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
-    expect(policy.status).toMatchObject({ observedGeneration: 1, matched: 1, executed: 1, succeeded: 1, failed: 0, skipped: 0, lastTriggerTime: created.metadata?.creationTimestamp });
+    expect(policy.status).toMatchObject({
+      observedGeneration: 1,
+      matched: 1,
+      executed: 1,
+      succeeded: 1,
+      failed: 0,
+      skipped: 0,
+      lastTriggerTime: created.metadata?.creationTimestamp,
+    });
   });
 });

@@ -35,7 +35,11 @@ describe('trust model: what a namespace editor cannot do', () => {
   const REBOOT = `reboot-${id}`;
 
   const start = () =>
-    startController(tb, { region: REGION, namespace: [TEAM_A, UNGUARDED], args: ['--admission-policy-name', `${chart.fullname}-approvals`] });
+    startController(tb, {
+      region: REGION,
+      namespace: [TEAM_A, UNGUARDED],
+      args: ['--admission-policy-name', `${chart.fullname}-approvals`],
+    });
 
   async function instanceOf(team: string, tags: Record<string, string> = {}): Promise<string> {
     const [iid] = await seedInstances(tb.motoEndpoint, { region: REGION, tags: { team, ...tags } });
@@ -53,7 +57,13 @@ describe('trust model: what a namespace editor cannot do', () => {
     return name;
   }
 
-  async function request(ns: string, policyName: string, labels: Record<string, string>, extra: Partial<RemediationRequest['spec']> = {}, user = 'mallory') {
+  async function request(
+    ns: string,
+    policyName: string,
+    labels: Record<string, string>,
+    extra: Partial<RemediationRequest['spec']> = {},
+    user = 'mallory',
+  ) {
     return as(user).createRequest(ns, `r${++n}`, {
       policyRef: { name: policyName },
       alert: { source: 'alertmanager', name: 'NginxDown', status: 'firing', labels: { service: 'nginx', ...labels } },
@@ -85,7 +95,10 @@ describe('trust model: what a namespace editor cannot do', () => {
     }
     await waitForAdmissionPolicy(tb, TEAM_A);
     const tenants = { matchLabels: { [TENANT_LABEL]: 'true' } };
-    await admin.createRunbook(RESTART, restartRunbook({ namespaceSelector: tenants, scope: { tagSelector: { team: '{{ namespace }}' }, maxTargets: 5 } }));
+    await admin.createRunbook(
+      RESTART,
+      restartRunbook({ namespaceSelector: tenants, scope: { tagSelector: { team: '{{ namespace }}' }, maxTargets: 5 } }),
+    );
     await admin.createRunbook(REBOOT, {
       minRisk: 'High',
       maxAutoApprovedRisk: 'None',
@@ -108,7 +121,9 @@ describe('trust model: what a namespace editor cannot do', () => {
     const created = await tb.kubectl(['create', '-f', '-'], { user: 'mallory', input: JSON.stringify(doc) });
     expect(created.code).not.toBe(0);
     expect(created.stderr).toMatch(/forbidden/i);
-    const patched = await tb.kubectl(['patch', 'runbook', RESTART, '--type', 'merge', '-p', '{"spec":{"namespaceSelector":{}}}'], { user: 'bob' });
+    const patched = await tb.kubectl(['patch', 'runbook', RESTART, '--type', 'merge', '-p', '{"spec":{"namespaceSelector":{}}}'], {
+      user: 'bob',
+    });
     expect(patched.code).not.toBe(0);
     expect(patched.stderr).toMatch(/forbidden/i);
   });
@@ -119,7 +134,10 @@ describe('trust model: what a namespace editor cannot do', () => {
     const auto = await policy(TEAM_A, { runbookRef: { name: REBOOT }, inputs: {}, risk: 'Critical', approval: { mode: 'Auto' } });
     expect(await readyOf(TEAM_A, auto)).toMatchObject({ status: 'False', reason: 'AutoApprovalNotAllowed' });
     const iid = await instanceOf(TEAM_A);
-    for (const [p, reason] of [[low, 'RiskBelowRunbookMinimum'], [auto, 'AutoApprovalNotAllowed']] as const) {
+    for (const [p, reason] of [
+      [low, 'RiskBelowRunbookMinimum'],
+      [auto, 'AutoApprovalNotAllowed'],
+    ] as const) {
       const rr = await request(TEAM_A, p, { instance_id: iid });
       const done = await admin.waitForPhase(TEAM_A, rr.metadata!.name!, 'Failed');
       expect(done.status?.reason).toBe(reason);
@@ -187,7 +205,14 @@ describe('trust model: what a namespace editor cannot do', () => {
       await as('alice').decide(TEAM_A, a.metadata!.name!, 'alice');
       await as('alice').decide(TEAM_A, b.metadata!.name!, 'alice');
       await as('bob').api.patchNamespacedCustomObject(
-        { group: GROUP, version: VERSION, namespace: TEAM_A, plural: 'alertpolicies', name: changed, body: { spec: { risk: 'Critical', inputs: { service: 'php-fpm' } } } },
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace: TEAM_A,
+          plural: 'alertpolicies',
+          name: changed,
+          body: { spec: { risk: 'Critical', inputs: { service: 'php-fpm' } } },
+        },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
       await new Promise((r) => setTimeout(r, 4_500));
@@ -206,7 +231,13 @@ describe('trust model: what a namespace editor cannot do', () => {
     const iid = await instanceOf(UNGUARDED);
     const p = await policy(UNGUARDED, { risk: 'High' });
     // Forged at creation: "requested by bob, approved by alice" — no admission policy stops it here.
-    const rr = await request(UNGUARDED, p, { instance_id: iid }, { approval: { decision: 'Approved', approver: 'alice', planDigest: `sha256:${'0'.repeat(64)}` } }, 'mallory');
+    const rr = await request(
+      UNGUARDED,
+      p,
+      { instance_id: iid },
+      { approval: { decision: 'Approved', approver: 'alice', planDigest: `sha256:${'0'.repeat(64)}` } },
+      'mallory',
+    );
     const waiting = await waitFor('the approval to be refused as unguarded', async () => {
       const got = await admin.getRequest(UNGUARDED, rr.metadata!.name!);
       const c = got.status?.conditions?.find((x) => x.type === 'Approved');
@@ -221,10 +252,15 @@ describe('trust model: what a namespace editor cannot do', () => {
 
   test('6. an editor cannot reset a circuit breaker; only the approver verb can', async () => {
     const p = await policy(TEAM_A, { safety: { circuitBreaker: { maxConsecutiveFailures: 1 } } });
-    const future = await tb.kubectl(['annotate', 'alertpolicy', p, '-n', TEAM_A, 'remediator.dev/circuit-reset-at=9999-12-31T00:00:00Z'], { user: 'mallory' });
+    const future = await tb.kubectl(['annotate', 'alertpolicy', p, '-n', TEAM_A, 'remediator.dev/circuit-reset-at=9999-12-31T00:00:00Z'], {
+      user: 'mallory',
+    });
     expect(future.code).not.toBe(0);
     expect(future.stderr).toContain('may not reset the circuit breaker');
-    const byApprover = await tb.kubectl(['annotate', 'alertpolicy', p, '-n', TEAM_A, `remediator.dev/circuit-reset-at=${new Date().toISOString()}`], { user: 'bob' });
+    const byApprover = await tb.kubectl(
+      ['annotate', 'alertpolicy', p, '-n', TEAM_A, `remediator.dev/circuit-reset-at=${new Date().toISOString()}`],
+      { user: 'bob' },
+    );
     expect(byApprover.stderr).toBe('');
     expect(byApprover.code).toBe(0);
   });
@@ -249,7 +285,10 @@ describe('trust model: what a namespace editor cannot do', () => {
     expect(first?.ssm?.parameters).toEqual({ commands: ['systemctl restart nginx'] });
     expect(first?.targets).toEqual([iid]);
     // The requester changes the alert after the plan was rendered: a new plan, a new digest.
-    await as('mallory').updateRequestSpec(TEAM_A, rr.metadata!.name!, (spec) => ({ ...spec, alert: { ...spec.alert, labels: { ...spec.alert.labels, service: 'sshd' } } }));
+    await as('mallory').updateRequestSpec(TEAM_A, rr.metadata!.name!, (spec) => ({
+      ...spec,
+      alert: { ...spec.alert, labels: { ...spec.alert.labels, service: 'sshd' } },
+    }));
     const replanned = await waitFor('a new plan', async () => {
       const got = await admin.getRequest(TEAM_A, rr.metadata!.name!);
       return got.status?.plan?.digest !== first?.digest && got.status?.phase === 'AwaitingApproval' ? got : undefined;

@@ -33,7 +33,12 @@ describe('controller process', () => {
   let n = 0;
 
   async function start(name: string, extraEnv: Record<string, string> = {}) {
-    const c = await startController(tb, { region: REGION, namespace: NS, name, extraEnv: { POD_NAMESPACE: NS, POD_NAME: name, LEADER_ELECT: 'true', ...extraEnv } });
+    const c = await startController(tb, {
+      region: REGION,
+      namespace: NS,
+      name,
+      extraEnv: { POD_NAMESPACE: NS, POD_NAME: name, LEADER_ELECT: 'true', ...extraEnv },
+    });
     running.push(c);
     return c;
   }
@@ -146,11 +151,17 @@ describe('controller process', () => {
     const fresh = await start('after-restart');
     await waitFor('new leader', async () => (await holder()) === 'after-restart', 30_000);
     // A finished request is requeued for its retention deadline, so its reconciles count as requeue_after.
-    await waitFor('reconciled everything', async () => {
-      const text = await scrape(`${fresh.metricsUrl}/metrics`);
-      const done = ['success', 'requeue_after'].map((r) => metricValue(text, 'controller_runtime_reconcile_total', { controller: 'remediationrequest', result: r }) || 0);
-      return done[0]! + done[1]! >= 4;
-    }, 20_000);
+    await waitFor(
+      'reconciled everything',
+      async () => {
+        const text = await scrape(`${fresh.metricsUrl}/metrics`);
+        const done = ['success', 'requeue_after'].map(
+          (r) => metricValue(text, 'controller_runtime_reconcile_total', { controller: 'remediationrequest', result: r }) || 0,
+        );
+        return done[0]! + done[1]! >= 4;
+      },
+      20_000,
+    );
     await sleep(1_000);
     expect(await apiWrites()).toBe(before);
   }, 120_000);

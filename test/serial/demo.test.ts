@@ -38,7 +38,9 @@ function leftovers(output: string): string[] {
   const dir = /run directory (\S+)/.exec(output)?.[1];
   if (!dir) throw new Error(`the demo did not print its run directory:\n${output}`);
   try {
-    return execFileSync('pgrep', ['-af', dir], { encoding: 'utf8' }).split('\n').filter((l) => l && !l.includes('pgrep'));
+    return execFileSync('pgrep', ['-af', dir], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l && !l.includes('pgrep'));
   } catch {
     return []; // pgrep exits 1 when nothing matches
   }

@@ -39,7 +39,13 @@ function dummyWebIdentityToken(): string {
   const now = Math.floor(Date.now() / 1000);
   return [
     enc({ alg: 'RS256', typ: 'JWT' }),
-    enc({ iss: 'https://oidc.eks.us-east-1.amazonaws.com/id/TESTBED', sub: 'system:serviceaccount:remediator-system:remediator', aud: ['sts.amazonaws.com'], iat: now, exp: now + 86_400 }),
+    enc({
+      iss: 'https://oidc.eks.us-east-1.amazonaws.com/id/TESTBED',
+      sub: 'system:serviceaccount:remediator-system:remediator',
+      aud: ['sts.amazonaws.com'],
+      iat: now,
+      exp: now + 86_400,
+    }),
     enc({ sig: 'testbed' }),
   ].join('.');
 }
@@ -50,7 +56,11 @@ function dummyWebIdentityToken(): string {
  * service out of the chain). Writes the token file.
  */
 export function irsaVars(endpoint: string, region = DEFAULT_REGION, opts: AwsEnvOptions = {}): Record<string, string> {
-  const dir = opts.dir ?? (process.env['REMEDIATOR_TESTBED_DIR'] ? join(process.env['REMEDIATOR_TESTBED_DIR'], 'aws') : mkdtempSync(join(tmpdir(), 'remediator-aws-')));
+  const dir =
+    opts.dir ??
+    (process.env['REMEDIATOR_TESTBED_DIR']
+      ? join(process.env['REMEDIATOR_TESTBED_DIR'], 'aws')
+      : mkdtempSync(join(tmpdir(), 'remediator-aws-')));
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tokenFile = join(dir, `web-identity-token-${process.pid}-${++tokenFiles}`);
   writeFileSync(tokenFile, opts.token ?? dummyWebIdentityToken(), { mode: 0o600 });

@@ -169,11 +169,15 @@ export class Cluster {
     for (const crd of crds) await this.applyCrd(crd);
     for (const crd of crds) {
       const name = crd.metadata!.name!;
-      await waitUntil(`CRD ${name} Established`, async () => {
-        const live = await ext.readCustomResourceDefinition({ name });
-        const established = live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-        return established ? true : undefined;
-      }, { timeoutMs: 30_000 });
+      await waitUntil(
+        `CRD ${name} Established`,
+        async () => {
+          const live = await ext.readCustomResourceDefinition({ name });
+          const established = live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+          return established ? true : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
       const version = crd.spec.versions.find((v) => v.served)?.name ?? crd.spec.versions[0]!.name;
       const path = `/apis/${crd.spec.group}/${version}/${crd.spec.names.plural}?limit=1`;
       await waitUntil(`CRD ${name} served`, async () => ((await this.rawGet(kc, path)) === 200 ? true : undefined), {
@@ -200,7 +204,11 @@ export class Cluster {
     return new Promise((resolve, reject) => {
       const req = request(
         new URL(path, cluster.server),
-        { ...opts, method: 'PATCH', headers: { ...(opts.headers ?? {}), 'content-type': 'application/apply-patch+yaml', 'content-length': Buffer.byteLength(body) } },
+        {
+          ...opts,
+          method: 'PATCH',
+          headers: { ...(opts.headers ?? {}), 'content-type': 'application/apply-patch+yaml', 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -236,12 +244,13 @@ export class Cluster {
 /** Parses the YAML documents of a file, or of every .yaml/.yml file in a directory. */
 export function readManifests(path: string): KubernetesObject[] {
   if (!existsSync(path)) return [];
-  const files = path.endsWith('.yaml') || path.endsWith('.yml')
-    ? [path]
-    : readdirSync(path)
-        .filter((f) => /\.ya?ml$/.test(f))
-        .sort()
-        .map((f) => join(path, f));
+  const files =
+    path.endsWith('.yaml') || path.endsWith('.yml')
+      ? [path]
+      : readdirSync(path)
+          .filter((f) => /\.ya?ml$/.test(f))
+          .sort()
+          .map((f) => join(path, f));
   const objects: KubernetesObject[] = [];
   for (const file of files) {
     for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {

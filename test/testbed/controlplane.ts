@@ -232,12 +232,22 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     });
     const info = { server, caPem: pki.ca.pem, caFile: pki.ca.cert, adminKubeconfig, kubeconfigDir, users };
     const round = (ms: number): number => Math.round(ms);
-    const cp = new RunningControlPlane(info, dir, logDir, binaries, etcd, apiserver, etcdUrl, {
-      pkiMs: round(pkiMs),
-      etcdMs: round(etcdMs),
-      apiserverMs: round(apiserverMs),
-      totalMs: round(performance.now() - t0),
-    }, [etcdData, pkiDir, kubeconfigDir]);
+    const cp = new RunningControlPlane(
+      info,
+      dir,
+      logDir,
+      binaries,
+      etcd,
+      apiserver,
+      etcdUrl,
+      {
+        pkiMs: round(pkiMs),
+        etcdMs: round(etcdMs),
+        apiserverMs: round(apiserverMs),
+        totalMs: round(performance.now() - t0),
+      },
+      [etcdData, pkiDir, kubeconfigDir],
+    );
     for (const name of Object.keys(users)) cp.kubeconfigForUser(name);
     return cp;
   } catch (err) {

@@ -104,8 +104,10 @@ export function testbedFromEnv(): Testbed {
   const cluster = new Cluster(manifest.cluster);
   const kubeconfigFor = (opts: ToolOptions): string =>
     opts.kubeconfig ?? (opts.user ? cluster.kubeconfigForUser(opts.user) : cluster.adminKubeconfig);
-  const tool = (bin: string) => (args: string[], opts: ToolOptions = {}) =>
-    run(bin, args, { ...opts, env: toolEnv(kubeconfigFor(opts), join(dir, 'tool-state'), opts.env) });
+  const tool =
+    (bin: string) =>
+    (args: string[], opts: ToolOptions = {}) =>
+      run(bin, args, { ...opts, env: toolEnv(kubeconfigFor(opts), join(dir, 'tool-state'), opts.env) });
   cached = {
     manifest,
     dir,

@@ -38,10 +38,15 @@ async function build(): Promise<ExtraTools> {
     child.once('close', res);
   });
   if (code !== 0) throw new Error(`${script} failed with exit code ${code}`);
-  const paths = new Map(stdout.split('\n').filter((l) => l.includes('=')).map((l) => {
-    const eq = l.indexOf('=');
-    return [l.slice(0, eq), l.slice(eq + 1).trim()] as const;
-  }));
+  const paths = new Map(
+    stdout
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => {
+        const eq = l.indexOf('=');
+        return [l.slice(0, eq), l.slice(eq + 1).trim()] as const;
+      }),
+  );
   const get = (key: string): string => {
     const path = paths.get(key);
     if (!path || !existsSync(path)) throw new Error(`${script} did not report a usable ${key} (got ${path ?? 'nothing'})`);

@@ -50,10 +50,16 @@ async function failure(p: Promise<unknown>): Promise<SdkError> {
 }
 
 type ClientOpts = { maxAttempts?: number; endpoint?: string };
-const cfg = (o: ClientOpts = {}) => ({ ...seedClientConfig(o.endpoint ?? proxy.endpoint, REGION), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}) });
+const cfg = (o: ClientOpts = {}) => ({
+  ...seedClientConfig(o.endpoint ?? proxy.endpoint, REGION),
+  ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
+});
 
 /** The four clients the controller uses, against the proxy; destroyed after `fn`. */
-async function withClients<T>(o: ClientOpts, fn: (c: { ssm: SSMClient; ec2: EC2Client; cw: CloudWatchClient; sns: SNSClient }) => Promise<T>): Promise<T> {
+async function withClients<T>(
+  o: ClientOpts,
+  fn: (c: { ssm: SSMClient; ec2: EC2Client; cw: CloudWatchClient; sns: SNSClient }) => Promise<T>,
+): Promise<T> {
   const c = { ssm: new SSMClient(cfg(o)), ec2: new EC2Client(cfg(o)), cw: new CloudWatchClient(cfg(o)), sns: new SNSClient(cfg(o)) };
   try {
     return await fn(c);
@@ -63,11 +69,18 @@ async function withClients<T>(o: ClientOpts, fn: (c: { ssm: SSMClient; ec2: EC2C
 }
 
 const sendCommand = (comment: string) =>
-  new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: ['i-0123456789abcdef0'], Parameters: { commands: ['uptime'] }, Comment: comment });
+  new SendCommandCommand({
+    DocumentName: 'AWS-RunShellScript',
+    InstanceIds: ['i-0123456789abcdef0'],
+    Parameters: { commands: ['uptime'] },
+    Comment: comment,
+  });
 
 const getMetricData = () =>
   new GetMetricDataCommand({
-    MetricDataQueries: [{ Id: 'cpu', MetricStat: { Metric: { Namespace: 'AWS/EC2', MetricName: 'CPUUtilization' }, Period: 60, Stat: 'Average' } }],
+    MetricDataQueries: [
+      { Id: 'cpu', MetricStat: { Metric: { Namespace: 'AWS/EC2', MetricName: 'CPUUtilization' }, Period: 60, Stat: 'Average' } },
+    ],
     StartTime: new Date(Date.now() - 3_600_000),
     EndTime: new Date(),
   });
@@ -301,7 +314,10 @@ describe('fault proxy', () => {
       const ssm = new SSMClient({ endpoint, region, maxAttempts: 1, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
       await ssm.send(new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: ['i-0123456789abcdef0'], Parameters: { commands: ['uptime'] }, Comment: comment }));
       console.log('answered');`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, proxy.endpoint, REGION, comment], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, proxy.endpoint, REGION, comment], {
+      cwd: repoRoot(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
@@ -336,12 +352,19 @@ describe('fault proxy', () => {
     });
     await withClients({ maxAttempts: 1 }, async ({ ssm }) => {
       // An error answer (moto: InvalidCommandId for an unknown command) passes through, the rule not used up.
-      const missing = await failure(ssm.send(new GetCommandInvocationCommand({ CommandId: '00000000-0000-0000-0000-000000000000', InstanceId: instanceId })));
+      const missing = await failure(
+        ssm.send(new GetCommandInvocationCommand({ CommandId: '00000000-0000-0000-0000-000000000000', InstanceId: instanceId })),
+      );
       expect(missing.name).toBe('InvalidCommandId');
       expect(failed.hits).toBe(0);
 
       const sent = await ssm.send(
-        new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: [instanceId!], Parameters: { commands: ['uptime'] }, Comment: comment }),
+        new SendCommandCommand({
+          DocumentName: 'AWS-RunShellScript',
+          InstanceIds: [instanceId!],
+          Parameters: { commands: ['uptime'] },
+          Comment: comment,
+        }),
       );
       const commandId = sent.Command!.CommandId!;
       const get = () => ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }));
@@ -349,7 +372,11 @@ describe('fault proxy', () => {
       expect([first.Status, first.ResponseCode, first.StandardErrorContent]).toEqual(['Failed', 1, 'uptime: command not found ünïcödé']);
       expect((await get()).Status).toBe('Success'); // times: 1
 
-      proxy.addRule({ kind: 'rewrite', operation: 'GetCommandInvocation', transform: (body: object) => ({ ...body, Status: 'TimedOut', StatusDetails: 'DeliveryTimedOut', ResponseCode: -1 }) });
+      proxy.addRule({
+        kind: 'rewrite',
+        operation: 'GetCommandInvocation',
+        transform: (body: object) => ({ ...body, Status: 'TimedOut', StatusDetails: 'DeliveryTimedOut', ResponseCode: -1 }),
+      });
       const timedOut = await get();
       expect([timedOut.Status, timedOut.StatusDetails, timedOut.ResponseCode]).toEqual(['TimedOut', 'DeliveryTimedOut', -1]);
     });
@@ -363,7 +390,10 @@ describe('fault proxy', () => {
       import { EC2Client, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
       const res = await new EC2Client({}).send(new DescribeInstancesCommand({ InstanceIds: [process.argv[1]] }));
       console.log(res.Reservations?.[0]?.Instances?.[0]?.InstanceId ?? 'none');`;
-    const res = await run(process.execPath, ['--input-type=module', '-e', script, id!], { env: awsEnv(proxy.endpoint, REGION), cwd: repoRoot() });
+    const res = await run(process.execPath, ['--input-type=module', '-e', script, id!], {
+      env: awsEnv(proxy.endpoint, REGION),
+      cwd: repoRoot(),
+    });
     expect(res.stderr).toBe('');
     expect(res.stdout.trim()).toBe(id);
     const [sts, ec2] = proxy.calls();
@@ -377,7 +407,12 @@ describe('fault proxy', () => {
 
   it('injects errors into STS: AccessDenied reaches the credential provider’s caller', async () => {
     const vars = irsaVars(proxy.endpoint, REGION);
-    proxy.addRule({ kind: 'error', operation: 'AssumeRoleWithWebIdentity', code: 'AccessDenied', message: 'Not authorized to perform sts:AssumeRoleWithWebIdentity' });
+    proxy.addRule({
+      kind: 'error',
+      operation: 'AssumeRoleWithWebIdentity',
+      code: 'AccessDenied',
+      message: 'Not authorized to perform sts:AssumeRoleWithWebIdentity',
+    });
     const provider = fromTokenFile({
       webIdentityTokenFile: vars['AWS_WEB_IDENTITY_TOKEN_FILE'],
       roleArn: vars['AWS_ROLE_ARN'],
@@ -387,7 +422,9 @@ describe('fault proxy', () => {
     const err = await failure(provider());
     expect(err.name).toBe('AccessDenied');
     expect(err.message).toBe('Not authorized to perform sts:AssumeRoleWithWebIdentity');
-    expect(proxy.calls().map((c: RecordedCall) => [c.operation, c.service, c.outcome, c.status])).toEqual([['AssumeRoleWithWebIdentity', 'sts', 'error', 403]]);
+    expect(proxy.calls().map((c: RecordedCall) => [c.operation, c.service, c.outcome, c.status])).toEqual([
+      ['AssumeRoleWithWebIdentity', 'sts', 'error', 403],
+    ]);
   });
 
   it('waitForCall resolves for calls made before and after it is asked', async () => {

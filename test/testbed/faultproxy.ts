@@ -34,7 +34,16 @@
 // signing name, except CloudWatch's `monitoring`).
 
 import { randomUUID } from 'node:crypto';
-import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import {
+  Agent,
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 
@@ -278,7 +287,8 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 }
 
 function serviceFromScope(headers: IncomingHttpHeaders, url: URL): string | undefined {
-  const credential = /Credential=([^,\s]+)/.exec(header(headers, 'authorization') ?? '')?.[1] ?? url.searchParams.get('X-Amz-Credential') ?? undefined;
+  const credential =
+    /Credential=([^,\s]+)/.exec(header(headers, 'authorization') ?? '')?.[1] ?? url.searchParams.get('X-Amz-Credential') ?? undefined;
   const service = credential?.split('/')[3];
   return service ? (SERVICE_BY_SIGNING_NAME[service] ?? service) : undefined;
 }
@@ -373,7 +383,15 @@ function identify(path: string, headers: IncomingHttpHeaders, raw: Buffer): Iden
     };
   }
 
-  return { operation: undefined, service: scopeService, protocol: 'unknown', body: text, input: undefined, jsonVersion: '1.1', queryCompatible };
+  return {
+    operation: undefined,
+    service: scopeService,
+    protocol: 'unknown',
+    body: text,
+    input: undefined,
+    jsonVersion: '1.1',
+    queryCompatible,
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -467,7 +485,17 @@ export function errorResponse(
 // ---------------------------------------------------------------------------------------
 // The proxy
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+]);
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 interface CallState {

@@ -53,7 +53,17 @@ export default async function globalSetup(): Promise<void> {
     const crds = await controlPlane.installCRDs();
     const startup = { binariesMs: Math.round(tBinaries), ...controlPlane.startup, totalMs: Math.round(performance.now() - t0) };
     const region = process.env['REMEDIATOR_TEST_AWS_REGION'] ?? DEFAULT_REGION;
-    const manifest = { dir, logDir, cluster: controlPlane.info, motoEndpoint: gateway.endpoint, motoDirectEndpoint: moto.endpoint, region, binaries, crds, startup };
+    const manifest = {
+      dir,
+      logDir,
+      cluster: controlPlane.info,
+      motoEndpoint: gateway.endpoint,
+      motoDirectEndpoint: moto.endpoint,
+      region,
+      binaries,
+      crds,
+      startup,
+    };
     writeManifest(manifest);
     publishToEnv(manifest);
     process.stderr.write(

@@ -37,7 +37,10 @@ export function newRunDir(label = 'run'): string {
     const pid = Number.parseInt(name.split('-')[2]!, 10);
     if (!isAlive(pid)) rmSync(join(root, name), { recursive: true, force: true });
   }
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   const base = join(root, `${label}-${stamp}-${process.pid}`);
   let dir = base;
   for (let i = 2; existsSync(dir); i++) dir = `${base}.${i}`;

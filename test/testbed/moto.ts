@@ -49,11 +49,11 @@ export async function startMoto(opts: MotoOptions): Promise<Moto> {
     env: { ...process.env, PYTHONUNBUFFERED: '1' },
   });
   try {
-    await waitUntil(
-      `moto_server on ${endpoint}`,
-      async () => ((await fetch(`${endpoint}/moto-api/data.json`)).ok ? true : undefined),
-      { processes: [proc], timeoutMs: opts.readyTimeoutMs ?? 30_000, intervalMs: 100 },
-    );
+    await waitUntil(`moto_server on ${endpoint}`, async () => ((await fetch(`${endpoint}/moto-api/data.json`)).ok ? true : undefined), {
+      processes: [proc],
+      timeoutMs: opts.readyTimeoutMs ?? 30_000,
+      intervalMs: 100,
+    });
   } catch (err) {
     await proc.stop();
     throw err;

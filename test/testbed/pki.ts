@@ -50,9 +50,24 @@ function issue(dir: string, name: string, subject: string, extensions: string, c
   writeFileSync(extCnf, `[ext]\n${extensions}\n`);
   openssl(['req', '-new', '-config', reqCnf, '-key', key, '-subj', subject, '-out', csr]);
   openssl([
-    'x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key,
-    '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-days', String(VALID_DAYS),
-    '-extfile', extCnf, '-extensions', 'ext', '-out', cert,
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-set_serial',
+    `0x${randomBytes(12).toString('hex')}`,
+    '-days',
+    String(VALID_DAYS),
+    '-extfile',
+    extCnf,
+    '-extensions',
+    'ext',
+    '-out',
+    cert,
   ]);
   return { cert, key };
 }
@@ -70,8 +85,21 @@ export function createPki(dir: string, opts: { serviceIp?: string } = {}): Pki {
       '[ext]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign, digitalSignature\nsubjectKeyIdentifier = hash\n',
   );
   openssl([
-    'req', '-x509', '-new', '-config', caCnf, '-extensions', 'ext', '-key', ca.key,
-    '-subj', '/CN=remediator-testbed-ca', '-days', String(VALID_DAYS), '-out', ca.cert,
+    'req',
+    '-x509',
+    '-new',
+    '-config',
+    caCnf,
+    '-extensions',
+    'ext',
+    '-key',
+    ca.key,
+    '-subj',
+    '/CN=remediator-testbed-ca',
+    '-days',
+    String(VALID_DAYS),
+    '-out',
+    ca.cert,
   ]);
 
   // The names a client may use: loopback here, the in-cluster names for completeness.

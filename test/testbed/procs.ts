@@ -242,4 +242,3 @@ export async function waitUntil<T>(what: string, probe: () => Promise<T | undefi
     await sleep(intervalMs);
   }
 }
-

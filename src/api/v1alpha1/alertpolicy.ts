@@ -25,7 +25,12 @@ export const DEFAULTS = {
 } as const;
 
 const LabelMatcher = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 256, description: 'The alert label (CloudWatch alarms carry `alertname`, `metric_namespace`, `metric_name`, `aws_account_id`, `aws_region` and their dimensions).' }),
+  name: Type.String({
+    minLength: 1,
+    maxLength: 256,
+    description:
+      'The alert label (CloudWatch alarms carry `alertname`, `metric_namespace`, `metric_name`, `aws_account_id`, `aws_region` and their dimensions).',
+  }),
   op: Type.Optional(
     StringEnum(MATCH_OPERATORS, {
       default: '=',
@@ -37,19 +42,19 @@ const LabelMatcher = Type.Object({
 
 const Match = Type.Object(
   {
-  sources: Type.Optional(
-    Type.Array(StringEnum(ALERT_SOURCES), {
-      description: 'Alert sources this policy accepts; all of them when omitted.',
-      'x-kubernetes-list-type': 'set',
-      maxItems: 3,
-    } as KubeSchemaOptions),
-  ),
-  labels: Type.Optional(
-    Type.Array(LabelMatcher, {
-      description: 'Label matchers with Alertmanager semantics; regexes are anchored. All must match.',
-      maxItems: 32,
-    }),
-  ),
+    sources: Type.Optional(
+      Type.Array(StringEnum(ALERT_SOURCES), {
+        description: 'Alert sources this policy accepts; all of them when omitted.',
+        'x-kubernetes-list-type': 'set',
+        maxItems: 3,
+      } as KubeSchemaOptions),
+    ),
+    labels: Type.Optional(
+      Type.Array(LabelMatcher, {
+        description: 'Label matchers with Alertmanager semantics; regexes are anchored. All must match.',
+        maxItems: 32,
+      }),
+    ),
   },
   { description: 'Which alerts this policy acts on. Every alert of the sources matches when omitted.' },
 );
@@ -64,7 +69,8 @@ const Targets = Type.Object(
     ),
     fromDimensions: Type.Optional(
       Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
-        description: 'CloudWatch alarm dimension names whose values are instance IDs (for example `InstanceId`); read from `cloudwatch` alerts only.',
+        description:
+          'CloudWatch alarm dimension names whose values are instance IDs (for example `InstanceId`); read from `cloudwatch` alerts only.',
         maxItems: 8,
       }),
     ),
@@ -81,7 +87,8 @@ const Targets = Type.Object(
       Type.Integer({
         minimum: 1,
         maximum: 500,
-        description: "Cap on the instances one request may touch (blast radius); the runbook's scope.maxTargets caps it too. Over it, the request fails.",
+        description:
+          "Cap on the instances one request may touch (blast radius); the runbook's scope.maxTargets caps it too. Over it, the request fails.",
       }),
     ),
   },
@@ -94,23 +101,32 @@ export const COMPARISONS = ['>', '>=', '<', '<='] as const;
 export const AGENT_GUARD_ACTIONS = ['Skip', 'Fail'] as const;
 
 const MetricQuery = Type.Object({
-  name: Type.String({ pattern: '^[a-z][a-zA-Z0-9_]*$', maxLength: 63, description: 'How guards and templates refer to this metric (`{{ enrichment.cpu }}`).' }),
+  name: Type.String({
+    pattern: '^[a-z][a-zA-Z0-9_]*$',
+    maxLength: 63,
+    description: 'How guards and templates refer to this metric (`{{ enrichment.cpu }}`).',
+  }),
   namespace: Type.String({ minLength: 1, maxLength: 255, description: 'CloudWatch namespace, e.g. `AWS/EC2` or `CWAgent`.' }),
   metricName: Type.String({ minLength: 1, maxLength: 255, description: 'CloudWatch metric name, e.g. `CPUUtilization`.' }),
   dimensions: Type.Optional(
     StringMap({
-      description: 'Dimension name to value. A value of `{{ instance.id }}` queries the metric once per target instance. Default: `InstanceId: {{ instance.id }}`.',
+      description:
+        'Dimension name to value. A value of `{{ instance.id }}` queries the metric once per target instance. Default: `InstanceId: {{ instance.id }}`.',
       maxProperties: 30,
     } as KubeSchemaOptions),
   ),
-  statistic: Type.Optional(StringEnum(STATISTICS, { default: 'Average', description: 'How the datapoints of each period are aggregated.' })),
+  statistic: Type.Optional(
+    StringEnum(STATISTICS, { default: 'Average', description: 'How the datapoints of each period are aggregated.' }),
+  ),
   periodSeconds: Type.Optional(
     Type.Integer({
       minimum: 1,
       maximum: 86400,
       default: 60,
       description: 'Datapoint period: 1, 5, 10, 20 or 30 (high-resolution metrics), or a multiple of 60, as GetMetricData requires.',
-      'x-kubernetes-validations': [{ rule: 'self in [1, 5, 10, 20, 30] || self % 60 == 0', message: 'periodSeconds must be 1, 5, 10, 20, 30 or a multiple of 60' }],
+      'x-kubernetes-validations': [
+        { rule: 'self in [1, 5, 10, 20, 30] || self % 60 == 0', message: 'periodSeconds must be 1, 5, 10, 20, 30 or a multiple of 60' },
+      ],
     } as KubeSchemaOptions),
   ),
   lookback: Type.Optional(Duration({ default: '10m', description: 'How far back to read datapoints.' })),
@@ -118,8 +134,12 @@ const MetricQuery = Type.Object({
 
 const Guard = Type.Object(
   {
-    metric: Type.Optional(Type.String({ description: 'Name of a metric in `enrichment.metrics`; its mean over the lookback is compared.' })),
-    operator: Type.Optional(StringEnum(COMPARISONS, { description: 'How the mean compares to threshold for the guard to pass (`mean < threshold`).' })),
+    metric: Type.Optional(
+      Type.String({ description: 'Name of a metric in `enrichment.metrics`; its mean over the lookback is compared.' }),
+    ),
+    operator: Type.Optional(
+      StringEnum(COMPARISONS, { description: 'How the mean compares to threshold for the guard to pass (`mean < threshold`).' }),
+    ),
     threshold: Type.Optional(Type.Number({ description: 'The value the metric mean is compared with.' })),
     tag: Type.Optional(
       Type.Object(
@@ -154,37 +174,55 @@ const Guard = Type.Object(
 
 const Enrichment = Type.Object(
   {
-  tagKeys: Type.Optional(
-    Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
-      description: 'EC2 tag keys to record on the request; all tags when omitted.',
-      maxItems: 64,
-    }),
-  ),
-  metrics: Type.Optional(
-    Type.Array(MetricQuery, {
-      maxItems: 20,
-      'x-kubernetes-list-type': 'map',
-      'x-kubernetes-list-map-keys': ['name'],
-      description: 'CloudWatch metrics to read, all in one GetMetricData call.',
-    } as KubeSchemaOptions),
-  ),
-  guards: Type.Optional(
-    Type.Array(Guard, { maxItems: 20, description: 'Conditions checked on the enriched facts before anything is planned; all must hold.' }),
-  ),
-  optOutTag: Type.Optional(
-    Type.Object(
-      {
-        key: Type.String({ minLength: 1, maxLength: 128, description: 'The EC2 tag key.' }),
-        value: Type.String({ maxLength: 256, description: 'The value that opts an instance out.' }),
-      },
-      { description: `Instances carrying this tag are never touched; it always wins. Default ${DEFAULT_OPT_OUT_TAG.key}=${DEFAULT_OPT_OUT_TAG.value}.` },
+    tagKeys: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+        description: 'EC2 tag keys to record on the request; all tags when omitted.',
+        maxItems: 64,
+      }),
     ),
-  ),
+    metrics: Type.Optional(
+      Type.Array(MetricQuery, {
+        maxItems: 20,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+        description: 'CloudWatch metrics to read, all in one GetMetricData call.',
+      } as KubeSchemaOptions),
+    ),
+    guards: Type.Optional(
+      Type.Array(Guard, {
+        maxItems: 20,
+        description: 'Conditions checked on the enriched facts before anything is planned; all must hold.',
+      }),
+    ),
+    optOutTag: Type.Optional(
+      Type.Object(
+        {
+          key: Type.String({ minLength: 1, maxLength: 128, description: 'The EC2 tag key.' }),
+          value: Type.String({ maxLength: 256, description: 'The value that opts an instance out.' }),
+        },
+        {
+          description: `Instances carrying this tag are never touched; it always wins. Default ${DEFAULT_OPT_OUT_TAG.key}=${DEFAULT_OPT_OUT_TAG.value}.`,
+        },
+      ),
+    ),
   },
-  { description: 'What the controller learns about the targets before it plans (EC2 tags, SSM agent, CloudWatch metrics), and the guards it checks.' },
+  {
+    description:
+      'What the controller learns about the targets before it plans (EC2 tags, SSM agent, CloudWatch metrics), and the guards it checks.',
+  },
 );
 
-export const NOTIFY_PHASES = ['AwaitingApproval', 'Approved', 'Executing', 'Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled'] as const;
+export const NOTIFY_PHASES = [
+  'AwaitingApproval',
+  'Approved',
+  'Executing',
+  'Succeeded',
+  'Failed',
+  'Rejected',
+  'Expired',
+  'Skipped',
+  'Cancelled',
+] as const;
 
 const Notify = Type.Object(
   {
@@ -196,24 +234,26 @@ const Notify = Type.Object(
       description: 'Phases whose entry is announced on the topic.',
     } as KubeSchemaOptions),
   },
-  { description: 'Announce transitions of this policy\'s requests on an SNS topic.' },
+  { description: "Announce transitions of this policy's requests on an SNS topic." },
 );
 
 const Approval = Type.Object(
   {
-  mode: Type.Optional(
-    StringEnum(APPROVAL_MODES, {
-      description:
-        "Auto proceeds without a person, and only up to the runbook's maxAutoApprovedRisk. Default: Auto for Low risk, Manual otherwise.",
-    }),
-  ),
-  approvers: Type.Optional(
-    Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
-      description: 'User names allowed to approve. Anyone holding the approver role when omitted.',
-      maxItems: 64,
-    }),
-  ),
-  timeout: Type.Optional(Duration({ default: DEFAULTS.approvalTimeout, description: 'How long a request may wait for approval before it expires.' })),
+    mode: Type.Optional(
+      StringEnum(APPROVAL_MODES, {
+        description:
+          "Auto proceeds without a person, and only up to the runbook's maxAutoApprovedRisk. Default: Auto for Low risk, Manual otherwise.",
+      }),
+    ),
+    approvers: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+        description: 'User names allowed to approve. Anyone holding the approver role when omitted.',
+        maxItems: 64,
+      }),
+    ),
+    timeout: Type.Optional(
+      Duration({ default: DEFAULTS.approvalTimeout, description: 'How long a request may wait for approval before it expires.' }),
+    ),
   },
   { description: 'Whether a person must approve each request, who may, and for how long it waits.' },
 );
@@ -225,31 +265,60 @@ const MaintenanceWindow = Type.Object({
     description: 'Cron expression of when the window opens: 5 fields (e.g. `0 2 * * 6`), or 6 with seconds first (`30 0 2 * * 6`).',
   }),
   duration: Duration({ description: 'How long the window stays open, e.g. `4h`.' }),
-  timeZone: Type.Optional(Type.String({ maxLength: 64, default: 'UTC', description: 'IANA time zone of the schedule, e.g. `Europe/Berlin`.' })),
+  timeZone: Type.Optional(
+    Type.String({ maxLength: 64, default: 'UTC', description: 'IANA time zone of the schedule, e.g. `Europe/Berlin`.' }),
+  ),
 });
 
 const Safety = Type.Object(
   {
-  dryRun: Type.Optional(Type.Boolean({ description: 'Record what would be sent, send nothing.' })),
-  suspend: Type.Optional(Type.Boolean({ description: 'Skip every request of this policy.' })),
-  cooldown: Type.Optional(Duration({ description: 'Per target: skip a request if the same policy executed on any of its instances this recently.' })),
-  rateLimit: Type.Optional(
-    Type.Object({
-      maxExecutions: Type.Integer({ minimum: 1, maximum: 10000, description: 'Executions allowed in any window.' }),
-      window: Duration({ description: 'The length of the sliding window, e.g. `1h`.' }),
-    }, { description: 'Per policy: at most maxExecutions executions in any sliding window; more are skipped.' }),
-  ),
-  circuitBreaker: Type.Optional(
-    Type.Object({
-      maxConsecutiveFailures: Type.Integer({ minimum: 1, maximum: 100, description: 'Failed executions in a row that open the breaker.' }),
-    }, { description: 'After this many consecutive failed executions the policy stops executing until a person resumes it (`kubectl remediator resume`).' }),
-  ),
-  maintenanceWindows: Type.Optional(
-    Type.Object({
-      mode: StringEnum(['OnlyDuring', 'NeverDuring'] as const, { description: 'OnlyDuring: execute only inside a window. NeverDuring: never inside one (a change freeze).' }),
-      windows: Type.Array(MaintenanceWindow, { minItems: 1, maxItems: 16, description: 'The windows; a time is inside when it is inside any of them.' }),
-    }, { description: 'When executions may happen. A request that may not run yet stays Approved until it may, or ends Expired once the approval timeout passed.' }),
-  ),
+    dryRun: Type.Optional(Type.Boolean({ description: 'Record what would be sent, send nothing.' })),
+    suspend: Type.Optional(Type.Boolean({ description: 'Skip every request of this policy.' })),
+    cooldown: Type.Optional(
+      Duration({ description: 'Per target: skip a request if the same policy executed on any of its instances this recently.' }),
+    ),
+    rateLimit: Type.Optional(
+      Type.Object(
+        {
+          maxExecutions: Type.Integer({ minimum: 1, maximum: 10000, description: 'Executions allowed in any window.' }),
+          window: Duration({ description: 'The length of the sliding window, e.g. `1h`.' }),
+        },
+        { description: 'Per policy: at most maxExecutions executions in any sliding window; more are skipped.' },
+      ),
+    ),
+    circuitBreaker: Type.Optional(
+      Type.Object(
+        {
+          maxConsecutiveFailures: Type.Integer({
+            minimum: 1,
+            maximum: 100,
+            description: 'Failed executions in a row that open the breaker.',
+          }),
+        },
+        {
+          description:
+            'After this many consecutive failed executions the policy stops executing until a person resumes it (`kubectl remediator resume`).',
+        },
+      ),
+    ),
+    maintenanceWindows: Type.Optional(
+      Type.Object(
+        {
+          mode: StringEnum(['OnlyDuring', 'NeverDuring'] as const, {
+            description: 'OnlyDuring: execute only inside a window. NeverDuring: never inside one (a change freeze).',
+          }),
+          windows: Type.Array(MaintenanceWindow, {
+            minItems: 1,
+            maxItems: 16,
+            description: 'The windows; a time is inside when it is inside any of them.',
+          }),
+        },
+        {
+          description:
+            'When executions may happen. A request that may not run yet stays Approved until it may, or ends Expired once the approval timeout passed.',
+        },
+      ),
+    ),
   },
   { description: 'Brakes on execution: dry run, suspend, cooldown, rate limit, circuit breaker and maintenance windows.' },
 );
@@ -257,47 +326,53 @@ const Safety = Type.Object(
 const Retention = Type.Object(
   {
     ttlAfterFinished: Type.Optional(
-      Duration({ description: 'Delete a request this long after it reached an end phase (like a Job\'s ttlSecondsAfterFinished). Default: the controller\'s --retention-ttl-after-finished (24h).' }),
+      Duration({
+        description:
+          "Delete a request this long after it reached an end phase (like a Job's ttlSecondsAfterFinished). Default: the controller's --retention-ttl-after-finished (24h).",
+      }),
     ),
     historyLimit: Type.Optional(
       Type.Integer({
         minimum: 0,
         maximum: 10000,
-        description: 'Keep at most this many finished requests of this policy; older ones are deleted first. Default: the controller\'s --retention-history-limit (100).',
+        description:
+          "Keep at most this many finished requests of this policy; older ones are deleted first. Default: the controller's --retention-history-limit (100).",
       }),
     ),
   },
   {
     description:
-      'How long finished requests are kept. Cooldown, rate limit and the circuit breaker read the controller\'s execution ledger, not the requests, so deleting them resets nothing.',
+      "How long finished requests are kept. Cooldown, rate limit and the circuit breaker read the controller's execution ledger, not the requests, so deleting them resets nothing.",
   },
 );
 
 export const AlertPolicySpec = Type.Object(
   {
-  match: Type.Optional(Match),
-  targets: Targets,
-  enrichment: Type.Optional(Enrichment),
-  runbookRef: Type.Object(
-    { name: Type.String({ minLength: 1, maxLength: 253, description: 'Name of the cluster-scoped Runbook.' }) },
-    { description: 'The Runbook (cluster-scoped, written by cluster administrators) this policy runs; its namespace must be granted it.' },
-  ),
-  inputs: Type.Optional(
-    StringMap({
-      maxProperties: 32,
-      description:
-        "Values for the inputs the runbook declares, as templates over the alert (`{{ labels.service }}`); each rendered value must pass the runbook input's rules.",
-    } as KubeSchemaOptions),
-  ),
-  notify: Type.Optional(Notify),
-  risk: Type.Optional(
-    StringEnum(RISK_LEVELS, {
-      description: "Low, Medium, High or Critical; never below the runbook's minRisk. Default: the runbook's minRisk.",
-    }),
-  ),
-  approval: Type.Optional(Approval),
-  safety: Type.Optional(Safety),
-  retention: Type.Optional(Retention),
+    match: Type.Optional(Match),
+    targets: Targets,
+    enrichment: Type.Optional(Enrichment),
+    runbookRef: Type.Object(
+      { name: Type.String({ minLength: 1, maxLength: 253, description: 'Name of the cluster-scoped Runbook.' }) },
+      {
+        description: 'The Runbook (cluster-scoped, written by cluster administrators) this policy runs; its namespace must be granted it.',
+      },
+    ),
+    inputs: Type.Optional(
+      StringMap({
+        maxProperties: 32,
+        description:
+          "Values for the inputs the runbook declares, as templates over the alert (`{{ labels.service }}`); each rendered value must pass the runbook input's rules.",
+      } as KubeSchemaOptions),
+    ),
+    notify: Type.Optional(Notify),
+    risk: Type.Optional(
+      StringEnum(RISK_LEVELS, {
+        description: "Low, Medium, High or Critical; never below the runbook's minRisk. Default: the runbook's minRisk.",
+      }),
+    ),
+    approval: Type.Optional(Approval),
+    safety: Type.Optional(Safety),
+    retention: Type.Optional(Retention),
   },
   { description: 'Which alerts to act on, on which instances, with which Runbook, and how carefully.' },
 );
@@ -311,14 +386,19 @@ export const AlertPolicyStatus = Type.Object(
           'while the circuit breaker is open (reason CircuitOpen) or spec.safety.suspend is set (reason SuspendedBySpec).',
       ),
     ),
-    matched: Type.Optional(Type.Integer({ minimum: 0, description: 'RemediationRequests of this policy that exist now (deleted ones no longer count).' })),
+    matched: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'RemediationRequests of this policy that exist now (deleted ones no longer count).' }),
+    ),
     executed: Type.Optional(Type.Integer({ minimum: 0, description: 'Of those, the ones whose command was sent or message published.' })),
     succeeded: Type.Optional(Type.Integer({ minimum: 0, description: 'Of those, the ones in phase Succeeded.' })),
     failed: Type.Optional(Type.Integer({ minimum: 0, description: 'Of those, the ones in phase Failed.' })),
     skipped: Type.Optional(Type.Integer({ minimum: 0, description: 'Of those, the ones in phase Skipped.' })),
     lastTriggerTime: Type.Optional(Timestamp({ description: 'When the newest of its requests was created.' })),
     consecutiveFailures: Type.Optional(
-      Type.Integer({ minimum: 0, description: 'Failed executions in a row, from the execution ledger (a success or a circuit reset restarts the count).' }),
+      Type.Integer({
+        minimum: 0,
+        description: 'Failed executions in a row, from the execution ledger (a success or a circuit reset restarts the count).',
+      }),
     ),
     circuitBreaker: Type.Optional(
       Type.Object(

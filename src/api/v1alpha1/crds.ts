@@ -55,7 +55,14 @@ function crd(
     metadata: { name: `${names.plural}.${GROUP}` },
     spec: {
       group: GROUP,
-      names: { kind: names.kind, listKind: `${names.kind}List`, plural: names.plural, singular: names.singular, shortNames: names.shortNames, categories: ['remediator'] },
+      names: {
+        kind: names.kind,
+        listKind: `${names.kind}List`,
+        plural: names.plural,
+        singular: names.singular,
+        shortNames: names.shortNames,
+        categories: ['remediator'],
+      },
       scope,
       versions: [
         {

@@ -44,28 +44,58 @@ export const PLAN_DIGEST_PATTERN = '^sha256:[0-9a-f]{64}$';
 const Alert = Type.Object(
   {
     source: StringEnum(ALERT_SOURCES, { description: 'Where the alert came from; the policy must accept this source.' }),
-    name: Type.String({ minLength: 1, maxLength: 256, description: 'The alert name (Alertmanager `alertname`, the CloudWatch alarm name).' }),
-    labels: Type.Optional(StringMap({ description: "The alert's labels: what the policy matched and what `{{ labels.x }}` templates read." })),
+    name: Type.String({
+      minLength: 1,
+      maxLength: 256,
+      description: 'The alert name (Alertmanager `alertname`, the CloudWatch alarm name).',
+    }),
+    labels: Type.Optional(
+      StringMap({ description: "The alert's labels: what the policy matched and what `{{ labels.x }}` templates read." }),
+    ),
     annotations: Type.Optional(StringMap({ description: "The alert's annotations, for `{{ annotations.x }}` templates." })),
     fingerprint: Type.Optional(
-      Type.String({ maxLength: 128, description: "Identifies the alert across its occurrences (Alertmanager's fingerprint, a hash of a CloudWatch alarm ARN)." }),
+      Type.String({
+        maxLength: 128,
+        description: "Identifies the alert across its occurrences (Alertmanager's fingerprint, a hash of a CloudWatch alarm ARN).",
+      }),
     ),
-    startsAt: Type.Optional(Type.String({ maxLength: 64, description: 'When this occurrence of the alert started (RFC 3339), as the source reported it.' })),
-    status: Type.Optional(StringEnum(['firing', 'resolved'] as const, { default: 'firing', description: 'Only firing alerts trigger; a resolved one cancels a request that has not started executing.' })),
+    startsAt: Type.Optional(
+      Type.String({ maxLength: 64, description: 'When this occurrence of the alert started (RFC 3339), as the source reported it.' }),
+    ),
+    status: Type.Optional(
+      StringEnum(['firing', 'resolved'] as const, {
+        default: 'firing',
+        description: 'Only firing alerts trigger; a resolved one cancels a request that has not started executing.',
+      }),
+    ),
     account: Type.Optional(
-      Type.String({ pattern: '^[0-9]{12}$', description: 'CloudWatch alarms: the AWS account the alarm belongs to; the runbook must act in it.' }),
+      Type.String({
+        pattern: '^[0-9]{12}$',
+        description: 'CloudWatch alarms: the AWS account the alarm belongs to; the runbook must act in it.',
+      }),
     ),
     region: Type.Optional(
-      Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]+$', maxLength: 32, description: "CloudWatch alarms: the alarm's region; the runbook must act in it." }),
+      Type.String({
+        pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]+$',
+        maxLength: 32,
+        description: "CloudWatch alarms: the alarm's region; the runbook must act in it.",
+      }),
     ),
   },
-  { description: 'The alert occurrence this request remediates, as the intake received it (or as the person who created the request wrote it).' },
+  {
+    description:
+      'The alert occurrence this request remediates, as the intake received it (or as the person who created the request wrote it).',
+  },
 );
 
 const ApprovalDecision = Type.Object(
   {
     decision: StringEnum(['Approved', 'Rejected'] as const, { description: 'Approved runs the plan; Rejected ends the request.' }),
-    approver: Type.String({ minLength: 1, maxLength: 256, description: 'Who decided: must be the user who writes the decision (admission-checked).' }),
+    approver: Type.String({
+      minLength: 1,
+      maxLength: 256,
+      description: 'Who decided: must be the user who writes the decision (admission-checked).',
+    }),
     reason: Type.Optional(Type.String({ maxLength: 1024, description: 'Why, for the audit trail.' })),
     planDigest: Type.Optional(
       Type.String({
@@ -79,7 +109,10 @@ const ApprovalDecision = Type.Object(
   {
     description: 'A decision, given once by a person holding the approver role (kubectl remediator approve).',
     'x-kubernetes-validations': [
-      { rule: "self.decision != 'Approved' || has(self.planDigest)", message: 'an approval must name the plan it approves: set planDigest to status.plan.digest' },
+      {
+        rule: "self.decision != 'Approved' || has(self.planDigest)",
+        message: 'an approval must name the plan it approves: set planDigest to status.plan.digest',
+      },
     ],
   } as KubeSchemaOptions,
 );
@@ -105,7 +138,7 @@ export const RemediationRequestSpec = Type.Object(
       Type.String({
         maxLength: 256,
         description:
-          'Who asked for this remediation: the intake\'s identity or the user who created the request. The shipped admission policy checks it equals the creating user; for High and Critical risk the approver must be someone else.',
+          "Who asked for this remediation: the intake's identity or the user who created the request. The shipped admission policy checks it equals the creating user; for High and Critical risk the approver must be someone else.",
         'x-kubernetes-validations': [{ rule: 'self == oldSelf', message: 'spec.requestedBy cannot be changed' }],
       } as KubeSchemaOptions),
     ),
@@ -136,7 +169,10 @@ const PlanOutput = Type.Object(
 
 const Plan = Type.Object(
   {
-    digest: Type.String({ pattern: PLAN_DIGEST_PATTERN, description: 'sha256 of the canonical JSON of the rest of the plan; what an approval names.' }),
+    digest: Type.String({
+      pattern: PLAN_DIGEST_PATTERN,
+      description: 'sha256 of the canonical JSON of the rest of the plan; what an approval names.',
+    }),
     runbook: Type.Object(
       { name: Type.String({ description: 'The Runbook.' }), generation: Type.Integer({ description: 'Its generation when planned.' }) },
       { description: 'The Runbook the plan was rendered from.' },
@@ -187,7 +223,9 @@ const InstanceEnrichment = Type.Object({
   privateIpAddress: Type.Optional(Type.String({ description: 'Primary private IPv4 address.' })),
   tags: Type.Optional(StringMap({ description: "EC2 tags (only the policy's enrichment.tagKeys when it lists them)." })),
   pingStatus: Type.Optional(
-    Type.String({ description: "The SSM agent's PingStatus (Online, ConnectionLost, Inactive), or NotRegistered when SSM does not know the node." }),
+    Type.String({
+      description: "The SSM agent's PingStatus (Online, ConnectionLost, Inactive), or NotRegistered when SSM does not know the node.",
+    }),
   ),
   platform: Type.Optional(Type.String({ description: 'The platform the SSM agent reports (Linux, Windows, MacOS).' })),
   agentVersion: Type.Optional(Type.String({ description: 'The SSM agent version.' })),
@@ -196,10 +234,13 @@ const InstanceEnrichment = Type.Object({
 const Invocation = Type.Object({
   instanceId: Type.String({ description: 'The instance.' }),
   status: Type.String({
-    description: 'SSM invocation status: Pending, InProgress, Success, Failed, TimedOut, Cancelled, ..., or NotSent when its command was never sent.',
+    description:
+      'SSM invocation status: Pending, InProgress, Success, Failed, TimedOut, Cancelled, ..., or NotSent when its command was never sent.',
   }),
   responseCode: Type.Optional(Type.Integer({ description: 'Exit code of the command on the instance.' })),
-  stdoutTail: Type.Optional(Type.String({ maxLength: 4096, description: 'The end of its standard output (the full output goes to execution.ssm.output).' })),
+  stdoutTail: Type.Optional(
+    Type.String({ maxLength: 4096, description: 'The end of its standard output (the full output goes to execution.ssm.output).' }),
+  ),
   stderrTail: Type.Optional(Type.String({ maxLength: 4096, description: 'The end of its standard error.' })),
 });
 
@@ -210,10 +251,10 @@ const SsmCommand = Type.Object({
   comment: Type.String({
     maxLength: MAX_COMMENT_LENGTH,
     description:
-      'The command\'s SSM Comment: `remediator:<uid>` for a request of one command, `remediator:<uid>/<index>` for each command of a ' +
+      "The command's SSM Comment: `remediator:<uid>` for a request of one command, `remediator:<uid>/<index>` for each command of a " +
       'larger one. How a command sent before a crash or a lost response is found instead of sent again.',
   }),
-  instanceIds: Type.Array(Type.String(), { maxItems: 50, description: 'The instances of this command (at most 50, SendCommand\'s limit).' }),
+  instanceIds: Type.Array(Type.String(), { maxItems: 50, description: "The instances of this command (at most 50, SendCommand's limit)." }),
   commandId: Type.Optional(Type.String({ description: 'The SSM command id, once SSM accepted it.' })),
   requestedAt: Type.Optional(Timestamp({ description: 'When SSM accepted it.' })),
   refused: Type.Optional(
@@ -231,7 +272,9 @@ const SsmCommand = Type.Object({
 
 const SsmOutputLocation = Type.Object(
   {
-    cloudWatchLogGroup: Type.Optional(Type.String({ description: 'The CloudWatch Logs group; SSM names streams `<command id>/<instance id>/...`.' })),
+    cloudWatchLogGroup: Type.Optional(
+      Type.String({ description: 'The CloudWatch Logs group; SSM names streams `<command id>/<instance id>/...`.' }),
+    ),
     s3Prefix: Type.Optional(Type.String({ description: '`s3://<bucket>/<prefix>`; SSM writes under `<command id>/<instance id>/...`.' })),
   },
   { description: 'Where the full output of the commands is.' },
@@ -242,7 +285,7 @@ const SsmExecution = Type.Object(
     documentName: Type.String({ description: 'The SSM document sent.' }),
     comment: Type.String({ description: 'Carries the request UID so a resent command can be found instead of sent twice.' }),
     intentRecordedAt: Timestamp({ description: 'Written before SendCommand is called.' }),
-    commandId: Type.Optional(Type.String({ description: 'The first command\'s id (the only one for up to 50 targets); see commands.' })),
+    commandId: Type.Optional(Type.String({ description: "The first command's id (the only one for up to 50 targets); see commands." })),
     requestedAt: Type.Optional(Timestamp({ description: 'When the first command was accepted.' })),
     commands: Type.Optional(
       Type.Array(SsmCommand, {
@@ -273,18 +316,28 @@ const SnsExecution = Type.Object(
     message: Type.Optional(Type.String({ maxLength: 4096, description: 'The rendered message (truncated).' })),
     messageId: Type.Optional(Type.String({ description: 'The SNS message id, once SNS accepted it.' })),
     publishedAt: Type.Optional(Timestamp({ description: 'When SNS accepted it.' })),
-    attempts: Type.Optional(Type.Integer({ minimum: 0, description: 'Publish calls made; above 1 only after a lost response (standard topics deliver at least once).' })),
+    attempts: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: 'Publish calls made; above 1 only after a lost response (standard topics deliver at least once).',
+      }),
+    ),
   },
   { description: 'The SNS publication: the intent and its result.' },
 );
 
 const Execution = Type.Object(
   {
-    dryRun: Type.Optional(Type.Boolean({ description: "True when the policy's safety.dryRun held it: the intent is recorded, nothing was sent." })),
+    dryRun: Type.Optional(
+      Type.Boolean({ description: "True when the policy's safety.dryRun held it: the intent is recorded, nothing was sent." }),
+    ),
     ssm: Type.Optional(SsmExecution),
     sns: Type.Optional(SnsExecution),
   },
-  { description: 'What is sent to AWS. The intent is recorded before anything is sent, so a restarted controller finds what went out instead of sending it again.' },
+  {
+    description:
+      'What is sent to AWS. The intent is recorded before anything is sent, so a restarted controller finds what went out instead of sending it again.',
+  },
 );
 
 const MetricSeries = Type.Object({
@@ -293,7 +346,9 @@ const MetricSeries = Type.Object({
   statistic: Type.String({ description: 'The CloudWatch statistic.' }),
   values: Type.Array(Type.Number(), { maxItems: 60, description: 'The newest datapoints (at most 60).' }),
   timestamps: Type.Array(Type.String(), { maxItems: 60, description: 'Their timestamps, in the same order.' }),
-  mean: Type.Optional(Type.Number({ description: 'The mean of every datapoint in the lookback; what guards compare. Absent without datapoints.' })),
+  mean: Type.Optional(
+    Type.Number({ description: 'The mean of every datapoint in the lookback; what guards compare. Absent without datapoints.' }),
+  ),
 });
 
 const Notification = Type.Object({
@@ -331,15 +386,23 @@ export const RemediationRequestStatus = Type.Object(
         {
           observedAt: Timestamp({ description: 'When the facts were read.' }),
           instances: Type.Array(InstanceEnrichment, { description: 'One entry per target: what EC2 and SSM say about it.' }),
-          metrics: Type.Optional(Type.Array(MetricSeries, { description: "The CloudWatch series the policy's enrichment.metrics asked for." })),
+          metrics: Type.Optional(
+            Type.Array(MetricSeries, { description: "The CloudWatch series the policy's enrichment.metrics asked for." }),
+          ),
         },
         { description: 'What the controller learnt about the targets before planning; guards were checked against it.' },
       ),
     ),
-    notifications: Type.Optional(Type.Array(Notification, { description: 'Messages sent to the policy\'s notify topic, one per announced phase.' })),
+    notifications: Type.Optional(
+      Type.Array(Notification, { description: "Messages sent to the policy's notify topic, one per announced phase." }),
+    ),
     execution: Type.Optional(Execution),
-    startTime: Type.Optional(Timestamp({ description: 'When the controller first planned the request; the approval timeout counts from here.' })),
-    completionTime: Type.Optional(Timestamp({ description: 'When the request reached an end phase; retention (ttlAfterFinished) counts from here.' })),
+    startTime: Type.Optional(
+      Timestamp({ description: 'When the controller first planned the request; the approval timeout counts from here.' }),
+    ),
+    completionTime: Type.Optional(
+      Timestamp({ description: 'When the request reached an end phase; retention (ttlAfterFinished) counts from here.' }),
+    ),
   },
   { description: 'What the controller did and found: written only by the controller (the approval is copied from spec).' },
 );

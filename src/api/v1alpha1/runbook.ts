@@ -65,7 +65,12 @@ const ValueCheck = {
 
 const RunbookInput = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z][a-zA-Z0-9_]*$', description: 'Referred to as `{{ inputs.<name> }}`.' }),
+    name: Type.String({
+      minLength: 1,
+      maxLength: 63,
+      pattern: '^[a-z][a-zA-Z0-9_]*$',
+      description: 'Referred to as `{{ inputs.<name> }}`.',
+    }),
     description: Type.Optional(Type.String({ maxLength: 1024, description: 'What the value means, for policy authors.' })),
     ...ValueCheck,
   },
@@ -91,10 +96,24 @@ const SsmParameter = Type.Object(
 const SsmOutput = Type.Object(
   {
     cloudWatchLogGroup: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 512, pattern: '^[.\\-_/#A-Za-z0-9]+$', description: 'Send full command output to this CloudWatch Logs group.' }),
+      Type.String({
+        minLength: 1,
+        maxLength: 512,
+        pattern: '^[.\\-_/#A-Za-z0-9]+$',
+        description: 'Send full command output to this CloudWatch Logs group.',
+      }),
     ),
-    s3BucketName: Type.Optional(Type.String({ minLength: 3, maxLength: 63, pattern: '^[a-z0-9][a-z0-9.-]*[a-z0-9]$', description: 'Write full output to this S3 bucket.' })),
-    s3KeyPrefix: Type.Optional(Type.String({ maxLength: 500, pattern: '^[A-Za-z0-9!_.*()/-]*$', description: 'Object key prefix in the bucket.' })),
+    s3BucketName: Type.Optional(
+      Type.String({
+        minLength: 3,
+        maxLength: 63,
+        pattern: '^[a-z0-9][a-z0-9.-]*[a-z0-9]$',
+        description: 'Write full output to this S3 bucket.',
+      }),
+    ),
+    s3KeyPrefix: Type.Optional(
+      Type.String({ maxLength: 500, pattern: '^[A-Za-z0-9!_.*()/-]*$', description: 'Object key prefix in the bucket.' }),
+    ),
   },
   {
     description: 'Where the complete command output goes (status keeps only its tail). The instance profile needs write access there.',
@@ -181,13 +200,10 @@ const SnsAction = Type.Object(
   { description: 'Publish a message to an SNS topic.' },
 );
 
-const Action = Type.Object(
-  { ssm: Type.Optional(SsmAction), sns: Type.Optional(SnsAction) },
-  {
-    description: 'What runs: exactly one of `ssm` or `sns`.',
-    'x-kubernetes-validations': [{ rule: 'has(self.ssm) != has(self.sns)', message: 'action needs exactly one of `ssm` or `sns`' }],
-  } as KubeSchemaOptions,
-);
+const Action = Type.Object({ ssm: Type.Optional(SsmAction), sns: Type.Optional(SnsAction) }, {
+  description: 'What runs: exactly one of `ssm` or `sns`.',
+  'x-kubernetes-validations': [{ rule: 'has(self.ssm) != has(self.sns)', message: 'action needs exactly one of `ssm` or `sns`' }],
+} as KubeSchemaOptions);
 
 const Account = Type.Object(
   {
@@ -197,7 +213,12 @@ const Account = Type.Object(
       description: "IAM role in the workload account, assumed from the controller's own role (STS AssumeRole).",
     }),
     externalId: Type.Optional(
-      Type.String({ minLength: 2, maxLength: 1224, pattern: '^[A-Za-z0-9+=,.@:/-]+$', description: 'sts:ExternalId the role trust policy requires.' }),
+      Type.String({
+        minLength: 2,
+        maxLength: 1224,
+        pattern: '^[A-Za-z0-9+=,.@:/-]+$',
+        description: 'sts:ExternalId the role trust policy requires.',
+      }),
     ),
   },
   { description: 'Another AWS account to run in; absent means the controller’s own account.' },
@@ -236,7 +257,10 @@ const Scope = Type.Object(
 export const RunbookSpec = Type.Object(
   {
     minRisk: Type.Optional(
-      StringEnum(RISK_LEVELS, { default: RUNBOOK_DEFAULTS.minRisk, description: 'The lowest risk a policy using this runbook may declare.' }),
+      StringEnum(RISK_LEVELS, {
+        default: RUNBOOK_DEFAULTS.minRisk,
+        description: 'The lowest risk a policy using this runbook may declare.',
+      }),
     ),
     maxAutoApprovedRisk: Type.Optional(
       StringEnum(['None', ...RISK_LEVELS] as const, {
@@ -267,7 +291,9 @@ export const RunbookStatus = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the controller last validated.' })),
     conditions: Type.Optional(
-      Conditions('`Ready`: True when the runbook is valid (its patterns and templates parse, its SSM document is allowed); False names what to fix.'),
+      Conditions(
+        '`Ready`: True when the runbook is valid (its patterns and templates parse, its SSM document is allowed); False names what to fix.',
+      ),
     ),
   },
   { description: 'What the controller observed; written only by the controller.' },

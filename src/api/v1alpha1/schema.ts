@@ -27,10 +27,7 @@ export interface KubeSchemaOptions extends SchemaOptions {
 }
 
 /** A string restricted to the given values (`enum`, not `anyOf` of `const`). */
-export function StringEnum<const T extends readonly string[]>(
-  values: T,
-  options: KubeSchemaOptions = {},
-): TUnsafe<T[number]> {
+export function StringEnum<const T extends readonly string[]>(values: T, options: KubeSchemaOptions = {}): TUnsafe<T[number]> {
   return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });
 }
 
@@ -86,7 +83,10 @@ export const Condition = Type.Object({
   }),
   status: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'True, False or Unknown.' }),
   observedGeneration: Type.Optional(
-    Type.Integer({ minimum: 0, description: 'The `.metadata.generation` the condition was set from; older than the current one means it may be stale.' }),
+    Type.Integer({
+      minimum: 0,
+      description: 'The `.metadata.generation` the condition was set from; older than the current one means it may be stale.',
+    }),
   ),
   lastTransitionTime: Timestamp({ description: 'When the status last changed (not when the condition was last written).' }),
   reason: Type.String({

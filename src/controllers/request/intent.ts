@@ -17,7 +17,7 @@
  * says until when, and looks again when the window opens; the approval timeout keeps
  * counting, so a request that would run too late expires instead.
  */
-import { type AlertPolicy, type RemediationRequest, type RemediationRequestStatus } from '../../api/v1alpha1/index.js';
+import type { AlertPolicy, RemediationRequest, RemediationRequestStatus } from '../../api/v1alpha1/index.js';
 import { approvalTimeoutMs } from '../runbooks.js';
 import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock } from '../safety.js';
 import { ledgerRetention } from '../ledger.js';
@@ -48,7 +48,12 @@ export class IntentRecorder {
         return r.transition;
       }
       if (r.resolved.plan.digest !== approved) {
-        return this.t.fail(rr, status, 'PlanChanged', `${changes(status.plan, r.resolved.plan)} since the plan ${approved} was approved; nothing was sent — a new alert occurrence creates a new request`);
+        return this.t.fail(
+          rr,
+          status,
+          'PlanChanged',
+          `${changes(status.plan, r.resolved.plan)} since the plan ${approved} was approved; nothing was sent — a new alert occurrence creates a new request`,
+        );
       }
       resolved = r.resolved;
     }
@@ -61,7 +66,6 @@ export class IntentRecorder {
     const plan = resolved.plan;
     const uid = rr.metadata?.uid ?? '';
     const dryRun = policy.spec.safety?.dryRun === true;
-    let t: Transition;
     if (plan.ssm) {
       const out = plan.ssm.output;
       const ssm = {
@@ -80,7 +84,12 @@ export class IntentRecorder {
       };
       status.execution = dryRun ? { dryRun: true, ssm } : { ssm };
     } else if (plan.sns && resolved.sns) {
-      const sns = { topicArn: plan.sns.topicArn, intentRecordedAt: now, ...(plan.sns.subject !== undefined && { subject: plan.sns.subject }), message: resolved.sns.message.slice(0, 4096) };
+      const sns = {
+        topicArn: plan.sns.topicArn,
+        intentRecordedAt: now,
+        ...(plan.sns.subject !== undefined && { subject: plan.sns.subject }),
+        message: resolved.sns.message.slice(0, 4096),
+      };
       status.execution = dryRun ? { dryRun: true, sns } : { sns: { ...sns, attempts: 0 } };
     } else {
       return this.t.fail(rr, status, 'PlanMissing', 'the plan has no action; nothing was sent');
@@ -88,13 +97,15 @@ export class IntentRecorder {
     const targets = status.targets ?? [];
     const commands = status.execution.ssm?.commands?.length ?? 1;
     const to = targets.length > 10 ? `${targets.length} instances` : targets.join(', ');
-    const what = plan.ssm ? `${plan.ssm.documentName} to ${to}${commands > 1 ? ` as ${commands} commands` : ''}` : `a message to ${plan.sns?.topicArn}`;
+    const what = plan.ssm
+      ? `${plan.ssm.documentName} to ${to}${commands > 1 ? ` as ${commands} commands` : ''}`
+      : `a message to ${plan.sns?.topicArn}`;
     if (dryRun) {
       this.t.condition(rr, status, 'Executed', 'False', 'DryRun', 'dry run: nothing was sent');
       return this.t.enter(rr, status, 'Succeeded', 'DryRun', `dry run: would have sent ${what}`);
     }
     this.t.condition(rr, status, 'Executed', 'Unknown', 'Sending', 'intent recorded; sending');
-    t = this.t.enter(rr, status, 'Executing', 'IntentRecorded', `sending ${what}`);
+    const t = this.t.enter(rr, status, 'Executing', 'IntentRecorded', `sending ${what}`);
     // Counted at once, before the next request's safety check (no await since it), and
     // stored before the status write; a failed status write keeps the entry (counting
     // one execution too many is the safe direction) and the request's end or deletion
@@ -126,7 +137,13 @@ export class IntentRecorder {
     const wasHeld = rr.status?.reason === HELD_REASON;
     const deadline = Date.parse(status.startTime ?? rr.metadata?.creationTimestamp ?? '') + approvalTimeoutMs(policy);
     if ((window || wasHeld) && Number.isFinite(deadline) && now >= deadline) {
-      return this.t.enter(rr, status, 'Expired', 'HeldPastTimeout', `the maintenance window did not open before the approval timeout (${policy.spec.approval?.timeout ?? '1h'}) passed; nothing was run`);
+      return this.t.enter(
+        rr,
+        status,
+        'Expired',
+        'HeldPastTimeout',
+        `the maintenance window did not open before the approval timeout (${policy.spec.approval?.timeout ?? '1h'}) passed; nothing was run`,
+      );
     }
     if (!window) return undefined;
     const t = this.t.enter(rr, status, 'Approved', HELD_REASON, window.message);
@@ -138,12 +155,17 @@ export class IntentRecorder {
   }
 
   /** Safety rules checked at the moment of execution; a reason to skip, or undefined. */
-  private safetyBlock(rr: RemediationRequest, policy: AlertPolicy, targets: readonly string[]): { reason: string; message: string } | undefined {
+  private safetyBlock(
+    rr: RemediationRequest,
+    policy: AlertPolicy,
+    targets: readonly string[],
+  ): { reason: string; message: string } | undefined {
     const ns = rr.metadata?.namespace ?? '';
     const uid = rr.metadata?.uid ?? '';
     const now = this.deps.clock.now();
     const records = this.deps.ledger.records(ns, policy.metadata?.name ?? '');
-    if (policy.spec.safety?.suspend) return { reason: 'Suspended', message: `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)` };
+    if (policy.spec.safety?.suspend)
+      return { reason: 'Suspended', message: `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)` };
     const circuit = circuitState(policy, records, now, this.deps.admission(ns).enforced);
     if (circuit.open) return { reason: 'CircuitOpen', message: circuit.message ?? 'circuit breaker open' };
     const cooldown = cooldownBlock(policy, uid, targets, records, now);
@@ -161,12 +183,12 @@ function changes(before: RemediationRequestStatus['plan'], after: NonNullable<Re
   if (before.runbook.name !== after.runbook.name || before.runbook.generation !== after.runbook.generation) {
     diffs.push(`runbook ${before.runbook.name}@${before.runbook.generation} → ${after.runbook.name}@${after.runbook.generation}`);
   }
-  if (before.policyGeneration !== after.policyGeneration) diffs.push(`policy generation ${before.policyGeneration} → ${after.policyGeneration}`);
+  if (before.policyGeneration !== after.policyGeneration)
+    diffs.push(`policy generation ${before.policyGeneration} → ${after.policyGeneration}`);
   if (before.risk !== after.risk) diffs.push(`risk ${before.risk} → ${after.risk}`);
   if (before.targets.join(',') !== after.targets.join(',')) diffs.push(`targets ${before.targets.join(',')} → ${after.targets.join(',')}`);
   if (before.region !== after.region || before.roleArn !== after.roleArn) diffs.push('the account or region');
-  if (JSON.stringify(before.ssm) !== JSON.stringify(after.ssm) || JSON.stringify(before.sns) !== JSON.stringify(after.sns)) diffs.push('the rendered action');
+  if (JSON.stringify(before.ssm) !== JSON.stringify(after.ssm) || JSON.stringify(before.sns) !== JSON.stringify(after.sns))
+    diffs.push('the rendered action');
   return `the plan changed (${diffs.join('; ') || 'its rendering'})`;
 }
-
-

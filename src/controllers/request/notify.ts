@@ -14,7 +14,13 @@ export function announces(policy: AlertPolicy, rr: RemediationRequest, phase: Ph
 }
 
 /** The transition recording the notification for `phase`, or undefined when there is nothing to announce. */
-export async function notification(rr: RemediationRequest, phase: Phase, policy: AlertPolicy, publisher: Publisher, t: Transitions): Promise<Transition | undefined> {
+export async function notification(
+  rr: RemediationRequest,
+  phase: Phase,
+  policy: AlertPolicy,
+  publisher: Publisher,
+  t: Transitions,
+): Promise<Transition | undefined> {
   const notify = policy.spec.notify;
   if (!notify || !(notify.on as readonly string[]).includes(phase)) return undefined;
   if ((rr.status?.notifications ?? []).some((n) => n.phase === phase)) return undefined;

@@ -44,7 +44,11 @@ export function sessionTags(rr: RemediationRequest): Record<string, string> {
 /** The agent fields of an instance's enrichment; a node SSM does not know is NotRegistered. */
 function agentFacts(agent: AgentStatus | undefined): Pick<InstanceEnrichment, 'pingStatus' | 'platform' | 'agentVersion'> {
   if (!agent) return { pingStatus: 'NotRegistered' };
-  return { pingStatus: agent.pingStatus, ...(agent.platformType && { platform: agent.platformType }), ...(agent.agentVersion && { agentVersion: agent.agentVersion }) };
+  return {
+    pingStatus: agent.pingStatus,
+    ...(agent.platformType && { platform: agent.platformType }),
+    ...(agent.agentVersion && { agentVersion: agent.agentVersion }),
+  };
 }
 
 function agentFactsOf(before: InstanceEnrichment | undefined): Pick<InstanceEnrichment, 'pingStatus' | 'platform' | 'agentVersion'> {
@@ -67,12 +71,16 @@ export class Planner {
     const regions = runbook.spec.scope?.regions ?? [this.deps.defaultRegion];
     const wanted = rr.spec.alert.region;
     if (wanted !== undefined && !regions.includes(wanted)) {
-      return { refused: `the alert comes from region ${wanted}, and Runbook "${runbook.metadata?.name}" acts only in ${regions.join(', ')}` };
+      return {
+        refused: `the alert comes from region ${wanted}, and Runbook "${runbook.metadata?.name}" acts only in ${regions.join(', ')}`,
+      };
     }
     const account = runbook.spec.scope?.account;
     const accountOf = (arn: string) => arn.split(':')[4];
     if (rr.spec.alert.account !== undefined && account && accountOf(account.roleArn) !== rr.spec.alert.account) {
-      return { refused: `the alert comes from account ${rr.spec.alert.account}, and Runbook "${runbook.metadata?.name}" acts in account ${accountOf(account.roleArn)}` };
+      return {
+        refused: `the alert comes from account ${rr.spec.alert.account}, and Runbook "${runbook.metadata?.name}" acts in account ${accountOf(account.roleArn)}`,
+      };
     }
     return {
       region: wanted ?? regions[0] ?? this.deps.defaultRegion,
@@ -84,16 +92,30 @@ export class Planner {
    * Applies every rule and renders the plan into `status` (targets, enrichment). With
    * `readMetrics` false the metrics already in status are used (the intent check).
    */
-  async resolve(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy, runbook: Runbook | undefined, readMetrics: boolean): Promise<Resolution> {
+  async resolve(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    policy: AlertPolicy,
+    runbook: Runbook | undefined,
+    readMetrics: boolean,
+  ): Promise<Resolution> {
     const refuse = (reason: string, message: string): Resolution => ({ ok: false, transition: this.t.fail(rr, status, reason, message) });
     const ns = rr.metadata?.namespace ?? '';
     const granted = grantFor(policy, runbook, this.deps.namespaceLabels(ns));
-    if (!granted.ok || !runbook) return granted.ok ? refuse('RunbookNotFound', 'no runbook') : refuse(granted.reason, `${granted.message}; nothing was run`);
+    if (!granted.ok || !runbook)
+      return granted.ok ? refuse('RunbookNotFound', 'no runbook') : refuse(granted.reason, `${granted.message}; nothing was run`);
     const problems = [...runbookProblems(runbook, this.deps.allowedDocuments), ...inputProblems(policy, runbook)];
-    if (problems.length > 0) return refuse('InvalidPolicy', `policy ${policy.metadata?.name} with Runbook "${runbook.metadata?.name}" cannot run: ${problems.join('; ')}`);
+    if (problems.length > 0)
+      return refuse(
+        'InvalidPolicy',
+        `policy ${policy.metadata?.name} with Runbook "${runbook.metadata?.name}" cannot run: ${problems.join('; ')}`,
+      );
     status.risk = granted.grant.risk;
     if (policy.spec.safety?.suspend) {
-      return { ok: false, transition: this.t.enter(rr, status, 'Skipped', 'Suspended', `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)`) };
+      return {
+        ok: false,
+        transition: this.t.enter(rr, status, 'Skipped', 'Suspended', `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)`),
+      };
     }
     const location = this.location(rr, runbook);
     if ('refused' in location) return refuse('LocationNotAllowed', `${location.refused}; nothing was run`);
@@ -108,7 +130,12 @@ export class Planner {
     let scopeSelector: Record<string, string> | undefined;
     try {
       policySelector = renderSelector(policy.spec.targets.tagSelector, templateContext(rr, status));
-      scopeSelector = renderSelector(runbook.spec.scope?.tagSelector, { alert: { name: '', source: '' }, labels: {}, annotations: {}, namespace: ns });
+      scopeSelector = renderSelector(runbook.spec.scope?.tagSelector, {
+        alert: { name: '', source: '' },
+        labels: {},
+        annotations: {},
+        namespace: ns,
+      });
     } catch (error) {
       if (!(error instanceof TemplateError)) throw error;
       return refuse('InvalidTargets', `targets.tagSelector: ${error.message}`);
@@ -121,7 +148,11 @@ export class Planner {
     let targets: string[];
     if ('selector' in found) {
       facts = await cloud.instances.findByTags(found.selector);
-      const checked = checkTargets(facts.map((f) => f.instanceId), policy.spec, maxTargets);
+      const checked = checkTargets(
+        facts.map((f) => f.instanceId),
+        policy.spec,
+        maxTargets,
+      );
       if (!checked.ok) return refuse(checked.reason, checked.message);
       targets = checked.targets;
     } else {
@@ -144,7 +175,10 @@ export class Planner {
     const outside = outsideScope(facts, [
       { what: "the policy's targets.tagSelector", tags: policySelector },
       { what: `the scope of Runbook "${runbook.metadata?.name}"`, tags: scopeSelector },
-      { what: "the tag the controller's IAM policy requires for ssm:SendCommand (--required-target-tag)", tags: required && { [required.key]: required.value } },
+      {
+        what: "the tag the controller's IAM policy requires for ssm:SendCommand (--required-target-tag)",
+        tags: required && { [required.key]: required.value },
+      },
     ]);
     if (outside) return refuse(outside.reason, outside.message);
 
@@ -183,17 +217,37 @@ export class Planner {
       if (planned.length > 0) {
         const lookback = Math.max(...(policy.spec.enrichment?.metrics ?? []).map((m) => parseDuration(m.lookback ?? '10m')));
         const end = new Date(this.deps.clock.now());
-        const results = await cloud.metricsReader.getMetricData(planned.map((p) => p.query), new Date(end.getTime() - lookback), end);
+        const results = await cloud.metricsReader.getMetricData(
+          planned.map((p) => p.query),
+          new Date(end.getTime() - lookback),
+          end,
+        );
         status.enrichment.metrics = seriesFrom(planned, results);
       }
       const series = status.enrichment.metrics ?? [];
-      this.t.condition(rr, status, 'Enriched', 'True', 'Enriched', `described ${facts.length} instance(s)${series.length ? `, read ${series.length} metric series` : ''}`);
+      this.t.condition(
+        rr,
+        status,
+        'Enriched',
+        'True',
+        'Enriched',
+        `described ${facts.length} instance(s)${series.length ? `, read ${series.length} metric series` : ''}`,
+      );
       if (agentGuard) {
         const offline = instances.filter((i) => i.pingStatus !== 'Online');
         if (offline.length > 0) {
-          const listed = offline.slice(0, 10).map((i) => `${i.instanceId} (${i.pingStatus})`).join(', ');
+          const listed = offline
+            .slice(0, 10)
+            .map((i) => `${i.instanceId} (${i.pingStatus})`)
+            .join(', ');
           const message = `guard not met: the SSM agent is not Online on ${offline.length} target(s): ${listed}${offline.length > 10 ? ', ...' : ''}; nothing was sent`;
-          return { ok: false, transition: agentGuard === 'Fail' ? this.t.fail(rr, status, 'AgentOffline', message) : this.t.enter(rr, status, 'Skipped', 'Guard', message) };
+          return {
+            ok: false,
+            transition:
+              agentGuard === 'Fail'
+                ? this.t.fail(rr, status, 'AgentOffline', message)
+                : this.t.enter(rr, status, 'Skipped', 'Guard', message),
+          };
         }
       }
       const guard = failedGuard(policy.spec.enrichment?.guards ?? [], facts, series);
@@ -210,7 +264,11 @@ export class Planner {
   }
 
   /** Pending (or a changed spec while awaiting approval): plan, then ask a person or approve. */
-  async plan(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Promise<{ transition: Transition; resolved?: Resolved }> {
+  async plan(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    policy: AlertPolicy,
+  ): Promise<{ transition: Transition; resolved?: Resolved }> {
     status.startTime ??= this.t.now();
     const runbook = this.deps.getRunbook(policy.spec.runbookRef.name);
     const r = await this.resolve(rr, status, policy, runbook, true);
@@ -219,7 +277,10 @@ export class Planner {
     delete status.approval;
     if (r.resolved.approval === 'Auto') {
       this.t.condition(rr, status, 'Approved', 'True', 'AutoApproved', `policy ${policy.metadata?.name} auto-approves ${status.risk} risk`);
-      return { transition: this.t.enter(rr, status, 'Approved', 'AutoApproved', `auto-approved by policy ${policy.metadata?.name}`), resolved: r.resolved };
+      return {
+        transition: this.t.enter(rr, status, 'Approved', 'AutoApproved', `auto-approved by policy ${policy.metadata?.name}`),
+        resolved: r.resolved,
+      };
     }
     this.t.condition(rr, status, 'Approved', 'Unknown', 'AwaitingApproval', `waiting for an approval of plan ${r.resolved.plan.digest}`);
     const t = this.t.enter(

@@ -95,7 +95,10 @@ class World {
         this.locations.push(location);
         return {
           instances: {
-            describe: async (ids) => (this.awsReads++, { found: ids.map((instanceId): InstanceFacts => ({ instanceId, state: 'running', tags: { ...this.tags } })), missing: [] }),
+            describe: async (ids) => (
+              this.awsReads++,
+              { found: ids.map((instanceId): InstanceFacts => ({ instanceId, state: 'running', tags: { ...this.tags } })), missing: [] }
+            ),
             findByTags: async () => (this.awsReads++, []),
           },
           commands: this.commands,
@@ -118,7 +121,11 @@ class World {
     });
   }
 
-  constructor(spec: Partial<AlertPolicy['spec']> = {}, rrSpec: Partial<RemediationRequest['spec']> = {}, runbook: Partial<Runbook['spec']> = {}) {
+  constructor(
+    spec: Partial<AlertPolicy['spec']> = {},
+    rrSpec: Partial<RemediationRequest['spec']> = {},
+    runbook: Partial<Runbook['spec']> = {},
+  ) {
     this.runbook = {
       metadata: { name: 'restart', generation: 1 },
       spec: {
@@ -131,11 +138,20 @@ class World {
     };
     this.policy = {
       metadata: { name: 'p', namespace: 'ns', generation: 1 },
-      spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'restart' }, inputs: { service: '{{ labels.service }}' }, ...spec },
+      spec: {
+        targets: { fromLabels: ['instance_id'] },
+        runbookRef: { name: 'restart' },
+        inputs: { service: '{{ labels.service }}' },
+        ...spec,
+      },
     };
     this.rr = {
       metadata: { name: 'r', namespace: 'ns', uid: 'uid-1', generation: 1, resourceVersion: '1' },
-      spec: { policyRef: { name: 'p' }, alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: ID, service: 'nginx' } }, ...rrSpec },
+      spec: {
+        policyRef: { name: 'p' },
+        alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: ID, service: 'nginx' } },
+        ...rrSpec,
+      },
     };
   }
 
@@ -145,7 +161,11 @@ class World {
 
   /** A person's decision on the plan in status, as `kubectl remediator approve` writes it. */
   decide(approver: string, decision: 'Approved' | 'Rejected' = 'Approved', planDigest = this.rr.status?.plan?.digest): void {
-    this.rr = { ...this.rr, metadata: { ...this.rr.metadata, generation: (this.rr.metadata?.generation ?? 1) + 1 }, spec: { ...this.rr.spec, approval: { decision, approver, planDigest } } };
+    this.rr = {
+      ...this.rr,
+      metadata: { ...this.rr.metadata, generation: (this.rr.metadata?.generation ?? 1) + 1 },
+      spec: { ...this.rr.spec, approval: { decision, approver, planDigest } },
+    };
   }
 
   /** Reconcile until the phase stops changing or `until` is reached; returns the last requeue delay. */
@@ -219,7 +239,10 @@ describe('RemediationRequestReconciler: exactly once', () => {
 
   test('a command SSM refuses outright fails the request instead of retrying forever', async () => {
     const w = new World();
-    w.sendError = Object.assign(new Error('Instances [[i-0123456789abcdef0]] not in a valid state'), { name: 'InvalidInstanceId', $fault: 'client' });
+    w.sendError = Object.assign(new Error('Instances [[i-0123456789abcdef0]] not in a valid state'), {
+      name: 'InvalidInstanceId',
+      $fault: 'client',
+    });
     await w.drive(w.reconciler());
     expect(w.phase).toBe('Failed');
     expect(w.rr.status?.reason).toBe('CommandRejected');
@@ -340,7 +363,10 @@ describe('RemediationRequestReconciler: decisions', () => {
     w.decide('alice');
     await w.drive(r);
     expect(w.phase).toBe('AwaitingApproval');
-    expect(w.rr.status?.conditions?.find((c) => c.type === 'Approved')).toMatchObject({ status: 'Unknown', reason: 'AdmissionPolicyNotEnforced' });
+    expect(w.rr.status?.conditions?.find((c) => c.type === 'Approved')).toMatchObject({
+      status: 'Unknown',
+      reason: 'AdmissionPolicyNotEnforced',
+    });
     expect(w.sent).toHaveLength(0);
     w.now += 11 * 60_000;
     await w.drive(r);

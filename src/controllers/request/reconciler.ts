@@ -22,7 +22,15 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { API_VERSION, END_PHASES, EXECUTION_FINALIZER, REMEDIATION_REQUEST, type AlertPolicy, type Phase, type RemediationRequest } from '../../api/v1alpha1/index.js';
+import {
+  API_VERSION,
+  END_PHASES,
+  EXECUTION_FINALIZER,
+  REMEDIATION_REQUEST,
+  type AlertPolicy,
+  type Phase,
+  type RemediationRequest,
+} from '../../api/v1alpha1/index.js';
 import { isPermanentAwsError } from '../../cloud/errors.js';
 import { AwsAssumeRoleDeniedError } from '../../cloud/location.js';
 import { AwsAccessDeniedError } from '../../cloud/types.js';
@@ -77,7 +85,13 @@ export class RemediationRequestReconciler implements Reconciler {
       // a notification recorded a moment ago is never published a second time.
       const fresh = await this.deps.requests.get(req.namespace, req.name);
       if (fresh && (fresh.status?.phase ?? 'Pending') === phase) {
-        const announced = await notification(fresh, phase, policy, this.deps.cloudFor({ region: this.deps.defaultRegion }).publisher, this.t);
+        const announced = await notification(
+          fresh,
+          phase,
+          policy,
+          this.deps.cloudFor({ region: this.deps.defaultRegion }).publisher,
+          this.t,
+        );
         if (announced) {
           await this.write(fresh, announced, log);
           return;
@@ -151,7 +165,12 @@ export class RemediationRequestReconciler implements Reconciler {
         status.observedGeneration = rr.metadata?.generation;
         return { status };
       }
-      return this.t.fail(rr, status, 'PolicyNotFound', `AlertPolicy "${rr.spec.policyRef.name}" was deleted before execution; nothing was run`);
+      return this.t.fail(
+        rr,
+        status,
+        'PolicyNotFound',
+        `AlertPolicy "${rr.spec.policyRef.name}" was deleted before execution; nothing was run`,
+      );
     }
     if (rr.spec.alert.status === 'resolved') {
       return this.t.enter(rr, status, 'Cancelled', 'AlertResolved', 'the alert resolved before execution; nothing was run');
@@ -184,7 +203,12 @@ export class RemediationRequestReconciler implements Reconciler {
     const plan = rr.status?.plan;
     return this.deps.cloudFor(
       plan?.roleArn
-        ? { region: plan.region, roleArn: plan.roleArn, externalId: plan.externalId, sessionTags: { 'remediator-namespace': rr.metadata?.namespace ?? '', 'remediator-policy': rr.spec.policyRef.name } }
+        ? {
+            region: plan.region,
+            roleArn: plan.roleArn,
+            externalId: plan.externalId,
+            sessionTags: { 'remediator-namespace': rr.metadata?.namespace ?? '', 'remediator-policy': rr.spec.policyRef.name },
+          }
         : { region: plan?.region ?? this.deps.defaultRegion },
     );
   }
@@ -217,18 +241,30 @@ export class RemediationRequestReconciler implements Reconciler {
           ...(rr.spec.requestedBy && { requestedBy: rr.spec.requestedBy }),
         });
       }
-      ledger.finish(ns, policyName, uid, phase === 'Succeeded' ? 'Succeeded' : 'Failed', Date.parse(status.completionTime ?? '') || this.deps.clock.now(), {
-        ...(e?.ssm?.commandId && { commandIds: [e.ssm.commandId] }),
-        ...(e?.sns?.messageId && { messageId: e.sns.messageId }),
-        ...(status.approval?.approver && { approver: status.approval.approver }),
-      });
+      ledger.finish(
+        ns,
+        policyName,
+        uid,
+        phase === 'Succeeded' ? 'Succeeded' : 'Failed',
+        Date.parse(status.completionTime ?? '') || this.deps.clock.now(),
+        {
+          ...(e?.ssm?.commandId && { commandIds: [e.ssm.commandId] }),
+          ...(e?.sns?.messageId && { messageId: e.sns.messageId }),
+          ...(status.approval?.approver && { approver: status.approval.approver }),
+        },
+      );
     } else if (!intentAt) {
       ledger.forget(ns, policyName, uid);
     } else {
       return; // still executing: settled once it ends
     }
     await ledger.persist(ns, policyName);
-    await this.deps.requests.setFinalizers(ns, name, (rr.metadata?.finalizers ?? []).filter((f) => f !== EXECUTION_FINALIZER), rr.metadata?.resourceVersion ?? '');
+    await this.deps.requests.setFinalizers(
+      ns,
+      name,
+      (rr.metadata?.finalizers ?? []).filter((f) => f !== EXECUTION_FINALIZER),
+      rr.metadata?.resourceVersion ?? '',
+    );
     log.debug({ phase }, 'execution settled in the ledger; finalizer removed');
   }
 
@@ -238,7 +274,11 @@ export class RemediationRequestReconciler implements Reconciler {
     if (left === undefined) return;
     if (left > 0) return { requeueAfterMs: left };
     const deleted = await this.deps.requests.delete(rr.metadata?.namespace ?? '', rr.metadata?.name ?? '', rr.metadata?.uid ?? '');
-    if (deleted) log.info({ policy: rr.spec.policyRef.name, phase: rr.status?.phase, completionTime: rr.status?.completionTime }, 'finished request deleted: ttlAfterFinished passed');
+    if (deleted)
+      log.info(
+        { policy: rr.spec.policyRef.name, phase: rr.status?.phase, completionTime: rr.status?.completionTime },
+        'finished request deleted: ttlAfterFinished passed',
+      );
   }
 
   /** Write status only when it changed, then record the transition's Event off the critical path. */
@@ -250,14 +290,25 @@ export class RemediationRequestReconciler implements Reconciler {
     try {
       await step.beforeWrite?.();
       if (step.addFinalizer && !metadata?.finalizers?.includes(EXECUTION_FINALIZER)) {
-        const updated = await this.deps.requests.setFinalizers(ns, name, [...(metadata?.finalizers ?? []), EXECUTION_FINALIZER], metadata?.resourceVersion ?? '');
+        const updated = await this.deps.requests.setFinalizers(
+          ns,
+          name,
+          [...(metadata?.finalizers ?? []), EXECUTION_FINALIZER],
+          metadata?.resourceVersion ?? '',
+        );
         metadata = updated.metadata;
       }
     } catch (error) {
       step.onWriteFailed?.();
       throw error;
     }
-    const body: RemediationRequest = { apiVersion: API_VERSION, kind: REMEDIATION_REQUEST.kind, metadata, spec: rr.spec, status: step.status };
+    const body: RemediationRequest = {
+      apiVersion: API_VERSION,
+      kind: REMEDIATION_REQUEST.kind,
+      metadata,
+      spec: rr.spec,
+      status: step.status,
+    };
     try {
       await this.deps.requests.replaceStatus(ns, name, body);
     } catch (error) {

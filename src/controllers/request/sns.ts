@@ -16,15 +16,25 @@ export class SnsExecution {
     private readonly t: Transitions,
   ) {}
 
-  async step(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy | undefined, cloud: CloudClients): Promise<Transition> {
+  async step(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    policy: AlertPolicy | undefined,
+    cloud: CloudClients,
+  ): Promise<Transition> {
     const record = status.execution!.sns!;
     if (record.messageId) return { status };
     const plan = status.plan;
     const runbook = plan ? this.deps.getRunbook(plan.runbook.name) : undefined;
     if (!plan || !policy || !runbook) {
-      return this.t.fail(rr, status, 'PlanChanged', 'the policy or runbook is gone, so the approved message cannot be rendered again; nothing was published');
+      return this.t.fail(
+        rr,
+        status,
+        'PlanChanged',
+        'the policy or runbook is gone, so the approved message cannot be rendered again; nothing was published',
+      );
     }
-    let rendered;
+    let rendered: ReturnType<typeof renderPlan>;
     try {
       rendered = renderPlan({ rr, policy, runbook, risk: plan.risk, targets: plan.targets, region: plan.region, status });
     } catch (error) {
@@ -32,14 +42,27 @@ export class SnsExecution {
       return this.t.fail(rr, status, 'InvalidParameter', `${error.message}; nothing was published`);
     }
     if (rendered.plan.digest !== plan.digest || !rendered.sns) {
-      return this.t.fail(rr, status, 'PlanChanged', `the message rendered now differs from the approved plan ${plan.digest}; nothing was published`);
+      return this.t.fail(
+        rr,
+        status,
+        'PlanChanged',
+        `the message rendered now differs from the approved plan ${plan.digest}; nothing was published`,
+      );
     }
     const { message, attributes, messageGroupId } = rendered.sns;
     let messageId: string;
     try {
-      ({ messageId } = await cloud.publisher.publish({ topicArn: record.topicArn, subject: record.subject, message, attributes, messageGroupId, deduplicationId: rr.metadata?.uid }));
+      ({ messageId } = await cloud.publisher.publish({
+        topicArn: record.topicArn,
+        subject: record.subject,
+        message,
+        attributes,
+        messageGroupId,
+        deduplicationId: rr.metadata?.uid,
+      }));
     } catch (error) {
-      if (isPermanentAwsError(error)) return this.t.fail(rr, status, 'PublishRejected', `SNS refused the message: ${(error as Error).message}; nothing was published`);
+      if (isPermanentAwsError(error))
+        return this.t.fail(rr, status, 'PublishRejected', `SNS refused the message: ${(error as Error).message}; nothing was published`);
       throw error;
     }
     record.messageId = messageId;

@@ -60,8 +60,24 @@ describe('SsmExecution on requests it did not start', () => {
       status: {
         phase: 'Executing',
         targets: [target],
-        plan: { digest: `sha256:${'0'.repeat(64)}`, runbook: { name: 'rb', generation: 1 }, policyGeneration: 1, risk: 'Low', targets: [target], region: 'us-east-1', ssm: { documentName: 'AWS-RunShellScript', parameters: { commands: ['true'] }, timeoutSeconds: 600, maxConcurrency: '50', maxErrors: '0' } },
-        execution: { ssm: { documentName: 'AWS-RunShellScript', comment: `remediator:${UID}`, intentRecordedAt: '2030-01-01T00:00:00Z', ...ssm } },
+        plan: {
+          digest: `sha256:${'0'.repeat(64)}`,
+          runbook: { name: 'rb', generation: 1 },
+          policyGeneration: 1,
+          risk: 'Low',
+          targets: [target],
+          region: 'us-east-1',
+          ssm: {
+            documentName: 'AWS-RunShellScript',
+            parameters: { commands: ['true'] },
+            timeoutSeconds: 600,
+            maxConcurrency: '50',
+            maxErrors: '0',
+          },
+        },
+        execution: {
+          ssm: { documentName: 'AWS-RunShellScript', comment: `remediator:${UID}`, intentRecordedAt: '2030-01-01T00:00:00Z', ...ssm },
+        },
       },
     } as RemediationRequest;
   }
@@ -73,7 +89,9 @@ describe('SsmExecution on requests it did not start', () => {
     expect(sent).toHaveLength(0);
     expect(polled).toEqual(['legacy']);
     expect(t.status.phase).toBe('Succeeded');
-    expect(t.status.execution?.ssm?.commands).toEqual([{ comment: `remediator:${UID}`, instanceIds: [target], commandId: 'legacy', requestedAt: '2030-01-01T00:00:01Z' }]);
+    expect(t.status.execution?.ssm?.commands).toEqual([
+      { comment: `remediator:${UID}`, instanceIds: [target], commandId: 'legacy', requestedAt: '2030-01-01T00:00:01Z' },
+    ]);
   });
 
   test('a legacy request without a command id adopts the command SSM lists under its comment', async () => {

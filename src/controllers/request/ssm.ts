@@ -19,10 +19,22 @@
  * policy or runbook.
  */
 import type { Logger } from 'pino';
-import type { Invocation, RemediationRequest, RemediationRequestStatus, SsmCommand, SsmExecution as SsmExecutionStatus } from '../../api/v1alpha1/index.js';
+import type {
+  Invocation,
+  RemediationRequest,
+  RemediationRequestStatus,
+  SsmCommand,
+  SsmExecution as SsmExecutionStatus,
+} from '../../api/v1alpha1/index.js';
 import { callOutcome, isPermanentAwsError } from '../../cloud/errors.js';
 import { MAX_INSTANCES_PER_COMMAND, OUTPUT_TAIL_CHARS } from '../../cloud/ssm.js';
-import { AwsAccessDeniedError, TERMINAL_INVOCATION_STATUSES, type InvocationResult, type SendCommandInput, type SentCommand } from '../../cloud/types.js';
+import {
+  AwsAccessDeniedError,
+  TERMINAL_INVOCATION_STATUSES,
+  type InvocationResult,
+  type SendCommandInput,
+  type SentCommand,
+} from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
 import type { Transition, Transitions } from './transition.js';
@@ -52,7 +64,12 @@ export function plannedCommands(uid: string, targets: readonly string[]): SsmCom
 /** A request's commands; one recorded before `commands` existed is its single command. */
 function commandsOf(ssm: SsmExecutionStatus, targets: readonly string[]): SsmCommand[] {
   ssm.commands ??= [
-    { comment: ssm.comment, instanceIds: [...targets], ...(ssm.commandId && { commandId: ssm.commandId }), ...(ssm.requestedAt && { requestedAt: ssm.requestedAt }) },
+    {
+      comment: ssm.comment,
+      instanceIds: [...targets],
+      ...(ssm.commandId && { commandId: ssm.commandId }),
+      ...(ssm.requestedAt && { requestedAt: ssm.requestedAt }),
+    },
   ];
   return ssm.commands;
 }
@@ -124,15 +141,25 @@ export class SsmExecution {
     return this.poll(rr, status, cloud);
   }
 
-  private async send(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients, log: Logger, index: number): Promise<Transition> {
+  private async send(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    cloud: CloudClients,
+    log: Logger,
+    index: number,
+  ): Promise<Transition> {
     const ssm = status.execution!.ssm!;
     const commands = ssm.commands!;
     const command = commands[index]!;
     const plan = status.plan?.ssm;
     const uid = rr.metadata?.uid ?? '';
-    let sent: SentCommand | undefined = this.known.get(command.comment) ?? (await cloud.commands.findCommand(command.comment, command.instanceIds));
+    let sent: SentCommand | undefined =
+      this.known.get(command.comment) ?? (await cloud.commands.findCommand(command.comment, command.instanceIds));
     if (sent) {
-      log.info({ commandId: sent.commandId, comment: command.comment }, 'adopted a command sent before a crash, a lost response or a lagging cache');
+      log.info(
+        { commandId: sent.commandId, comment: command.comment },
+        'adopted a command sent before a crash, a lost response or a lagging cache',
+      );
     } else {
       // ListCommands may lag SendCommand by a moment. Unless this process wrote the intent
       // and has not tried this command yet, someone may have sent it just now (a crashed
@@ -145,7 +172,10 @@ export class SsmExecution {
       const since = attempted ?? Math.max(Date.parse(ssm.intentRecordedAt), previous ? Date.parse(previous) : 0);
       const wait = since + (this.deps.sendSettleMs ?? 30_000) - this.deps.clock.now();
       if (!ours && wait > 0) {
-        log.info({ waitMs: wait, comment: command.comment }, 'a command without an id: waiting for SSM to list one that may have been sent before sending it');
+        log.info(
+          { waitMs: wait, comment: command.comment },
+          'a command without an id: waiting for SSM to list one that may have been sent before sending it',
+        );
         return { status, requeueAfterMs: wait };
       }
       // Nothing was sent yet (SSM lists no first command, and had time to): a resolved alert still cancels.
@@ -163,7 +193,10 @@ export class SsmExecution {
         maxErrors: plan.maxErrors,
         ...(plan.output?.cloudWatchLogGroup !== undefined && { cloudWatchOutput: { logGroupName: plan.output.cloudWatchLogGroup } }),
         ...(plan.output?.s3BucketName !== undefined && {
-          s3Output: { bucketName: plan.output.s3BucketName, ...(plan.output.s3KeyPrefix !== undefined && { keyPrefix: plan.output.s3KeyPrefix }) },
+          s3Output: {
+            bucketName: plan.output.s3BucketName,
+            ...(plan.output.s3KeyPrefix !== undefined && { keyPrefix: plan.output.s3KeyPrefix }),
+          },
         }),
       };
       this.attempts.set(command.comment, this.deps.clock.now());
@@ -194,9 +227,10 @@ export class SsmExecution {
     for (const instanceId of command.instanceIds) if (!listed.has(instanceId)) ssm.invocations.push({ instanceId, status: 'Pending' });
     const of = commands.length > 1 ? ` (command ${index + 1} of ${commands.length})` : '';
     this.t.condition(rr, status, 'Executed', 'Unknown', 'CommandSent', `SSM command ${sent.commandId} sent${of}`);
-    status.message = commands.length > 1
-      ? `SSM command ${index + 1} of ${commands.length} (${sent.commandId}) sent to ${command.instanceIds.length} instance(s)`
-      : `SSM command ${sent.commandId} sent to ${command.instanceIds.join(', ')}`;
+    status.message =
+      commands.length > 1
+        ? `SSM command ${index + 1} of ${commands.length} (${sent.commandId}) sent to ${command.instanceIds.length} instance(s)`
+        : `SSM command ${sent.commandId} sent to ${command.instanceIds.join(', ')}`;
     const more = index + 1 < commands.length;
     // The command id must reach status even if the request changed meanwhile.
     return {
@@ -213,7 +247,13 @@ export class SsmExecution {
    * sent before it the request fails now; else the commands already sent are followed
    * to their end, and the request then fails naming what was not sent.
    */
-  private refused(rr: RemediationRequest, status: RemediationRequestStatus, index: number, reason: 'AccessDenied' | 'CommandRejected', error: Error): Transition {
+  private refused(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    index: number,
+    reason: 'AccessDenied' | 'CommandRejected',
+    error: Error,
+  ): Transition {
     const ssm = status.execution!.ssm!;
     const commands = ssm.commands!;
     const why = reason === 'AccessDenied' ? error.message : `SSM refused the command: ${error.message}`;
@@ -225,7 +265,10 @@ export class SsmExecution {
     }
     const notSent = commands.slice(index).flatMap((c) => c.instanceIds);
     const skipped = new Set(notSent);
-    ssm.invocations = [...(ssm.invocations ?? []).filter((i) => !skipped.has(i.instanceId)), ...notSent.map((instanceId) => ({ instanceId, status: NOT_SENT }))];
+    ssm.invocations = [
+      ...(ssm.invocations ?? []).filter((i) => !skipped.has(i.instanceId)),
+      ...notSent.map((instanceId) => ({ instanceId, status: NOT_SENT })),
+    ];
     status.message = `${why}; ${notSent.length} instance(s) in ${commands.length - index} command(s) were not sent to; following the ${index} command(s) sent`;
     return { status, event: { type: 'Warning', reason, message: status.message }, requeueAfterMs: 1 };
   }
@@ -268,11 +311,18 @@ export class SsmExecution {
       const on = results.length > 10 ? `all ${results.length} instances` : results.map((r) => r.instanceId).join(', ');
       return this.t.enter(rr, status, 'Succeeded', 'CommandSucceeded', `${what} succeeded on ${on}`);
     }
-    const listed = failed.slice(0, 20).map((r) => `${r.instanceId}: ${r.status}${r.responseCode !== undefined ? ` (exit ${r.responseCode})` : ''}`);
+    const listed = failed
+      .slice(0, 20)
+      .map((r) => `${r.instanceId}: ${r.status}${r.responseCode !== undefined ? ` (exit ${r.responseCode})` : ''}`);
     const summary = `${listed.join('; ')}${failed.length > listed.length ? `; and ${failed.length - listed.length} more` : ''}`;
     const reason = refusal?.reason ?? 'CommandFailed';
     this.t.condition(rr, status, 'Executed', 'False', reason, summary);
-    return this.t.fail(rr, status, reason, `${what} failed on ${failed.length} of ${results.length} instance(s): ${summary}${refusal ? ` (not sent: ${refusal.message})` : ''}`);
+    return this.t.fail(
+      rr,
+      status,
+      reason,
+      `${what} failed on ${failed.length} of ${results.length} instance(s): ${summary}${refusal ? ` (not sent: ${refusal.message})` : ''}`,
+    );
   }
 
   /**

@@ -45,8 +45,19 @@ export class Transitions {
   }
 
   /** Sets a condition on `status`, stamped with the request's generation. */
-  condition(rr: RemediationRequest, status: RemediationRequestStatus, type: ConditionType, value: Condition['status'], reason: string, message: string): void {
-    status.conditions = setCondition(status.conditions, { type, status: value, reason, message, observedGeneration: rr.metadata?.generation }, this.now());
+  condition(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    type: ConditionType,
+    value: Condition['status'],
+    reason: string,
+    message: string,
+  ): void {
+    status.conditions = setCondition(
+      status.conditions,
+      { type, status: value, reason, message, observedGeneration: rr.metadata?.generation },
+      this.now(),
+    );
   }
 
   /**
@@ -54,7 +65,14 @@ export class Transitions {
    * `kubectl wait --for=condition=Ready` and kstatus read: True once the request ended
    * as wanted, False once it ended otherwise, Unknown while it is in progress.
    */
-  enter(rr: RemediationRequest, status: RemediationRequestStatus, phase: Phase, reason: string, message: string, eventType: EventType = 'Normal'): Transition {
+  enter(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    phase: Phase,
+    reason: string,
+    message: string,
+    eventType: EventType = 'Normal',
+  ): Transition {
     status.phase = phase;
     status.reason = reason;
     status.message = message;
