@@ -187,8 +187,13 @@ export function drainRequest(req: IncomingMessage): void {
   req.resume();
 }
 
-/** How long a client gets to read an answer sent with `Connection: close` before its socket is destroyed. */
-const CLOSE_GRACE_MS = 1_000;
+/**
+ * How long a client gets to read an answer sent with `Connection: close` before its socket
+ * is destroyed. Destroying sends a reset, and a reset discards what the client has not read
+ * yet: a busy client must have time to read the answer. A client that honours the close
+ * (it sees our FIN) is gone long before.
+ */
+const CLOSE_GRACE_MS = 5_000;
 
 /**
  * Closes the connection once an answer sent with `Connection: close` (a 408, a 413) has

@@ -115,7 +115,7 @@ export const DEFAULTS = {
 } as const;
 
 /** A socket answered with `Connection: close` is destroyed this long after the answer, if the client has not closed it. */
-const CLOSE_GRACE_MS = 1_000;
+const CLOSE_GRACE_MS = 5_000;
 
 /** The address a connection comes from, `::ffff:10.0.0.1` and `10.0.0.1` alike. */
 function sourceAddress(socket: Socket): string {

@@ -56,6 +56,13 @@ export class RemediationRequestReconciler implements Reconciler {
   private readonly ssm: SsmExecution;
   private readonly sns: SnsExecution;
   private readonly intents: IntentRecorder;
+  /**
+   * Per request UID, the resourceVersion of our finalizer patch when a status write
+   * followed it: the cache may show that intermediate version (still Pending) before our
+   * status write arrives, and acting on it would plan again for nothing (the write would
+   * then conflict). The watch event of the status write comes next and is acted on.
+   */
+  private readonly superseded = new Map<string, string>();
 
   constructor(private readonly deps: RemediationRequestReconcilerDeps) {
     this.t = new Transitions(deps.clock);
@@ -69,6 +76,8 @@ export class RemediationRequestReconciler implements Reconciler {
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
     const rr = this.deps.getRequest(req.namespace, req.name);
     if (!rr) return;
+    const uid = rr.metadata?.uid ?? '';
+    if (this.superseded.get(uid) === rr.metadata?.resourceVersion) return;
     const phase: Phase = rr.status?.phase ?? 'Pending';
     const policy = this.deps.getPolicy(req.namespace, rr.spec.policyRef.name);
     const held = rr.metadata?.finalizers?.includes(EXECUTION_FINALIZER) ?? false;
@@ -311,6 +320,7 @@ export class RemediationRequestReconciler implements Reconciler {
     };
     try {
       await this.deps.requests.replaceStatus(ns, name, body);
+      if (metadata !== rr.metadata && metadata?.resourceVersion) this.superseded.set(rr.metadata?.uid ?? '', metadata.resourceVersion);
     } catch (error) {
       if (!step.mustPersist || !isConflict(error)) {
         step.onWriteFailed?.();
@@ -321,7 +331,10 @@ export class RemediationRequestReconciler implements Reconciler {
     step.afterWrite?.();
     const from = rr.status?.phase ?? 'Pending';
     const to = step.status.phase ?? 'Pending';
-    if (END_PHASES.has(to)) this.ssm.forget(rr.metadata?.uid ?? '');
+    if (END_PHASES.has(to)) {
+      this.ssm.forget(rr.metadata?.uid ?? '');
+      this.superseded.delete(rr.metadata?.uid ?? '');
+    }
     if (from !== to) {
       this.deps.metrics.phaseTransitions.inc({ namespace: ns, phase: to });
       log.info({ from, to, reason: step.status.reason, policy: rr.spec.policyRef.name }, step.status.message ?? 'phase changed');
