@@ -14,6 +14,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { CredentialProvider } from './credentials.js';
 import { BatchingInstanceDescriber, Ec2InstanceDescriber } from './ec2.js';
 import { CloudWatchMetricsReader } from './cloudwatch.js';
+import { BatchingMetricsReader } from './cloudwatch-batching.js';
 import { SnsPublisher } from './sns.js';
 import { SsmCommandRunner } from './ssm.js';
 import type { CommandRunner, InstanceDescriber, MetricsReader, Publisher } from './types.js';
@@ -57,10 +58,10 @@ export function createCloud(opts: CloudOptions): Cloud {
   const record = (service: string) => (operation: string, outcome: string) =>
     opts.metrics.awsCalls.inc({ service, operation, outcome });
   return {
-    // One batcher per client set: batching (one DescribeInstances per burst) is per account and region.
+    // One batcher per client set: batching (one DescribeInstances, one GetMetricData per burst) is per account and region.
     instances: new BatchingInstanceDescriber(new Ec2InstanceDescriber(ec2, record('ec2'))),
     commands: new SsmCommandRunner(ssm, ssmSend, record('ssm')),
-    metrics: new CloudWatchMetricsReader(cloudwatch, record('cloudwatch')),
+    metrics: new BatchingMetricsReader(new CloudWatchMetricsReader(cloudwatch, record('cloudwatch'))),
     publisher: new SnsPublisher(sns, record('sns')),
     destroy() {
       ec2.destroy();
