@@ -23,6 +23,34 @@ import { Controller } from './runtime/controller.js';
 import { Informer, InformerSet, type Cache, type InformerLifecycle } from './runtime/informer.js';
 import { LeaderElector } from './runtime/leaderelection.js';
 
+/**
+ * How long a request's change waits before its policy's counters are recounted. Every
+ * change in that time shares one recount (the work queue keeps the earliest pending
+ * add), so a burst costs a policy status write every few seconds, not one per request
+ * transition (and no 409 storm between them).
+ */
+export const POLICY_RECOUNT_DELAY_MS = 3_000;
+
+/** Annotation kubectl apply keeps a whole copy of the object in; nothing here reads it. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Drops what the controller never reads before an object enters a cache: managedFields
+ * (often as large as the object) and kubectl's last-applied copy. The objects are fresh
+ * from the wire and owned by the informer, so they are trimmed in place. Status writes
+ * send no managedFields, which the API server reads as "keep them as they are".
+ */
+export function leanObject<T extends { metadata?: object }>(obj: T): T {
+  const meta = obj.metadata as { managedFields?: unknown; annotations?: Record<string, string> } | undefined;
+  if (!meta) return obj;
+  delete meta.managedFields;
+  if (meta.annotations && LAST_APPLIED in meta.annotations) {
+    delete meta.annotations[LAST_APPLIED];
+    if (Object.keys(meta.annotations).length === 0) delete meta.annotations;
+  }
+  return obj;
+}
+
 export interface OperatorDeps {
   config: ControllerConfig;
   kubeConfig: KubeConfig;
@@ -75,6 +103,7 @@ export class Operator {
               logger,
               resyncIntervalMs: 10 * 60_000,
               onLifecycle: lifecycle(names.plural),
+              transform: leanObject,
             });
             return [ns, inf] as const;
           }),
@@ -88,7 +117,7 @@ export class Operator {
       name: string,
       list: () => Promise<{ items: T[]; resourceVersion: string }>,
       watchPath: string,
-    ) => new Informer<T>({ name, list, watchPath, kubeConfig, logger, resyncIntervalMs: 10 * 60_000, onLifecycle: lifecycle(name) });
+    ) => new Informer<T>({ name, list, watchPath, kubeConfig, logger, resyncIntervalMs: 10 * 60_000, onLifecycle: lifecycle(name), transform: leanObject });
     this.runbookInformer = clusterInformer<Runbook>('runbooks', () => cluster.runbooks(), cluster.runbooksPath);
     this.namespaceInformer = clusterInformer<NamespaceObject>('namespaces', () => cluster.namespaces(), cluster.namespacesPath);
     this.admissionPolicyInformer = clusterInformer<ValidatingAdmissionPolicy>('validatingadmissionpolicies', () => cluster.admissionPolicies(), cluster.policiesPath);
@@ -213,7 +242,8 @@ export class Operator {
     this.requestInformer.on((e) => {
       const ns = e.object.metadata?.namespace ?? '';
       this.requestController.enqueue({ namespace: ns, name: e.object.metadata?.name ?? '' });
-      this.policyController.enqueue({ namespace: ns, name: e.object.spec.policyRef.name });
+      // Counters are recounted from the cache a moment later, once for the whole burst.
+      this.policyController.enqueueAfter({ namespace: ns, name: e.object.spec.policyRef.name }, POLICY_RECOUNT_DELAY_MS);
     });
     this.policyInformer.on((e) => {
       const ns = e.object.metadata?.namespace ?? '';
