@@ -110,3 +110,8 @@ deploy: ## Apply config/ (CRDs, RBAC, admission policy, controller) to the curre
 .PHONY: undeploy
 undeploy: ## Remove what deploy applied, except the CRDs and the AlertPolicies and RemediationRequests they hold.
 	KUBECTL="$(KUBECTL)" bash hack/chart/deploy.sh delete
+
+.PHONY: bench-e2e
+bench-e2e: install testbed ## Benchmark the whole job (controller process, real kube-apiserver, moto, intake) against the floor of its irreducible calls; prints P1–P5. ARGS="--bursts 100,1000,5000 --repeats 3"
+	$(NPM) run build >/dev/null || test -f dist/hack/bench-e2e.js
+	node_modules/.bin/node --enable-source-maps dist/hack/bench-e2e.js $(ARGS)

@@ -7,7 +7,14 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { ALERT_POLICY, REMEDIATION_REQUEST, type AlertPolicy, type RemediationRequest, type ResourceNames, type Runbook } from './api/v1alpha1/index.js';
+import {
+  ALERT_POLICY,
+  REMEDIATION_REQUEST,
+  type AlertPolicy,
+  type RemediationRequest,
+  type ResourceNames,
+  type Runbook,
+} from './api/v1alpha1/index.js';
 import type { CloudPool } from './cloud/pool.js';
 import type { ControllerConfig } from './config.js';
 import { admissionVerdict, type ValidatingAdmissionPolicy, type ValidatingAdmissionPolicyBinding } from './controllers/admission.js';
@@ -25,6 +32,34 @@ import { systemClock, type Clock } from './runtime/clock.js';
 import { Controller } from './runtime/controller.js';
 import { Informer, InformerSet, type Cache, type InformerLifecycle } from './runtime/informer.js';
 import { LeaderElector } from './runtime/leaderelection.js';
+
+/**
+ * How long a request's change waits before its policy's counters are recounted. Every
+ * change in that time shares one recount (the work queue keeps the earliest pending
+ * add), so a burst costs a policy status write every few seconds, not one per request
+ * transition (and no 409 storm between them).
+ */
+export const POLICY_RECOUNT_DELAY_MS = 3_000;
+
+/** Annotation kubectl apply keeps a whole copy of the object in; nothing here reads it. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Drops what the controller never reads before an object enters a cache: managedFields
+ * (often as large as the object) and kubectl's last-applied copy. The objects are fresh
+ * from the wire and owned by the informer, so they are trimmed in place. Status writes
+ * send no managedFields, which the API server reads as "keep them as they are".
+ */
+export function leanObject<T extends { metadata?: object }>(obj: T): T {
+  const meta = obj.metadata as { managedFields?: unknown; annotations?: Record<string, string> } | undefined;
+  if (!meta) return obj;
+  delete meta.managedFields;
+  if (meta.annotations && LAST_APPLIED in meta.annotations) {
+    delete meta.annotations[LAST_APPLIED];
+    if (Object.keys(meta.annotations).length === 0) delete meta.annotations;
+  }
+  return obj;
+}
 
 export interface OperatorDeps {
   config: ControllerConfig;
@@ -62,7 +97,8 @@ export class Operator {
     this.events = events;
     const lifecycle = (informer: string) => (e: InformerLifecycle) => {
       metrics.informerEvents.inc({ informer, event: e.type });
-      if (e.type === 'error') logger.warn({ informer, err: e.error, retryInMs: Math.round(e.retryInMs) }, 'watch failed; re-listing after backoff');
+      if (e.type === 'error')
+        logger.warn({ informer, err: e.error, retryInMs: Math.round(e.retryInMs) }, 'watch failed; re-listing after backoff');
       else logger.debug({ informer, ...e }, `informer ${e.type}`);
     };
     // One informer per watched namespace ('' = all namespaces) and kind.
@@ -80,6 +116,7 @@ export class Operator {
               logger,
               resyncIntervalMs: 10 * 60_000,
               onLifecycle: lifecycle(names.plural),
+              transform: leanObject,
             });
             return [ns, inf] as const;
           }),
@@ -93,10 +130,24 @@ export class Operator {
       name: string,
       list: () => Promise<{ items: T[]; resourceVersion: string }>,
       watchPath: string,
-    ) => new Informer<T>({ name, list, watchPath, kubeConfig, logger, resyncIntervalMs: 10 * 60_000, onLifecycle: lifecycle(name) });
+    ) =>
+      new Informer<T>({
+        name,
+        list,
+        watchPath,
+        kubeConfig,
+        logger,
+        resyncIntervalMs: 10 * 60_000,
+        onLifecycle: lifecycle(name),
+        transform: leanObject,
+      });
     this.runbookInformer = clusterInformer<Runbook>('runbooks', () => cluster.runbooks(), cluster.runbooksPath);
     this.namespaceInformer = clusterInformer<NamespaceObject>('namespaces', () => cluster.namespaces(), cluster.namespacesPath);
-    this.admissionPolicyInformer = clusterInformer<ValidatingAdmissionPolicy>('validatingadmissionpolicies', () => cluster.admissionPolicies(), cluster.policiesPath);
+    this.admissionPolicyInformer = clusterInformer<ValidatingAdmissionPolicy>(
+      'validatingadmissionpolicies',
+      () => cluster.admissionPolicies(),
+      cluster.policiesPath,
+    );
     this.admissionBindingInformer = clusterInformer<ValidatingAdmissionPolicyBinding>(
       'validatingadmissionpolicybindings',
       () => cluster.admissionBindings(),
@@ -118,8 +169,10 @@ export class Operator {
       );
     const requestsOf = (ns: string, policy: string) =>
       this.requestInformer.list().filter((r) => r.metadata?.namespace === ns && r.spec.policyRef.name === policy);
-    this.ledger = new ExecutionLedger(new ConfigMapLedgerStorage(kubeConfig, config.ledgerNamespace, config.watchNamespaces), clock, (ns, policy) =>
-      this.policyController.enqueue({ namespace: ns, name: policy }),
+    this.ledger = new ExecutionLedger(
+      new ConfigMapLedgerStorage(kubeConfig, config.ledgerNamespace, config.watchNamespaces),
+      clock,
+      (ns, policy) => this.policyController.enqueue({ namespace: ns, name: policy }),
     );
     const defaultRegion = config.awsRegion ?? 'us-east-1';
     const cloudFor = (loc: CloudLocation): CloudClients => {
@@ -226,13 +279,18 @@ export class Operator {
     this.requestInformer.on((e) => {
       const ns = e.object.metadata?.namespace ?? '';
       this.requestController.enqueue({ namespace: ns, name: e.object.metadata?.name ?? '' });
-      this.policyController.enqueue({ namespace: ns, name: e.object.spec.policyRef.name });
+      // Counters are recounted from the cache a moment later, once for the whole burst.
+      this.policyController.enqueueAfter({ namespace: ns, name: e.object.spec.policyRef.name }, POLICY_RECOUNT_DELAY_MS);
     });
     this.policyInformer.on((e) => {
       const ns = e.object.metadata?.namespace ?? '';
       const name = e.object.metadata?.name ?? '';
       this.policyController.enqueue({ namespace: ns, name });
-      if (e.type === 'add' || e.type === 'delete' || (e.type === 'update' && e.old.metadata?.generation !== e.object.metadata?.generation)) {
+      if (
+        e.type === 'add' ||
+        e.type === 'delete' ||
+        (e.type === 'update' && e.old.metadata?.generation !== e.object.metadata?.generation)
+      ) {
         for (const r of requestsOf(ns, name)) this.requestController.enqueue({ namespace: ns, name: r.metadata?.name ?? '' });
       }
     });
@@ -334,12 +392,18 @@ export class Operator {
         break;
       } catch (err) {
         const retryInMs = Math.min(30_000, 500 * 2 ** attempt);
-        this.deps.logger.error({ err, retryInMs, namespace: this.deps.config.ledgerNamespace }, 'cannot read the execution ledger; no controller runs until it can');
+        this.deps.logger.error(
+          { err, retryInMs, namespace: this.deps.config.ledgerNamespace },
+          'cannot read the execution ledger; no controller runs until it can',
+        );
         await new Promise((r) => setTimeout(r, retryInMs));
       }
     }
     // Drops what no rule needs any more, including ledgers of policies long gone.
-    this.ledgerSweep = setInterval(() => void this.ledger.sweep().catch((err: unknown) => this.deps.logger.warn({ err }, 'ledger sweep failed')), 5 * 60_000);
+    this.ledgerSweep = setInterval(
+      () => void this.ledger.sweep().catch((err: unknown) => this.deps.logger.warn({ err }, 'ledger sweep failed')),
+      5 * 60_000,
+    );
     this.ledgerSweep.unref();
     this.runbookController.start();
     this.policyController.start();

@@ -14,6 +14,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { CredentialProvider } from './credentials.js';
 import { BatchingInstanceDescriber, Ec2InstanceDescriber } from './ec2.js';
 import { CloudWatchMetricsReader } from './cloudwatch.js';
+import { BatchingMetricsReader } from './cloudwatch-batching.js';
 import { SnsPublisher } from './sns.js';
 import { SsmAgentInspector, SsmCommandRunner } from './ssm.js';
 import type { AgentInspector, CommandRunner, InstanceDescriber, MetricsReader, Publisher } from './types.js';
@@ -55,14 +56,13 @@ export function createCloud(opts: CloudOptions): Cloud {
   const ssmSend = new SSMClient({ ...common, maxAttempts: 1 });
   const cloudwatch = new CloudWatchClient(common);
   const sns = new SNSClient(common);
-  const record = (service: string) => (operation: string, outcome: string) =>
-    opts.metrics.awsCalls.inc({ service, operation, outcome });
+  const record = (service: string) => (operation: string, outcome: string) => opts.metrics.awsCalls.inc({ service, operation, outcome });
   return {
-    // One batcher per client set: batching (one DescribeInstances per burst) is per account and region.
+    // One batcher per client set: batching (one DescribeInstances, one GetMetricData per burst) is per account and region.
     instances: new BatchingInstanceDescriber(new Ec2InstanceDescriber(ec2, record('ec2'))),
     commands: new SsmCommandRunner(ssm, ssmSend, record('ssm')),
     agents: new SsmAgentInspector(ssm, record('ssm')),
-    metrics: new CloudWatchMetricsReader(cloudwatch, record('cloudwatch')),
+    metrics: new BatchingMetricsReader(new CloudWatchMetricsReader(cloudwatch, record('cloudwatch'))),
     publisher: new SnsPublisher(sns, record('sns')),
     destroy() {
       ec2.destroy();

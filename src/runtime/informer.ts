@@ -52,6 +52,11 @@ export interface InformerOptions<T> {
   /** Period at which every cached object is handed to handlers again (controller-runtime's SyncPeriod). */
   resyncIntervalMs?: number;
   onLifecycle?: (event: InformerLifecycle) => void;
+  /**
+   * Applied to every object as it enters the cache (list and watch), e.g. to drop
+   * fields nothing reads (managedFields): the cache is most of a controller's memory.
+   */
+  transform?: (object: T) => T;
 }
 
 export function objectKey(obj: KubeObject): string {
@@ -184,7 +189,8 @@ export class Informer<T extends KubeObject> {
     return resourceVersion;
   }
 
-  private upsert(key: string, object: T): void {
+  private upsert(key: string, received: T): void {
+    const object = this.opts.transform ? this.opts.transform(received) : received;
     const old = this.cache.get(key);
     if (old?.metadata?.resourceVersion === object.metadata?.resourceVersion && old) return;
     this.cache.set(key, object);
@@ -223,7 +229,7 @@ export class Informer<T extends KubeObject> {
               case 'DELETED': {
                 const key = objectKey(obj);
                 this.cache.delete(key);
-                this.emit({ type: 'delete', object: obj });
+                this.emit({ type: 'delete', object: this.opts.transform ? this.opts.transform(obj) : obj });
                 break;
               }
               case 'BOOKMARK':

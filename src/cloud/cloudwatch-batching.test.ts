@@ -1,0 +1,76 @@
+import { BatchingMetricsReader } from './cloudwatch-batching.js';
+import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
+
+class CountingReader implements MetricsReader {
+  calls: Array<{ queries: MetricDataQuery[]; start: Date; end: Date }> = [];
+  async getMetricData(queries: readonly MetricDataQuery[], start: Date, end: Date): Promise<Map<string, MetricDataResult>> {
+    this.calls.push({ queries: [...queries], start, end });
+    // The value says which instance was asked, so a mix-up of ids shows.
+    return new Map(
+      queries.map((q) => [q.id, { values: [Number(q.dimensions['InstanceId']?.slice(2))], timestamps: ['2025-03-01T10:00:00.000Z'] }]),
+    );
+  }
+}
+
+const cpu = (id: string, instance: string): MetricDataQuery => ({
+  id,
+  namespace: 'AWS/EC2',
+  metricName: 'CPUUtilization',
+  dimensions: { InstanceId: instance },
+  statistic: 'Average',
+  periodSeconds: 60,
+});
+const window = (end: number, lookbackMs = 600_000) => [new Date(end - lookbackMs), new Date(end)] as const;
+
+describe('BatchingMetricsReader', () => {
+  test('concurrent requests share one GetMetricData call, identical queries are asked once, and each caller gets its own ids', async () => {
+    const inner = new CountingReader();
+    const r = new BatchingMetricsReader(inner, 10, 5_000);
+    const [a, b] = await Promise.all([
+      r.getMetricData([cpu('cpu0', 'i-1'), cpu('cpu1', 'i-2')], ...window(1_000_000)),
+      r.getMetricData([cpu('cpu0', 'i-2'), cpu('cpu1', 'i-3')], ...window(1_000_005)),
+    ]);
+    expect(inner.calls).toHaveLength(1);
+    expect(inner.calls[0]!.queries).toHaveLength(3);
+    // The call covers the latest caller's window.
+    expect(inner.calls[0]!.end.getTime()).toBe(1_000_005);
+    expect(inner.calls[0]!.end.getTime() - inner.calls[0]!.start.getTime()).toBe(600_000);
+    expect([...a.entries()].map(([id, v]) => [id, v.values[0]])).toEqual([
+      ['cpu0', 1],
+      ['cpu1', 2],
+    ]);
+    expect([...b.entries()].map(([id, v]) => [id, v.values[0]])).toEqual([
+      ['cpu0', 2],
+      ['cpu1', 3],
+    ]);
+  });
+
+  test('different lookbacks are different calls', async () => {
+    const inner = new CountingReader();
+    const r = new BatchingMetricsReader(inner, 10, 5_000);
+    await Promise.all([
+      r.getMetricData([cpu('cpu', 'i-1')], ...window(1_000_000)),
+      r.getMetricData([cpu('cpu', 'i-1')], ...window(1_000_000, 300_000)),
+    ]);
+    expect(inner.calls).toHaveLength(2);
+  });
+
+  test('answers are kept briefly, then asked again', async () => {
+    const inner = new CountingReader();
+    let now = 1_000;
+    const r = new BatchingMetricsReader(inner, 1, 5_000, { now: () => now });
+    await r.getMetricData([cpu('cpu', 'i-1')], ...window(now));
+    expect((await r.getMetricData([cpu('other', 'i-1')], ...window(now))).get('other')?.values).toEqual([1]);
+    expect(inner.calls).toHaveLength(1);
+    now += 6_000;
+    await r.getMetricData([cpu('cpu', 'i-1')], ...window(now));
+    expect(inner.calls).toHaveLength(2);
+  });
+
+  test('a failed call fails every waiter', async () => {
+    const r = new BatchingMetricsReader({ getMetricData: () => Promise.reject(new Error('throttled')) }, 1);
+    await expect(
+      Promise.all([r.getMetricData([cpu('a', 'i-1')], ...window(1)), r.getMetricData([cpu('b', 'i-2')], ...window(1))]),
+    ).rejects.toThrow('throttled');
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * `GetMetricData` shared across requests, the way BatchingInstanceDescriber (ec2.ts)
+ * shares `DescribeInstances`: the queries of every request that asks within a short
+ * window go out in one call (CloudWatch takes 500 queries per call; the inner reader
+ * splits beyond that), identical queries are asked once, and answers are kept for a
+ * few seconds, so a burst of alerts about one fleet costs a handful of calls instead
+ * of one per alert.
+ *
+ * Requests are grouped by their lookback (end − start). A group's call covers the
+ * window of the latest request in it, which is at most `windowMs` newer than any
+ * other's; a cached answer is at most `ttlMs` old. Both are far below the one-minute
+ * period enrichment metrics use, so no guard sees a different picture.
+ */
+import type { Clock } from '../runtime/clock.js';
+import { systemClock } from '../runtime/clock.js';
+import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
+
+interface Waiter {
+  queries: readonly MetricDataQuery[];
+  resolve: (r: Map<string, MetricDataResult>) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Batch {
+  lookbackMs: number;
+  end: number;
+  /** Canonical query key → the query as sent (its id unique within the call). */
+  queries: Map<string, MetricDataQuery>;
+  waiters: Waiter[];
+}
+
+/** What makes two queries the same question to CloudWatch (the caller's id aside). */
+function queryKey(q: MetricDataQuery, lookbackMs: number): string {
+  const dims = Object.entries(q.dimensions).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([lookbackMs, q.namespace, q.metricName, dims, q.statistic, q.periodSeconds]);
+}
+
+export class BatchingMetricsReader implements MetricsReader {
+  private readonly pending = new Map<number, Batch>();
+  private readonly cache = new Map<string, { at: number; result: MetricDataResult }>();
+  private nextId = 0;
+
+  constructor(
+    private readonly inner: MetricsReader,
+    private readonly windowMs = 10,
+    private readonly ttlMs = 5_000,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  getMetricData(queries: readonly MetricDataQuery[], start: Date, end: Date): Promise<Map<string, MetricDataResult>> {
+    const lookbackMs = end.getTime() - start.getTime();
+    const now = this.clock.now();
+    const missing = queries.filter((q) => {
+      const hit = this.cache.get(queryKey(q, lookbackMs));
+      return !hit || now - hit.at > this.ttlMs;
+    });
+    if (missing.length === 0) return Promise.resolve(this.answer(queries, lookbackMs));
+    return new Promise((resolve, reject) => {
+      let batch = this.pending.get(lookbackMs);
+      if (!batch) {
+        batch = { lookbackMs, end: end.getTime(), queries: new Map(), waiters: [] };
+        this.pending.set(lookbackMs, batch);
+        const b = batch;
+        setTimeout(() => void this.flush(b), this.windowMs);
+      }
+      batch.end = Math.max(batch.end, end.getTime());
+      // All of the caller's queries, not only the missing ones: a cached answer could expire
+      // before the batch is answered, and asking twice within one call costs nothing extra.
+      for (const q of queries) {
+        const key = queryKey(q, lookbackMs);
+        if (!batch.queries.has(key)) batch.queries.set(key, { ...q, id: `q${(this.nextId++).toString(36)}` });
+      }
+      batch.waiters.push({ queries, resolve, reject });
+    });
+  }
+
+  /** Each caller's own ids, mapped from the shared answers. */
+  private answer(queries: readonly MetricDataQuery[], lookbackMs: number): Map<string, MetricDataResult> {
+    const out = new Map<string, MetricDataResult>();
+    for (const q of queries) {
+      const hit = this.cache.get(queryKey(q, lookbackMs));
+      if (hit) out.set(q.id, { values: [...hit.result.values], timestamps: [...hit.result.timestamps] });
+    }
+    return out;
+  }
+
+  private async flush(batch: Batch): Promise<void> {
+    if (this.pending.get(batch.lookbackMs) === batch) this.pending.delete(batch.lookbackMs);
+    const now = this.clock.now();
+    for (const [k, e] of this.cache) if (now - e.at > this.ttlMs) this.cache.delete(k);
+    try {
+      const sent = [...batch.queries.entries()];
+      const results = await this.inner.getMetricData(
+        sent.map(([, q]) => q),
+        new Date(batch.end - batch.lookbackMs),
+        new Date(batch.end),
+      );
+      const at = this.clock.now();
+      // A query CloudWatch answered without data is cached empty: it is an answer too.
+      for (const [key, q] of sent) this.cache.set(key, { at, result: results.get(q.id) ?? { values: [], timestamps: [] } });
+      for (const w of batch.waiters) w.resolve(this.answer(w.queries, batch.lookbackMs));
+    } catch (error) {
+      for (const w of batch.waiters) w.reject(error);
+    }
+  }
+}
