@@ -28,7 +28,10 @@
  * Each block starts from a reset moto and a fresh controller, so command history and
  * caches never carry over. A benchmark, not a test: nothing here asserts a goal.
  * Flags: --repeats N (default 3), --bursts 100,1000 (add 5000 if there is time),
- * --p1-samples N (default 15), --fill 1000,10000, --concurrency N (default 4), --json.
+ * --p1-samples N (default 15), --fill 1000,10000, --concurrency N (default 4),
+ * --wide-burst N (alerts of 50 targets each, default 100), --json, and
+ * --controller label=path/to/main.js (repeatable) to measure several builds in one
+ * run, block by block interleaved (e.g. main's build against this one).
  */
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
@@ -384,11 +387,12 @@ function endWatcher(b: Bench) {
 }
 
 async function clearRequests(b: Bench, ns: string): Promise<void> {
-  await b.api.deleteCollectionNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'remediationrequests' });
+  // With thousands of objects the call itself may time out while the API server goes on deleting: wait for the list.
+  await b.api.deleteCollectionNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'remediationrequests' }).catch(() => undefined);
   await waitUntil(`${ns} requests deleted`, async () => {
     const l = (await b.api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'remediationrequests', limit: 1 })) as { items: unknown[] };
     return l.items.length === 0 ? true : undefined;
-  }, { timeoutMs: 120_000 });
+  }, { timeoutMs: 600_000, intervalMs: 1_000 });
 }
 
 interface BurstResult {
@@ -613,7 +617,7 @@ async function main(): Promise<void> {
   }
 
   // ---- P5: RSS with finished requests in the cache ----
-  if (FILLS.length > 0) {
+  if (FILLS.length > 0) try {
     for (const build of CONTROLLERS) {
       const ids = await seedFleet(b);
       const c = await startControllerProcess(b, build, 'p5');
@@ -640,6 +644,8 @@ async function main(): Promise<void> {
       await c.proc.stop(10_000);
       await clearRequests(b, NS);
     }
+  } catch (error) {
+    log(`P5 stopped early: ${error instanceof Error ? error.message : String(error)}`);
   }
 
   // ---- report ----
