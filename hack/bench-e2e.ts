@@ -28,7 +28,10 @@
  * Each block starts from a reset moto and a fresh controller, so command history and
  * caches never carry over. A benchmark, not a test: nothing here asserts a goal.
  * Flags: --repeats N (default 3), --bursts 100,1000 (add 5000 if there is time),
- * --p1-samples N (default 15), --fill 1000,10000, --concurrency N (default 4), --json.
+ * --p1-samples N (default 15), --fill 1000,10000, --concurrency N (default 4),
+ * --wide-burst N (alerts of 50 targets each, default 100), --json, and
+ * --controller label=path/to/main.js (repeatable) to measure several builds in one
+ * run, block by block interleaved (e.g. main's build against this one).
  */
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
@@ -434,7 +437,10 @@ function endWatcher(b: Bench) {
 }
 
 async function clearRequests(b: Bench, ns: string): Promise<void> {
-  await b.api.deleteCollectionNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'remediationrequests' });
+  // With thousands of objects the call itself may time out while the API server goes on deleting: wait for the list.
+  await b.api
+    .deleteCollectionNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'remediationrequests' })
+    .catch(() => undefined);
   await waitUntil(
     `${ns} requests deleted`,
     async () => {
@@ -447,7 +453,7 @@ async function clearRequests(b: Bench, ns: string): Promise<void> {
       })) as { items: unknown[] };
       return l.items.length === 0 ? true : undefined;
     },
-    { timeoutMs: 120_000 },
+    { timeoutMs: 600_000, intervalMs: 1_000 },
   );
 }
 
@@ -743,40 +749,43 @@ async function main(): Promise<void> {
   }
 
   // ---- P5: RSS with finished requests in the cache ----
-  if (FILLS.length > 0) {
-    for (const build of CONTROLLERS) {
-      const ids = await seedFleet(b);
-      const c = await startControllerProcess(b, build, 'p5');
-      const watch = endWatcher(b);
-      watch.start();
-      await watch.waitForSync();
-      // A real finished request's status, as the controller wrote it, is what fills the cache.
-      await deliver(c, b, [alert('one', [ids[0]!], 0)]);
-      const template = await waitUntil('a finished request', async () => watch.list().find((x) => x.status?.phase === 'Succeeded'), {
-        timeoutMs: 60_000,
-      });
-      watch.stop();
-      let have = 0;
-      for (const target of FILLS) {
-        await fillCache(b, have, target, template.status);
-        have = target;
-        await waitUntil(
-          `controller cache at ${target}`,
-          async () => {
-            const text = await (await fetch(`${c.metricsUrl}/metrics`)).text();
-            const total = samples(text, 'remediator_requests').reduce((sum, x) => sum + x.value, 0);
-            return total >= target ? true : undefined;
-          },
-          { timeoutMs: 900_000, intervalMs: 1000, processes: [c.proc] },
-        );
-        await new Promise((r) => setTimeout(r, 5_000)); // let recounts and GC settle
-        p5.get(build.label)!.push({ requests: target, rssMb: rssBytes(c.proc.pid) / 2 ** 20 });
-        log(`P5 ${build.label} ${target} requests: ${fmt(p5.get(build.label)!.at(-1)!.rssMb)} MB`);
+  if (FILLS.length > 0)
+    try {
+      for (const build of CONTROLLERS) {
+        const ids = await seedFleet(b);
+        const c = await startControllerProcess(b, build, 'p5');
+        const watch = endWatcher(b);
+        watch.start();
+        await watch.waitForSync();
+        // A real finished request's status, as the controller wrote it, is what fills the cache.
+        await deliver(c, b, [alert('one', [ids[0]!], 0)]);
+        const template = await waitUntil('a finished request', async () => watch.list().find((x) => x.status?.phase === 'Succeeded'), {
+          timeoutMs: 60_000,
+        });
+        watch.stop();
+        let have = 0;
+        for (const target of FILLS) {
+          await fillCache(b, have, target, template.status);
+          have = target;
+          await waitUntil(
+            `controller cache at ${target}`,
+            async () => {
+              const text = await (await fetch(`${c.metricsUrl}/metrics`)).text();
+              const total = samples(text, 'remediator_requests').reduce((sum, x) => sum + x.value, 0);
+              return total >= target ? true : undefined;
+            },
+            { timeoutMs: 900_000, intervalMs: 1000, processes: [c.proc] },
+          );
+          await new Promise((r) => setTimeout(r, 5_000)); // let recounts and GC settle
+          p5.get(build.label)!.push({ requests: target, rssMb: rssBytes(c.proc.pid) / 2 ** 20 });
+          log(`P5 ${build.label} ${target} requests: ${fmt(p5.get(build.label)!.at(-1)!.rssMb)} MB`);
+        }
+        await c.proc.stop(10_000);
+        await clearRequests(b, NS);
       }
-      await c.proc.stop(10_000);
-      await clearRequests(b, NS);
+    } catch (error) {
+      log(`P5 stopped early: ${error instanceof Error ? error.message : String(error)}`);
     }
-  }
 
   // ---- report ----
   const loadEnd = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
