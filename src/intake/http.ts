@@ -188,6 +188,47 @@ export function drainRequest(req: IncomingMessage): void {
 }
 
 /**
+ * Before answering 413 to a client still uploading: read and drop what it sends until it
+ * pauses (QUIET_MS without data), ends, or passes DRAIN_LIMIT_BYTES, at most
+ * QUIET_MAX_MS. Closing a connection with unread data makes the kernel reset it, and a
+ * reset discards the answer the client has not read yet; with the receive buffer empty
+ * the close is a plain FIN and the client reads its 413.
+ */
+const QUIET_MS = 200;
+const QUIET_MAX_MS = 2_000;
+export function untilUploadPauses(req: IncomingMessage): Promise<void> {
+  if (req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let drained = 0;
+    let quiet: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearTimeout(quiet);
+      clearTimeout(cap);
+      req.off('data', onData);
+      req.off('end', done);
+      req.off('close', done);
+      resolve();
+    };
+    const arm = () => {
+      clearTimeout(quiet);
+      quiet = setTimeout(done, QUIET_MS);
+    };
+    const onData = (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > DRAIN_LIMIT_BYTES) done();
+      else arm();
+    };
+    const cap = setTimeout(done, QUIET_MAX_MS);
+    req.on('data', onData);
+    req.once('end', done);
+    req.once('close', done);
+    req.on('error', () => undefined);
+    arm();
+    req.resume();
+  });
+}
+
+/**
  * How long a client gets to read an answer sent with `Connection: close` before its socket
  * is destroyed. Destroying sends a reset, and a reset discards what the client has not read
  * yet: a busy client must have time to read the answer. A client that honours the close

@@ -35,7 +35,16 @@ import { BearerAuthenticator, type SecretRef } from './auth.js';
 import { parseCloudWatchAlarm } from './cloudwatch.js';
 import { ApiUnavailableError, IntakeError, type Outcome } from './errors.js';
 import { parseGeneric } from './generic.js';
-import { checkContentType, closeAfterAnswer, drainRequest, earlyAnswerHeaders, parseJson, readBody, sendJson } from './http.js';
+import {
+  checkContentType,
+  closeAfterAnswer,
+  drainRequest,
+  earlyAnswerHeaders,
+  parseJson,
+  readBody,
+  sendJson,
+  untilUploadPauses,
+} from './http.js';
 import type { IntakeKubeApi } from './kube.js';
 import { IntakeMetrics } from './metrics.js';
 import { isDns1123Label } from './naming.js';
@@ -525,8 +534,13 @@ export class IntakeServer {
       const headers: Record<string, string> = { ...earlyAnswerHeaders(req), ...error.headers };
       // A body too slow or too large: this connection is not worth keeping.
       if (error.status === 408 || error.status === 413) headers.connection = 'close';
-      sendJson(res, error.status, { error: error.message, ...(error.details && { details: error.details }) }, headers);
-      if (headers.connection === 'close') closeAfterAnswer(req, res);
+      const answer = () => {
+        sendJson(res, error.status, { error: error.message, ...(error.details && { details: error.details }) }, headers);
+        if (headers.connection === 'close') closeAfterAnswer(req, res);
+      };
+      // A client still uploading an oversized body: let its upload pause first (http.ts).
+      if (error.status === 413 && !req.complete) void untilUploadPauses(req).then(answer);
+      else answer();
       return error.outcome;
     }
     if (error instanceof ApiUnavailableError) {
