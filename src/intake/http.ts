@@ -234,7 +234,7 @@ export function untilUploadPauses(req: IncomingMessage): Promise<void> {
  * yet: a busy client must have time to read the answer. A client that honours the close
  * (it sees our FIN) is gone long before.
  */
-const CLOSE_GRACE_MS = 5_000;
+export const CLOSE_GRACE_MS = 5_000;
 
 /**
  * Closes the connection once an answer sent with `Connection: close` (a 408, a 413) has

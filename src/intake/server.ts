@@ -37,6 +37,7 @@ import { ApiUnavailableError, IntakeError, type Outcome } from './errors.js';
 import { parseGeneric } from './generic.js';
 import {
   checkContentType,
+  CLOSE_GRACE_MS,
   closeAfterAnswer,
   drainRequest,
   earlyAnswerHeaders,
@@ -122,9 +123,6 @@ export const DEFAULTS = {
   maxConnections: 512,
   maxConnectionsPerSource: 64,
 } as const;
-
-/** A socket answered with `Connection: close` is destroyed this long after the answer, if the client has not closed it. */
-const CLOSE_GRACE_MS = 5_000;
 
 /** The address a connection comes from, `::ffff:10.0.0.1` and `10.0.0.1` alike. */
 function sourceAddress(socket: Socket): string {

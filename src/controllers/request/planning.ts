@@ -17,6 +17,7 @@ import {
   type RemediationRequestStatus,
   type Runbook,
 } from '../../api/v1alpha1/index.js';
+import { sessionTagsFor } from '../../cloud/location.js';
 import { isHybridNodeId, type AgentStatus, type InstanceFacts } from '../../cloud/types.js';
 import { failedGuard, optedOutBy, planMetricQueries, seriesFrom } from '../enrichment.js';
 import { renderPlan, templateContext, type RenderedSns } from '../plan.js';
@@ -38,7 +39,7 @@ export type Resolution = { ok: true; resolved: Resolved } | { ok: false; transit
 
 /** Session tags on the assumed role's session: IAM in the workload account can condition on them. */
 export function sessionTags(rr: RemediationRequest): Record<string, string> {
-  return { 'remediator-namespace': rr.metadata?.namespace ?? '', 'remediator-policy': rr.spec.policyRef.name };
+  return sessionTagsFor(rr.metadata?.namespace ?? '', rr.spec.policyRef.name);
 }
 
 /** The agent fields of an instance's enrichment; a node SSM does not know is NotRegistered. */

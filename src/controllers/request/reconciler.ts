@@ -42,7 +42,7 @@ import { ApprovalGate } from './approval.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
 import { IntentRecorder } from './intent.js';
 import { announces, notification } from './notify.js';
-import { Planner } from './planning.js';
+import { Planner, sessionTags } from './planning.js';
 import { SnsExecution } from './sns.js';
 import { SsmExecution } from './ssm.js';
 import { Transitions, type Transition } from './transition.js';
@@ -216,7 +216,7 @@ export class RemediationRequestReconciler implements Reconciler {
             region: plan.region,
             roleArn: plan.roleArn,
             externalId: plan.externalId,
-            sessionTags: { 'remediator-namespace': rr.metadata?.namespace ?? '', 'remediator-policy': rr.spec.policyRef.name },
+            sessionTags: sessionTags(rr),
           }
         : { region: plan?.region ?? this.deps.defaultRegion },
     );
