@@ -55,7 +55,7 @@ export const POLICY_RECOUNT_DELAY_MS = 3_000;
  * controller's counters and history limit, and a policy change re-queueing its requests,
  * read one policy's requests through it instead of scanning every cached request.
  */
-export const REQUESTS_BY_POLICY = 'policy';
+const REQUESTS_BY_POLICY = 'policy';
 const policyIndexValue = (namespace: string, policy: string) => `${namespace}/${policy}`;
 const requestIndexers = {
   [REQUESTS_BY_POLICY]: (r: RemediationRequest) => [policyIndexValue(r.metadata?.namespace ?? '', r.spec?.policyRef?.name ?? '')],
