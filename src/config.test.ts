@@ -135,3 +135,12 @@ describe('duration flags: the one grammar of src/api/v1alpha1/duration.ts', () =
     expect(() => load(['--intake-dedup-window=1d'])).toThrow(/positive duration/);
   });
 });
+
+describe('--list-page-size', () => {
+  test("client-go's 500 by default; a positive whole number from the flag or LIST_PAGE_SIZE", () => {
+    expect(load([]).listPageSize).toBe(500);
+    expect(load(['--list-page-size=100']).listPageSize).toBe(100);
+    expect(load([], { LIST_PAGE_SIZE: '250' }).listPageSize).toBe(250);
+    expect(() => load(['--list-page-size=0'])).toThrow(/positive integer/);
+  });
+});

@@ -46,6 +46,8 @@ export interface ControllerConfig {
   logLevel: string;
   pollIntervalMs: number;
   maxPollIntervalMs: number;
+  /** Objects per LIST page when an informer (re-)lists. */
+  listPageSize: number;
   /** Watch and reconcile only these namespaces; all namespaces when empty. */
   watchNamespaces: string[];
   /** The approval ValidatingAdmissionPolicy whose enforcement manual approvals depend on. */
@@ -71,6 +73,7 @@ export const OPTIONS = {
   'poll-interval': { type: 'string', default: '1000' },
   'max-poll-interval': { type: 'string', default: '30000' },
   'watch-namespace': { type: 'string', default: '' },
+  'list-page-size': { type: 'string', default: '500' },
   'admission-policy-name': { type: 'string', default: 'remediator-approvals' },
   'ledger-namespace': { type: 'string' },
   'retention-ttl-after-finished': { type: 'string', default: '24h' },
@@ -103,6 +106,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --poll-interval          first SSM invocation poll delay in ms (default 1000)
   --max-poll-interval      longest SSM invocation poll delay in ms (default 30000)
   --watch-namespace        comma-separated namespaces to watch and reconcile (default: all namespaces)
+  --list-page-size         objects per page when the caches list (limit/continue; default 500)
   --admission-policy-name  the approval ValidatingAdmissionPolicy manual approvals depend on (default remediator-approvals)
   --ledger-namespace       namespace of the execution ledger's ConfigMaps; only the controller may write there (default: POD_NAMESPACE)
   --retention-ttl-after-finished  delete finished requests this long after they ended, unless their policy says otherwise (default 24h)
@@ -222,6 +226,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     logLevel: str('log-level'),
     pollIntervalMs: int('poll-interval'),
     maxPollIntervalMs: int('max-poll-interval'),
+    listPageSize: int('list-page-size'),
     watchNamespaces: str('watch-namespace')
       .split(',')
       .map((x) => x.trim())

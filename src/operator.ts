@@ -30,7 +30,15 @@ import type { Metrics } from './observability/metrics.js';
 import { createHealthServer, parseBindAddress } from './observability/server.js';
 import { systemClock, type Clock } from './runtime/clock.js';
 import { Controller } from './runtime/controller.js';
-import { Informer, InformerSet, type Cache, type InformerLifecycle } from './runtime/informer.js';
+import {
+  Informer,
+  InformerSet,
+  type Cache,
+  type Indexers,
+  type InformerLifecycle,
+  type ListOptions,
+  type ListResult,
+} from './runtime/informer.js';
 import { LeaderElector } from './runtime/leaderelection.js';
 
 /**
@@ -40,6 +48,18 @@ import { LeaderElector } from './runtime/leaderelection.js';
  * transition (and no 409 storm between them).
  */
 export const POLICY_RECOUNT_DELAY_MS = 3_000;
+
+/**
+ * The index of RemediationRequests by the AlertPolicy they belong to, `namespace/name`
+ * of `spec.policyRef` (a request's policy is always in its own namespace). The policy
+ * controller's counters and history limit, and a policy change re-queueing its requests,
+ * read one policy's requests through it instead of scanning every cached request.
+ */
+const REQUESTS_BY_POLICY = 'policy';
+const policyIndexValue = (namespace: string, policy: string) => `${namespace}/${policy}`;
+const requestIndexers = {
+  [REQUESTS_BY_POLICY]: (r: RemediationRequest) => [policyIndexValue(r.metadata?.namespace ?? '', r.spec?.policyRef?.name ?? '')],
+};
 
 /** Annotation kubectl apply keeps a whole copy of the object in; nothing here reads it. */
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
@@ -99,41 +119,49 @@ export class Operator {
       metrics.informerEvents.inc({ informer, event: e.type });
       if (e.type === 'error')
         logger.warn({ informer, err: e.error, retryInMs: Math.round(e.retryInMs) }, 'watch failed; re-listing after backoff');
+      else if (e.type === 'throttled')
+        logger.warn(
+          { informer, err: e.error, retryInMs: Math.round(e.retryInMs) },
+          'API server asked to retry later (Retry-After); waiting',
+        );
       else logger.debug({ informer, ...e }, `informer ${e.type}`);
     };
     // One informer per watched namespace ('' = all namespaces) and kind.
     const scopes = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
-    const informers = <T extends AlertPolicy | RemediationRequest>(names: ResourceNames) =>
+    const informers = <T extends AlertPolicy | RemediationRequest>(names: ResourceNames, indexers?: Indexers<T>) =>
       new InformerSet<T>(
         new Map(
           scopes.map((ns) => {
             const scoped = new CustomResourceClient<T>(kubeConfig, names, ns || undefined);
             const inf = new Informer<T>({
               name: names.plural,
-              list: () => scoped.listAll(),
+              list: (page) => scoped.listAll(page),
+              pageSize: config.listPageSize,
               watchPath: scoped.watchPath,
               kubeConfig,
               logger,
               resyncIntervalMs: 10 * 60_000,
               onLifecycle: lifecycle(names.plural),
               transform: leanObject,
+              ...(indexers && { indexers }),
             });
             return [ns, inf] as const;
           }),
         ),
       );
     this.policyInformer = informers<AlertPolicy>(ALERT_POLICY);
-    this.requestInformer = informers<RemediationRequest>(REMEDIATION_REQUEST);
+    this.requestInformer = informers<RemediationRequest>(REMEDIATION_REQUEST, requestIndexers);
     // Cluster-wide objects that decide trust: runbooks, namespace labels, the admission policy.
     const cluster = new ClusterReads(kubeConfig);
     const clusterInformer = <T extends NamespaceObject | Runbook | ValidatingAdmissionPolicy | ValidatingAdmissionPolicyBinding>(
       name: string,
-      list: () => Promise<{ items: T[]; resourceVersion: string }>,
+      list: (page: ListOptions) => Promise<ListResult<T>>,
       watchPath: string,
     ) =>
       new Informer<T>({
         name,
         list,
+        pageSize: config.listPageSize,
         watchPath,
         kubeConfig,
         logger,
@@ -141,16 +169,16 @@ export class Operator {
         onLifecycle: lifecycle(name),
         transform: leanObject,
       });
-    this.runbookInformer = clusterInformer<Runbook>('runbooks', () => cluster.runbooks(), cluster.runbooksPath);
-    this.namespaceInformer = clusterInformer<NamespaceObject>('namespaces', () => cluster.namespaces(), cluster.namespacesPath);
+    this.runbookInformer = clusterInformer<Runbook>('runbooks', (o) => cluster.runbooks(o), cluster.runbooksPath);
+    this.namespaceInformer = clusterInformer<NamespaceObject>('namespaces', (o) => cluster.namespaces(o), cluster.namespacesPath);
     this.admissionPolicyInformer = clusterInformer<ValidatingAdmissionPolicy>(
       'validatingadmissionpolicies',
-      () => cluster.admissionPolicies(),
+      (o) => cluster.admissionPolicies(o),
       cluster.policiesPath,
     );
     this.admissionBindingInformer = clusterInformer<ValidatingAdmissionPolicyBinding>(
       'validatingadmissionpolicybindings',
-      () => cluster.admissionBindings(),
+      (o) => cluster.admissionBindings(o),
       cluster.bindingsPath,
     );
     const getPolicy = (ns: string, name: string) => this.policyInformer.get(`${ns}/${name}`);
@@ -167,8 +195,7 @@ export class Operator {
         ns,
         namespaceLabels(ns),
       );
-    const requestsOf = (ns: string, policy: string) =>
-      this.requestInformer.list().filter((r) => r.metadata?.namespace === ns && r.spec.policyRef.name === policy);
+    const requestsOf = (ns: string, policy: string) => this.requestInformer.byIndex(REQUESTS_BY_POLICY, policyIndexValue(ns, policy));
     this.ledger = new ExecutionLedger(
       new ConfigMapLedgerStorage(kubeConfig, config.ledgerNamespace, config.watchNamespaces),
       clock,

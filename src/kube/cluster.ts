@@ -7,7 +7,7 @@
 import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, RUNBOOK, VERSION, type Runbook } from '../api/v1alpha1/index.js';
 import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../controllers/admission.js';
-import type { ListResult } from '../runtime/informer.js';
+import type { ListOptions, ListResult } from '../runtime/informer.js';
 
 export interface NamespaceObject {
   apiVersion?: string;
@@ -15,11 +15,14 @@ export interface NamespaceObject {
   metadata?: { name?: string; labels?: Record<string, string>; resourceVersion?: string; uid?: string };
 }
 
-type Meta = { metadata?: { resourceVersion?: string } };
-const listResult = <T>(list: { items: unknown[]; metadata?: Meta['metadata'] }): ListResult<T> => ({
-  items: list.items as T[],
-  resourceVersion: list.metadata?.resourceVersion ?? '',
-});
+type Meta = { metadata?: { resourceVersion?: string; _continue?: string; continue?: string } };
+const listResult = <T>(list: { items: unknown[]; metadata?: Meta['metadata'] }): ListResult<T> => {
+  // Typed lists name the token `_continue`, custom object lists (plain JSON) `continue`.
+  const token = list.metadata?._continue ?? list.metadata?.continue;
+  return { items: list.items as T[], resourceVersion: list.metadata?.resourceVersion ?? '', ...(token && { continue: token }) };
+};
+/** The informer's page request, in client-node's parameter names. */
+const page = (o: ListOptions) => ({ limit: o.limit, _continue: o.continue });
 
 /** A list function and watch path per kind, for `Informer`. */
 export class ClusterReads {
@@ -38,21 +41,24 @@ export class ClusterReads {
   readonly bindingsPath = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings';
   readonly runbooksPath = `/apis/${GROUP}/${VERSION}/${RUNBOOK.plural}`;
 
-  async namespaces(): Promise<ListResult<NamespaceObject>> {
-    return listResult(await this.core.listNamespace());
+  async namespaces(options: ListOptions = {}): Promise<ListResult<NamespaceObject>> {
+    return listResult(await this.core.listNamespace(page(options)));
   }
 
-  async admissionPolicies(): Promise<ListResult<ValidatingAdmissionPolicy>> {
-    return listResult(await this.admission.listValidatingAdmissionPolicy());
+  async admissionPolicies(options: ListOptions = {}): Promise<ListResult<ValidatingAdmissionPolicy>> {
+    return listResult(await this.admission.listValidatingAdmissionPolicy(page(options)));
   }
 
-  async admissionBindings(): Promise<ListResult<ValidatingAdmissionPolicyBinding>> {
-    return listResult(await this.admission.listValidatingAdmissionPolicyBinding());
+  async admissionBindings(options: ListOptions = {}): Promise<ListResult<ValidatingAdmissionPolicyBinding>> {
+    return listResult(await this.admission.listValidatingAdmissionPolicyBinding(page(options)));
   }
 
-  async runbooks(): Promise<ListResult<Runbook>> {
+  async runbooks(options: ListOptions = {}): Promise<ListResult<Runbook>> {
     return listResult(
-      (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RUNBOOK.plural })) as { items: unknown[] },
+      (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RUNBOOK.plural, ...page(options) })) as {
+        items: unknown[];
+        metadata?: Meta['metadata'];
+      },
     );
   }
 

@@ -20,7 +20,7 @@ import {
 } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, VERSION, type ResourceNames } from '../api/v1alpha1/index.js';
 import type { Clock } from '../runtime/clock.js';
-import type { KubeObject, ListResult } from '../runtime/informer.js';
+import type { KubeObject, ListOptions, ListResult } from '../runtime/informer.js';
 
 export function isNotFound(error: unknown): boolean {
   return error instanceof ApiException && error.code === 404;
@@ -34,7 +34,12 @@ export function isConflict(error: unknown): boolean {
 export interface ResourceClient<T extends KubeObject> {
   readonly names: ResourceNames;
   readonly watchPath: string;
-  listAll(): Promise<ListResult<T>>;
+  /**
+   * Lists the kind (in the client's namespace, if it has one); with `options.limit`, one
+   * page and the token of the next, as the informer reads it. A failed call throws
+   * client-node's `ApiException`, whose `headers` keep the server's `Retry-After`.
+   */
+  listAll(options?: ListOptions): Promise<ListResult<T>>;
   get(namespace: string, name: string): Promise<T | undefined>;
   create(namespace: string, body: T): Promise<T>;
   /** Replace the status subresource; fails with 409 when `body.metadata.resourceVersion` is stale. */
@@ -65,7 +70,8 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
     return { group: GROUP, version: VERSION, namespace, plural: this.names.plural };
   }
 
-  async listAll(): Promise<ListResult<T>> {
+  async listAll(options: ListOptions = {}): Promise<ListResult<T>> {
+    const page = { limit: options.limit, _continue: options.continue };
     const list = (
       this.namespace
         ? await this.api.listNamespacedCustomObject({
@@ -73,13 +79,18 @@ export class CustomResourceClient<T extends KubeObject> implements ResourceClien
             version: VERSION,
             namespace: this.namespace,
             plural: this.names.plural,
+            ...page,
           })
-        : await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: this.names.plural })
+        : await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: this.names.plural, ...page })
     ) as {
       items: T[];
-      metadata: { resourceVersion: string };
+      metadata: { resourceVersion: string; continue?: string };
     };
-    return { items: list.items, resourceVersion: list.metadata.resourceVersion };
+    return {
+      items: list.items,
+      resourceVersion: list.metadata.resourceVersion,
+      ...(list.metadata.continue && { continue: list.metadata.continue }),
+    };
   }
 
   async get(namespace: string, name: string): Promise<T | undefined> {
