@@ -6,11 +6,16 @@
  *    called (see intent.ts, which takes the commands from `plannedCommands` here);
  *  - SendCommand takes at most 50 instances, so a larger request is several commands,
  *    sent one per reconcile, in order, each only once the previous one's id is in status;
- *  - whenever a command has no id in status — after a crash, a lost response or a
+ *  - a command this process has not tried, of an intent this process wrote, is sent at
+ *    once (usually in the reconcile that wrote the intent): the intent write succeeded on
+ *    a version that had none, so nobody can have sent it;
+ *  - whenever else a command has no id in status — after a crash, a lost response or a
  *    failed write — SSM is asked first for a command with its comment, and it is adopted;
- *  - if none is listed, a send happens at once only when this process wrote the intent
- *    and has not tried that command yet; otherwise ListCommands is given `sendSettleMs`
- *    to show a command someone may have sent just now;
+ *    if none is listed, ListCommands is given `sendSettleMs` to show a command someone
+ *    may have sent just now;
+ *  - the last command's id, learnt from SendCommand, is written with its first poll's
+ *    results (or its end, for a command that finished by then): one write, not two; a
+ *    crash before it is the lost-response case above;
  *  - a command id learnt from SSM is written even through write conflicts;
  *  - SSM refusing a command (AccessDenied, a bad parameter) sends nothing more: with
  *    nothing sent the request fails at once, else it follows what was sent and then fails.
