@@ -453,8 +453,25 @@ async function clearRequests(b: Bench, ns: string): Promise<void> {
         version: VERSION,
         namespace: ns,
         plural: 'remediationrequests',
-        limit: 1,
-      })) as { items: unknown[] };
+        limit: 100,
+      })) as { items: RemediationRequest[] };
+      // The controller was stopped with some still executing: their execution finalizer
+      // stays until someone removes it (as an administrator would after uninstalling).
+      for (const rr of l.items.filter((x) => x.metadata?.deletionTimestamp && x.metadata.finalizers?.length)) {
+        await b.api
+          .patchNamespacedCustomObject(
+            {
+              group: GROUP,
+              version: VERSION,
+              namespace: ns,
+              plural: 'remediationrequests',
+              name: rr.metadata!.name!,
+              body: { metadata: { finalizers: null } },
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+          )
+          .catch(() => undefined);
+      }
       return l.items.length === 0 ? true : undefined;
     },
     { timeoutMs: 600_000, intervalMs: 1_000 },
