@@ -346,12 +346,14 @@ interface Writes {
   status: number;
   events: number;
   alertpolicies: number;
+  /** The execution ledger's ConfigMaps (controller namespace). */
+  ledger: number;
   conflicts: number;
 }
 
 async function apiserverWrites(b: Bench): Promise<Writes> {
   const text = await rawGet(b, '/metrics');
-  const w: Writes = { requests: 0, status: 0, events: 0, alertpolicies: 0, conflicts: 0 };
+  const w: Writes = { requests: 0, status: 0, events: 0, alertpolicies: 0, ledger: 0, conflicts: 0 };
   for (const s of samples(String(text), 'apiserver_request_total')) {
     const { verb, resource, subresource, code } = s.labels;
     if (!['POST', 'PUT', 'PATCH', 'DELETE', 'CREATE', 'UPDATE', 'APPLY'].includes((verb ?? '').toUpperCase())) continue;
@@ -360,6 +362,7 @@ async function apiserverWrites(b: Bench): Promise<Writes> {
     else if (resource === 'remediationrequests') w.requests += s.value;
     else if (resource === 'events') w.events += s.value;
     else if (resource === 'alertpolicies') w.alertpolicies += s.value;
+    else if (resource === 'configmaps') w.ledger += s.value;
   }
   return w;
 }
@@ -386,6 +389,7 @@ const diff = (a: Writes, b: Writes): Writes => ({
   status: b.status - a.status,
   events: b.events - a.events,
   alertpolicies: b.alertpolicies - a.alertpolicies,
+  ledger: b.ledger - a.ledger,
   conflicts: b.conflicts - a.conflicts,
 });
 
@@ -449,8 +453,25 @@ async function clearRequests(b: Bench, ns: string): Promise<void> {
         version: VERSION,
         namespace: ns,
         plural: 'remediationrequests',
-        limit: 1,
-      })) as { items: unknown[] };
+        limit: 100,
+      })) as { items: RemediationRequest[] };
+      // The controller was stopped with some still executing: their execution finalizer
+      // stays until someone removes it (as an administrator would after uninstalling).
+      for (const rr of l.items.filter((x) => x.metadata?.deletionTimestamp && x.metadata.finalizers?.length)) {
+        await b.api
+          .patchNamespacedCustomObject(
+            {
+              group: GROUP,
+              version: VERSION,
+              namespace: ns,
+              plural: 'remediationrequests',
+              name: rr.metadata!.name!,
+              body: { metadata: { finalizers: null } },
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+          )
+          .catch(() => undefined);
+      }
       return l.items.length === 0 ? true : undefined;
     },
     { timeoutMs: 600_000, intervalMs: 1_000 },
@@ -834,9 +855,11 @@ async function main(): Promise<void> {
     for (const g of [...BURSTS.map((n) => ({ n, t: 1 })), { n: WIDE_BURST, t: FLEET }]) {
       const rs = mine.filter((x) => x.n === g.n && x.targets === g.t);
       const per = (k: keyof Writes) => median(rs.map((x) => x.writes[k] / x.n));
-      const total = median(rs.map((x) => (x.writes.requests + x.writes.status + x.writes.events + x.writes.alertpolicies) / x.n));
+      const total = median(
+        rs.map((x) => (x.writes.requests + x.writes.status + x.writes.events + x.writes.alertpolicies + x.writes.ledger) / x.n),
+      );
       out(
-        `   ${g.n} × ${g.t}: ${fmt(total)} = requests ${fmt(per('requests'))} + status ${fmt(per('status'))} + events ${fmt(per('events'))} + alertpolicies ${fmt(per('alertpolicies'))}; 409s ${fmt(per('conflicts'))}`,
+        `   ${g.n} × ${g.t}: ${fmt(total)} = requests ${fmt(per('requests'))} (create, finalizer) + status ${fmt(per('status'))} + events ${fmt(per('events'))} + alertpolicies ${fmt(per('alertpolicies'))} + ledger ${fmt(per('ledger'))}; 409s ${fmt(per('conflicts'))}`,
       );
     }
     out('P5 controller RSS (goal ≤ 150 MB at 10,000)');

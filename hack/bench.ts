@@ -21,7 +21,6 @@ import { DEFAULT_RETENTION } from '../src/controllers/retention.js';
 import { render, valuePolicy } from '../src/controllers/template.js';
 import type { EventRecorder, ResourceClient } from '../src/kube/resources.js';
 import { Metrics } from '../src/observability/metrics.js';
-import { systemClock } from '../src/runtime/clock.js';
 import { WorkQueue } from '../src/runtime/workqueue.js';
 
 interface Result {
@@ -125,6 +124,9 @@ async function benchReconciler(): Promise<void> {
     findCommand: async () => undefined,
     getInvocation: async (_c, instanceId) => ({ instanceId, status: 'Success', responseCode: 0, stdout: 'ok' }),
   };
+  // The queue's requeue delays pass at once: the bench measures CPU, not the poll interval.
+  let skew = 0;
+  const clock = { now: () => Date.now() + skew };
   const metricsReader: MetricsReader = { getMetricData: async () => new Map() };
   const publisher: Publisher = { publish: async () => ({ messageId: 'm' }) };
   const events: EventRecorder = { record: async () => {} };
@@ -136,13 +138,13 @@ async function benchReconciler(): Promise<void> {
     namespaceLabels: (ns) => ({ 'kubernetes.io/metadata.name': ns }),
     admission: () => ({ enforced: true, binding: 'bench' }),
     // The ledger's storage in memory: what the bench measures is the reconciler, not ConfigMap writes.
-    ledger: new ExecutionLedger(new MemoryLedgerStorage(), systemClock),
+    ledger: new ExecutionLedger(new MemoryLedgerStorage(), clock),
     retentionDefaults: DEFAULT_RETENTION,
     cloudFor: () => ({ instances, commands: runner, metricsReader, publisher, agents: { agentStatus: async () => new Map() } }),
     defaultRegion: 'eu-west-1',
     events,
     metrics: new Metrics(false),
-    clock: systemClock,
+    clock,
     allowedDocuments: new Set(['AWS-RunShellScript']),
   });
   global.gc?.();
@@ -162,9 +164,12 @@ async function benchReconciler(): Promise<void> {
   let reconciles = 0;
   for (let i = 0; i < N; i++) {
     for (let step = 0; step < 10; step++) {
-      const phase = requests.store.get(`bench/r-${i}`)?.status?.phase;
-      if (phase === 'Succeeded' || phase === 'Failed') break;
-      await reconciler.reconcile({ namespace: 'bench', name: `r-${i}` }, log);
+      // Until it is settled, as in the controller: the outcome in the ledger, the finalizer gone.
+      const rr = requests.store.get(`bench/r-${i}`);
+      const phase = rr?.status?.phase;
+      if ((phase === 'Succeeded' || phase === 'Failed') && !rr?.metadata?.finalizers?.length) break;
+      const result = await reconciler.reconcile({ namespace: 'bench', name: `r-${i}` }, log);
+      if (result?.requeueAfterMs) skew += result.requeueAfterMs;
       reconciles++;
     }
   }
@@ -177,7 +182,7 @@ async function benchReconciler(): Promise<void> {
     name: 'request reconciler, Pending→Succeeded',
     value: Math.round(N / secs),
     unit: 'requests/s',
-    detail: `${reconciles} reconciles, ${requests.writes - N} status writes`,
+    detail: `${reconciles} reconciles, ${requests.writes - N} writes after the creates (status, finalizer)`,
   });
   report({
     name: 'heap per finished request in cache',

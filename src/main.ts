@@ -5,7 +5,7 @@
  * operator. It exits non-zero on a lost Lease so Kubernetes restarts the pod as a
  * follower. The intake runs on every replica: it needs the policy cache, not the Lease.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from './kube/kubeconfig.js';
 import { CloudPool } from './cloud/pool.js';
 import { KubeIntakeApi } from './intake/kube.js';
 import { IntakeServer } from './intake/server.js';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
-  const kubeConfig = new KubeConfig();
+  const kubeConfig = new PooledKubeConfig();
   kubeConfig.loadFromDefault();
   const cloud = new CloudPool({ homeRegion: config.awsRegion, metrics });
   const operator = new Operator({ config, kubeConfig, cloud, logger, metrics });

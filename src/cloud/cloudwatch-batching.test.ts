@@ -67,6 +67,21 @@ describe('BatchingMetricsReader', () => {
     expect(inner.calls).toHaveLength(2);
   });
 
+  test('refresh-ahead: a call also asks again the questions in use past half their TTL, for the same lookback', async () => {
+    const inner = new CountingReader();
+    let now = 1_000;
+    const r = new BatchingMetricsReader(inner, 1, 5_000, { now: () => now });
+    await r.getMetricData([cpu('cpu', 'i-1')], ...window(now));
+    await r.getMetricData([cpu('cpu', 'i-9')], ...window(now, 300_000));
+    now += 3_000;
+    await r.getMetricData([cpu('cpu', 'i-1')], ...window(now)); // in use, cached
+    await r.getMetricData([cpu('cpu', 'i-2')], ...window(now)); // new: i-1 rides along, i-9 (another lookback) does not
+    expect(inner.calls[2]!.queries.map((q) => q.dimensions['InstanceId']).sort()).toEqual(['i-1', 'i-2']);
+    now += 3_000;
+    expect((await r.getMetricData([cpu('a', 'i-1'), cpu('b', 'i-2')], ...window(now))).get('a')?.values).toEqual([1]);
+    expect(inner.calls).toHaveLength(3);
+  });
+
   test('a failed call fails every waiter', async () => {
     const r = new BatchingMetricsReader({ getMetricData: () => Promise.reject(new Error('throttled')) }, 1);
     await expect(

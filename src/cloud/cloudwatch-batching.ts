@@ -3,8 +3,8 @@
  * shares `DescribeInstances`: the queries of every request that asks within a short
  * window go out in one call (CloudWatch takes 500 queries per call; the inner reader
  * splits beyond that), identical queries are asked once, and answers are kept for a
- * few seconds, so a burst of alerts about one fleet costs a handful of calls instead
- * of one per alert.
+ * few seconds — refreshed ahead together while they are asked for — so a burst of
+ * alerts about one fleet costs a handful of calls instead of one per alert.
  *
  * Requests are grouped by their lookback (end − start). A group's call covers the
  * window of the latest request in it, which is at most `windowMs` newer than any
@@ -14,6 +14,9 @@
 import type { Clock } from '../runtime/clock.js';
 import { systemClock } from '../runtime/clock.js';
 import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
+
+/** GetMetricData takes at most 500 queries per call. */
+const MAX_QUERIES_PER_CALL = 500;
 
 interface Waiter {
   queries: readonly MetricDataQuery[];
@@ -37,7 +40,11 @@ function queryKey(q: MetricDataQuery, lookbackMs: number): string {
 
 export class BatchingMetricsReader implements MetricsReader {
   private readonly pending = new Map<number, Batch>();
-  private readonly cache = new Map<string, { at: number; result: MetricDataResult }>();
+  /** Answers by query key; `query`/`lookbackMs` let a refresh-ahead ask the same question again. */
+  private readonly cache = new Map<
+    string,
+    { at: number; result: MetricDataResult; usedAt: number; query: MetricDataQuery; lookbackMs: number }
+  >();
   private nextId = 0;
 
   constructor(
@@ -52,6 +59,7 @@ export class BatchingMetricsReader implements MetricsReader {
     const now = this.clock.now();
     const missing = queries.filter((q) => {
       const hit = this.cache.get(queryKey(q, lookbackMs));
+      if (hit) hit.usedAt = now;
       return !hit || now - hit.at > this.ttlMs;
     });
     if (missing.length === 0) return Promise.resolve(this.answer(queries, lookbackMs));
@@ -87,7 +95,18 @@ export class BatchingMetricsReader implements MetricsReader {
   private async flush(batch: Batch): Promise<void> {
     if (this.pending.get(batch.lookbackMs) === batch) this.pending.delete(batch.lookbackMs);
     const now = this.clock.now();
-    for (const [k, e] of this.cache) if (now - e.at > this.ttlMs) this.cache.delete(k);
+    for (const [k, e] of this.cache) {
+      if (now - e.usedAt > this.ttlMs) this.cache.delete(k);
+      // Refresh-ahead (see BatchingInstanceDescriber): questions asked within the last TTL
+      // whose answers are past half of it ride along, so a fleet's answers expire together.
+      else if (
+        e.lookbackMs === batch.lookbackMs &&
+        now - e.at > this.ttlMs / 2 &&
+        batch.queries.size < MAX_QUERIES_PER_CALL &&
+        !batch.queries.has(k)
+      )
+        batch.queries.set(k, { ...e.query, id: `q${(this.nextId++).toString(36)}` });
+    }
     try {
       const sent = [...batch.queries.entries()];
       const results = await this.inner.getMetricData(
@@ -97,7 +116,14 @@ export class BatchingMetricsReader implements MetricsReader {
       );
       const at = this.clock.now();
       // A query CloudWatch answered without data is cached empty: it is an answer too.
-      for (const [key, q] of sent) this.cache.set(key, { at, result: results.get(q.id) ?? { values: [], timestamps: [] } });
+      for (const [key, q] of sent)
+        this.cache.set(key, {
+          at,
+          result: results.get(q.id) ?? { values: [], timestamps: [] },
+          usedAt: this.cache.get(key)?.usedAt ?? at,
+          query: q,
+          lookbackMs: batch.lookbackMs,
+        });
       for (const w of batch.waiters) w.resolve(this.answer(w.queries, batch.lookbackMs));
     } catch (error) {
       for (const w of batch.waiters) w.reject(error);

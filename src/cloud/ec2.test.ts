@@ -41,6 +41,23 @@ describe('BatchingInstanceDescriber', () => {
     expect(inner.calls).toHaveLength(2);
   });
 
+  test('refresh-ahead: a call also refreshes the instances in use past half their TTL, so a fleet expires together', async () => {
+    const inner = new CountingDescriber();
+    let now = 1_000;
+    const d = new BatchingInstanceDescriber(inner, 1, 5_000, { now: () => now });
+    await d.describe(['i-00000001']);
+    now += 3_000; // i-1 is past half its TTL
+    await d.describe(['i-00000001']); // in use, served from cache
+    await d.describe(['i-00000002']); // a new instance: the call refreshes i-1 too
+    expect(inner.calls.map((c) => new Set(c))).toEqual([new Set(['i-00000001']), new Set(['i-00000002', 'i-00000001'])]);
+    now += 3_000; // 6 s after the first call, 3 s after the second: both cached
+    await d.describe(['i-00000001', 'i-00000002']);
+    expect(inner.calls).toHaveLength(2);
+    now += 6_000; // not asked for within a TTL: dropped, not refreshed forever
+    await d.describe(['i-00000003']);
+    expect(inner.calls[2]).toEqual(['i-00000003']);
+  });
+
   test('a failed call fails every waiter', async () => {
     const d = new BatchingInstanceDescriber({ describe: () => Promise.reject(new Error('throttled')), findByTags: async () => [] }, 1);
     await expect(Promise.all([d.describe(['i-00000001']), d.describe(['i-00000002'])])).rejects.toThrow('throttled');

@@ -48,7 +48,11 @@ export interface LedgerDocument {
 export interface LedgerStorage {
   list(): Promise<LedgerDocument[]>;
   get(namespace: string, policy: string): Promise<LedgerDocument | undefined>;
-  /** Creates or replaces the document; rejects with a conflict when its resourceVersion is stale. Returns the new resourceVersion. */
+  /**
+   * Creates or replaces the document; rejects with a conflict when its resourceVersion is
+   * stale. Returns the new resourceVersion. It must capture (serialize or copy) the
+   * document before its first await: the ledger goes on changing it meanwhile.
+   */
   save(doc: LedgerDocument): Promise<string>;
   remove(doc: LedgerDocument): Promise<void>;
   isConflict(error: unknown): boolean;
@@ -87,8 +91,13 @@ export class ExecutionLedger {
   private readonly docs = new Map<string, LedgerDocument>();
   /** One write at a time per document, in the order changes were made. */
   private readonly writes = new Map<string, Promise<void>>();
-  /** What each document was last stored as: a write that would change nothing is skipped. */
-  private readonly stored = new Map<string, string>();
+  /**
+   * Changes made to each document in memory, and how many of them were stored: a write
+   * that would change nothing is skipped without serializing the document to find out
+   * (it holds up to MAX_ENTRIES entries, and a burst persists it once per execution).
+   */
+  private readonly changes = new Map<string, number>();
+  private readonly stored = new Map<string, number>();
 
   constructor(
     private readonly storage: LedgerStorage,
@@ -102,9 +111,11 @@ export class ExecutionLedger {
     const docs = await this.storage.list();
     this.docs.clear();
     this.stored.clear();
+    this.changes.clear();
     for (const d of docs) {
       this.docs.set(key(d.namespace, d.policy), d);
-      this.stored.set(key(d.namespace, d.policy), JSON.stringify({ retention: d.retention, entries: d.entries }));
+      this.changes.set(key(d.namespace, d.policy), 0);
+      this.stored.set(key(d.namespace, d.policy), 0);
     }
     return docs.length;
   }
@@ -124,6 +135,11 @@ export class ExecutionLedger {
     doc.retention = retention;
     doc.entries = [...doc.entries.filter((e) => e.uid !== entry.uid), entry];
     this.docs.set(k, doc);
+    this.changed(k);
+  }
+
+  private changed(k: string): void {
+    this.changes.set(k, (this.changes.get(k) ?? 0) + 1);
   }
 
   /** Records how an execution ended; false when the ledger has no such execution. */
@@ -146,6 +162,7 @@ export class ExecutionLedger {
       ids.messageId ? { messageId: ids.messageId } : {},
       ids.approver ? { approver: ids.approver } : {},
     );
+    this.changed(key(namespace, policy));
     this.onChange(namespace, policy);
     return true;
   }
@@ -155,6 +172,7 @@ export class ExecutionLedger {
     const doc = this.docs.get(key(namespace, policy));
     if (!doc?.entries.some((e) => e.uid === uid)) return false;
     doc.entries = doc.entries.filter((e) => e.uid !== uid);
+    this.changed(key(namespace, policy));
     this.onChange(namespace, policy);
     return true;
   }
@@ -182,7 +200,9 @@ export class ExecutionLedger {
     const doc = this.docs.get(k);
     if (!doc) return;
     const now = this.clock.now();
+    const before = doc.entries.length;
     doc.entries = prune(doc, now);
+    if (doc.entries.length !== before) this.changed(k);
     if (doc.entries.length === 0) {
       if (doc.resourceVersion)
         await this.storage.remove(doc).catch((error: unknown) => {
@@ -190,15 +210,16 @@ export class ExecutionLedger {
         });
       if (this.docs.get(k) === doc && doc.entries.length === 0) this.docs.delete(k);
       this.stored.delete(k);
+      this.changes.delete(k);
       return;
     }
-    const content = () => JSON.stringify({ retention: doc.retention, entries: doc.entries });
-    if (doc.resourceVersion && this.stored.get(k) === content()) return;
     for (let attempt = 0; ; attempt++) {
+      const version = this.changes.get(k) ?? 0;
+      if (doc.resourceVersion && this.stored.get(k) === version) return;
       try {
-        const snapshot = structuredClone(doc);
-        doc.resourceVersion = await this.storage.save(snapshot);
-        this.stored.set(k, JSON.stringify({ retention: snapshot.retention, entries: snapshot.entries }));
+        // The storage captures the document before its first await (see LedgerStorage.save).
+        doc.resourceVersion = await this.storage.save(doc);
+        this.stored.set(k, version);
         return;
       } catch (error) {
         if (!this.storage.isConflict(error) || attempt >= 5) throw error;
@@ -210,6 +231,7 @@ export class ExecutionLedger {
           if (!mine) doc.entries.push(e);
           else if (mine.outcome === undefined && e.outcome !== undefined) Object.assign(mine, { outcome: e.outcome, endedAt: e.endedAt });
         }
+        this.changed(k);
       }
     }
   }

@@ -106,6 +106,9 @@ export class IntentRecorder {
     }
     this.t.condition(rr, status, 'Executed', 'Unknown', 'Sending', 'intent recorded; sending');
     const t = this.t.enter(rr, status, 'Executing', 'IntentRecorded', `sending ${what}`);
+    // No Event for the intent: the send follows in the same reconcile, and its Event (or
+    // the end's, for a command that finishes before the first poll) says what went where.
+    delete t.event;
     // Counted at once, before the next request's safety check (no await since it), and
     // stored before the status write; a failed status write keeps the entry (counting
     // one execution too many is the safe direction) and the request's end or deletion

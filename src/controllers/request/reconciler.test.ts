@@ -176,7 +176,11 @@ class World {
       const res = await r.reconcile({ namespace: 'ns', name: 'r' }, log).catch((e: unknown) => ({ error: e }));
       last = res && 'requeueAfterMs' in res ? res.requeueAfterMs : undefined;
       if (until && this.phase === until) break;
-      if (JSON.stringify(this.rr.status) === before && !(res && 'error' in res)) break;
+      if (JSON.stringify(this.rr.status) === before && !(res && 'error' in res)) {
+        // Waiting for a command to run (the first poll): the queue's requeue, in time.
+        if (this.phase !== 'Executing' || !last || last > 5_000) break;
+        this.now += last;
+      }
     }
     return last;
   }
@@ -185,14 +189,57 @@ class World {
 const networkError = Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
 
 describe('RemediationRequestReconciler: exactly once', () => {
-  test('an auto-approved plan records its intent in the same write that leaves Pending', async () => {
+  test('an auto-approved plan records its intent in the same write that leaves Pending, then sends at once', async () => {
     const w = new World();
-    await w.reconciler().reconcile({ namespace: 'ns', name: 'r' }, log);
+    let found = 0;
+    const find = w.commands.findCommand;
+    w.commands.findCommand = (...args) => (found++, find(...args));
+    const r = w.reconciler();
+    expect(await r.reconcile({ namespace: 'ns', name: 'r' }, log)).toEqual({ requeueAfterMs: 1_000 });
     expect(w.writes).toBe(1);
     expect(w.phase).toBe('Executing');
     expect(w.rr.status?.plan?.ssm?.parameters).toEqual({ commands: ['systemctl restart nginx'] });
     expect(w.rr.status?.execution?.ssm?.comment).toBe('remediator:uid-1');
-    expect(w.sent).toHaveLength(0);
+    // This process wrote the intent on a version without one: no ListCommands before the send.
+    expect(w.sent).toHaveLength(1);
+    expect(found).toBe(0);
+    // The command id and the first results go to status in one write, at the first poll.
+    expect(await r.reconcile({ namespace: 'ns', name: 'r' }, log)).toEqual({ requeueAfterMs: 1_000 });
+    expect(w.writes).toBe(1);
+    w.now += 1_000;
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(w.writes).toBe(2);
+    expect(w.phase).toBe('Succeeded');
+    expect(w.rr.status?.execution?.ssm?.commandId).toBe('cmd-1');
+    expect(w.sent).toHaveLength(1);
+  });
+
+  test('a command still running at the first poll gets its id written then, and is followed', async () => {
+    const w = new World();
+    let running = true;
+    w.commands.getInvocation = async (_c, instanceId) => ({ instanceId, status: running ? 'InProgress' : 'Success', responseCode: 0 });
+    const r = w.reconciler();
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    w.now += 1_000;
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(w.phase).toBe('Executing');
+    expect(w.rr.status?.execution?.ssm?.commandId).toBe('cmd-1');
+    expect(w.rr.status?.execution?.ssm?.invocations).toEqual([{ instanceId: ID, status: 'InProgress', responseCode: 0 }]);
+    running = false;
+    await w.drive(r, 'Succeeded');
+    expect(w.sent).toHaveLength(1);
+  });
+
+  test('a crash between the send and its first poll: the successor adopts the command by its comment', async () => {
+    const w = new World();
+    await w.reconciler().reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(w.sent).toHaveLength(1);
+    expect(w.rr.status?.execution?.ssm?.commandId).toBeUndefined();
+    const successor = w.reconciler();
+    await w.drive(successor, 'Succeeded');
+    expect(w.phase).toBe('Succeeded');
+    expect(w.sent).toHaveLength(1);
+    expect(w.rr.status?.execution?.ssm?.commandId).toBe('cmd-1');
   });
 
   test('a write conflict right after SendCommand still records the command id, and nothing is sent twice', async () => {
@@ -211,10 +258,10 @@ describe('RemediationRequestReconciler: exactly once', () => {
   test('after an ambiguous send the controller waits for SSM to list the command instead of sending again', async () => {
     const w = new World();
     const r = w.reconciler();
-    await w.drive(r, 'Executing');
-    // The request reached SSM, the answer was lost, and ListCommands does not show it yet.
+    // The intent is written, the send reached SSM, its answer was lost, and ListCommands does not show it yet.
     w.sendError = networkError;
     await r.reconcile({ namespace: 'ns', name: 'r' }, log).catch(() => undefined);
+    expect(w.phase).toBe('Executing');
     w.sendError = undefined;
     const wait = await r.reconcile({ namespace: 'ns', name: 'r' }, log);
     expect(wait).toEqual({ requeueAfterMs: 30_000 });
@@ -228,7 +275,13 @@ describe('RemediationRequestReconciler: exactly once', () => {
 
   test('a restarted controller finding intent without a command waits out the settle time before sending', async () => {
     const w = new World();
-    await w.drive(w.reconciler(), 'Executing');
+    w.sendError = networkError; // the process that wrote the intent dies before its send is known
+    await w
+      .reconciler()
+      .reconcile({ namespace: 'ns', name: 'r' }, log)
+      .catch(() => undefined);
+    expect(w.phase).toBe('Executing');
+    w.sendError = undefined;
     const fresh = w.reconciler(); // a new process: it did not write that intent
     expect(await fresh.reconcile({ namespace: 'ns', name: 'r' }, log)).toEqual({ requeueAfterMs: 30_000 });
     expect(w.sent).toHaveLength(0);

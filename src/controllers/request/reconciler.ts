@@ -76,8 +76,12 @@ export class RemediationRequestReconciler implements Reconciler {
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
     const rr = this.deps.getRequest(req.namespace, req.name);
     if (!rr) return;
-    const uid = rr.metadata?.uid ?? '';
-    if (this.superseded.get(uid) === rr.metadata?.resourceVersion) return;
+    if (this.superseded.get(rr.metadata?.uid ?? '') === rr.metadata?.resourceVersion) return;
+    return this.handle(req, rr, log);
+  }
+
+  /** One look at `rr` (the cached request, or the version this reconcile just wrote). */
+  private async handle(req: Request, rr: RemediationRequest, log: Logger): Promise<Result | void> {
     const phase: Phase = rr.status?.phase ?? 'Pending';
     const policy = this.deps.getPolicy(req.namespace, rr.spec.policyRef.name);
     const held = rr.metadata?.finalizers?.includes(EXECUTION_FINALIZER) ?? false;
@@ -147,7 +151,12 @@ export class RemediationRequestReconciler implements Reconciler {
       // SendCommand SSM denied stays denied: that command is never sent again.)
       this.t.condition(rr, step.status, 'CloudAccess', 'True', 'Restored', 'AWS calls succeed again');
     }
-    await this.write(rr, step, log);
+    const written = await this.write(rr, step, log);
+    if (written && phase !== 'Executing' && written.status?.phase === 'Executing') {
+      // This reconcile recorded the intent on the version that had none: nothing can have
+      // been sent, so the send follows at once instead of after the watch round trip.
+      return this.handle(req, written, log);
+    }
     return step.requeueAfterMs ? { requeueAfterMs: step.requeueAfterMs } : undefined;
   }
 
@@ -205,7 +214,8 @@ export class RemediationRequestReconciler implements Reconciler {
     const { transition, resolved } = await this.planner.plan(rr, status, policy);
     if (!resolved || transition.status.phase !== 'Approved') return transition;
     const intent = await this.intents.record(rr, transition.status, policy, resolved);
-    return { ...intent, event: intent.event ?? transition.event };
+    // Held or skipped: that says more than the plan's Event. Executing: the send's Event follows.
+    return intent.status.phase === 'Executing' ? intent : { ...intent, event: intent.event ?? transition.event };
   }
 
   private cloudOfPlan(rr: RemediationRequest): CloudClients {
@@ -290,9 +300,12 @@ export class RemediationRequestReconciler implements Reconciler {
       );
   }
 
-  /** Write status only when it changed, then record the transition's Event off the critical path. */
-  private async write(rr: RemediationRequest, step: Transition, log: Logger): Promise<void> {
-    if (isDeepStrictEqual(step.status, rr.status ?? {})) return;
+  /**
+   * Write status only when it changed, then record the transition's Event off the
+   * critical path. Returns the stored request when this write stored it as asked.
+   */
+  private async write(rr: RemediationRequest, step: Transition, log: Logger): Promise<RemediationRequest | undefined> {
+    if (isDeepStrictEqual(step.status, rr.status ?? {})) return undefined;
     const ns = rr.metadata?.namespace ?? '';
     const name = rr.metadata?.name ?? '';
     let metadata = rr.metadata;
@@ -318,8 +331,9 @@ export class RemediationRequestReconciler implements Reconciler {
       spec: rr.spec,
       status: step.status,
     };
+    let stored: RemediationRequest | undefined;
     try {
-      await this.deps.requests.replaceStatus(ns, name, body);
+      stored = await this.deps.requests.replaceStatus(ns, name, body);
       if (metadata !== rr.metadata && metadata?.resourceVersion) this.superseded.set(rr.metadata?.uid ?? '', metadata.resourceVersion);
     } catch (error) {
       if (!step.mustPersist || !isConflict(error)) {
@@ -341,6 +355,7 @@ export class RemediationRequestReconciler implements Reconciler {
       if (END_PHASES.has(to)) log.info({ audit: auditRecord(body) }, 'remediation ended');
     }
     if (step.event) void this.deps.events.record(body, step.event.type, step.event.reason, step.event.message);
+    return stored;
   }
 }
 

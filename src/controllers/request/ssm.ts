@@ -6,11 +6,16 @@
  *    called (see intent.ts, which takes the commands from `plannedCommands` here);
  *  - SendCommand takes at most 50 instances, so a larger request is several commands,
  *    sent one per reconcile, in order, each only once the previous one's id is in status;
- *  - whenever a command has no id in status — after a crash, a lost response or a
+ *  - a command this process has not tried, of an intent this process wrote, is sent at
+ *    once (usually in the reconcile that wrote the intent): the intent write succeeded on
+ *    a version that had none, so nobody can have sent it;
+ *  - whenever else a command has no id in status — after a crash, a lost response or a
  *    failed write — SSM is asked first for a command with its comment, and it is adopted;
- *  - if none is listed, a send happens at once only when this process wrote the intent
- *    and has not tried that command yet; otherwise ListCommands is given `sendSettleMs`
- *    to show a command someone may have sent just now;
+ *    if none is listed, ListCommands is given `sendSettleMs` to show a command someone
+ *    may have sent just now;
+ *  - the last command's id, learnt from SendCommand, is written with its first poll's
+ *    results (or its end, for a command that finished by then): one write, not two; a
+ *    crash before it is the lost-response case above;
  *  - a command id learnt from SSM is written even through write conflicts;
  *  - SSM refusing a command (AccessDenied, a bad parameter) sends nothing more: with
  *    nothing sent the request fails at once, else it follows what was sent and then fails.
@@ -19,12 +24,13 @@
  * policy or runbook.
  */
 import type { Logger } from 'pino';
-import type {
-  Invocation,
-  RemediationRequest,
-  RemediationRequestStatus,
-  SsmCommand,
-  SsmExecution as SsmExecutionStatus,
+import {
+  END_PHASES,
+  type Invocation,
+  type RemediationRequest,
+  type RemediationRequestStatus,
+  type SsmCommand,
+  type SsmExecution as SsmExecutionStatus,
 } from '../../api/v1alpha1/index.js';
 import { callOutcome, isPermanentAwsError } from '../../cloud/errors.js';
 import { MAX_INSTANCES_PER_COMMAND, OUTPUT_TAIL_CHARS } from '../../cloud/ssm.js';
@@ -137,8 +143,62 @@ export class SsmExecution {
     const commands = commandsOf(ssm, status.targets ?? []);
     // Commands go out in order; once SSM refused one, it and every later one are marked refused.
     const next = commands.findIndex((c) => !c.commandId && !c.refused);
+    const last = commands[next];
+    const mine = next === commands.length - 1 && last ? this.known.get(last.comment) : undefined;
+    if (mine) return this.followUnrecorded(rr, status, cloud, next, mine);
     if (next >= 0) return this.send(rr, status, cloud, log, next);
     return this.poll(rr, status, cloud);
+  }
+
+  /**
+   * The last command went out from this process and its id is only in memory (see
+   * `send`): at the first poll its id and first results are written together, or, for a
+   * command that finished by then, only its end. A crash before that write loses nothing
+   * a successor needs: it finds the command by its comment, as after any lost write.
+   */
+  private async followUnrecorded(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    cloud: CloudClients,
+    index: number,
+    sent: SentCommand,
+  ): Promise<Transition> {
+    const sentAt = Date.parse(sent.requestedAt ?? '');
+    const due = (Number.isFinite(sentAt) ? sentAt : 0) + (this.deps.pollIntervalMs ?? 1_000) - this.deps.clock.now();
+    // Woken early (the watch event of our own intent write): nothing to look at yet.
+    if (due > 0) return { status, requeueAfterMs: due };
+    this.t.condition(rr, status, 'Executed', 'Unknown', 'CommandSent', this.recordSent(status, index, sent));
+    const message = status.message ?? '';
+    const t = await this.poll(rr, status, cloud);
+    if (END_PHASES.has(t.status.phase ?? 'Pending')) return t;
+    const command = status.execution!.ssm!.commands![index]!;
+    return {
+      ...t,
+      event: { type: 'Normal', reason: 'CommandSent', message },
+      mustPersist: { comment: command.comment, commandId: sent.commandId, requestedAt: command.requestedAt ?? this.t.now() },
+    };
+  }
+
+  /** Writes a sent command into the status being built (and its message); returns the condition's message. */
+  private recordSent(status: RemediationRequestStatus, index: number, sent: SentCommand): string {
+    const ssm = status.execution!.ssm!;
+    const commands = ssm.commands!;
+    const command = commands[index]!;
+    command.commandId = sent.commandId;
+    command.requestedAt = sent.requestedAt ?? this.t.now();
+    if (index === 0) {
+      ssm.commandId = command.commandId;
+      ssm.requestedAt = command.requestedAt;
+    }
+    ssm.invocations ??= [];
+    const listed = new Set(ssm.invocations.map((i) => i.instanceId));
+    for (const instanceId of command.instanceIds) if (!listed.has(instanceId)) ssm.invocations.push({ instanceId, status: 'Pending' });
+    const of = commands.length > 1 ? ` (command ${index + 1} of ${commands.length})` : '';
+    status.message =
+      commands.length > 1
+        ? `SSM command ${index + 1} of ${commands.length} (${sent.commandId}) sent to ${command.instanceIds.length} instance(s)`
+        : `SSM command ${sent.commandId} sent to ${command.instanceIds.join(', ')}`;
+    return `SSM command ${sent.commandId} sent${of}`;
   }
 
   private async send(
@@ -153,8 +213,13 @@ export class SsmExecution {
     const command = commands[index]!;
     const plan = status.plan?.ssm;
     const uid = rr.metadata?.uid ?? '';
+    // This process wrote the intent and has not tried this command: the intent write
+    // succeeded on the version that had none, so nobody can have sent it — no need to ask
+    // SSM (a ListCommands scan whose cost grows with the account's command history).
+    const untried = this.intentsWritten.has(uid) && !this.attempts.has(command.comment);
     let sent: SentCommand | undefined =
-      this.known.get(command.comment) ?? (await cloud.commands.findCommand(command.comment, command.instanceIds));
+      this.known.get(command.comment) ?? (untried ? undefined : await cloud.commands.findCommand(command.comment, command.instanceIds));
+    const adopted = sent !== undefined;
     if (sent) {
       log.info(
         { commandId: sent.commandId, comment: command.comment },
@@ -214,31 +279,23 @@ export class SsmExecution {
         throw error;
       }
     }
+    const requestedAt = sent.requestedAt ?? this.t.now();
+    sent = { ...sent, requestedAt };
     this.known.set(command.comment, sent);
-    const now = this.t.now();
-    command.commandId = sent.commandId;
-    command.requestedAt = sent.requestedAt ?? now;
-    if (index === 0) {
-      ssm.commandId = command.commandId;
-      ssm.requestedAt = command.requestedAt;
-    }
-    ssm.invocations ??= [];
-    const listed = new Set(ssm.invocations.map((i) => i.instanceId));
-    for (const instanceId of command.instanceIds) if (!listed.has(instanceId)) ssm.invocations.push({ instanceId, status: 'Pending' });
-    const of = commands.length > 1 ? ` (command ${index + 1} of ${commands.length})` : '';
-    this.t.condition(rr, status, 'Executed', 'Unknown', 'CommandSent', `SSM command ${sent.commandId} sent${of}`);
-    status.message =
-      commands.length > 1
-        ? `SSM command ${index + 1} of ${commands.length} (${sent.commandId}) sent to ${command.instanceIds.length} instance(s)`
-        : `SSM command ${sent.commandId} sent to ${command.instanceIds.join(', ')}`;
     const more = index + 1 < commands.length;
+    if (!more && !adopted) {
+      // The last (usually the only) command, sent just now: its id goes to status with its
+      // first results (`followUnrecorded`), one write instead of two.
+      return { status, requeueAfterMs: this.deps.pollIntervalMs ?? 1_000 };
+    }
+    this.t.condition(rr, status, 'Executed', 'Unknown', 'CommandSent', this.recordSent(status, index, sent));
     // The command id must reach status even if the request changed meanwhile.
     return {
       status,
-      event: { type: 'Normal', reason: 'CommandSent', message: status.message },
+      event: { type: 'Normal', reason: 'CommandSent', message: status.message ?? '' },
       // The next command goes out at once; the last one is followed at the poll pace.
-      requeueAfterMs: more ? 1 : this.pollDelay(command.requestedAt),
-      mustPersist: { comment: command.comment, commandId: sent.commandId, requestedAt: command.requestedAt },
+      requeueAfterMs: more ? 1 : this.pollDelay(requestedAt),
+      mustPersist: { comment: command.comment, commandId: sent.commandId, requestedAt },
     };
   }
 

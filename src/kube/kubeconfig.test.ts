@@ -1,0 +1,48 @@
+import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HttpMethod, RequestContext } from '@kubernetes/client-node';
+import { PooledKubeConfig } from './kubeconfig.js';
+
+function config(certFile: string): PooledKubeConfig {
+  const kc = new PooledKubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: 'https://127.0.0.1:6443', skipTLSVerify: false, caData: Buffer.from('ca').toString('base64') }],
+    users: [{ name: 'u', certFile, keyData: Buffer.from('key').toString('base64') }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
+}
+
+async function dispatcherOf(kc: PooledKubeConfig): Promise<unknown> {
+  const ctx = new RequestContext('https://127.0.0.1:6443/api', HttpMethod.GET);
+  await kc.applySecurityAuthentication(ctx);
+  return ctx.getDispatcher();
+}
+
+describe('PooledKubeConfig', () => {
+  test('API calls share one agent (and so their connections) while the TLS material stays the same', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kc-'));
+    const cert = join(dir, 'client.crt');
+    writeFileSync(cert, 'cert-1');
+    const kc = config(cert);
+    const first = await dispatcherOf(kc);
+    expect(first).toBeDefined();
+    expect(await dispatcherOf(kc)).toBe(first);
+    expect(await dispatcherOf(kc)).toBe(first);
+    // A rotated client certificate: a new agent, kept from then on.
+    writeFileSync(cert, 'cert-2, rotated');
+    utimesSync(cert, new Date(), new Date(Date.now() + 5_000));
+    const rotated = await dispatcherOf(kc);
+    expect(rotated).not.toBe(first);
+    expect(await dispatcherOf(kc)).toBe(rotated);
+  });
+
+  test('two configs (two identities) never share an agent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kc-'));
+    const cert = join(dir, 'client.crt');
+    writeFileSync(cert, 'cert');
+    expect(await dispatcherOf(config(cert))).not.toBe(await dispatcherOf(config(cert)));
+  });
+});
