@@ -375,7 +375,7 @@ const Verify = Type.Object(
   },
   {
     description:
-      "Opt-in check, after each successful execution, that it worked: the alert that triggered it must resolve within a time. Needs a sender that reports resolutions (Alertmanager's send_resolved, CloudWatch OK actions).",
+      "Opt-in check, after each successful execution, that it worked: the alert that triggered it must resolve within a time. Needs a sender that reports resolutions (Alertmanager's send_resolved, CloudWatch OK actions); see docs/verification.md.",
   },
 );
 
