@@ -5,7 +5,8 @@
  * whose alert resolves within `verify.within` is `Verified=True`; one whose alert keeps
  * firing is `Verified=False` (Ineffective), announced on the policy's SNS topic (read
  * back through an SQS subscription), and counted by the circuit breaker, which then
- * stops the policy. A real clock, seconds long.
+ * stops the policy. A real clock, seconds long. The same topic shows that `notify.on:
+ * [Approved]` announces auto-approved requests, which never rest in phase Approved.
  */
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
@@ -110,7 +111,8 @@ describe('verification after success', () => {
       runbookRef: { name: RB },
       risk: 'Low',
       verify: { within: WITHIN },
-      notify: { topicArn: topic.TopicArn!, on: ['Verified', 'Ineffective'] },
+      // Approved too: these requests are auto-approved, which used to go unannounced.
+      notify: { topicArn: topic.TopicArn!, on: ['Approved', 'Verified', 'Ineffective'] },
       safety: { circuitBreaker: { maxConsecutiveFailures: 1 } },
     };
     await res.createPolicy(NS, POLICY, spec);
@@ -154,6 +156,7 @@ describe('verification after success', () => {
     expect(done.status?.verification?.alertResolvedAt).toBeDefined();
     expect(done.status?.phase).toBe('Succeeded');
     expect((await announced('Verified')).body).toMatchObject({ request: name, phase: 'Verified', reason: 'AlertResolved' });
+    expect((await announced('Approved')).body).toMatchObject({ request: name, phase: 'Approved' });
     await waitFor('the finalizer released after the verdict', async () => {
       const rr = await res.getRequest(NS, name);
       return !rr.metadata?.finalizers?.includes('remediator.dev/execution');
