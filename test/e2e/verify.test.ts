@@ -11,7 +11,7 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import type { AlertPolicy, RemediationRequest } from '../../src/api/v1alpha1/index.js';
-import { seedClientConfig, seedInstances } from '../testbed/aws.js';
+import { putInstanceMetric, seedClientConfig, seedInstances } from '../testbed/aws.js';
 import { Resources, testbedFromEnv, waitFor } from './harness.js';
 import {
   alertmanagerPayload,
@@ -132,10 +132,17 @@ describe('verification after success', () => {
     sns.destroy();
   });
 
-  test('the API server bounds verify.within', async () => {
+  test('the API server bounds verify.within, and verify.metric must name an enrichment metric', async () => {
     await expect(
       res.createPolicy(NS, 'too-long', { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: RB }, verify: { within: '48h' } }),
     ).rejects.toMatchObject({ body: expect.stringContaining('verify.within must be between 5s and 24h') });
+    await expect(
+      res.createPolicy(NS, 'no-such-metric', {
+        targets: { fromLabels: ['instance_id'] },
+        runbookRef: { name: RB },
+        verify: { within: '1m', metric: { name: 'cpu', operator: '<', threshold: 50 } },
+      }),
+    ).rejects.toMatchObject({ body: expect.stringContaining('verify.metric.name must name a metric of enrichment.metrics') });
   });
 
   test('an alert that resolves after its remediation succeeded: Verified=True (AlertResolved)', async () => {
@@ -203,4 +210,37 @@ describe('verification after success', () => {
     expect(metricValue(metrics, 'remediator_verifications_total', { namespace: NS, result: 'Ineffective' })).toBe(1);
     expect(metricValue(metrics, 'remediator_verifications_total', { namespace: NS, result: 'Verified' })).toBe(1);
   }, 120_000);
+
+  test('no resolution, but the metric recovered after the remediation: Verified=True (MetricRecovered)', async () => {
+    const policy = 'restart-nginx-cpu';
+    await res.createPolicy(NS, policy, {
+      match: { sources: ['alertmanager'], labels: [{ name: 'alertname', op: '=', value: 'NginxSlow' }] },
+      targets: { fromLabels: ['instance_id'] },
+      runbookRef: { name: RB },
+      risk: 'Low',
+      enrichment: { metrics: [{ name: 'cpu', namespace: 'AWS/EC2', metricName: 'CPUUtilization', periodSeconds: 5 }] },
+      verify: { within: '10s', metric: { name: 'cpu', operator: '<', threshold: 50 } },
+    });
+    await waitFor(
+      'policy Ready',
+      async () => (await res.getPolicy(NS, policy)).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      20_000,
+    );
+    const id = await instance();
+    const slow = { ...nginxDown(id, 'a1b2c3d4e5f60004'), labels: { alertname: 'NginxSlow', instance_id: id, severity: 'warning' } };
+    const answer = await postJson(intake.url, AM, alertmanagerPayload([slow]), ns.token);
+    const name = (answer.json?.created as string[])[0]!.split('/')[1]!;
+    const done = await res.waitForPhase(NS, name, 'Succeeded');
+    // CPU is back to normal after the restart: points inside [success, success + within].
+    const at = Date.parse(done.status!.completionTime!);
+    await putInstanceMetric(
+      tb.motoEndpoint,
+      id,
+      [2_000, 4_000, 6_000].map((ms, i) => ({ value: 10 + i, timestamp: new Date(at + ms) })),
+      { region: REGION },
+    );
+    const rr = await verdict(name, 'True', 60_000);
+    expect(verified(rr)?.reason).toBe('MetricRecovered');
+    expect(verified(rr)?.message).toContain(`cpu on ${id} averaged 11`);
+  }, 90_000);
 });

@@ -364,7 +364,8 @@ const Verify = Type.Object(
       description:
         `How long after the remediation succeeded its alert has to resolve (${VERIFY_WITHIN_BOUNDS.min} to ${VERIFY_WITHIN_BOUNDS.max}). ` +
         'Until then the request is Verified=Unknown (reason Verifying); a resolution seen by the intake makes it Verified=True ' +
-        '(AlertResolved), none by then Verified=False (Ineffective), which counts as a failed execution for the circuit breaker.',
+        '(AlertResolved). Without one by then, the metric (when given) decides; otherwise Verified=False (Ineffective), which ' +
+        'counts as a failed execution for the circuit breaker.',
       'x-kubernetes-validations': [
         {
           rule: `duration(self) >= duration('${VERIFY_WITHIN_BOUNDS.min}') && duration(self) <= duration('${VERIFY_WITHIN_BOUNDS.max}')`,
@@ -372,10 +373,29 @@ const Verify = Type.Object(
         },
       ],
     } as KubeSchemaOptions),
+    metric: Type.Optional(
+      Type.Object(
+        {
+          name: Type.String({
+            maxLength: 63,
+            description:
+              'A metric of enrichment.metrics (its namespace, name, dimensions, statistic and period); read from the success to the end of within.',
+          }),
+          operator: StringEnum(COMPARISONS, {
+            description: 'How the mean must compare to threshold for the metric to count as recovered.',
+          }),
+          threshold: Type.Number({ description: 'The value the mean is compared with.' }),
+        },
+        {
+          description:
+            "Re-read a metric once within has passed and the alert has not resolved: when its mean since the success meets the comparison on every target, Verified=True (MetricRecovered). Choose within to span several of the metric's periods.",
+        },
+      ),
+    ),
   },
   {
     description:
-      "Opt-in check, after each successful execution, that it worked: the alert that triggered it must resolve within a time. Needs a sender that reports resolutions (Alertmanager's send_resolved, CloudWatch OK actions); see docs/verification.md.",
+      "Opt-in check, after each successful execution, that it worked: the alert that triggered it must resolve within a time, or a metric recover. Alert resolutions need a sender that reports them (Alertmanager's send_resolved, CloudWatch OK actions); see docs/verification.md.",
   },
 );
 
@@ -408,7 +428,18 @@ export const AlertPolicySpec = Type.Object(
     retention: Type.Optional(Retention),
     verify: Type.Optional(Verify),
   },
-  { description: 'Which alerts to act on, on which instances, with which Runbook, and how carefully.' },
+  {
+    description: 'Which alerts to act on, on which instances, with which Runbook, and how carefully.',
+    'x-kubernetes-validations': [
+      {
+        rule:
+          '!has(self.verify) || !has(self.verify.metric) || (has(self.enrichment) && has(self.enrichment.metrics) && ' +
+          'self.enrichment.metrics.exists(m, m.name == self.verify.metric.name))',
+        message: 'verify.metric.name must name a metric of enrichment.metrics',
+        fieldPath: '.verify.metric.name',
+      },
+    ],
+  } as KubeSchemaOptions,
 );
 
 export const AlertPolicyStatus = Type.Object(

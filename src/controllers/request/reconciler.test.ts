@@ -46,6 +46,9 @@ class World {
   sendError: unknown;
   published: PublishInput[] = [];
   publishError: unknown;
+  /** What GetMetricData answers for every query (empty: no datapoints); and the windows it was asked for. */
+  metricData: { values: number[]; timestamps: string[] } = { values: [], timestamps: [] };
+  metricWindows: Array<[string, string]> = [];
   /** `type reason` of every Event recorded. */
   events: string[] = [];
   readonly metrics = new Metrics(false);
@@ -107,7 +110,12 @@ class World {
           },
           commands: this.commands,
           agents: { agentStatus: async () => new Map() },
-          metricsReader: { getMetricData: async () => new Map() },
+          metricsReader: {
+            getMetricData: async (queries, start, end) => {
+              this.metricWindows.push([start.toISOString(), end.toISOString()]);
+              return new Map(queries.map((q) => [q.id, this.metricData]));
+            },
+          },
           publisher: {
             publish: async (input) => {
               if (this.publishError) throw this.publishError;
@@ -331,6 +339,45 @@ describe('RemediationRequestReconciler: verification after success', () => {
     expect(circuitState(w.policy!, w.ledger.records('ns', 'p'), w.now)).toMatchObject({ open: true, consecutiveFailures: 1 });
     expect(w.rr.metadata?.finalizers).toEqual([]);
     expect(await counted(w, 'Ineffective')).toBe(1);
+  });
+
+  test('no resolution, but verify.metric recovered since the success: Verified=True (MetricRecovered); not recovered: Ineffective', async () => {
+    const spec = {
+      enrichment: { metrics: [{ name: 'cpu', namespace: 'AWS/EC2', metricName: 'CPUUtilization' }] },
+      verify: { within: '5m', metric: { name: 'cpu', operator: '<' as const, threshold: 80 } },
+    };
+    const ok = new World(spec);
+    const r = ok.reconciler();
+    await ok.drive(r, 'Succeeded');
+    ok.metricWindows = []; // enrichment read it before planning
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(ok.metricWindows).toEqual([]); // verification reads it once, at the deadline
+    ok.metricData = { values: [95, 40, 30], timestamps: [] };
+    ok.now += 5 * 60_000;
+    await ok.drive(r, undefined, 20);
+    expect(verified(ok)).toMatchObject({ status: 'True', reason: 'MetricRecovered' });
+    expect(verified(ok)?.message).toContain(`cpu on ${ID} averaged 55`);
+    const done = Date.parse(ok.rr.status!.completionTime!);
+    expect(ok.metricWindows).toEqual([[new Date(done).toISOString(), new Date(done + 5 * 60_000).toISOString()]]);
+    expect(ok.ledger.entry('ns', 'p', 'uid-1')?.verified).toBe(true);
+
+    const hot = new World(spec);
+    const h = hot.reconciler();
+    await hot.drive(h, 'Succeeded');
+    await h.reconcile({ namespace: 'ns', name: 'r' }, log);
+    hot.metricData = { values: [97, 99], timestamps: [] };
+    hot.now += 5 * 60_000;
+    await hot.drive(h, undefined, 20);
+    expect(verified(hot)).toMatchObject({ status: 'False', reason: 'Ineffective' });
+    expect(verified(hot)?.message).toContain(`metric cpu did not recover: cpu on ${ID} averaged 98`);
+
+    const silent = new World(spec);
+    const q = silent.reconciler();
+    await silent.drive(q, 'Succeeded');
+    await q.reconcile({ namespace: 'ns', name: 'r' }, log);
+    silent.now += 5 * 60_000;
+    await silent.drive(q, undefined, 20);
+    expect(verified(silent)?.message).toContain(`no datapoints of cpu on ${ID}`);
   });
 
   test('a policy without verify, a dry run, or a request settled before verify was added: no Verified condition', async () => {

@@ -119,7 +119,7 @@ export class RemediationRequestReconciler implements Reconciler {
         // The outcome goes to the ledger now (the breaker and cooldown see the success);
         // the verdict and the finalizer's removal follow once it is known.
         await this.settle(rr, log, { keepFinalizer: true });
-        const step = this.verifier.step(rr, policy);
+        const step = await this.verifier.step(rr, policy, () => this.cloudOfPlan(rr).metricsReader);
         await this.write(rr, step, log);
         return step.requeueAfterMs ? { requeueAfterMs: step.requeueAfterMs } : undefined;
       }
