@@ -169,6 +169,8 @@ describe('verification after success', () => {
       return !rr.metadata?.finalizers?.includes('remediator.dev/execution');
     });
     expect((await res.events(NS, name)).map((e) => e.reason)).toContain('Verified');
+    const wide = await tb.kubectl(['get', 'rr', '-n', NS, name, '-o', 'wide']);
+    expect(wide.stdout).toMatch(/VERIFIED[\s\S]*AlertResolved/);
     const policy = await res.getPolicy(NS, POLICY);
     expect(policy.status?.circuitBreaker?.open ?? false).toBe(false);
   }, 90_000);
