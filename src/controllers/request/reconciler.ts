@@ -9,8 +9,9 @@
  * phase's handler, and writes the status the handler built with the cached
  * resourceVersion — a stale view fails with a conflict and is retried rather than
  * overwriting newer state. An end phase is final: the reconciler never acts on it again,
- * except to settle it — record its outcome in the execution ledger, drop the execution
- * finalizer — and, once its retention is up, delete it (retention.ts). A request deleted
+ * except to verify a success when the policy asks (verify.ts), to settle it — record its
+ * outcome (and verdict) in the execution ledger, drop the execution finalizer — and, once
+ * its retention is up, delete it (retention.ts). A request deleted
  * while it executes is followed to its end first (the finalizer holds it).
  *
  *   planning.ts  Pending: runbook grant, targets, enrichment, guards, the plan
