@@ -221,7 +221,7 @@ describe('verification after success', () => {
       runbookRef: { name: RB },
       risk: 'Low',
       enrichment: { metrics: [{ name: 'cpu', namespace: 'AWS/EC2', metricName: 'CPUUtilization', periodSeconds: 5 }] },
-      verify: { within: '10s', metric: { name: 'cpu', operator: '<', threshold: 50 } },
+      verify: { within: '15s', metric: { name: 'cpu', operator: '<', threshold: 50 } },
     });
     await waitFor(
       'policy Ready',
