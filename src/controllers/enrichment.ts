@@ -79,7 +79,7 @@ export function optedOutBy(spec: AlertPolicySpec, instances: readonly InstanceFa
   return ids.length > 0 ? `instance(s) ${ids.join(', ')} carry ${key}=${value}` : undefined;
 }
 
-function compare(a: number, op: NonNullable<Guard['operator']>, b: number): boolean {
+export function compare(a: number, op: NonNullable<Guard['operator']>, b: number): boolean {
   switch (op) {
     case '>':
       return a > b;

@@ -167,6 +167,20 @@ export class ExecutionLedger {
     return true;
   }
 
+  /**
+   * Records the verdict of the policy's spec.verify on a Succeeded execution (false:
+   * ineffective, which the circuit breaker counts as a failure); false when the ledger
+   * has no such execution.
+   */
+  verdict(namespace: string, policy: string, uid: string, verified: boolean): boolean {
+    const e = this.docs.get(key(namespace, policy))?.entries.find((x) => x.uid === uid);
+    if (!e) return false;
+    if (e.verified === verified) return true;
+    e.verified = verified;
+    this.onChange(namespace, policy);
+    return true;
+  }
+
   /** Drops an intent that provably sent nothing. */
   forget(namespace: string, policy: string, uid: string): boolean {
     const doc = this.docs.get(key(namespace, policy));
@@ -230,6 +244,7 @@ export class ExecutionLedger {
           const mine = doc.entries.find((x) => x.uid === e.uid);
           if (!mine) doc.entries.push(e);
           else if (mine.outcome === undefined && e.outcome !== undefined) Object.assign(mine, { outcome: e.outcome, endedAt: e.endedAt });
+          if (mine && mine.verified === undefined && e.verified !== undefined) mine.verified = e.verified;
         }
         this.changed(k);
       }

@@ -65,6 +65,13 @@ describe('circuit breaker', () => {
     expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 4 } }), history, T0).open).toBe(false);
   });
 
+  test('a success its verification found ineffective counts as a failure; a verified one closes the run', () => {
+    const ineffective = { ...finished('r5', 'Succeeded', '2026-11-21T09:40:00Z'), verified: false };
+    const p = policy({ circuitBreaker: { maxConsecutiveFailures: 4 } });
+    expect(circuitState(p, [...history, ineffective], T0)).toMatchObject({ consecutiveFailures: 4, open: true });
+    expect(circuitState(p, [...history, { ...ineffective, verified: true }], T0)).toMatchObject({ consecutiveFailures: 0, open: false });
+  });
+
   test('a success closes the run; a person resets it with the annotation', () => {
     expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 1 } }), history.slice(0, 1), T0).open).toBe(false);
     const reset = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': '2026-11-21T09:25:00Z' });

@@ -19,6 +19,16 @@ export interface ExecutionRecord {
   at: number;
   outcome?: ExecutionOutcome;
   endedAt?: number;
+  /**
+   * The verdict of the policy's spec.verify on a Succeeded execution: false when its alert
+   * kept firing (Ineffective), which the circuit breaker counts as a failure.
+   */
+  verified?: boolean;
+}
+
+/** Whether an ended execution counts as a failure for the circuit breaker: it failed, or it succeeded without effect. */
+export function countsAsFailure(r: ExecutionRecord): boolean {
+  return r.outcome === 'Failed' || r.verified === false;
 }
 
 /** `self` is the deciding request's UID. */
@@ -62,7 +72,8 @@ export interface CircuitState {
 }
 
 /**
- * Consecutive failed executions, newest first, since the last success or the last
+ * Consecutive failed executions (an ineffective one, see spec.verify, counts as failed),
+ * newest first, since the last success or the last
  * reset by a person (annotation `remediator.dev/circuit-reset-at`; honoured only where
  * the admission policy is verified to require the approver verb for it: `resetTrusted`). Only executions
  * count: a request skipped or rejected says nothing about whether the action works.
@@ -75,7 +86,7 @@ export function circuitState(policy: AlertPolicy, records: readonly ExecutionRec
     .sort((a, b) => b.endedAt - a.endedAt);
   let failures = 0;
   for (const r of finished) {
-    if (r.outcome !== 'Failed') break;
+    if (!countsAsFailure(r)) break;
     failures++;
   }
   if (max === undefined || failures < max) return { consecutiveFailures: failures, open: false };
@@ -85,7 +96,7 @@ export function circuitState(policy: AlertPolicy, records: readonly ExecutionRec
     consecutiveFailures: failures,
     open: true,
     ...(opener && { openedAt: iso(opener.endedAt) }),
-    message: `${failures} consecutive failed executions (limit ${max}); the policy runs nothing until a person resumes it: kubectl remediator resume ${policy.metadata?.name} -n ${policy.metadata?.namespace}`,
+    message: `${failures} consecutive failed or ineffective executions (limit ${max}); the policy runs nothing until a person resumes it: kubectl remediator resume ${policy.metadata?.name} -n ${policy.metadata?.namespace}`,
   };
 }
 

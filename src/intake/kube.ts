@@ -2,10 +2,14 @@
  * The intake's narrow access to the Kubernetes API — the only file in this folder that
  * calls it, kept apart from `src/kube` because the intake's calls differ in kind: they
  * serve a waiting HTTP sender, so they are bounded in time and retried by the caller
- * (retry.ts), and they never touch status. What it does:
+ * (retry.ts). What it does:
  * - create a RemediationRequest (409 means "already there", which is the dedup);
  * - list the requests of one alert by label, and mark one resolved with a merge patch
  *   guarded by its resourceVersion;
+ * - record, in the status of a request being verified, when its alert resolved: the one
+ *   status field the intake writes, as the controller's own identity, so that namespace
+ *   editors (who cannot write status) cannot forge the evidence (see
+ *   src/controllers/request/verify.ts);
  * - read the bearer token Secret;
  * - ask the API server who we are (SelfSubjectReview), for `spec.requestedBy`.
  */
@@ -42,6 +46,11 @@ export interface IntakeKubeApi {
    * spec is frozen once approved); `gone`: deleted.
    */
   markResolved(namespace: string, name: string, resourceVersion: string): Promise<ResolveResult>;
+  /**
+   * Sets `status.verification.alertResolvedAt` with a merge patch of the status (the rest
+   * of status is left as the controller wrote it); false when the request is gone.
+   */
+  recordResolution(namespace: string, name: string, at: string): Promise<boolean>;
 }
 
 export class KubeIntakeApi implements IntakeKubeApi {
@@ -105,6 +114,26 @@ export class KubeIntakeApi implements IntakeKubeApi {
         : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: REMEDIATION_REQUEST.plural, labelSelector })
     ) as { items: RemediationRequest[] };
     return list.items;
+  }
+
+  async recordResolution(namespace: string, name: string, at: string): Promise<boolean> {
+    try {
+      await this.custom.patchNamespacedCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: REMEDIATION_REQUEST.plural,
+          name,
+          body: { status: { verification: { alertResolvedAt: at } } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 404) return false;
+      throw error;
+    }
   }
 
   async markResolved(namespace: string, name: string, resourceVersion: string): Promise<ResolveResult> {

@@ -1,12 +1,12 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import type { RemediationRequest } from '../api/v1alpha1/index.js';
+import type { AlertPolicy, RemediationRequest } from '../api/v1alpha1/index.js';
 import { alertIdentity, type IntakeAlert } from './alert.js';
 import { parseAlertmanager } from './alertmanager.js';
 import { parseCloudWatchAlarm } from './cloudwatch.js';
 import type { IntakeKubeApi, ResolveResult } from './kube.js';
 import { IntakeMetrics } from './metrics.js';
-import { AlertProcessor, endsOccurrence } from './processor.js';
+import { AlertProcessor, awaitsResolution, endsOccurrence } from './processor.js';
 
 const FP = 'c4a2d3e1f5b60718';
 
@@ -33,6 +33,7 @@ function request(name: string, startsAt: string, over: Partial<RemediationReques
 /** Lists the given requests for any alert identity; records what was marked resolved. */
 class FakeKube implements IntakeKubeApi {
   marked: string[] = [];
+  resolutions: string[] = [];
   constructor(private readonly items: RemediationRequest[]) {}
   async whoAmI(): Promise<string> {
     return 'intake';
@@ -50,12 +51,16 @@ class FakeKube implements IntakeKubeApi {
     this.marked.push(`${namespace}/${name}`);
     return 'patched';
   }
+  async recordResolution(namespace: string, name: string): Promise<boolean> {
+    this.resolutions.push(`${namespace}/${name}`);
+    return true;
+  }
 }
 
-function processor(kube: IntakeKubeApi): AlertProcessor {
+function processor(kube: IntakeKubeApi, policies: AlertPolicy[] = []): AlertProcessor {
   return new AlertProcessor({
     kube,
-    policies: () => [],
+    policies: () => policies,
     identity: () => 'intake',
     metrics: new IntakeMetrics(new Registry()),
     logger: pino({ level: 'silent' }),
@@ -141,5 +146,51 @@ describe('a resolved alert ends only its own and earlier occurrences', () => {
       'ns/second',
     ]);
     expect(alertIdentity('cloudwatch', first.fingerprint)).toBe(alertIdentity('cloudwatch', second.fingerprint));
+  });
+});
+
+describe('a resolved alert is the evidence verification after success waits for', () => {
+  const verifying: AlertPolicy = {
+    metadata: { name: 'p', namespace: 'ns' },
+    spec: { targets: {}, runbookRef: { name: 'rb' }, verify: { within: '10m' } },
+  };
+  const inPhase = (name: string, phase: 'Executing' | 'Succeeded' | 'Failed', verified?: 'Unknown' | 'True' | 'False') => {
+    const rr = request(name, '2025-03-01T10:00:00Z');
+    rr.status = {
+      phase,
+      ...(verified && {
+        conditions: [
+          {
+            type: 'Verified',
+            status: verified,
+            reason: verified === 'Unknown' ? 'Verifying' : 'AlertResolved',
+            message: '',
+            lastTransitionTime: '2025-03-01T10:01:00Z',
+          },
+        ],
+      }),
+    };
+    return rr;
+  };
+
+  test('only requests that executed or succeeded under a policy with verify, with no verdict yet', () => {
+    expect(awaitsResolution(inPhase('a', 'Succeeded', 'Unknown'), verifying)).toBe(true);
+    expect(awaitsResolution(inPhase('b', 'Executing'), verifying)).toBe(true);
+    expect(awaitsResolution(inPhase('c', 'Succeeded', 'True'), verifying)).toBe(false);
+    expect(awaitsResolution(inPhase('d', 'Failed'), verifying)).toBe(false);
+    expect(awaitsResolution(inPhase('e', 'Succeeded', 'Unknown'), { ...verifying, spec: { ...verifying.spec, verify: undefined } })).toBe(
+      false,
+    );
+    const recorded = inPhase('f', 'Succeeded', 'Unknown');
+    recorded.status!.verification = { alertResolvedAt: '2025-03-01T10:02:00Z' };
+    expect(awaitsResolution(recorded, verifying)).toBe(false);
+  });
+
+  test('the resolution goes to status (not spec) of a succeeded request being verified; nothing is cancelled', async () => {
+    const kube = new FakeKube([inPhase('done', 'Succeeded', 'Unknown'), inPhase('over', 'Succeeded', 'False')]);
+    const result = await processor(kube, [verifying]).process([amResolved('2025-03-01T10:05:00Z')]);
+    expect(kube.resolutions).toEqual(['ns/done']);
+    expect(kube.marked).toEqual([]);
+    expect(result).toMatchObject({ cancelled: [], unchanged: [] });
   });
 });

@@ -11,6 +11,10 @@
  *   touched: a late or replayed "resolved" must not cancel the alert's next firing. A
  *   request approved by a person has a frozen spec (CEL rule) and one that is executing
  *   cannot be stopped: both are left alone, logged and counted.
+ * - a resolved alert whose request executes or succeeded under a policy with
+ *   `spec.verify` is evidence that the remediation worked: its time goes to the request's
+ *   `status.verification.alertResolvedAt` (status, which namespace editors cannot write;
+ *   the controller turns it into `Verified=True`, see src/controllers/request/verify.ts).
  *
  * Kubernetes calls are retried within a time budget (retry.ts). When the API server
  * stays unavailable the whole call fails with ApiUnavailableError (a 503 to the sender);
@@ -18,7 +22,7 @@
  * patch is idempotent by nature.
  */
 import type { Logger } from 'pino';
-import { END_PHASES, type AlertPolicy, type RemediationRequest } from '../api/v1alpha1/index.js';
+import { END_PHASES, VERIFIED_CONDITION, VERIFYING_REASON, type AlertPolicy, type RemediationRequest } from '../api/v1alpha1/index.js';
 import { alertIdentity, type IntakeAlert } from './alert.js';
 import { ApiUnavailableError, IntakeError } from './errors.js';
 import { ALERT_LABEL, GENERATOR_URL_ANNOTATION, POLICY_LABEL, SOURCE_LABEL, type IntakeKubeApi } from './kube.js';
@@ -84,6 +88,19 @@ const MATCH_SLICE_MS = 10;
 
 /** Lets timers and other connections' I/O run before continuing. */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Phases in which a resolution may be the evidence that verification waits for. */
+const VERIFIABLE: ReadonlySet<string> = new Set(['Executing', 'Succeeded']);
+
+/**
+ * Whether `rr` waits for its alert's resolution as the verdict of its policy's
+ * spec.verify: it executes or succeeded, no verdict yet, no resolution recorded yet.
+ */
+export function awaitsResolution(rr: RemediationRequest, policy: AlertPolicy | undefined): boolean {
+  if (!policy?.spec.verify || !VERIFIABLE.has(rr.status?.phase ?? '') || rr.status?.verification?.alertResolvedAt) return false;
+  const c = rr.status?.conditions?.find((x) => x.type === VERIFIED_CONDITION);
+  return !c || (c.status === 'Unknown' && c.reason === VERIFYING_REASON);
+}
 
 /** Phases after which setting `resolved` changes nothing or cannot stop anything. */
 const STARTED: ReadonlySet<string> = new Set(['Executing']);
@@ -269,6 +286,8 @@ export class AlertProcessor {
     const name = rr.metadata?.name ?? '';
     const phase = rr.status?.phase ?? 'Pending';
     const log = { request: name, namespace: ns, policy: rr.spec.policyRef.name, alert: alert.name, phase };
+    const policy = this.opts.policies().find((p) => p.metadata?.namespace === ns && p.metadata.name === rr.spec.policyRef.name);
+    if (awaitsResolution(rr, policy)) await this.recordResolution(rr, alert, log);
     if (END_PHASES.has(phase) || rr.spec.alert.status === 'resolved') return undefined;
     if (STARTED.has(phase)) {
       this.opts.metrics.resolved.inc({ source: alert.source, result: 'refused' });
@@ -308,6 +327,24 @@ export class AlertProcessor {
       case 'conflict':
         return 'conflict';
     }
+  }
+
+  /** Records the resolution as verification's evidence (the controller writes the verdict). */
+  private async recordResolution(rr: RemediationRequest, alert: IntakeAlert, log: Record<string, unknown>): Promise<void> {
+    const ns = rr.metadata?.namespace ?? '';
+    const name = rr.metadata?.name ?? '';
+    const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    let recorded: boolean;
+    try {
+      recorded = await this.retry('patch', `record the resolution on RemediationRequest ${ns}/${name}`, () =>
+        this.opts.kube.recordResolution(ns, name, at),
+      );
+    } catch (error) {
+      throw this.apiFailure(error, `record the resolution on RemediationRequest ${ns}/${name}`);
+    }
+    if (!recorded) return;
+    this.opts.metrics.resolved.inc({ source: alert.source, result: 'recorded' });
+    this.opts.logger.info(log, 'alert resolved after its remediation ran: recorded for verification');
   }
 
   /** An API failure that is not transient: our configuration (RBAC) or a bug, never the sender's mistake. */

@@ -18,6 +18,7 @@ const kube: IntakeKubeApi = {
   createRequest: async () => 'created' as const,
   listRequestsOfAlert: async (): Promise<RemediationRequest[]> => [],
   markResolved: async (): Promise<ResolveResult> => 'patched',
+  recordResolution: async () => true,
 };
 
 interface Slow {

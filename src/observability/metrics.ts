@@ -88,6 +88,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly verifications = new Counter({
+    name: 'remediator_verifications_total',
+    help: "Verdicts of verification after success (the policy's spec.verify), by policy namespace and result (Verified, Ineffective).",
+    labelNames: ['namespace', 'result'] as const,
+    registers: [this.registry],
+  });
+
   readonly awsCalls = new Counter({
     name: 'remediator_aws_api_calls_total',
     help: 'AWS API calls by service, operation and outcome (success, throttled, access_denied, error).',

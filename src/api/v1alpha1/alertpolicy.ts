@@ -224,14 +224,23 @@ export const NOTIFY_PHASES = [
   'Cancelled',
 ] as const;
 
+/** The verdicts of verification (spec.verify) a policy may announce besides phases. */
+export const NOTIFY_VERDICTS = ['Verified', 'Ineffective'] as const;
+
+/** What `notify.on` may name: a phase entered, or a verification verdict. */
+export const NOTIFY_ON = [...NOTIFY_PHASES, ...NOTIFY_VERDICTS] as const;
+export type NotifyOn = (typeof NOTIFY_ON)[number];
+
 const Notify = Type.Object(
   {
     topicArn: Type.String({ pattern: TOPIC_ARN_PATTERN, maxLength: 300, description: 'SNS topic told about the chosen transitions.' }),
-    on: Type.Array(StringEnum(NOTIFY_PHASES), {
+    on: Type.Array(StringEnum(NOTIFY_ON), {
       minItems: 1,
-      maxItems: NOTIFY_PHASES.length,
+      maxItems: NOTIFY_ON.length,
       'x-kubernetes-list-type': 'set',
-      description: 'Phases whose entry is announced on the topic.',
+      description:
+        'Phases whose entry is announced on the topic, and the verdicts of spec.verify: `Verified` (the remediation worked) and ' +
+        '`Ineffective` (it succeeded, but the alert kept firing).',
     } as KubeSchemaOptions),
   },
   { description: "Announce transitions of this policy's requests on an SNS topic." },
@@ -292,7 +301,7 @@ const Safety = Type.Object(
           maxConsecutiveFailures: Type.Integer({
             minimum: 1,
             maximum: 100,
-            description: 'Failed executions in a row that open the breaker.',
+            description: 'Failed executions in a row that open the breaker (an ineffective one, see verify, counts as failed).',
           }),
         },
         {
@@ -346,6 +355,50 @@ const Retention = Type.Object(
   },
 );
 
+/** Bounds of verify.within: long enough for an alert to resolve, short enough to hold a request's deletion. */
+export const VERIFY_WITHIN_BOUNDS = { min: '5s', max: '24h' } as const;
+
+const Verify = Type.Object(
+  {
+    within: Duration({
+      description:
+        `How long after the remediation succeeded its alert has to resolve (${VERIFY_WITHIN_BOUNDS.min} to ${VERIFY_WITHIN_BOUNDS.max}). ` +
+        'Until then the request is Verified=Unknown (reason Verifying); a resolution seen by the intake makes it Verified=True ' +
+        '(AlertResolved). Without one by then, the metric (when given) decides; otherwise Verified=False (Ineffective), which ' +
+        'counts as a failed execution for the circuit breaker.',
+      'x-kubernetes-validations': [
+        {
+          rule: `duration(self) >= duration('${VERIFY_WITHIN_BOUNDS.min}') && duration(self) <= duration('${VERIFY_WITHIN_BOUNDS.max}')`,
+          message: `verify.within must be between ${VERIFY_WITHIN_BOUNDS.min} and ${VERIFY_WITHIN_BOUNDS.max}`,
+        },
+      ],
+    } as KubeSchemaOptions),
+    metric: Type.Optional(
+      Type.Object(
+        {
+          name: Type.String({
+            maxLength: 63,
+            description:
+              'A metric of enrichment.metrics (its namespace, name, dimensions, statistic and period); read from the success to the end of within.',
+          }),
+          operator: StringEnum(COMPARISONS, {
+            description: 'How the mean must compare to threshold for the metric to count as recovered.',
+          }),
+          threshold: Type.Number({ description: 'The value the mean is compared with.' }),
+        },
+        {
+          description:
+            "Re-read a metric once within has passed and the alert has not resolved: when its mean since the success meets the comparison on every target, Verified=True (MetricRecovered). Choose within to span several of the metric's periods.",
+        },
+      ),
+    ),
+  },
+  {
+    description:
+      "Opt-in check, after each successful execution, that it worked: the alert that triggered it must resolve within a time, or a metric recover. Alert resolutions need a sender that reports them (Alertmanager's send_resolved, CloudWatch OK actions); see docs/verification.md.",
+  },
+);
+
 export const AlertPolicySpec = Type.Object(
   {
     match: Type.Optional(Match),
@@ -373,8 +426,20 @@ export const AlertPolicySpec = Type.Object(
     approval: Type.Optional(Approval),
     safety: Type.Optional(Safety),
     retention: Type.Optional(Retention),
+    verify: Type.Optional(Verify),
   },
-  { description: 'Which alerts to act on, on which instances, with which Runbook, and how carefully.' },
+  {
+    description: 'Which alerts to act on, on which instances, with which Runbook, and how carefully.',
+    'x-kubernetes-validations': [
+      {
+        rule:
+          '!has(self.verify) || !has(self.verify.metric) || (has(self.enrichment) && has(self.enrichment.metrics) && ' +
+          'self.enrichment.metrics.exists(m, m.name == self.verify.metric.name))',
+        message: 'verify.metric.name must name a metric of enrichment.metrics',
+        fieldPath: '.verify.metric.name',
+      },
+    ],
+  } as KubeSchemaOptions,
 );
 
 export const AlertPolicyStatus = Type.Object(
@@ -397,7 +462,8 @@ export const AlertPolicyStatus = Type.Object(
     consecutiveFailures: Type.Optional(
       Type.Integer({
         minimum: 0,
-        description: 'Failed executions in a row, from the execution ledger (a success or a circuit reset restarts the count).',
+        description:
+          'Failed executions in a row, ineffective ones (verify) included, from the execution ledger (a success or a circuit reset restarts the count).',
       }),
     ),
     circuitBreaker: Type.Optional(
@@ -431,6 +497,7 @@ export type Guard = Static<typeof Guard>;
 export type Safety = Static<typeof Safety>;
 export type MaintenanceWindow = Static<typeof MaintenanceWindow>;
 export type Retention = Static<typeof Retention>;
+export type Verify = Static<typeof Verify>;
 
 /**
  * Annotation a person sets (to the current time) to close an open circuit breaker: failures before it no longer count.

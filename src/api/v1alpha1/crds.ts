@@ -5,7 +5,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import { AlertPolicySpec, AlertPolicyStatus } from './alertpolicy.js';
-import { END_PHASES, RemediationRequestSpec, RemediationRequestStatus } from './remediationrequest.js';
+import { END_PHASES, RemediationRequestSpec, RemediationRequestStatus, VERIFIED_CONDITION } from './remediationrequest.js';
 import { RunbookSpec, RunbookStatus } from './runbook.js';
 import { toOpenApi } from './schema.js';
 
@@ -142,6 +142,13 @@ export function customResourceDefinitions() {
         { name: 'Reason', type: 'string', jsonPath: '.status.reason', priority: 1, description: 'Why the request is in its phase.' },
         { name: 'Risk', type: 'string', jsonPath: '.status.risk' },
         { name: 'Targets', type: 'integer', jsonPath: '.status.targetCount' },
+        {
+          name: 'Verified',
+          type: 'string',
+          jsonPath: `.status.conditions[?(@.type=="${VERIFIED_CONDITION}")].reason`,
+          priority: 1,
+          description: "Verification after success (the policy's spec.verify): Verifying, AlertResolved, MetricRecovered or Ineffective.",
+        },
         { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
       ],
       'RemediationRequest is one alert occurrence turned into one remediation, and its audit record.',

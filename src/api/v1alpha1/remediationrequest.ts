@@ -35,6 +35,13 @@ export const END_PHASES: ReadonlySet<Phase> = new Set(['Succeeded', 'Failed', 'R
  */
 export const EXECUTION_FINALIZER = 'remediator.dev/execution';
 
+/**
+ * The condition of verification after success (the policy's spec.verify), and its reason
+ * while the verdict is open: the controller, the intake and the docs read these.
+ */
+export const VERIFIED_CONDITION = 'Verified';
+export const VERIFYING_REASON = 'Verifying';
+
 /** EC2 instance ids, and the `mi-` ids of hybrid managed nodes SSM also runs commands on. */
 export const INSTANCE_ID_PATTERN = '^(i-[0-9a-f]{8}([0-9a-f]{9})?|mi-[0-9a-f]{17})$';
 
@@ -352,11 +359,25 @@ const MetricSeries = Type.Object({
 });
 
 const Notification = Type.Object({
-  phase: Type.String({ description: 'The phase announced.' }),
+  phase: Type.String({ description: 'The phase announced, or the verification verdict (Verified, Ineffective).' }),
   messageId: Type.Optional(Type.String({ description: 'The SNS message id, when the publication succeeded.' })),
   sentAt: Type.Optional(Timestamp({ description: 'When it was published.' })),
   error: Type.Optional(Type.String({ description: 'Why it could not be published (notifications are best effort and never retried).' })),
 });
+
+const Verification = Type.Object(
+  {
+    until: Type.Optional(Timestamp({ description: "When verification gives up waiting: completionTime plus the policy's verify.within." })),
+    alertResolvedAt: Type.Optional(
+      Timestamp({
+        description:
+          "When the controller's intake received this alert's resolution after the request started executing. Status is written " +
+          'only by the controller (the intake is part of it); namespace editors cannot set it.',
+      }),
+    ),
+  },
+  { description: "Verification after success (the policy's spec.verify); the verdict is the Verified condition." },
+);
 
 export const RemediationRequestStatus = Type.Object(
   {
@@ -373,7 +394,8 @@ export const RemediationRequestStatus = Type.Object(
     conditions: Type.Optional(
       Conditions(
         '`Ready` (True once Succeeded, False once over otherwise, Unknown in progress: `kubectl wait --for=condition=Ready`), ' +
-          '`Enriched`, `Approved`, `Executed`, and `CloudAccess` (False while AWS denies the controller a call).',
+          '`Enriched`, `Approved`, `Executed`, `CloudAccess` (False while AWS denies the controller a call), and `Verified` ' +
+          '(after success, when the policy sets spec.verify: Unknown while it waits, True when the alert resolved, False when it kept firing).',
       ),
     ),
     risk: Type.Optional(StringEnum(RISK_LEVELS, { description: "The risk the policy declares (never below the runbook's minRisk)." })),
@@ -397,6 +419,7 @@ export const RemediationRequestStatus = Type.Object(
       Type.Array(Notification, { description: "Messages sent to the policy's notify topic, one per announced phase." }),
     ),
     execution: Type.Optional(Execution),
+    verification: Type.Optional(Verification),
     startTime: Type.Optional(
       Timestamp({ description: 'When the controller first planned the request; the approval timeout counts from here.' }),
     ),

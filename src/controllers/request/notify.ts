@@ -1,22 +1,51 @@
 /**
- * The policy's `notify` topic: each announced phase is published once (recorded in
+ * The policy's `notify` topic: each announced phase, and the verdict of verification
+ * (`Verified`, `Ineffective`; see verify.ts), is published once (recorded in
  * status.notifications), best effort — a failed notification is recorded and never
  * holds up the remediation.
  */
-import type { AlertPolicy, Phase, RemediationRequest, RemediationRequestStatus } from '../../api/v1alpha1/index.js';
+import {
+  VERIFIED_CONDITION,
+  type AlertPolicy,
+  type NotifyOn,
+  type RemediationRequest,
+  type RemediationRequestStatus,
+} from '../../api/v1alpha1/index.js';
 import type { Publisher } from '../../cloud/types.js';
+import { findCondition } from '../../runtime/conditions.js';
 import type { Transition, Transitions } from './transition.js';
+import { verdictOf } from './verify.js';
 
-/** Whether the policy announces `phase` and the cached request has not recorded it yet. */
-export function announces(policy: AlertPolicy, rr: RemediationRequest, phase: Phase): boolean {
-  const on = policy.spec.notify?.on as readonly string[] | undefined;
-  return !!on?.includes(phase) && !!rr.status?.phase && !(rr.status.notifications ?? []).some((n) => n.phase === phase);
+/**
+ * What the request has reached that a policy may announce, in order: `Approved` when it
+ * was passed through (an auto-approved request goes from Pending to Executing in one
+ * status write, so no reconcile ever sees the phase Approved; announced while it
+ * executes, never after the fact for requests that ended before this existed), the
+ * current phase, and a verification verdict.
+ */
+function reached(rr: RemediationRequest): string[] {
+  const status = rr.status;
+  if (!status?.phase) return [];
+  const out: string[] = [];
+  if (status.phase === 'Executing' && findCondition(status.conditions, 'Approved')?.status === 'True') out.push('Approved');
+  out.push(status.phase);
+  const verdict = verdictOf(rr);
+  if (verdict !== undefined) out.push(verdict ? 'Verified' : 'Ineffective');
+  return out;
 }
 
-/** The transition recording the notification for `phase`, or undefined when there is nothing to announce. */
+/** The first thing the policy announces that the request reached and has not recorded yet. */
+export function nextAnnouncement(policy: AlertPolicy, rr: RemediationRequest): NotifyOn | undefined {
+  const on: readonly string[] | undefined = policy.spec.notify?.on;
+  if (!on) return undefined;
+  const recorded = new Set((rr.status?.notifications ?? []).map((n) => n.phase));
+  return reached(rr).find((x) => on.includes(x) && !recorded.has(x)) as NotifyOn | undefined;
+}
+
+/** The transition recording the notification for `phase` (or verdict), or undefined when there is nothing to announce. */
 export async function notification(
   rr: RemediationRequest,
-  phase: Phase,
+  phase: NotifyOn,
   policy: AlertPolicy,
   publisher: Publisher,
   t: Transitions,
@@ -27,6 +56,7 @@ export async function notification(
   if (!rr.status?.phase) return undefined;
   const status = t.base(rr);
   const name = rr.metadata?.name ?? '';
+  const verified = phase === 'Verified' || phase === 'Ineffective' ? findCondition(status.conditions, VERIFIED_CONDITION) : undefined;
   const message = JSON.stringify(
     {
       request: name,
@@ -35,13 +65,14 @@ export async function notification(
       runbook: status.plan?.runbook.name,
       phase,
       risk: status.risk,
-      reason: status.reason,
-      message: status.message,
+      reason: verified?.reason ?? status.reason,
+      message: verified?.message ?? status.message,
       alert: { name: rr.spec.alert.name, source: rr.spec.alert.source, labels: rr.spec.alert.labels },
       targets: status.targets,
       planDigest: status.plan?.digest,
       approval: status.approval,
       commandId: status.execution?.ssm?.commandId,
+      ...(verified && { verification: status.verification }),
     },
     null,
     2,

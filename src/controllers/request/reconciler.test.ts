@@ -13,6 +13,7 @@ import type { ResourceClient } from '../../kube/resources.js';
 import { Metrics } from '../../observability/metrics.js';
 import type { AdmissionVerdict } from '../admission.js';
 import { ExecutionLedger } from '../ledger.js';
+import { circuitState } from '../safety.js';
 import { MemoryLedgerStorage } from '../ledger-memory.js';
 import { DEFAULT_RETENTION } from '../retention.js';
 import type { CloudLocation } from './deps.js';
@@ -45,6 +46,12 @@ class World {
   sendError: unknown;
   published: PublishInput[] = [];
   publishError: unknown;
+  /** What GetMetricData answers for every query (empty: no datapoints); and the windows it was asked for. */
+  metricData: { values: number[]; timestamps: string[] } = { values: [], timestamps: [] };
+  metricWindows: Array<[string, string]> = [];
+  /** `type reason` of every Event recorded. */
+  events: string[] = [];
+  readonly metrics = new Metrics(false);
 
   readonly requests: ResourceClient<RemediationRequest> = {
     names: { kind: 'RemediationRequest', plural: 'remediationrequests', singular: 'remediationrequest', shortNames: [] },
@@ -103,7 +110,12 @@ class World {
           },
           commands: this.commands,
           agents: { agentStatus: async () => new Map() },
-          metricsReader: { getMetricData: async () => new Map() },
+          metricsReader: {
+            getMetricData: async (queries, start, end) => {
+              this.metricWindows.push([start.toISOString(), end.toISOString()]);
+              return new Map(queries.map((q) => [q.id, this.metricData]));
+            },
+          },
           publisher: {
             publish: async (input) => {
               if (this.publishError) throw this.publishError;
@@ -114,8 +126,8 @@ class World {
         };
       },
       defaultRegion: 'eu-west-1',
-      events: { record: async () => {} },
-      metrics: new Metrics(false),
+      events: { record: async (_o, type, reason) => void this.events.push(`${type} ${reason}`) },
+      metrics: this.metrics,
       clock: this.clock,
       allowedDocuments: new Set(['AWS-RunShellScript']),
     });
@@ -323,6 +335,151 @@ describe('RemediationRequestReconciler: exactly once', () => {
     await w.drive(r, 'Succeeded');
     expect(w.phase).toBe('Succeeded');
     expect(w.sent).toHaveLength(1);
+  });
+});
+
+describe('RemediationRequestReconciler: verification after success', () => {
+  const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:t';
+  const verified = (w: World) => w.rr.status?.conditions?.find((c) => c.type === 'Verified');
+  const counted = async (w: World, result: string) =>
+    (await w.metrics.verifications.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+
+  test('a resolution recorded in status within the time: Verified=True, the ledger says so, the finalizer goes', async () => {
+    const w = new World({ verify: { within: '10m' }, notify: { topicArn: TOPIC, on: ['Verified', 'Ineffective'] } });
+    const r = w.reconciler();
+    await w.drive(r, 'Succeeded');
+    const wait = await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(verified(w)).toMatchObject({ status: 'Unknown', reason: 'Verifying' });
+    expect(wait).toEqual({ requeueAfterMs: 10 * 60_000 });
+    expect(w.rr.metadata?.finalizers).toEqual(['remediator.dev/execution']);
+    expect(w.ledger.entry('ns', 'p', 'uid-1')?.outcome).toBe('Succeeded');
+    // Re-reconciling before anything happened changes nothing and asks to be woken at the deadline.
+    w.now += 60_000;
+    expect(await r.reconcile({ namespace: 'ns', name: 'r' }, log)).toEqual({ requeueAfterMs: 9 * 60_000 });
+    // The intake saw the alert resolve (it writes status.verification.alertResolvedAt).
+    w.rr = { ...w.rr, status: { ...w.rr.status, verification: { ...w.rr.status?.verification, alertResolvedAt: '2026-11-23T12:01:00Z' } } };
+    await w.drive(r, undefined, 20);
+    expect(verified(w)).toMatchObject({ status: 'True', reason: 'AlertResolved' });
+    expect(w.rr.status?.phase).toBe('Succeeded');
+    expect(w.events).toContain('Normal Verified');
+    expect(w.ledger.entry('ns', 'p', 'uid-1')?.verified).toBe(true);
+    expect(w.rr.metadata?.finalizers).toEqual([]);
+    expect(w.rr.status?.notifications?.map((n) => n.phase)).toEqual(['Verified']);
+    expect(await counted(w, 'Verified')).toBe(1);
+  });
+
+  test('no resolution by the deadline: Verified=False/Ineffective, announced, and the breaker counts it as a failure', async () => {
+    const w = new World({
+      verify: { within: '30s' },
+      notify: { topicArn: TOPIC, on: ['Ineffective'] },
+      safety: { circuitBreaker: { maxConsecutiveFailures: 1 } },
+    });
+    const r = w.reconciler();
+    await w.drive(r, 'Succeeded');
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(verified(w)?.status).toBe('Unknown');
+    // An editor setting spec.alert.status proves nothing: only status written by the intake counts.
+    w.rr = { ...w.rr, spec: { ...w.rr.spec, alert: { ...w.rr.spec.alert, status: 'resolved' } } };
+    w.now += 31_000;
+    await w.drive(r, undefined, 20);
+    expect(verified(w)).toMatchObject({ status: 'False', reason: 'Ineffective' });
+    expect(verified(w)?.message).toContain('still firing 30s after');
+    expect(w.events).toContain('Warning Ineffective');
+    expect(w.published.map((p) => p.attributes?.phase)).toEqual(['Ineffective']);
+    expect(JSON.parse(w.published[0]!.message)).toMatchObject({ phase: 'Ineffective', reason: 'Ineffective' });
+    const entry = w.ledger.entry('ns', 'p', 'uid-1');
+    expect(entry).toMatchObject({ outcome: 'Succeeded', verified: false });
+    expect(circuitState(w.policy!, w.ledger.records('ns', 'p'), w.now)).toMatchObject({ open: true, consecutiveFailures: 1 });
+    expect(w.rr.metadata?.finalizers).toEqual([]);
+    expect(await counted(w, 'Ineffective')).toBe(1);
+  });
+
+  test('no resolution, but verify.metric recovered since the success: Verified=True (MetricRecovered); not recovered: Ineffective', async () => {
+    const spec = {
+      enrichment: { metrics: [{ name: 'cpu', namespace: 'AWS/EC2', metricName: 'CPUUtilization' }] },
+      verify: { within: '5m', metric: { name: 'cpu', operator: '<' as const, threshold: 80 } },
+    };
+    const ok = new World(spec);
+    const r = ok.reconciler();
+    await ok.drive(r, 'Succeeded');
+    ok.metricWindows = []; // enrichment read it before planning
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(ok.metricWindows).toEqual([]); // verification reads it once, at the deadline
+    ok.metricData = { values: [95, 40, 30], timestamps: [] };
+    ok.now += 5 * 60_000;
+    await ok.drive(r, undefined, 20);
+    expect(verified(ok)).toMatchObject({ status: 'True', reason: 'MetricRecovered' });
+    expect(verified(ok)?.message).toContain(`cpu on ${ID} averaged 55`);
+    const done = Date.parse(ok.rr.status!.completionTime!);
+    expect(ok.metricWindows).toEqual([[new Date(done).toISOString(), new Date(done + 5 * 60_000).toISOString()]]);
+    expect(ok.ledger.entry('ns', 'p', 'uid-1')?.verified).toBe(true);
+
+    const hot = new World(spec);
+    const h = hot.reconciler();
+    await hot.drive(h, 'Succeeded');
+    await h.reconcile({ namespace: 'ns', name: 'r' }, log);
+    hot.metricData = { values: [97, 99], timestamps: [] };
+    hot.now += 5 * 60_000;
+    await hot.drive(h, undefined, 20);
+    expect(verified(hot)).toMatchObject({ status: 'False', reason: 'Ineffective' });
+    expect(verified(hot)?.message).toContain(`metric cpu did not recover: cpu on ${ID} averaged 98`);
+
+    const silent = new World(spec);
+    const q = silent.reconciler();
+    await silent.drive(q, 'Succeeded');
+    await q.reconcile({ namespace: 'ns', name: 'r' }, log);
+    silent.now += 5 * 60_000;
+    await silent.drive(q, undefined, 20);
+    expect(verified(silent)?.message).toContain(`no datapoints of cpu on ${ID}`);
+  });
+
+  test('a policy without verify, a dry run, or a request settled before verify was added: no Verified condition', async () => {
+    const plain = new World();
+    await plain.drive(plain.reconciler(), undefined, 20);
+    expect(plain.phase).toBe('Succeeded');
+    expect(verified(plain)).toBeUndefined();
+    const dry = new World({ verify: { within: '10m' }, safety: { dryRun: true } });
+    await dry.drive(dry.reconciler(), undefined, 20);
+    expect(dry.phase).toBe('Succeeded');
+    expect(verified(dry)).toBeUndefined();
+    plain.policy = { ...plain.policy!, spec: { ...plain.policy!.spec, verify: { within: '10m' } } };
+    await plain.drive(plain.reconciler(), undefined, 20);
+    expect(verified(plain)).toBeUndefined();
+  });
+
+  test('a request deleted while it is verified keeps its finalizer until the verdict', async () => {
+    const w = new World({ verify: { within: '30s' } });
+    const r = w.reconciler();
+    await w.drive(r, 'Succeeded');
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    w.rr = { ...w.rr, metadata: { ...w.rr.metadata, deletionTimestamp: '2026-11-23T12:00:10Z' } };
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(w.rr.metadata?.finalizers).toEqual(['remediator.dev/execution']);
+    w.now += 31_000;
+    await w.drive(r, undefined, 20);
+    expect(verified(w)?.status).toBe('False');
+    expect(w.rr.metadata?.finalizers).toEqual([]);
+  });
+
+  test('verify removed from the policy before a verdict: Verified=Unknown/NotVerified, nothing counted', async () => {
+    const w = new World({ verify: { within: '30s' } });
+    const r = w.reconciler();
+    await w.drive(r, 'Succeeded');
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    w.policy = { ...w.policy!, spec: { ...w.policy!.spec, verify: undefined } };
+    await w.drive(r, undefined, 20);
+    expect(verified(w)).toMatchObject({ status: 'Unknown', reason: 'NotVerified' });
+    expect(w.ledger.entry('ns', 'p', 'uid-1')?.verified).toBeUndefined();
+    expect(w.rr.metadata?.finalizers).toEqual([]);
+  });
+});
+
+describe('RemediationRequestReconciler: notify', () => {
+  test('on: [Approved] announces an auto-approved request, which never rests in phase Approved', async () => {
+    const w = new World({ notify: { topicArn: 'arn:aws:sns:eu-west-1:123456789012:t', on: ['Approved', 'Succeeded'] } });
+    await w.drive(w.reconciler(), undefined, 20);
+    expect(w.phase).toBe('Succeeded');
+    expect(w.published.map((p) => p.attributes?.phase)).toEqual(['Approved', 'Succeeded']);
   });
 });
 

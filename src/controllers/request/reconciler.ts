@@ -9,8 +9,9 @@
  * phase's handler, and writes the status the handler built with the cached
  * resourceVersion — a stale view fails with a conflict and is retried rather than
  * overwriting newer state. An end phase is final: the reconciler never acts on it again,
- * except to settle it — record its outcome in the execution ledger, drop the execution
- * finalizer — and, once its retention is up, delete it (retention.ts). A request deleted
+ * except to verify a success when the policy asks (verify.ts), to settle it — record its
+ * outcome (and verdict) in the execution ledger, drop the execution finalizer — and, once
+ * its retention is up, delete it (retention.ts). A request deleted
  * while it executes is followed to its end first (the finalizer holds it).
  *
  *   planning.ts  Pending: runbook grant, targets, enrichment, guards, the plan
@@ -19,6 +20,7 @@
  *   ssm.ts       Executing (SSM): every exactly-once invariant
  *   sns.ts       Executing (SNS)
  *   notify.ts    the policy's notify topic
+ *   verify.ts    Succeeded, when the policy asks: did the alert resolve? (Verified)
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
@@ -41,11 +43,12 @@ import type { Reconciler, Request, Result } from '../../runtime/controller.js';
 import { ApprovalGate } from './approval.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
 import { IntentRecorder } from './intent.js';
-import { announces, notification } from './notify.js';
+import { nextAnnouncement, notification } from './notify.js';
 import { Planner, sessionTags } from './planning.js';
 import { SnsExecution } from './sns.js';
 import { SsmExecution } from './ssm.js';
 import { Transitions, type Transition } from './transition.js';
+import { isVerifying, verdictOf, Verifier } from './verify.js';
 
 export type { RemediationRequestReconcilerDeps } from './deps.js';
 
@@ -56,6 +59,7 @@ export class RemediationRequestReconciler implements Reconciler {
   private readonly ssm: SsmExecution;
   private readonly sns: SnsExecution;
   private readonly intents: IntentRecorder;
+  private readonly verifier: Verifier;
   /**
    * Per request UID, the resourceVersion of our finalizer patch when a status write
    * followed it: the cache may show that intermediate version (still Pending) before our
@@ -71,6 +75,7 @@ export class RemediationRequestReconciler implements Reconciler {
     this.ssm = new SsmExecution(deps, this.t);
     this.sns = new SnsExecution(deps, this.t);
     this.intents = new IntentRecorder(deps, this.t, this.planner, this.ssm);
+    this.verifier = new Verifier(deps, this.t);
   }
 
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
@@ -85,22 +90,25 @@ export class RemediationRequestReconciler implements Reconciler {
     const phase: Phase = rr.status?.phase ?? 'Pending';
     const policy = this.deps.getPolicy(req.namespace, rr.spec.policyRef.name);
     const held = rr.metadata?.finalizers?.includes(EXECUTION_FINALIZER) ?? false;
-    if (rr.metadata?.deletionTimestamp && phase !== 'Executing') {
+    // A request being verified keeps its finalizer until the verdict, deleted or not.
+    const verifying = isVerifying(rr, policy, held);
+    if (rr.metadata?.deletionTimestamp && phase !== 'Executing' && !verifying) {
       // Deleted before it executed (nothing more may start) or after it ended.
       if (held) await this.settle(rr, log);
       return;
     }
 
-    // Announce the phase the request is in before moving on (level-triggered: a
+    // Announce what the request reached before moving on (level-triggered: a
     // notification that failed is retried, one that was recorded is never sent again).
-    if (policy && announces(policy, rr, phase)) {
+    const announce = policy && nextAnnouncement(policy, rr);
+    if (policy && announce) {
       // The cache may lag our own last write: read the request itself before publishing, so
       // a notification recorded a moment ago is never published a second time.
       const fresh = await this.deps.requests.get(req.namespace, req.name);
-      if (fresh && (fresh.status?.phase ?? 'Pending') === phase) {
+      if (fresh && nextAnnouncement(policy, fresh) === announce) {
         const announced = await notification(
           fresh,
-          phase,
+          announce,
           policy,
           this.deps.cloudFor({ region: this.deps.defaultRegion }).publisher,
           this.t,
@@ -112,6 +120,14 @@ export class RemediationRequestReconciler implements Reconciler {
       }
     }
     if (END_PHASES.has(phase)) {
+      if (verifying) {
+        // The outcome goes to the ledger now (the breaker and cooldown see the success);
+        // the verdict and the finalizer's removal follow once it is known.
+        await this.settle(rr, log, { keepFinalizer: true });
+        const step = await this.verifier.step(rr, policy, () => this.cloudOfPlan(rr).metricsReader);
+        await this.write(rr, step, log);
+        return step.requeueAfterMs ? { requeueAfterMs: step.requeueAfterMs } : undefined;
+      }
       if (held) {
         await this.settle(rr, log);
         return;
@@ -237,7 +253,7 @@ export class RemediationRequestReconciler implements Reconciler {
    * the ledger, stored, then the finalizer goes. An intent that never reached Executing
    * sent nothing, and leaves the ledger.
    */
-  private async settle(rr: RemediationRequest, log: Logger): Promise<void> {
+  private async settle(rr: RemediationRequest, log: Logger, opts: { keepFinalizer?: boolean } = {}): Promise<void> {
     const ns = rr.metadata?.namespace ?? '';
     const name = rr.metadata?.name ?? '';
     const uid = rr.metadata?.uid ?? '';
@@ -272,12 +288,15 @@ export class RemediationRequestReconciler implements Reconciler {
           ...(status.approval?.approver && { approver: status.approval.approver }),
         },
       );
+      const verdict = verdictOf(rr);
+      if (verdict !== undefined) ledger.verdict(ns, policyName, uid, verdict);
     } else if (!intentAt) {
       ledger.forget(ns, policyName, uid);
     } else {
       return; // still executing: settled once it ends
     }
     await ledger.persist(ns, policyName);
+    if (opts.keepFinalizer) return;
     await this.deps.requests.setFinalizers(
       ns,
       name,

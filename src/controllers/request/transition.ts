@@ -30,7 +30,7 @@ export interface Transition {
   mustPersist?: { comment: string; commandId: string; requestedAt: string };
 }
 
-export type ConditionType = 'Enriched' | 'Approved' | 'Executed' | 'CloudAccess' | 'Ready';
+export type ConditionType = 'Enriched' | 'Approved' | 'Executed' | 'CloudAccess' | 'Ready' | 'Verified';
 
 export class Transitions {
   constructor(private readonly clock: Clock) {}
