@@ -31,7 +31,8 @@
  * --p1-samples N (default 15), --fill 1000,10000, --concurrency N (default 4),
  * --wide-burst N (alerts of 50 targets each, default 100), --json, and
  * --controller label=path/to/main.js (repeatable) to measure several builds in one
- * run, block by block interleaved (e.g. main's build against this one).
+ * run, block by block interleaved (e.g. main's build against this one); `label=path#16`
+ * gives that build its own --concurrency.
  */
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
@@ -86,8 +87,12 @@ const CONCURRENCY = flags.concurrency;
 const WIDE_BURST = Number(flags['wide-burst']);
 const CONTROLLERS =
   (flags.controller ?? []).length > 0
-    ? flags.controller!.map((c) => ({ label: c.slice(0, c.indexOf('=')), main: c.slice(c.indexOf('=') + 1) }))
-    : [{ label: 'controller', main: join(repoRoot(), 'dist', 'src', 'main.js') }];
+    ? flags.controller!.map((c) => {
+        // label=path/to/main.js, or label=path/to/main.js#16 for that build's own --concurrency.
+        const [main, concurrency] = c.slice(c.indexOf('=') + 1).split('#');
+        return { label: c.slice(0, c.indexOf('=')), main: main!, concurrency: concurrency ?? CONCURRENCY };
+      })
+    : [{ label: 'controller', main: join(repoRoot(), 'dist', 'src', 'main.js'), concurrency: CONCURRENCY }];
 type Build = (typeof CONTROLLERS)[number];
 
 // ---------- statistics ----------
@@ -287,7 +292,7 @@ async function startControllerProcess(b: Bench, build: Build, label: string): Pr
       LEADER_ELECT: 'false',
       WATCH_NAMESPACE: NS,
       LOG_LEVEL: 'warn',
-      CONCURRENCY,
+      CONCURRENCY: build.concurrency,
       POLL_INTERVAL: '200',
       METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
       INTAKE_BIND_ADDRESS: `127.0.0.1:${intakePort}`,
@@ -819,7 +824,7 @@ async function main(): Promise<void> {
     const mine = bursts.filter((x) => x.build === build.label);
     const lat = p1.get(build.label)!;
     out();
-    out(`== ${build.label} (${build.main})`);
+    out(`== ${build.label} (${build.main}, concurrency ${build.concurrency})`);
     out(`P1 alert received → SendCommand on the wire (${lat.product.length} samples each, interleaved with the bare script)`);
     out(`   controller  p50 ${fmt(median(lat.product))} ms  p95 ${fmt(pct(lat.product, 95))} ms  (range ${spread(lat.product)})`);
     out(`   bare script p50 ${fmt(median(lat.bare))} ms  p95 ${fmt(pct(lat.bare, 95))} ms  (range ${spread(lat.bare)})`);

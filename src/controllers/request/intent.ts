@@ -9,9 +9,9 @@
  * The safety rules read the execution ledger (ledger.ts), never the requests. The check
  * and the ledger's in-memory record of the intent run with no await between them, so
  * concurrent workers cannot both fit under one rate limit. The write order is then:
- * the ledger entry is stored, the execution finalizer is added, the status says
- * Executing (reconciler.ts) — a crash anywhere in between over-counts, never under-counts,
- * and nothing is sent before the last of the three.
+ * the ledger entry is stored and the execution finalizer is added (side by side), then
+ * the status says Executing (reconciler.ts) — a crash anywhere in between over-counts,
+ * never under-counts, and nothing is sent before the status write.
  *
  * Outside its maintenance window a request is held, not skipped: it stays Approved,
  * says until when, and looks again when the window opens; the approval timeout keeps

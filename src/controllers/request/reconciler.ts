@@ -328,21 +328,25 @@ export class RemediationRequestReconciler implements Reconciler {
     const ns = rr.metadata?.namespace ?? '';
     const name = rr.metadata?.name ?? '';
     let metadata = rr.metadata;
-    try {
-      await step.beforeWrite?.();
-      if (step.addFinalizer && !metadata?.finalizers?.includes(EXECUTION_FINALIZER)) {
-        const updated = await this.deps.requests.setFinalizers(
-          ns,
-          name,
-          [...(metadata?.finalizers ?? []), EXECUTION_FINALIZER],
-          metadata?.resourceVersion ?? '',
-        );
-        metadata = updated.metadata;
-      }
-    } catch (error) {
+    // The ledger entry and the finalizer both go before the status, side by side: either
+    // alone after a crash is safe (an over-count; a finalizer settled at the end), and the
+    // status — what allows a send — waits for both.
+    const [recorded, held] = await Promise.allSettled([
+      step.beforeWrite?.(),
+      step.addFinalizer && !metadata?.finalizers?.includes(EXECUTION_FINALIZER)
+        ? this.deps.requests.setFinalizers(
+            ns,
+            name,
+            [...(metadata?.finalizers ?? []), EXECUTION_FINALIZER],
+            metadata?.resourceVersion ?? '',
+          )
+        : undefined,
+    ]);
+    if (recorded.status === 'rejected' || held.status === 'rejected') {
       step.onWriteFailed?.();
-      throw error;
+      throw recorded.status === 'rejected' ? recorded.reason : (held as PromiseRejectedResult).reason;
     }
+    if (held.value) metadata = held.value.metadata;
     const body: RemediationRequest = {
       apiVersion: API_VERSION,
       kind: REMEDIATION_REQUEST.kind,
