@@ -91,6 +91,9 @@ export async function startWatch(w: WatchRequest): Promise<WatchHandle> {
     res.on('data', idle);
     res.on('error', (e) => settle(e));
     const lines = createInterface({ input: res, crlfDelay: Number.POSITIVE_INFINITY });
+    // readline re-emits its input's errors (a connection reset mid-stream): unhandled, that
+    // would end the process instead of this watch.
+    lines.on('error', (e) => settle(e));
     lines.on('line', (line) => {
       if (line.trim() === '') return;
       let event: { type?: string; object?: unknown };
