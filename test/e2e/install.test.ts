@@ -210,7 +210,7 @@ describe('the chart, installed with helm template | kubectl apply', () => {
       const r = (await res.events(APPS_NS, 'nginx-down-1')).map((e) => e.reason);
       return r.includes('CommandSucceeded') ? r : undefined;
     });
-    expect(reasons).toEqual(expect.arrayContaining(['IntentRecorded', 'CommandSent', 'CommandSucceeded']));
+    expect(reasons).toEqual(expect.arrayContaining(['CommandSucceeded']));
     expect(rr.status?.plan?.ssm?.parameters).toEqual({ commands: ['systemctl restart nginx'] });
     // ... and the policy's status too (RBAC: alertpolicies/status).
     await waitFor('policy status', async () => ((await res.getPolicy(APPS_NS, 'restart-nginx')).status?.succeeded ?? 0) >= 1);
