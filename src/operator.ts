@@ -245,6 +245,7 @@ export class Operator {
         resetTrusted: (ns) => admission(ns).enforced,
         requestsOf,
         executionsOf: (ns, policy) => this.ledger.records(ns, policy),
+        breakerOpenedAt: (ns, policy) => this.ledger.breakerOpenedAt(ns, policy),
         deleteRequest: (ns, name, uid) => requests.delete(ns, name, uid),
         retentionDefaults: config.retention,
         events,

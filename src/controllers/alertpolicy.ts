@@ -42,6 +42,8 @@ export interface AlertPolicyReconcilerDeps {
   requestsOf(namespace: string, policy: string): RemediationRequest[];
   /** The policy's executions on record. */
   executionsOf(namespace: string, policy: string): readonly ExecutionRecord[];
+  /** When the ledger recorded the policy's breaker open, if it did (it stays open until a trusted reset). */
+  breakerOpenedAt(namespace: string, policy: string): number | undefined;
   /** Deletes a finished request (history limit); false when it was already gone. */
   deleteRequest(namespace: string, name: string, uid: string): Promise<boolean>;
   retentionDefaults: RetentionDefaults;
@@ -181,10 +183,11 @@ export class AlertPolicyReconciler implements Reconciler {
       this.deps.executionsOf(req.namespace, req.name),
       this.deps.clock.now(),
       this.deps.resetTrusted(req.namespace),
+      this.deps.breakerOpenedAt(req.namespace, req.name),
     );
     const wasOpen = policy.status?.circuitBreaker?.open ?? false;
     status.consecutiveFailures = circuit.consecutiveFailures;
-    if (policy.spec.safety?.circuitBreaker) {
+    if (policy.spec.safety?.circuitBreaker || circuit.open) {
       status.circuitBreaker = {
         open: circuit.open,
         ...(circuit.openedAt && { openedAt: circuit.openedAt }),

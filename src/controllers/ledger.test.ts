@@ -16,6 +16,27 @@ describe('execution ledger', () => {
     expect(b.records('ns', 'p').map((e) => e.uid)).toEqual(['u1']);
   });
 
+  test('an open breaker is stored, and keeps its document even when no execution is left in it', async () => {
+    const storage = new MemoryStorage();
+    const a = new ExecutionLedger(storage, { now: () => T0 + 30 * 24 * 3_600_000 });
+    a.record('ns', 'p', retention, { ...entry('u1', T0), outcome: 'Failed', endedAt: T0 });
+    expect(a.setBreaker('ns', 'p', retention, T0)).toBe(true);
+    expect(a.setBreaker('ns', 'p', retention, T0)).toBe(false);
+    a.forget('ns', 'p', 'u1');
+    await a.persist('ns', 'p');
+    const b = new ExecutionLedger(storage, { now: () => T0 });
+    await b.load();
+    expect(b.breakerOpenedAt('ns', 'p')).toBe(T0);
+    // A verdict is a change to store, too.
+    b.record('ns', 'p', retention, { ...entry('u2', T0), outcome: 'Succeeded', endedAt: T0 });
+    await b.persist('ns', 'p');
+    b.verdict('ns', 'p', 'u2', false);
+    await b.persist('ns', 'p');
+    const c = new ExecutionLedger(storage, { now: () => T0 });
+    await c.load();
+    expect(c.entry('ns', 'p', 'u2')?.verified).toBe(false);
+  });
+
   test('one entry per request UID; a recreated request is another entry', () => {
     const l = new ExecutionLedger(new MemoryStorage(), { now: () => T0 });
     l.record('ns', 'p', retention, entry('u1', T0));

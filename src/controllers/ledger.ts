@@ -40,6 +40,12 @@ export interface LedgerDocument {
   policy: string;
   retention: LedgerRetention;
   entries: LedgerEntry[];
+  /**
+   * When the policy's circuit breaker opened (ms), until a trusted reset after it: open
+   * stays open whatever the policy says later (an editor removing `circuitBreaker` or
+   * raising its limit must not close it — only a person with the approver verb may).
+   */
+  breakerOpenedAt?: number;
   /** The stored version this copy was read or written as; absent before the first write. */
   resourceVersion?: string;
 }
@@ -177,6 +183,29 @@ export class ExecutionLedger {
     if (!e) return false;
     if (e.verified === verified) return true;
     e.verified = verified;
+    this.changed(key(namespace, policy));
+    this.onChange(namespace, policy);
+    return true;
+  }
+
+  /** When the policy's breaker opened, if it is recorded open (see LedgerDocument.breakerOpenedAt). */
+  breakerOpenedAt(namespace: string, policy: string): number | undefined {
+    return this.docs.get(key(namespace, policy))?.breakerOpenedAt;
+  }
+
+  /**
+   * Records the breaker open (at `openedAt`) or, with undefined, closed by a trusted reset;
+   * `persist` stores it. True when that changed anything.
+   */
+  setBreaker(namespace: string, policy: string, retention: LedgerRetention, openedAt: number | undefined): boolean {
+    const k = key(namespace, policy);
+    const doc = this.docs.get(k);
+    if (doc?.breakerOpenedAt === openedAt || (!doc && openedAt === undefined)) return false;
+    const d = doc ?? { namespace, policy, retention, entries: [] };
+    if (openedAt === undefined) delete d.breakerOpenedAt;
+    else d.breakerOpenedAt = openedAt;
+    this.docs.set(k, d);
+    this.changed(k);
     this.onChange(namespace, policy);
     return true;
   }
@@ -217,12 +246,12 @@ export class ExecutionLedger {
     const before = doc.entries.length;
     doc.entries = prune(doc, now);
     if (doc.entries.length !== before) this.changed(k);
-    if (doc.entries.length === 0) {
+    if (doc.entries.length === 0 && doc.breakerOpenedAt === undefined) {
       if (doc.resourceVersion)
         await this.storage.remove(doc).catch((error: unknown) => {
           if (!this.storage.isConflict(error)) throw error;
         });
-      if (this.docs.get(k) === doc && doc.entries.length === 0) this.docs.delete(k);
+      if (this.docs.get(k) === doc && doc.entries.length === 0 && doc.breakerOpenedAt === undefined) this.docs.delete(k);
       this.stored.delete(k);
       this.changes.delete(k);
       return;
@@ -245,6 +274,9 @@ export class ExecutionLedger {
           if (!mine) doc.entries.push(e);
           else if (mine.outcome === undefined && e.outcome !== undefined) Object.assign(mine, { outcome: e.outcome, endedAt: e.endedAt });
           if (mine && mine.verified === undefined && e.verified !== undefined) mine.verified = e.verified;
+        }
+        if (doc.breakerOpenedAt === undefined && theirs?.breakerOpenedAt !== undefined) {
+          doc.breakerOpenedAt = theirs.breakerOpenedAt;
         }
         this.changed(k);
       }

@@ -89,6 +89,19 @@ describe('circuit breaker', () => {
     expect(circuitState(ahead, history, T0).open).toBe(true);
   });
 
+  test('once recorded open it stays open whatever the policy says later, until a trusted reset after the opening', () => {
+    const opened = Date.parse('2026-11-21T09:30:00Z');
+    // An editor removed the breaker, or raised its limit, after it opened: still open.
+    expect(circuitState(policy({}), history, T0, true, opened)).toMatchObject({ open: true, openedAt: '2026-11-21T09:30:00Z' });
+    expect(circuitState(policy({ circuitBreaker: { maxConsecutiveFailures: 100 } }), history, T0, true, opened).open).toBe(true);
+    // A reset from before the opening does not close it; one after it does, if trusted.
+    const before = policy({}, { 'remediator.dev/circuit-reset-at': '2026-11-21T09:25:00Z' });
+    expect(circuitState(before, history, T0, true, opened).open).toBe(true);
+    const after = policy({}, { 'remediator.dev/circuit-reset-at': '2026-11-21T09:35:00Z' });
+    expect(circuitState(after, history, T0, true, opened).open).toBe(false);
+    expect(circuitState(after, history, T0, false, opened).open).toBe(true);
+  });
+
   test('an untrusted reset (no admission policy guarding the approver verb) is ignored', () => {
     const reset = policy({ circuitBreaker: { maxConsecutiveFailures: 2 } }, { 'remediator.dev/circuit-reset-at': '2026-11-21T09:25:00Z' });
     expect(circuitState(reset, history, T0, false)).toMatchObject({ consecutiveFailures: 3, open: true });

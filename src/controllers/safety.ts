@@ -78,17 +78,29 @@ export interface CircuitState {
  * the admission policy is verified to require the approver verb for it: `resetTrusted`). Only executions
  * count: a request skipped or rejected says nothing about whether the action works.
  */
-export function circuitState(policy: AlertPolicy, records: readonly ExecutionRecord[], now: number, resetTrusted = true): CircuitState {
+export function circuitState(
+  policy: AlertPolicy,
+  records: readonly ExecutionRecord[],
+  now: number,
+  resetTrusted = true,
+  /** When the ledger recorded the breaker open (sticky: see LedgerDocument.breakerOpenedAt). */
+  recordedOpenAt?: number,
+): CircuitState {
   const max = policy.spec.safety?.circuitBreaker?.maxConsecutiveFailures;
   const resetAt = resetTrusted ? circuitResetAt(policy, now) : 0;
-  const finished = records
-    .filter((r): r is ExecutionRecord & { endedAt: number } => r.outcome !== undefined && r.endedAt !== undefined && r.endedAt > resetAt)
-    .sort((a, b) => b.endedAt - a.endedAt);
-  let failures = 0;
-  for (const r of finished) {
-    if (!countsAsFailure(r)) break;
-    failures++;
+  if (recordedOpenAt !== undefined && recordedOpenAt >= resetAt) {
+    // Open is open until a person resumes it: removing the breaker from the policy or
+    // raising its limit does not close it.
+    const failures = consecutiveFailures(records, resetAt);
+    return {
+      consecutiveFailures: failures,
+      open: true,
+      openedAt: iso(recordedOpenAt),
+      message: `the circuit breaker opened at ${iso(recordedOpenAt)} after ${max ?? 'its limit of'} consecutive failed or ineffective executions; the policy runs nothing until a person resumes it, whatever its circuitBreaker says now: kubectl remediator resume ${policy.metadata?.name} -n ${policy.metadata?.namespace}`,
+    };
   }
+  const finished = endedSince(records, resetAt);
+  const failures = consecutiveFailures(records, resetAt);
   if (max === undefined || failures < max) return { consecutiveFailures: failures, open: false };
   // It opened at the max-th failure of the run, counted from the oldest.
   const opener = finished[failures - max];
@@ -98,6 +110,23 @@ export function circuitState(policy: AlertPolicy, records: readonly ExecutionRec
     ...(opener && { openedAt: iso(opener.endedAt) }),
     message: `${failures} consecutive failed or ineffective executions (limit ${max}); the policy runs nothing until a person resumes it: kubectl remediator resume ${policy.metadata?.name} -n ${policy.metadata?.namespace}`,
   };
+}
+
+/** Executions that ended after `since`, newest first. */
+function endedSince(records: readonly ExecutionRecord[], since: number): Array<ExecutionRecord & { endedAt: number }> {
+  return records
+    .filter((r): r is ExecutionRecord & { endedAt: number } => r.outcome !== undefined && r.endedAt !== undefined && r.endedAt > since)
+    .sort((a, b) => b.endedAt - a.endedAt);
+}
+
+/** Failed (or ineffective) executions in a row, newest first, that ended after `since`. */
+function consecutiveFailures(records: readonly ExecutionRecord[], since: number): number {
+  let failures = 0;
+  for (const r of endedSince(records, since)) {
+    if (!countsAsFailure(r)) break;
+    failures++;
+  }
+  return failures;
 }
 
 /** How far clocks may disagree before a reset time counts as in the future. */

@@ -122,6 +122,7 @@ function encode(namespace: string, doc: LedgerDocument): V1ConfigMap {
       policy: doc.policy,
       retention: JSON.stringify(doc.retention),
       executions: entries.map((e) => JSON.stringify(e)).join('\n'),
+      ...(doc.breakerOpenedAt !== undefined && { breakerOpenedAt: new Date(doc.breakerOpenedAt).toISOString() }),
     },
   };
 }
@@ -142,6 +143,7 @@ function decode(cm: V1ConfigMap): LedgerDocument | undefined {
     policy: d.policy,
     retention: JSON.parse(d.retention ?? '{"windowMs":0,"lastOutcomes":10}') as LedgerRetention,
     entries,
+    ...(d.breakerOpenedAt && Number.isFinite(Date.parse(d.breakerOpenedAt)) && { breakerOpenedAt: Date.parse(d.breakerOpenedAt) }),
     resourceVersion: cm.metadata?.resourceVersion,
   };
 }

@@ -19,7 +19,7 @@
  */
 import type { AlertPolicy, RemediationRequest, RemediationRequestStatus } from '../../api/v1alpha1/index.js';
 import { approvalTimeoutMs } from '../runbooks.js';
-import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock } from '../safety.js';
+import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock, type CircuitState } from '../safety.js';
 import { ledgerRetention } from '../ledger.js';
 import type { RemediationRequestReconcilerDeps } from './deps.js';
 import type { Planner, Resolved } from './planning.js';
@@ -60,7 +60,12 @@ export class IntentRecorder {
     const held = this.hold(rr, status, policy);
     if (held) return held;
     const blocked = this.safetyBlock(rr, policy, status.targets ?? []);
-    if (blocked) return this.t.enter(rr, status, 'Skipped', blocked.reason, blocked.message);
+    if (blocked) {
+      const skipped = this.t.enter(rr, status, 'Skipped', blocked.reason, blocked.message);
+      // An open breaker just recorded in the ledger is stored before the request says so.
+      if (blocked.persist) skipped.beforeWrite = blocked.persist;
+      return skipped;
+    }
 
     const now = this.t.now();
     const plan = resolved.plan;
@@ -162,21 +167,41 @@ export class IntentRecorder {
     rr: RemediationRequest,
     policy: AlertPolicy,
     targets: readonly string[],
-  ): { reason: string; message: string } | undefined {
+  ): { reason: string; message: string; persist?: () => Promise<void> } | undefined {
     const ns = rr.metadata?.namespace ?? '';
     const uid = rr.metadata?.uid ?? '';
     const now = this.deps.clock.now();
     const records = this.deps.ledger.records(ns, policy.metadata?.name ?? '');
     if (policy.spec.safety?.suspend)
       return { reason: 'Suspended', message: `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)` };
-    const circuit = circuitState(policy, records, now, this.deps.admission(ns).enforced);
-    if (circuit.open) return { reason: 'CircuitOpen', message: circuit.message ?? 'circuit breaker open' };
+    const circuit = recordCircuit(this.deps, policy, now);
+    if (circuit.open) return { reason: 'CircuitOpen', message: circuit.message ?? 'circuit breaker open', persist: circuit.persist };
     const cooldown = cooldownBlock(policy, uid, targets, records, now);
     if (cooldown) return { reason: 'Cooldown', message: cooldown };
     const rate = rateLimitBlock(policy, uid, records, now);
     if (rate) return { reason: 'RateLimited', message: rate };
     return undefined;
   }
+}
+
+/**
+ * The policy's circuit breaker, with its state made sticky in the ledger: an opening is
+ * recorded there (and stays open whatever the policy says later), a trusted reset after
+ * it clears it. `persist` is set when the ledger changed and must be stored.
+ */
+export function recordCircuit(
+  deps: Pick<RemediationRequestReconcilerDeps, 'ledger' | 'admission'>,
+  policy: AlertPolicy,
+  now: number,
+): CircuitState & { persist?: () => Promise<void> } {
+  const ns = policy.metadata?.namespace ?? '';
+  const name = policy.metadata?.name ?? '';
+  const ledger = deps.ledger;
+  const recorded = ledger.breakerOpenedAt(ns, name);
+  const circuit = circuitState(policy, ledger.records(ns, name), now, deps.admission(ns).enforced, recorded);
+  const openedAt = circuit.open ? Date.parse(circuit.openedAt ?? '') || now : undefined;
+  const changed = ledger.setBreaker(ns, name, ledgerRetention(policy), openedAt);
+  return changed ? { ...circuit, persist: () => ledger.persist(ns, name) } : circuit;
 }
 
 /** What differs between two plans, for a person. */

@@ -525,6 +525,37 @@ describe('RemediationRequestReconciler: decisions', () => {
     expect(w.rr.status?.approval?.approver).toBe('alice');
   });
 
+  test('an editor removing the circuit breaker after it opened does not close it (trust model: only an approver resumes)', async () => {
+    const w = new World({ safety: { circuitBreaker: { maxConsecutiveFailures: 1 } } });
+    w.commands.getInvocation = async (_c, instanceId) => ({ instanceId, status: 'Failed', responseCode: 1 });
+    const r = w.reconciler();
+    await w.drive(r, 'Failed');
+    await w.drive(r); // settled: the outcome, and the opened breaker, are in the ledger
+    expect(w.ledger.breakerOpenedAt('ns', 'p')).toBeDefined();
+    // The editor drops the breaker (and raises nothing else) before the next alert.
+    w.policy = { ...w.policy!, metadata: { ...w.policy!.metadata, generation: 2 }, spec: { ...w.policy!.spec, safety: {} } };
+    w.rr = {
+      metadata: { name: 'r', namespace: 'ns', uid: 'uid-2', generation: 1, resourceVersion: String(++w.rv) },
+      spec: { ...w.rr.spec },
+    };
+    await w.drive(r);
+    expect(w.phase).toBe('Skipped');
+    expect(w.rr.status?.reason).toBe('CircuitOpen');
+    expect(w.sent).toHaveLength(1);
+    // A person with the approver verb resumes it (the admission policy is enforced here): it runs again.
+    const resumed = { ...w.policy!.metadata?.annotations, 'remediator.dev/circuit-reset-at': new Date(w.now + 1_000).toISOString() };
+    w.now += 2_000;
+    w.policy = { ...w.policy!, metadata: { ...w.policy!.metadata, annotations: resumed } };
+    w.commands.getInvocation = async (_c, instanceId) => ({ instanceId, status: 'Success', responseCode: 0 });
+    w.rr = {
+      metadata: { name: 'r', namespace: 'ns', uid: 'uid-3', generation: 1, resourceVersion: String(++w.rv) },
+      spec: { ...w.rr.spec },
+    };
+    await w.drive(r, 'Succeeded', 20);
+    expect(w.phase).toBe('Succeeded');
+    expect(w.ledger.breakerOpenedAt('ns', 'p')).toBeUndefined();
+  });
+
   test('a policy changed after approval changes the plan: nothing is sent', async () => {
     const w = new World({ risk: 'High' });
     const r = w.reconciler();

@@ -42,7 +42,7 @@ import { ledgerRetention } from '../ledger.js';
 import type { Reconciler, Request, Result } from '../../runtime/controller.js';
 import { ApprovalGate } from './approval.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
-import { IntentRecorder } from './intent.js';
+import { IntentRecorder, recordCircuit } from './intent.js';
 import { nextAnnouncement, notification } from './notify.js';
 import { Planner, sessionTags } from './planning.js';
 import { SnsExecution } from './sns.js';
@@ -290,6 +290,10 @@ export class RemediationRequestReconciler implements Reconciler {
       );
       const verdict = verdictOf(rr);
       if (verdict !== undefined) ledger.verdict(ns, policyName, uid, verdict);
+      // The outcome may open the breaker: recorded with it, so that it stays open whatever
+      // the policy says before the next request arrives (stored by the persist below).
+      const policy = this.deps.getPolicy(ns, policyName);
+      if (policy) recordCircuit(this.deps, policy, this.deps.clock.now());
     } else if (!intentAt) {
       ledger.forget(ns, policyName, uid);
     } else {
