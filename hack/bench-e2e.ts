@@ -28,7 +28,7 @@
  * Each block starts from a reset moto and a fresh controller, so command history and
  * caches never carry over. A benchmark, not a test: nothing here asserts a goal.
  * Flags: --repeats N (default 3), --bursts 100,1000 (add 5000 if there is time),
- * --p1-samples N (default 15), --fill 1000,10000, --concurrency N (default 4),
+ * --p1-samples N (default 15), --fill 1000,10000, --concurrency N (default 16, the product default),
  * --wide-burst N (alerts of 50 targets each, default 100), --json, and
  * --controller label=path/to/main.js (repeatable) to measure several builds in one
  * run, block by block interleaved (e.g. main's build against this one); `label=path#16`
@@ -72,7 +72,7 @@ const { values: flags } = parseArgs({
     bursts: { type: 'string', default: '100,1000' },
     'p1-samples': { type: 'string', default: '15' },
     fill: { type: 'string', default: '1000,10000' },
-    concurrency: { type: 'string', default: '4' },
+    concurrency: { type: 'string', default: '16' },
     'wide-burst': { type: 'string', default: '100' },
     json: { type: 'boolean', default: false },
     /** label=path/to/main.js, repeatable: several builds measured in one run, block by block interleaved. */

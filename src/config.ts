@@ -68,7 +68,7 @@ export const OPTIONS = {
   'leader-election-namespace': { type: 'string' },
   'leader-election-id': { type: 'string', default: 'remediator-leader' },
   'allowed-documents': { type: 'string', default: 'AWS-RunShellScript' },
-  concurrency: { type: 'string', default: '4' },
+  concurrency: { type: 'string', default: '16' },
   'log-level': { type: 'string', default: 'info' },
   'poll-interval': { type: 'string', default: '1000' },
   'max-poll-interval': { type: 'string', default: '30000' },
@@ -101,7 +101,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --leader-election-namespace  namespace of the Lease (default: POD_NAMESPACE)
   --leader-election-id     Lease name (default remediator-leader)
   --allowed-documents      comma-separated SSM documents policies may use (default AWS-RunShellScript)
-  --concurrency            reconcile workers per controller (default 4)
+  --concurrency            reconcile workers per controller (default 16)
   --log-level              pino level: debug, info, warn, error (default info)
   --poll-interval          first SSM invocation poll delay in ms (default 1000)
   --max-poll-interval      longest SSM invocation poll delay in ms (default 30000)
