@@ -5,7 +5,7 @@
  * gateway, and a small recording proxy in front of the gateway (it timestamps every
  * AWS call by operation, so "SendCommand left" is seen on the wire, the same way for
  * the controller and for the reference script). It seeds 50 instances with CPU
- * datapoints, then runs the controller as its own process (`dist/src/main.js`, as in
+ * datapoints, then runs the controller as its own process (`dist/controller/main.js`, as in
  * test/e2e/harness.ts) and drives it through the real intake (Alertmanager webhook
  * payloads). In the same run, interleaved with the product blocks, it measures the
  * references:
@@ -33,12 +33,16 @@
  * --controller label=path/to/main.js (repeatable) to measure several builds in one
  * run, block by block interleaved (e.g. main's build against this one); node flags and
  * environment variables may precede the path, space-separated
- * ('after=NODE_OPTIONS=--max-semi-space-size=2 --enable-source-maps dist/src/main.js').
+ * ('after=NODE_OPTIONS=--max-semi-space-size=2 --enable-source-maps dist/controller/main.js').
  * --only p1,p2,p5 runs only those parts (P3 and P4 come with P2). P5 runs every build's
  * controller at the same time through one fill (--p5-repeats N fills), and reports
  * RSS next to the V8 heap and external memory from each one's /metrics;
  * --heap-snapshots DIR writes a heap snapshot of each controller at each fill level
- * (idle, then each of --fill) into DIR, through --heapsnapshot-signal.
+ * (idle, then each of --fill) into DIR, through --heapsnapshot-signal. --p5-restart fills
+ * with no controller running and then starts each build alone on the filled namespace
+ * (as after a restart or a new leader), --p5-repeats times per level: no status writes
+ * during the fill, so 10,000 requests take minutes instead of a quarter of an hour when
+ * several builds run.
  */
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
@@ -86,11 +90,13 @@ const { values: flags } = parseArgs({
     only: { type: 'string', default: 'p1,p2,p5' },
     'p5-repeats': { type: 'string', default: '1' },
     'heap-snapshots': { type: 'string' },
+    'p5-restart': { type: 'boolean', default: false },
   },
 });
 const ONLY = new Set(flags.only.split(',').map((x) => x.trim().toLowerCase()));
 const P5_REPEATS = Number(flags['p5-repeats']);
 const SNAPSHOTS = flags['heap-snapshots'];
+const P5_RESTART = flags['p5-restart'];
 const REPEATS = Number(flags.repeats);
 const BURSTS = flags.bursts.split(',').filter(Boolean).map(Number);
 const P1_SAMPLES = Number(flags['p1-samples']);
@@ -115,7 +121,7 @@ const CONTROLLERS =
     : [
         {
           label: 'controller',
-          main: join(repoRoot(), 'dist', 'src', 'main.js'),
+          main: join(repoRoot(), 'dist', 'controller', 'main.js'),
           nodeFlags: [] as string[],
           env: {} as Record<string, string>,
         },
@@ -368,6 +374,12 @@ async function memorySample(c: Controller, build: string, requests: number, repe
     heapTotalMb: mb('nodejs_heap_size_total_bytes'),
     externalMb: mb('nodejs_external_memory_bytes'),
   };
+}
+
+/** How many requests the controller's cache holds (its remediator_requests gauges). */
+async function cachedRequests(c: Controller): Promise<number> {
+  const text = await (await fetch(`${c.metricsUrl}/metrics`)).text();
+  return samples(text, 'remediator_requests').reduce((sum, x) => sum + x.value, 0);
 }
 
 /** A sample without labels (`name value`). */
@@ -850,7 +862,37 @@ async function main(): Promise<void> {
       await first.proc.stop(10_000);
       await clearRequests(b, NS);
       if (SNAPSHOTS) mkdirSync(SNAPSHOTS, { recursive: true });
-      for (let r = 0; r < P5_REPEATS; r++) {
+      if (P5_RESTART) {
+        // Fill with no controller running (no status writes), then start each build alone on
+        // the filled namespace, as a restarted or newly elected controller finds it.
+        let have = 0;
+        for (const target of [0, ...FILLS]) {
+          if (target > have) await fillCache(b, have, target, template.status);
+          have = Math.max(have, target);
+          for (let r = 0; r < P5_REPEATS; r++)
+            for (const build of CONTROLLERS) {
+              const dir = SNAPSHOTS ? join(SNAPSHOTS, `${build.label}-${r}`) : undefined;
+              if (dir) mkdirSync(dir, { recursive: true });
+              const extra = dir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : [];
+              const c = await startControllerProcess(b, build, `p5-${target}-${r}`, extra);
+              await waitUntil('controller cache filled', async () => ((await cachedRequests(c)) >= target ? true : undefined), {
+                timeoutMs: 900_000,
+                intervalMs: 1000,
+                processes: [c.proc],
+              });
+              await new Promise((res) => setTimeout(res, 10_000)); // let recounts and GC settle
+              const s = await memorySample(c, build.label, target, r);
+              p5.push(s);
+              log(
+                `P5 ${build.label} #${r + 1} ${target} requests: RSS ${fmt(s.rssMb)} MB, heap used ${fmt(s.heapUsedMb)} of ${fmt(s.heapTotalMb)} MB, external ${fmt(s.externalMb)} MB`,
+              );
+              if (dir) await heapSnapshot(c, dir);
+              await c.proc.stop(10_000);
+            }
+        }
+        await clearRequests(b, NS);
+      }
+      for (let r = 0; r < (P5_RESTART ? 0 : P5_REPEATS); r++) {
         const running: Array<{ build: Build; c: Controller; dir: string | undefined }> = [];
         for (const build of CONTROLLERS) {
           const dir = SNAPSHOTS ? join(SNAPSHOTS, `${build.label}-${r}`) : undefined;
@@ -875,15 +917,11 @@ async function main(): Promise<void> {
           await fillCache(b, have, target, template.status);
           have = target;
           for (const { c } of running)
-            await waitUntil(
-              `controller cache at ${target}`,
-              async () => {
-                const text = await (await fetch(`${c.metricsUrl}/metrics`)).text();
-                const total = samples(text, 'remediator_requests').reduce((sum, x) => sum + x.value, 0);
-                return total >= target ? true : undefined;
-              },
-              { timeoutMs: 900_000, intervalMs: 1000, processes: [c.proc] },
-            );
+            await waitUntil(`controller cache at ${target}`, async () => ((await cachedRequests(c)) >= target ? true : undefined), {
+              timeoutMs: 900_000,
+              intervalMs: 1000,
+              processes: [c.proc],
+            });
           await measure(target);
         }
         for (const { c } of running) await c.proc.stop(10_000);
