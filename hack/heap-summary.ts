@@ -105,7 +105,7 @@ function packageOf(url: string | undefined): string {
   if (!url) return '(not a script source)';
   if (url.startsWith('node:')) return 'node: (built-in modules)';
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-  return m ? m[1]! : 'app (dist/src)';
+  return m ? m[1]! : 'the app, or the bundle (dist/)';
 }
 
 const mb = (b: number) => (b / 2 ** 20).toFixed(2);
