@@ -936,7 +936,7 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   const out = (x = '') => lines.push(x);
   out(
-    `remediator bench-e2e — ${new Date().toISOString()}, concurrency ${CONCURRENCY}, ${FLEET} instances, ${REPEATS} repeat(s); load average ${loadavg} → ${loadEnd} (a shared 2-core machine: numbers are noisy)`,
+    `remediator bench-e2e — ${new Date().toISOString()}, concurrency ${CONCURRENCY}, ${FLEET} instances, ${ONLY.has('p2') ? REPEATS : P5_REPEATS} repeat(s); load average ${loadavg} → ${loadEnd} (a shared 2-core machine: numbers are noisy)`,
   );
   for (const build of CONTROLLERS) {
     const mine = bursts.filter((x) => x.build === build.label);
