@@ -18,7 +18,7 @@ help: ## Show this help.
 install: node_modules/.installed ## Install dependencies (Node 24 included) with npm ci.
 
 .PHONY: build
-build: install ## Compile TypeScript to dist/.
+build: install ## Compile TypeScript to dist/ and bundle the controller (dist/controller/main.js).
 	$(NPM) run build
 
 .PHONY: testbed

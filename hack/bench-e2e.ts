@@ -5,7 +5,7 @@
  * gateway, and a small recording proxy in front of the gateway (it timestamps every
  * AWS call by operation, so "SendCommand left" is seen on the wire, the same way for
  * the controller and for the reference script). It seeds 50 instances with CPU
- * datapoints, then runs the controller as its own process (`dist/src/main.js`, as in
+ * datapoints, then runs the controller as its own process (`dist/controller/main.js`, as in
  * test/e2e/harness.ts) and drives it through the real intake (Alertmanager webhook
  * payloads). In the same run, interleaved with the product blocks, it measures the
  * references:
@@ -31,15 +31,25 @@
  * --p1-samples N (default 15), --fill 1000,10000, --concurrency N (default 16, the product default),
  * --wide-burst N (alerts of 50 targets each, default 100), --json, and
  * --controller label=path/to/main.js (repeatable) to measure several builds in one
- * run, block by block interleaved (e.g. main's build against this one); `label=path#16`
- * gives that build its own --concurrency.
+ * run, block by block interleaved (e.g. main's build against this one); node flags and
+ * environment variables may precede the path, space-separated
+ * ('after=NODE_OPTIONS=--max-semi-space-size=2 --enable-source-maps dist/controller/main.js').
+ * --only p1,p2,p5 runs only those parts (P3 and P4 come with P2). P5 runs every build's
+ * controller at the same time through one fill (--p5-repeats N fills), and reports
+ * RSS next to the V8 heap and external memory from each one's /metrics;
+ * --heap-snapshots DIR writes a heap snapshot of each controller at each fill level
+ * (idle, then each of --fill) into DIR, through --heapsnapshot-signal. --p5-restart fills
+ * with no controller running and then starts each build alone on the filled namespace
+ * (as after a restart or a new leader), --p5-repeats times per level: no status writes
+ * during the fill, so 10,000 requests take minutes instead of a quarter of an hour when
+ * several builds run.
  */
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -75,10 +85,18 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     'wide-burst': { type: 'string', default: '100' },
     json: { type: 'boolean', default: false },
-    /** label=path/to/main.js, repeatable: several builds measured in one run, block by block interleaved. */
+    /** label=[node flags ]path/to/main.js, repeatable: several builds measured in one run, block by block interleaved. */
     controller: { type: 'string', multiple: true },
+    only: { type: 'string', default: 'p1,p2,p5' },
+    'p5-repeats': { type: 'string', default: '1' },
+    'heap-snapshots': { type: 'string' },
+    'p5-restart': { type: 'boolean', default: false },
   },
 });
+const ONLY = new Set(flags.only.split(',').map((x) => x.trim().toLowerCase()));
+const P5_REPEATS = Number(flags['p5-repeats']);
+const SNAPSHOTS = flags['heap-snapshots'];
+const P5_RESTART = flags['p5-restart'];
 const REPEATS = Number(flags.repeats);
 const BURSTS = flags.bursts.split(',').filter(Boolean).map(Number);
 const P1_SAMPLES = Number(flags['p1-samples']);
@@ -88,11 +106,26 @@ const WIDE_BURST = Number(flags['wide-burst']);
 const CONTROLLERS =
   (flags.controller ?? []).length > 0
     ? flags.controller!.map((c) => {
-        // label=path/to/main.js, or label=path/to/main.js#16 for that build's own --concurrency.
-        const [main, concurrency] = c.slice(c.indexOf('=') + 1).split('#');
-        return { label: c.slice(0, c.indexOf('=')), main: main!, concurrency: concurrency ?? CONCURRENCY };
+        const words = c
+          .slice(c.indexOf('=') + 1)
+          .trim()
+          .split(/\s+/);
+        const env = words.filter((w) => /^[A-Z_]+=/.test(w));
+        return {
+          label: c.slice(0, c.indexOf('=')),
+          main: words.at(-1)!,
+          nodeFlags: words.slice(0, -1).filter((w) => !env.includes(w)),
+          env: Object.fromEntries(env.map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)])),
+        };
       })
-    : [{ label: 'controller', main: join(repoRoot(), 'dist', 'src', 'main.js'), concurrency: CONCURRENCY }];
+    : [
+        {
+          label: 'controller',
+          main: join(repoRoot(), 'dist', 'controller', 'main.js'),
+          nodeFlags: [] as string[],
+          env: {} as Record<string, string>,
+        },
+      ];
 type Build = (typeof CONTROLLERS)[number];
 
 // ---------- statistics ----------
@@ -281,10 +314,10 @@ interface Controller {
   intake: string;
 }
 
-async function startControllerProcess(b: Bench, build: Build, label: string): Promise<Controller> {
+async function startControllerProcess(b: Bench, build: Build, label: string, extraFlags: string[] = []): Promise<Controller> {
   const metricsPort = await freePort();
   const intakePort = await freePort();
-  const proc = spawnManaged(`${build.label}-${label}`, process.execPath, [build.main], {
+  const proc = spawnManaged(`${build.label}-${label}`, process.execPath, [...build.nodeFlags, ...extraFlags, build.main], {
     logDir: join(b.dir, 'logs'),
     env: {
       ...awsEnv(b.aws, REGION, { dir: join(b.dir, 'aws') }),
@@ -292,11 +325,12 @@ async function startControllerProcess(b: Bench, build: Build, label: string): Pr
       LEADER_ELECT: 'false',
       WATCH_NAMESPACE: NS,
       LOG_LEVEL: 'warn',
-      CONCURRENCY: build.concurrency,
+      CONCURRENCY,
       POLL_INTERVAL: '200',
       METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
       INTAKE_BIND_ADDRESS: `127.0.0.1:${intakePort}`,
       INTAKE_TOKEN_SECRET: `${NS}/intake-token`,
+      ...build.env,
     },
   });
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
@@ -315,6 +349,63 @@ async function startControllerProcess(b: Bench, build: Build, label: string): Pr
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+interface P5Sample {
+  build: string;
+  repeat: number;
+  requests: number;
+  rssMb: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+}
+
+/** RSS from /proc; the V8 heap and external memory from the controller's own /metrics (prom-client's defaults). */
+async function memorySample(c: Controller, build: string, requests: number, repeat: number): Promise<P5Sample> {
+  const text = await (await fetch(`${c.metricsUrl}/metrics`)).text();
+  const mb = (name: string) => (samples(text, name)[0]?.value ?? plain(text, name)) / 2 ** 20;
+  return {
+    build,
+    repeat,
+    requests,
+    rssMb: rssBytes(c.proc.pid) / 2 ** 20,
+    heapUsedMb: mb('nodejs_heap_size_used_bytes'),
+    heapTotalMb: mb('nodejs_heap_size_total_bytes'),
+    externalMb: mb('nodejs_external_memory_bytes'),
+  };
+}
+
+/** How many requests the controller's cache holds (its remediator_requests gauges). */
+async function cachedRequests(c: Controller): Promise<number> {
+  const text = await (await fetch(`${c.metricsUrl}/metrics`)).text();
+  return samples(text, 'remediator_requests').reduce((sum, x) => sum + x.value, 0);
+}
+
+/** A sample without labels (`name value`). */
+function plain(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : NaN;
+}
+
+/** SIGUSR2 (--heapsnapshot-signal) and wait until the new .heapsnapshot file stops growing. */
+async function heapSnapshot(c: Controller, dir: string): Promise<void> {
+  const before = new Set(readdirSync(dir));
+  process.kill(c.proc.pid, 'SIGUSR2');
+  let last = -1;
+  await waitUntil(
+    'heap snapshot written',
+    async () => {
+      const f = readdirSync(dir).find((x) => !before.has(x) && x.endsWith('.heapsnapshot'));
+      if (!f) return undefined;
+      const size = statSync(join(dir, f)).size;
+      // The file is written in chunks; it is complete once its size holds for a second.
+      if (size > 0 && size === last) return true;
+      last = size;
+      return undefined;
+    },
+    { timeoutMs: 300_000, intervalMs: 1000, processes: [c.proc] },
+  );
 }
 
 /** Sums a Prometheus text exposition's samples of `name` by the value of the labels `by` picks. */
@@ -720,14 +811,12 @@ async function main(): Promise<void> {
 
   // ---- P1: latency, each build's block with the bare script interleaved, one alert at a time ----
   const p1 = new Map<string, { product: number[]; bare: number[] }>();
-  const p5 = new Map<string, Array<{ requests: number; rssMb: number }>>();
-  for (const build of CONTROLLERS) {
+  for (const build of ONLY.has('p1') ? CONTROLLERS : []) {
     const samplesOf = { product: [] as number[], bare: [] as number[] };
     p1.set(build.label, samplesOf);
     const ids = await seedFleet(b);
     const c = await startControllerProcess(b, build, 'p1');
     await new Promise((r) => setTimeout(r, 3_000));
-    p5.set(build.label, [{ requests: 0, rssMb: rssBytes(c.proc.pid) / 2 ** 20 }]);
     const clients = {
       ec2: new EC2Client(seedClientConfig(b.aws, REGION)),
       cw: new CloudWatchClient(seedClientConfig(b.aws, REGION)),
@@ -751,7 +840,7 @@ async function main(): Promise<void> {
   // ---- P2–P4: bursts, each build and the raw create rate interleaved ----
   const bursts: BurstResult[] = [];
   const raw = new Map<number, number[]>();
-  for (let r = 0; r < REPEATS; r++) {
+  for (let r = 0; r < (ONLY.has('p2') ? REPEATS : 0); r++) {
     for (const n of BURSTS) {
       const ids = await seedFleet(b);
       const rate = await rawCreateRate(b, n, ids);
@@ -775,38 +864,88 @@ async function main(): Promise<void> {
   }
 
   // ---- P5: RSS with finished requests in the cache ----
-  if (FILLS.length > 0)
+  // Every build's controller runs through the same fill at the same time (the strongest
+  // interleaving: same load, same objects, same moment); each is measured at each level.
+  const p5: P5Sample[] = [];
+  if (ONLY.has('p5') && FILLS.length > 0)
     try {
-      for (const build of CONTROLLERS) {
-        const ids = await seedFleet(b);
-        const c = await startControllerProcess(b, build, 'p5');
-        const watch = endWatcher(b);
-        watch.start();
-        await watch.waitForSync();
-        // A real finished request's status, as the controller wrote it, is what fills the cache.
-        await deliver(c, b, [alert('one', [ids[0]!], 0)]);
-        const template = await waitUntil('a finished request', async () => watch.list().find((x) => x.status?.phase === 'Succeeded'), {
-          timeoutMs: 60_000,
-        });
-        watch.stop();
+      // A real finished request's status, as the controller wrote it, is what fills the cache.
+      const ids = await seedFleet(b);
+      const first = await startControllerProcess(b, CONTROLLERS[0]!, 'p5-template');
+      const watch = endWatcher(b);
+      watch.start();
+      await watch.waitForSync();
+      await deliver(first, b, [alert('one', [ids[0]!], 0)]);
+      const template = await waitUntil('a finished request', async () => watch.list().find((x) => x.status?.phase === 'Succeeded'), {
+        timeoutMs: 60_000,
+      });
+      watch.stop();
+      await first.proc.stop(10_000);
+      await clearRequests(b, NS);
+      if (SNAPSHOTS) mkdirSync(SNAPSHOTS, { recursive: true });
+      if (P5_RESTART) {
+        // Fill with no controller running (no status writes), then start each build alone on
+        // the filled namespace, as a restarted or newly elected controller finds it.
+        let have = 0;
+        for (const target of [0, ...FILLS]) {
+          if (target > have) await fillCache(b, have, target, template.status);
+          have = Math.max(have, target);
+          for (let r = 0; r < P5_REPEATS; r++)
+            for (const build of CONTROLLERS) {
+              const dir = SNAPSHOTS ? join(SNAPSHOTS, `${build.label}-${r}`) : undefined;
+              if (dir) mkdirSync(dir, { recursive: true });
+              const extra = dir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : [];
+              const c = await startControllerProcess(b, build, `p5-${target}-${r}`, extra);
+              await waitUntil('controller cache filled', async () => ((await cachedRequests(c)) >= target ? true : undefined), {
+                timeoutMs: 900_000,
+                intervalMs: 1000,
+                processes: [c.proc],
+              });
+              await new Promise((res) => setTimeout(res, 10_000)); // let recounts and GC settle
+              const s = await memorySample(c, build.label, target, r);
+              p5.push(s);
+              log(
+                `P5 ${build.label} #${r + 1} ${target} requests: RSS ${fmt(s.rssMb)} MB, heap used ${fmt(s.heapUsedMb)} of ${fmt(s.heapTotalMb)} MB, external ${fmt(s.externalMb)} MB`,
+              );
+              if (dir) await heapSnapshot(c, dir);
+              await c.proc.stop(10_000);
+            }
+        }
+        await clearRequests(b, NS);
+      }
+      for (let r = 0; r < (P5_RESTART ? 0 : P5_REPEATS); r++) {
+        const running: Array<{ build: Build; c: Controller; dir: string | undefined }> = [];
+        for (const build of CONTROLLERS) {
+          const dir = SNAPSHOTS ? join(SNAPSHOTS, `${build.label}-${r}`) : undefined;
+          if (dir) mkdirSync(dir, { recursive: true });
+          const extra = dir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : [];
+          running.push({ build, c: await startControllerProcess(b, build, `p5-${r}`, extra), dir });
+        }
+        const measure = async (requests: number) => {
+          await new Promise((res) => setTimeout(res, 5_000)); // let recounts and GC settle
+          for (const { build, c, dir } of running) {
+            const s = await memorySample(c, build.label, requests, r);
+            p5.push(s);
+            log(
+              `P5 ${build.label} #${r + 1} ${requests} requests: RSS ${fmt(s.rssMb)} MB, heap used ${fmt(s.heapUsedMb)} of ${fmt(s.heapTotalMb)} MB, external ${fmt(s.externalMb)} MB`,
+            );
+            if (dir) await heapSnapshot(c, dir);
+          }
+        };
+        await measure(0);
         let have = 0;
         for (const target of FILLS) {
           await fillCache(b, have, target, template.status);
           have = target;
-          await waitUntil(
-            `controller cache at ${target}`,
-            async () => {
-              const text = await (await fetch(`${c.metricsUrl}/metrics`)).text();
-              const total = samples(text, 'remediator_requests').reduce((sum, x) => sum + x.value, 0);
-              return total >= target ? true : undefined;
-            },
-            { timeoutMs: 900_000, intervalMs: 1000, processes: [c.proc] },
-          );
-          await new Promise((r) => setTimeout(r, 5_000)); // let recounts and GC settle
-          p5.get(build.label)!.push({ requests: target, rssMb: rssBytes(c.proc.pid) / 2 ** 20 });
-          log(`P5 ${build.label} ${target} requests: ${fmt(p5.get(build.label)!.at(-1)!.rssMb)} MB`);
+          for (const { c } of running)
+            await waitUntil(`controller cache at ${target}`, async () => ((await cachedRequests(c)) >= target ? true : undefined), {
+              timeoutMs: 900_000,
+              intervalMs: 1000,
+              processes: [c.proc],
+            });
+          await measure(target);
         }
-        await c.proc.stop(10_000);
+        for (const { c } of running) await c.proc.stop(10_000);
         await clearRequests(b, NS);
       }
     } catch (error) {
@@ -818,57 +957,33 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   const out = (x = '') => lines.push(x);
   out(
-    `remediator bench-e2e — ${new Date().toISOString()}, concurrency ${CONCURRENCY}, ${FLEET} instances, ${REPEATS} repeat(s); load average ${loadavg} → ${loadEnd} (a shared 2-core machine: numbers are noisy)`,
+    `remediator bench-e2e — ${new Date().toISOString()}, concurrency ${CONCURRENCY}, ${FLEET} instances, ${ONLY.has('p2') ? REPEATS : P5_REPEATS} repeat(s); load average ${loadavg} → ${loadEnd} (a shared 2-core machine: numbers are noisy)`,
   );
   for (const build of CONTROLLERS) {
     const mine = bursts.filter((x) => x.build === build.label);
     const lat = p1.get(build.label)!;
     out();
-    out(`== ${build.label} (${build.main}, concurrency ${build.concurrency})`);
-    out(`P1 alert received → SendCommand on the wire (${lat.product.length} samples each, interleaved with the bare script)`);
-    out(`   controller  p50 ${fmt(median(lat.product))} ms  p95 ${fmt(pct(lat.product, 95))} ms  (range ${spread(lat.product)})`);
-    out(`   bare script p50 ${fmt(median(lat.bare))} ms  p95 ${fmt(pct(lat.bare, 95))} ms  (range ${spread(lat.bare)})`);
-    out(
-      `   ratio p50 ${fmt(median(lat.product) / median(lat.bare))}×, p95 ${fmt(pct(lat.product, 95) / pct(lat.bare, 95))}×   (goal ≤ 1.5×)`,
-    );
-    out(`P2 burst → every request ended, per second (median of ${REPEATS}; range)`);
-    for (const n of BURSTS) {
-      const rs = mine.filter((x) => x.n === n && x.targets === 1);
-      const rates = rs.map((x) => x.perSecond);
-      const rawRates = raw.get(n) ?? [];
+    out(`== ${build.label} (${[...Object.entries(build.env).map(([k, v]) => `${k}=${v}`), ...build.nodeFlags, build.main].join(' ')})`);
+    if (ONLY.has('p1')) {
+      out(`P1 alert received → SendCommand on the wire (${lat.product.length} samples each, interleaved with the bare script)`);
+      out(`   controller  p50 ${fmt(median(lat.product))} ms  p95 ${fmt(pct(lat.product, 95))} ms  (range ${spread(lat.product)})`);
+      out(`   bare script p50 ${fmt(median(lat.bare))} ms  p95 ${fmt(pct(lat.bare, 95))} ms  (range ${spread(lat.bare)})`);
       out(
-        `   ${String(n).padStart(5)} alerts × 1 target: ${fmt(median(rates))}/s (${spread(rates)}); raw create ${fmt(median(rawRates))}/s (${spread(rawRates)}); ratio ${fmt(median(rates) / median(rawRates), 3)} (goal ≥ 0.2 at 1,000); first SendCommand after ${fmt(median(rs.map((x) => x.firstSendMs)))} ms; Succeeded ${rs.map((x) => `${x.succeeded}/${x.n}`).join(' ')}; RSS after ${fmt(median(rs.map((x) => x.rssAfterMb)))} MB`,
+        `   ratio p50 ${fmt(median(lat.product) / median(lat.bare))}×, p95 ${fmt(pct(lat.product, 95) / pct(lat.bare, 95))}×   (goal ≤ 1.5×)`,
       );
     }
-    const wides = mine.filter((x) => x.targets === FLEET);
-    out(
-      `   ${String(WIDE_BURST).padStart(5)} alerts × ${FLEET} targets: ${fmt(median(wides.map((x) => x.perSecond)))}/s (${spread(wides.map((x) => x.perSecond))}); Succeeded ${wides.map((x) => `${x.succeeded}/${x.n}`).join(' ')}`,
-    );
-    if (!BURSTS.includes(5000))
-      out('   5,000 alerts: not run (add --bursts 100,1000,5000; at the rates above it takes many minutes per repeat)');
-    out('P3 AWS calls per alert (controller /metrics remediator_aws_api_calls_total; median over repeats)');
-    for (const g of [...BURSTS.map((n) => ({ n, t: 1 })), { n: WIDE_BURST, t: FLEET }]) {
-      const rs = mine.filter((x) => x.n === g.n && x.targets === g.t);
-      const ops = [...new Set(rs.flatMap((x) => Object.keys(x.aws)))].sort();
-      const per = (op: string) => median(rs.map((x) => (x.aws[op] ?? 0) / x.n));
-      const enrich = median(rs.map((x) => ((x.aws['DescribeInstances'] ?? 0) + (x.aws['GetMetricData'] ?? 0)) / x.n));
-      out(`   ${g.n} × ${g.t}: enrichment ${fmt(enrich, 3)} (goal ≤ 0.02); ${ops.map((op) => `${op} ${fmt(per(op), 3)}`).join(', ')}`);
+    if (ONLY.has('p2')) reportBursts(mine, raw, out);
+    if (ONLY.has('p5')) {
+      out(`P5 controller memory (goal RSS ≤ 150 MB at 10,000; median of ${P5_REPEATS} fill(s), range)`);
+      for (const n of [0, ...FILLS]) {
+        const xs = p5.filter((x) => x.build === build.label && x.requests === n);
+        if (xs.length === 0) continue;
+        const col = (k: keyof P5Sample) => `${fmt(median(xs.map((x) => x[k] as number)))} (${spread(xs.map((x) => x[k] as number))})`;
+        out(
+          `   ${String(n).padStart(6)} requests in the cache: RSS ${col('rssMb')} MB; V8 heap used ${col('heapUsedMb')}, heap total ${col('heapTotalMb')}, external ${col('externalMb')} MB`,
+        );
+      }
     }
-    out(
-      'P4 API writes per remediation (kube-apiserver apiserver_request_total, write verbs; median over repeats; bare script 3, goal ≤ 4)',
-    );
-    for (const g of [...BURSTS.map((n) => ({ n, t: 1 })), { n: WIDE_BURST, t: FLEET }]) {
-      const rs = mine.filter((x) => x.n === g.n && x.targets === g.t);
-      const per = (k: keyof Writes) => median(rs.map((x) => x.writes[k] / x.n));
-      const total = median(
-        rs.map((x) => (x.writes.requests + x.writes.status + x.writes.events + x.writes.alertpolicies + x.writes.ledger) / x.n),
-      );
-      out(
-        `   ${g.n} × ${g.t}: ${fmt(total)} = requests ${fmt(per('requests'))} (create, finalizer) + status ${fmt(per('status'))} + events ${fmt(per('events'))} + alertpolicies ${fmt(per('alertpolicies'))} + ledger ${fmt(per('ledger'))}; 409s ${fmt(per('conflicts'))}`,
-      );
-    }
-    out('P5 controller RSS (goal ≤ 150 MB at 10,000)');
-    for (const x of p5.get(build.label) ?? []) out(`   ${String(x.requests).padStart(6)} requests in the cache: ${fmt(x.rssMb)} MB`);
   }
   console.log(lines.join('\n'));
   if (flags.json)
@@ -877,12 +992,49 @@ async function main(): Promise<void> {
         p1: Object.fromEntries(p1),
         bursts,
         raw: Object.fromEntries(raw),
-        p5: Object.fromEntries(p5),
+        p5,
         loadavg: [loadavg, loadEnd],
       }),
     );
   await recorder.close();
   await gateway.stop();
+}
+
+function reportBursts(mine: BurstResult[], raw: Map<number, number[]>, out: (x?: string) => void): void {
+  out(`P2 burst → every request ended, per second (median of ${REPEATS}; range)`);
+  for (const n of BURSTS) {
+    const rs = mine.filter((x) => x.n === n && x.targets === 1);
+    const rates = rs.map((x) => x.perSecond);
+    const rawRates = raw.get(n) ?? [];
+    out(
+      `   ${String(n).padStart(5)} alerts × 1 target: ${fmt(median(rates))}/s (${spread(rates)}); raw create ${fmt(median(rawRates))}/s (${spread(rawRates)}); ratio ${fmt(median(rates) / median(rawRates), 3)} (goal ≥ 0.2 at 1,000); first SendCommand after ${fmt(median(rs.map((x) => x.firstSendMs)))} ms; Succeeded ${rs.map((x) => `${x.succeeded}/${x.n}`).join(' ')}; RSS after ${fmt(median(rs.map((x) => x.rssAfterMb)))} MB`,
+    );
+  }
+  const wides = mine.filter((x) => x.targets === FLEET);
+  out(
+    `   ${String(WIDE_BURST).padStart(5)} alerts × ${FLEET} targets: ${fmt(median(wides.map((x) => x.perSecond)))}/s (${spread(wides.map((x) => x.perSecond))}); Succeeded ${wides.map((x) => `${x.succeeded}/${x.n}`).join(' ')}`,
+  );
+  if (!BURSTS.includes(5000))
+    out('   5,000 alerts: not run (add --bursts 100,1000,5000; at the rates above it takes many minutes per repeat)');
+  out('P3 AWS calls per alert (controller /metrics remediator_aws_api_calls_total; median over repeats)');
+  for (const g of [...BURSTS.map((n) => ({ n, t: 1 })), { n: WIDE_BURST, t: FLEET }]) {
+    const rs = mine.filter((x) => x.n === g.n && x.targets === g.t);
+    const ops = [...new Set(rs.flatMap((x) => Object.keys(x.aws)))].sort();
+    const per = (op: string) => median(rs.map((x) => (x.aws[op] ?? 0) / x.n));
+    const enrich = median(rs.map((x) => ((x.aws['DescribeInstances'] ?? 0) + (x.aws['GetMetricData'] ?? 0)) / x.n));
+    out(`   ${g.n} × ${g.t}: enrichment ${fmt(enrich, 3)} (goal ≤ 0.02); ${ops.map((op) => `${op} ${fmt(per(op), 3)}`).join(', ')}`);
+  }
+  out('P4 API writes per remediation (kube-apiserver apiserver_request_total, write verbs; median over repeats; bare script 3, goal ≤ 4)');
+  for (const g of [...BURSTS.map((n) => ({ n, t: 1 })), { n: WIDE_BURST, t: FLEET }]) {
+    const rs = mine.filter((x) => x.n === g.n && x.targets === g.t);
+    const per = (k: keyof Writes) => median(rs.map((x) => x.writes[k] / x.n));
+    const total = median(
+      rs.map((x) => (x.writes.requests + x.writes.status + x.writes.events + x.writes.alertpolicies + x.writes.ledger) / x.n),
+    );
+    out(
+      `   ${g.n} × ${g.t}: ${fmt(total)} = requests ${fmt(per('requests'))} (create, finalizer) + status ${fmt(per('status'))} + events ${fmt(per('events'))} + alertpolicies ${fmt(per('alertpolicies'))} + ledger ${fmt(per('ledger'))}; 409s ${fmt(per('conflicts'))}`,
+    );
+  }
 }
 
 let interrupted = false;

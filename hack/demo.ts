@@ -223,7 +223,7 @@ async function startController(
   const intakePort = await freePort();
   const certFile = join(dir, 'sns-signing-cert.pem');
   writeFileSync(certFile, certPem);
-  const proc = spawnManaged('controller', process.execPath, [join(repoRoot(), 'dist', 'src', 'main.js')], {
+  const proc = spawnManaged('controller', process.execPath, [join(repoRoot(), 'dist', 'controller', 'main.js')], {
     logDir: join(dir, 'logs'),
     env: {
       ...awsEnv(moto.endpoint, REGION, { dir: join(dir, 'aws') }),

@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import {
   ALERT_POLICY,
+  END_PHASES,
   REMEDIATION_REQUEST,
   type AlertPolicy,
   type RemediationRequest,
@@ -81,6 +82,102 @@ export function leanObject<T extends { metadata?: object }>(obj: T): T {
   return obj;
 }
 
+/**
+ * The request cache's transform. A finished request (an end phase, no finalizer) is
+ * most of the cache, and is never written from it again: the reconciler only counts it
+ * down to its retention, and the one write left (a notification of its end) re-reads the
+ * request from the API server first. So it is cached in a compact form that keeps only
+ * what is read from the cache for it, and drops the rest — plan, enrichment (tags,
+ * metrics), invocations and their output tails, the alert's labels and annotations,
+ * approvals, messages — about 3–10 KB of JSON each:
+ *
+ *  - request reconciler (request/reconciler.ts): name, namespace, uid, resourceVersion,
+ *    deletionTimestamp, finalizers, spec.policyRef, status.phase, the phases of
+ *    status.notifications (notify.ts `nextAnnouncement`), status.completionTime (retention.ts);
+ *  - policy counters and history limit (alertpolicy.ts, retention.ts): status.phase,
+ *    whether execution.ssm.commandId / execution.sns.messageId is set,
+ *    creationTimestamp, completionTime, deletionTimestamp, name and uid;
+ *  - the request gauges (this file): namespace, phase, the Ready condition's
+ *    lastTransitionTime, creationTimestamp.
+ *
+ * A request in progress (or holding the execution finalizer) is cached whole: each status
+ * write starts from a copy of the cached status and replaces it on the server, so a field
+ * dropped here would be erased there. Repeated short values (namespace, policy, phase,
+ * reasons) are shared rather than held once per request.
+ */
+export function leanRequest(obj: RemediationRequest): RemediationRequest {
+  leanObject(obj);
+  const phase = obj.status?.phase;
+  if (!phase || !END_PHASES.has(phase) || (obj.metadata?.finalizers?.length ?? 0) > 0) return obj;
+  const m = obj.metadata ?? {};
+  const st = obj.status ?? {};
+  const ready = st.conditions?.find((c) => c.type === 'Ready');
+  const ssm = st.execution?.ssm;
+  const sns = st.execution?.sns;
+  return {
+    metadata: {
+      name: m.name,
+      namespace: shared(m.namespace),
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      generation: m.generation,
+      creationTimestamp: m.creationTimestamp,
+      ...(m.deletionTimestamp && { deletionTimestamp: m.deletionTimestamp }),
+    },
+    spec: {
+      policyRef: { name: shared(obj.spec.policyRef.name) },
+      alert: { source: obj.spec.alert.source, name: shared(obj.spec.alert.name) },
+    },
+    status: {
+      phase,
+      ...(st.reason && { reason: shared(st.reason) }),
+      ...(ready && {
+        conditions: [
+          { type: 'Ready', status: ready.status, lastTransitionTime: ready.lastTransitionTime, reason: shared(ready.reason), message: '' },
+        ],
+      }),
+      ...(st.notifications && { notifications: st.notifications.map((n) => ({ phase: shared(n.phase) })) }),
+      ...(st.execution && {
+        execution: {
+          ...(st.execution.dryRun && { dryRun: true }),
+          ...(ssm && {
+            ssm: {
+              documentName: shared(ssm.documentName),
+              comment: ssm.comment,
+              intentRecordedAt: ssm.intentRecordedAt,
+              ...(ssm.commandId && { commandId: ssm.commandId }),
+            },
+          }),
+          ...(sns && {
+            sns: {
+              topicArn: shared(sns.topicArn),
+              intentRecordedAt: sns.intentRecordedAt,
+              ...(sns.messageId && { messageId: sns.messageId }),
+            },
+          }),
+        },
+      }),
+      ...(st.startTime && { startTime: st.startTime }),
+      ...(st.completionTime && { completionTime: st.completionTime }),
+    },
+  };
+}
+
+/**
+ * One copy of each short, often repeated string (a namespace, a policy name, a reason):
+ * JSON.parse gives every object its own. Bounded; when full it starts over, which only
+ * costs sharing, never correctness.
+ */
+const sharedStrings = new Map<string, string>();
+function shared<S extends string | undefined>(s: S): S {
+  if (s === undefined || s.length > 256) return s;
+  const have = sharedStrings.get(s);
+  if (have !== undefined) return have as S;
+  if (sharedStrings.size >= 4096) sharedStrings.clear();
+  sharedStrings.set(s, s);
+  return s;
+}
+
 export interface OperatorDeps {
   config: ControllerConfig;
   kubeConfig: KubeConfig;
@@ -128,7 +225,11 @@ export class Operator {
     };
     // One informer per watched namespace ('' = all namespaces) and kind.
     const scopes = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
-    const informers = <T extends AlertPolicy | RemediationRequest>(names: ResourceNames, indexers?: Indexers<T>) =>
+    const informers = <T extends AlertPolicy | RemediationRequest>(
+      names: ResourceNames,
+      transform: (object: T) => T,
+      indexers?: Indexers<T>,
+    ) =>
       new InformerSet<T>(
         new Map(
           scopes.map((ns) => {
@@ -142,15 +243,15 @@ export class Operator {
               logger,
               resyncIntervalMs: 10 * 60_000,
               onLifecycle: lifecycle(names.plural),
-              transform: leanObject,
+              transform,
               ...(indexers && { indexers }),
             });
             return [ns, inf] as const;
           }),
         ),
       );
-    this.policyInformer = informers<AlertPolicy>(ALERT_POLICY);
-    this.requestInformer = informers<RemediationRequest>(REMEDIATION_REQUEST, requestIndexers);
+    this.policyInformer = informers<AlertPolicy>(ALERT_POLICY, leanObject);
+    this.requestInformer = informers<RemediationRequest>(REMEDIATION_REQUEST, leanRequest, requestIndexers);
     // Cluster-wide objects that decide trust: runbooks, namespace labels, the admission policy.
     const cluster = new ClusterReads(kubeConfig);
     const clusterInformer = <T extends NamespaceObject | Runbook | ValidatingAdmissionPolicy | ValidatingAdmissionPolicyBinding>(

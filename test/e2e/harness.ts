@@ -35,7 +35,11 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-/** Starts `node dist/src/main.js` as a separate process, and waits until it is ready. */
+/**
+ * Starts the controller as a separate process, the bundle the image runs (`node
+ * dist/controller/main.js`, hack/bundle-controller.ts), and waits until it is ready.
+ * Source maps are on here: a failing test's stack traces then name the files in src/.
+ */
 export async function startController(tb: Testbed, opts: ControllerOptions): Promise<RunningController> {
   const port = await freePort();
   const env = {
@@ -53,7 +57,7 @@ export async function startController(tb: Testbed, opts: ControllerOptions): Pro
     process.execPath,
     [
       '--enable-source-maps',
-      join(repoRoot(), 'dist', 'src', 'main.js'),
+      join(repoRoot(), 'dist', 'controller', 'main.js'),
       '--metrics-bind-address',
       `127.0.0.1:${port}`,
       '--poll-interval',

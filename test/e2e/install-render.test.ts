@@ -160,9 +160,12 @@ describe('helm lint and helm template', () => {
       SNS_TOPIC_ALLOWLIST: 'arn:aws:sns:eu-west-1:123456789012:cloudwatch-alarms',
       AWS_REGION: 'eu-west-1',
     });
+    // V8's heap is sized for the container limit (NODE_OPTIONS is Node's, not a flag of the binary).
+    expect(env['NODE_OPTIONS']).toMatch(/--max-old-space-size=\d+/);
     // Each of them is a flag the binary knows (its usage text lists --<flag> for every <FLAG> env).
     const { USAGE } = await import('../../src/config.js');
-    for (const name of Object.keys(env).filter((n) => !['POD_NAMESPACE', 'POD_NAME', 'LEADER_ELECT', 'AWS_REGION'].includes(n))) {
+    const notFlags = ['POD_NAMESPACE', 'POD_NAME', 'LEADER_ELECT', 'AWS_REGION', 'NODE_OPTIONS'];
+    for (const name of Object.keys(env).filter((n) => !notFlags.includes(n))) {
       expect(USAGE).toContain(`--${name.toLowerCase().replace(/_/g, '-')} `);
     }
     // Intake off: no port, no Secret, no Secret access, and the binary told so (in a cluster it defaults on).

@@ -136,7 +136,7 @@ export interface IntakeController {
 }
 
 /**
- * Starts the real controller process (`dist/src/main.js`) as the namespaces'
+ * Starts the real controller process (`dist/controller/main.js`) as the namespaces'
  * ServiceAccount, with its intake on a free loopback port, and waits until the intake
  * itself is ready (policy cache synced, identity learnt).
  */

@@ -1,5 +1,5 @@
 /**
- * The attacks of issue 14 against the real controller process (dist/src/main.js), its
+ * The attacks of issue 14 against the real controller process (dist/controller/main.js), its
  * intake on a loopback port, the real kube-apiserver behind it:
  *
  * - a tenant's AlertPolicy with the matcher `(.*.*)*XYZ`: with JavaScript's backtracking
