@@ -40,6 +40,7 @@ function queryKey(q: MetricDataQuery, lookbackMs: number): string {
 
 export class BatchingMetricsReader implements MetricsReader {
   private readonly pending = new Map<number, Batch>();
+  private inflight: Promise<void> | undefined;
   /** Answers by query key; `query`/`lookbackMs` let a refresh-ahead ask the same question again. */
   private readonly cache = new Map<
     string,
@@ -93,7 +94,22 @@ export class BatchingMetricsReader implements MetricsReader {
   }
 
   private async flush(batch: Batch): Promise<void> {
+    // One call at a time (see BatchingInstanceDescriber): the next batch collects meanwhile.
+    while (this.inflight) await this.inflight;
     if (this.pending.get(batch.lookbackMs) === batch) this.pending.delete(batch.lookbackMs);
+    let done!: () => void;
+    this.inflight = new Promise<void>((r) => {
+      done = r;
+    });
+    try {
+      await this.call(batch);
+    } finally {
+      this.inflight = undefined;
+      done();
+    }
+  }
+
+  private async call(batch: Batch): Promise<void> {
     const now = this.clock.now();
     for (const [k, e] of this.cache) {
       if (now - e.usedAt > this.ttlMs) this.cache.delete(k);

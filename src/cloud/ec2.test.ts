@@ -58,6 +58,32 @@ describe('BatchingInstanceDescriber', () => {
     expect(inner.calls[2]).toEqual(['i-00000003']);
   });
 
+  test('one call in flight: requests arriving meanwhile go out together in the next call', async () => {
+    const calls: string[][] = [];
+    let release!: () => void;
+    const slow = new Promise<void>((r) => {
+      release = r;
+    });
+    const inner: InstanceDescriber = {
+      describe: async (ids) => {
+        calls.push([...ids]);
+        if (calls.length === 1) await slow;
+        return { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] };
+      },
+      findByTags: async () => [],
+    };
+    const d = new BatchingInstanceDescriber(inner, 1, 5_000);
+    const first = d.describe(['i-00000001']);
+    await new Promise((r) => setTimeout(r, 20)); // the first call is out, and slow
+    const later = ['i-00000002', 'i-00000003', 'i-00000004'].map((id, k) =>
+      new Promise((r) => setTimeout(r, 5 * k)).then(() => d.describe([id])),
+    );
+    await new Promise((r) => setTimeout(r, 40));
+    release();
+    await Promise.all([first, ...later]);
+    expect(calls).toEqual([['i-00000001'], ['i-00000002', 'i-00000003', 'i-00000004']]);
+  });
+
   test('a failed call fails every waiter', async () => {
     const d = new BatchingInstanceDescriber({ describe: () => Promise.reject(new Error('throttled')), findByTags: async () => [] }, 1);
     await expect(Promise.all([d.describe(['i-00000001']), d.describe(['i-00000002'])])).rejects.toThrow('throttled');

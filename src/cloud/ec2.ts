@@ -94,10 +94,13 @@ interface Pending {
  * last TTL whose facts are past half their TTL (up to one call's worth of ids). Without
  * it every instance of a fleet expires on its own clock and a burst about 50 instances
  * costs a call every few alerts; with it the fleet's facts expire together, and a burst
- * costs about one call per TTL.
+ * costs about one call per TTL. One call is in flight at a time; the next batch collects
+ * while it is answered, so under load each call serves as many requests as arrived.
  */
 export class BatchingInstanceDescriber implements InstanceDescriber {
   private pending: Pending | undefined;
+  /** The call in flight: the next batch goes out after it, collecting meanwhile. */
+  private inflight: Promise<void> | undefined;
   private readonly cache = new Map<string, { at: number; facts: InstanceFacts | undefined; usedAt?: number }>();
 
   constructor(
@@ -146,7 +149,23 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
   }
 
   private async flush(batch: Pending): Promise<void> {
-    this.pending = undefined;
+    // One call at a time: while one is answered, the next batch goes on collecting the
+    // instances of every request that asks, so under load a call carries many requests.
+    while (this.inflight) await this.inflight;
+    if (this.pending === batch) this.pending = undefined;
+    let done!: () => void;
+    this.inflight = new Promise<void>((r) => {
+      done = r;
+    });
+    try {
+      await this.call(batch);
+    } finally {
+      this.inflight = undefined;
+      done();
+    }
+  }
+
+  private async call(batch: Pending): Promise<void> {
     const now = this.clock.now();
     for (const [id, entry] of this.cache) {
       if (now - (entry.usedAt ?? entry.at) > this.ttlMs) this.cache.delete(id);
