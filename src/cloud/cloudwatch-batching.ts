@@ -12,6 +12,7 @@
  * period enrichment metrics use, so no guard sees a different picture.
  */
 import type { Clock } from '../runtime/clock.js';
+import { OneAtATime } from '../runtime/serial.js';
 import { systemClock } from '../runtime/clock.js';
 import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
 
@@ -40,7 +41,8 @@ function queryKey(q: MetricDataQuery, lookbackMs: number): string {
 
 export class BatchingMetricsReader implements MetricsReader {
   private readonly pending = new Map<number, Batch>();
-  private inflight: Promise<void> | undefined;
+  /** One call in flight: the next batch goes out after it, collecting meanwhile. */
+  private readonly calls = new OneAtATime();
   /** Answers by query key; `query`/`lookbackMs` let a refresh-ahead ask the same question again. */
   private readonly cache = new Map<
     string,
@@ -93,20 +95,12 @@ export class BatchingMetricsReader implements MetricsReader {
     return out;
   }
 
-  private async flush(batch: Batch): Promise<void> {
-    // One call at a time (see BatchingInstanceDescriber): the next batch collects meanwhile.
-    while (this.inflight) await this.inflight;
-    if (this.pending.get(batch.lookbackMs) === batch) this.pending.delete(batch.lookbackMs);
-    let done!: () => void;
-    this.inflight = new Promise<void>((r) => {
-      done = r;
-    });
-    try {
+  /** Sends `batch` when the call before it was answered; until then it takes more requests. */
+  private flush(batch: Batch): Promise<void> {
+    return this.calls.run(async () => {
+      if (this.pending.get(batch.lookbackMs) === batch) this.pending.delete(batch.lookbackMs);
       await this.call(batch);
-    } finally {
-      this.inflight = undefined;
-      done();
-    }
+    });
   }
 
   private async call(batch: Batch): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import { type EC2Client, DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
 import type { Clock } from '../runtime/clock.js';
+import { OneAtATime } from '../runtime/serial.js';
 import { systemClock } from '../runtime/clock.js';
 import { callOutcome, classifyAwsError } from './errors.js';
 import type { DescribeResult, InstanceDescriber, InstanceFacts } from './types.js';
@@ -99,8 +100,8 @@ interface Pending {
  */
 export class BatchingInstanceDescriber implements InstanceDescriber {
   private pending: Pending | undefined;
-  /** The call in flight: the next batch goes out after it, collecting meanwhile. */
-  private inflight: Promise<void> | undefined;
+  /** One call in flight: the next batch goes out after it, collecting meanwhile. */
+  private readonly calls = new OneAtATime();
   private readonly cache = new Map<string, { at: number; facts: InstanceFacts | undefined; usedAt?: number }>();
 
   constructor(
@@ -148,21 +149,12 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
     return found;
   }
 
-  private async flush(batch: Pending): Promise<void> {
-    // One call at a time: while one is answered, the next batch goes on collecting the
-    // instances of every request that asks, so under load a call carries many requests.
-    while (this.inflight) await this.inflight;
-    if (this.pending === batch) this.pending = undefined;
-    let done!: () => void;
-    this.inflight = new Promise<void>((r) => {
-      done = r;
-    });
-    try {
+  /** Sends `batch` when the call before it was answered; until then it takes more requests. */
+  private flush(batch: Pending): Promise<void> {
+    return this.calls.run(async () => {
+      if (this.pending === batch) this.pending = undefined;
       await this.call(batch);
-    } finally {
-      this.inflight = undefined;
-      done();
-    }
+    });
   }
 
   private async call(batch: Pending): Promise<void> {
