@@ -303,6 +303,10 @@ async function setUpKube(b: Bench): Promise<void> {
           },
           risk: 'Low',
           approval: { mode: 'Auto' },
+          // Bursts are counted by their ended requests: retention must not delete them
+          // meanwhile (the default history limit, 100, would, and its deletes would count
+          // as writes). Retention's own delete is one more write per request, later.
+          retention: { historyLimit: 10_000 },
         },
       },
     });
