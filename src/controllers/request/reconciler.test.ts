@@ -242,6 +242,17 @@ describe('RemediationRequestReconciler: exactly once', () => {
     expect(w.sent).toHaveLength(1);
   });
 
+  test("the first poll follows the send by the controller's clock, not SSM's (an AWS clock ahead does not delay it)", async () => {
+    const w = new World();
+    const send = w.commands.sendCommand;
+    w.commands.sendCommand = async (input) => ({ ...(await send(input)), requestedAt: new Date(w.now + 600_000).toISOString() });
+    const r = w.reconciler();
+    expect(await r.reconcile({ namespace: 'ns', name: 'r' }, log)).toEqual({ requeueAfterMs: 1_000 });
+    w.now += 1_000;
+    await r.reconcile({ namespace: 'ns', name: 'r' }, log);
+    expect(w.phase).toBe('Succeeded');
+  });
+
   test('a crash between the send and its first poll: the successor adopts the command by its comment', async () => {
     const w = new World();
     await w.reconciler().reconcile({ namespace: 'ns', name: 'r' }, log);

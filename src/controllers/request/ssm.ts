@@ -163,8 +163,9 @@ export class SsmExecution {
     index: number,
     sent: SentCommand,
   ): Promise<Transition> {
-    const sentAt = Date.parse(sent.requestedAt ?? '');
-    const due = (Number.isFinite(sentAt) ? sentAt : 0) + (this.deps.pollIntervalMs ?? 1_000) - this.deps.clock.now();
+    // When this process sent it, by its own clock (SSM's RequestedDateTime is AWS's clock).
+    const sentAt = this.attempts.get(status.execution!.ssm!.commands![index]!.comment) ?? 0;
+    const due = sentAt + (this.deps.pollIntervalMs ?? 1_000) - this.deps.clock.now();
     // Woken early (the watch event of our own intent write): nothing to look at yet.
     if (due > 0) return { status, requeueAfterMs: due };
     this.t.condition(rr, status, 'Executed', 'Unknown', 'CommandSent', this.recordSent(status, index, sent));
