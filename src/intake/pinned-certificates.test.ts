@@ -1,36 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PinnedCertificateSource } from './pinned-certificates.js';
+import { selfSignedSnsCertificate } from './self-signed.js';
 
 describe('PinnedCertificateSource', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pinned-'));
   const pem = join(dir, 'c.pem');
-  beforeAll(() => {
-    writeFileSync(join(dir, 'req.cnf'), '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-config',
-        join(dir, 'req.cnf'),
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        join(dir, 'k.pem'),
-        '-out',
-        pem,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=sns.amazonaws.com',
-      ],
-      { stdio: 'ignore' },
-    );
-  });
+  beforeAll(() => writeFileSync(pem, selfSignedSnsCertificate(1).cert));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const url = 'https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-pinned.pem';

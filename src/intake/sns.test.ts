@@ -1,9 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { sign, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { IntakeError } from './errors.js';
+import { selfSignedSnsCertificate } from './self-signed.js';
 import type { SnsEnvelope } from './schemas.js';
 import {
   CertificateUnavailableError,
@@ -22,38 +19,8 @@ const TOPIC = 'arn:aws:sns:us-east-1:123456789012:alarms';
 const CERT_URL = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem';
 
 /** A throwaway RSA key and self-signed certificate (Node cannot issue certificates; openssl can). */
-function testKeyAndCert(days = 2): { key: string; cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'sns-unit-'));
-  try {
-    writeFileSync(join(dir, 'req.cnf'), '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-config',
-        join(dir, 'req.cnf'),
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        join(dir, 'k.pem'),
-        '-out',
-        join(dir, 'c.pem'),
-        '-days',
-        String(days),
-        '-subj',
-        '/CN=sns.amazonaws.com',
-      ],
-      { stdio: 'ignore' },
-    );
-    return { key: readFileSync(join(dir, 'k.pem'), 'utf8'), cert: readFileSync(join(dir, 'c.pem'), 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
-const { key, cert } = testKeyAndCert();
+const { key, cert } = selfSignedSnsCertificate();
 const x509 = new X509Certificate(cert);
 
 function signed(
@@ -178,7 +145,7 @@ describe('SnsVerifier', () => {
   });
 
   test('refuses a message signed by another key', async () => {
-    const other = testKeyAndCert();
+    const other = selfSignedSnsCertificate();
     expect((await refusal(verifier.verify(signed(notification(), '2', other.key)))).status).toBe(403);
   });
 

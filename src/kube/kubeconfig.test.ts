@@ -38,11 +38,4 @@ describe('PooledKubeConfig', () => {
     expect(rotated).not.toBe(first);
     expect(await dispatcherOf(kc)).toBe(rotated);
   });
-
-  test('two configs (two identities) never share an agent', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kc-'));
-    const cert = join(dir, 'client.crt');
-    writeFileSync(cert, 'cert');
-    expect(await dispatcherOf(config(cert))).not.toBe(await dispatcherOf(config(cert)));
-  });
 });

@@ -6,15 +6,13 @@
  * Alertmanager v0.27 sends them, SNS signing with a test key and certificate, and a TCP
  * proxy in front of the API server that a test can stop to make it unavailable.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes, sign, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION, type RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import { selfSignedSnsCertificate } from '../../src/intake/self-signed.js';
 import { stringToSign, type CertificateSource } from '../../src/intake/sns.js';
 import type { SnsEnvelope } from '../../src/intake/schemas.js';
 import { writeKubeconfig } from '../testbed/kubeconfig.js';
@@ -293,35 +291,8 @@ export interface SigningIdentity {
 
 /** A throwaway RSA key and self-signed certificate for signing SNS messages (Node cannot issue certificates; openssl can). */
 export function snsSigningIdentity(): SigningIdentity {
-  const dir = mkdtempSync(join(tmpdir(), 'sns-e2e-'));
-  try {
-    writeFileSync(join(dir, 'req.cnf'), '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-config',
-        join(dir, 'req.cnf'),
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        join(dir, 'k.pem'),
-        '-out',
-        join(dir, 'c.pem'),
-        '-days',
-        '2',
-        '-subj',
-        '/CN=sns.amazonaws.com',
-      ],
-      { stdio: 'ignore' },
-    );
-    const cert = readFileSync(join(dir, 'c.pem'), 'utf8');
-    return { key: readFileSync(join(dir, 'k.pem'), 'utf8'), cert, x509: new X509Certificate(cert) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { key, cert } = selfSignedSnsCertificate();
+  return { key, cert, x509: new X509Certificate(cert) };
 }
 
 /** Serves one certificate for every URL, and counts the requests (to show caching). */
