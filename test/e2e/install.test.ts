@@ -203,6 +203,15 @@ describe('the chart, installed with helm template | kubectl apply', () => {
 
     const rr = await res.waitForPhase(APPS_NS, 'nginx-down-1', 'Succeeded');
     expect(rr.spec.requestedBy).toBe('alice');
+    // Status is the controller's: the editor cannot forge verification evidence (or anything else there).
+    const forged = await tb.kubectl(
+      ['patch', 'remediationrequest', 'nginx-down-1', '-n', APPS_NS, '--subresource=status', '--type=merge', '-p'].concat([
+        JSON.stringify({ status: { verification: { alertResolvedAt: '2026-01-01T00:00:00Z' } } }),
+      ]),
+      { user: 'alice' },
+    );
+    expect(forged.code).not.toBe(0);
+    expect(forged.stderr).toMatch(/forbidden/i);
     expect(rr.status?.execution?.ssm?.invocations).toEqual([expect.objectContaining({ instanceId: instance, status: 'Success' })]);
     // Events were recorded (RBAC: create events) ...
     // (each is recorded just after the status write it describes, so wait for the last one).
