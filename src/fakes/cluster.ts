@@ -14,7 +14,7 @@
  * it to decide when an answer comes, whether it is lost, and whether the call took effect.
  * Settable fault queues (`faults`) serve plain unit tests.
  *
- * May import: api, cloud, kube, controllers, runtime, observability.
+ * May import: api, cloud, kube, controllers.
  */
 import { ApiException } from '@kubernetes/client-node';
 import type { RemediationRequest } from '../api/v1alpha1/index.js';
@@ -106,7 +106,7 @@ export class FakeApiServer {
     return {
       names: { kind: 'RemediationRequest', plural: 'remediationrequests', singular: 'remediationrequest', shortNames: [] },
       watchPath: '',
-      listAll: () => call('list', 'all', false, () => ({ items: this.list(), resourceVersion: String(this.rv) })),
+      listAll: () => call('list', 'all', false, () => ({ items: structuredClone(this.list()), resourceVersion: String(this.rv) })),
       get: (ns, name) => call('get', key(ns, name), false, () => structuredClone(this.objects.get(key(ns, name)))),
       create: (ns, body) => call('create', key(ns, body.metadata?.name ?? ''), true, () => this.create(body, caller)),
       replaceStatus: (ns, name, body) => call('replaceStatus', key(ns, name), true, () => this.replaceStatus(key(ns, name), body, caller)),
@@ -116,8 +116,9 @@ export class FakeApiServer {
     };
   }
 
+  /** The stored objects (shared: never change them in place). */
   list(): RemediationRequest[] {
-    return [...this.objects.values()].map((o) => structuredClone(o));
+    return [...this.objects.values()];
   }
 
   create(body: RemediationRequest, caller = 'test'): RemediationRequest {
@@ -132,7 +133,8 @@ export class FakeApiServer {
   patch(k: string, change: (o: RemediationRequest) => void, caller = 'user'): RemediationRequest {
     const cur = this.objects.get(k);
     if (!cur) throw new ApiException(404, 'NotFound', '{}', {});
-    const next = structuredClone(cur);
+    // Status is shared with the stored version (never changed in place); spec and metadata are copied for `change`.
+    const next: RemediationRequest = { ...cur, metadata: structuredClone(cur.metadata), spec: structuredClone(cur.spec) };
     const spec = JSON.stringify(next.spec);
     change(next);
     if (JSON.stringify(next.spec) !== spec) next.metadata = { ...next.metadata, generation: (next.metadata?.generation ?? 1) + 1 };
@@ -144,7 +146,8 @@ export class FakeApiServer {
     if (!cur) throw new ApiException(404, 'NotFound', '{}', {});
     if (body.metadata?.resourceVersion !== cur.metadata?.resourceVersion) throw conflict(k);
     // The status subresource changes status only.
-    return this.store(k, { ...structuredClone(cur), status: structuredClone(body.status) }, 'update', 'replaceStatus', caller);
+    const { status: _old, ...rest } = cur;
+    return this.store(k, { ...structuredClone(rest), status: structuredClone(body.status) }, 'update', 'replaceStatus', caller);
   }
 
   private setFinalizers(k: string, finalizers: string[], resourceVersion: string, caller: string): RemediationRequest {
@@ -187,8 +190,10 @@ export class FakeApiServer {
     const before = this.objects.get(k);
     const rv = ++this.rv;
     obj.metadata = { ...obj.metadata, resourceVersion: String(rv) };
+    // Stored objects are never changed in place (every change builds a new one), so the
+    // log and the watchers' caches share them, as an informer's cache shares its objects.
     this.objects.set(k, obj);
-    this.log.push({ type, object: structuredClone(obj), rv });
+    this.log.push({ type, object: obj, rv });
     this.writes.push(`${caller} ${op} ${k} ${rv}`);
     this.onChange(before, obj, caller);
     return structuredClone(obj);
@@ -201,14 +206,28 @@ export class FakeApiServer {
 
   /** Events after `rv`, or 'gone' when they were compacted away (410). */
   eventsAfter(rv: number): WatchEvent[] | 'gone' {
-    if (rv + 1 < this.compactedBefore && this.log.some((e) => e.rv > rv)) return 'gone';
-    return this.log.filter((e) => e.rv > rv);
+    const i = this.firstAfter(rv);
+    if (i < this.log.length && rv + 1 < this.compactedBefore) return 'gone';
+    return this.log.slice(i);
   }
 
   /** The next event after `rv` for a watcher, or 'gone', or undefined when it is caught up. */
   nextEvent(rv: number): WatchEvent | 'gone' | undefined {
-    const after = this.eventsAfter(rv);
-    return after === 'gone' ? after : after[0];
+    const i = this.firstAfter(rv);
+    if (i >= this.log.length) return undefined;
+    return rv + 1 < this.compactedBefore ? 'gone' : this.log[i];
+  }
+
+  /** The index of the first logged event after `rv` (the log is in revision order). */
+  private firstAfter(rv: number): number {
+    let lo = 0;
+    let hi = this.log.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.log[mid]!.rv > rv) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
   }
 }
 
@@ -246,7 +265,7 @@ export class FakeCache {
     this.cursor = next.rv;
     const k = `${next.object.metadata?.namespace}/${next.object.metadata?.name}`;
     if (next.type === 'delete') this.objects.delete(k);
-    else this.objects.set(k, structuredClone(next.object));
+    else this.objects.set(k, next.object);
     this.onEvent(next.type, next.object);
     return true;
   }
