@@ -13,7 +13,23 @@ import {
   type SendCommandInput,
   type SentCommand,
 } from '../cloud/types.js';
-import { type Call, type Gate, immediate } from './cluster.js';
+import { type Call, type Gate, immediate, LostResponseError } from './cluster.js';
+
+/** A gate that answers at once, except that the next `lost()` mutating calls take effect and lose their answer. */
+function losing(counter: { lostAnswers: number }, gate: () => Gate): Gate {
+  return <T>(call: Call<T>): Promise<T> => {
+    if (call.mutates && counter.lostAnswers > 0) {
+      counter.lostAnswers--;
+      try {
+        call.apply();
+      } catch {
+        /* refused there: the caller cannot tell */
+      }
+      return Promise.reject(new LostResponseError(call.label));
+    }
+    return gate()(call);
+  };
+}
 
 /** An error shaped as the AWS SDK's: `name`, `$fault`. */
 export class SdkError extends Error {
@@ -51,6 +67,8 @@ export class FakeSsm {
   runMs = 0;
   /** Refusals for the next SendCommands of a comment: AccessDenied (transient when it runs out) or a permanent client error. */
   readonly refusals = new Map<string, Array<'AccessDenied' | 'Invalid'>>();
+  /** The next this many SendCommands take effect and lose their answer. */
+  lostAnswers = 0;
   gate: Gate = immediate;
 
   constructor(private readonly clock: { now(): number }) {}
@@ -60,8 +78,9 @@ export class FakeSsm {
   }
 
   runner(caller = 'controller'): CommandRunner {
+    const gate = losing(this, () => this.gate);
     const call = <T>(label: string, mutates: boolean, apply: () => T, failure: () => unknown = throttled): Promise<T> =>
-      this.gate({ caller, label, apply, mutates, failure } satisfies Call<T>);
+      gate({ caller, label, apply, mutates, failure } satisfies Call<T>);
     return {
       sendCommand: (input) =>
         call(`SendCommand ${input.comment}`, true, (): SentCommand => {
@@ -113,14 +132,17 @@ export class FakeSns {
   calls = 0;
   /** Refusals for the next Publish calls (any topic). */
   readonly refusals: Array<'AuthorizationError' | 'Invalid'> = [];
+  /** The next this many Publish calls take effect and lose their answer. */
+  lostAnswers = 0;
   gate: Gate = immediate;
 
   constructor(private readonly clock: { now(): number }) {}
 
   publisher(caller = 'controller'): Publisher {
+    const gate = losing(this, () => this.gate);
     return {
       publish: (input) =>
-        this.gate({
+        gate({
           caller,
           label: `Publish ${input.topicArn.split(':').at(-1)} ${input.deduplicationId ?? ''}`,
           mutates: true,

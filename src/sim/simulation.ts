@@ -22,19 +22,26 @@
  *   - every request reached an end phase, and was settled (its execution finalizer gone);
  * and when anything reaches AWS for a request, the stored ledger already holds it.
  *
- * May import: api, cloud, controllers, observability, fakes.
+ * May import: api, controllers, fakes.
  */
 import { pino } from 'pino';
-import { END_PHASES, EXECUTION_FINALIZER, type AlertPolicy, type RemediationRequest, type Runbook } from '../api/v1alpha1/index.js';
-import type { InstanceFacts } from '../cloud/types.js';
-import { ExecutionLedger } from '../controllers/ledger.js';
-import { RemediationRequestReconciler } from '../controllers/request/reconciler.js';
+import { END_PHASES, EXECUTION_FINALIZER, type AlertPolicy, type Runbook } from '../api/v1alpha1/index.js';
+import type { ExecutionLedger } from '../controllers/ledger.js';
+import type { RemediationRequestReconciler } from '../controllers/request/reconciler.js';
 import { NOT_SENT } from '../controllers/request/ssm.js';
-import { DEFAULT_RETENTION } from '../controllers/retention.js';
 import { FakeSns, FakeSsm, throttled } from '../fakes/aws.js';
-import { type Call, FakeApiServer, FakeCache, LostResponseError } from '../fakes/cluster.js';
+import { type Call, FakeApiServer, type FakeCache, LostResponseError } from '../fakes/cluster.js';
+import {
+  FAKE_NS as NS,
+  FLEET_TAGS,
+  FakeController,
+  catalog,
+  createRequest,
+  instanceIds,
+  type RequestKind,
+  uidOf,
+} from '../fakes/controller.js';
 import { MemoryLedgerStorage } from '../fakes/ledger-memory.js';
-import { Metrics } from '../observability/metrics.js';
 
 /** A small, fast, seedable PRNG (mulberry32): the only source of choice in a run. */
 export class Prng {
@@ -69,7 +76,7 @@ export interface SimOptions {
   /** Turn fault kinds off (to show which ones a defect needs). */
   faults?: Partial<Record<FaultKind, boolean>>;
   /** The kinds of request to create (default: all four). */
-  kinds?: ReadonlyArray<'ssm' | 'fleet' | 'sns' | 'fifo'>;
+  kinds?: ReadonlyArray<RequestKind>;
 }
 
 export type FaultKind =
@@ -94,21 +101,14 @@ export interface SimResult {
   stats: { commands: number; messages: number; crashes: number; requests: number };
 }
 
-const NS = 'sim';
 const START = Date.parse('2026-11-23T12:00:00Z');
-const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:runbook';
-const FIFO_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:runbook.fifo';
-const NOTIFY_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:notify';
 const silent = pino({ level: 'silent' });
-/** One set of metrics for every simulated process: what they count is not checked, and building them is not free. */
-const metrics = new Metrics(false);
 const ended = (phase: string | undefined): boolean => phase !== undefined && (END_PHASES as ReadonlySet<string>).has(phase);
 
 const oneLine = (error: unknown): string =>
   String((error as Error)?.message ?? error)
     .split('\n')[0]!
     .slice(0, 140);
-const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `i-${prefix}${i.toString(16).padStart(16, '0')}`);
 
 interface Pending {
   id: number;
@@ -185,12 +185,12 @@ export class Simulation {
   private readonly tail: number;
   private readonly faults: Record<FaultKind, boolean>;
   /** Every request created: uid → key, and what it is. */
-  readonly requests = new Map<string, { key: string; kind: 'ssm' | 'fleet' | 'sns' | 'fifo' }>();
+  readonly requests = new Map<string, { key: string; kind: RequestKind }>();
   /** The last phase the server stored per uid (requests are deleted by retention). */
   readonly lastPhase = new Map<string, string>();
-  private readonly policies = new Map<string, AlertPolicy>();
-  private readonly runbooks = new Map<string, Runbook>();
-  private readonly fleet = ids('f', 60);
+  readonly policies = new Map<string, AlertPolicy>();
+  readonly runbooks = new Map<string, Runbook>();
+  readonly fleet = { ids: instanceIds('f', 60), tags: FLEET_TAGS };
 
   constructor(readonly opts: SimOptions) {
     this.rng = new Prng(opts.seed);
@@ -254,35 +254,9 @@ export class Simulation {
 
   /** Policies, runbooks and the requests of this run (how many of each kind is the seed's choice). */
   private world(): void {
-    const ssmAction = { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart nginx'] }] } };
-    const rb = (name: string, spec: Partial<Runbook['spec']>): void => {
-      this.runbooks.set(name, {
-        metadata: { name, generation: 1 },
-        spec: { namespaceSelector: {}, maxAutoApprovedRisk: 'Low', action: ssmAction, ...spec } as Runbook['spec'],
-      });
-    };
-    rb('restart', {});
-    rb('fleet-restart', { scope: { tagSelector: { Fleet: 'sim' }, maxTargets: 150 } });
-    rb('page', { action: { sns: { topicArn: TOPIC, message: 'alert {{ alert.name }}' } } });
-    rb('page-fifo', { action: { sns: { topicArn: FIFO_TOPIC, message: 'alert {{ alert.name }}' } } });
-    const notify = this.rng.chance(0.5) ? { notify: { topicArn: NOTIFY_TOPIC, on: ['Executing', 'Succeeded', 'Failed'] } } : {};
-    const policy = (name: string, spec: Partial<AlertPolicy['spec']>): void => {
-      this.policies.set(name, {
-        metadata: { name, namespace: NS, generation: 1 },
-        spec: {
-          targets: { fromLabels: ['instance_id'] },
-          runbookRef: { name: 'restart' },
-          risk: 'Low',
-          ...notify,
-          ...spec,
-        } as AlertPolicy['spec'],
-      });
-    };
-    policy('one', {});
-    policy('fleet', { runbookRef: { name: 'fleet-restart' }, targets: { tagSelector: { Fleet: 'sim' }, maxTargets: 150 } });
-    policy('page', { runbookRef: { name: 'page' } });
-    policy('page-fifo', { runbookRef: { name: 'page-fifo' } });
-
+    const { policies, runbooks } = catalog({ notify: this.rng.chance(0.5) });
+    for (const [k, v] of policies) this.policies.set(k, v);
+    for (const [k, v] of runbooks) this.runbooks.set(k, v);
     const kinds = this.opts.kinds ?? (['ssm', 'fleet', 'sns', 'fifo'] as const);
     const n = 2 + this.rng.int(5);
     for (let i = 0; i < n; i++) {
@@ -293,29 +267,15 @@ export class Simulation {
     this.startProc();
   }
 
-  private createRequest(i: number, kind: 'ssm' | 'fleet' | 'sns' | 'fifo'): void {
-    const name = `r${i}`;
-    const uid = `00000000-0000-4000-8000-${i.toString().padStart(12, '0')}`;
-    const policy = { ssm: 'one', fleet: 'fleet', sns: 'page', fifo: 'page-fifo' }[kind];
-    const instance = ids('a', 10)[i % 10]!;
-    this.server.create(
-      {
-        apiVersion: 'remediator.dev/v1alpha1',
-        kind: 'RemediationRequest',
-        metadata: { name, namespace: NS, uid },
-        spec: {
-          policyRef: { name: policy },
-          alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: instance } },
-        },
-      },
-      'intake',
-    );
-    this.requests.set(uid, { key: `${NS}/${name}`, kind });
+  private createRequest(i: number, kind: RequestKind): void {
+    const key = createRequest(this.server, i, kind);
+    const uid = uidOf(i);
+    this.requests.set(uid, { key, kind });
     if (kind === 'fleet' && this.on('accessDenied') && this.rng.chance(0.6)) {
       // AccessDenied on the second command, transient (the IAM policy was fixed) or not.
       const transient = this.rng.chance(0.7);
       this.ssm.refusals.set(`remediator:${uid}/1`, transient ? ['AccessDenied'] : ['AccessDenied', 'AccessDenied', 'AccessDenied']);
-      this.log(`AccessDenied armed for ${name}/1 (${transient ? 'transient' : 'lasting'})`);
+      this.log(`AccessDenied armed for r${i}/1 (${transient ? 'transient' : 'lasting'})`);
     }
   }
 
@@ -325,55 +285,17 @@ export class Simulation {
 
   private startProc(): void {
     const name = `p${++this.procCount}`;
-    const server = this.server;
-    const cache = new FakeCache(server);
     const queue = new SimQueue();
-    const ledger = new ExecutionLedger(this.storage, this.clock);
-    const instances = {
-      describe: async (want: readonly string[]) => ({
-        found: want.map((instanceId): InstanceFacts => ({ instanceId, state: 'running', tags: { 'remediator.dev/managed': 'true' } })),
-        missing: [],
-      }),
-      findByTags: async () =>
-        this.fleet.map(
-          (instanceId): InstanceFacts => ({ instanceId, state: 'running', tags: { Fleet: 'sim', 'remediator.dev/managed': 'true' } }),
-        ),
-    };
-    const commands = this.ssm.runner(name);
-    const publisher = this.sns.publisher(name);
-    const observers: Array<(o: RemediationRequest, deleted: boolean) => void> = [];
-    const reconciler = new RemediationRequestReconciler({
-      requests: server.client(name),
-      getRequest: (ns, n) => cache.get(`${ns}/${n}`),
-      observeRequests: (fn) => observers.push(fn),
-      getPolicy: (_ns, n) => this.policies.get(n),
-      getRunbook: (n) => this.runbooks.get(n),
-      namespaceLabels: (ns) => ({ 'kubernetes.io/metadata.name': ns }),
-      admission: () => ({ enforced: true, binding: 'sim' }),
-      ledger,
-      retentionDefaults: DEFAULT_RETENTION,
-      cloudFor: () => ({
-        instances,
-        commands,
-        agents: { agentStatus: async () => new Map() },
-        metricsReader: { getMetricData: async () => new Map() },
-        publisher,
-      }),
-      defaultRegion: 'eu-west-1',
-      events: { record: async () => undefined },
-      metrics,
-      clock: this.clock,
-      allowedDocuments: new Set(['AWS-RunShellScript']),
-      requiredTargetTag: { key: 'remediator.dev/managed', value: 'true' },
-    });
-    const proc: Proc = { name, alive: true, cache, queue, reconciler, ledger, busy: 0 };
-    cache.onEvent = (type, object) => {
+    const c = new FakeController(name, this);
+    const proc: Proc = { name, alive: true, cache: c.cache, queue, reconciler: c.reconciler, ledger: c.ledger, busy: 0 };
+    const enqueue = c.cache.onEvent;
+    c.cache.onEvent = (type, object) => {
       if (!proc.alive) return;
-      for (const fn of observers) fn(object, type === 'delete');
+      enqueue(type, object);
       queue.add(`${object.metadata?.namespace}/${object.metadata?.name}`);
     };
     this.procs.push(proc);
-    void ledger.load().then(() => cache.relist());
+    void c.start();
     this.log(`${name} starts (leader): lists, loads the ledger`);
   }
 
