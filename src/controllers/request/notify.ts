@@ -14,7 +14,7 @@ import {
 } from '../../api/v1alpha1/index.js';
 import type { Publisher } from '../../cloud/types.js';
 import { findCondition } from '../../runtime/conditions.js';
-import { type ExecutionEngine, FIFO_DEDUP_WINDOW_MS, StaleViewError, viewOf } from './engine.js';
+import { classifyAwsFailure, type ExecutionEngine, FIFO_DEDUP_WINDOW_MS, StaleViewError, viewOf } from './engine.js';
 import type { Transition, Transitions } from './transition.js';
 import { verdictOf } from './verify.js';
 
@@ -132,6 +132,7 @@ export async function notification(
     2,
   );
   const id = notifyEffectId(uid, phase);
+  const fifo = notify.topicArn.endsWith('.fifo');
   let entry: NotificationEntry;
   let event: Transition['event'];
   try {
@@ -169,7 +170,11 @@ export async function notification(
     }
   } catch (error) {
     if (error instanceof StaleViewError) throw error;
-    const why = error instanceof Error ? error.message : String(error);
+    const outcome = classifyAwsFailure(error);
+    // A FIFO topic drops a repeat: the next look publishes again inside the window (engine.ts).
+    if (outcome === 'unknown' && fifo) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    const why = outcome === 'unknown' ? `${message}; it may have been published, and is not published again (at most once)` : message;
     entry = { phase, error: why.slice(0, 1024), sentAt: t.now() };
     event = { type: 'Warning', reason: 'NotifyFailed', message: `could not announce ${phase} on ${notify.topicArn}: ${why}` };
   }
