@@ -39,6 +39,7 @@ import { AwsAccessDeniedError } from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
 import { retentionOf, ttlLeftMs } from '../retention.js';
 import { ledgerRetention } from '../ledger.js';
+import { notifyAllowed } from '../runbooks.js';
 import type { Reconciler, Request, Result } from '../../runtime/controller.js';
 import { ApprovalGate } from './approval.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
@@ -100,7 +101,10 @@ export class RemediationRequestReconciler implements Reconciler {
 
     // Announce what the request reached before moving on (level-triggered: a
     // notification that failed is retried, one that was recorded is never sent again).
-    const announce = policy && nextAnnouncement(policy, rr);
+    const announce =
+      policy &&
+      notifyAllowed(policy, this.deps.getRunbook(policy.spec.runbookRef.name), this.deps.namespaceLabels(req.namespace)) &&
+      nextAnnouncement(policy, rr);
     if (policy && announce) {
       // The cache may lag our own last write: read the request itself before publishing, so
       // a notification recorded a moment ago is never published a second time.
