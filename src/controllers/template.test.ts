@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { DEFAULT_ALLOWED_PATTERN, DEFAULT_MAX_VALUE_LENGTH } from '../api/v1alpha1/index.js';
-import { FORBIDDEN_CHARACTERS, forbiddenCharacter, placeholders, render, TemplateError, type TemplateContext } from './template.js';
+import {
+  escapeJson,
+  FORBIDDEN_CHARACTERS,
+  forbiddenCharacter,
+  placeholders,
+  render,
+  TemplateError,
+  type TemplateContext,
+} from './template.js';
 
 const policy = { allowedPattern: DEFAULT_ALLOWED_PATTERN, maxLength: DEFAULT_MAX_VALUE_LENGTH };
 
@@ -118,6 +126,15 @@ describe('render', () => {
       }),
       { numRuns: 2_000 },
     );
+  });
+
+  test('escapeJson writes JSON escapes that parse back to the same value', () => {
+    const json = JSON.stringify({ d: 'a\u0085b\u202Ec\nd\u2028' }, null, 2);
+    const escaped = escapeJson(json);
+    // What is left is JSON.stringify's own indentation, outside any string.
+    expect(escaped.replace(/\n */g, '')).not.toMatch(FORBIDDEN_CHARACTERS);
+    expect(escaped).toContain('\\u0085');
+    expect(JSON.parse(escaped)).toEqual(JSON.parse(json));
   });
 
   test('a per-parameter pattern replaces the default', () => {

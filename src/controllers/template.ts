@@ -94,6 +94,20 @@ export function forbiddenCharacter(value: string): string | undefined {
   return `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
+/** The forbidden characters JSON.stringify leaves as they are (it escapes U+0000-U+001F itself). */
+const FORBIDDEN_BEYOND_C0 = /[\u007F-\u009F\u061C\u200B-\u200F\u2028\u2029\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/gu;
+
+/**
+ * JSON text from JSON.stringify with every forbidden character written as a JSON escape
+ * (`\u0085`). For JSON the controller writes itself (a notification), where a value is
+ * data inside a string rather than text a reader sees: escaping keeps it exact without
+ * letting it act. JSON.stringify already escapes C0 controls inside strings; any left are
+ * its own indentation, so only the others are escaped here.
+ */
+export function escapeJson(json: string): string {
+  return json.replace(FORBIDDEN_BEYOND_C0, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
+}
+
 /** `{{ssm:/path}}` or `{{ssm-secure:/path}}`, optionally with `:version` or `:label` (SSM parameter naming rules). */
 const PARAMETER_STORE_REFERENCE =
   /\{\{\s*ssm(?:-secure)?:(\/?[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+){0,14})(?::[A-Za-z0-9_.-]{1,100})?\s*\}\}/g;

@@ -225,7 +225,10 @@ describe('trust model: values, provenance and admin-owned fields', () => {
   test('5. spec.targets cannot pick an instance the alert did not name, under labels plus a tag selector', async () => {
     const a1 = await instance({ role: 'web' });
     const a2 = await instance({ role: 'web' });
-    const p = await policy(TEAM_A, { targets: { fromLabels: ['instance_id'], tagSelector: { role: 'web' } }, inputs: { service: 'nginx' } });
+    const p = await policy(TEAM_A, {
+      targets: { fromLabels: ['instance_id'], tagSelector: { role: 'web' } },
+      inputs: { service: 'nginx' },
+    });
     const rr = await request(TEAM_A, p, { labels: { instance_id: a1 } }, { targets: [a2] });
     const done = await admin.waitForPhase(TEAM_A, rr.metadata!.name!, 'Failed');
     expect(done.status?.reason).toBe('TargetNotAllowed');
@@ -269,8 +272,7 @@ describe('trust model: values, provenance and admin-owned fields', () => {
       ...cloudWatchAlarm({ name, state: 'ALARM', instanceId, changedAt: new Date().toISOString(), region: REGION, account }),
       ...over,
     });
-    const requestsOf = async (alarmName: string) =>
-      (await listRequests(tb.admin(), TEAM_A)).filter((r) => r.spec.alert.name === alarmName);
+    const requestsOf = async (alarmName: string) => (await listRequests(tb.admin(), TEAM_A)).filter((r) => r.spec.alert.name === alarmName);
 
     beforeAll(async () => {
       cwPolicy = await policy(
@@ -283,7 +285,12 @@ describe('trust model: values, provenance and admin-owned fields', () => {
         'bob',
       );
       const custom = tb.admin().makeApiClient(CustomObjectsApi);
-      const list = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: TEAM_A, plural: 'alertpolicies' })) as {
+      const list = (await custom.listNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: TEAM_A,
+        plural: 'alertpolicies',
+      })) as {
         items: AlertPolicy[];
       };
       policies = list.items.filter((p) => p.metadata?.name === cwPolicy);

@@ -13,6 +13,7 @@ import {
 } from '../../api/v1alpha1/index.js';
 import type { Publisher } from '../../cloud/types.js';
 import { findCondition } from '../../runtime/conditions.js';
+import { escapeJson } from '../template.js';
 import type { Transition, Transitions } from './transition.js';
 import { verdictOf } from './verify.js';
 
@@ -57,25 +58,28 @@ export async function notification(
   const status = t.base(rr);
   const name = rr.metadata?.name ?? '';
   const verified = phase === 'Verified' || phase === 'Ineffective' ? findCondition(status.conditions, VERIFIED_CONDITION) : undefined;
-  const message = JSON.stringify(
-    {
-      request: name,
-      namespace: rr.metadata?.namespace,
-      policy: policy.metadata?.name,
-      runbook: status.plan?.runbook.name,
-      phase,
-      risk: status.risk,
-      reason: verified?.reason ?? status.reason,
-      message: verified?.message ?? status.message,
-      alert: { name: rr.spec.alert.name, source: rr.spec.alert.source, labels: rr.spec.alert.labels },
-      targets: status.targets,
-      planDigest: status.plan?.digest,
-      approval: status.approval,
-      commandId: status.execution?.ssm?.commandId,
-      ...(verified && { verification: status.verification }),
-    },
-    null,
-    2,
+  // Escaped, not refused: labels are data inside JSON here, and the announcement must go out.
+  const message = escapeJson(
+    JSON.stringify(
+      {
+        request: name,
+        namespace: rr.metadata?.namespace,
+        policy: policy.metadata?.name,
+        runbook: status.plan?.runbook.name,
+        phase,
+        risk: status.risk,
+        reason: verified?.reason ?? status.reason,
+        message: verified?.message ?? status.message,
+        alert: { name: rr.spec.alert.name, source: rr.spec.alert.source, labels: rr.spec.alert.labels },
+        targets: status.targets,
+        planDigest: status.plan?.digest,
+        approval: status.approval,
+        commandId: status.execution?.ssm?.commandId,
+        ...(verified && { verification: status.verification }),
+      },
+      null,
+      2,
+    ),
   );
   let entry: NonNullable<RemediationRequestStatus['notifications']>[number];
   let event: Transition['event'];
