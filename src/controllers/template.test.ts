@@ -105,6 +105,12 @@ describe('render', () => {
     );
   });
 
+  test('a value never carries a Parameter Store reference or a placeholder, whatever the pattern', () => {
+    const anything = { allowedPattern: '(?s).*', maxLength: 1000, allow: ['LeadingDash', 'DotDot', 'Empty'] as const };
+    for (const v of ['{{ssm-secure:/prod/db-password}}', 'x {{ ssm:/a }}', '{{ labels.other }}'])
+      expect(() => render('echo {{ labels.v }}', ctx({ v, other: 'x' }), anything)).toThrow(/contains "\{\{"/);
+  });
+
   test('forbiddenCharacter names the first one, and passes ordinary text (accents, emoji, spaces)', () => {
     expect(forbiddenCharacter('ok\u0085')).toBe('U+0085');
     expect(forbiddenCharacter('a\u2067b')).toBe('U+2067');

@@ -218,6 +218,12 @@ export function checkValue(value: string, policy: ValuePolicy, allowed: UserPatt
       `${what} contains the control or bidirectional character ${control}; refusing to send it (no pattern lifts this rule)`,
     );
   }
+  // A value is data, never a template: `{{ssm-secure:/x}}` from a label or a policy would
+  // otherwise be resolved by SSM on the instance, a secret the runbook never named.
+  if (value.includes('{{'))
+    throw new TemplateError(
+      `${what} contains "{{" (a Parameter Store reference or a placeholder); refusing to send it (no pattern lifts this rule)`,
+    );
   if (value.length > policy.maxLength) {
     throw new TemplateError(`${what} is ${value.length} characters, over the limit of ${policy.maxLength}`);
   }
