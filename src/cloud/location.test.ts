@@ -1,4 +1,4 @@
-import { alertLocation, type RunbookReach } from './location.js';
+import { alertLocation, type AlertOrigin, type RunbookReach } from './location.js';
 
 const OWN = '111111111111';
 const OTHER = '222222222222';
@@ -37,6 +37,20 @@ describe('alertLocation: an alarm acts only where it comes from', () => {
     ['an upper-case region', OWN, 'EU-WEST-1'],
   ])('a CloudWatch alert with %s is refused, never treated as "anywhere"', (_what, account, region) => {
     expect(alertLocation(alarm(account, region), home, OWN)).toMatchObject({ ok: false, reason: 'AlertLocationUnknown' });
+  });
+
+  test('a CloudWatch alert whose labels or alarm ARN say another place is refused', () => {
+    const ok = { ...alarm(OWN, 'eu-west-1'), labels: { aws_account_id: OWN, aws_region: 'eu-west-1' } };
+    expect(alertLocation({ ...ok, annotations: { alarm_arn: `arn:aws:cloudwatch:eu-west-1:${OWN}:alarm:x` } }, home, OWN)).toMatchObject({
+      ok: true,
+    });
+    const cases: AlertOrigin[] = [
+      { ...ok, labels: { aws_account_id: OTHER } },
+      { ...ok, labels: { aws_region: 'us-east-1' } },
+      { ...ok, annotations: { alarm_arn: `arn:aws:cloudwatch:eu-west-1:${OTHER}:alarm:x` } },
+      { ...ok, annotations: { alarm_arn: 'not-an-arn' } },
+    ];
+    for (const bad of cases) expect(alertLocation(bad, home, OWN)).toMatchObject({ ok: false, reason: 'AlertLocationUnknown' });
   });
 
   test('a region outside the runbook is refused; an alert without a place runs in the runbook’s first region', () => {

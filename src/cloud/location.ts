@@ -43,6 +43,14 @@ export interface AlertOrigin {
   source: string;
   account?: string;
   region?: string;
+  labels?: Readonly<Record<string, string>>;
+  annotations?: Readonly<Record<string, string>>;
+}
+
+/** The account and region of a CloudWatch alarm ARN, or undefined when it is not one. */
+export function alarmArnLocation(arn: string): { account: string; region: string } | undefined {
+  const m = /^arn:aws[a-z-]*:cloudwatch:([a-z]{2}(?:-[a-z]+)+-[0-9]+):([0-9]{12}):alarm:.+$/.exec(arn);
+  return m ? { region: m[1]!, account: m[2]! } : undefined;
 }
 
 /** Where a runbook acts: its regions (or the controller's), and its account's role (absent: the controller's own). */
@@ -77,6 +85,30 @@ export function alertLocation(alert: AlertOrigin, runbook: RunbookReach, ownAcco
         `the CloudWatch alert names no valid account and region (account ${JSON.stringify(alert.account ?? null)}, region ${JSON.stringify(alert.region ?? null)}): ` +
         'where it comes from cannot be checked against the runbook, so it is refused',
     };
+  }
+  if (alert.source === 'cloudwatch') {
+    // What the intake derived it from travels with the request: it must say the same.
+    const arn = alert.annotations?.['alarm_arn'];
+    const fromArn = arn === undefined ? undefined : alarmArnLocation(arn);
+    const disagree = [
+      arn !== undefined && !fromArn ? `annotation alarm_arn ${JSON.stringify(arn.slice(0, 256))} is not an alarm ARN` : '',
+      fromArn && (fromArn.account !== alert.account || fromArn.region !== alert.region)
+        ? `annotation alarm_arn names account ${fromArn.account} in ${fromArn.region}`
+        : '',
+      alert.labels?.['aws_account_id'] !== undefined && alert.labels['aws_account_id'] !== alert.account
+        ? `label aws_account_id is ${alert.labels['aws_account_id']}`
+        : '',
+      alert.labels?.['aws_region'] !== undefined && alert.labels['aws_region'] !== alert.region
+        ? `label aws_region is ${alert.labels['aws_region']}`
+        : '',
+    ].filter(Boolean);
+    if (disagree.length > 0) {
+      return {
+        ok: false,
+        reason: 'AlertLocationUnknown',
+        message: `the CloudWatch alert says account ${alert.account} in ${alert.region}, but ${disagree.join(', and ')}: where it comes from is inconsistent, so it is refused`,
+      };
+    }
   }
   if (alert.region !== undefined && !runbook.regions.includes(alert.region)) {
     return {
