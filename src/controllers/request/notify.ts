@@ -58,28 +58,25 @@ export async function notification(
   const status = t.base(rr);
   const name = rr.metadata?.name ?? '';
   const verified = phase === 'Verified' || phase === 'Ineffective' ? findCondition(status.conditions, VERIFIED_CONDITION) : undefined;
-  // Escaped, not refused: labels are data inside JSON here, and the announcement must go out.
-  const message = escapeJson(
-    JSON.stringify(
-      {
-        request: name,
-        namespace: rr.metadata?.namespace,
-        policy: policy.metadata?.name,
-        runbook: status.plan?.runbook.name,
-        phase,
-        risk: status.risk,
-        reason: verified?.reason ?? status.reason,
-        message: verified?.message ?? status.message,
-        alert: { name: rr.spec.alert.name, source: rr.spec.alert.source, labels: rr.spec.alert.labels },
-        targets: status.targets,
-        planDigest: status.plan?.digest,
-        approval: status.approval,
-        commandId: status.execution?.ssm?.commandId,
-        ...(verified && { verification: status.verification }),
-      },
-      null,
-      2,
-    ),
+  const message = JSON.stringify(
+    {
+      request: name,
+      namespace: rr.metadata?.namespace,
+      policy: policy.metadata?.name,
+      runbook: status.plan?.runbook.name,
+      phase,
+      risk: status.risk,
+      reason: verified?.reason ?? status.reason,
+      message: verified?.message ?? status.message,
+      alert: { name: rr.spec.alert.name, source: rr.spec.alert.source, labels: rr.spec.alert.labels },
+      targets: status.targets,
+      planDigest: status.plan?.digest,
+      approval: status.approval,
+      commandId: status.execution?.ssm?.commandId,
+      ...(verified && { verification: status.verification }),
+    },
+    null,
+    2,
   );
   let entry: NonNullable<RemediationRequestStatus['notifications']>[number];
   let event: Transition['event'];
@@ -87,7 +84,8 @@ export async function notification(
     const { messageId } = await publisher.publish({
       topicArn: notify.topicArn,
       subject: `[remediator] ${name}: ${phase}`.slice(0, 100),
-      message,
+      // Labels are data inside this JSON: control and bidi characters go out escaped, never raw.
+      message: escapeJson(message),
       attributes: { phase, policy: policy.metadata?.name ?? '', request: name },
       messageGroupId: policy.metadata?.name,
       deduplicationId: `${rr.metadata?.uid}-${phase}`,
