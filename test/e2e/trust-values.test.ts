@@ -255,7 +255,9 @@ describe('trust model: values, provenance and admin-owned fields', () => {
         body: JSON.stringify(env),
         headers: {
           'content-type': 'text/plain; charset=UTF-8',
+          'user-agent': 'Amazon Simple Notification Service Agent',
           'x-amz-sns-message-type': 'Notification',
+          'x-amz-sns-message-id': (env as { MessageId: string }).MessageId,
           'x-amz-sns-topic-arn': (env as { TopicArn: string }).TopicArn,
         },
       });
