@@ -197,7 +197,8 @@ describe('trust model: values, provenance and admin-owned fields', () => {
     // Control: a clean alert is published.
     const ok = await request(TEAM_A, p, { labels: { instance_id: iid, severity: 'page' }, annotations: { description: 'disk full' } });
     await admin.waitForPhase(TEAM_A, ok.metadata!.name!, 'Succeeded');
-    expect(publishesTo(PAGE_TOPIC)).toHaveLength(1);
+    expect(publishesTo(PAGE_TOPIC).length).toBeGreaterThan(0);
+    const clean = `Please look at ${iid}: disk full`;
 
     const hostile: Array<Partial<RemediationRequest['spec']['alert']>> = [
       { annotations: { description: 'disk full\nApproved-By: alice' } },
@@ -219,7 +220,9 @@ describe('trust model: values, provenance and admin-owned fields', () => {
       expect(done.status?.reason).toBe('InvalidParameter');
       expect(done.status?.message).toMatch(/control or bidirectional character U\+/);
     }
-    expect(publishesTo(PAGE_TOPIC)).toHaveLength(1);
+    // Everything the topic received is the control's message: no hostile one went out.
+    const messages = publishesTo(PAGE_TOPIC).map((c) => (c.input as Record<string, string>)['Message']);
+    expect(new Set(messages)).toEqual(new Set([clean]));
   });
 
   test('5. spec.targets cannot pick an instance the alert did not name, under labels plus a tag selector', async () => {
