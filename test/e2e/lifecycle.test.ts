@@ -235,7 +235,9 @@ describe('remediation lifecycle', () => {
       const rr = await request(p, { instance_id: id, service: value });
       const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Failed');
       expect(done.status?.reason).toBe('InvalidParameter');
-      expect(done.status?.message).toMatch(/allowlist|over the limit|starts with "-"|contains "\.\."|is empty|control or bidirectional character/);
+      expect(done.status?.message).toMatch(
+        /allowlist|over the limit|starts with "-"|contains "\.\."|is empty|control or bidirectional character/,
+      );
       expect(done.status?.execution).toBeUndefined();
       expect(await commandsFor(rr)).toHaveLength(0);
     });
