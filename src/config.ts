@@ -58,6 +58,8 @@ export interface ControllerConfig {
   retention: RetentionDefaults;
   /** The tag every SendCommand target must carry (what config/iam/policy.json conditions on); undefined: not checked. */
   requiredTargetTag: { key: string; value: string } | undefined;
+  /** The tag that opts an instance out of every remediation (`--opt-out-tag`); the cluster admin's, never a policy's. */
+  optOutTag: { key: string; value: string };
   intake: IntakeConfig;
 }
 
@@ -79,6 +81,7 @@ export const OPTIONS = {
   'retention-ttl-after-finished': { type: 'string', default: '24h' },
   'retention-history-limit': { type: 'string', default: '100' },
   'required-target-tag': { type: 'string', default: 'remediator.dev/managed=true' },
+  'opt-out-tag': { type: 'string', default: 'remediator.dev/opt-out=true' },
   'intake-bind-address': { type: 'string' },
   'intake-token-secret': { type: 'string' },
   'intake-identity': { type: 'string' },
@@ -112,6 +115,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --retention-ttl-after-finished  delete finished requests this long after they ended, unless their policy says otherwise (default 24h)
   --retention-history-limit  keep at most this many finished requests per policy, unless it says otherwise (default 100; 0 keeps none)
   --required-target-tag    key=value every SSM target must carry, as the IAM policy requires (default remediator.dev/managed=true; empty: no check)
+  --opt-out-tag            key=value that keeps an instance out of every remediation, whatever a policy says (default remediator.dev/opt-out=true)
   --intake-bind-address    host:port of the alert intake, or 0 for none (default :8090 in a cluster, 0 outside one)
   --intake-token-secret    namespace/name of the Secret whose key "token" is the intake's bearer token
   --intake-identity        user name recorded as spec.requestedBy (default: learnt from a SelfSubjectReview)
@@ -238,6 +242,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
       historyLimit: nonNegativeInt(str('retention-history-limit'), 'retention-history-limit'),
     },
     requiredTargetTag: parseTargetTag(str('required-target-tag')),
+    optOutTag: parseOptOutTag(str('opt-out-tag')),
   };
 }
 
@@ -249,6 +254,15 @@ export function parseTargetTag(value: string): { key: string; value: string } | 
   const key = eq < 0 ? '' : v.slice(0, eq).trim();
   if (key === '' || key.length > 128)
     throw new Error(`--required-target-tag must be key=value (or empty to turn the check off), got "${value}"`);
+  return { key, value: v.slice(eq + 1).trim() };
+}
+
+/** `key=value` for --opt-out-tag: never empty, since the opt-out cannot be turned off. */
+export function parseOptOutTag(value: string): { key: string; value: string } {
+  const v = value.trim();
+  const eq = v.indexOf('=');
+  const key = eq < 0 ? '' : v.slice(0, eq).trim();
+  if (key === '' || key.length > 128) throw new Error(`--opt-out-tag must be key=value (the opt-out cannot be turned off), got "${value}"`);
   return { key, value: v.slice(eq + 1).trim() };
 }
 

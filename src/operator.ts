@@ -328,6 +328,7 @@ export class Operator {
         ledger: this.ledger,
         retentionDefaults: config.retention,
         cloudFor,
+        ownAccount: () => cloud.identity({}).then((id) => id.account),
         defaultRegion,
         events,
         metrics,
@@ -336,6 +337,7 @@ export class Operator {
         pollIntervalMs: config.pollIntervalMs,
         maxPollIntervalMs: config.maxPollIntervalMs,
         requiredTargetTag: config.requiredTargetTag,
+        optOutTag: config.optOutTag,
       }),
     });
     this.policyController = new Controller({

@@ -38,6 +38,105 @@ export function sessionTagsFor(namespace: string, policy: string): Record<string
   return { [SESSION_TAG_NAMESPACE]: namespace, [SESSION_TAG_POLICY]: policy };
 }
 
+/** What an alert says of where it comes from (a request's `spec.alert`). */
+export interface AlertOrigin {
+  source: string;
+  account?: string;
+  region?: string;
+  labels?: Readonly<Record<string, string>>;
+  annotations?: Readonly<Record<string, string>>;
+}
+
+/** The account and region of a CloudWatch alarm ARN, or undefined when it is not one. */
+export function alarmArnLocation(arn: string): { account: string; region: string } | undefined {
+  const m = /^arn:aws[a-z-]*:cloudwatch:([a-z]{2}(?:-[a-z]+)+-[0-9]+):([0-9]{12}):alarm:.+$/.exec(arn);
+  return m ? { region: m[1]!, account: m[2]! } : undefined;
+}
+
+/** Where a runbook acts: its regions (or the controller's), and its account's role (absent: the controller's own). */
+export interface RunbookReach {
+  name: string;
+  regions: readonly string[];
+  roleArn?: string;
+}
+
+export type AlertLocation =
+  | { ok: true; region: string }
+  | { ok: false; reason: 'AlertLocationUnknown' | 'LocationNotAllowed'; message: string };
+
+const ACCOUNT = /^[0-9]{12}$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-[0-9]+$/;
+
+/**
+ * Whether a runbook may act on an alert from where the alert comes from, and in which
+ * region. A CloudWatch alarm always has a place: without a well-formed account and
+ * region it is refused (an editor can create a request directly, so the intake's checks
+ * are not the only way in). An alert's account is held against the runbook's account —
+ * the role's, or the controller's own (`ownAccount`, from STS GetCallerIdentity) for a
+ * runbook without `scope.account`; an own account that is not known refuses too.
+ */
+export function alertLocation(alert: AlertOrigin, runbook: RunbookReach, ownAccount: string | undefined): AlertLocation {
+  const where = `Runbook "${runbook.name}"`;
+  if (alert.source === 'cloudwatch' && (!alert.account || !ACCOUNT.test(alert.account) || !alert.region || !REGION.test(alert.region))) {
+    return {
+      ok: false,
+      reason: 'AlertLocationUnknown',
+      message:
+        `the CloudWatch alert names no valid account and region (account ${JSON.stringify(alert.account ?? null)}, region ${JSON.stringify(alert.region ?? null)}): ` +
+        'where it comes from cannot be checked against the runbook, so it is refused',
+    };
+  }
+  if (alert.source === 'cloudwatch') {
+    // What the intake derived it from travels with the request: it must say the same.
+    const arn = alert.annotations?.['alarm_arn'];
+    const fromArn = arn === undefined ? undefined : alarmArnLocation(arn);
+    const disagree = [
+      arn !== undefined && !fromArn ? `annotation alarm_arn ${JSON.stringify(arn.slice(0, 256))} is not an alarm ARN` : '',
+      fromArn && (fromArn.account !== alert.account || fromArn.region !== alert.region)
+        ? `annotation alarm_arn names account ${fromArn.account} in ${fromArn.region}`
+        : '',
+      alert.labels?.['aws_account_id'] !== undefined && alert.labels['aws_account_id'] !== alert.account
+        ? `label aws_account_id is ${alert.labels['aws_account_id']}`
+        : '',
+      alert.labels?.['aws_region'] !== undefined && alert.labels['aws_region'] !== alert.region
+        ? `label aws_region is ${alert.labels['aws_region']}`
+        : '',
+    ].filter(Boolean);
+    if (disagree.length > 0) {
+      return {
+        ok: false,
+        reason: 'AlertLocationUnknown',
+        message: `the CloudWatch alert says account ${alert.account} in ${alert.region}, but ${disagree.join(', and ')}: where it comes from is inconsistent, so it is refused`,
+      };
+    }
+  }
+  if (alert.region !== undefined && !runbook.regions.includes(alert.region)) {
+    return {
+      ok: false,
+      reason: 'LocationNotAllowed',
+      message: `the alert comes from region ${alert.region}, and ${where} acts only in ${runbook.regions.join(', ')}`,
+    };
+  }
+  if (alert.account !== undefined) {
+    const runbookAccount = runbook.roleArn ? accountOfRoleArn(runbook.roleArn) : ownAccount;
+    if (runbookAccount === undefined) {
+      return {
+        ok: false,
+        reason: 'AlertLocationUnknown',
+        message: `the alert comes from account ${alert.account}, and the controller's own account (where ${where} acts) is not known; refusing rather than guessing`,
+      };
+    }
+    if (runbookAccount !== alert.account) {
+      return {
+        ok: false,
+        reason: 'LocationNotAllowed',
+        message: `the alert comes from account ${alert.account}, and ${where} acts in ${runbook.roleArn ? '' : "the controller's own "}account ${runbookAccount}`,
+      };
+    }
+  }
+  return { ok: true, region: alert.region ?? runbook.regions[0]! };
+}
+
 const ROLE_ARN = /^arn:(aws[a-zA-Z-]*):iam::(\d{12}):role\/[\w+=,.@/-]+$/;
 
 /** The account a role ARN belongs to; throws on something that is not a role ARN. */

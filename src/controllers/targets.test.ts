@@ -55,6 +55,23 @@ describe('candidates: spec.targets may only narrow', () => {
     expect(c).toMatchObject({ ok: false, reason: 'TargetNotAllowed', message: expect.stringContaining('i-aaaaaaaa') });
   });
 
+  test('targets from labels plus a tag selector: explicit targets are still bounded by what the alert names', () => {
+    const both = policy(3, { tagSelector: { role: 'web' } });
+    expect(candidates(request({ instance_id: 'i-00000001' }, ['i-00000002']), both, { role: 'web' }, undefined)).toMatchObject({
+      ok: false,
+      reason: 'TargetNotAllowed',
+      message: expect.stringContaining('i-00000002'),
+    });
+    expect(candidates(request({ instance_id: 'i-00000001' }, ['i-00000001']), both, { role: 'web' }, undefined)).toEqual({
+      ok: true,
+      ids: ['i-00000001'],
+    });
+    const dims = policy(3, { fromLabels: [], fromDimensions: ['InstanceId'], tagSelector: { role: 'web' } });
+    expect(candidates(request({ InstanceId: 'i-00000001' }, ['i-00000002'], 'cloudwatch'), dims, { role: 'web' }, undefined)).toMatchObject(
+      { ok: false, reason: 'TargetNotAllowed' },
+    );
+  });
+
   test('with a policy tag selector, explicit targets are left to the tag checks', () => {
     expect(candidates(request({}, ['i-aaaaaaaa']), policy(3, { fromLabels: [] }), { role: 'web' }, undefined)).toEqual({
       ok: true,

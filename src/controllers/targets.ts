@@ -48,8 +48,9 @@ function hasLabelSources(policy: AlertPolicySpec): boolean {
 
 /**
  * The candidates before any AWS call. Explicit targets must each be named by the alert
- * (through the policy's sources) or be left to the tag checks of a policy that has a
- * tag selector; anything else is refused here, naming the instance.
+ * when the policy reads targets from its labels or dimensions (whether or not it also has
+ * a tag selector); under a policy that selects by tags alone they are left to the tag
+ * checks. Anything else is refused here, naming the instance.
  */
 export function candidates(
   spec: RemediationRequestSpec,
@@ -59,7 +60,11 @@ export function candidates(
 ): Candidates {
   const named = namedTargets(spec, policy);
   if (spec.targets && spec.targets.length > 0) {
-    const outside = spec.targets.filter((t) => !named.includes(t) && !policySelector);
+    // When the policy reads its targets from the alert, the alert's own names are the
+    // bound, tag selector or not: a tag selector only narrows them further (checked on the
+    // instances' tags later). Only a policy that selects by tags alone leaves explicit
+    // targets to those tag checks.
+    const outside = hasLabelSources(policy) ? spec.targets.filter((t) => !named.includes(t)) : policySelector ? [] : [...spec.targets];
     if (outside.length > 0) {
       return {
         ok: false,

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { DEFAULT_ALLOWED_PATTERN, DEFAULT_MAX_VALUE_LENGTH } from '../api/v1alpha1/index.js';
-import { placeholders, render, TemplateError, type TemplateContext } from './template.js';
+import {
+  escapeJson,
+  FORBIDDEN_CHARACTERS,
+  forbiddenCharacter,
+  placeholders,
+  render,
+  TemplateError,
+  type TemplateContext,
+} from './template.js';
 
 const policy = { allowedPattern: DEFAULT_ALLOWED_PATTERN, maxLength: DEFAULT_MAX_VALUE_LENGTH };
 
@@ -75,6 +83,64 @@ describe('render', () => {
     expect(placeholders('{{ namespace }}')).toEqual(['namespace']);
     expect(() => placeholders('{{ namespace.x }}')).toThrow(/has no fields/);
     expect(() => render('team={{ namespace }}', ctx({}), policy)).toThrow(TemplateError);
+  });
+
+  test.each([
+    ['LF', 'nginx\nreboot'],
+    ['CR', 'nginx\rreboot'],
+    ['TAB', 'a\tb'],
+    ['NEL U+0085', 'a\u0085b'],
+    ['CSI U+009B', 'a\u009b31m'],
+    ['DEL', 'a\u007f'],
+    ['RLO U+202E', 'txt.\u202Eexe'],
+    ['LRI U+2066', 'a\u2066b'],
+    ['PDI U+2069', 'a\u2069b'],
+    ['line separator U+2028', 'a\u2028b'],
+    ['zero-width space', 'a\u200Bb'],
+    ['BOM', '\uFEFFa'],
+  ])('refuses %s even where the pattern allows anything', (_what, value) => {
+    const anything = { allowedPattern: '(?s).*', maxLength: 1000, allow: ['LeadingDash', 'DotDot', 'Empty'] as const };
+    expect(() => render('msg {{ annotations.d }}', { ...ctx({}), annotations: { d: value } }, anything)).toThrow(
+      /control or bidirectional character U\+/,
+    );
+  });
+
+  test('a value never carries a Parameter Store reference or a placeholder, whatever the pattern', () => {
+    const anything = { allowedPattern: '(?s).*', maxLength: 1000, allow: ['LeadingDash', 'DotDot', 'Empty'] as const };
+    for (const v of ['{{ssm-secure:/prod/db-password}}', 'x {{ ssm:/a }}', '{{ labels.other }}'])
+      expect(() => render('echo {{ labels.v }}', ctx({ v, other: 'x' }), anything)).toThrow(/contains "\{\{"/);
+  });
+
+  test('forbiddenCharacter names the first one, and passes ordinary text (accents, emoji, spaces)', () => {
+    expect(forbiddenCharacter('ok\u0085')).toBe('U+0085');
+    expect(forbiddenCharacter('a\u2067b')).toBe('U+2067');
+    expect(forbiddenCharacter('Café ☕ — disk 97% full')).toBeUndefined();
+  });
+
+  test('property: no rendered value carries a C0/C1 control or a bidi character, whatever the pattern', () => {
+    const anything = { allowedPattern: '(?s).*', maxLength: 1000, allow: ['LeadingDash', 'DotDot', 'Empty'] as const };
+    fc.assert(
+      fc.property(fc.string({ maxLength: 50, unit: 'binary' }), (value) => {
+        let out: string;
+        try {
+          out = render('{{ labels.v }}', ctx({ v: value }), anything);
+        } catch (error) {
+          expect(error).toBeInstanceOf(TemplateError);
+          return;
+        }
+        expect(out).not.toMatch(FORBIDDEN_CHARACTERS);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  test('escapeJson writes JSON escapes that parse back to the same value', () => {
+    const json = JSON.stringify({ d: 'a\u0085b\u202Ec\nd\u2028' }, null, 2);
+    const escaped = escapeJson(json);
+    // What is left is JSON.stringify's own indentation, outside any string.
+    expect(escaped.replace(/\n */g, '')).not.toMatch(FORBIDDEN_CHARACTERS);
+    expect(escaped).toContain('\\u0085');
+    expect(JSON.parse(escaped)).toEqual(JSON.parse(json));
   });
 
   test('a per-parameter pattern replaces the default', () => {

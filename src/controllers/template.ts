@@ -39,7 +39,11 @@ export interface ValuePolicy {
   allow?: readonly ValueRule[];
 }
 
-/** The value policy of a parameter or input as a Runbook writes it, with defaults filled in. */
+/**
+ * The value policy of a parameter or input as a Runbook writes it, with defaults filled in:
+ * where a Runbook declares no allowedPattern the default (strict) one applies, so a value
+ * is never unchecked.
+ */
 export function valuePolicy(spec: { allowedPattern?: string; maxLength?: number; allow?: readonly ValueRule[] } = {}): ValuePolicy {
   return {
     allowedPattern: spec.allowedPattern ?? DEFAULT_ALLOWED_PATTERN,
@@ -69,6 +73,39 @@ export function structuralProblem(value: string, allow: readonly ValueRule[] = [
   if (value.startsWith('-') && !allow.includes('LeadingDash')) return 'starts with "-" (it would be read as an option)';
   if (value.includes('..') && !allow.includes('DotDot')) return 'contains ".." (a path upwards)';
   return undefined;
+}
+
+/**
+ * Characters no substituted value may carry, whatever its pattern allows: every C0 and C1
+ * control (LF, CR, TAB, NEL U+0085, CSI U+009B, ...), DEL, the Unicode line and paragraph
+ * separators, and the bidirectional and invisible formatting characters (U+061C,
+ * U+200B-U+200F, U+202A-U+202E, U+2066-U+2069, U+FEFF) that make text read differently
+ * from what it is. A command parameter, an SNS subject, message or attribute never needs
+ * one, and each can forge a line ("approved by alice") or hide what a reader approves.
+ * Refused rather than escaped: the request fails and names the value, nothing is sent.
+ */
+export const FORBIDDEN_CHARACTERS =
+  /[\u0000-\u001F\u007F-\u009F\u061C\u200B-\u200F\u2028\u2029\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/u;
+
+/** The first forbidden character of `value`, named (`U+000A`), or undefined. */
+export function forbiddenCharacter(value: string): string | undefined {
+  const m = FORBIDDEN_CHARACTERS.exec(value);
+  if (!m) return undefined;
+  return `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** The forbidden characters JSON.stringify leaves as they are (it escapes U+0000-U+001F itself). */
+const FORBIDDEN_BEYOND_C0 = /[\u007F-\u009F\u061C\u200B-\u200F\u2028\u2029\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/gu;
+
+/**
+ * JSON text from JSON.stringify with every forbidden character written as a JSON escape
+ * (`\u0085`). For JSON the controller writes itself (a notification), where a value is
+ * data inside a string rather than text a reader sees: escaping keeps it exact without
+ * letting it act. JSON.stringify already escapes C0 controls inside strings; any left are
+ * its own indentation, so only the others are escaped here.
+ */
+export function escapeJson(json: string): string {
+  return json.replace(FORBIDDEN_BEYOND_C0, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
 }
 
 /** `{{ssm:/path}}` or `{{ssm-secure:/path}}`, optionally with `:version` or `:label` (SSM parameter naming rules). */
@@ -164,18 +201,39 @@ function renderText(template: string, ctx: TemplateContext, policy: ValuePolicy,
         `${whole} has no value: the alert carries no ${root === 'alert' ? 'field' : root.replace(/s$/, '')} "${key}"`,
       );
     }
-    if (value.length > policy.maxLength) {
-      throw new TemplateError(`value of ${whole} is ${value.length} characters, over the limit of ${policy.maxLength}`);
-    }
-    if (!allowed.test(value)) {
-      throw new TemplateError(
-        `value of ${whole} contains characters outside the allowlist /${policy.allowedPattern}/; refusing to send it`,
-      );
-    }
-    const problem = structuralProblem(value, policy.allow);
-    if (problem) {
-      throw new TemplateError(`value of ${whole} ${problem}; refusing to send it (a Runbook may lift this rule per parameter with allow:)`);
-    }
+    checkValue(value, policy, allowed, `value of ${whole}`);
     return value;
   });
+}
+
+/**
+ * Holds one whole value to a rule: no control or bidirectional character, at most
+ * `maxLength`, the pattern in full, and the structural rules unless lifted. `what` names
+ * the value in the error ("value of {{ labels.x }}", "input service").
+ */
+export function checkValue(value: string, policy: ValuePolicy, allowed: UserPattern, what: string): void {
+  const control = forbiddenCharacter(value);
+  if (control) {
+    throw new TemplateError(
+      `${what} contains the control or bidirectional character ${control}; refusing to send it (no pattern lifts this rule)`,
+    );
+  }
+  // A value is data, never a template: `{{ssm-secure:/x}}` from a label or a policy would
+  // otherwise be resolved by SSM on the instance, a secret the runbook never named.
+  if (value.includes('{{'))
+    throw new TemplateError(
+      `${what} contains "{{" (a Parameter Store reference or a placeholder); refusing to send it (no pattern lifts this rule)`,
+    );
+  if (value.length > policy.maxLength) {
+    throw new TemplateError(`${what} is ${value.length} characters, over the limit of ${policy.maxLength}`);
+  }
+  if (!allowed.test(value)) {
+    throw new TemplateError(
+      `${what} does not match the allowlist /${policy.allowedPattern}/ in full (it contains characters outside it); refusing to send it`,
+    );
+  }
+  const problem = structuralProblem(value, policy.allow);
+  if (problem) {
+    throw new TemplateError(`${what} ${problem}; refusing to send it (a Runbook may lift this rule per parameter with allow:)`);
+  }
 }

@@ -1,5 +1,8 @@
 import { parseAlertmanager } from './alertmanager.js';
-import { parseCloudWatchAlarm } from './cloudwatch.js';
+import { alarmProvenance, parseCloudWatchAlarm } from './cloudwatch.js';
+
+const TOPIC = 'arn:aws:sns:us-east-1:123456789012:alarms';
+const parseCW = (message: string, topic = TOPIC) => parseCloudWatchAlarm(message, topic);
 import { IntakeError } from './errors.js';
 import { parseGeneric } from './generic.js';
 import { jsonPath } from './schemas.js';
@@ -185,7 +188,7 @@ describe('CloudWatch alarm', () => {
     });
 
   test('ALARM is a firing alert labelled with the alarm name and its dimensions', () => {
-    const r = parseCloudWatchAlarm(alarm());
+    const r = parseCW(alarm());
     expect(r.kind).toBe('alert');
     if (r.kind !== 'alert') return;
     expect(r.alert).toMatchObject({
@@ -208,19 +211,17 @@ describe('CloudWatch alarm', () => {
   });
 
   test('OK resolves the same alert (same fingerprint); INSUFFICIENT_DATA is ignored', () => {
-    const firing = parseCloudWatchAlarm(alarm());
-    const ok = parseCloudWatchAlarm(
-      alarm({ NewStateValue: 'OK', OldStateValue: 'ALARM', StateChangeTime: '2025-03-01T10:05:00.000+0000' }),
-    );
+    const firing = parseCW(alarm());
+    const ok = parseCW(alarm({ NewStateValue: 'OK', OldStateValue: 'ALARM', StateChangeTime: '2025-03-01T10:05:00.000+0000' }));
     expect(ok.kind === 'alert' && ok.alert.status).toBe('resolved');
     expect(ok.kind === 'alert' && firing.kind === 'alert' && ok.alert.fingerprint === firing.alert.fingerprint).toBe(true);
-    expect(parseCloudWatchAlarm(alarm({ NewStateValue: 'INSUFFICIENT_DATA' })).kind).toBe('ignored');
+    expect(parseCW(alarm({ NewStateValue: 'INSUFFICIENT_DATA' })).kind).toBe('ignored');
   });
 
   test('a dimension called alertname cannot rename the alert; composite alarms have no Trigger', () => {
-    const r = parseCloudWatchAlarm(alarm({ Trigger: { Dimensions: [{ name: 'alertname', value: 'spoof' }] } }));
+    const r = parseCW(alarm({ Trigger: { Dimensions: [{ name: 'alertname', value: 'spoof' }] } }));
     expect(r.kind === 'alert' && r.alert.labels.alertname).toBe('cpu-high-web-1');
-    expect(parseCloudWatchAlarm(alarm({ Trigger: undefined })).kind).toBe('alert');
+    expect(parseCW(alarm({ Trigger: undefined })).kind).toBe('alert');
   });
 
   test.each<[string, RegExp]>([
@@ -228,13 +229,53 @@ describe('CloudWatch alarm', () => {
     [alarm({ NewStateValue: 'BROKEN' }), /NewStateValue/],
     [alarm({ AlarmName: undefined }), /Message\.AlarmName: required/],
     [alarm({ StateChangeTime: 'soon' }), /StateChangeTime/],
-    [alarm({ AlarmArn: 'cpu' }), /not an ARN/],
+    [alarm({ AlarmArn: 'cpu' }), /not an alarm ARN/],
     [alarm({ Trigger: { Dimensions: [{ name: 'InstanceId' }] } }), /Message\.Trigger\.Dimensions\[0\]\.value: required/],
     ['"a string"', /expected object/],
   ])('%s → 422', (message, expected) => {
-    const e = refusal(() => parseCloudWatchAlarm(message));
+    const e = refusal(() => parseCW(message));
     expect(e.status).toBe(422);
     expect(e.message).toMatch(expected);
+  });
+});
+
+describe('CloudWatch alarm provenance: the ARN decides, AWSAccountId and the topic must agree', () => {
+  const arn = (region: string, account: string) => `arn:aws:cloudwatch:${region}:${account}:alarm:cpu`;
+  test('a consistent alarm gives the account and region of its ARN', () => {
+    expect(alarmProvenance(arn('eu-west-1', '111111111111'), '111111111111', 'arn:aws:sns:eu-west-1:111111111111:alarms')).toEqual({
+      partition: 'aws',
+      region: 'eu-west-1',
+      account: '111111111111',
+    });
+  });
+  test.each<[string, string, string | undefined, string, RegExp]>([
+    ['an upper-case region in the ARN', arn('EU-WEST-1', '111111111111'), '111111111111', TOPIC, /not an alarm ARN/],
+    ['an ARN without an account', 'arn:aws:cloudwatch:eu-west-1::alarm:cpu', '111111111111', TOPIC, /not an alarm ARN/],
+    ['an ARN of another service', 'arn:aws:sns:eu-west-1:111111111111:alarm:cpu', '111111111111', TOPIC, /not an alarm ARN/],
+    ['a missing AWSAccountId', arn('us-east-1', '123456789012'), undefined, TOPIC, /AWSAccountId null is not a 12-digit/],
+    ['an empty AWSAccountId', arn('us-east-1', '123456789012'), '', TOPIC, /AWSAccountId "" is not a 12-digit/],
+    ['a malformed AWSAccountId', arn('us-east-1', '123456789012'), '12345678901x', TOPIC, /not a 12-digit/],
+    ['an AWSAccountId that disagrees with the ARN', arn('us-east-1', '123456789012'), '999999999999', TOPIC, /disagrees/],
+    ['a topic in another account', arn('us-east-1', '999999999999'), '999999999999', TOPIC, /through topic .* of account 123456789012/],
+    ['a malformed topic', arn('us-east-1', '123456789012'), '123456789012', 'alarms', /not an SNS topic ARN/],
+  ])('%s → 422', (_what, alarmArn, account, topic, expected) => {
+    const e = refusal(() => alarmProvenance(alarmArn, account, topic));
+    expect(e.status).toBe(422);
+    expect(e.message).toMatch(expected);
+  });
+  test('parsing refuses the same, and the alert always carries both account and region', () => {
+    const message = (over: Record<string, unknown>) =>
+      JSON.stringify({
+        AlarmName: 'cpu',
+        AlarmArn: arn('us-east-1', '123456789012'),
+        NewStateValue: 'ALARM',
+        StateChangeTime: '2025-03-01T10:00:00Z',
+        ...over,
+      });
+    expect(refusal(() => parseCW(message({}))).status).toBe(422);
+    expect(refusal(() => parseCW(message({ AWSAccountId: '123456789012' }), 'arn:aws:sns:us-east-1:222222222222:alarms')).status).toBe(422);
+    const ok = parseCW(message({ AWSAccountId: '123456789012' }));
+    expect(ok.kind === 'alert' && ok.alert).toMatchObject({ account: '123456789012', region: 'us-east-1' });
   });
 });
 

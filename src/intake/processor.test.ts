@@ -95,7 +95,14 @@ const amResolved = (startsAt: string): IntakeAlert =>
 const ARN = 'arn:aws:cloudwatch:us-east-1:123456789012:alarm:cpu-high';
 function cloudWatch(state: 'ALARM' | 'OK', changedAt: string): IntakeAlert {
   const r = parseCloudWatchAlarm(
-    JSON.stringify({ AlarmName: 'cpu-high', AlarmArn: ARN, NewStateValue: state, StateChangeTime: changedAt }),
+    JSON.stringify({
+      AlarmName: 'cpu-high',
+      AlarmArn: ARN,
+      AWSAccountId: '123456789012',
+      NewStateValue: state,
+      StateChangeTime: changedAt,
+    }),
+    'arn:aws:sns:us-east-1:123456789012:alarms',
   );
   if (r.kind !== 'alert') throw new Error('expected an alert');
   return r.alert;

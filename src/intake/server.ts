@@ -506,7 +506,7 @@ export class IntakeServer {
         this.log.warn(log, 'the SNS topic unsubscribed this endpoint; CloudWatch alarms from it will no longer arrive');
         return { status: 200, outcome: 'ok', body: { acknowledged: env.Type } };
       case 'Notification': {
-        const parsed = parseCloudWatchAlarm(env.Message);
+        const parsed = parseCloudWatchAlarm(env.Message, env.TopicArn);
         if (parsed.kind === 'ignored') {
           this.log.debug({ ...log, reason: parsed.reason }, 'SNS notification ignored');
           return { status: 200, outcome: 'ok', body: { alerts: 0, ignored: parsed.reason } };

@@ -235,7 +235,9 @@ describe('remediation lifecycle', () => {
       const rr = await request(p, { instance_id: id, service: value });
       const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Failed');
       expect(done.status?.reason).toBe('InvalidParameter');
-      expect(done.status?.message).toMatch(/allowlist|over the limit|starts with "-"|contains "\.\."|is empty/);
+      expect(done.status?.message).toMatch(
+        /allowlist|over the limit|starts with "-"|contains "\.\."|is empty|control or bidirectional character/,
+      );
       expect(done.status?.execution).toBeUndefined();
       expect(await commandsFor(rr)).toHaveLength(0);
     });
@@ -451,7 +453,9 @@ describe('remediation lifecycle', () => {
     test('notify announces the chosen transitions', async () => {
       const { topicArn, queueUrl } = await topicWithQueue(`notify${n}`);
       const id = await instance();
-      const p = await policy({ risk: 'Medium', notify: { topicArn, on: ['AwaitingApproval', 'Succeeded'] } });
+      // The topic is the admin's grant: the runbook lists it (notifyTopics).
+      const rb = await runbook(restartRunbook({ notifyTopics: [topicArn] }));
+      const p = await policy({ runbookRef: { name: rb }, risk: 'Medium', notify: { topicArn, on: ['AwaitingApproval', 'Succeeded'] } });
       const rr = await request(p, { instance_id: id });
       await res.waitForPhase(NS, rr.metadata!.name!, 'AwaitingApproval');
       await waitFor('AwaitingApproval notification recorded', async () =>

@@ -201,7 +201,10 @@ const Enrichment = Type.Object(
           value: Type.String({ maxLength: 256, description: 'The value that opts an instance out.' }),
         },
         {
-          description: `Instances carrying this tag are never touched; it always wins. Default ${DEFAULT_OPT_OUT_TAG.key}=${DEFAULT_OPT_OUT_TAG.value}.`,
+          description:
+            'One more tag that keeps instances out of this policy. It adds to the cluster administrator’s opt-out tag ' +
+            `(the controller's --opt-out-tag, default ${DEFAULT_OPT_OUT_TAG.key}=${DEFAULT_OPT_OUT_TAG.value}) and never replaces it: ` +
+            'an instance carrying either is never touched.',
         },
       ),
     ),

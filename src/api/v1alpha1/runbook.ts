@@ -282,6 +282,16 @@ export const RunbookSpec = Type.Object(
         description: 'Values each policy supplies (`spec.inputs`), with the rules they must pass.',
       } as KubeSchemaOptions),
     ),
+    notifyTopics: Type.Optional(
+      Type.Array(Type.String({ pattern: TOPIC_ARN_PATTERN, maxLength: 300 }), {
+        maxItems: 32,
+        'x-kubernetes-list-type': 'set',
+        description:
+          'SNS topics an AlertPolicy using this runbook may announce its requests on (`notify.topicArn`). The controller’s one ' +
+          'sns:Publish permission serves every team, so a topic a namespace may write to is the cluster administrator’s grant: ' +
+          'a policy naming any other topic is not Ready and publishes nothing. Default: none.',
+      } as KubeSchemaOptions),
+    ),
     action: Action,
   },
   { description: 'What may run (action), on which instances (scope), for which namespaces, and at what risk without a person.' },

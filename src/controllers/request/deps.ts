@@ -48,6 +48,12 @@ export interface RemediationRequestReconcilerDeps {
   retentionDefaults: RetentionDefaults;
   /** AWS clients for a location; throws an Error saying what to configure when it cannot reach it. */
   cloudFor(location: CloudLocation): CloudClients;
+  /**
+   * The controller's own AWS account (STS GetCallerIdentity, cached): where a runbook
+   * without `scope.account` acts, checked against an alert's account. Rejects when it
+   * cannot be learnt (the reconcile is retried); absent: unknown, and such alerts are refused.
+   */
+  ownAccount?: () => Promise<string>;
   /** The controller's own region: where runbooks without `scope.regions` act. */
   defaultRegion: string;
   events: EventRecorder;
@@ -58,6 +64,8 @@ export interface RemediationRequestReconcilerDeps {
    * (`--required-target-tag`, default remediator.dev/managed=true); undefined turns the check off.
    */
   requiredTargetTag?: { key: string; value: string };
+  /** The admin's opt-out tag (`--opt-out-tag`); a policy's enrichment.optOutTag only adds to it. Default remediator.dev/opt-out=true. */
+  optOutTag?: { key: string; value: string };
   /** SSM documents a runbook may use. */
   allowedDocuments: ReadonlySet<string>;
   /** First invocation poll delay; doubles up to `maxPollIntervalMs`. */

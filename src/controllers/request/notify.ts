@@ -14,6 +14,7 @@ import {
 } from '../../api/v1alpha1/index.js';
 import type { Publisher } from '../../cloud/types.js';
 import { findCondition } from '../../runtime/conditions.js';
+import { escapeJson } from '../template.js';
 import { classifyAwsFailure, type ExecutionEngine, FIFO_DEDUP_WINDOW_MS, StaleViewError, viewOf } from './engine.js';
 import type { Transition, Transitions } from './transition.js';
 import { verdictOf } from './verify.js';
@@ -145,7 +146,8 @@ export async function notification(
           await publisher.publish({
             topicArn: notify.topicArn,
             subject: `[remediator] ${name}: ${phase}`.slice(0, 100),
-            message,
+            // Labels are data inside this JSON: control and bidi characters go out escaped, never raw.
+            message: escapeJson(message),
             attributes: { phase, policy: policy.metadata?.name ?? '', request: name },
             messageGroupId: policy.metadata?.name,
             deduplicationId: id,

@@ -17,7 +17,7 @@ import {
   type RemediationRequestStatus,
   type Runbook,
 } from '../../api/v1alpha1/index.js';
-import { sessionTagsFor } from '../../cloud/location.js';
+import { alertLocation, sessionTagsFor } from '../../cloud/location.js';
 import { isHybridNodeId, type AgentStatus, type InstanceFacts } from '../../cloud/types.js';
 import { failedGuard, optedOutBy, planMetricQueries, seriesFrom } from '../enrichment.js';
 import { renderPlan, templateContext, type RenderedSns } from '../plan.js';
@@ -67,24 +67,15 @@ export class Planner {
     private readonly t: Transitions,
   ) {}
 
-  /** Where the request runs: the alert's own region when the runbook allows it, else the runbook's first. */
-  location(rr: RemediationRequest, runbook: Runbook): CloudLocation | { refused: string } {
-    const regions = runbook.spec.scope?.regions ?? [this.deps.defaultRegion];
-    const wanted = rr.spec.alert.region;
-    if (wanted !== undefined && !regions.includes(wanted)) {
-      return {
-        refused: `the alert comes from region ${wanted}, and Runbook "${runbook.metadata?.name}" acts only in ${regions.join(', ')}`,
-      };
-    }
+  /** Where the request runs: the alert's own region when the runbook allows it, else the runbook's first (see alertLocation). */
+  async location(rr: RemediationRequest, runbook: Runbook): Promise<CloudLocation | { refused: string; reason: string }> {
     const account = runbook.spec.scope?.account;
-    const accountOf = (arn: string) => arn.split(':')[4];
-    if (rr.spec.alert.account !== undefined && account && accountOf(account.roleArn) !== rr.spec.alert.account) {
-      return {
-        refused: `the alert comes from account ${rr.spec.alert.account}, and Runbook "${runbook.metadata?.name}" acts in account ${accountOf(account.roleArn)}`,
-      };
-    }
+    const own = rr.spec.alert.account !== undefined && !account ? await this.deps.ownAccount?.() : undefined;
+    const regions = runbook.spec.scope?.regions ?? [this.deps.defaultRegion];
+    const checked = alertLocation(rr.spec.alert, { name: runbook.metadata?.name ?? '', regions, roleArn: account?.roleArn }, own);
+    if (!checked.ok) return { refused: checked.message, reason: checked.reason };
     return {
-      region: wanted ?? regions[0] ?? this.deps.defaultRegion,
+      region: checked.region,
       ...(account && { roleArn: account.roleArn, externalId: account.externalId, sessionTags: sessionTags(rr) }),
     };
   }
@@ -118,8 +109,8 @@ export class Planner {
         transition: this.t.enter(rr, status, 'Skipped', 'Suspended', `policy ${policy.metadata?.name} is suspended (spec.safety.suspend)`),
       };
     }
-    const location = this.location(rr, runbook);
-    if ('refused' in location) return refuse('LocationNotAllowed', `${location.refused}; nothing was run`);
+    const location = await this.location(rr, runbook);
+    if ('refused' in location) return refuse(location.reason, `${location.refused}; nothing was run`);
     let cloud: CloudClients;
     try {
       cloud = this.deps.cloudFor(location);
@@ -209,7 +200,7 @@ export class Planner {
     const metrics = status.enrichment?.metrics;
     status.enrichment = { observedAt: status.enrichment?.observedAt ?? this.t.now(), instances, ...(metrics && { metrics }) };
     // The opt-out tag always wins, before metrics are even read.
-    const optedOut = optedOutBy(policy.spec, facts);
+    const optedOut = optedOutBy(policy.spec, facts, this.deps.optOutTag);
     if (optedOut) return { ok: false, transition: this.t.enter(rr, status, 'Skipped', 'OptOut', optedOut) };
 
     if (readMetrics) {

@@ -145,6 +145,8 @@ class World {
         maxAutoApprovedRisk: 'Low',
         inputs: [{ name: 'service', allowedPattern: 'nginx|php-fpm' }],
         action: { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart {{ inputs.service }}'] }] } },
+        // The admin grants the policy's topic unless a test says otherwise.
+        ...(spec.notify && { notifyTopics: [spec.notify.topicArn] }),
         ...runbook,
       },
     };
@@ -491,6 +493,32 @@ describe('RemediationRequestReconciler: notify', () => {
     await w.drive(w.reconciler(), undefined, 20);
     expect(w.phase).toBe('Succeeded');
     expect(w.published.map((p) => p.attributes?.phase)).toEqual(['Approved', 'Succeeded']);
+  });
+
+  test('labels carrying control or bidi characters are announced escaped, never raw', async () => {
+    const labels = { instance_id: ID, service: 'nginx', note: 'a\u0085b\u202Ec\nd' };
+    const w = new World(
+      { notify: { topicArn: 'arn:aws:sns:eu-west-1:123456789012:t', on: ['Succeeded'] } },
+      { alert: { source: 'generic', name: 'Down', status: 'firing', labels } },
+    );
+    await w.drive(w.reconciler(), undefined, 20);
+    expect(w.phase).toBe('Succeeded');
+    const [published] = w.published;
+    expect(published!.message).not.toMatch(/[\u0085\u202E]/u);
+    expect(JSON.parse(published!.message).alert.labels.note).toBe(labels.note);
+  });
+
+  test('a topic the runbook does not grant: the policy is refused and nothing is announced, not even the failure', async () => {
+    const w = new World(
+      { notify: { topicArn: 'arn:aws:sns:eu-west-1:123456789012:team-b', on: ['Failed', 'Succeeded'] } },
+      {},
+      { notifyTopics: [] },
+    );
+    await w.drive(w.reconciler(), undefined, 20);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('NotifyTopicNotGranted');
+    expect(w.published).toEqual([]);
+    expect(w.sent).toEqual([]);
   });
 });
 

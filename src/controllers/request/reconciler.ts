@@ -48,6 +48,7 @@ import { isConflict, isNotFound, type ResourceClient } from '../../kube/resource
 import { WriteExpectations } from '../../runtime/expectations.js';
 import { retentionOf, ttlLeftMs } from '../retention.js';
 import { ledgerRetention } from '../ledger.js';
+import { notifyAllowed } from '../runbooks.js';
 import type { Reconciler, Request, Result } from '../../runtime/controller.js';
 import { ApprovalGate } from './approval.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
@@ -143,7 +144,10 @@ export class RemediationRequestReconciler implements Reconciler {
     // Announce what the request reached before moving on (level-triggered: a
     // notification that failed is recorded, one that was recorded is never sent again).
     // The engine publishes only on a version at least as new as our last write.
-    const announce = policy && nextAnnouncement(policy, rr);
+    const announce =
+      policy &&
+      notifyAllowed(policy, this.deps.getRunbook(policy.spec.runbookRef.name), this.deps.namespaceLabels(req.namespace)) &&
+      nextAnnouncement(policy, rr);
     if (policy && announce) {
       const announced = await notification(
         rr,
