@@ -156,6 +156,22 @@ export class Client {
     }
   }
 
+  /** The AlertPolicy, or undefined when it is gone or this user may not read it. */
+  async policy(name: string, namespace: string): Promise<AlertPolicy | undefined> {
+    try {
+      return (await this.custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: ALERT_POLICY.plural,
+        name,
+      })) as AlertPolicy;
+    } catch (error) {
+      if (statusCode(error) === 403 || statusCode(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
   /** Sets the circuit-reset annotation to now: the controller stops counting earlier failures. */
   async resume(policy: string, now: Date): Promise<AlertPolicy> {
     const base = { group: GROUP, version: VERSION, namespace: this.namespace, plural: ALERT_POLICY.plural, name: policy };

@@ -141,13 +141,14 @@ describe('kubectl remediator ui, in a browser', () => {
     name: string,
     status: Record<string, unknown>,
     labels: Record<string, string> = {},
+    policy = 'restart-nginx',
   ): Promise<void> {
     const doc = {
       apiVersion: 'remediator.dev/v1alpha1',
       kind: 'RemediationRequest',
       metadata: { name, namespace: NS },
       spec: {
-        policyRef: { name: 'restart-nginx' },
+        policyRef: { name: policy },
         requestedBy: requester,
         alert: { source: 'alertmanager', name: 'NginxDown', labels: { instance_id: 'i-0123456789abcdef0', service: 'nginx', ...labels } },
       },
@@ -183,7 +184,7 @@ describe('kubectl remediator ui, in a browser', () => {
     await res.createRunbook(RUNBOOK, restartRunbook());
     saKubeconfig = await serviceAccountKubeconfig(tb, chart);
     unguard = await guardStatus(tb, id, chart.serviceAccountUser);
-    for (const user of ['alice', 'bob', 'mallory']) await grant(tb, NS, user, `${chart.fullname}-editor`);
+    for (const user of ['alice', 'bob', 'carol', 'mallory']) await grant(tb, NS, user, `${chart.fullname}-editor`);
     for (const user of ['alice', 'bob']) await grant(tb, NS, user, `${chart.fullname}-approver`);
     must(await tb.kubectl(['create', 'role', 'event-reader', '--verb=get,list,watch', '--resource=events', '-n', NS]), 'event-reader role');
     must(
@@ -272,6 +273,20 @@ describe('kubectl remediator ui, in a browser', () => {
     await request('bob', 'cache-flush', awaiting(plan('Medium', 'redis-cli FLUSHALL')));
     await request('bob', 'web-restart', awaiting(plan('Medium')));
     await request('alice', 'own-critical', awaiting(plan('Critical', 'reboot')));
+    // A policy that names its approvers: the controller rejects anyone else's approval.
+    const bobOnly = {
+      apiVersion: 'remediator.dev/v1alpha1',
+      kind: 'AlertPolicy',
+      metadata: { name: 'bob-only', namespace: NS },
+      spec: {
+        targets: { fromLabels: ['instance_id'] },
+        runbookRef: { name: RUNBOOK },
+        inputs: { service: '{{ labels.service }}' },
+        approval: { mode: 'Manual', approvers: ['bob'] },
+      },
+    };
+    must(await tb.kubectl(['create', '-f', '-'], { user: 'alice', input: JSON.stringify(bobOnly) }), 'policy bob-only');
+    await request('carol', 'bob-decides', awaiting(plan('Low', 'true')), {}, 'bob-only');
     alice = await startUi(tb.cluster.kubeconfigForUser('alice'));
     mallory = await startUi(tb.cluster.kubeconfigForUser('mallory'));
   }, BROWSER_SETUP_TIMEOUT_MS);
@@ -291,8 +306,10 @@ describe('kubectl remediator ui, in a browser', () => {
     const rows = await page.$$eval('tr[data-request]', (trs) => trs.map((tr) => tr.getAttribute('data-request')));
     expect(rows.slice(0, 3).sort()).toEqual([`${NS}/cache-flush`, `${NS}/db-reboot`, `${NS}/web-restart`]);
     expect(await page.$eval('h2', (h) => h.textContent)).toBe('Waiting for someone else');
-    expect(rows[3]).toBe(`${NS}/own-critical`);
-    expect(await page.content()).toContain('Critical risk needs four eyes and you requested it');
+    expect(rows.slice(3).sort()).toEqual([`${NS}/bob-decides`, `${NS}/own-critical`]);
+    const content = await page.content();
+    expect(content).toContain('Critical risk needs four eyes and you requested it');
+    expect(content).toContain("policy bob-only allows only bob to approve (the controller rejects anyone else's approval)");
     await shot(page, 'ui-inbox');
 
     await page.click(`a[href$="/rr/${NS}/db-reboot"]`);

@@ -121,22 +121,50 @@ export async function serveUi(opts: UiOptions): Promise<RunningUi> {
     return path.slice(base.length).replace(/\/+$/, '') || '/';
   }
 
-  /** Per page load: may this user approve in `ns`? (The API server's authorizer answers.) */
-  function approverCheck(): (ns: string) => Promise<boolean> {
-    const cache = new Map<string, Promise<boolean>>();
-    return (ns) => {
-      let p = cache.get(ns);
-      if (!p) {
-        p = client.canI('approve', ns).catch(() => false);
-        cache.set(ns, p);
-      }
-      return p;
+  /**
+   * Per page load, what decides whether this user may approve: the approve verb in a
+   * namespace (the API server's authorizer answers) and a policy's list of approvers
+   * (the controller turns an approval by anyone else into a rejection).
+   */
+  interface Checks {
+    mayApprove(ns: string): Promise<boolean>;
+    approvers(ns: string, policy: string): Promise<string[] | undefined>;
+  }
+  function checks(): Checks {
+    const verbs = new Map<string, Promise<boolean>>();
+    const policies = new Map<string, Promise<string[] | undefined>>();
+    return {
+      mayApprove: (ns) => {
+        if (!verbs.has(ns))
+          verbs.set(
+            ns,
+            client.canI('approve', ns).catch(() => false),
+          );
+        return verbs.get(ns)!;
+      },
+      approvers: (ns, policy) => {
+        const key = `${ns}/${policy}`;
+        if (!policies.has(key)) {
+          policies.set(
+            key,
+            client.policy(policy, ns).then(
+              (p) => p?.spec.approval?.approvers,
+              () => undefined,
+            ),
+          );
+        }
+        return policies.get(key)!;
+      },
     };
   }
 
-  async function blockedReason(rr: RemediationRequest, mayApprove: (ns: string) => Promise<boolean>): Promise<string | undefined> {
+  async function blockedReason(rr: RemediationRequest, c: Checks): Promise<string | undefined> {
     const ns = rr.metadata?.namespace ?? '';
-    if (!(await mayApprove(ns))) return `you lack the "approve" verb on remediationrequests in namespace ${ns}`;
+    if (!(await c.mayApprove(ns))) return `you lack the "approve" verb on remediationrequests in namespace ${ns}`;
+    const allowed = await c.approvers(ns, rr.spec.policyRef.name);
+    if (allowed && allowed.length > 0 && !allowed.includes(me.username)) {
+      return `policy ${rr.spec.policyRef.name} allows only ${allowed.join(', ')} to approve (the controller rejects anyone else's approval)`;
+    }
     const r = rr.status?.risk;
     if ((r === 'High' || r === 'Critical') && rr.spec.requestedBy === me.username) return `${r} risk needs four eyes and you requested it`;
     return undefined;
@@ -154,7 +182,7 @@ export async function serveUi(opts: UiOptions): Promise<RunningUi> {
         ...(planHistory ? { planHistory } : {}),
         timeline: timeline(rr, events),
         eventsReadable: events !== undefined,
-        blocked: await blockedReason(rr, approverCheck()),
+        blocked: await blockedReason(rr, checks()),
       },
       flash,
     );
@@ -168,11 +196,11 @@ export async function serveUi(opts: UiOptions): Promise<RunningUi> {
       return list.sort((a, b) => (b.metadata?.creationTimestamp ?? '').localeCompare(a.metadata?.creationTimestamp ?? ''));
     };
     if (req.method === 'GET' && path === '/') {
-      const mayApprove = approverCheck();
+      const c = checks();
       const waiting = (await items()).filter((rr) => rr.status?.phase === 'AwaitingApproval' && !rr.spec.approval);
       const inbox: InboxItem[] = [];
       for (const rr of waiting) {
-        const blocked = await blockedReason(rr, mayApprove);
+        const blocked = await blockedReason(rr, c);
         inbox.push(blocked ? { rr, blocked } : { rr });
       }
       return ok(inboxPage(layout(), inbox));
