@@ -192,21 +192,24 @@ describe('kubectl remediator ui, in a browser', () => {
       'event-reader',
     );
 
+    // The controller's steps a few seconds after creation (the API server dates that),
+    // CloudWatch datapoints from the minutes before.
     const now = Date.now();
-    const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000).toISOString();
+    const later = (seconds: number) => new Date(now + seconds * 1000).toISOString();
+    const minutesAgo = (m: number) => new Date(now - m * 60_000).toISOString();
     const high = plan('High', 'systemctl restart postgresql', ['i-0123456789abcdef0', 'i-0fedcba9876543210']);
     await request(
       'bob',
       'db-reboot',
       awaiting(high, {
-        startTime: at(4),
+        startTime: later(1),
         conditions: [
           {
             type: 'Enriched',
             status: 'True',
             reason: 'Enriched',
             message: '2 instances described',
-            lastTransitionTime: at(4),
+            lastTransitionTime: later(2),
             observedGeneration: 1,
           },
           {
@@ -214,12 +217,12 @@ describe('kubectl remediator ui, in a browser', () => {
             status: 'Unknown',
             reason: 'AwaitingApproval',
             message: 'High risk: waiting for an approver',
-            lastTransitionTime: at(3),
+            lastTransitionTime: later(4),
             observedGeneration: 1,
           },
         ],
         enrichment: {
-          observedAt: at(4),
+          observedAt: later(2),
           instances: [
             {
               instanceId: 'i-0123456789abcdef0',
@@ -245,7 +248,7 @@ describe('kubectl remediator ui, in a browser', () => {
             instanceId,
             statistic: 'Average',
             values: [22, 35, 61, 88, 93].map((v) => v - k * 10),
-            timestamps: [20, 15, 10, 5, 1].map(at),
+            timestamps: [20, 15, 10, 5, 1].map(minutesAgo),
             mean: 59.8 - k * 10,
           })),
         },
@@ -262,8 +265,8 @@ describe('kubectl remediator ui, in a browser', () => {
           type: 'Normal',
           reason: 'ApprovalRequired',
           message: 'AwaitingApproval: High risk: approve with kubectl remediator approve db-reboot',
-          firstTimestamp: at(3),
-          lastTimestamp: at(3),
+          firstTimestamp: later(3),
+          lastTimestamp: later(3),
           count: 1,
           source: { component: 'remediator' },
         }),
@@ -431,7 +434,7 @@ describe('kubectl remediator ui, in a browser', () => {
       "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     expect(ok.headers['x-frame-options']).toBe('DENY');
-    expect(ok.headers['referrer-policy']).toBe('no-referrer');
+    expect(ok.headers['referrer-policy']).toBe('same-origin');
     expect(ok.headers['set-cookie']).toBeUndefined();
     const post = (headers: Record<string, string>) =>
       raw(`${alice.url}rr/${NS}/own-critical/decide`, {

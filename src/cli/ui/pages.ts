@@ -58,7 +58,7 @@ svg.spark { vertical-align: middle; }
 function page(layout: Layout, title: string, body: Html, flash?: Flash): string {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${title} · remediator</title><link rel="stylesheet" href="${layout.base}/app.css"></head>
 <body><header><strong>remediator</strong>
 <a href="${layout.base}/">Inbox</a><a href="${layout.base}/all">All requests</a><a href="${layout.base}/history">History</a>

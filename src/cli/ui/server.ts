@@ -16,8 +16,9 @@
  *    which defeats DNS rebinding; a POST must carry an Origin of this server and,
  *    when the browser says so, Sec-Fetch-Site same-origin;
  *  - a strict Content-Security-Policy (no script at all, styles from this server,
- *    forms only to it, no framing), no-referrer so the token never leaves in a
- *    Referer, no caching; and every value shown is escaped (pages.ts, html.ts).
+ *    forms only to it, no framing), a same-origin referrer policy so the token
+ *    never leaves in a Referer (not no-referrer: with it, Chromium sends
+ *    `Origin: null` on the page's own form posts), no caching; and every value shown is escaped (pages.ts, html.ts).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -55,7 +56,7 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
-  'Referrer-Policy': 'no-referrer',
+  'Referrer-Policy': 'same-origin',
   'Cache-Control': 'no-store',
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Resource-Policy': 'same-origin',
