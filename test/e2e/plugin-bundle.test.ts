@@ -13,7 +13,7 @@
  *   ad-hoc signature whose page hashes match the file; the checker itself is first held
  *   against the signature Apple's codesign put on the official node binary.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -165,6 +165,25 @@ describe('the standalone kubectl plugin', () => {
     expect(approve.stdout).toContain(`Digest:       ${plan.digest}`);
     const stored = await new Resources(tb.admin()).getRequest(ns, 'sea-approve');
     expect(stored.spec.approval).toMatchObject({ decision: 'Approved', reason: 'standalone', planDigest: plan.digest });
+
+    // The page too is inside the one file.
+    const ui = spawn(join(tools, 'kubectl'), ['remediator', 'ui', '-n', ns], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        ui.stdout.setEncoding('utf8').on('data', (c: string) => {
+          out += c;
+          const m = /http:\/\/127\.0\.0\.1:\d+\/\S+\//.exec(out);
+          if (m) resolve(m[0]);
+        });
+        ui.once('exit', (code) => reject(new Error(`ui exited (${code}): ${out}`)));
+      });
+      const page = await fetch(`${url}rr/${ns}/sea-approve`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain(`Approved by ${stored.spec.approval?.approver} (standalone)`);
+    } finally {
+      ui.kill('SIGTERM');
+    }
   });
 
   test("the signature checker agrees with Apple's codesign on the official darwin node binaries, and notices a changed byte", () => {
