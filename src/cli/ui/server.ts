@@ -21,7 +21,7 @@
  *    `Origin: null` on the page's own form posts), no caching; and every value shown is escaped (pages.ts, html.ts).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RemediationRequest } from '../../api/v1alpha1/index.js';
 import { apiMessage, type Client, decide, PluginError, statusCode } from '../client.js';
@@ -38,20 +38,17 @@ export interface UiOptions {
   port: number;
   now: () => number;
   history?: HistorySource;
-  /** Fixed token, for tests that must know the URL before launch; random otherwise. */
-  token?: string;
 }
 
 export interface RunningUi {
+  /** The page's address, token included. */
   url: string;
-  port: number;
-  server: Server;
   close(): Promise<void>;
 }
 
 const MAX_BODY = 16 * 1024;
 
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Content-Security-Policy':
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Content-Type-Options': 'nosniff',
@@ -93,7 +90,7 @@ function readForm(req: IncomingMessage): Promise<URLSearchParams> {
 }
 
 export async function serveUi(opts: UiOptions): Promise<RunningUi> {
-  const token = opts.token ?? randomBytes(32).toString('base64url');
+  const token = randomBytes(32).toString('base64url');
   const tokenBytes = Buffer.from(token);
   const base = `/${token}`;
   const client = opts.client;
@@ -233,7 +230,7 @@ export async function serveUi(opts: UiOptions): Promise<RunningUi> {
             name,
             decision,
             ...(reason ? { reason } : {}),
-            // The digest this page showed; an empty one is sent as it is and refused.
+            // The digest this page showed; without one, the CRD refuses the approval.
             ...(decision === 'Approved' ? { shownDigest: form.get('planDigest') ?? '' } : {}),
           });
           flash = { ok: true, message: `${ref} ${decision.toLowerCase()} by ${username}` };
@@ -290,8 +287,6 @@ export async function serveUi(opts: UiOptions): Promise<RunningUi> {
   port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}${base}/`,
-    port,
-    server,
     // Browsers keep connections open; without closing them, close() would wait on them.
     close: () =>
       new Promise((resolve) => {
