@@ -99,7 +99,7 @@ docker-build: install ## Build the image IMG with Docker when an engine is reach
 	fi
 
 .PHONY: plugin
-plugin: install ## Bundle the kubectl plugin into one file needing only Node >= 22.19 (dist/plugin/), with a krew archive and manifest.
+plugin: install ## Build the kubectl plugin as standalone executables (linux/darwin, amd64/arm64; no Node needed) with tar.gz archives and a krew manifest in dist/plugin/. PLUGIN_PLATFORMS=linux-amd64 for one.
 	$(NPM) run build >/dev/null
 	node_modules/.bin/node dist/hack/plugin/bundle.js
 

@@ -1,20 +1,32 @@
 /**
- * Builds the kubectl plugin as one JavaScript file with every dependency inside
- * (esbuild), so users install a single executable instead of cloning the repository and
- * running `npm ci`: dist/plugin/kubectl-remediator, plus a krew archive and the krew
- * manifest rendered from plugins/remediator.yaml. It needs only Node.js ≥ 22.19 on the
- * user's machine (@kubernetes/client-node 2.x does not load on older Node; the entry
- * point says so instead of crashing).
+ * Builds the kubectl plugin as one standalone executable per platform (linux and darwin,
+ * amd64 and arm64), so an approver installs one file and needs no Node.js, no npm and no
+ * clone of this repository: `make plugin`.
  *
- * Input is the compiled entry (dist/src/cli/kubectl-remediator.js): `npm run build` first.
- * The version comes from package.json and is written into the bundle.
+ * 1. esbuild bundles the compiled entry (dist/src/cli/kubectl-remediator.js) and every
+ *    dependency into one ESM file, dist/plugin/kubectl-remediator.mjs.
+ * 2. For each platform, Node's single executable application support (`node
+ *    --build-sea`, run by the pinned runtime of the build machine) writes that file into
+ *    a copy of the platform's official node binary (hack/plugin/runtimes.ts); the darwin
+ *    ones get an ad-hoc code signature (hack/plugin/macho.ts), without which macOS on
+ *    Apple silicon refuses to start them.
+ * 3. Each executable goes into a reproducible tar.gz with the licences, and the krew
+ *    manifest (plugins/remediator.yaml) gets one platform entry per archive, with its
+ *    URI and sha256.
+ *
+ * Output: dist/plugin/<os>-<arch>/kubectl-remediator, dist/plugin/*.tar.gz,
+ * dist/plugin/remediator.yaml. `npm run build` first. PLUGIN_PLATFORMS=linux-amd64,...
+ * builds a subset; PLUGIN_RELEASE_URL sets where the manifest says archives live.
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { parseDocument } from 'yaml';
+import { adHocSign } from './macho.js';
+import { hostPlatform, NODE_RUNTIME_VERSION, nodeRuntime, PLATFORMS, platformName, type Platform } from './runtimes.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const out = join(root, 'dist', 'plugin');
@@ -22,22 +34,28 @@ const out = join(root, 'dist', 'plugin');
 /** Where release archives will be downloaded from; the krew manifest points there. */
 const RELEASE_URL = process.env['PLUGIN_RELEASE_URL'] ?? 'https://github.com/remediator-dev/remediator/releases/download/v${VERSION}';
 
-export interface PluginBuild {
-  version: string;
+export interface PlatformBuild {
+  platform: Platform;
   executable: string;
   archive: string;
   sha256: string;
+  uri: string;
+}
+
+export interface PluginBuild {
+  version: string;
+  /** The JavaScript every executable carries. */
+  script: string;
+  platforms: PlatformBuild[];
   manifest: string;
 }
 
-export async function bundlePlugin(): Promise<PluginBuild> {
-  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
-  const executable = join(out, 'kubectl-remediator');
+/** Bundles the plugin into one ESM file that needs nothing but Node's built-in modules. */
+async function bundleScript(version: string): Promise<string> {
+  const script = join(out, 'kubectl-remediator.mjs');
   await build({
     entryPoints: [join(root, 'dist', 'src', 'cli', 'kubectl-remediator.js')],
-    outfile: executable,
+    outfile: script,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -46,18 +64,46 @@ export async function bundlePlugin(): Promise<PluginBuild> {
     legalComments: 'none',
     define: { __REMEDIATOR_VERSION__: JSON.stringify(version) },
     // Some dependencies are CommonJS and require() Node built-ins; an ESM bundle has no
-    // `require` unless we make one.
+    // `require` unless we make one (inside the executable it loads built-ins only).
     banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
     logLevel: 'warning',
   });
-  chmodSync(executable, 0o755);
+  return script;
+}
 
-  // krew unpacks the archive and links `bin`; one archive serves every OS, since the
-  // file is JavaScript (Node is the platform dependency, stated in the manifest).
-  const archive = join(out, `kubectl-remediator-v${version}.tar.gz`);
-  writeFileSync(join(out, 'LICENSE'), readFileSync(join(root, 'LICENSE')));
-  // Reproducible: fixed order, times and owners, and gzip without a name or time stamp.
-  const tarball = archive.replace(/\.gz$/, '');
+/** `node --build-sea` for one platform: the build machine's runtime writes into the target's. */
+function buildExecutable(script: string, platform: Platform, host: string): string {
+  const dir = join(out, platformName(platform));
+  mkdirSync(dir, { recursive: true });
+  const executable = join(dir, 'kubectl-remediator');
+  const config = join(dir, 'sea-config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      main: script,
+      mainFormat: 'module',
+      executable: nodeRuntime(platform),
+      output: executable,
+      disableExperimentalSEAWarning: true,
+      // Both are specific to the CPU and V8 build that writes them: off, since one
+      // machine writes every platform's executable.
+      useSnapshot: false,
+      useCodeCache: false,
+    }),
+  );
+  execFileSync(host, ['--build-sea', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  rmSync(config);
+  if (platform.os === 'darwin') writeFileSync(executable, adHocSign(readFileSync(executable), 'kubectl-remediator'));
+  chmodSync(executable, 0o755);
+  copyFileSync(join(root, 'LICENSE'), join(dir, 'LICENSE'));
+  // The executable is Node.js too: its licence (and its dependencies') travels along.
+  copyFileSync(join(dirname(nodeRuntime(platform)), 'LICENSE'), join(dir, 'LICENSE.node'));
+  return executable;
+}
+
+/** A reproducible archive: fixed order, times and owners, and gzip without a name or time stamp. */
+function archive(dir: string, file: string): string {
+  const tarball = file.replace(/\.gz$/, '');
   execFileSync('tar', [
     '--sort=name',
     '--mtime=@0',
@@ -67,28 +113,80 @@ export async function bundlePlugin(): Promise<PluginBuild> {
     '-cf',
     tarball,
     '-C',
-    out,
+    dir,
     'kubectl-remediator',
     'LICENSE',
+    'LICENSE.node',
   ]);
   execFileSync('gzip', ['-n', '-f', tarball]);
-  const sha256 = createHash('sha256').update(readFileSync(archive)).digest('hex');
-
-  const uri = RELEASE_URL.replaceAll('${VERSION}', version) + `/kubectl-remediator-v${version}.tar.gz`;
-  const manifest = join(out, 'remediator.yaml');
-  writeFileSync(manifest, renderKrewManifest(readFileSync(join(root, 'plugins', 'remediator.yaml'), 'utf8'), { version, uri, sha256 }));
-  return { version, executable, archive, sha256, manifest };
+  return file;
 }
 
-/** Fills the krew manifest template's `${VERSION}`, `${URI}` and `${SHA256}`; refuses to leave one unfilled. */
-export function renderKrewManifest(template: string, v: { version: string; uri: string; sha256: string }): string {
-  const text = template.replaceAll('${VERSION}', v.version).replaceAll('${URI}', v.uri).replaceAll('${SHA256}', v.sha256);
+function selectedPlatforms(): readonly Platform[] {
+  const wanted = process.env['PLUGIN_PLATFORMS']?.split(',').map((s) => s.trim());
+  if (!wanted) return PLATFORMS;
+  const unknown = wanted.filter((w) => !PLATFORMS.some((p) => platformName(p) === w));
+  if (unknown.length > 0)
+    throw new Error(`PLUGIN_PLATFORMS: unknown ${unknown.join(', ')} (known: ${PLATFORMS.map(platformName).join(', ')})`);
+  return PLATFORMS.filter((p) => wanted.includes(platformName(p)));
+}
+
+export async function bundlePlugin(platforms = selectedPlatforms()): Promise<PluginBuild> {
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+  const host = hostPlatform();
+  if (!host)
+    throw new Error(`the plugin is built on ${PLATFORMS.map(platformName).join(', ')} only, not ${process.platform}-${process.arch}`);
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  const script = await bundleScript(version);
+  const hostNode = nodeRuntime(host);
+  const base = RELEASE_URL.replaceAll('${VERSION}', version);
+  const built: PlatformBuild[] = [];
+  for (const platform of platforms) {
+    const executable = buildExecutable(script, platform, hostNode);
+    const name = `kubectl-remediator-v${version}-${platformName(platform)}.tar.gz`;
+    const file = archive(dirname(executable), join(out, name));
+    const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+    built.push({ platform, executable, archive: file, sha256, uri: `${base}/${name}` });
+  }
+  const manifest = join(out, 'remediator.yaml');
+  writeFileSync(manifest, renderKrewManifest(readFileSync(join(root, 'plugins', 'remediator.yaml'), 'utf8'), version, built));
+  return { version, script, platforms: built, manifest };
+}
+
+/**
+ * Fills the krew manifest template: `${VERSION}` and `${NODE_VERSION}` in its text, and
+ * one `spec.platforms` entry per archive (the template's comments stay).
+ */
+export function renderKrewManifest(
+  template: string,
+  version: string,
+  built: readonly Omit<PlatformBuild, 'executable' | 'archive'>[],
+): string {
+  const text = template.replaceAll('${VERSION}', version).replaceAll('${NODE_VERSION}', NODE_RUNTIME_VERSION);
   const left = /\$\{[A-Z0-9_]+\}/.exec(text);
   if (left) throw new Error(`plugins/remediator.yaml: ${left[0]} is not filled in`);
-  return text;
+  const doc = parseDocument(text);
+  doc.setIn(
+    ['spec', 'platforms'],
+    built.map((b) => ({
+      selector: { matchLabels: { os: b.platform.os, arch: b.platform.arch } },
+      uri: b.uri,
+      sha256: b.sha256,
+      files: [
+        { from: 'kubectl-remediator', to: '.' },
+        { from: 'LICENSE', to: '.' },
+        { from: 'LICENSE.node', to: '.' },
+      ],
+      bin: 'kubectl-remediator',
+    })),
+  );
+  return doc.toString();
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const started = Date.now();
   const b = await bundlePlugin();
-  console.log(`${b.executable}\n${b.archive} sha256:${b.sha256}\n${b.manifest}`);
+  for (const p of b.platforms) console.log(`${p.archive} sha256:${p.sha256}`);
+  console.log(`${b.manifest}\n(${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }

@@ -56,6 +56,19 @@ describe('kubectl remediator argument parsing', () => {
     expect(() => parseCommand(['delete', 'x'])).toThrow('unknown command "delete"');
     expect(() => parseCommand(['list', '--bogus'])).toThrow(UsageError);
   });
+
+  test('ui: namespace or all, and a port', () => {
+    expect(parseCommand(['ui'])).toEqual({
+      kind: 'ui',
+      conn: { namespace: undefined, context: undefined, kubeconfig: undefined },
+      allNamespaces: false,
+      port: 0,
+    });
+    expect(parseCommand(['ui', '-A', '--port', '8001'])).toMatchObject({ kind: 'ui', allNamespaces: true, port: 8001 });
+    expect(() => parseCommand(['ui', '--port', '70000'])).toThrow('--port must be a port number');
+    expect(() => parseCommand(['ui', '-A', '-n', 'x'])).toThrow('use either --namespace or --all-namespaces');
+    expect(() => parseCommand(['ui', '--reason', 'x'])).toThrow('--reason does not apply to ui');
+  });
 });
 
 test("the plugin version is package.json's", () => {

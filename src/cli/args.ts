@@ -28,12 +28,15 @@ Usage:
   kubectl remediator approve NAME [-n NAMESPACE] [--reason TEXT]
   kubectl remediator reject NAME [-n NAMESPACE] [--reason TEXT]
   kubectl remediator resume POLICY [-n NAMESPACE]
+  kubectl remediator ui [-n NAMESPACE | -A] [--port PORT]
   kubectl remediator whoami
 
 approve and reject act as the current kubeconfig user: the approver recorded in
 spec.approval is the user name the API server authenticates you as, and the API
 server's admission policy refuses anything else. resume closes an AlertPolicy's open
-circuit breaker (failures before now stop counting).
+circuit breaker (failures before now stop counting). ui serves a page on 127.0.0.1
+(your inbox, each request's plan, targets and timeline, Approve and Reject) that acts
+with your kubeconfig credentials, like kubectl proxy; open the URL it prints.
 
 Flags:
   -n, --namespace NAME   namespace (default: the kubeconfig context's, else "default")
@@ -41,6 +44,7 @@ Flags:
       --phase PHASE      list only requests in this phase (e.g. AwaitingApproval)
   -o, --output FORMAT    list output: wide, name or json
       --reason TEXT      why you approve or reject (recorded in spec.approval.reason)
+      --port PORT        ui: the local port to serve on (default: a free one)
       --context NAME     kubeconfig context to use
       --kubeconfig PATH  kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)
   -h, --help             this help
@@ -53,7 +57,8 @@ export type Command =
   | { kind: 'list'; conn: Connection; allNamespaces: boolean; phase?: string; output: 'table' | 'wide' | 'name' | 'json' }
   | { kind: 'describe'; conn: Connection; name: string }
   | { kind: 'decide'; conn: Connection; name: string; decision: 'Approved' | 'Rejected'; reason?: string }
-  | { kind: 'resume'; conn: Connection; policy: string };
+  | { kind: 'resume'; conn: Connection; policy: string }
+  | { kind: 'ui'; conn: Connection; allNamespaces: boolean; port: number };
 
 export interface Connection {
   namespace?: string;
@@ -73,6 +78,7 @@ const OPTIONS = {
   reason: { type: 'string' },
   context: { type: 'string' },
   kubeconfig: { type: 'string' },
+  port: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -146,11 +152,19 @@ export function parseCommand(argv: readonly string[]): Command {
     case 'resume':
       only([]);
       return { kind: 'resume', conn, policy: oneName() };
+    case 'ui': {
+      noNames();
+      only(['all-namespaces', 'port']);
+      if (values['all-namespaces'] && values.namespace) throw new UsageError('use either --namespace or --all-namespaces');
+      const port = values.port === undefined ? 0 : Number(values.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${values.port}"`);
+      return { kind: 'ui', conn, allNamespaces: values['all-namespaces'] ?? false, port };
+    }
     case 'whoami':
       noNames();
       only([]);
       return { kind: 'whoami', conn };
     default:
-      throw new UsageError(`unknown command "${verb}": use list, describe, approve, reject, resume or whoami`);
+      throw new UsageError(`unknown command "${verb}": use list, describe, approve, reject, resume, ui or whoami`);
   }
 }
