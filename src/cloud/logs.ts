@@ -10,7 +10,9 @@ import {
   CreateLogGroupCommand,
   CreateLogStreamCommand,
   DescribeLogStreamsCommand,
+  type DescribeLogStreamsCommandOutput,
   GetLogEventsCommand,
+  type GetLogEventsCommandOutput,
   PutLogEventsCommand,
 } from '@aws-sdk/client-cloudwatch-logs';
 import type { AuditEntryToWrite, AuditSink, StoredAuditEntry } from './audit-sink.js';
@@ -82,7 +84,7 @@ export class CloudWatchLogsAuditSink implements AuditSink {
     const out: StoredAuditEntry[] = [];
     let token: string | undefined;
     for (;;) {
-      let page;
+      let page: GetLogEventsCommandOutput;
       try {
         page = await this.call('GetLogEvents', 'logs:GetLogEvents', () =>
           this.client.send(
@@ -118,7 +120,7 @@ export class CloudWatchLogsAuditSink implements AuditSink {
     const names: string[] = [];
     let token: string | undefined;
     do {
-      let page;
+      let page: DescribeLogStreamsCommandOutput;
       try {
         page = await this.call('DescribeLogStreams', 'logs:DescribeLogStreams', () =>
           this.client.send(new DescribeLogStreamsCommand({ logGroupName: this.group, nextToken: token })),
