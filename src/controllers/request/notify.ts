@@ -13,6 +13,7 @@ import {
 } from '../../api/v1alpha1/index.js';
 import type { Publisher } from '../../cloud/types.js';
 import { findCondition } from '../../runtime/conditions.js';
+import { notifyMessage } from '../notify-message.js';
 import type { Transition, Transitions } from './transition.js';
 import { verdictOf } from './verify.js';
 
@@ -83,7 +84,7 @@ export async function notification(
     const { messageId } = await publisher.publish({
       topicArn: notify.topicArn,
       subject: `[remediator] ${name}: ${phase}`.slice(0, 100),
-      message,
+      message: notifyMessage(rr, status, policy, phase, JSON.parse(message) as Record<string, unknown>), // chat-ready + approve commands
       attributes: { phase, policy: policy.metadata?.name ?? '', request: name },
       messageGroupId: policy.metadata?.name,
       deduplicationId: `${rr.metadata?.uid}-${phase}`,
