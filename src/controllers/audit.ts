@@ -208,8 +208,9 @@ export class AuditRecorder {
         }
         const now = this.deps.clock.now();
         const record = sealRecord(auditRecordOf(rr, isoNow(this.deps.clock)), head);
-        // CloudWatch Logs orders a stream by timestamp: never before the head, whatever the clocks did.
-        const timestamp = Math.max(now, head?.timestamp ?? 0);
+        // CloudWatch Logs orders a stream by timestamp, and `last` reads the newest: always
+        // after the head (never equal, never before), whatever the clocks did.
+        const timestamp = Math.max(now, (head?.timestamp ?? 0) + 1);
         await sink.write(namespace, { sequence: record.sequence, uid, text: serializeRecord(record), timestamp });
         this.heads.set(namespace, { sequence: record.sequence, digest: record.digest, uid, timestamp });
         this.remember(uid);
