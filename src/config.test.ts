@@ -144,3 +144,28 @@ describe('--list-page-size', () => {
     expect(() => load(['--list-page-size=0'])).toThrow(/positive integer/);
   });
 });
+
+describe('--audit-sink', () => {
+  const load = (env: NodeJS.ProcessEnv, argv: string[] = []) => (loadConfig(argv, env) as ControllerConfig).audit;
+
+  test('none by default; each sink with what it needs, from flags or env', () => {
+    expect(load({})).toBeUndefined();
+    expect(load({ AUDIT_SINK: 'cloudwatch-logs', AUDIT_LOG_GROUP: '/remediator/audit' })).toEqual({
+      type: 'cloudwatch-logs',
+      logGroup: '/remediator/audit',
+    });
+    // A prefix is a folder: records go under <prefix><namespace>/.
+    expect(load({}, ['--audit-sink=s3', '--audit-bucket=acme-audit', '--audit-prefix=prod', '--audit-region=eu-west-1'])).toEqual({
+      type: 's3',
+      bucket: 'acme-audit',
+      prefix: 'prod/',
+      region: 'eu-west-1',
+    });
+  });
+
+  test('a sink without its destination, or an unknown sink, fails at start-up saying what to set', () => {
+    expect(() => load({ AUDIT_SINK: 'cloudwatch-logs' })).toThrow(/needs --audit-log-group/);
+    expect(() => load({ AUDIT_SINK: 's3', AUDIT_BUCKET: 'No_Such' })).toThrow(/needs --audit-bucket/);
+    expect(() => load({ AUDIT_SINK: 'syslog' })).toThrow(/none, cloudwatch-logs, s3/);
+  });
+});

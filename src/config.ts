@@ -10,6 +10,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDuration } from './api/v1alpha1/index.js';
+import { AUDIT_SINK_TYPES, type AuditSinkConfig, type AuditSinkType } from './cloud/audit-sink.js';
 import type { RetentionDefaults } from './controllers/retention.js';
 import { SNS_TOPIC_ARN } from './intake/sns.js';
 import { parseBindAddress } from './observability/server.js';
@@ -56,6 +57,8 @@ export interface ControllerConfig {
   ledgerNamespace: string;
   /** Retention of finished requests for policies that set none. */
   retention: RetentionDefaults;
+  /** Where ended requests' audit records go before retention deletes them; undefined: nowhere (docs/audit.md). */
+  audit: AuditSinkConfig | undefined;
   /** The tag every SendCommand target must carry (what config/iam/policy.json conditions on); undefined: not checked. */
   requiredTargetTag: { key: string; value: string } | undefined;
   /** The tag that opts an instance out of every remediation (`--opt-out-tag`); the cluster admin's, never a policy's. */
@@ -82,6 +85,11 @@ export const OPTIONS = {
   'retention-history-limit': { type: 'string', default: '100' },
   'required-target-tag': { type: 'string', default: 'remediator.dev/managed=true' },
   'opt-out-tag': { type: 'string', default: 'remediator.dev/opt-out=true' },
+  'audit-sink': { type: 'string', default: 'none' },
+  'audit-log-group': { type: 'string' },
+  'audit-bucket': { type: 'string' },
+  'audit-prefix': { type: 'string', default: '' },
+  'audit-region': { type: 'string' },
   'intake-bind-address': { type: 'string' },
   'intake-token-secret': { type: 'string' },
   'intake-identity': { type: 'string' },
@@ -116,6 +124,11 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --retention-history-limit  keep at most this many finished requests per policy, unless it says otherwise (default 100; 0 keeps none)
   --required-target-tag    key=value every SSM target must carry, as the IAM policy requires (default remediator.dev/managed=true; empty: no check)
   --opt-out-tag            key=value that keeps an instance out of every remediation, whatever a policy says (default remediator.dev/opt-out=true)
+  --audit-sink             where ended requests' audit records go before retention deletes them: none, cloudwatch-logs or s3 (default none)
+  --audit-log-group        cloudwatch-logs: the log group (one stream per namespace; created if missing)
+  --audit-bucket           s3: the bucket (one object per record)
+  --audit-prefix           s3: the key prefix, e.g. remediator/audit/ (default: none)
+  --audit-region           the sink's AWS region (default: AWS_REGION)
   --intake-bind-address    host:port of the alert intake, or 0 for none (default :8090 in a cluster, 0 outside one)
   --intake-token-secret    namespace/name of the Secret whose key "token" is the intake's bearer token
   --intake-identity        user name recorded as spec.requestedBy (default: learnt from a SelfSubjectReview)
@@ -243,7 +256,30 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     },
     requiredTargetTag: parseTargetTag(str('required-target-tag')),
     optOutTag: parseOptOutTag(str('opt-out-tag')),
+    audit: auditConfig(str),
   };
+}
+
+/** The audit sink flags; undefined for `none`. */
+function auditConfig(str: (flag: keyof typeof OPTIONS) => string): AuditSinkConfig | undefined {
+  const type = str('audit-sink').trim() || 'none';
+  if (!(AUDIT_SINK_TYPES as readonly string[]).includes(type))
+    throw new Error(`--audit-sink must be one of ${AUDIT_SINK_TYPES.join(', ')}, got "${type}"`);
+  if ((type as AuditSinkType) === 'none') return undefined;
+  const region = str('audit-region').trim() || undefined;
+  if (type === 'cloudwatch-logs') {
+    const logGroup = str('audit-log-group').trim();
+    if (!/^[.\-_/#A-Za-z0-9]{1,512}$/.test(logGroup))
+      throw new Error(`--audit-sink=cloudwatch-logs needs --audit-log-group: 1-512 characters of [.-_/#A-Za-z0-9], got "${logGroup}"`);
+    return { type: 'cloudwatch-logs', logGroup, ...(region && { region }) };
+  }
+  const bucket = str('audit-bucket').trim();
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
+    throw new Error(`--audit-sink=s3 needs --audit-bucket: an S3 bucket name (3-63 characters of [a-z0-9.-]), got "${bucket}"`);
+  const prefix = str('audit-prefix').trim();
+  if (prefix.length > 512) throw new Error('--audit-prefix is limited to 512 characters');
+  // Records go under <prefix><namespace>/: a prefix meant as a folder gets its slash.
+  return { type: 's3', bucket, prefix: prefix && !prefix.endsWith('/') ? `${prefix}/` : prefix, ...(region && { region }) };
 }
 
 /** `key=value` (the value may be empty, the key may not), or '' for no check. */

@@ -20,6 +20,8 @@ import type { CloudPool } from './cloud/pool.js';
 import type { ControllerConfig } from './config.js';
 import { admissionVerdict, type ValidatingAdmissionPolicy, type ValidatingAdmissionPolicyBinding } from './controllers/admission.js';
 import { AlertPolicyReconciler } from './controllers/alertpolicy.js';
+import { createAuditSink, type AuditSink } from './cloud/audit-sink.js';
+import { AuditHeldError, AuditRecorder } from './controllers/audit.js';
 import { ExecutionLedger } from './controllers/ledger.js';
 import type { CloudClients, CloudLocation } from './controllers/request/deps.js';
 import { RemediationRequestReconciler } from './controllers/request/reconciler.js';
@@ -207,6 +209,7 @@ export class Operator {
   private controllersStarted = false;
   private readonly ledger: ExecutionLedger;
   private ledgerSweep: NodeJS.Timeout | undefined;
+  private readonly auditSink: AuditSink | undefined;
 
   constructor(private readonly deps: OperatorDeps) {
     const { kubeConfig, logger, metrics, config, cloud } = deps;
@@ -311,6 +314,12 @@ export class Operator {
       return { instances: c.instances, commands: c.commands, agents: c.agents, metricsReader: c.metrics, publisher: c.publisher };
     };
 
+    // Audit records go to the sink before either retention path deletes a request (src/controllers/audit.ts).
+    this.auditSink = config.audit
+      ? createAuditSink(config.audit, { onCall: (service, operation, outcome) => metrics.awsCalls.inc({ service, operation, outcome }) })
+      : undefined;
+    const audit = new AuditRecorder({ sink: this.auditSink, requests, events, metrics, clock, logger });
+
     this.requestController = new Controller({
       name: 'remediationrequest',
       logger,
@@ -326,6 +335,7 @@ export class Operator {
         namespaceLabels,
         admission,
         ledger: this.ledger,
+        audit,
         retentionDefaults: config.retention,
         cloudFor,
         ownAccount: () => cloud.identity({}).then((id) => id.account),
@@ -354,7 +364,16 @@ export class Operator {
         requestsOf,
         executionsOf: (ns, policy) => this.ledger.records(ns, policy),
         breakerOpenedAt: (ns, policy) => this.ledger.breakerOpenedAt(ns, policy),
-        deleteRequest: (ns, name, uid) => requests.delete(ns, name, uid),
+        // A record the sink refused holds the deletion; the Event says why, the next policy reconcile retries.
+        deleteRequest: (ns, name, uid) =>
+          audit.beforeDelete(ns, name, uid).then(
+            () => requests.delete(ns, name, uid),
+            (err: unknown) => {
+              if (!(err instanceof AuditHeldError)) throw err;
+              logger.warn({ namespace: ns, request: name, err }, 'deletion beyond historyLimit held: the audit record is not written');
+              return false;
+            },
+          ),
         retentionDefaults: config.retention,
         events,
         clock,
@@ -556,5 +575,6 @@ export class Operator {
     this.deps.metrics.isLeader.set(0);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.deps.cloud.destroy();
+    this.auditSink?.destroy();
   }
 }

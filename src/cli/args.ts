@@ -30,6 +30,7 @@ Usage:
   kubectl remediator resume POLICY [-n NAMESPACE]
   kubectl remediator ui [-n NAMESPACE | -A] [--port PORT]
   kubectl remediator whoami
+  kubectl remediator history [-n NAMESPACE | -A] [--verify] (--log-group G | --bucket B)   (see history --help)
 
 approve and reject act as the current kubeconfig user: the approver recorded in
 spec.approval is the user name the API server authenticates you as, and the API

@@ -7,6 +7,7 @@ import { GROUP, REMEDIATION_REQUEST, VERSION } from '../api/v1alpha1/index.js';
 import { parseCommand, PLUGIN_VERSION, UsageError, USAGE, type Command } from './args.js';
 import { apiMessage, Client, decide, PluginError, statusCode } from './client.js';
 import { describeRequest, listTable, planText } from './format.js';
+import { historyRequested, runHistory } from './history.js';
 
 export interface Io {
   out: (text: string) => void;
@@ -89,6 +90,7 @@ const API_LABEL = `${GROUP}/${VERSION}`;
 
 /** Runs the plugin; returns the process exit code (0 ok, 1 failed or refused, 2 usage). */
 export async function run(argv: readonly string[], io: Io): Promise<number> {
+  if (historyRequested(argv)) return runHistory(argv, io); // its own flags: src/cli/history.ts
   try {
     return await execute(parseCommand(argv), io);
   } catch (error) {

@@ -3,8 +3,9 @@
  * after it reached an end phase, and a policy keeps at most `historyLimit` finished
  * requests (the oldest go first). What must outlive a request — who asked, who approved,
  * what ran where, how it ended — is in the execution ledger (ledger.ts) for as long as a
- * safety rule needs it, in the audit log line and the Event written when it ended.
- * Pure functions; the request and policy controllers act on them.
+ * safety rule needs it, in the audit record (audit.ts), which both deletions write first
+ * and which holds a deletion while the sink refuses it, and in the audit log line and the
+ * Event written when it ended. Pure functions; the request and policy controllers act on them.
  */
 import { END_PHASES, parseDuration, type AlertPolicy, type RemediationRequest } from '../api/v1alpha1/index.js';
 

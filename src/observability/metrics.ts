@@ -102,6 +102,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly auditRecords = new Counter({
+    name: 'remediator_audit_records_total',
+    help:
+      'Audit records of ended requests, by namespace and outcome: written (to the sink), already_written (found there after a crash), ' +
+      'failed (the write failed: the request is kept until it succeeds).',
+    labelNames: ['namespace', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly isLeader = new Gauge({
     name: 'remediator_leader',
     help: '1 while this replica holds the leader Lease.',

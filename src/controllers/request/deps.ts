@@ -5,6 +5,7 @@ import type { EventRecorder, ResourceClient } from '../../kube/resources.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { AdmissionVerdict } from '../admission.js';
+import type { AuditRecorder } from '../audit.js';
 import type { ExecutionLedger } from '../ledger.js';
 import type { RetentionDefaults } from '../retention.js';
 
@@ -44,6 +45,8 @@ export interface RemediationRequestReconcilerDeps {
   admission(namespace: string): AdmissionVerdict;
   /** Every execution on record: what cooldown, rate limit and the circuit breaker read. */
   ledger: ExecutionLedger;
+  /** Writes an ended request's audit record before retention deletes it (undefined: no sink). */
+  audit?: Pick<AuditRecorder, 'beforeDelete'>;
   /** Retention of finished requests for policies that set none (`--retention-*` flags). */
   retentionDefaults: RetentionDefaults;
   /** AWS clients for a location; throws an Error saying what to configure when it cannot reach it. */

@@ -16,6 +16,7 @@ import type { Publisher } from '../../cloud/types.js';
 import { findCondition } from '../../runtime/conditions.js';
 import { escapeJson } from '../template.js';
 import { classifyAwsFailure, type ExecutionEngine, FIFO_DEDUP_WINDOW_MS, StaleViewError, viewOf } from './engine.js';
+import { notifyMessage } from '../notify-message.js';
 import type { Transition, Transitions } from './transition.js';
 import { verdictOf } from './verify.js';
 
@@ -146,8 +147,9 @@ export async function notification(
           await publisher.publish({
             topicArn: notify.topicArn,
             subject: `[remediator] ${name}: ${phase}`.slice(0, 100),
-            // Labels are data inside this JSON: control and bidi characters go out escaped, never raw.
-            message: escapeJson(message),
+            // Chat-ready, with the approve commands; labels are data in this JSON: control and bidi
+            // characters go out escaped, never raw.
+            message: escapeJson(notifyMessage(rr, status, policy, phase, JSON.parse(message) as Record<string, unknown>)),
             attributes: { phase, policy: policy.metadata?.name ?? '', request: name },
             messageGroupId: policy.metadata?.name,
             deduplicationId: id,

@@ -360,6 +360,8 @@ export class RemediationRequestReconciler implements Reconciler {
     const left = ttlLeftMs(rr, retentionOf(policy, this.deps.retentionDefaults), this.deps.clock.now());
     if (left === undefined) return;
     if (left > 0) return { requeueAfterMs: left };
+    // Audit hook (src/controllers/audit.ts): the record goes to the sink first; a failed write throws and holds the deletion.
+    await this.deps.audit?.beforeDelete(rr.metadata?.namespace ?? '', rr.metadata?.name ?? '', rr.metadata?.uid ?? '');
     const deleted = await this.deps.requests.delete(rr.metadata?.namespace ?? '', rr.metadata?.name ?? '', rr.metadata?.uid ?? '');
     if (deleted)
       log.info(
