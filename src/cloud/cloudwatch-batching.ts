@@ -1,18 +1,20 @@
 /**
  * `GetMetricData` shared across requests, the way BatchingInstanceDescriber (ec2.ts)
- * shares `DescribeInstances`: the queries of every request that asks within a short
- * window go out in one call (CloudWatch takes 500 queries per call; the inner reader
- * splits beyond that), identical queries are asked once, and answers are kept for a
- * few seconds — refreshed ahead together while they are asked for — so a burst of
- * alerts about one fleet costs a handful of calls instead of one per alert.
+ * shares `DescribeInstances`: the queries of every request that asks while a call is
+ * in flight go out together in the next call, and with nothing in flight a request is
+ * sent at once (CloudWatch takes 500 queries per call; the inner reader splits beyond
+ * that). Identical queries are asked once, and answers are kept for a few seconds —
+ * refreshed ahead together while they are asked for — so a burst of alerts about one
+ * fleet costs a handful of calls instead of one per alert.
  *
  * Requests are grouped by their lookback (end − start). A group's call covers the
- * window of the latest request in it, which is at most `windowMs` newer than any
- * other's; a cached answer is at most `ttlMs` old. Both are far below the one-minute
- * period enrichment metrics use, so no guard sees a different picture.
+ * window of the latest request in it, which is at most one call's round trip newer
+ * than any other's (a batch collects only while the call before it is answered); a
+ * cached answer is at most `ttlMs` old. Both are far below the one-minute period
+ * enrichment metrics use, so no guard sees a different picture.
  */
 import type { Clock } from '../runtime/clock.js';
-import { OneAtATime } from '../runtime/serial.js';
+import { OneAtATime, sendWhenDue } from '../runtime/serial.js';
 import { systemClock } from '../runtime/clock.js';
 import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
 
@@ -52,7 +54,8 @@ export class BatchingMetricsReader implements MetricsReader {
 
   constructor(
     private readonly inner: MetricsReader,
-    private readonly windowMs = 10,
+    /** As BatchingInstanceDescriber's: the wait for company when idle; 0 sends on the next turn. */
+    private readonly windowMs = 0,
     private readonly ttlMs = 5_000,
     private readonly clock: Clock = systemClock,
   ) {}
@@ -72,7 +75,7 @@ export class BatchingMetricsReader implements MetricsReader {
         batch = { lookbackMs, end: end.getTime(), queries: new Map(), waiters: [] };
         this.pending.set(lookbackMs, batch);
         const b = batch;
-        setTimeout(() => void this.flush(b), this.windowMs);
+        sendWhenDue(this.calls.busy, this.windowMs, () => void this.flush(b));
       }
       batch.end = Math.max(batch.end, end.getTime());
       // All of the caller's queries, not only the missing ones: a cached answer could expire
