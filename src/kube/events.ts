@@ -194,9 +194,7 @@ export class KubeEventRecorder implements EventRecorder {
     this.onResult('dropped');
     // One report per burst, not one per dropped Event.
     if (this.droppedSinceReport++ === 0)
-      this.onError(
-        new Error(`Event queue full (${this.maxQueued} queued, ${this.maxCombined} combined); dropping Events until it drains`),
-      );
+      this.onError(new Error(`Event queue full (${this.maxQueued} queued, ${this.maxCombined} combined); dropping Events until it drains`));
   }
 
   private startWriters(): void {
