@@ -40,7 +40,7 @@
  * caches never carry over. A benchmark, not a test: nothing here asserts a goal.
  * Flags: --repeats N (default 3), --bursts 100,1000,5000, --p1-samples N (per repeat,
  * default 9), --fill 1000,10000 (P5; empty to skip), --wide-burst N (alerts of 50 targets
- * each, default 100), --ttl 2s, --json, --only p1,p2,p5, and --controller
+ * each, default 100), --once 5000 (burst sizes run in the first repeat only), --ttl 2s, --json, --only p1,p2,p5, and --controller
  * label=path/to/main.js (repeatable) to measure several builds in one run, block by
  * block interleaved; node flags and environment variables may precede the path,
  * space-separated ('before=LOG_LEVEL=warn /tmp/main/dist/controller/main.js').
@@ -93,6 +93,8 @@ const { values: flags } = parseArgs({
     'p1-samples': { type: 'string', default: '9' },
     fill: { type: 'string', default: '1000,10000' },
     'wide-burst': { type: 'string', default: '100' },
+    /** Burst sizes run in the first repeat only (a shared machine: 5,000 takes minutes per block). */
+    once: { type: 'string', default: '' },
     ttl: { type: 'string', default: '2s' },
     json: { type: 'boolean', default: false },
     /** label=[node flags ]path/to/main.js, repeatable: several builds measured in one run, block by block interleaved. */
@@ -108,6 +110,7 @@ const BURSTS = flags.bursts.split(',').filter(Boolean).map(Number);
 const P1_SAMPLES = Number(flags['p1-samples']);
 const FILLS = flags.fill.split(',').filter(Boolean).map(Number);
 const WIDE_BURST = Number(flags['wide-burst']);
+const ONCE = new Set(flags.once.split(',').filter(Boolean).map(Number));
 const CONTROLLERS =
   (flags.controller ?? []).length > 0
     ? flags.controller!.map((c) => {
@@ -1176,7 +1179,7 @@ async function main(): Promise<void> {
     }
 
     // ---- P2–P4, P6: bursts, the references and each build interleaved ----
-    for (const n of ONLY.has('p2') ? BURSTS : []) {
+    for (const n of ONLY.has('p2') ? BURSTS.filter((x) => r === 0 || !ONCE.has(x)) : []) {
       noteLoad(`burst ${n} #${r + 1}`);
       const ids = await seedFleet(b);
       const rate = await rawCreateRate(b, n, ids);
