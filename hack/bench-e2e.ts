@@ -410,8 +410,9 @@ async function startControllerProcess(b: Bench, build: Build, label: string, ext
   const proc = spawnManaged(`${build.label}-${label}`, process.execPath, [...build.nodeFlags, ...extraFlags, build.main], {
     logDir: join(b.dir, 'logs'),
     env: {
-      ...awsEnv(b.aws, REGION, { dir: join(b.dir, 'aws') }),
       ...b.chartEnv,
+      // AWS through the recording proxy, with static test credentials (the chart's IRSA path is hack/demo.ts's).
+      ...awsEnv(b.aws, REGION, { dir: join(b.dir, 'aws') }),
       KUBECONFIG: kubeconfig,
       // The Downward API's values in a pod.
       POD_NAMESPACE: SYSTEM_NS,
@@ -426,7 +427,11 @@ async function startControllerProcess(b: Bench, build: Build, label: string, ext
   const intake = `http://127.0.0.1:${intakePort}`;
   await waitUntil(
     `controller ${label} ready`,
-    async () => ((await fetch(`${metricsUrl}/readyz`)).ok && (await fetch(`${intake}/readyz`)).ok ? true : undefined),
+    async () => {
+      if (!(await fetch(`${metricsUrl}/readyz`)).ok || !(await fetch(`${intake}/readyz`)).ok) return undefined;
+      // Leader election is on, as the chart has it: ready once this replica leads.
+      return plain(await (await fetch(`${metricsUrl}/metrics`)).text(), 'remediator_leader') === 1 ? true : undefined;
+    },
     {
       timeoutMs: 60_000,
       processes: [proc],
