@@ -44,6 +44,7 @@
  * label=path/to/main.js (repeatable) to measure several builds in one run, block by
  * block interleaved; node flags and environment variables may precede the path,
  * space-separated ('before=LOG_LEVEL=warn /tmp/main/dist/controller/main.js').
+ * --baseline label=path (repeatable) adds builds measured in P1 only (main's, say, as a before).
  * --heap-snapshots DIR writes a heap snapshot of the controller at each P5 level.
  */
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
@@ -99,6 +100,8 @@ const { values: flags } = parseArgs({
     json: { type: 'boolean', default: false },
     /** label=[node flags ]path/to/main.js, repeatable: several builds measured in one run, block by block interleaved. */
     controller: { type: 'string', multiple: true },
+    /** label=path, repeatable: builds measured in P1 only (e.g. main's, as a before), interleaved with the others. */
+    baseline: { type: 'string', multiple: true },
     only: { type: 'string', default: 'p1,p2,p5' },
     'heap-snapshots': { type: 'string' },
   },
@@ -111,21 +114,22 @@ const P1_SAMPLES = Number(flags['p1-samples']);
 const FILLS = flags.fill.split(',').filter(Boolean).map(Number);
 const WIDE_BURST = Number(flags['wide-burst']);
 const ONCE = new Set(flags.once.split(',').filter(Boolean).map(Number));
+function parseBuild(c: string) {
+  const words = c
+    .slice(c.indexOf('=') + 1)
+    .trim()
+    .split(/\s+/);
+  const env = words.filter((w) => /^[A-Z_]+=/.test(w));
+  return {
+    label: c.slice(0, c.indexOf('=')),
+    main: words.at(-1)!,
+    nodeFlags: ['--optimize-for-size', ...words.slice(0, -1).filter((w) => !env.includes(w))],
+    env: Object.fromEntries(env.map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)])),
+  };
+}
 const CONTROLLERS =
   (flags.controller ?? []).length > 0
-    ? flags.controller!.map((c) => {
-        const words = c
-          .slice(c.indexOf('=') + 1)
-          .trim()
-          .split(/\s+/);
-        const env = words.filter((w) => /^[A-Z_]+=/.test(w));
-        return {
-          label: c.slice(0, c.indexOf('=')),
-          main: words.at(-1)!,
-          nodeFlags: ['--optimize-for-size', ...words.slice(0, -1).filter((w) => !env.includes(w))],
-          env: Object.fromEntries(env.map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)])),
-        };
-      })
+    ? flags.controller!.map(parseBuild)
     : [
         {
           label: 'controller',
@@ -136,6 +140,8 @@ const CONTROLLERS =
         },
       ];
 type Build = (typeof CONTROLLERS)[number];
+const BASELINES: Build[] = (flags.baseline ?? []).map(parseBuild);
+const P1_BUILDS = [...CONTROLLERS, ...BASELINES];
 
 // ---------- statistics ----------
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
@@ -1147,13 +1153,13 @@ async function main(): Promise<void> {
   noteLoad('start');
 
   const p1 = new Map<string, { product: number[]; bare: number[]; perRepeat: Array<{ product: number; bare: number }> }>();
-  for (const build of CONTROLLERS) p1.set(build.label, { product: [], bare: [], perRepeat: [] });
+  for (const build of P1_BUILDS) p1.set(build.label, { product: [], bare: [], perRepeat: [] });
   const bursts: BurstResult[] = [];
   const raw = new Map<string, number>(); // `${n}:${repeat}` → rate
   const bareFull = new Map<string, number>(); // `${n}:${repeat}` → rate
   for (let r = 0; r < REPEATS; r++) {
     // ---- P1: latency, one alert at a time, each sample interleaved with the bare script ----
-    for (const build of ONLY.has('p1') ? CONTROLLERS : []) {
+    for (const build of ONLY.has('p1') ? P1_BUILDS : []) {
       noteLoad(`p1 #${r + 1} ${build.label}`);
       const mine = p1.get(build.label)!;
       const ids = await seedFleet(b);
@@ -1239,8 +1245,9 @@ async function main(): Promise<void> {
   out(
     `load average (1 min) at block starts: median ${fmt(median(l1))}, range ${spread(l1)} over ${loads.length} samples (a shared 2-core machine: figures are noisy)`,
   );
-  for (const build of CONTROLLERS) {
+  for (const build of P1_BUILDS) {
     const mine = bursts.filter((x) => x.build === build.label);
+    const baseline = BASELINES.includes(build);
     out();
     out(`== ${build.label} (${[...Object.entries(build.env).map(([k, v]) => `${k}=${v}`), ...build.nodeFlags, build.main].join(' ')})`);
     if (ONLY.has('p1')) {
@@ -1251,8 +1258,8 @@ async function main(): Promise<void> {
       out(`   bare script p50 ${fmt(median(lat.bare))} ms  p95 ${fmt(pct(lat.bare, 95))} ms  (range ${spread(lat.bare)})`);
       out(`   ratio p50 ${fmt(median(lat.product) / median(lat.bare))}× over all samples; per repeat ${summary(ratios)}   (goal ≤ 1.5×)`);
     }
-    if (ONLY.has('p2')) reportBursts(mine, raw, bareFull, out);
-    if (ONLY.has('p5')) {
+    if (ONLY.has('p2') && !baseline) reportBursts(mine, raw, bareFull, out);
+    if (ONLY.has('p5') && !baseline) {
       out('P5 controller memory after real bursts through the intake (goal RSS ≤ 150 MB at 10,000)');
       for (const s of p5.filter((x) => x.build === build.label))
         out(
