@@ -244,6 +244,31 @@ interface Bench {
   token: string;
   /** The Deployment's environment as the chart renders it by default (plain values only). */
   chartEnv: Record<string, string>;
+  /** Processes whose CPU time a burst reports (the controller's is added per block). */
+  pids: { apiserver: number; etcd: number; moto: number };
+}
+
+/** CPU time (user + system, ms) of a process and its reaped children, from /proc; NaN once it is gone. */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime, stime, cutime, cstime: fields 14–17 of stat(5), here 11–14 after the name; 100 ticks per second.
+    return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU ms of each process of the job, and of this process (the recorder and the contract gateway run here). */
+function cpuSnapshot(b: Bench, controllerPid: number): Record<string, number> {
+  const self = process.cpuUsage();
+  return {
+    controller: cpuMs(controllerPid),
+    apiserver: cpuMs(b.pids.apiserver),
+    etcd: cpuMs(b.pids.etcd),
+    moto: cpuMs(b.pids.moto),
+    'bench+gateway': (self.user + self.system) / 1000,
+  };
 }
 
 async function seedFleet(b: Bench): Promise<string[]> {
@@ -760,6 +785,8 @@ interface BurstResult {
   firstSendMs: number;
   rssAfterMb: number;
   load1: number;
+  /** CPU ms per remediation by process, burst start → every request ended. */
+  cpuPerRemediation: Record<string, number>;
 }
 
 /** A fresh controller; `n` alerts through the intake; until every request ended and the writes stopped. */
@@ -775,6 +802,7 @@ async function productBurst(b: Bench, build: Build, n: number, shape: 'one' | 'w
     const w0 = await apiserverWrites(b);
     const mark = b.recorder.calls.length;
     const alerts = Array.from({ length: n }, (_, i) => alert(shape, shape === 'one' ? [ids[i % FLEET]!] : ids, i));
+    const cpu0 = cpuSnapshot(b, c.proc.pid);
     const t0 = performance.now();
     await deliverAll(c, b, alerts);
     await waitUntil(`${n} requests to end`, async () => (t.ended.size >= n ? true : undefined), {
@@ -784,6 +812,8 @@ async function productBurst(b: Bench, build: Build, n: number, shape: 'one' | 'w
     });
     const seconds = (t.lastEnd() - t0) / 1000;
     const endedAt = t.lastEnd();
+    const cpu1 = cpuSnapshot(b, c.proc.pid);
+    const cpuPerRemediation = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, (v - cpu0[k]!) / n]));
     const rssAfterMb = rssBytes(c.proc.pid) / 2 ** 20;
     // Until retention deleted every request and the API server's counters stopped moving.
     const quiet = await writesQuiet(b, () => t.deleted.size >= n, Math.max(300_000, n * 200));
@@ -810,6 +840,7 @@ async function productBurst(b: Bench, build: Build, n: number, shape: 'one' | 'w
       firstSendMs: firstSend ? firstSend.at - t0 : NaN,
       rssAfterMb,
       load1: loadavg()[0]!,
+      cpuPerRemediation,
     };
   } finally {
     t.inf.stop();
@@ -1140,6 +1171,7 @@ async function main(): Promise<void> {
     dir,
     token: randomBytes(24).toString('hex'),
     chartEnv: {},
+    pids: { apiserver: cp.apiserver.pid, etcd: cp.etcd.pid, moto: moto.process.pid },
   };
   b.chartEnv = await installChart(b, binaries.helm);
   await setUpKube(b);
@@ -1296,6 +1328,13 @@ function reportBursts(mine: BurstResult[], raw: Map<string, number>, bareFull: M
     );
     out(
       `         raw create (pooled) ${summary(rs.map((x) => raw.get(`${n}:${x.repeat}`) ?? NaN))}/s, ratio ${summary(rawRatios, 3)}; first SendCommand after ${fmt(median(rs.map((x) => x.firstSendMs)))} ms; writes settled ${summary(rs.map((x) => x.settleSeconds))} s after the last end; Succeeded ${rs.map((x) => `${x.succeeded}/${x.n}`).join(' ')}; RSS at the end ${summary(rs.map((x) => x.rssAfterMb))} MB`,
+    );
+  }
+  for (const n of BURSTS) {
+    const rs = mine.filter((x) => x.n === n && x.targets === 1);
+    const keys = Object.keys(rs[0]?.cpuPerRemediation ?? {});
+    out(
+      `         CPU per remediation (ms, median): ${keys.map((k) => `${k} ${fmt(median(rs.map((x) => x.cpuPerRemediation[k]!)))}`).join(', ')}; total ${fmt(median(rs.map((x) => Object.values(x.cpuPerRemediation).reduce((a, v) => a + v, 0))))} ms over 2 cores`,
     );
   }
   const wides = mine.filter((x) => x.targets === FLEET);
