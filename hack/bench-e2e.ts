@@ -319,7 +319,7 @@ async function seedFleet(b: Bench): Promise<string[]> {
  */
 async function installChart(b: Bench, helm: string): Promise<Record<string, string>> {
   const core = b.admin.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: SYSTEM_NS } } });
+  for (const ns of [SYSTEM_NS, NS, REF_NS]) await core.createNamespace({ body: { metadata: { name: ns } } });
   const rendered = parseManifests(
     await renderChart({
       helm,
@@ -364,8 +364,6 @@ async function installChart(b: Bench, helm: string): Promise<Record<string, stri
 }
 
 async function setUpKube(b: Bench): Promise<void> {
-  const core = b.admin.makeApiClient(CoreV1Api);
-  for (const ns of [NS, REF_NS]) await core.createNamespace({ body: { metadata: { name: ns } } });
   await b.api.createClusterCustomObject({
     group: GROUP,
     version: VERSION,
@@ -869,6 +867,8 @@ function refRequest(name: string, id: string) {
     metadata: { name, namespace: REF_NS },
     spec: {
       policyRef: { name: 'bench-one' },
+      // The chart's admission policy asks people creating requests to say who they are.
+      requestedBy: 'testbed-admin',
       alert: { source: 'alertmanager', name: 'BenchOne', labels: { alertname: 'BenchOne', instance_id: id }, status: 'firing' },
     },
   };
@@ -1334,7 +1334,7 @@ function reportBursts(mine: BurstResult[], raw: Map<string, number>, bareFull: M
     const rs = mine.filter((x) => x.n === n && x.targets === 1);
     const keys = Object.keys(rs[0]?.cpuPerRemediation ?? {});
     out(
-      `         CPU per remediation (ms, median): ${keys.map((k) => `${k} ${fmt(median(rs.map((x) => x.cpuPerRemediation[k]!)))}`).join(', ')}; total ${fmt(median(rs.map((x) => Object.values(x.cpuPerRemediation).reduce((a, v) => a + v, 0))))} ms over 2 cores`,
+      `   ${String(n).padStart(5)} × 1 CPU per remediation (ms, median): ${keys.map((k) => `${k} ${fmt(median(rs.map((x) => x.cpuPerRemediation[k]!)))}`).join(', ')}; total ${fmt(median(rs.map((x) => Object.values(x.cpuPerRemediation).reduce((a, v) => a + v, 0))))} ms over 2 cores`,
     );
   }
   const wides = mine.filter((x) => x.targets === FLEET);
