@@ -1315,6 +1315,8 @@ async function main(): Promise<void> {
     );
   await recorder.close();
   await gateway.stop();
+  // etcd's data holds *.snap files, which jest would take for obsolete snapshots in .testbed/.
+  await cp.stop();
 }
 
 function reportBursts(mine: BurstResult[], raw: Map<string, number>, bareFull: Map<string, number>, out: (x?: string) => void): void {
