@@ -216,7 +216,9 @@ export class Operator {
     const clock = deps.clock ?? systemClock;
     const policies = new CustomResourceClient<AlertPolicy>(kubeConfig, ALERT_POLICY);
     const requests = new CustomResourceClient<RemediationRequest>(kubeConfig, REMEDIATION_REQUEST);
-    const events = new KubeEventRecorder(kubeConfig, 'remediator', clock, (err) => logger.warn({ err }, 'could not record an Event'));
+    const events = new KubeEventRecorder(kubeConfig, 'remediator', clock, (err) => logger.warn({ err }, 'could not record an Event'), {
+      onResult: (result) => metrics.events.inc({ result }),
+    });
     this.events = events;
     const lifecycle = (informer: string) => (e: InformerLifecycle) => {
       metrics.informerEvents.inc({ informer, event: e.type });

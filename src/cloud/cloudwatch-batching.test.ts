@@ -82,6 +82,28 @@ describe('BatchingMetricsReader', () => {
     expect(inner.calls).toHaveLength(3);
   });
 
+  test('freshness by default: an answer is kept half its period (5 s at least, 30 s at most), never longer', async () => {
+    const inner = new CountingReader();
+    let now = 1_000;
+    const r = new BatchingMetricsReader(inner, 0, undefined, { now: () => now });
+    const fine = { ...cpu('fine', 'i-1'), periodSeconds: 1 };
+    const coarse = { ...cpu('coarse', 'i-2'), periodSeconds: 300 };
+    await r.getMetricData([cpu('cpu', 'i-3'), fine, coarse], ...window(now));
+    expect(inner.calls).toHaveLength(1);
+    now += 5_000; // 5 s: the one-second metric is at its floor, still kept
+    await r.getMetricData([fine], ...window(now));
+    expect(inner.calls).toHaveLength(1);
+    now += 1; // past 5 s: asked again
+    await r.getMetricData([fine], ...window(now));
+    expect(inner.calls).toHaveLength(2);
+    now = 1_000 + 30_000; // the one-minute metric (half: 30 s) and the five-minute one (capped at 30 s) are still kept
+    await r.getMetricData([cpu('cpu', 'i-3'), coarse], ...window(now));
+    expect(inner.calls).toHaveLength(2);
+    now += 1;
+    await r.getMetricData([cpu('cpu', 'i-3'), coarse], ...window(now));
+    expect(inner.calls).toHaveLength(3);
+  });
+
   test('a failed call fails every waiter', async () => {
     const r = new BatchingMetricsReader({ getMetricData: () => Promise.reject(new Error('throttled')) }, 1);
     await expect(

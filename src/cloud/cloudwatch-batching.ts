@@ -1,23 +1,33 @@
 /**
  * `GetMetricData` shared across requests, the way BatchingInstanceDescriber (ec2.ts)
- * shares `DescribeInstances`: the queries of every request that asks within a short
- * window go out in one call (CloudWatch takes 500 queries per call; the inner reader
- * splits beyond that), identical queries are asked once, and answers are kept for a
- * few seconds — refreshed ahead together while they are asked for — so a burst of
- * alerts about one fleet costs a handful of calls instead of one per alert.
+ * shares `DescribeInstances`: the queries of every request that asks while a call is
+ * in flight go out together in the next call, and with nothing in flight a request is
+ * sent at once (CloudWatch takes 500 queries per call; the inner reader splits beyond
+ * that). Identical queries are asked once, and answers are kept for a few seconds —
+ * refreshed ahead together while they are asked for — so a burst of alerts about one
+ * fleet costs a handful of calls instead of one per alert.
  *
  * Requests are grouped by their lookback (end − start). A group's call covers the
- * window of the latest request in it, which is at most `windowMs` newer than any
- * other's; a cached answer is at most `ttlMs` old. Both are far below the one-minute
- * period enrichment metrics use, so no guard sees a different picture.
+ * window of the latest request in it, which is at most one call's round trip newer
+ * than any other's (a batch collects only while the call before it is answered).
+ *
+ * Freshness: a cached answer is at most half its query's period old (5 s at least,
+ * 30 s at most: 30 s for the usual one-minute period), unless `ttlMs` fixes it. Metrics
+ * decide whether a guard passes, not which instances are touched (tags and state do,
+ * through DescribeInstances, cached 5 s), and CloudWatch adds a datapoint once per
+ * period: an answer half a period old misses at most the newest datapoint, which
+ * CloudWatch itself publishes minutes late for EC2. cloudwatch-batching.test.ts holds it.
  */
 import type { Clock } from '../runtime/clock.js';
-import { OneAtATime } from '../runtime/serial.js';
+import { OneAtATime, sendWhenDue } from '../runtime/serial.js';
 import { systemClock } from '../runtime/clock.js';
 import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
 
 /** GetMetricData takes at most 500 queries per call. */
 const MAX_QUERIES_PER_CALL = 500;
+/** Bounds of the default cache lifetime (half the query's period). */
+const MIN_TTL_MS = 5_000;
+const MAX_TTL_MS = 30_000;
 
 interface Waiter {
   queries: readonly MetricDataQuery[];
@@ -46,16 +56,23 @@ export class BatchingMetricsReader implements MetricsReader {
   /** Answers by query key; `query`/`lookbackMs` let a refresh-ahead ask the same question again. */
   private readonly cache = new Map<
     string,
-    { at: number; result: MetricDataResult; usedAt: number; query: MetricDataQuery; lookbackMs: number }
+    { at: number; ttl: number; result: MetricDataResult; usedAt: number; query: MetricDataQuery; lookbackMs: number }
   >();
   private nextId = 0;
 
   constructor(
     private readonly inner: MetricsReader,
-    private readonly windowMs = 10,
-    private readonly ttlMs = 5_000,
+    /** As BatchingInstanceDescriber's: the wait for company when idle; 0 sends on the next turn. */
+    private readonly windowMs = 0,
+    /** How long an answer is kept: a fixed time, or by default half the query's period (5–30 s). */
+    private readonly ttlMs: number | 'half-period' = 'half-period',
     private readonly clock: Clock = systemClock,
   ) {}
+
+  private ttlOf(q: MetricDataQuery): number {
+    if (typeof this.ttlMs === 'number') return this.ttlMs;
+    return Math.min(MAX_TTL_MS, Math.max(MIN_TTL_MS, (q.periodSeconds * 1000) / 2));
+  }
 
   getMetricData(queries: readonly MetricDataQuery[], start: Date, end: Date): Promise<Map<string, MetricDataResult>> {
     const lookbackMs = end.getTime() - start.getTime();
@@ -63,7 +80,7 @@ export class BatchingMetricsReader implements MetricsReader {
     const missing = queries.filter((q) => {
       const hit = this.cache.get(queryKey(q, lookbackMs));
       if (hit) hit.usedAt = now;
-      return !hit || now - hit.at > this.ttlMs;
+      return !hit || now - hit.at > hit.ttl;
     });
     if (missing.length === 0) return Promise.resolve(this.answer(queries, lookbackMs));
     return new Promise((resolve, reject) => {
@@ -72,7 +89,7 @@ export class BatchingMetricsReader implements MetricsReader {
         batch = { lookbackMs, end: end.getTime(), queries: new Map(), waiters: [] };
         this.pending.set(lookbackMs, batch);
         const b = batch;
-        setTimeout(() => void this.flush(b), this.windowMs);
+        sendWhenDue(this.calls.busy, this.windowMs, () => void this.flush(b));
       }
       batch.end = Math.max(batch.end, end.getTime());
       // All of the caller's queries, not only the missing ones: a cached answer could expire
@@ -106,12 +123,12 @@ export class BatchingMetricsReader implements MetricsReader {
   private async call(batch: Batch): Promise<void> {
     const now = this.clock.now();
     for (const [k, e] of this.cache) {
-      if (now - e.usedAt > this.ttlMs) this.cache.delete(k);
+      if (now - e.usedAt > e.ttl) this.cache.delete(k);
       // Refresh-ahead (see BatchingInstanceDescriber): questions asked within the last TTL
       // whose answers are past half of it ride along, so a fleet's answers expire together.
       else if (
         e.lookbackMs === batch.lookbackMs &&
-        now - e.at > this.ttlMs / 2 &&
+        now - e.at > e.ttl / 2 &&
         batch.queries.size < MAX_QUERIES_PER_CALL &&
         !batch.queries.has(k)
       )
@@ -129,6 +146,7 @@ export class BatchingMetricsReader implements MetricsReader {
       for (const [key, q] of sent)
         this.cache.set(key, {
           at,
+          ttl: this.ttlOf(q),
           result: results.get(q.id) ?? { values: [], timestamps: [] },
           usedAt: this.cache.get(key)?.usedAt ?? at,
           query: q,

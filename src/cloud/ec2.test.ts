@@ -84,6 +84,45 @@ describe('BatchingInstanceDescriber', () => {
     expect(calls).toEqual([['i-00000001'], ['i-00000002', 'i-00000003', 'i-00000004']]);
   });
 
+  test('idle: a request goes out on the next turn of the event loop, with no batching window to wait out', async () => {
+    const inner = new CountingDescriber();
+    const d = new BatchingInstanceDescriber(inner);
+    const answer = d.describe(['i-00000001']);
+    const sameTurn = d.describe(['i-00000002']);
+    await new Promise((r) => setImmediate(r));
+    // Both asked in one turn share the call; it is already out.
+    expect(inner.calls.map((c) => new Set(c))).toEqual([new Set(['i-00000001', 'i-00000002'])]);
+    await Promise.all([answer, sameTurn]);
+  });
+
+  test('freshness: a tag set on an instance is seen by every describe more than the TTL after EC2 reported it', async () => {
+    let tags: Record<string, string> = { Env: 'prod' };
+    const asked: number[] = [];
+    let now = 1_000;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => {
+        asked.push(now);
+        return { found: ids.map((instanceId) => ({ instanceId, tags: { ...tags } })), missing: [] };
+      },
+      findByTags: async () => [{ instanceId: 'i-00000001', tags: { ...tags } }],
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now });
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({ Env: 'prod' });
+    tags = { Env: 'prod', 'remediator.dev/opt-out': 'true' };
+    now += 2_600; // past half the TTL: the next call (for another instance) refreshes it ahead
+    await d.describe(['i-00000002']);
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toHaveProperty(['remediator.dev/opt-out'], 'true');
+    tags = { Env: 'prod' };
+    now += 5_000; // exactly the TTL after the refresh: still served from the cache...
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toHaveProperty(['remediator.dev/opt-out']);
+    now += 1; // ...and never a moment longer
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({ Env: 'prod' });
+    expect(asked).toEqual([1_000, 3_600, 8_601]);
+    // Selecting targets by tag never reads the cache.
+    tags = { Env: 'staging' };
+    expect((await d.findByTags({ Env: 'staging' }))[0]!.tags).toEqual({ Env: 'staging' });
+  });
+
   test('a failed call fails every waiter', async () => {
     const d = new BatchingInstanceDescriber({ describe: () => Promise.reject(new Error('throttled')), findByTags: async () => [] }, 1);
     await expect(Promise.all([d.describe(['i-00000001']), d.describe(['i-00000002'])])).rejects.toThrow('throttled');

@@ -1,11 +1,13 @@
 /**
  * EC2 instance facts through `DescribeInstances`, batched and cached: requests that
- * arrive within a short window share one call (DataLoader-style), and answers are
- * cached briefly so a burst of alerts about the same fleet costs one API call.
+ * arrive while a call is in flight share the next call (DataLoader-style), and answers
+ * are cached briefly so a burst of alerts about the same fleet costs a few API calls.
+ * When nothing is in flight a request is sent at once (on the next turn of the event
+ * loop, with whatever else arrived in this one): batching costs no wait when idle.
  */
 import { type EC2Client, DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
 import type { Clock } from '../runtime/clock.js';
-import { OneAtATime } from '../runtime/serial.js';
+import { OneAtATime, sendWhenDue } from '../runtime/serial.js';
 import { systemClock } from '../runtime/clock.js';
 import { callOutcome, classifyAwsError } from './errors.js';
 import type { DescribeResult, InstanceDescriber, InstanceFacts } from './types.js';
@@ -91,6 +93,13 @@ interface Pending {
  * Instance state changes fast, so the TTL is short (seconds): enough to merge a burst,
  * too short to act on a stale picture.
  *
+ * Freshness, where tags decide the blast radius: a fact `describe` returns was answered
+ * by EC2 at most `ttlMs` (5 s by default) before the call — refresh-ahead renews facts
+ * early, it never serves them longer — so an opt-out or scope tag set on an instance is
+ * seen by every request whose enrichment starts more than `ttlMs` after EC2 reports
+ * it. `findByTags` (tag-selected targets) is never answered from the cache. ec2.test.ts
+ * holds both to it.
+ *
  * Refresh-ahead: each call also asks again for the instances asked about within the
  * last TTL whose facts are past half their TTL (up to one call's worth of ids). Without
  * it every instance of a fleet expires on its own clock and a burst about 50 instances
@@ -104,9 +113,14 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
   private readonly calls = new OneAtATime();
   private readonly cache = new Map<string, { at: number; facts: InstanceFacts | undefined; usedAt?: number }>();
 
+  /**
+   * `windowMs`: how long a batch waits for company when no call is in flight; 0 (the
+   * default) sends on the next turn of the event loop. Under load the batch waits behind
+   * the call in flight instead, however long that takes, collecting meanwhile.
+   */
   constructor(
     private readonly inner: InstanceDescriber,
-    private readonly windowMs = 10,
+    private readonly windowMs = 0,
     private readonly ttlMs = 5_000,
     private readonly clock: Clock = systemClock,
   ) {}
@@ -123,7 +137,7 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
       if (!this.pending) {
         const batch: Pending = { ids: new Set(), waiters: [] };
         this.pending = batch;
-        setTimeout(() => void this.flush(batch), this.windowMs);
+        sendWhenDue(this.calls.busy, this.windowMs, () => void this.flush(batch));
       }
       for (const id of uncached) this.pending.ids.add(id);
       this.pending.waiters.push({ ids: instanceIds, resolve, reject });

@@ -92,4 +92,35 @@ describe('execution ledger', () => {
     expect(storage.docs.size).toBe(0);
     expect(l.records('ns', 'p')).toEqual([]);
   });
+  test('group commit: callers asking while a write is in flight share one write, which stores all their changes', async () => {
+    const storage = new MemoryStorage();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const save = storage.save.bind(storage);
+    let saves = 0;
+    storage.save = async (doc) => {
+      // Captured before the first await, as LedgerStorage.save requires.
+      const copy = structuredClone(doc);
+      if (saves++ === 0) await held;
+      return save(copy);
+    };
+    const l = new ExecutionLedger(storage, { now: () => T0 });
+    l.record('ns', 'p', retention, entry('u0', T0));
+    const first = l.persist('ns', 'p');
+    await new Promise((r) => setImmediate(r)); // the first write is out, and slow
+    const later = Array.from({ length: 20 }, (_, i) => {
+      l.record('ns', 'p', retention, entry(`u${i + 1}`, T0));
+      return l.persist('ns', 'p');
+    });
+    release();
+    await Promise.all([first, ...later]);
+    expect(saves).toBe(2);
+    const reloaded = new ExecutionLedger(storage, { now: () => T0 });
+    await reloaded.load();
+    expect(reloaded.records('ns', 'p')).toHaveLength(21);
+    // Idle: a change is stored by its own write at once.
+    l.record('ns', 'p', retention, entry('u99', T0));
+    await l.persist('ns', 'p');
+    expect(saves).toBe(3);
+  });
 });

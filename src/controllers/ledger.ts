@@ -95,8 +95,10 @@ const key = (namespace: string, policy: string) => `${namespace}/${policy}`;
 
 export class ExecutionLedger {
   private readonly docs = new Map<string, LedgerDocument>();
-  /** One write at a time per document, in the order changes were made. */
+  /** The newest write per document (in flight, or queued behind the one in flight). */
   private readonly writes = new Map<string, Promise<void>>();
+  /** The write per document that has not started yet: later callers share it (see persist). */
+  private readonly queued = new Map<string, Promise<void>>();
   /**
    * Changes made to each document in memory, and how many of them were stored: a write
    * that would change nothing is skipped without serializing the document to find out
@@ -220,11 +222,27 @@ export class ExecutionLedger {
     return true;
   }
 
-  /** Stores the policy's document as memory has it now, after any write already queued. */
+  /**
+   * Stores the policy's document as memory has it now, after any write already under
+   * way. Group commit, per policy and across requests: one write in flight per document,
+   * and every caller that asks while it is in flight shares the one write queued behind
+   * it (which stores all of their changes, since it reads memory when it starts). With
+   * nothing in flight the write starts at once; under a burst a write carries every
+   * execution recorded or finished during the one before, instead of one each.
+   */
   persist(namespace: string, policy: string): Promise<void> {
     const k = key(namespace, policy);
+    const queued = this.queued.get(k);
+    // Not started yet: it will read memory, this caller's change included, when it does.
+    if (queued) return queued;
     const previous = this.writes.get(k) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(() => this.write(k));
+    const next: Promise<void> = previous
+      .catch(() => undefined)
+      .then(() => {
+        if (this.queued.get(k) === next) this.queued.delete(k);
+        return this.write(k);
+      });
+    this.queued.set(k, next);
     this.writes.set(k, next);
     void next
       .finally(() => {

@@ -135,28 +135,100 @@ describe('KubeEventRecorder', () => {
     expect(api.seen.map((s) => s.method)).toEqual(['POST', 'PATCH', 'POST']);
   });
 
-  test('record() returns at once while the API server stalls, and the queue stays bounded', async () => {
+  test('record() returns at once while the API server stalls; the queue stays bounded, and overflow is combined, not dropped', async () => {
     const held: ServerResponse[] = [];
     const api = await apiServer((_req, res) => held.push(res));
     server = api.server;
     const errors: unknown[] = [];
-    const rec = new KubeEventRecorder(api.kc, 'remediator', { now: () => 1 }, (e) => errors.push(e), { maxQueued: 3 });
+    const results: string[] = [];
+    const rec = new KubeEventRecorder(api.kc, 'remediator', { now: () => 1 }, (e) => errors.push(e), {
+      maxQueued: 3,
+      onResult: (r) => results.push(r),
+    });
     const started = performance.now();
     for (let i = 0; i < 10; i++) await rec.record(policy, 'Normal', 'Tick', `tick ${i}`);
     expect(performance.now() - started).toBeLessThan(100);
-    // One in flight (stalled), three queued, six dropped and reported once.
-    expect(rec.dropped).toBe(6);
-    expect(errors).toHaveLength(1);
-    expect(String(errors[0])).toContain('queue full');
+    // One in flight (stalled), three queued, six combined into one Event; nothing dropped.
+    expect(rec.dropped).toBe(0);
+    expect(rec.coalesced).toBe(5);
+    expect(errors).toEqual([]);
 
-    // Once the server answers, the queued ones are written in order.
+    // Once the server answers, the queued ones are written in order, then the combined one.
     const release = setInterval(() => held.splice(0).forEach((res) => json(res, 201, {})), 5);
     try {
       await rec.flush();
     } finally {
       clearInterval(release);
     }
-    expect(api.seen.map((s) => (s.body as { note: string }).note)).toEqual(['tick 0', 'tick 1', 'tick 2', 'tick 3']);
+    expect(api.seen.map((s) => (s.body as { note: string }).note)).toEqual([
+      'tick 0',
+      'tick 1',
+      'tick 2',
+      'tick 3',
+      'tick 9 (and 5 more Tick Event(s) on AlertPolicy objects in web, combined into this one during a burst)',
+    ]);
+    // Every recorded Event has exactly one outcome.
+    expect(results.filter((r) => r === 'written')).toHaveLength(5);
+    expect(results.filter((r) => r === 'coalesced')).toHaveLength(5);
+    expect(results).toHaveLength(10);
+  });
+
+  test('beyond the combined Events too, an Event is dropped, counted, and reported once per burst', async () => {
+    const held: ServerResponse[] = [];
+    const api = await apiServer((_req, res) => held.push(res));
+    server = api.server;
+    const errors: unknown[] = [];
+    const results: string[] = [];
+    const rec = new KubeEventRecorder(api.kc, 'remediator', { now: () => 1 }, (e) => errors.push(e), {
+      maxQueued: 1,
+      maxCombined: 1,
+      onResult: (r) => results.push(r),
+    });
+    await rec.record(policy, 'Normal', 'Tick', 'in flight');
+    await rec.record(policy, 'Normal', 'Tick', 'queued');
+    await rec.record(policy, 'Normal', 'Tick', 'combined');
+    await rec.record(policy, 'Warning', 'Tock', 'dropped 1');
+    await rec.record(policy, 'Warning', 'Tock', 'dropped 2');
+    expect(rec.dropped).toBe(2);
+    expect(results).toEqual(['dropped', 'dropped']);
+    expect(errors.map(String)).toEqual([expect.stringContaining('queue full')]);
+    const release = setInterval(() => held.splice(0).forEach((res) => json(res, 201, {})), 5);
+    try {
+      await rec.flush();
+    } finally {
+      clearInterval(release);
+    }
+    expect(api.seen.map((s) => (s.body as { note: string }).note)).toEqual(['in flight', 'queued', 'combined']);
+  });
+
+  test('with a backlog, more writers drain it; one series is still written in order', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const api = await apiServer((req, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        ok(req, res);
+      }, 5);
+    });
+    server = api.server;
+    const rec = new KubeEventRecorder(
+      api.kc,
+      'remediator',
+      { now: () => 1 },
+      (e) => {
+        throw e;
+      },
+      { backlog: 4, maxWriters: 4 },
+    );
+    for (let i = 0; i < 40; i++) await rec.record(policy, 'Normal', 'Tick', `tick ${i % 10}`);
+    await rec.flush();
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(4);
+    // Each of the ten notes is one series: created once, then patched three times.
+    expect(api.seen.filter((s) => s.method === 'POST')).toHaveLength(10);
+    expect(api.seen.filter((s) => s.method === 'PATCH')).toHaveLength(30);
   });
 
   test('falls back to core/v1 Events once events.k8s.io is forbidden, and says what to grant', async () => {

@@ -110,6 +110,12 @@ export class Metrics {
     labelNames: ['namespace', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly events = new Counter({
+    name: 'remediator_events_total',
+    help: 'Kubernetes Events recorded, by what became of them: written (created, or counted into its series), coalesced (combined into another Event during a burst), dropped (not recorded: the burst outgrew the combined Events too), failed (the API server refused it).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
 
   readonly isLeader = new Gauge({
     name: 'remediator_leader',
