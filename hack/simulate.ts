@@ -33,9 +33,15 @@ if (process.env.SEED) {
   const t0 = performance.now();
   const failed: number[] = [];
   let stepsTotal = 0;
+  const explored: Record<string, number> = {};
+  const outcomes: Record<string, number> = {};
   for (let seed = first; seed < first + count; seed++) {
     const r = await simulate({ seed, traceTail: 60, faults, ...(steps && { steps }), ...(kinds && { kinds }) });
     stepsTotal += r.steps;
+    for (const [k, v] of Object.entries(r.explored)) explored[k] = (explored[k] ?? 0) + v;
+    explored.commandsAccepted = (explored.commandsAccepted ?? 0) + r.stats.commands;
+    explored.messagesDelivered = (explored.messagesDelivered ?? 0) + r.stats.messages;
+    for (const [k, v] of Object.entries(r.ends)) outcomes[k] = (outcomes[k] ?? 0) + v;
     if (r.violation) {
       failed.push(seed);
       if (failed.length <= 5) {
@@ -44,6 +50,7 @@ if (process.env.SEED) {
     }
   }
   const ms = Math.round(performance.now() - t0);
+  console.log(JSON.stringify({ explored, requestsEnded: outcomes }));
   console.log(JSON.stringify({ seeds: count, first, failed: failed.length, failedSeeds: failed.slice(0, 50), steps: stepsTotal, ms }));
   process.exitCode = failed.length > 0 ? 1 : 0;
 }

@@ -99,6 +99,10 @@ export interface SimResult {
   violation?: string;
   trace: string[];
   stats: { commands: number; messages: number; crashes: number; requests: number };
+  /** How many times each kind of event happened. */
+  explored: Record<string, number>;
+  /** How many requests ended in each phase (and reason). */
+  ends: Record<string, number>;
 }
 
 const START = Date.parse('2026-11-23T12:00:00Z');
@@ -222,6 +226,7 @@ export class Simulation {
           }
           const proc = this.procs.find((p) => p.name === call.caller);
           const slow = kind === 'aws' && call.mutates && this.on('slow') && this.rng.chance(0.15);
+          if (slow) this.count('slowAnswer');
           this.pending.push({
             id: ++this.seq,
             call: call as Call<unknown>,
@@ -245,6 +250,12 @@ export class Simulation {
 
   private on(kind: FaultKind): boolean {
     return this.faulting && this.faults[kind];
+  }
+
+  /** How many times each kind of event happened in this run (what the closing note reports). */
+  readonly explored: Record<string, number> = {};
+  private count(kind: string): void {
+    this.explored[kind] = (this.explored[kind] ?? 0) + 1;
   }
 
   private log(line: string): void {
@@ -275,6 +286,7 @@ export class Simulation {
       // AccessDenied on the second command, transient (the IAM policy was fixed) or not.
       const transient = this.rng.chance(0.7);
       this.ssm.refusals.set(`remediator:${uid}/1`, transient ? ['AccessDenied'] : ['AccessDenied', 'AccessDenied', 'AccessDenied']);
+      this.count('accessDeniedArmed');
       this.log(`AccessDenied armed for r${i}/1 (${transient ? 'transient' : 'lasting'})`);
     }
   }
@@ -315,6 +327,7 @@ export class Simulation {
       }
     }
     this.procs = this.procs.filter((p) => p !== proc);
+    this.count('crash');
     this.log(`${proc.name} crashes; a new leader takes over in a moment`);
     this.timer(500 + this.rng.int(3_000), 'new leader', () => this.startProc());
   }
@@ -327,6 +340,7 @@ export class Simulation {
         if (key === undefined) break;
         proc.busy++;
         const [namespace, name] = key.split('/') as [string, string];
+        this.count('reconcile');
         this.log(`${proc.name} reconciles ${name}`);
         void proc.reconciler.reconcile({ namespace, name }, silent).then(
           (result) => {
@@ -364,11 +378,13 @@ export class Simulation {
       } catch {
         /* refused; the caller cannot tell */
       }
+      this.count(`lostAnswer.${p.kind}`);
       this.log(`${label}: took effect, answer LOST`);
       p.reject(new LostResponseError(p.call.label));
       return;
     }
     if (r < 0.14 && ((p.kind === 'kube' && this.on('apiRestart')) || (p.kind === 'aws' && this.on('throttle')))) {
+      this.count(p.kind === 'aws' ? 'throttled' : 'unavailable');
       this.log(`${label}: refused before it took effect (${p.kind === 'aws' ? 'throttled' : '503'})`);
       p.reject(p.kind === 'aws' ? throttled() : p.call.failure());
       return;
@@ -378,6 +394,7 @@ export class Simulation {
       this.log(`${label}: ok`);
       p.resolve(v);
     } catch (error) {
+      this.count(/409/.test(oneLine(error)) ? 'conflict' : `refused.${p.kind}`);
       this.log(`${label}: refused: ${oneLine(error)}`);
       p.reject(error);
     }
@@ -412,7 +429,8 @@ export class Simulation {
       if (this.on('crash') && this.crashes < 3) {
         for (const proc of this.procs) if (proc.alive) out.push([0.03, 'crash', () => this.crash(proc)]);
       }
-      if (this.on('compaction')) out.push([0.03, 'compact', () => (this.server.compact(), this.log('etcd compacts its history'))]);
+      if (this.on('compaction'))
+        out.push([0.03, 'compact', () => (this.server.compact(), this.count('compaction'), this.log('etcd compacts its history'))]);
       if (this.on('conflict') && this.requests.size > 0)
         out.push([
           0.04,
@@ -421,9 +439,19 @@ export class Simulation {
             const keys = [...this.server.objects.keys()];
             if (keys.length === 0) return;
             const k = this.rng.pick(keys);
+            if (this.rng.chance(0.2)) {
+              // The intake records the alert's resolution: before anything was sent, the request is cancelled.
+              this.server.patch(k, (o) => {
+                o.spec = { ...o.spec, alert: { ...o.spec.alert, status: 'resolved' } };
+              });
+              this.count('alertResolved');
+              this.log(`the alert of ${k} resolves (spec.alert.status)`);
+              return;
+            }
             this.server.patch(k, (o) => {
               o.metadata = { ...o.metadata, annotations: { ...o.metadata?.annotations, touched: String(this.now) } };
             });
+            this.count('userWrite');
             this.log(`a person annotates ${k} (the controller's next write on the old version conflicts)`);
           },
         ]);
@@ -432,6 +460,7 @@ export class Simulation {
           0.02,
           'apiserver restart',
           () => {
+            this.count('apiserverRestart');
             this.log('kube-apiserver restarts: calls in flight fail, watches resume from their resourceVersion');
             for (const p of this.pending.filter((x) => x.kind === 'kube')) {
               this.pending.splice(this.pending.indexOf(p), 1);
@@ -453,6 +482,7 @@ export class Simulation {
   }
 
   private deliver(proc: Proc): void {
+    this.count('watchEvent');
     proc.cache.deliver();
   }
 
@@ -574,6 +604,8 @@ export class Simulation {
       virtualMs: this.now - START,
       ...(violation !== undefined && { violation }),
       trace: this.trace.slice(-this.tail),
+      explored: this.explored,
+      ends: this.ends(),
       stats: {
         commands: this.ssm.commands.length,
         messages: this.sns.delivered.length,
@@ -581,6 +613,16 @@ export class Simulation {
         requests: this.requests.size,
       },
     };
+  }
+
+  private ends(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [uid, { key }] of this.requests) {
+      const rr = this.server.objects.get(key);
+      const k = `${this.lastPhase.get(uid) ?? 'none'}${rr?.status?.reason ? `/${rr.status.reason}` : ''}`;
+      out[k] = (out[k] ?? 0) + 1;
+    }
+    return out;
   }
 
   /** Every request ended and was settled, nothing is in flight or queued. */

@@ -305,6 +305,22 @@ describe('fault proxy', () => {
     expect(proxy.calls('SendCommand').map((c) => c.outcome)).toEqual(['released', 'forwarded']);
   });
 
+  it('delay: the command exists in moto at once; its answer comes after the delay', async () => {
+    const comment = unique('delayed');
+    const delay = proxy.addRule({ kind: 'delay', operation: 'SendCommand', ms: 1_500, times: 1 });
+    await withClients({ maxAttempts: 1 }, async ({ ssm }) => {
+      const t0 = Date.now();
+      const pending = ssm.send(sendCommand(comment));
+      const call = await delay.reached;
+      // Reached: moto has the command while the caller still waits for the answer.
+      expect(await commandsInMoto(comment)).toHaveLength(1);
+      const out = await pending;
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1_400);
+      expect(out.Command?.Comment).toBe(comment);
+      expect([call.outcome, call.status]).toEqual(['delayed', 200]);
+    });
+  });
+
   it('hold: a process killed while its SendCommand is held leaves the command in moto and no answer', async () => {
     const comment = unique('killed');
     const hold = proxy.addRule({ kind: 'hold', operation: 'SendCommand', times: 1 });

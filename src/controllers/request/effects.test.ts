@@ -70,6 +70,29 @@ describe('SNS runbook message', () => {
     expect(stored().status?.execution?.sns).toMatchObject({ messageId: 'msg-1', attempts: 1 });
   });
 
+  test('read your writes: a reconcile on a cached version older than our last write calls nobody', async () => {
+    const { world, key, advance, stored } = setup('sns');
+    const c = new FakeController('c', world);
+    await c.start();
+    await c.reconcile(key);
+    expect(stored().status?.phase).toBe('Succeeded');
+    c.cache.deliver(); // the cache shows an older version than our last write
+    const calls: string[] = [];
+    for (const fake of [world.server, world.sns, world.ssm]) {
+      const gate = fake.gate;
+      fake.gate = (call) => (calls.push(call.label), gate(call));
+    }
+    const r = await c.reconcile(key);
+    expect(calls).toEqual([]);
+    // It looks again shortly (the watch event of our write re-queues it sooner).
+    expect(r).toMatchObject({ requeueAfterMs: expect.any(Number) });
+    // Our write's event arrives: the reconcile acts (settles the request) on it.
+    c.cache.sync();
+    await drive(c, key, advance, 3, false);
+    expect(calls.some((l) => l.startsWith('setFinalizers'))).toBe(true);
+    expect(world.sns.delivered).toHaveLength(1);
+  });
+
   test('a slow Publish answer (the watch event of the intent arrives meanwhile) publishes once', async () => {
     const { world, key, advance, stored } = setup('sns');
     const c = new FakeController('c', world);
