@@ -16,7 +16,7 @@ import {
   type Runbook,
   type SnsAction,
 } from '../api/v1alpha1/index.js';
-import { effectiveRollout } from './rollout.js';
+import { effectiveRollout, ROLLOUT_EXECUTION, RolloutError } from './rollout.js';
 import { renderInputs } from './runbooks.js';
 import { render, valuePolicy, type TemplateContext } from './template.js';
 
@@ -145,6 +145,11 @@ export function renderPlan(p: PlanInputs): { plan: Plan; sns?: RenderedSns } {
     // How it goes out over the fleet (rollout.ts): the runbook's, made more cautious by the
     // policy. Absent for a plain rollout, so plans approved before rollouts existed keep their digest.
     const rollout = effectiveRollout(action.ssm, p.policy.spec.safety?.rollout, p.targets.length);
+    if (rollout.rollout && !ROLLOUT_EXECUTION) {
+      throw new RolloutError(
+        'the runbook (or the policy) declares a rollout (waves, a pause, verification or alarms), which this controller cannot execute yet; remove spec.action.ssm.rollout or upgrade the controller',
+      );
+    }
     base.ssm = {
       documentName: action.ssm.documentName ?? RUNBOOK_DEFAULTS.ssmDocument,
       parameters,

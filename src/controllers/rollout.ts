@@ -40,6 +40,14 @@ import { MAX_INSTANCES_PER_COMMAND } from '../cloud/ssm.js';
 import { TERMINAL_INVOCATION_STATUSES, type MetricDataQuery, type MetricDataResult } from '../cloud/types.js';
 import { TemplateError } from './template.js';
 
+/**
+ * Whether the execution path sends waves, pauses, verifies between waves and checks
+ * alarms. Not yet: those go through the execution engine (issue 20), which has not
+ * landed. Until then a plan with a rollout fails before anything is sent (plan.ts), so an
+ * approved plan never promises waves the controller would not keep.
+ */
+export const ROLLOUT_EXECUTION = false;
+
 /** A rollout the plan cannot hold (too many waves or commands): the request fails before anything is sent. */
 export class RolloutError extends TemplateError {}
 
