@@ -12,7 +12,9 @@ import {
   plannedRolloutCommands,
   resolveMaxErrors,
   resolveSize,
+  ROLLOUT_EXECUTION,
   RolloutError,
+  rolloutProblems,
   waveEnded,
   waveMetricQueries,
   waveSizes,
@@ -351,5 +353,15 @@ describe('verification between waves and alarms', () => {
       ignorePollAlarmFailure: true,
     });
     expect(alarmConfiguration({ waves: [1] })).toBeUndefined();
+  });
+});
+
+describe('rolloutProblems (the runbook Ready condition)', () => {
+  test('a rollout the controller cannot execute yet, or cannot hold at maxTargets, is named when the runbook is written', () => {
+    expect(rolloutProblems(ssm(), 500)).toEqual([]);
+    const waves = rolloutProblems(ssm({ rollout: { waves: [{ size: '1' }] } }), 500);
+    if (!ROLLOUT_EXECUTION) expect(waves).toContainEqual(expect.stringMatching(/cannot execute rollouts yet/));
+    expect(waves).toContainEqual(expect.stringMatching(/at scope.maxTargets 500: .*500 waves/));
+    expect(rolloutProblems(ssm({ rollout: { waves: [{ size: '1' }] } }), 10).some((p) => p.includes('maxTargets'))).toBe(false);
   });
 });

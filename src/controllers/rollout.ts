@@ -156,6 +156,29 @@ export function effectiveRollout(ssm: SsmAction, override: RolloutOverride | und
 }
 
 /**
+ * What is wrong with a runbook's rollout, for its Ready condition (runbooks.ts): found
+ * when the runbook is written, not when a request first uses it.
+ */
+export function rolloutProblems(ssm: SsmAction, maxTargets: number): string[] {
+  const r = ssm.rollout;
+  if (!r) return [];
+  const problems: string[] = [];
+  const declared = (r.waves?.length ?? 0) > 0 || r.pauseBetweenWaves !== undefined || r.verify !== undefined || (r.alarms?.length ?? 0) > 0;
+  if (declared && !ROLLOUT_EXECUTION) {
+    problems.push(
+      'action.ssm.rollout: this controller cannot execute rollouts yet; every request using this runbook would fail before sending',
+    );
+  }
+  try {
+    effectiveRollout({ ...ssm, rollout: { ...r, alarms: r.alarms ?? [] } }, undefined, maxTargets);
+  } catch (error) {
+    if (!(error instanceof RolloutError)) throw error;
+    problems.push(`action.ssm.rollout at scope.maxTargets ${maxTargets}: ${error.message}`);
+  }
+  return problems;
+}
+
+/**
  * The commands a rollout goes out as, fixed when the intent is recorded: each wave's
  * targets (in plan order) in commands of at most 50, each with its share of the fleet's
  * maxConcurrency. One command keeps the comment `remediator:<uid>`; several are
