@@ -197,6 +197,20 @@ describe('CancelCommand (emulated in the gateway) and AlarmConfiguration', () =>
     expect(later.map((r) => r.status)).toEqual(['Cancelled', 'Cancelled']);
   });
 
+  it("without a simulation, cancelling moto's command (every invocation already Success) changes nothing", async () => {
+    const sent = await runner.sendCommand({
+      documentName: 'AWS-RunShellScript',
+      instanceIds: fleet.slice(0, 1),
+      parameters: { commands: ['true'] },
+      comment: 'remediator:cancel-moto',
+      timeoutSeconds: 600,
+      maxConcurrency: '1',
+      maxErrors: '0',
+    });
+    await runner.cancelCommand(sent.commandId, fleet.slice(0, 1));
+    expect((await runner.getInvocation(sent.commandId, fleet[0]!)).status).toBe('Success');
+  });
+
   it('an unknown command id is InvalidCommandId, as SSM answers', async () => {
     const err = await runner.cancelCommand('00000000-0000-0000-0000-000000000000').catch((e: unknown) => e as Error);
     expect((err as Error).name).toBe('InvalidCommandId');
