@@ -121,6 +121,13 @@ describe('effectiveRollout (the merge rule)', () => {
       alarms: ['fleet-5xx', 'fleet-latency'],
       ignorePollAlarmFailure: false,
     });
+    // A pause or a verification with a single wave is no rollout: the plan stays as it was.
+    expect(effectiveRollout(ssm({ rollout: { pauseBetweenWaves: '1m' } }), { pauseBetweenWaves: '5m' }, 120).rollout).toBeUndefined();
+    expect(effectiveRollout(ssm({ rollout: { alarms: ['a'] } }), undefined, 120).rollout).toEqual({
+      waves: [120],
+      alarms: ['a'],
+      ignorePollAlarmFailure: false,
+    });
     // A shorter pause from the policy changes nothing.
     expect(effectiveRollout(rb, { pauseBetweenWaves: '1s' }, 120).rollout?.pauseSeconds).toBe(30);
   });

@@ -121,7 +121,8 @@ export function effectiveRollout(ssm: SsmAction, override: RolloutOverride | und
     override?.pauseBetweenWaves ? parseDuration(override.pauseBetweenWaves) : 0,
   );
   const alarms = r?.alarms ?? [];
-  const plain = waves.length <= 1 && pauseMs === 0 && !r?.verify && alarms.length === 0;
+  // A pause or a verification between waves means nothing with one wave; alarms still do.
+  const plain = waves.length <= 1 && alarms.length === 0;
   if (plain) return { maxConcurrency, maxErrors };
   if (waves.length > MAX_WAVES) {
     throw new RolloutError(
@@ -138,18 +139,19 @@ export function effectiveRollout(ssm: SsmAction, override: RolloutOverride | und
     maxErrors,
     rollout: {
       waves,
-      ...(pauseMs > 0 && { pauseSeconds: Math.ceil(pauseMs / 1000) }),
-      ...(v && {
-        verify: {
-          withinSeconds: Math.ceil(parseDuration(v.within) / 1000),
-          namespace: v.metric.namespace,
-          metricName: v.metric.metricName,
-          statistic: v.metric.statistic ?? 'Average',
-          periodSeconds: v.metric.periodSeconds ?? 60,
-          operator: v.metric.operator,
-          threshold: v.metric.threshold,
-        },
-      }),
+      ...(pauseMs > 0 && waves.length > 1 && { pauseSeconds: Math.ceil(pauseMs / 1000) }),
+      ...(v &&
+        waves.length > 1 && {
+          verify: {
+            withinSeconds: Math.ceil(parseDuration(v.within) / 1000),
+            namespace: v.metric.namespace,
+            metricName: v.metric.metricName,
+            statistic: v.metric.statistic ?? 'Average',
+            periodSeconds: v.metric.periodSeconds ?? 60,
+            operator: v.metric.operator,
+            threshold: v.metric.threshold,
+          },
+        }),
       ...(alarms.length > 0 && { alarms: [...alarms], ignorePollAlarmFailure: r?.ignorePollAlarmFailure ?? false }),
     },
   };
@@ -163,17 +165,19 @@ export function rolloutProblems(ssm: SsmAction, maxTargets: number): string[] {
   const r = ssm.rollout;
   if (!r) return [];
   const problems: string[] = [];
-  const declared = (r.waves?.length ?? 0) > 0 || r.pauseBetweenWaves !== undefined || r.verify !== undefined || (r.alarms?.length ?? 0) > 0;
-  if (declared && !ROLLOUT_EXECUTION) {
-    problems.push(
-      'action.ssm.rollout: this controller cannot execute rollouts yet; every request using this runbook would fail before sending',
-    );
-  }
+  let declared = (r.waves?.length ?? 0) > 0 || (r.alarms?.length ?? 0) > 0;
   try {
-    effectiveRollout({ ...ssm, rollout: { ...r, alarms: r.alarms ?? [] } }, undefined, maxTargets);
+    // Evaluated whatever `declared` is already: it is also the check that the rollout fits a request.
+    const planned = effectiveRollout(ssm, undefined, maxTargets).rollout !== undefined;
+    declared = declared || planned;
   } catch (error) {
     if (!(error instanceof RolloutError)) throw error;
     problems.push(`action.ssm.rollout at scope.maxTargets ${maxTargets}: ${error.message}`);
+  }
+  if (declared && !ROLLOUT_EXECUTION) {
+    problems.unshift(
+      'action.ssm.rollout: this controller cannot execute rollouts yet; every request using this runbook would fail before sending',
+    );
   }
   return problems;
 }
