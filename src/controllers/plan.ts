@@ -147,7 +147,7 @@ export function renderPlan(p: PlanInputs): { plan: Plan; sns?: RenderedSns } {
     const rollout = effectiveRollout(action.ssm, p.policy.spec.safety?.rollout, p.targets.length);
     if (rollout.rollout && !ROLLOUT_EXECUTION) {
       throw new RolloutError(
-        'the runbook (or the policy) declares a rollout (waves, a pause, verification or alarms), which this controller cannot execute yet; remove spec.action.ssm.rollout or upgrade the controller',
+        'the runbook (or the policy) declares a rollout (several waves, or alarms), which this controller cannot execute yet; remove spec.action.ssm.rollout (and spec.safety.rollout.waves) or upgrade the controller',
       );
     }
     base.ssm = {
