@@ -1,7 +1,7 @@
 import type { AlertPolicy } from '../api/v1alpha1/index.js';
 import { instanceBusyBlock, instanceHolders } from './instance-locks.js';
 import { ExecutionLedger } from './ledger.js';
-import { MemoryLedgerStorage } from './ledger-memory.js';
+import { MemoryLedgerStorage } from '../fakes/ledger-memory.js';
 
 const T0 = Date.parse('2026-12-06T22:00:00Z');
 const retention = { windowMs: 3_600_000, lastOutcomes: 10 };
