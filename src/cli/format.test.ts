@@ -94,4 +94,55 @@ describe('kubectl remediator output', () => {
     expect(describeRequest(rr('b'), undefined, NOW)).toContain('<cannot list events in this namespace>');
     expect(describeRequest(rr('b'), [], NOW)).toContain('Risk:          <not assessed yet>');
   });
+  test('describe shows the rollout: the approved waves, where it is, the error budget, why it stopped', () => {
+    const page = describeRequest(
+      rr('r', {
+        status: {
+          phase: 'Failed',
+          reason: 'Ineffective',
+          plan: {
+            digest: `sha256:${'0'.repeat(64)}`,
+            runbook: { name: 'restart', generation: 1 },
+            policyGeneration: 1,
+            risk: 'Low',
+            targets: ['i-0123456789abcdef0'],
+            region: 'eu-west-1',
+            ssm: {
+              documentName: 'AWS-RunShellScript',
+              parameters: {},
+              timeoutSeconds: 600,
+              maxConcurrency: '10',
+              maxErrors: '2',
+              rollout: { waves: [1, 30, 30], pauseSeconds: 60, alarms: ['fleet-5xx'] },
+            },
+          },
+          execution: {
+            ssm: {
+              documentName: 'AWS-RunShellScript',
+              comment: 'remediator:u',
+              intentRecordedAt: '2026-03-01T11:58:00Z',
+              rollout: {
+                currentWave: 0,
+                errors: { allowed: 2, seen: 0 },
+                waves: [
+                  { size: 1, state: 'Ineffective', succeeded: 1, failed: 0, message: 'errors averaged 4' },
+                  { size: 30, state: 'NotSent' },
+                  { size: 30, state: 'NotSent' },
+                ],
+                stopped: { reason: 'Ineffective', at: '2026-03-01T11:59:00Z', message: 'wave 1 ineffective' },
+              },
+            },
+          },
+        },
+      }),
+      [],
+      NOW,
+    );
+    expect(page).toContain('Waves:        1, 30, 30 instance(s), 60s apart');
+    expect(page).toContain('Abort on:     fleet-5xx in ALARM');
+    expect(page).toContain('Rollout:      wave 1 of 3; errors 0 of 2 allowed');
+    expect(page).toContain('Stopped:      Ineffective at 2026-03-01T11:59:00Z: wave 1 ineffective');
+    expect(page).toMatch(/1 +1 +Ineffective +1 +0 +errors averaged 4/);
+    expect(page).toMatch(/3 +30 +NotSent/);
+  });
 });

@@ -138,6 +138,29 @@ export function describeRequest(rr: RemediationRequest, events: EventLine[] | un
       out.push(`  Document:     ${ssm.documentName}`);
       out.push(`  Command:      ${ssm.commandId ?? '<not sent yet>'}${ssm.requestedAt ? ` (requested ${ssm.requestedAt})` : ''}`);
       for (const [name, values] of Object.entries(ssm.parameters ?? {})) out.push(`  Parameter:    ${name} = ${JSON.stringify(values)}`);
+      const rollout = ssm.rollout;
+      if (rollout) {
+        out.push(
+          `  Rollout:      wave ${rollout.currentWave + 1} of ${rollout.waves.length}; errors ${rollout.errors.seen} of ${rollout.errors.allowed} allowed${rollout.nextWaveAt ? `; next wave at ${rollout.nextWaveAt}` : ''}`,
+        );
+        if (rollout.stopped) out.push(`  Stopped:      ${rollout.stopped.reason} at ${rollout.stopped.at}: ${rollout.stopped.message}`);
+        out.push(
+          indent(
+            table(
+              ['WAVE', 'SIZE', 'STATE', 'SUCCEEDED', 'FAILED', 'MESSAGE'],
+              rollout.waves.map((w, i) => [
+                String(i + 1),
+                String(w.size),
+                w.state,
+                String(w.succeeded ?? ''),
+                String(w.failed ?? ''),
+                w.message ?? '',
+              ]),
+            ),
+          ),
+        );
+        if (rollout.failedInstances?.length) out.push(`  Failed:       ${rollout.failedInstances.join(', ')}`);
+      }
       for (const inv of ssm.invocations ?? []) {
         out.push(`  ${inv.instanceId}: ${inv.status}${inv.responseCode !== undefined ? ` (exit ${inv.responseCode})` : ''}`);
         if (inv.stdoutTail) out.push(indent(`stdout: ${inv.stdoutTail.trimEnd()}`, 4));
@@ -194,6 +217,17 @@ export function planText(plan: NonNullable<RemediationRequest['status']>['plan']
     for (const [name, values] of Object.entries(plan.ssm.parameters)) {
       out.push(`  Parameter:    ${name}`);
       for (const v of values) out.push(indent(v, 4));
+    }
+    const r = plan.ssm.rollout;
+    if (r) {
+      // What the approver approves about how it goes out (docs/rollouts.md).
+      out.push(`  Waves:        ${r.waves.join(', ')} instance(s)${r.pauseSeconds ? `, ${r.pauseSeconds}s apart` : ''}`);
+      if (r.verify) {
+        out.push(
+          `  Verify:       ${r.verify.namespace}/${r.verify.metricName} ${r.verify.statistic} ${r.verify.operator} ${r.verify.threshold} on every instance of a wave, ${r.verify.withinSeconds}s after it ended`,
+        );
+      }
+      if (r.alarms?.length) out.push(`  Abort on:     ${r.alarms.join(', ')} in ALARM`);
     }
   }
   if (plan.sns) {

@@ -13,11 +13,11 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Metrics } from '../observability/metrics.js';
 import type { CredentialProvider } from './credentials.js';
 import { BatchingInstanceDescriber, Ec2InstanceDescriber } from './ec2.js';
-import { CloudWatchMetricsReader } from './cloudwatch.js';
+import { CloudWatchAlarmReader, CloudWatchMetricsReader } from './cloudwatch.js';
 import { BatchingMetricsReader } from './cloudwatch-batching.js';
 import { SnsPublisher } from './sns.js';
 import { SsmAgentInspector, SsmCommandRunner } from './ssm.js';
-import type { AgentInspector, CommandRunner, InstanceDescriber, MetricsReader, Publisher } from './types.js';
+import type { AgentInspector, AlarmReader, CommandCanceller, CommandRunner, InstanceDescriber, MetricsReader, Publisher } from './types.js';
 
 export interface CloudOptions {
   region?: string;
@@ -32,6 +32,10 @@ export interface CloudOptions {
 export interface CloudServices {
   instances: InstanceDescriber;
   commands: CommandRunner;
+  /** CancelCommand (the same SSM client as `commands`). */
+  cancels: CommandCanceller;
+  /** The alarms that abort a rollout. */
+  alarms: AlarmReader;
   agents: AgentInspector;
   metrics: MetricsReader;
   publisher: Publisher;
@@ -57,10 +61,13 @@ export function createCloud(opts: CloudOptions): Cloud {
   const cloudwatch = new CloudWatchClient(common);
   const sns = new SNSClient(common);
   const record = (service: string) => (operation: string, outcome: string) => opts.metrics.awsCalls.inc({ service, operation, outcome });
+  const runner = new SsmCommandRunner(ssm, ssmSend, record('ssm'));
   return {
     // One batcher per client set: batching (one DescribeInstances, one GetMetricData per burst) is per account and region.
     instances: new BatchingInstanceDescriber(new Ec2InstanceDescriber(ec2, record('ec2'))),
-    commands: new SsmCommandRunner(ssm, ssmSend, record('ssm')),
+    commands: runner,
+    cancels: runner,
+    alarms: new CloudWatchAlarmReader(cloudwatch, record('cloudwatch')),
     agents: new SsmAgentInspector(ssm, record('ssm')),
     metrics: new BatchingMetricsReader(new CloudWatchMetricsReader(cloudwatch, record('cloudwatch'))),
     publisher: new SnsPublisher(sns, record('sns')),

@@ -1,7 +1,54 @@
-/** CloudWatch metrics for enrichment and guards: every query of a request in one `GetMetricData` call. */
-import { type CloudWatchClient, GetMetricDataCommand, type MetricDataQuery as CwQuery } from '@aws-sdk/client-cloudwatch';
+/**
+ * CloudWatch: metrics for enrichment and guards (every query of a request in one
+ * `GetMetricData` call), and the state of the alarms that abort a rollout (`DescribeAlarms`).
+ */
+import {
+  type CloudWatchClient,
+  DescribeAlarmsCommand,
+  GetMetricDataCommand,
+  type MetricDataQuery as CwQuery,
+} from '@aws-sdk/client-cloudwatch';
 import { callOutcome, classifyAwsError } from './errors.js';
-import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
+import type { AlarmReader, AlarmStateValue, MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
+
+/** DescribeAlarms takes at most 100 AlarmNames. */
+const MAX_ALARM_NAMES_PER_CALL = 100;
+
+export class CloudWatchAlarmReader implements AlarmReader {
+  constructor(
+    private readonly client: CloudWatchClient,
+    private readonly onCall: (operation: string, outcome: string) => void = () => {},
+  ) {}
+
+  async alarmStates(names: readonly string[]): Promise<Map<string, AlarmStateValue>> {
+    const out = new Map<string, AlarmStateValue>();
+    const unique = [...new Set(names)];
+    for (let i = 0; i < unique.length; i += MAX_ALARM_NAMES_PER_CALL) {
+      let token: string | undefined;
+      do {
+        try {
+          const page = await this.client.send(
+            new DescribeAlarmsCommand({
+              AlarmNames: unique.slice(i, i + MAX_ALARM_NAMES_PER_CALL),
+              // Without AlarmTypes CloudWatch returns metric alarms only; a composite alarm is a fine abort signal too.
+              AlarmTypes: ['MetricAlarm', 'CompositeAlarm'],
+              NextToken: token,
+            }),
+          );
+          this.onCall('DescribeAlarms', 'success');
+          for (const a of [...(page.MetricAlarms ?? []), ...(page.CompositeAlarms ?? [])]) {
+            if (a.AlarmName && a.StateValue) out.set(a.AlarmName, a.StateValue as AlarmStateValue);
+          }
+          token = page.NextToken;
+        } catch (error) {
+          this.onCall('DescribeAlarms', callOutcome(error));
+          throw classifyAwsError(error, 'cloudwatch:DescribeAlarms');
+        }
+      } while (token);
+    }
+    return out;
+  }
+}
 
 /** CloudWatch accepts at most 500 metric queries per GetMetricData call. */
 const MAX_QUERIES_PER_CALL = 500;

@@ -195,6 +195,8 @@ export class CloudPool {
       label,
       instances: located(cloud.instances, guard),
       commands: located(cloud.commands, guard),
+      cancels: located(cloud.cancels, guard),
+      alarms: located(cloud.alarms, guard),
       agents: located(cloud.agents, guard),
       metrics: located(cloud.metrics, guard),
       publisher: located(cloud.publisher, guard),

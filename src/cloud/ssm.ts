@@ -9,12 +9,21 @@ import {
   SendCommandCommand,
   ListCommandsCommand,
   GetCommandInvocationCommand,
+  CancelCommandCommand,
   DescribeInstanceInformationCommand,
   type DescribeInstanceInformationCommandOutput,
   type Command,
 } from '@aws-sdk/client-ssm';
 import { awsErrorName, callOutcome, classifyAwsError } from './errors.js';
-import type { AgentInspector, AgentStatus, CommandRunner, InvocationResult, SendCommandInput, SentCommand } from './types.js';
+import type {
+  AgentInspector,
+  AgentStatus,
+  CommandCanceller,
+  CommandRunner,
+  InvocationResult,
+  SendCommandInput,
+  SentCommand,
+} from './types.js';
 
 /** SendCommand takes at most 50 InstanceIds; DescribeInstanceInformation pages at most 50 nodes. */
 export const MAX_INSTANCES_PER_COMMAND = 50;
@@ -32,7 +41,7 @@ function sent(command: Command | undefined): SentCommand {
   return { commandId: command.CommandId, requestedAt: command.RequestedDateTime?.toISOString() };
 }
 
-export class SsmCommandRunner implements CommandRunner {
+export class SsmCommandRunner implements CommandRunner, CommandCanceller {
   /**
    * `sendClient` must not retry: if a SendCommand response is lost, an SDK retry would
    * send a second command. The controller retries instead, after `findCommand`.
@@ -78,10 +87,25 @@ export class SsmCommandRunner implements CommandRunner {
             ...(input.s3Output.keyPrefix !== undefined && { OutputS3KeyPrefix: input.s3Output.keyPrefix }),
             ...(input.s3Output.region !== undefined && { OutputS3Region: input.s3Output.region }),
           }),
+          // SSM stops the command itself when the alarm goes off (docs/rollouts.md); the
+          // controller checks every alarm of the rollout between waves as well.
+          ...(input.alarm && {
+            AlarmConfiguration: {
+              Alarms: [{ Name: input.alarm.name }],
+              IgnorePollAlarmFailure: input.alarm.ignorePollAlarmFailure,
+            },
+          }),
         }),
       ),
     );
     return sent(out.Command);
+  }
+
+  async cancelCommand(commandId: string, instanceIds?: readonly string[]): Promise<void> {
+    // Through the retrying client: cancelling twice changes nothing (ended invocations stay as they are).
+    await this.call('CancelCommand', 'ssm:CancelCommand', () =>
+      this.client.send(new CancelCommandCommand({ CommandId: commandId, ...(instanceIds && { InstanceIds: [...instanceIds] }) })),
+    );
   }
 
   async findCommand(comment: string, instanceIds: readonly string[]): Promise<SentCommand | undefined> {

@@ -75,6 +75,16 @@ export interface SendCommandInput {
   cloudWatchOutput?: CloudWatchOutput;
   /** Full output to S3, written by the instance's own role (see docs/aws-limits.md). */
   s3Output?: S3Output;
+  /** A CloudWatch alarm that stops the command when it is in ALARM (SSM takes exactly one per command). */
+  alarm?: CommandAlarm;
+}
+
+/** SendCommand's AlarmConfiguration, for the one alarm SSM takes per command (API_AlarmConfiguration). */
+export interface CommandAlarm {
+  /** 1-255 characters, not only blanks (API_Alarm). */
+  name: string;
+  /** true: the command goes on when SSM cannot read the alarm's state. */
+  ignorePollAlarmFailure: boolean;
 }
 
 export interface CloudWatchOutput {
@@ -163,6 +173,25 @@ export interface CommandRunner {
   /** Find a command already sent with this comment to these instances, if any. */
   findCommand(comment: string, instanceIds: readonly string[]): Promise<SentCommand | undefined>;
   getInvocation(commandId: string, instanceId: string): Promise<InvocationResult>;
+}
+
+/**
+ * CancelCommand: SSM cancels the invocations of a command that have not ended (they
+ * become Cancelling, then Cancelled); ended ones are unchanged, so cancelling twice is
+ * harmless. "There is no guarantee that the command will be terminated" (API_CancelCommand):
+ * the invocations' own statuses say what happened.
+ */
+export interface CommandCanceller {
+  /** `instanceIds` (at most 50): only these; all of the command's when absent. */
+  cancelCommand(commandId: string, instanceIds?: readonly string[]): Promise<void>;
+}
+
+/** A CloudWatch alarm's state value. */
+export type AlarmStateValue = 'OK' | 'ALARM' | 'INSUFFICIENT_DATA';
+
+export interface AlarmReader {
+  /** The state of each named alarm (metric and composite) that exists; a name CloudWatch does not know is absent. */
+  alarmStates(names: readonly string[]): Promise<Map<string, AlarmStateValue>>;
 }
 
 /**

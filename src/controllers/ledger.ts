@@ -17,6 +17,7 @@
  * and executions still running; a hard cap keeps one policy's document small.
  */
 import { parseDuration, type AlertPolicy } from '../api/v1alpha1/index.js';
+import { instanceHolders, type InstanceHolder, type RequestExists } from './instance-locks.js';
 import type { ExecutionOutcome, ExecutionRecord } from './safety.js';
 
 /** What the ledger keeps of one execution; it outlives the request. */
@@ -134,6 +135,14 @@ export class ExecutionLedger {
 
   entry(namespace: string, policy: string, uid: string): LedgerEntry | undefined {
     return this.records(namespace, policy).find((e) => e.uid === uid);
+  }
+
+  /**
+   * The instances of `instanceIds` that another running execution holds, over every
+   * policy and namespace this controller loads: the instance locks (instance-locks.ts).
+   */
+  holders(instanceIds: readonly string[], self: string, exists: RequestExists): Map<string, InstanceHolder> {
+    return instanceHolders(this.docs.values(), instanceIds, self, exists);
   }
 
   /** Records an intent in memory at once (one per request UID); `persist` stores it. */

@@ -16,6 +16,7 @@ import {
   type Runbook,
   type SnsAction,
 } from '../api/v1alpha1/index.js';
+import { effectiveRollout, ROLLOUT_EXECUTION, RolloutError } from './rollout.js';
 import { renderInputs } from './runbooks.js';
 import { render, valuePolicy, type TemplateContext } from './template.js';
 
@@ -141,14 +142,23 @@ export function renderPlan(p: PlanInputs): { plan: Plan; sns?: RenderedSns } {
         ...(o.s3KeyPrefix !== undefined && { s3KeyPrefix: o.s3KeyPrefix }),
       }),
     };
+    // How it goes out over the fleet (rollout.ts): the runbook's, made more cautious by the
+    // policy. Absent for a plain rollout, so plans approved before rollouts existed keep their digest.
+    const rollout = effectiveRollout(action.ssm, p.policy.spec.safety?.rollout, p.targets.length);
+    if (rollout.rollout && !ROLLOUT_EXECUTION) {
+      throw new RolloutError(
+        'the runbook (or the policy) declares a rollout (several waves, or alarms), which this controller cannot execute yet; remove spec.action.ssm.rollout (and spec.safety.rollout.waves) or upgrade the controller',
+      );
+    }
     base.ssm = {
       documentName: action.ssm.documentName ?? RUNBOOK_DEFAULTS.ssmDocument,
       parameters,
       timeoutSeconds: action.ssm.timeoutSeconds ?? RUNBOOK_DEFAULTS.ssmTimeoutSeconds,
-      maxConcurrency: action.ssm.maxConcurrency ?? RUNBOOK_DEFAULTS.ssmMaxConcurrency,
-      maxErrors: action.ssm.maxErrors ?? RUNBOOK_DEFAULTS.ssmMaxErrors,
+      maxConcurrency: rollout.maxConcurrency,
+      maxErrors: rollout.maxErrors,
       // Where the full output goes is part of what the approver approves.
       ...(output && Object.keys(output).length > 0 && { output }),
+      ...(rollout.rollout && { rollout: rollout.rollout }),
     };
   } else if (action.sns) {
     sns = renderSns(action.sns, ctx, p.policy.metadata?.name);

@@ -14,6 +14,7 @@ import {
   type RiskLevel,
   type Runbook,
 } from '../api/v1alpha1/index.js';
+import { rolloutProblems } from './rollout.js';
 import { selectorMatches } from './selector.js';
 import {
   anchoredPattern,
@@ -228,6 +229,7 @@ export function runbookProblems(runbook: Runbook, allowedDocuments: ReadonlySet<
       checkPattern(`action.ssm.parameters[${p.name}]`, p.allowedPattern);
       for (const v of p.values) checkTemplate(`action.ssm.parameters[${p.name}]`, v);
     }
+    problems.push(...rolloutProblems(ssm, runbook.spec.scope?.maxTargets ?? RUNBOOK_DEFAULTS.maxTargets));
   }
   const sns = runbook.spec.action.sns;
   if (sns) {

@@ -49,6 +49,7 @@ const NO_RESOURCE_LEVEL = new Set([
   'ssm:ListCommands',
   'ssm:GetCommandInvocation',
   'ssm:DescribeInstanceInformation',
+  'ssm:CancelCommand',
 ]);
 
 interface Statement {

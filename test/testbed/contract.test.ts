@@ -297,3 +297,34 @@ it('leaves operations it has no rules for alone', async () => {
   ).toBeUndefined();
   expect(await checkContract({ service: 'sts', operation: 'AssumeRoleWithWebIdentity', protocol: 'query', input: {} })).toBeUndefined();
 });
+
+describe('rollouts: AlarmConfiguration, CancelCommand, DescribeAlarms', () => {
+  const alarm = (c: unknown) => ssm('SendCommand', { ...validSend, AlarmConfiguration: c });
+  it('AlarmConfiguration: exactly one alarm with a name of 1-255 characters, IgnorePollAlarmFailure a boolean', async () => {
+    expect(await code(alarm({ Alarms: [{ Name: 'fleet-5xx' }], IgnorePollAlarmFailure: false }))).toBeUndefined();
+    expect(await code(alarm({ Alarms: [{ Name: 'fleet-5xx' }] }))).toBeUndefined();
+    expect(await code(alarm({}))).toBe('ValidationException');
+    expect(await code(alarm({ Alarms: [] }))).toBe('ValidationException');
+    expect(await code(alarm({ Alarms: [{ Name: 'a' }, { Name: 'b' }] }))).toBe('ValidationException');
+    expect(await code(alarm({ Alarms: [{}] }))).toBe('ValidationException');
+    expect(await code(alarm({ Alarms: [{ Name: '   ' }] }))).toBe('ValidationException');
+    expect(await code(alarm({ Alarms: [{ Name: 'x'.repeat(256) }] }))).toBe('ValidationException');
+    expect(await code(alarm({ Alarms: [{ Name: 'a' }], IgnorePollAlarmFailure: 'yes' }))).toBe('ValidationException');
+  });
+  it('CancelCommand: a 36-character command id, at most 50 node ids', async () => {
+    const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
+    expect(await code(ssm('CancelCommand', { CommandId: id }))).toBeUndefined();
+    expect(await code(ssm('CancelCommand', { CommandId: id, InstanceIds: ids(50) }))).toBeUndefined();
+    expect(await code(ssm('CancelCommand', { CommandId: 'short' }))).toBe('ValidationException');
+    expect(await code(ssm('CancelCommand', { CommandId: id, InstanceIds: ids(51) }))).toBe('ValidationException');
+    expect(await code(ssm('CancelCommand', { CommandId: id, InstanceIds: ['web-1'] }))).toBe('ValidationException');
+  });
+  it('DescribeAlarms: at most 100 names, MaxRecords 1-100, names and a prefix not together', async () => {
+    const call = (input: object): ContractCall => ({ service: 'cloudwatch', operation: 'DescribeAlarms', protocol: 'json', input });
+    expect(await code(call({ AlarmNames: ['a', 'b'], AlarmTypes: ['MetricAlarm', 'CompositeAlarm'] }))).toBeUndefined();
+    expect(await code(call({ AlarmNames: Array.from({ length: 101 }, (_, i) => `a${i}`) }))).toBe('ValidationError');
+    expect(await code(call({ AlarmNames: [''] }))).toBe('ValidationError');
+    expect(await code(call({ MaxRecords: 0 }))).toBe('ValidationError');
+    expect(await code(call({ AlarmNames: ['a'], AlarmNamePrefix: 'a' }))).toBe('InvalidParameterCombination');
+  });
+});

@@ -201,6 +201,27 @@ function checkSendCommand(input: Json): Breach | undefined {
       );
     }
   }
+  // API_AlarmConfiguration: Alarms — required, "Array Members: Fixed number of 1 item";
+  // IgnorePollAlarmFailure — Boolean. API_Alarm: Name — required, length 1-255, Pattern ^(?!\s*$).+
+  const alarmConfig = input['AlarmConfiguration'];
+  if (alarmConfig !== undefined) {
+    const c = obj(alarmConfig);
+    const alarms = c['Alarms'];
+    if (!Array.isArray(alarms)) return bad('alarmConfiguration.alarms', null, 'Member must not be null');
+    if (alarms.length !== 1) return bad('alarmConfiguration.alarms', `[${alarms.length} alarms]`, 'Member must have length 1');
+    const name = obj(alarms[0])['Name'];
+    if (typeof name !== 'string') return bad('alarmConfiguration.alarms.member.name', null, 'Member must not be null');
+    if (name.length < 1 || name.length > 255) {
+      return bad('alarmConfiguration.alarms.member.name', name, 'Member must have length between 1 and 255');
+    }
+    if (!/^(?!\s*$).+/.test(name)) {
+      return bad('alarmConfiguration.alarms.member.name', name, 'Member must satisfy regular expression pattern: ^(?!\\s*$).+');
+    }
+    const ignore = c['IgnorePollAlarmFailure'];
+    if (ignore !== undefined && typeof ignore !== 'boolean') {
+      return bad('alarmConfiguration.ignorePollAlarmFailure', ignore, 'Member must be a boolean');
+    }
+  }
   // Parameters become part of the document SSM runs, and a document is at most 64 KB
   // (API_SendCommand's MaxDocumentSizeExceeded: "The size limit of a document is 64 KB").
   // The reference gives no separate per-parameter limit, so the checker holds the
@@ -260,6 +281,25 @@ function checkGetCommandInvocation(input: Json): Breach | undefined {
       'Member must satisfy regular expression pattern: (^i-(\\w{8}|\\w{17})$)|(^mi-\\w{17}$)',
       op,
     );
+  }
+  return undefined;
+}
+
+function checkCancelCommand(input: Json): Breach | undefined {
+  const op = 'CancelCommand';
+  // API_CancelCommand: CommandId (required) fixed length 36; InstanceIds at most 50 node ids.
+  const commandId = input['CommandId'];
+  if (!(typeof commandId === 'string' && commandId.length === 36))
+    return ssmInvalid('commandId', commandId, 'Member must have length 36', op);
+  const instanceIds = input['InstanceIds'];
+  if (instanceIds !== undefined) {
+    const ids = arr(instanceIds);
+    if (ids.length > 50) return ssmInvalid('instanceIds', `[${ids.length} ids]`, 'Member must have length less than or equal to 50', op);
+    for (const id of ids) {
+      if (typeof id !== 'string' || !SSM_NODE_ID.test(id)) {
+        return ssmInvalid('instanceIds', id, 'Member must satisfy regular expression pattern: (^i-(\\w{8}|\\w{17})$)|(^mi-\\w{17}$)', op);
+      }
+    }
   }
   return undefined;
 }
@@ -370,6 +410,39 @@ function checkGetMetricData(input: Json): Breach | undefined {
       code: 'ValidationError',
       status: 400,
       message: 'The parameter StartTime must be less than the parameter EndTime.',
+      reference: ref,
+    };
+  }
+  return undefined;
+}
+
+function checkDescribeAlarms(input: Json): Breach | undefined {
+  const ref = `${CW_API}/API_DescribeAlarms.html`;
+  // API_DescribeAlarms: AlarmNames — "Array Members: Maximum number of 100 items", each 1-255 characters;
+  // MaxRecords 1-100; AlarmNamePrefix cannot be combined with AlarmNames.
+  const names = arr(input['AlarmNames']);
+  if (names.length > 100) {
+    return {
+      code: 'ValidationError',
+      status: 400,
+      message: `The collection AlarmNames must not have a size greater than 100 (got ${names.length}).`,
+      reference: ref,
+    };
+  }
+  for (const n of names) {
+    if (typeof n !== 'string' || n.length < 1 || n.length > 255) {
+      return { code: 'ValidationError', status: 400, message: `Invalid alarm name '${excerpt(n)}': 1 to 255 characters`, reference: ref };
+    }
+  }
+  const max = num(input['MaxRecords']);
+  if (input['MaxRecords'] !== undefined && !(max !== undefined && max >= 1 && max <= 100)) {
+    return { code: 'ValidationError', status: 400, message: 'MaxRecords must be between 1 and 100', reference: ref };
+  }
+  if (names.length > 0 && input['AlarmNamePrefix'] !== undefined) {
+    return {
+      code: 'InvalidParameterCombination',
+      status: 400,
+      message: 'AlarmNames and AlarmNamePrefix cannot be combined',
       reference: ref,
     };
   }
@@ -560,6 +633,10 @@ export async function checkContract(call: ContractCall, lookups: ContractLookups
       return checkGetCommandInvocation(input);
     case 'ssm:DescribeInstanceInformation':
       return checkDescribeInstanceInformation(input);
+    case 'ssm:CancelCommand':
+      return checkCancelCommand(input);
+    case 'cloudwatch:DescribeAlarms':
+      return checkDescribeAlarms(input);
     case 'cloudwatch:GetMetricData':
       return checkGetMetricData(input);
     case 'ec2:DescribeInstances':

@@ -11,7 +11,13 @@
 //    answers HTTP 500 with an HTML page), so the gateway answers it from moto's EC2
 //    instances: every pending or running instance has an Online Linux agent unless a
 //    test says otherwise (`setAgentStatus`), and tests may register hybrid `mi-` nodes
-//    (`registerManagedNode`).
+//    (`registerManagedNode`). Nor has it CancelCommand: the gateway answers it as
+//    API_CancelCommand documents (an unknown command id is InvalidCommandId; invocations
+//    that ended are unchanged, so for moto's commands, all Success at once, it changes
+//    nothing). And with a simulation on for a region (`setSsmSimulation`), commands sent
+//    there run over time, honouring MaxConcurrency and MaxErrors, and CancelCommand
+//    cancels what has not ended (ssm-simulation.ts); `ssmTimeline` gives the emulator's
+//    view of them, e.g. how many invocations ran at once across every command.
 //
 // Test files run in jest workers, the gateway in jest's main process: they talk to it
 // over HTTP, on paths under /__testbed/ that no AWS SDK ever uses.
@@ -20,8 +26,10 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import { GetTopicAttributesCommand, SNSClient } from '@aws-sdk/client-sns';
+import { ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { checkContract, SSM_NODE_ID, type Breach } from './contract.js';
 import { startFaultProxy, type FaultProxy, type RequestView, type UpstreamAnswer } from './faultproxy.js';
+import { maxRunning, runningSpan, schedule, statusAt, type SimulatedCommand, type SimulationSettings } from './ssm-simulation.js';
 
 export interface ContractViolation {
   /** 1, 2, 3, ... in the order the gateway saw them. */
@@ -73,6 +81,25 @@ export interface Gateway {
 }
 
 export const DEFAULT_AGENT_VERSION = '3.3.1142.0';
+
+/** The emulator's view of the commands sent to a simulated region (`ssmTimeline`). */
+export interface SsmTimeline {
+  commands: Array<{
+    commandId: string;
+    comment: string | undefined;
+    instanceIds: string[];
+    maxConcurrency: string;
+    maxErrors: string;
+    alarm?: { name: string; ignorePollAlarmFailure: boolean };
+    sentAt: number;
+    cancelledAt?: number;
+    /** Each invocation's status now, and when it really ran (absent: it never started). */
+    invocations: Array<{ instanceId: string; status: string; ranFrom?: number; ranUntil?: number }>;
+  }>;
+  /** The most invocations in progress at once, across every command of the region. */
+  maxRunning: number;
+  maxRunningAt?: number;
+}
 const ADMIN_PREFIX = '/__testbed/';
 
 interface Expectation extends ViolationExpectation {
@@ -115,6 +142,8 @@ export async function startGateway(opts: { upstream: string }): Promise<Gateway>
   const expectations: Expectation[] = [];
   const agents = new Map<string, AgentOverride>();
   const hybrid = new Map<string, HybridNode>();
+  const simulations = new Map<string, SimulationSettings>();
+  const simulated = new Map<string, SimulatedCommand>();
   let nextExpectation = 1;
 
   /**
@@ -317,6 +346,131 @@ export async function startGateway(opts: { upstream: string }): Promise<Gateway>
   };
 
   // -------------------------------------------------------------------------------------
+  // SSM over time (ssm-simulation.ts), and CancelCommand
+
+  /** Sends the request on to moto as it came (moto checks no signature). */
+  const passThrough = async (req: RequestView): Promise<UpstreamAnswer> => {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v === undefined || ['host', 'content-length', 'content-encoding', 'connection', 'transfer-encoding'].includes(k)) continue;
+      headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    const res = await fetch(`${opts.upstream}${req.path}`, { method: req.method, headers, body: req.body });
+    const body = Buffer.from(await res.arrayBuffer());
+    return { status: res.status, headers: { 'content-type': res.headers.get('content-type') ?? 'application/x-amz-json-1.1' }, body };
+  };
+
+  const sendCommand = async (req: RequestView, region: string, settings: SimulationSettings): Promise<UpstreamAnswer> => {
+    const answer = await passThrough(req);
+    if (answer.status !== 200) return answer;
+    const input = (req.input ?? {}) as {
+      InstanceIds?: string[];
+      Comment?: string;
+      MaxConcurrency?: string;
+      MaxErrors?: string;
+      AlarmConfiguration?: { Alarms?: Array<{ Name?: string }>; IgnorePollAlarmFailure?: boolean };
+    };
+    const out = JSON.parse(answer.body.toString('utf8')) as { Command?: { CommandId?: string } };
+    const commandId = out.Command?.CommandId;
+    if (!commandId) return answer;
+    const sentAt = Date.now();
+    const instanceIds = input.InstanceIds ?? [];
+    // SendCommand's defaults (API_SendCommand): MaxConcurrency 50, MaxErrors 0.
+    const maxConcurrency = input.MaxConcurrency ?? '50';
+    const maxErrors = input.MaxErrors ?? '0';
+    const alarm = input.AlarmConfiguration?.Alarms?.[0]?.Name;
+    simulated.set(commandId, {
+      commandId,
+      comment: input.Comment,
+      region,
+      instanceIds,
+      maxConcurrency,
+      maxErrors,
+      ...(alarm !== undefined && {
+        alarm: { name: alarm, ignorePollAlarmFailure: input.AlarmConfiguration?.IgnorePollAlarmFailure ?? false },
+      }),
+      sentAt,
+      invocations: schedule(instanceIds, maxConcurrency, maxErrors, sentAt, settings),
+      cancellingMs: settings.cancellingMs ?? 200,
+    });
+    return answer;
+  };
+
+  const getCommandInvocation = async (req: RequestView, cmd: SimulatedCommand): Promise<UpstreamAnswer> => {
+    const input = (req.input ?? {}) as { InstanceId?: string };
+    const inv = cmd.invocations.find((i) => i.instanceId === input.InstanceId);
+    if (!inv) return ssmError('InvocationDoesNotExist', 'An error occurred (InvocationDoesNotExist)');
+    const answer = await passThrough(req);
+    const body = answer.status === 200 ? (JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>) : {};
+    const { status, responseCode } = statusAt(cmd, inv, Date.now());
+    return jsonAnswer(
+      200,
+      {
+        ...body,
+        CommandId: cmd.commandId,
+        InstanceId: inv.instanceId,
+        Status: status,
+        StatusDetails: status,
+        ResponseCode: responseCode,
+        StandardOutputContent: status === 'Success' ? 'ok\n' : '',
+        StandardErrorContent: status === 'Failed' ? 'simulated failure\n' : '',
+      },
+      'application/x-amz-json-1.1',
+    );
+  };
+
+  const cancelCommand = async (req: RequestView): Promise<UpstreamAnswer> => {
+    const input = (req.input ?? {}) as { CommandId?: string; InstanceIds?: string[] };
+    const commandId = input.CommandId ?? '';
+    const cmd = simulated.get(commandId);
+    if (cmd) {
+      // Cancelling twice keeps the first cancel: what had ended by then stays as it was.
+      cmd.cancelledAt ??= Date.now();
+      return jsonAnswer(200, {}, 'application/x-amz-json-1.1');
+    }
+    // moto's own commands: every invocation ended (Success) at once, so a cancel changes nothing — if the command exists.
+    const ssm = asCaller(req.headers, (cfg) => new SSMClient(cfg!));
+    if (!ssm) return ssmError('InvalidCommandId', 'The command ID is not valid');
+    try {
+      const out = await ssm.send(new ListCommandsCommand({ CommandId: commandId }));
+      if ((out.Commands ?? []).length === 0) return ssmError('InvalidCommandId', 'The command ID is not valid');
+    } catch {
+      return ssmError('InvalidCommandId', 'The command ID is not valid');
+    } finally {
+      ssm.destroy();
+    }
+    return jsonAnswer(200, {}, 'application/x-amz-json-1.1');
+  };
+
+  const timeline = (region: string): SsmTimeline => {
+    const now = Date.now();
+    const commands = [...simulated.values()].filter((c) => c.region === region);
+    const peak = maxRunning(commands);
+    return {
+      commands: commands.map((c) => ({
+        commandId: c.commandId,
+        comment: c.comment,
+        instanceIds: c.instanceIds,
+        maxConcurrency: c.maxConcurrency,
+        maxErrors: c.maxErrors,
+        ...(c.alarm && { alarm: c.alarm }),
+        sentAt: c.sentAt,
+        ...(c.cancelledAt !== undefined && { cancelledAt: c.cancelledAt }),
+        invocations: c.invocations.map((i) => {
+          const span = runningSpan(c, i);
+          return {
+            instanceId: i.instanceId,
+            status: statusAt(c, i, now).status,
+            ...(span && { ranFrom: span[0], ranUntil: span[1] }),
+          };
+        }),
+      })),
+      maxRunning: peak.max,
+      ...(peak.at !== undefined && { maxRunningAt: peak.at }),
+    };
+  };
+
+  // -------------------------------------------------------------------------------------
   // The admin API for test files
 
   const admin = (req: RequestView): UpstreamAnswer => {
@@ -349,6 +503,18 @@ export async function startGateway(opts: { upstream: string }): Promise<Gateway>
       agents.set(decodeURIComponent(agent[1]!), body as AgentOverride);
       return jsonAnswer(200, {});
     }
+    const sim = /^ssm\/simulation\/([a-z0-9-]+)$/.exec(path);
+    if (sim && req.method === 'PUT') {
+      if (typeof body['runMs'] !== 'number') return jsonAnswer(400, { error: 'runMs (a number) is required' });
+      simulations.set(sim[1]!, body as unknown as SimulationSettings);
+      return jsonAnswer(200, {});
+    }
+    if (sim && req.method === 'DELETE') {
+      simulations.delete(sim[1]!);
+      for (const [id, c] of simulated) if (c.region === sim[1]) simulated.delete(id);
+      return jsonAnswer(200, {});
+    }
+    if (sim && req.method === 'GET') return jsonAnswer(200, timeline(sim[1]!));
     if (req.method === 'POST' && path === 'ssm/managed-nodes') {
       const region = body['region'];
       if (typeof region !== 'string') return jsonAnswer(400, { error: 'region is required' });
@@ -368,9 +534,18 @@ export async function startGateway(opts: { upstream: string }): Promise<Gateway>
       // moto forgets its instances; the agents the test bed made up go with them.
       agents.clear();
       hybrid.clear();
+      simulated.clear();
       return undefined;
     }
     if (req.service === 'ssm' && req.operation === 'DescribeInstanceInformation') return describeInstanceInformation(req);
+    if (req.service === 'ssm' && req.operation === 'CancelCommand') return cancelCommand(req);
+    const region = signer(req.headers)?.region;
+    const settings = region === undefined ? undefined : simulations.get(region);
+    if (req.service === 'ssm' && req.operation === 'SendCommand' && settings && region) return sendCommand(req, region, settings);
+    if (req.service === 'ssm' && req.operation === 'GetCommandInvocation') {
+      const cmd = simulated.get(String((req.input as { CommandId?: unknown } | undefined)?.CommandId ?? ''));
+      if (cmd) return getCommandInvocation(req, cmd);
+    }
     return undefined;
   };
 
@@ -440,6 +615,25 @@ export async function setAgentStatus(endpoint: string, instanceId: string, overr
 /** Registers a hybrid managed node (an `mi-` id, as SSM gives on-premises servers) in `region`; returns its id. */
 export async function registerManagedNode(endpoint: string, region: string, opts: ManagedNodeOptions = {}): Promise<string> {
   return (await adminCall<{ instanceId: string }>(endpoint, 'POST', 'ssm/managed-nodes', { ...opts, region })).instanceId;
+}
+
+/**
+ * Runs SSM commands sent in `region` over time from now on (ssm-simulation.ts): each
+ * invocation takes `runMs`, MaxConcurrency and MaxErrors hold per command, `failing`
+ * instances fail, and CancelCommand cancels what has not ended.
+ */
+export async function setSsmSimulation(endpoint: string, region: string, settings: SimulationSettings): Promise<void> {
+  await adminCall(endpoint, 'PUT', `ssm/simulation/${region}`, settings);
+}
+
+/** Stops simulating `region` and forgets its commands. */
+export async function clearSsmSimulation(endpoint: string, region: string): Promise<void> {
+  await adminCall(endpoint, 'DELETE', `ssm/simulation/${region}`);
+}
+
+/** The emulator's view of every command sent to simulated `region`. */
+export function ssmTimeline(endpoint: string, region: string): Promise<SsmTimeline> {
+  return adminCall(endpoint, 'GET', `ssm/simulation/${region}`);
 }
 
 export function formatViolations(list: readonly ContractViolation[]): string {

@@ -6,7 +6,7 @@
  * it, and the API server enforces it (OpenAPI plus CEL), so the three cannot drift.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { RISK_LEVELS, TOPIC_ARN_PATTERN } from './runbook.js';
+import { FLEET_SIZE_PATTERN, MAX_ROLLOUT_WAVES, RISK_LEVELS, SSM_MAX_ERRORS_PATTERN, TOPIC_ARN_PATTERN } from './runbook.js';
 import { Conditions, Duration, ObjectMeta, StringEnum, StringMap, Timestamp, type KubeSchemaOptions } from './schema.js';
 
 export const ALERT_SOURCES = ['alertmanager', 'cloudwatch', 'generic'] as const;
@@ -282,6 +282,46 @@ const MaintenanceWindow = Type.Object({
   ),
 });
 
+/** What a request does when one of its instances is being remediated by another request (of any policy or namespace). */
+export const WHEN_INSTANCE_BUSY = ['Wait', 'Skip'] as const;
+
+const RolloutOverride = Type.Object(
+  {
+    waves: Type.Optional(
+      Type.Array(
+        Type.Object({
+          size: Type.String({ pattern: FLEET_SIZE_PATTERN, maxLength: 7, description: 'A count from 1, or 1% to 100% of the targets.' }),
+        }),
+        {
+          minItems: 1,
+          maxItems: MAX_ROLLOUT_WAVES,
+          description: "Wave sizes; each wave is the smaller of this and the runbook's wave at the same position (the last size repeats).",
+        },
+      ),
+    ),
+    pauseBetweenWaves: Type.Optional(Duration({ description: "A pause between waves; the longer of this and the runbook's applies." })),
+    maxConcurrency: Type.Optional(
+      Type.String({
+        pattern: FLEET_SIZE_PATTERN,
+        maxLength: 7,
+        description: "Instances running at once over the fleet; the smaller of this and the runbook's applies.",
+      }),
+    ),
+    maxErrors: Type.Optional(
+      Type.String({
+        pattern: SSM_MAX_ERRORS_PATTERN,
+        maxLength: 7,
+        description: "Failed instances the fleet may have; the smaller of this and the runbook's applies.",
+      }),
+    ),
+  },
+  {
+    description:
+      "Make the runbook's rollout more cautious, never less: smaller waves, a longer pause, lower concurrency, fewer errors. " +
+      "Each value is compared with the runbook's after percentages are resolved against the targets (docs/rollouts.md).",
+  },
+);
+
 const Safety = Type.Object(
   {
     dryRun: Type.Optional(Type.Boolean({ description: 'Record what would be sent, send nothing.' })),
@@ -331,8 +371,20 @@ const Safety = Type.Object(
         },
       ),
     ),
+    rollout: Type.Optional(RolloutOverride),
+    whenInstanceBusy: Type.Optional(
+      StringEnum(WHEN_INSTANCE_BUSY, {
+        default: 'Wait',
+        description:
+          'An instance may be remediated by one request at a time, across policies and namespaces. Wait (default): a request with a ' +
+          'busy instance stays Approved until it is free (or its approval timeout passes); Skip: it is skipped (reason InstanceBusy).',
+      }),
+    ),
   },
-  { description: 'Brakes on execution: dry run, suspend, cooldown, rate limit, circuit breaker and maintenance windows.' },
+  {
+    description:
+      'Brakes on execution: dry run, suspend, cooldown, rate limit, circuit breaker, maintenance windows, rollout and instance locks.',
+  },
 );
 
 const Retention = Type.Object(
@@ -501,6 +553,8 @@ export type Safety = Static<typeof Safety>;
 export type MaintenanceWindow = Static<typeof MaintenanceWindow>;
 export type Retention = Static<typeof Retention>;
 export type Verify = Static<typeof Verify>;
+export type RolloutOverride = Static<typeof RolloutOverride>;
+export type WhenInstanceBusy = (typeof WHEN_INSTANCE_BUSY)[number];
 
 /**
  * Annotation a person sets (to the current time) to close an open circuit breaker: failures before it no longer count.

@@ -45,6 +45,11 @@ export const VERIFYING_REASON = 'Verifying';
 /** EC2 instance ids, and the `mi-` ids of hybrid managed nodes SSM also runs commands on. */
 export const INSTANCE_ID_PATTERN = '^(i-[0-9a-f]{8}([0-9a-f]{9})?|mi-[0-9a-f]{17})$';
 
+/** Waves of one request at most: a rollout needing more is refused at planning (rollout.ts). */
+export const MAX_WAVES = 100;
+/** Commands of one request at most (each at most 50 instances): a rollout needing more is refused at planning. */
+export const MAX_COMMANDS = 100;
+
 /** `sha256:` and 64 hex digits: the digest of a rendered plan. */
 export const PLAN_DIGEST_PATTERN = '^sha256:[0-9a-f]{64}$';
 
@@ -174,6 +179,35 @@ const PlanOutput = Type.Object(
   { description: "Where the full command output goes (the runbook's action.ssm.output)." },
 );
 
+const PlanRollout = Type.Object(
+  {
+    waves: Type.Array(Type.Integer({ minimum: 1 }), {
+      maxItems: MAX_WAVES,
+      description: 'Instances in each wave, in order (targets are taken in plan order); they add up to the targets.',
+    }),
+    pauseSeconds: Type.Optional(Type.Integer({ minimum: 0, description: 'Pause after each wave but the last.' })),
+    verify: Type.Optional(
+      Type.Object(
+        {
+          withinSeconds: Type.Integer({ minimum: 0, description: 'How long after a wave ended the metric is read.' }),
+          namespace: Type.String({ description: 'CloudWatch namespace.' }),
+          metricName: Type.String({ description: 'CloudWatch metric, per instance (dimension InstanceId).' }),
+          statistic: Type.String({ description: 'The statistic.' }),
+          periodSeconds: Type.Integer({ description: 'The period.' }),
+          operator: Type.String({ description: 'How the mean compares to threshold when recovered.' }),
+          threshold: Type.Number({ description: 'The threshold.' }),
+        },
+        { description: 'Verification between waves: the metric must have recovered on every instance of the wave.' },
+      ),
+    ),
+    alarms: Type.Optional(Type.Array(Type.String(), { maxItems: 5, description: 'CloudWatch alarms that abort the rollout.' })),
+    ignorePollAlarmFailure: Type.Optional(Type.Boolean({ description: "AlarmConfiguration's IgnorePollAlarmFailure." })),
+  },
+  {
+    description: "How the command goes out over the fleet (the runbook's rollout, made more cautious by the policy): see docs/rollouts.md.",
+  },
+);
+
 const Plan = Type.Object(
   {
     digest: Type.String({
@@ -200,9 +234,14 @@ const Plan = Type.Object(
             description: 'Rendered parameters, exactly as sent.',
           }),
           timeoutSeconds: Type.Integer({ description: 'Command timeout.' }),
-          maxConcurrency: Type.String({ description: 'SSM MaxConcurrency.' }),
-          maxErrors: Type.String({ description: 'SSM MaxErrors.' }),
+          maxConcurrency: Type.String({
+            description: "Instances running at once over the whole fleet (the runbook's, or the policy's when smaller).",
+          }),
+          maxErrors: Type.String({
+            description: "Failed instances the whole fleet may have (the runbook's, or the policy's when smaller).",
+          }),
           output: Type.Optional(PlanOutput),
+          rollout: Type.Optional(PlanRollout),
         },
         { description: 'The command, as it will be sent (in commands of at most 50 instances each).' },
       ),
@@ -264,6 +303,14 @@ const SsmCommand = Type.Object({
   instanceIds: Type.Array(Type.String(), { maxItems: 50, description: "The instances of this command (at most 50, SendCommand's limit)." }),
   commandId: Type.Optional(Type.String({ description: 'The SSM command id, once SSM accepted it.' })),
   requestedAt: Type.Optional(Timestamp({ description: 'When SSM accepted it.' })),
+  wave: Type.Optional(Type.Integer({ minimum: 0, description: 'The wave (from 0) this command belongs to; absent without a rollout.' })),
+  maxConcurrency: Type.Optional(
+    Type.String({ description: "The MaxConcurrency this command was sent with (its share of the fleet's maxConcurrency)." }),
+  ),
+  maxErrors: Type.Optional(Type.String({ description: "The MaxErrors this command was sent with (what was left of the fleet's budget)." })),
+  cancelledAt: Type.Optional(
+    Timestamp({ description: 'When SSM accepted CancelCommand for it; its invocations that had not ended become Cancelled.' }),
+  ),
   refused: Type.Optional(
     Type.Object(
       {
@@ -287,6 +334,82 @@ const SsmOutputLocation = Type.Object(
   { description: 'Where the full output of the commands is.' },
 );
 
+/** Where a wave is. `NotSent`: the rollout stopped before it; nothing of it went out. */
+export const WAVE_STATES = [
+  'Pending',
+  'Running',
+  'Pausing',
+  'Verifying',
+  'Succeeded',
+  'Failed',
+  'Ineffective',
+  'Aborted',
+  'Cancelled',
+  'NotSent',
+] as const;
+export type WaveState = (typeof WAVE_STATES)[number];
+
+/** Why a rollout stopped before its end; the request's reason says the same. */
+export const ROLLOUT_STOP_REASONS = [
+  'MaxErrorsExceeded',
+  'Ineffective',
+  'AlarmTriggered',
+  'RequestDeleted',
+  'AlertResolved',
+  'CircuitOpen',
+] as const;
+export type RolloutStopReason = (typeof ROLLOUT_STOP_REASONS)[number];
+
+const WaveStatus = Type.Object({
+  size: Type.Integer({ minimum: 1, description: 'Instances in the wave.' }),
+  state: StringEnum(WAVE_STATES, { description: 'Where the wave is.' }),
+  startedAt: Type.Optional(Timestamp({ description: 'When its first command was sent.' })),
+  endedAt: Type.Optional(Timestamp({ description: 'When its last invocation ended.' })),
+  succeeded: Type.Optional(Type.Integer({ minimum: 0, description: 'Its instances that ended Success.' })),
+  failed: Type.Optional(Type.Integer({ minimum: 0, description: 'Its instances that ended otherwise (not counting NotSent).' })),
+  message: Type.Optional(Type.String({ maxLength: 1024, description: 'What was seen: the verification, the alarm, the errors.' })),
+});
+
+const RolloutStatus = Type.Object(
+  {
+    currentWave: Type.Integer({ minimum: 0, description: 'The wave (from 0) running or next.' }),
+    waves: Type.Array(WaveStatus, { maxItems: MAX_WAVES, description: 'One entry per wave of the plan, in order.' }),
+    errors: Type.Object(
+      {
+        allowed: Type.Integer({ minimum: 0, description: 'maxErrors resolved against the targets.' }),
+        seen: Type.Integer({
+          minimum: 0,
+          description: 'Instances whose invocation ended other than Success, not counting those that did not run (NotSent, Cancelled).',
+        }),
+      },
+      { description: 'The fleet-wide error budget.' },
+    ),
+    failedInstances: Type.Optional(
+      Type.Array(Type.String(), {
+        maxItems: 500,
+        description: 'Instances whose invocation failed (within the budget, the request still succeeds).',
+      }),
+    ),
+    nextWaveAt: Type.Optional(Timestamp({ description: 'When the pause or verification before the next wave ends.' })),
+    stopped: Type.Optional(
+      Type.Object(
+        {
+          reason: StringEnum(ROLLOUT_STOP_REASONS, { description: 'Why the rollout stopped early.' }),
+          message: Type.String({ description: 'For people: which wave, which instances, what was seen.' }),
+          at: Timestamp({ description: 'When it was decided (the intent of the cancel, when commands were running).' }),
+          cancel: Type.Optional(
+            Type.Boolean({
+              description: 'True when running commands are to be cancelled (CancelCommand, recorded per command as cancelledAt).',
+            }),
+          ),
+        },
+        { description: 'The rollout stopped before its last wave ended; nothing further is sent.' },
+      ),
+    ),
+  },
+  { description: 'The rollout: waves, their results, the current wave and the error budget (docs/rollouts.md).' },
+);
+
 const SsmExecution = Type.Object(
   {
     documentName: Type.String({ description: 'The SSM document sent.' }),
@@ -296,7 +419,7 @@ const SsmExecution = Type.Object(
     requestedAt: Type.Optional(Timestamp({ description: 'When the first command was accepted.' })),
     commands: Type.Optional(
       Type.Array(SsmCommand, {
-        maxItems: 10,
+        maxItems: MAX_COMMANDS,
         description:
           'The commands the targets go out as, at most 50 instances each, fixed when the intent is recorded and each sent exactly once, ' +
           'in order. Absent on requests recorded before it existed: they are one command, `comment` and `commandId` above.',
@@ -311,6 +434,7 @@ const SsmExecution = Type.Object(
       }),
     ),
     invocations: Type.Optional(Type.Array(Invocation, { description: 'One entry per target: how the command went there.' })),
+    rollout: Type.Optional(RolloutStatus),
   },
   { description: 'The SSM Run Command execution: the intent, the commands sent and their results.' },
 );
@@ -457,3 +581,6 @@ export type SnsExecution = Static<typeof SnsExecution>;
 export type MetricSeries = Static<typeof MetricSeries>;
 export type AlertSpec = Static<typeof Alert>;
 export type Plan = Static<typeof Plan>;
+export type PlanRollout = Static<typeof PlanRollout>;
+export type RolloutStatus = Static<typeof RolloutStatus>;
+export type WaveStatus = Static<typeof WaveStatus>;

@@ -7,7 +7,7 @@
  * The schema below is the API: types derive from it and the CRD is generated from it.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { Conditions, LabelSelector, StringEnum, StringMap, ObjectMeta, type KubeSchemaOptions } from './schema.js';
+import { Conditions, Duration, LabelSelector, StringEnum, StringMap, ObjectMeta, type KubeSchemaOptions } from './schema.js';
 
 export const RISK_LEVELS = ['Low', 'Medium', 'High', 'Critical'] as const;
 export type RiskLevel = (typeof RISK_LEVELS)[number];
@@ -121,6 +121,112 @@ const SsmOutput = Type.Object(
   } as KubeSchemaOptions,
 );
 
+/**
+ * A size of instances: a whole number from 1, or a percentage (1% to 100%) of the
+ * request's targets. The grammar of SendCommand's MaxConcurrency, so a value means the
+ * same wherever it is written (rollout.ts resolves it; docs/rollouts.md).
+ */
+export const FLEET_SIZE_PATTERN = SSM_MAX_CONCURRENCY_PATTERN;
+
+/** The comparisons a rollout's verification metric may use (the same as a policy's guards). */
+export const ROLLOUT_COMPARISONS = ['>', '>=', '<', '<='] as const;
+
+/** CloudWatch alarm names (API_Alarm: 1-255 characters, not only blanks). */
+export const ALARM_NAME_PATTERN = '^.*\\S.*$';
+
+/** At most this many waves; the last size repeats until every target is covered. */
+export const MAX_ROLLOUT_WAVES = 10;
+/** At most this many alarms; SSM takes exactly one per command (API_AlarmConfiguration), the controller checks all. */
+export const MAX_ROLLOUT_ALARMS = 5;
+
+const RolloutWave = Type.Object(
+  {
+    size: Type.String({
+      pattern: FLEET_SIZE_PATTERN,
+      maxLength: 7,
+      description:
+        "Instances in this wave: a whole number from 1, or a percentage (1% to 100%) of the request's targets, rounded down, at least 1.",
+    }),
+  },
+  { description: 'One wave of a rollout.' },
+);
+
+const RolloutMetric = Type.Object(
+  {
+    namespace: Type.String({ minLength: 1, maxLength: 255, description: 'CloudWatch namespace, e.g. `CWAgent`.' }),
+    metricName: Type.String({
+      minLength: 1,
+      maxLength: 255,
+      description: 'CloudWatch metric name, read per instance (dimension InstanceId).',
+    }),
+    statistic: Type.Optional(
+      StringEnum(['Average', 'Maximum', 'Minimum', 'Sum', 'SampleCount'] as const, { default: 'Average', description: 'The statistic.' }),
+    ),
+    periodSeconds: Type.Optional(
+      Type.Integer({ minimum: 60, maximum: 3600, multipleOf: 60, default: 60, description: 'The period of the datapoints read.' }),
+    ),
+    operator: StringEnum(ROLLOUT_COMPARISONS, { description: 'How the mean must compare to threshold on every instance of the wave.' }),
+    threshold: Type.Number({ description: 'The value the mean is compared with.' }),
+  },
+  { description: 'A per-instance CloudWatch metric that must have recovered on every instance of a wave before the next wave is sent.' },
+);
+
+const RolloutVerify = Type.Object(
+  {
+    within: Duration({
+      description:
+        "How long after a wave's last invocation ended its verification waits before reading the metric (the pause runs at the same " +
+        "time; the longer of the two applies). Choose it to span several of the metric's periods.",
+    }),
+    metric: RolloutMetric,
+  },
+  {
+    description:
+      'Verification between waves: a wave whose instances did not recover stops the rollout (Ineffective); later waves are never sent.',
+  },
+);
+
+const Rollout = Type.Object(
+  {
+    waves: Type.Optional(
+      Type.Array(RolloutWave, {
+        minItems: 1,
+        maxItems: MAX_ROLLOUT_WAVES,
+        description:
+          'Wave sizes in order, e.g. `[{size: "1"}, {size: "25%"}]`: a canary of one instance, then waves of a quarter of the fleet. ' +
+          'The last size repeats until every target is in a wave. Absent: one wave of every target.',
+      }),
+    ),
+    pauseBetweenWaves: Type.Optional(
+      Duration({ description: 'How long to wait after a wave ended (and passed) before the next wave is sent. Default 0s.' }),
+    ),
+    verify: Type.Optional(RolloutVerify),
+    alarms: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: ALARM_NAME_PATTERN }), {
+        maxItems: MAX_ROLLOUT_ALARMS,
+        'x-kubernetes-list-type': 'set',
+        description:
+          'CloudWatch alarms (in the account and region the runbook acts in) that abort the rollout: the first goes to every ' +
+          'SendCommand as AlarmConfiguration (SSM takes one per command and stops the command when it is in ALARM), and the ' +
+          'controller checks all of them before each wave and each command; one in ALARM stops the rollout and cancels what runs.',
+      } as KubeSchemaOptions),
+    ),
+    ignorePollAlarmFailure: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          "AlarmConfiguration's IgnorePollAlarmFailure: true lets a command go on when SSM cannot read the alarm's state. The " +
+          "controller's own check is never ignored: an alarm it cannot read holds the next wave until it can.",
+      }),
+    ),
+  },
+  {
+    description:
+      'How the command goes out over the fleet: waves (a canary first), a pause and a verification between them, and alarms that ' +
+      'abort. A policy may only make it more cautious (spec.safety.rollout). See docs/rollouts.md.',
+  },
+);
+
 const SsmAction = Type.Object(
   {
     documentName: Type.Optional(
@@ -153,8 +259,8 @@ const SsmAction = Type.Object(
         default: RUNBOOK_DEFAULTS.ssmMaxConcurrency,
         maxLength: 7,
         description:
-          'SSM MaxConcurrency: instances (a whole number from 1) or a percentage (1% to 100%) that run the command at once. Applies to ' +
-          'each command of at most 50 instances separately (see docs/aws-limits.md).',
+          "Instances (a whole number from 1) or a percentage (1% to 100%) of the request's targets that run the command at once, over " +
+          'the whole fleet: every command of at most 50 instances together (see docs/rollouts.md).',
       }),
     ),
     maxErrors: Type.Optional(
@@ -163,11 +269,13 @@ const SsmAction = Type.Object(
         default: RUNBOOK_DEFAULTS.ssmMaxErrors,
         maxLength: 7,
         description:
-          'SSM MaxErrors: failed invocations (a whole number, no leading zero) or a percentage (0% to 100%) after which SSM stops sending ' +
-          'to more instances. Applies to each command of at most 50 instances separately (see docs/aws-limits.md).',
+          "Failed invocations (a whole number, no leading zero) or a percentage (0% to 100%) of the request's targets the whole fleet " +
+          'may have: one more stops sending further commands and waves and fails the request; within it the request succeeds and ' +
+          'lists the failed instances (see docs/rollouts.md).',
       }),
     ),
     output: Type.Optional(SsmOutput),
+    rollout: Type.Optional(Rollout),
   },
   { description: 'Run a command document through SSM Run Command (SendCommand).' },
 );
@@ -325,6 +433,9 @@ export type SsmAction = Static<typeof SsmAction>;
 export type SsmParameter = Static<typeof SsmParameter>;
 export type SnsAction = Static<typeof SnsAction>;
 export type RunbookScope = Static<typeof Scope>;
+export type Rollout = Static<typeof Rollout>;
+export type RolloutVerify = Static<typeof RolloutVerify>;
+export type RolloutMetric = Static<typeof RolloutMetric>;
 
 /** Risk levels in order; `riskRank('Low') < riskRank('High')`. */
 export function riskRank(risk: RiskLevel | 'None'): number {

@@ -20,6 +20,7 @@
 import type { AlertPolicy, RemediationRequest, RemediationRequestStatus } from '../../api/v1alpha1/index.js';
 import { approvalTimeoutMs } from '../runbooks.js';
 import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock, type CircuitState } from '../safety.js';
+import { instanceBusyBlock } from '../instance-locks.js';
 import { ledgerRetention } from '../ledger.js';
 import type { RemediationRequestReconcilerDeps } from './deps.js';
 import type { Planner, Resolved } from './planning.js';
@@ -60,6 +61,8 @@ export class IntentRecorder {
     }
     const held = this.hold(rr, status, policy);
     if (held) return held;
+    const busy = this.instanceBusy(rr, status, policy);
+    if (busy) return busy;
     const blocked = this.safetyBlock(rr, policy, status.targets ?? []);
     if (blocked) {
       const skipped = this.t.enter(rr, status, 'Skipped', blocked.reason, blocked.message);
@@ -162,6 +165,31 @@ export class IntentRecorder {
     if (wasHeld) delete t.event;
     // A little after the opening, so the window counts as open at the next look.
     t.requeueAfterMs = Math.max(100, Math.min(window.until, Number.isFinite(deadline) ? deadline : Infinity) - now + 250);
+    return t;
+  }
+
+  /**
+   * One remediation per instance at a time (instance-locks.ts): an instance another
+   * running execution holds — of any policy, in any namespace this controller loads —
+   * holds this request Approved until it is free (its approval timeout keeps counting),
+   * or skips it (`safety.whenInstanceBusy: Skip`). Checked here, with no await before
+   * the ledger record below, so two requests cannot both take one instance.
+   */
+  private instanceBusy(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition | undefined {
+    const uid = rr.metadata?.uid ?? '';
+    const exists = (ns: string, name: string, holder: string) => this.deps.getRequest(ns, name)?.metadata?.uid === holder;
+    const busy = instanceBusyBlock(policy, this.deps.ledger.holders(status.targets ?? [], uid, exists));
+    if (!busy) return undefined;
+    if (busy.action === 'Skip') return this.t.enter(rr, status, 'Skipped', busy.reason, busy.message);
+    const now = this.deps.clock.now();
+    const deadline = Date.parse(status.startTime ?? rr.metadata?.creationTimestamp ?? '') + approvalTimeoutMs(policy);
+    if (Number.isFinite(deadline) && now >= deadline) {
+      return this.t.enter(rr, status, 'Expired', 'HeldPastTimeout', `${busy.message}; the approval timeout passed first; nothing was run`);
+    }
+    const t = this.t.enter(rr, status, 'Approved', busy.reason, busy.message);
+    if (rr.status?.reason === busy.reason) delete t.event;
+    // The holder's end is not watched from here: look again soon.
+    t.requeueAfterMs = Math.max(100, Math.min(2_000, Number.isFinite(deadline) ? deadline - now + 50 : 2_000));
     return t;
   }
 

@@ -1,0 +1,62 @@
+import type { AlertPolicy, RemediationRequest, Runbook } from '../api/v1alpha1/index.js';
+import { renderPlan } from './plan.js';
+import { ROLLOUT_EXECUTION, RolloutError } from './rollout.js';
+
+// The approved plan includes the rollout (docs/rollouts.md): what an approver approves is
+// also how fast and in which waves it goes out. Kept apart from plan.test.ts, which
+// covers the digest itself.
+
+const targets = Array.from({ length: 120 }, (_, i) => `i-${(0x10000000 + i).toString(16)}`);
+const rr: RemediationRequest = {
+  metadata: { name: 'r', namespace: 'web', uid: 'u' },
+  spec: { policyRef: { name: 'p' }, alert: { source: 'generic', name: 'A' } },
+};
+const runbook = (rollout?: NonNullable<Runbook['spec']['action']['ssm']>['rollout']): Runbook => ({
+  metadata: { name: 'rb', generation: 1 },
+  spec: {
+    namespaceSelector: {},
+    action: {
+      ssm: { parameters: [{ name: 'commands', values: ['true'] }], maxConcurrency: '10', maxErrors: '2', ...(rollout && { rollout }) },
+    },
+  },
+});
+const policy = (safety?: AlertPolicy['spec']['safety']): AlertPolicy => ({
+  metadata: { name: 'p', namespace: 'web', generation: 1 },
+  spec: { targets: {}, runbookRef: { name: 'rb' }, ...(safety && { safety }) },
+});
+const plan = (rb: Runbook, p: AlertPolicy) =>
+  renderPlan({ rr, policy: p, runbook: rb, risk: 'Low', targets, region: 'eu-west-1', status: {} }).plan;
+
+test('a runbook without a rollout plans as before: no rollout in the plan', () => {
+  const p = plan(runbook(), policy());
+  expect(p.ssm?.rollout).toBeUndefined();
+  expect(p.ssm).toMatchObject({ maxConcurrency: '10', maxErrors: '2' });
+});
+
+// Until the execution engine sends waves (ROLLOUT_EXECUTION), a plan that declares any fails before anything is sent.
+const withExecution = ROLLOUT_EXECUTION ? test : test.skip;
+
+test('while rollouts cannot be executed, a plan with one is refused with what to do; nothing is sent', () => {
+  if (ROLLOUT_EXECUTION) return;
+  expect(() => plan(runbook({ waves: [{ size: '1' }, { size: '25%' }] }), policy())).toThrow(/cannot execute yet/);
+  // maxConcurrency and maxErrors alone are not a rollout: a policy may still lower them.
+  expect(plan(runbook(), policy({ rollout: { maxConcurrency: '5' } })).ssm).toMatchObject({ maxConcurrency: '5', maxErrors: '2' });
+});
+
+withExecution('the plan carries the waves, pause, verification and alarms, and its digest covers them', () => {
+  const rb = runbook({ waves: [{ size: '1' }, { size: '25%' }], pauseBetweenWaves: '1m', alarms: ['fleet-5xx'] });
+  const p = plan(rb, policy());
+  expect(p.ssm?.rollout).toEqual({ waves: [1, 30, 30, 30, 29], pauseSeconds: 60, alarms: ['fleet-5xx'], ignorePollAlarmFailure: false });
+  expect(p.digest).not.toBe(plan(runbook(), policy()).digest);
+});
+
+withExecution('a policy only makes it more cautious, and the approver sees that in the plan', () => {
+  const rb = runbook({ waves: [{ size: '1' }, { size: '25%' }] });
+  const cautious = plan(rb, policy({ rollout: { waves: [{ size: '1' }, { size: '10%' }], maxConcurrency: '5', maxErrors: '50' } }));
+  expect(cautious.ssm?.rollout?.waves.slice(0, 3)).toEqual([1, 12, 12]);
+  expect(cautious.ssm).toMatchObject({ maxConcurrency: '5', maxErrors: '2' });
+});
+
+test('a rollout a request cannot hold fails planning with what to change', () => {
+  expect(() => plan(runbook({ waves: [{ size: '1' }] }), policy())).toThrow(RolloutError);
+});

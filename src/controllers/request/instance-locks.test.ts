@@ -1,0 +1,60 @@
+/**
+ * One remediation per instance at a time, through the real reconciler on the shared
+ * fakes (src/fakes): a second request for an instance another request is executing on
+ * waits Approved (reason InstanceBusy) and sends nothing until the first ended; a new
+ * controller process (a restart) keeps the lock, because it is the ledger entry.
+ */
+import { FakeSns, FakeSsm } from '../../fakes/aws.js';
+import { FakeApiServer } from '../../fakes/cluster.js';
+import { catalog, createRequest, FakeController, instanceIds, uidOf } from '../../fakes/controller.js';
+import { MemoryLedgerStorage } from '../../fakes/ledger-memory.js';
+
+test('a second request for a busy instance waits, survives a restart waiting, and runs once the first ended', async () => {
+  let now = Date.parse('2030-01-01T00:00:00Z');
+  const clock = { now: () => now };
+  const { policies, runbooks } = catalog();
+  const world = {
+    server: new FakeApiServer(),
+    ssm: new FakeSsm(clock),
+    sns: new FakeSns(clock),
+    storage: new MemoryLedgerStorage(),
+    clock,
+    policies,
+    runbooks,
+    fleet: { ids: instanceIds('f', 4), tags: { Fleet: 'sim' } },
+  };
+  world.ssm.runMs = 60_000; // the first request's command runs a minute
+  const first = createRequest(world.server, 0, 'ssm');
+  const second = createRequest(world.server, 10, 'ssm'); // the same instance (i % 10)
+  const phase = (key: string) => world.server.objects.get(key)?.status;
+  const drive = async (c: FakeController, key: string, times: number) => {
+    for (let i = 0; i < times; i++) {
+      c.cache.sync();
+      await c.reconcile(key).catch(() => undefined);
+      now += 500;
+    }
+  };
+
+  const a = new FakeController('a', world);
+  await a.start();
+  await drive(a, first, 4);
+  expect(phase(first)?.phase).toBe('Executing');
+  await drive(a, second, 4);
+  expect(phase(second)).toMatchObject({ phase: 'Approved', reason: 'InstanceBusy' });
+  expect(phase(second)?.message).toMatch(/being remediated: .* by sim\/r0 \(policy one\)/);
+  expect(world.ssm.sentFor(`remediator:${uidOf(10)}`)).toHaveLength(0);
+
+  // A restart: a new process loads the ledger and still sees the lock.
+  const b = new FakeController('b', world);
+  await b.start();
+  await drive(b, second, 2);
+  expect(phase(second)?.reason).toBe('InstanceBusy');
+  expect(world.ssm.sentFor(`remediator:${uidOf(10)}`)).toHaveLength(0);
+
+  // The first ends; the second goes.
+  now += 60_000;
+  await drive(b, first, 3);
+  expect(phase(first)?.phase).toBe('Succeeded');
+  await drive(b, second, 4);
+  expect(world.ssm.sentFor(`remediator:${uidOf(10)}`)).toHaveLength(1);
+});

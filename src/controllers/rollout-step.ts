@@ -1,0 +1,173 @@
+/**
+ * The rollout as a state machine the execution engine drives: given what the status
+ * records (the commands, their invocations, the rollout's progress) and what was just
+ * read (alarm states, a wave's verification, a reason to stop), `rolloutStep` names the
+ * one thing to do next. It decides; it never acts. Each answer that changes the world
+ * (`send`, `startWave`, `stop`, `cancel`) is an effect for the engine: intent in status
+ * first, then the call, adopted after a crash (ADR 0011). Pure, so every path has a unit
+ * test (rollout-step.test.ts).
+ */
+import type { PlanRollout, RolloutStatus, RolloutStopReason, SsmCommand } from '../api/v1alpha1/index.js';
+import { TERMINAL_INVOCATION_STATUSES } from '../cloud/types.js';
+import {
+  alarmVerdict,
+  nextSend,
+  outcome,
+  resolveMaxErrors,
+  waveEnded,
+  waveInstances,
+  waveMetricQueries,
+  type AlarmState,
+  type Outcome,
+} from './rollout.js';
+import type { MetricDataQuery } from '../cloud/types.js';
+
+export interface RolloutInput {
+  targets: number;
+  maxConcurrency: string;
+  maxErrors: string;
+  /** The plan's rollout; absent: one wave, no alarms. */
+  plan?: PlanRollout;
+  commands: readonly SsmCommand[];
+  /** Invocation status by instance, as last polled. */
+  statuses: ReadonlyMap<string, string>;
+  rollout: RolloutStatus;
+  now: number;
+  /** When the current wave's last invocation was seen ended (the engine records it in the wave's endedAt). */
+  waveEndedAt?: number;
+  /** The plan's alarms as just read; undefined when not read this step. */
+  alarms?: ReadonlyMap<string, AlarmState>;
+  /** The verification of the current wave, once read. */
+  verification?: { wave: number; recovered: boolean; message: string };
+  /** A reason from outside to stop: the request deleted, its alert resolved, its policy's breaker open. */
+  stopRequested?: { reason: Extract<RolloutStopReason, 'RequestDeleted' | 'AlertResolved' | 'CircuitOpen'>; message: string };
+}
+
+export type RolloutAction =
+  | { kind: 'send'; index: number; maxConcurrency: string; maxErrors: string }
+  /** Nothing to do until invocations move: poll them. */
+  | { kind: 'poll' }
+  /** Read the plan's alarms before going on. */
+  | { kind: 'readAlarms'; alarms: string[] }
+  /** Wait until `at` (the pause, or the verification's `within`). */
+  | { kind: 'waitUntil'; at: number }
+  /** Read the metric of wave `wave` (from its end to now). */
+  | { kind: 'verify'; wave: number; queries: MetricDataQuery[] }
+  | { kind: 'startWave'; wave: number }
+  /** Record the stop (intent) before anything else; `cancel`: running commands are to be cancelled. */
+  | { kind: 'stop'; reason: RolloutStopReason; message: string; cancel: boolean }
+  /** CancelCommand for each of these (not yet recorded as cancelled). */
+  | { kind: 'cancel'; commandIds: string[] }
+  /** Everything ended: the request's end phase. */
+  | { kind: 'end'; phase: 'Succeeded' | 'Failed' | 'Cancelled'; reason: string; message: string; outcome: Outcome };
+
+const ended = (s: string | undefined) => s !== undefined && (s === 'NotSent' || TERMINAL_INVOCATION_STATUSES.has(s));
+
+/** Sent commands, not cancelled, with an invocation not ended. */
+function running(commands: readonly SsmCommand[], statuses: ReadonlyMap<string, string>): SsmCommand[] {
+  return commands.filter((c) => c.commandId && !c.cancelledAt && c.instanceIds.some((id) => !ended(statuses.get(id))));
+}
+
+/** Stops by an outside reason end Cancelled; stops by what the rollout saw end Failed. */
+const CANCELLING: ReadonlySet<RolloutStopReason> = new Set(['RequestDeleted', 'AlertResolved', 'CircuitOpen']);
+
+export function rolloutStep(input: RolloutInput): RolloutAction {
+  const { commands, statuses, rollout, plan } = input;
+  const fleet = { maxConcurrency: input.maxConcurrency, maxErrors: input.maxErrors, targets: input.targets };
+
+  // 1. A recorded stop: cancel what it said to cancel, then wait for the ends, then end.
+  if (rollout.stopped) {
+    const stopped = rollout.stopped;
+    const open = running(commands, statuses);
+    if (stopped.cancel && open.length > 0) return { kind: 'cancel', commandIds: open.map((c) => c.commandId!) };
+    const sent = commands.filter((c) => c.commandId);
+    if (sent.some((c) => c.instanceIds.some((id) => !ended(statuses.get(id))))) return { kind: 'poll' };
+    const o = outcome(commands, statuses, fleet);
+    return {
+      kind: 'end',
+      phase: CANCELLING.has(stopped.reason) ? 'Cancelled' : 'Failed',
+      reason: stopped.reason,
+      message: `${stopped.message}; ${o.message}`,
+      outcome: o,
+    };
+  }
+
+  // 2. Asked to stop from outside: record it, cancelling what runs.
+  if (input.stopRequested) {
+    const r = input.stopRequested;
+    return { kind: 'stop', reason: r.reason, message: r.message, cancel: running(commands, statuses).length > 0 };
+  }
+
+  // 3. Alarms, whenever they were read.
+  const alarms = plan?.alarms ?? [];
+  if (alarms.length > 0 && input.alarms) {
+    const v = alarmVerdict(alarms, input.alarms, plan?.ignorePollAlarmFailure ?? false);
+    if (v.abort) {
+      return {
+        kind: 'stop',
+        reason: 'AlarmTriggered',
+        message: `wave ${rollout.currentWave + 1}: ${v.message}`,
+        cancel: running(commands, statuses).length > 0,
+      };
+    }
+  }
+
+  // 4. The current wave: send what fits, or follow it.
+  const wave = rollout.currentWave;
+  const d = nextSend(commands, statuses, wave, fleet);
+  if (d.kind === 'stop') {
+    // What runs goes on to its end (SSM stops each command at its own MaxErrors); nothing more is sent.
+    return {
+      kind: 'stop',
+      reason: 'MaxErrorsExceeded',
+      message: `${d.failed} instances failed, past maxErrors ${input.maxErrors} (${d.allowed}); nothing more is sent`,
+      cancel: false,
+    };
+  }
+  if (d.kind === 'send') {
+    // Each command goes out only after the alarms were read in this same step.
+    if (alarms.length > 0 && !input.alarms) return { kind: 'readAlarms', alarms: [...alarms] };
+    return d;
+  }
+  if (!waveEnded(commands, statuses, wave)) return { kind: 'poll' };
+
+  // 5. The wave ended: the last one ends the request; otherwise pause, verify, alarms, next.
+  const waves = plan?.waves.length ?? 1;
+  if (wave >= waves - 1) {
+    const o = outcome(commands, statuses, fleet);
+    return {
+      kind: 'end',
+      phase: o.phase,
+      reason: o.phase === 'Succeeded' ? 'CommandSucceeded' : 'CommandFailed',
+      message: o.message,
+      outcome: o,
+    };
+  }
+  const endedAt = input.waveEndedAt ?? input.now;
+  const pauseMs = (plan?.pauseSeconds ?? 0) * 1000;
+  const verify = plan?.verify;
+  const due = endedAt + Math.max(pauseMs, verify ? verify.withinSeconds * 1000 : 0);
+  if (input.now < due) return { kind: 'waitUntil', at: due };
+  if (verify) {
+    const v = input.verification;
+    if (!v || v.wave !== wave) return { kind: 'verify', wave, queries: waveMetricQueries(verify, wave, waveInstances(commands, wave)) };
+    if (!v.recovered) return { kind: 'stop', reason: 'Ineffective', message: v.message, cancel: false };
+  }
+  if (alarms.length > 0 && !input.alarms) return { kind: 'readAlarms', alarms: [...alarms] };
+  // Errors within the budget, checked again at the boundary (a late failure of this wave).
+  const failedSoFar = commands
+    .flatMap((c) => c.instanceIds)
+    .filter((id) => {
+      const s = statuses.get(id);
+      return s !== undefined && ended(s) && s !== 'Success' && s !== 'NotSent' && s !== 'Cancelled';
+    }).length;
+  if (failedSoFar > resolveMaxErrors(input.maxErrors, input.targets)) {
+    return {
+      kind: 'stop',
+      reason: 'MaxErrorsExceeded',
+      message: `${failedSoFar} instances failed, past maxErrors ${input.maxErrors}`,
+      cancel: false,
+    };
+  }
+  return { kind: 'startWave', wave: wave + 1 };
+}
