@@ -9,7 +9,6 @@
  * nothing useful), answers --help and --version without loading that client, and turns
  * on Node's compile cache, which makes every later start markedly faster.
  * The plugin ships alone (one bundled file), so it uses no controller code.
- * May import: api.
  */
 import module from 'node:module';
 

@@ -47,7 +47,9 @@ export function setupAlertPolicyController(mgr: Manager<PolicyWatches>, setup: P
   return (
     mgr
       .controller({ name: 'alertpolicy', reconciler: setup.reconciler, concurrency: 1 })
-      .watches(policies, (e, queue) => queue.add({ namespace: e.object.metadata?.namespace ?? '', name: e.object.metadata?.name ?? '' }))
+      .watches(mgr.caches.policies, (e, queue) =>
+        queue.add({ namespace: e.object.metadata?.namespace ?? '', name: e.object.metadata?.name ?? '' }),
+      )
       // Counters are recounted from the cache a moment later, once for the whole burst.
       .watches(mgr.caches.requests, (e, queue) =>
         queue.addAfter({ namespace: e.object.metadata?.namespace ?? '', name: e.object.spec.policyRef.name }, POLICY_RECOUNT_DELAY_MS),

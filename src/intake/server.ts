@@ -21,7 +21,6 @@
  * (sns-route.ts). Every refusal is a JSON `{ "error": ... }` that says what to fix.
  * Plain node:http: a handful of routes need no framework, and owning the server lets us
  * bound bodies and connections exactly.
- * May import: api, runtime, observability.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -4,7 +4,6 @@
  * is how the controllers reach the Kubernetes API; the runtime's informer and leader
  * election, the intake (src/intake/kube.ts), the kubectl plugin and src/main.ts talk to
  * it directly too.
- * May import: api, runtime (types only), controllers (types only).
  */
 import { hostname } from 'node:os';
 import {

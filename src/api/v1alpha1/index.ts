@@ -1,6 +1,5 @@
 /**
  * The remediator.dev/v1alpha1 API: schemas, derived types, CRDs and the duration grammar.
- * May import: nothing in src/ (of packages, TypeBox only).
  */
 export * from './duration.js';
 export * from './schema.js';

@@ -51,7 +51,9 @@ export function setupRequestController(mgr: Manager<RequestWatches>, setup: Requ
   return (
     mgr
       .controller({ name: 'remediationrequest', reconciler: setup.reconciler, concurrency: setup.concurrency })
-      .watches(requests, (e, queue) => queue.add({ namespace: e.object.metadata?.namespace ?? '', name: e.object.metadata?.name ?? '' }))
+      .watches(mgr.caches.requests, (e, queue) =>
+        queue.add({ namespace: e.object.metadata?.namespace ?? '', name: e.object.metadata?.name ?? '' }),
+      )
       // A policy appeared, went, or its spec changed (generation): its requests' plans may change.
       .watches(mgr.caches.policies, (e, queue) => {
         if (!specChanged(e)) return;
