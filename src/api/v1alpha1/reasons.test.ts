@@ -45,92 +45,9 @@ interface Scan {
 
 const nameOf = (name: ts.Node | undefined): string | undefined =>
   name && (ts.isIdentifier(name) || ts.isStringLiteral(name) || ts.isPrivateIdentifier(name)) ? name.text : undefined;
-
-/** `const X = …` at the top of a module (a local of the same name elsewhere is another thing). */
-const isModuleConstant = (node: ts.Node): node is ts.VariableDeclaration =>
-  ts.isVariableDeclaration(node) &&
-  ts.isVariableDeclarationList(node.parent) &&
-  (node.parent.flags & ts.NodeFlags.Const) !== 0 &&
-  ts.isVariableStatement(node.parent.parent) &&
-  ts.isSourceFile(node.parent.parent.parent);
-
-/** What the files declare: string constants, and which argument positions are reason slots, by function name. */
-function declarations(files: ReadonlyMap<string, ts.SourceFile>) {
-  const constants = new Map<string, Set<string>>();
-  const slots = new Map<string, Set<number>>();
-  const addSlots = (name: string | undefined, params: ts.NodeArray<ts.ParameterDeclaration>) => {
-    if (!name) return;
-    params.forEach((p, i) => {
-      if (REASON_SLOT.test(nameOf(p.name) ?? '')) (slots.get(name) ?? slots.set(name, new Set()).get(name)!).add(i);
-    });
-  };
-  const visit = (node: ts.Node): void => {
-    if (ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) || ts.isMethodSignature(node))
-      addSlots(nameOf(node.name), node.parameters);
-    if ((ts.isVariableDeclaration(node) || ts.isPropertyAssignment(node) || ts.isPropertyDeclaration(node)) && node.initializer) {
-      const init = node.initializer;
-      if (ts.isArrowFunction(init) || ts.isFunctionExpression(init)) addSlots(nameOf(node.name), init.parameters);
-      if (isModuleConstant(node) && ts.isIdentifier(node.name) && (ts.isStringLiteral(init) || ts.isNoSubstitutionTemplateLiteral(init)))
-        (constants.get(node.name.text) ?? constants.set(node.name.text, new Set()).get(node.name.text)!).add(init.text);
-    }
-    ts.forEachChild(node, visit);
-  };
-  for (const sf of files.values()) visit(sf);
-  return { constants, slots };
-}
-
-/** Scans `files` (path → source text); `declaredIn` adds files whose declarations count but whose uses do not. */
-function scanReasons(files: ReadonlyMap<string, string>, declaredIn: ReadonlyMap<string, string> = new Map()): Scan {
-  const parse = (m: ReadonlyMap<string, string>) =>
-    new Map([...m].map(([path, text]) => [path, ts.createSourceFile(path, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS)]));
-  const scanned = parse(files);
-  const { constants, slots } = declarations(new Map([...parse(declaredIn), ...scanned]));
-  const scan: Scan = { uses: [], dynamic: [] };
-  for (const [path, sf] of scanned) {
-    const at = (n: ts.Node) => `${path}:${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}`;
-    const found = (reason: string, where: ts.Node) => {
-      if (REASON_TOKEN.test(reason)) scan.uses.push({ reason, at: at(where) });
-    };
-    const values = (e: ts.Node | undefined): void => {
-      if (!e) return;
-      if (ts.isStringLiteral(e) || ts.isNoSubstitutionTemplateLiteral(e)) found(e.text, e);
-      else if (ts.isTemplateExpression(e)) {
-        // Words with spaces around the substitutions make a message; anything else would be a computed reason.
-        const text = [e.head.text, ...e.templateSpans.map((s) => s.literal.text)].join('');
-        if (!/\s/.test(text)) scan.dynamic.push(`${at(e)} ${e.getText(sf)}`);
-      }
-      // A constant's value counts where the constant is used.
-      else if (ts.isIdentifier(e)) for (const v of constants.get(e.text) ?? []) found(v, e);
-      else if (ts.isConditionalExpression(e)) values(e.whenTrue), values(e.whenFalse);
-      else if (ts.isBinaryExpression(e) && LOGICAL.has(e.operatorToken.kind)) values(e.left), values(e.right);
-      else if (ts.isParenthesizedExpression(e) || ts.isAsExpression(e) || ts.isSatisfiesExpression(e)) values(e.expression);
-      else if (ts.isUnionTypeNode(e)) for (const t of e.types) values(t);
-      else if (ts.isLiteralTypeNode(e)) values(e.literal);
-    };
-    const slotOf = (e: ts.Node) => REASON_SLOT.test(ts.isPropertyAccessExpression(e) ? e.name.text : '');
-    const visit = (node: ts.Node): void => {
-      if (ts.isCallExpression(node) || ts.isNewExpression(node)) {
-        const callee = ts.isPropertyAccessExpression(node.expression) ? node.expression.name.text : nameOf(node.expression);
-        for (const i of slots.get(callee ?? '') ?? []) values(node.arguments?.[i]);
-      } else if (ts.isPropertyAssignment(node) && REASON_SLOT.test(nameOf(node.name) ?? '')) values(node.initializer);
-      else if (ts.isVariableDeclaration(node) && REASON_SLOT.test(nameOf(node.name) ?? '')) values(node.initializer);
-      else if (
-        (ts.isPropertySignature(node) || ts.isParameter(node) || ts.isPropertyDeclaration(node)) &&
-        REASON_SLOT.test(nameOf(node.name) ?? '')
-      )
-        values(node.type);
-      else if (ts.isBinaryExpression(node)) {
-        const op = node.operatorToken.kind;
-        if (op === ts.SyntaxKind.EqualsToken && slotOf(node.left)) values(node.right);
-        if (COMPARISON.has(op) && slotOf(node.left)) values(node.right);
-        if (COMPARISON.has(op) && slotOf(node.right)) values(node.left);
-      }
-      ts.forEachChild(node, visit);
-    };
-    visit(sf);
-  }
-  return scan;
-}
+const isReasonName = (name: ts.Node | undefined) => REASON_SLOT.test(nameOf(name) ?? '');
+const isReasonAccess = (e: ts.Node) => ts.isPropertyAccessExpression(e) && REASON_SLOT.test(e.name.text);
+const addTo = <V>(map: Map<string, Set<V>>, key: string, value: V) => (map.get(key) ?? map.set(key, new Set()).get(key)!).add(value);
 
 const LOGICAL = new Set([ts.SyntaxKind.QuestionQuestionToken, ts.SyntaxKind.BarBarToken, ts.SyntaxKind.AmpersandAmpersandToken]);
 const COMPARISON = new Set([
@@ -139,6 +56,95 @@ const COMPARISON = new Set([
   ts.SyntaxKind.EqualsEqualsToken,
   ts.SyntaxKind.ExclamationEqualsToken,
 ]);
+
+/** `const X = 'literal'` at the top of a module (a local of the same name elsewhere is another thing). */
+function moduleConstant(node: ts.Node): [string, string] | undefined {
+  if (!ts.isVariableDeclaration(node) || !ts.isIdentifier(node.name) || !node.initializer) return undefined;
+  const list = node.parent;
+  const topLevel = (list.flags & ts.NodeFlags.Const) !== 0 && ts.isVariableStatement(list.parent) && ts.isSourceFile(list.parent.parent);
+  const init = node.initializer;
+  return topLevel && (ts.isStringLiteral(init) || ts.isNoSubstitutionTemplateLiteral(init)) ? [node.name.text, init.text] : undefined;
+}
+
+/** A function, method or arrow function with a name: its name and parameters. */
+function namedFunction(node: ts.Node): [string | undefined, ts.NodeArray<ts.ParameterDeclaration>] | undefined {
+  if (ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) || ts.isMethodSignature(node))
+    return [nameOf(node.name), node.parameters];
+  if (!(ts.isVariableDeclaration(node) || ts.isPropertyAssignment(node) || ts.isPropertyDeclaration(node))) return undefined;
+  const init = node.initializer;
+  return init && (ts.isArrowFunction(init) || ts.isFunctionExpression(init)) ? [nameOf(node.name), init.parameters] : undefined;
+}
+
+/** What the files declare: string constants, and which argument positions are reason slots, by function name. */
+function declarations(files: Iterable<ts.SourceFile>) {
+  const constants = new Map<string, Set<string>>();
+  const slots = new Map<string, Set<number>>();
+  const visit = (node: ts.Node): void => {
+    const constant = moduleConstant(node);
+    if (constant) addTo(constants, ...constant);
+    const [name, params] = namedFunction(node) ?? [];
+    if (name && params) params.forEach((p, i) => isReasonName(p.name) && addTo(slots, name, i));
+    ts.forEachChild(node, visit);
+  };
+  for (const sf of files) visit(sf);
+  return { constants, slots };
+}
+
+/** The expressions (or literal types) `node` puts into a reason slot, when it is one. */
+function slotValues(node: ts.Node, slots: ReadonlyMap<string, Set<number>>): Array<ts.Node | undefined> {
+  if (ts.isCallExpression(node) || ts.isNewExpression(node)) {
+    const callee = ts.isPropertyAccessExpression(node.expression) ? node.expression.name.text : nameOf(node.expression);
+    return [...(slots.get(callee ?? '') ?? [])].map((i) => node.arguments?.[i]);
+  }
+  if (ts.isPropertyAssignment(node) || ts.isVariableDeclaration(node)) return isReasonName(node.name) ? [node.initializer] : [];
+  if (ts.isPropertySignature(node) || ts.isParameter(node) || ts.isPropertyDeclaration(node))
+    return isReasonName(node.name) ? [node.type] : [];
+  if (!ts.isBinaryExpression(node)) return [];
+  const op = node.operatorToken.kind;
+  if (op === ts.SyntaxKind.EqualsToken) return isReasonAccess(node.left) ? [node.right] : [];
+  if (!COMPARISON.has(op)) return [];
+  return [isReasonAccess(node.left) ? node.right : undefined, isReasonAccess(node.right) ? node.left : undefined];
+}
+
+/** The literals, templates and names a value can end as, through `?:`, `??`, `||`, `&&`, parentheses, `as` and unions. */
+function leaves(e: ts.Node | undefined): ts.Node[] {
+  if (!e) return [];
+  if (ts.isConditionalExpression(e)) return [...leaves(e.whenTrue), ...leaves(e.whenFalse)];
+  if (ts.isBinaryExpression(e)) return LOGICAL.has(e.operatorToken.kind) ? [...leaves(e.left), ...leaves(e.right)] : [];
+  if (ts.isParenthesizedExpression(e) || ts.isAsExpression(e) || ts.isSatisfiesExpression(e)) return leaves(e.expression);
+  if (ts.isUnionTypeNode(e)) return e.types.flatMap(leaves);
+  if (ts.isLiteralTypeNode(e)) return leaves(e.literal);
+  return [e];
+}
+
+/** Scans `files` (path → source text); `declaredIn` adds files whose declarations count but whose uses do not. */
+function scanReasons(files: ReadonlyMap<string, string>, declaredIn: ReadonlyMap<string, string> = new Map()): Scan {
+  const parse = (m: ReadonlyMap<string, string>) =>
+    new Map([...m].map(([path, text]) => [path, ts.createSourceFile(path, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS)]));
+  const scanned = parse(files);
+  const { constants, slots } = declarations([...parse(declaredIn).values(), ...scanned.values()]);
+  const scan: Scan = { uses: [], dynamic: [] };
+  for (const [path, sf] of scanned) {
+    const at = (n: ts.Node) => `${path}:${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}`;
+    const found = (reason: string, where: ts.Node) => REASON_TOKEN.test(reason) && scan.uses.push({ reason, at: at(where) });
+    const classify = (e: ts.Node) => {
+      if (ts.isStringLiteral(e) || ts.isNoSubstitutionTemplateLiteral(e)) found(e.text, e);
+      // A constant's value counts where the constant is used.
+      else if (ts.isIdentifier(e)) for (const v of constants.get(e.text) ?? []) found(v, e);
+      else if (ts.isTemplateExpression(e)) {
+        // Words with spaces around the substitutions make a message; anything else would be a computed reason.
+        const text = [e.head.text, ...e.templateSpans.map((s) => s.literal.text)].join('');
+        if (!/\s/.test(text)) scan.dynamic.push(`${at(e)} ${e.getText(sf)}`);
+      }
+    };
+    const visit = (node: ts.Node): void => {
+      for (const value of slotValues(node, slots)) leaves(value).forEach(classify);
+      ts.forEachChild(node, visit);
+    };
+    visit(sf);
+  }
+  return scan;
+}
 
 const read = (paths: string[]) => new Map(paths.map((p) => [relative(SRC, p).split(sep).join('/'), readFileSync(p, 'utf8')]));
 const all = sources(SRC);
