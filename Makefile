@@ -35,8 +35,9 @@ test-unit: install ## Run only the unit tests.
 	$(NPM) run test:unit
 
 .PHONY: lint
-lint: install ## Type-check, lint and format-check (Biome), and verify generated manifests are current.
+lint: install ## Type-check, lint (Biome, complexity and function-length ceilings), dead exports (knip), commit messages, generated files.
 	$(NPM) run lint
+	bash hack/check-commits.sh
 	$(NPM) run build >/dev/null && node_modules/.bin/node dist/hack/gen-manifests.js --check
 
 .PHONY: format

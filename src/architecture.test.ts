@@ -1,7 +1,9 @@
 /**
- * Each folder of src/ says in its opening file which other folders it may import, in one
- * line `May import: a, b (types only), ...` (or `nothing in src/`); this test holds the
- * code to those lines, and keeps `@aws-sdk/*` inside src/cloud. Tests may import anything.
+ * Holds the code to ARCHITECTURE.md, the one place its rules are written: the import
+ * rules (a folder imports only the folders its row names, `@aws-sdk/*` stays in
+ * src/cloud; tests may import anything), and the map of what triggers what (each
+ * controller's watches, as its setup file declares them). The tables are read from the
+ * file, so the document and the code cannot drift apart.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -49,29 +51,52 @@ function folderOf(file: string, specifier: string): string | undefined {
   return target.length > 1 ? target[0] : undefined;
 }
 
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const MAP = readFileSync(join(ROOT, 'ARCHITECTURE.md'), 'utf8');
+
+/** The rows of the table between `<!-- name: ... -->` and `<!-- end of name -->` in ARCHITECTURE.md, as cells. */
+function table(name: string): string[][] {
+  const m = new RegExp(`<!-- ${name}: [^>]*-->\\n([\\s\\S]*?)<!-- end of ${name} -->`).exec(MAP);
+  if (!m) throw new Error(`ARCHITECTURE.md has no "${name}" table between its markers`);
+  return m[1]!
+    .trim()
+    .split('\n')
+    .slice(2) // the header and its |---| line
+    .map((row) =>
+      row
+        .split('|')
+        .slice(1, -1)
+        .map((cell) => cell.trim()),
+    );
+}
+
 interface Rule {
-  file: string;
   allowed: Map<string, 'all' | 'types'>;
 }
 
-function ruleOf(folder: string): Rule {
-  const declaring = sources(join(SRC, folder)).filter((f) => /^ \* May import: /m.test(readFileSync(f, 'utf8')));
-  if (declaring.length !== 1)
-    throw new Error(`src/${folder}: ${declaring.length} files declare "May import:"; want exactly one, its opening file`);
-  const file = declaring[0]!;
-  const line = /^ \* May import: (.*)$/m.exec(readFileSync(file, 'utf8'))![1]!;
-  const allowed = new Map<string, 'all' | 'types'>();
-  if (!line.startsWith('nothing in src/')) {
-    for (const part of line.replace(/\.$/, '').split(',')) {
-      const m = /^\s*([a-z0-9/]+)( \(types only\))?\s*$/.exec(part);
-      if (!m || !FOLDERS.includes(m[1]!)) throw new Error(`${relative(SRC, file)}: cannot read "${part.trim()}" in "May import: ${line}"`);
-      allowed.set(m[1]!, m[2] ? 'types' : 'all');
+/** The "may import" cell of each folder's row: `a, b (types only)` or `nothing in src/`. */
+const RULES: Map<string, Rule> = new Map(
+  table('import rules').map(([folder, , may]) => {
+    const name = folder!.replace(/`/g, '');
+    const allowed = new Map<string, 'all' | 'types'>();
+    if (may !== 'nothing in src/') {
+      for (const part of may!.split(',')) {
+        const m = /^\s*([a-z0-9]+)( \(types only\))?\s*$/.exec(part);
+        if (!m) throw new Error(`ARCHITECTURE.md, row ${name}: cannot read "${part.trim()}" in "${may}"`);
+        allowed.set(m[1]!, m[2] ? 'types' : 'all');
+      }
     }
-  }
-  return { file, allowed };
+    return [name, { allowed }];
+  }),
+);
+
+function ruleOf(folder: string): Rule {
+  const rule = RULES.get(folder);
+  if (!rule) throw new Error(`src/${folder} has no row in ARCHITECTURE.md's import rules: add one`);
+  return rule;
 }
 
-describe('the folders of src/ import only what their opening file says', () => {
+describe('the folders of src/ import only what ARCHITECTURE.md says', () => {
   test.each(FOLDERS)('src/%s', (folder) => {
     const rule = ruleOf(folder);
     const broken: string[] = [];
@@ -82,18 +107,74 @@ describe('the folders of src/ import only what their opening file says', () => {
         const target = folderOf(file, i.specifier);
         if (target === undefined || target === folder) continue;
         const allowed = rule.allowed.get(target);
-        if (allowed === undefined) broken.push(`${where}: ${relative(SRC, rule.file)} does not allow ${target}`);
+        if (allowed === undefined) broken.push(`${where}: ARCHITECTURE.md does not allow ${target}`);
         else if (allowed === 'types' && !i.typeOnly) broken.push(`${where}: ${target} is allowed for types only`);
       }
     }
     expect(broken).toEqual([]);
   });
 
-  test('every rule names folders that exist and that the folder uses', () => {
+  test('the rules are written only in ARCHITECTURE.md, not again atop a file', () => {
+    expect(
+      sources(SRC)
+        .filter((f) => /^ \* May import: /m.test(readFileSync(f, 'utf8')))
+        .map((f) => relative(SRC, f)),
+    ).toEqual([]);
+  });
+
+  test('every rule is for a folder that exists, and names folders that exist and that the folder uses', () => {
+    expect([...RULES.keys()].filter((f) => !FOLDERS.includes(f))).toEqual([]);
+    for (const [folder, rule] of RULES)
+      expect({ folder, unknown: [...rule.allowed.keys()].filter((f) => !FOLDERS.includes(f)) }).toEqual({ folder, unknown: [] });
     for (const folder of FOLDERS) {
       const rule = ruleOf(folder);
       const used = new Set(sources(join(SRC, folder)).flatMap((f) => imports(f).map((i) => folderOf(f, i.specifier))));
       expect({ folder, unused: [...rule.allowed.keys()].filter((f) => !used.has(f)) }).toEqual({ folder, unused: [] });
     }
+  });
+});
+
+describe('what triggers what: ARCHITECTURE.md lists every watch each controller declares', () => {
+  /** controller → setup file and watched caches, as the document says. */
+  const documented = new Map<string, { setup: string; caches: Set<string> }>();
+  let current: { setup: string; caches: Set<string> } | undefined;
+  for (const [controller, setup, cache] of table('watches')) {
+    if (controller) {
+      current = { setup: setup!.replace(/`/g, ''), caches: new Set() };
+      documented.set(controller.replace(/`/g, ''), current);
+    }
+    current?.caches.add(cache!);
+  }
+
+  /** What the code declares: `.controller({ name: 'x', ... })` and each `.watches(mgr.caches.y, ...)` after it. */
+  function declared(file: string): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>();
+    let caches: Set<string> | undefined;
+    for (const m of readFileSync(file, 'utf8').matchAll(/\.controller\(\{\s*name: '([^']+)'|\.watches\(\s*([^,]+),/g)) {
+      if (m[1]) {
+        caches = new Set();
+        out.set(m[1], caches);
+      } else caches?.add(m[2]!.trim().replace(/^mgr\.caches\./, ''));
+    }
+    return out;
+  }
+
+  test.each([...documented.keys()])('%s', (controller) => {
+    const doc = documented.get(controller)!;
+    const code = declared(join(ROOT, doc.setup)).get(controller);
+    expect({ controller, setup: doc.setup, watches: [...(code ?? [])].sort() }).toEqual({
+      controller,
+      setup: doc.setup,
+      watches: [...doc.caches].sort(),
+    });
+  });
+
+  test('no controller or watch is declared anywhere else', () => {
+    const setups = new Set([...documented.values()].map((d) => join(ROOT, d.setup)));
+    const elsewhere = sources(SRC)
+      .filter((f) => !setups.has(f) && !f.endsWith(`${sep}runtime${sep}manager.ts`))
+      .filter((f) => /\.watches\(|\.controller\(\{/.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(SRC, f));
+    expect(elsewhere).toEqual([]);
   });
 });

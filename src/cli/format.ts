@@ -77,129 +77,118 @@ function kv(pairs: Record<string, string> | undefined): string {
   return entries.length === 0 ? '<none>' : entries.map(([k, v]) => `${k}=${v}`).join(', ');
 }
 
+type RequestStatus = NonNullable<RemediationRequest['status']>;
+
 /** A `kubectl describe`-style page. `events` undefined means they could not be read. */
 export function describeRequest(rr: RemediationRequest, events: EventLine[] | undefined, now: number): string {
   const s = rr.status ?? {};
-  const out: string[] = [];
-  const field = (label: string, value: string) => out.push(`${`${label}:`.padEnd(15)}${value}`);
-  field('Name', rr.metadata?.name ?? '');
-  field('Namespace', rr.metadata?.namespace ?? '');
-  field('Policy', rr.spec.policyRef.name);
-  field('Phase', `${s.phase ?? 'Pending'}${s.reason ? ` (${s.reason})` : ''}`);
-  if (s.message) field('Message', s.message);
-  field('Risk', s.risk ?? '<not assessed yet>');
-  field('Requested by', rr.spec.requestedBy ?? '<unknown>');
-  field('Decision', decisionText(rr));
-  if (rr.spec.approval?.reason) field('Reason', rr.spec.approval.reason);
-  field('Created', `${rr.metadata?.creationTimestamp ?? '<unknown>'} (${age(rr.metadata?.creationTimestamp, now)} ago)`);
-  if (s.startTime) field('Started', s.startTime);
-  if (s.completionTime) field('Completed', s.completionTime);
+  return [
+    ...summaryLines(rr, now),
+    ...alertLines(rr.spec.alert),
+    ...targetLines(rr, s),
+    ...(s.plan ? [planText(s.plan)] : []),
+    ...executionLines(s),
+    ...conditionLines(s, now),
+    ...eventLines(events, now),
+  ].join('\n');
+}
 
-  const alert = rr.spec.alert;
-  out.push('Alert:');
-  out.push(`  Source:       ${alert.source}`);
-  out.push(`  Name:         ${alert.name}`);
-  out.push(`  Status:       ${alert.status ?? 'firing'}`);
+/** `Label:` padded to the value column. */
+const field = (label: string, value: string) => `${`${label}:`.padEnd(15)}${value}`;
+
+function summaryLines(rr: RemediationRequest, now: number): string[] {
+  const s = rr.status ?? {};
+  return [
+    field('Name', rr.metadata?.name ?? ''),
+    field('Namespace', rr.metadata?.namespace ?? ''),
+    field('Policy', rr.spec.policyRef.name),
+    field('Phase', `${s.phase ?? 'Pending'}${s.reason ? ` (${s.reason})` : ''}`),
+    ...(s.message ? [field('Message', s.message)] : []),
+    field('Risk', s.risk ?? '<not assessed yet>'),
+    field('Requested by', rr.spec.requestedBy ?? '<unknown>'),
+    field('Decision', decisionText(rr)),
+    ...(rr.spec.approval?.reason ? [field('Reason', rr.spec.approval.reason)] : []),
+    field('Created', `${rr.metadata?.creationTimestamp ?? '<unknown>'} (${age(rr.metadata?.creationTimestamp, now)} ago)`),
+    ...(s.startTime ? [field('Started', s.startTime)] : []),
+    ...(s.completionTime ? [field('Completed', s.completionTime)] : []),
+  ];
+}
+
+function alertLines(alert: RemediationRequest['spec']['alert']): string[] {
+  const out = ['Alert:', `  Source:       ${alert.source}`, `  Name:         ${alert.name}`, `  Status:       ${alert.status ?? 'firing'}`];
   if (alert.fingerprint) out.push(`  Fingerprint:  ${alert.fingerprint}`);
   out.push(`  Labels:       ${kv(alert.labels)}`);
   if (alert.annotations && Object.keys(alert.annotations).length > 0) out.push(`  Annotations:  ${kv(alert.annotations)}`);
+  return out;
+}
 
+/** The targets, and the instances as last described. */
+function targetLines(rr: RemediationRequest, s: RequestStatus): string[] {
   const targets = s.targets ?? rr.spec.targets ?? [];
-  field('Targets', targets.length === 0 ? '<none resolved yet>' : `${targets.join(', ')} (${targets.length})`);
-
+  const out = [field('Targets', targets.length === 0 ? '<none resolved yet>' : `${targets.join(', ')} (${targets.length})`)];
   const instances = s.enrichment?.instances ?? [];
-  if (instances.length > 0) {
-    out.push(`Instances (observed ${s.enrichment?.observedAt ?? '?'}):`);
-    out.push(
-      indent(
-        table(
-          ['ID', 'STATE', 'TYPE', 'ZONE', 'PRIVATE IP', 'TAGS'],
-          instances.map((i) => [
-            i.instanceId,
-            i.state ?? '',
-            i.instanceType ?? '',
-            i.availabilityZone ?? '',
-            i.privateIpAddress ?? '',
-            kv(i.tags),
-          ]),
-        ),
-      ),
-    );
-  }
+  if (instances.length === 0) return out;
+  out.push(`Instances (observed ${s.enrichment?.observedAt ?? '?'}):`);
+  const rows = instances.map((i) => [
+    i.instanceId,
+    i.state ?? '',
+    i.instanceType ?? '',
+    i.availabilityZone ?? '',
+    i.privateIpAddress ?? '',
+    kv(i.tags),
+  ]);
+  out.push(indent(table(['ID', 'STATE', 'TYPE', 'ZONE', 'PRIVATE IP', 'TAGS'], rows)));
+  return out;
+}
 
-  if (s.plan) out.push(planText(s.plan));
-
+function executionLines(s: RequestStatus): string[] {
   const ssm = s.execution?.ssm;
   const sns = s.execution?.sns;
-  if (ssm || sns || s.execution?.dryRun) {
-    out.push('Execution:');
-    if (s.execution?.dryRun) out.push('  Dry run:      yes (nothing was sent)');
-    if (ssm) {
-      out.push(`  Document:     ${ssm.documentName}`);
-      out.push(`  Command:      ${ssm.commandId ?? '<not sent yet>'}${ssm.requestedAt ? ` (requested ${ssm.requestedAt})` : ''}`);
-      for (const [name, values] of Object.entries(ssm.parameters ?? {})) out.push(`  Parameter:    ${name} = ${JSON.stringify(values)}`);
-      const rollout = ssm.rollout;
-      if (rollout) {
-        out.push(
-          `  Rollout:      wave ${rollout.currentWave + 1} of ${rollout.waves.length}; errors ${rollout.errors.seen} of ${rollout.errors.allowed} allowed${rollout.nextWaveAt ? `; next wave at ${rollout.nextWaveAt}` : ''}`,
-        );
-        if (rollout.stopped) out.push(`  Stopped:      ${rollout.stopped.reason} at ${rollout.stopped.at}: ${rollout.stopped.message}`);
-        out.push(
-          indent(
-            table(
-              ['WAVE', 'SIZE', 'STATE', 'SUCCEEDED', 'FAILED', 'MESSAGE'],
-              rollout.waves.map((w, i) => [
-                String(i + 1),
-                String(w.size),
-                w.state,
-                String(w.succeeded ?? ''),
-                String(w.failed ?? ''),
-                w.message ?? '',
-              ]),
-            ),
-          ),
-        );
-        if (rollout.failedInstances?.length) out.push(`  Failed:       ${rollout.failedInstances.join(', ')}`);
-      }
-      for (const inv of ssm.invocations ?? []) {
-        out.push(`  ${inv.instanceId}: ${inv.status}${inv.responseCode !== undefined ? ` (exit ${inv.responseCode})` : ''}`);
-        if (inv.stdoutTail) out.push(indent(`stdout: ${inv.stdoutTail.trimEnd()}`, 4));
-        if (inv.stderrTail) out.push(indent(`stderr: ${inv.stderrTail.trimEnd()}`, 4));
-      }
-    }
-    if (sns) {
-      out.push(`  SNS topic:    ${sns.topicArn}`);
-      if (sns.subject) out.push(`  Subject:      ${sns.subject}`);
-      out.push(`  Message ID:   ${sns.messageId ?? '<not published yet>'}${sns.publishedAt ? ` (published ${sns.publishedAt})` : ''}`);
+  if (!ssm && !sns && !s.execution?.dryRun) return [];
+  const out = ['Execution:'];
+  if (s.execution?.dryRun) out.push('  Dry run:      yes (nothing was sent)');
+  if (ssm) {
+    out.push(`  Document:     ${ssm.documentName}`);
+    out.push(`  Command:      ${ssm.commandId ?? '<not sent yet>'}${ssm.requestedAt ? ` (requested ${ssm.requestedAt})` : ''}`);
+    for (const [name, values] of Object.entries(ssm.parameters ?? {})) out.push(`  Parameter:    ${name} = ${JSON.stringify(values)}`);
+    if (ssm.rollout) out.push(...rolloutLines(ssm.rollout));
+    for (const inv of ssm.invocations ?? []) {
+      out.push(`  ${inv.instanceId}: ${inv.status}${inv.responseCode !== undefined ? ` (exit ${inv.responseCode})` : ''}`);
+      if (inv.stdoutTail) out.push(indent(`stdout: ${inv.stdoutTail.trimEnd()}`, 4));
+      if (inv.stderrTail) out.push(indent(`stderr: ${inv.stderrTail.trimEnd()}`, 4));
     }
   }
+  if (sns) {
+    out.push(`  SNS topic:    ${sns.topicArn}`);
+    if (sns.subject) out.push(`  Subject:      ${sns.subject}`);
+    out.push(`  Message ID:   ${sns.messageId ?? '<not published yet>'}${sns.publishedAt ? ` (published ${sns.publishedAt})` : ''}`);
+  }
+  return out;
+}
 
+function rolloutLines(rollout: NonNullable<NonNullable<NonNullable<RequestStatus['execution']>['ssm']>['rollout']>): string[] {
+  const out = [
+    `  Rollout:      wave ${rollout.currentWave + 1} of ${rollout.waves.length}; errors ${rollout.errors.seen} of ${rollout.errors.allowed} allowed${rollout.nextWaveAt ? `; next wave at ${rollout.nextWaveAt}` : ''}`,
+  ];
+  if (rollout.stopped) out.push(`  Stopped:      ${rollout.stopped.reason} at ${rollout.stopped.at}: ${rollout.stopped.message}`);
+  const rows = rollout.waves.map((w, i) => [String(i + 1), String(w.size), w.state, String(w.succeeded ?? ''), String(w.failed ?? ''), w.message ?? '']);
+  out.push(indent(table(['WAVE', 'SIZE', 'STATE', 'SUCCEEDED', 'FAILED', 'MESSAGE'], rows)));
+  if (rollout.failedInstances?.length) out.push(`  Failed:       ${rollout.failedInstances.join(', ')}`);
+  return out;
+}
+
+function conditionLines(s: RequestStatus, now: number): string[] {
   const conditions = s.conditions ?? [];
-  out.push('Conditions:');
-  out.push(
-    conditions.length === 0
-      ? '  <none>'
-      : indent(
-          table(
-            ['TYPE', 'STATUS', 'REASON', 'AGE', 'MESSAGE'],
-            conditions.map((c) => [c.type, c.status, c.reason ?? '', age(c.lastTransitionTime, now), c.message ?? '']),
-          ),
-        ),
-  );
+  if (conditions.length === 0) return ['Conditions:', '  <none>'];
+  const rows = conditions.map((c) => [c.type, c.status, c.reason ?? '', age(c.lastTransitionTime, now), c.message ?? '']);
+  return ['Conditions:', indent(table(['TYPE', 'STATUS', 'REASON', 'AGE', 'MESSAGE'], rows))];
+}
 
-  out.push('Events:');
-  if (events === undefined) out.push('  <cannot list events in this namespace>');
-  else if (events.length === 0) out.push('  <none>');
-  else
-    out.push(
-      indent(
-        table(
-          ['TYPE', 'REASON', 'AGE', 'MESSAGE'],
-          events.map((e) => [e.type ?? '', e.reason ?? '', age(e.time, now), e.message ?? '']),
-        ),
-      ),
-    );
-  return out.join('\n');
+function eventLines(events: EventLine[] | undefined, now: number): string[] {
+  if (events === undefined) return ['Events:', '  <cannot list events in this namespace>'];
+  if (events.length === 0) return ['Events:', '  <none>'];
+  const rows = events.map((e) => [e.type ?? '', e.reason ?? '', age(e.time, now), e.message ?? '']);
+  return ['Events:', indent(table(['TYPE', 'REASON', 'AGE', 'MESSAGE'], rows))];
 }
 
 /** The plan an approval approves, exactly as it will run. */

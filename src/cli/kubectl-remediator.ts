@@ -8,9 +8,9 @@
  * or later, and a static import would fail on an older Node with an error that says
  * nothing useful), answers --help and --version without loading that client, and turns
  * on Node's compile cache, which makes every later start markedly faster.
- * The plugin ships alone (one bundled file), so it uses no controller code; `history`
- * reads the audit sink through the cloud layer (the only importer of the AWS SDK).
- * May import: api, cloud.
+ * The plugin ships alone (one bundled file inside a standalone executable per platform,
+ * hack/plugin/bundle.ts), so it uses no controller code; `history` reads the audit sink
+ * through the cloud layer (the only importer of the AWS SDK).
  */
 import module from 'node:module';
 

@@ -2,7 +2,6 @@
  * The narrow interfaces through which the controllers reach AWS. They list only what
  * remediator calls, so the core logic is plain code that tests drive with fakes, and
  * the real implementations (the only importers of `@aws-sdk/*`) sit beside them.
- * May import: runtime, observability (types only).
  */
 
 export interface InstanceFacts {

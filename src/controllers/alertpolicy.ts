@@ -10,7 +10,6 @@
  *
  * src/controllers holds the reconcilers and the logic they share; they reach AWS only
  * through src/cloud's interfaces and Kubernetes only through src/kube's.
- * May import: api, runtime, cloud, kube, observability (types only).
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';

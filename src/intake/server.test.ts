@@ -8,7 +8,8 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { RemediationRequest } from '../api/v1alpha1/index.js';
 import type { IntakeKubeApi, ResolveResult } from './kube.js';
-import { IntakeServer, snsInflightBudget } from './server.js';
+import { snsInflightBudget } from './listener.js';
+import { IntakeServer } from './server.js';
 
 const TOKEN = 't'.repeat(32);
 

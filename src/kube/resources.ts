@@ -4,7 +4,6 @@
  * is how the controllers reach the Kubernetes API; the runtime's informer and leader
  * election, the intake (src/intake/kube.ts), the kubectl plugin and src/main.ts talk to
  * it directly too.
- * May import: api, runtime (types only), controllers (types only).
  */
 import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, VERSION, type ResourceNames } from '../api/v1alpha1/index.js';

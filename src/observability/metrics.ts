@@ -4,7 +4,6 @@
  * so existing dashboards and alerts for Go operators read them unchanged.
  *
  * src/observability (metrics, logs, the health and metrics server) sits below everything.
- * May import: nothing in src/.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 

@@ -9,7 +9,6 @@
  *
  * src/runtime is the operator's small framework (queue, controller, informer, leader
  * election, clock), independent of remediator's API and of AWS.
- * May import: observability (types only).
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';

@@ -1,6 +1,6 @@
 /**
- * The remediator.dev/v1alpha1 API: schemas, derived types, CRDs and the duration grammar.
- * May import: nothing in src/ (of packages, TypeBox only).
+ * The remediator.dev/v1alpha1 API: schemas, derived types, CRDs, the duration grammar and
+ * the reason catalogue.
  */
 export * from './duration.js';
 export * from './schema.js';
@@ -8,3 +8,4 @@ export * from './runbook.js';
 export * from './alertpolicy.js';
 export * from './remediationrequest.js';
 export * from './crds.js';
+export * from './reasons.js';

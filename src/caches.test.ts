@@ -4,7 +4,7 @@ import { AlertPolicyReconciler } from './controllers/alertpolicy.js';
 import { nextAnnouncement } from './controllers/request/notify.js';
 import { beyondHistoryLimit, DEFAULT_RETENTION, ttlLeftMs } from './controllers/retention.js';
 import type { ResourceClient } from './kube/resources.js';
-import { leanRequest } from './operator.js';
+import { leanRequest } from './caches.js';
 
 const T = (s: number) => new Date(Date.UTC(2026, 10, 30, 8, 0, s)).toISOString();
 const long = (c: string) => c.repeat(4000);
@@ -130,7 +130,7 @@ describe('leanRequest (the request cache transform)', () => {
         (x: RemediationRequest) => [x.metadata?.name, x.metadata?.namespace, x.metadata?.uid, x.metadata?.resourceVersion],
         (x: RemediationRequest) => [x.metadata?.deletionTimestamp, x.metadata?.finalizers?.length ?? 0, x.metadata?.creationTimestamp],
         (x: RemediationRequest) => [x.spec.policyRef.name, x.status?.phase, x.status?.completionTime],
-        // The request gauges (operator.ts).
+        // The request gauges (caches.ts `observeCaches`).
         (x: RemediationRequest) => x.status?.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime,
       ])
         expect(read(l)).toEqual(read(r));
