@@ -294,7 +294,9 @@ export class Operator {
         this.admissionPolicyInformer.get(config.admissionPolicyName),
         this.admissionBindingInformer.list(),
         ns,
-        namespaceLabels(ns),
+        ((o) => o && { labels: o.metadata?.labels ?? {}, uid: o.metadata?.uid, resourceVersion: o.metadata?.resourceVersion })(
+          this.namespaceInformer.get(ns),
+        ),
       );
     const requestsOf = (ns: string, policy: string) => this.requestInformer.byIndex(REQUESTS_BY_POLICY, policyIndexValue(ns, policy));
     this.ledger = new ExecutionLedger(
@@ -343,7 +345,7 @@ export class Operator {
         getPolicy,
         getRunbook,
         namespaceLabels,
-        resetTrusted: (ns) => admission(ns).enforced,
+        admission,
         requestsOf,
         executionsOf: (ns, policy) => this.ledger.records(ns, policy),
         breakerOpenedAt: (ns, policy) => this.ledger.breakerOpenedAt(ns, policy),

@@ -22,6 +22,7 @@ import { approvalTimeoutMs } from '../runbooks.js';
 import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock, type CircuitState } from '../safety.js';
 import { ledgerRetention } from '../ledger.js';
 import type { RemediationRequestReconcilerDeps } from './deps.js';
+import { resetProven } from '../admission.js';
 import type { Planner, Resolved } from './planning.js';
 import { commandComment, plannedCommands, type SsmExecution } from './ssm.js';
 import type { Transition, Transitions } from './transition.js';
@@ -198,7 +199,7 @@ export function recordCircuit(
   const name = policy.metadata?.name ?? '';
   const ledger = deps.ledger;
   const recorded = ledger.breakerOpenedAt(ns, name);
-  const circuit = circuitState(policy, ledger.records(ns, name), now, deps.admission(ns).enforced, recorded);
+  const circuit = circuitState(policy, ledger.records(ns, name), now, resetProven(policy, deps.admission(ns)), recorded);
   const openedAt = circuit.open ? Date.parse(circuit.openedAt ?? '') || now : undefined;
   const changed = ledger.setBreaker(ns, name, ledgerRetention(policy), openedAt);
   return changed ? { ...circuit, persist: () => ledger.persist(ns, name) } : circuit;
@@ -211,6 +212,9 @@ function changes(before: RemediationRequestStatus['plan'], after: NonNullable<Re
   if (before.runbook.name !== after.runbook.name || before.runbook.generation !== after.runbook.generation) {
     diffs.push(`runbook ${before.runbook.name}@${before.runbook.generation} → ${after.runbook.name}@${after.runbook.generation}`);
   }
+  if (before.policy?.uid !== after.policy?.uid || before.runbook.uid !== after.runbook.uid)
+    diffs.push('the policy or the runbook was re-created or swapped');
+  if (before.dryRun !== after.dryRun || before.approvalDeadline !== after.approvalDeadline) diffs.push('dry run or the approval deadline');
   if (before.policyGeneration !== after.policyGeneration)
     diffs.push(`policy generation ${before.policyGeneration} → ${after.policyGeneration}`);
   if (before.risk !== after.risk) diffs.push(`risk ${before.risk} → ${after.risk}`);
