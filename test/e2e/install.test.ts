@@ -342,7 +342,8 @@ function policy(name: string, risk: 'Low' | 'High', runbook: string) {
   return {
     apiVersion: 'remediator.dev/v1alpha1',
     kind: 'AlertPolicy',
-    metadata: { name },
+    // alice applies every policy here; the admission policy makes her writes say so.
+    metadata: { name, annotations: { 'remediator.dev/changed-by': 'alice' } },
     spec: {
       match: { labels: [{ name: 'route', op: '=', value: name }] },
       targets: { fromLabels: ['instance_id'], maxTargets: 3 },

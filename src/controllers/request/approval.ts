@@ -49,7 +49,7 @@ export class ApprovalGate {
         status,
         'Expired',
         'ApprovalTimedOut',
-        `no approval within ${policy.spec.approval?.timeout ?? '1h'}${late}; nothing was run`,
+        `no approval before the deadline ${new Date(deadline).toISOString()}${late}; nothing was run`,
       );
     }
     const ns = rr.metadata?.namespace ?? '';
