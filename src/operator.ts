@@ -288,15 +288,19 @@ export class Operator {
       const obj = this.namespaceInformer.get(ns);
       return obj ? { ...obj.metadata?.labels } : undefined;
     };
+    const identity = (o: NamespaceObject | undefined) =>
+      o && { labels: o.metadata?.labels ?? {}, uid: o.metadata?.uid, resourceVersion: o.metadata?.resourceVersion };
+    const admissionLive = async (ns: string) => {
+      const now = await cluster.admissionNow(config.admissionPolicyName, ns);
+      return admissionVerdict(config.admissionPolicyName, now.policy, now.bindings, ns, identity(now.namespace));
+    };
     const admission = (ns: string) =>
       admissionVerdict(
         config.admissionPolicyName,
         this.admissionPolicyInformer.get(config.admissionPolicyName),
         this.admissionBindingInformer.list(),
         ns,
-        ((o) => o && { labels: o.metadata?.labels ?? {}, uid: o.metadata?.uid, resourceVersion: o.metadata?.resourceVersion })(
-          this.namespaceInformer.get(ns),
-        ),
+        identity(this.namespaceInformer.get(ns)),
       );
     const requestsOf = (ns: string, policy: string) => this.requestInformer.byIndex(REQUESTS_BY_POLICY, policyIndexValue(ns, policy));
     this.ledger = new ExecutionLedger(
@@ -322,6 +326,7 @@ export class Operator {
         getRunbook,
         namespaceLabels,
         admission,
+        admissionLive,
         ledger: this.ledger,
         retentionDefaults: config.retention,
         cloudFor,

@@ -32,7 +32,7 @@ export class ApprovalGate {
   ) {}
 
   /** What to do while awaiting approval; `replan` when the spec changed before any decision. */
-  decide(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition | 'replan' {
+  async decide(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Promise<Transition | 'replan'> {
     const approval = rr.spec.approval;
     const gen = rr.metadata?.generation;
     const byPolicy = Date.parse(status.startTime ?? this.t.now()) + approvalTimeoutMs(policy);
@@ -53,7 +53,10 @@ export class ApprovalGate {
       );
     }
     const ns = rr.metadata?.namespace ?? '';
-    const verdict = this.deps.admission(ns);
+    // An approval is judged on enforcement read from the API server now, not on a cache
+    // that may lag a deleted binding (ADR 0011); waiting requests use the cache.
+    const verdict =
+      approval?.decision === 'Approved' && this.deps.admissionLive ? await this.deps.admissionLive(ns) : this.deps.admission(ns);
     const current = verdict.enforced ? epochKey(verdict.epoch) : '';
     const planned = epochKey(status.plan?.admission);
     if (!approval) {

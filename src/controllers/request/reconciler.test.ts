@@ -34,6 +34,8 @@ class World {
   runbook: Runbook | undefined;
   nsLabels: Record<string, string> | undefined = { 'kubernetes.io/metadata.name': 'ns' };
   verdict: AdmissionVerdict = { enforced: true, binding: 'b', epoch: EPOCH };
+  /** What a read from the API server says, when it differs from the cache. */
+  liveVerdict: AdmissionVerdict | undefined;
   locations: CloudLocation[] = [];
   /** Every AWS read of instances (describe or find by tags). */
   awsReads = 0;
@@ -98,6 +100,7 @@ class World {
       getRunbook: () => this.runbook,
       namespaceLabels: () => this.nsLabels,
       admission: () => this.verdict,
+      admissionLive: async () => this.liveVerdict ?? this.verdict,
       ledger: this.ledger,
       retentionDefaults: DEFAULT_RETENTION,
       cloudFor: (location) => {
@@ -729,6 +732,18 @@ describe('RemediationRequestReconciler: decisions', () => {
     // An approval of that plan (say, forged in a gap) is seen only after yet another change: refused.
     w.decide('alice');
     w.verdict = { enforced: true, binding: 'b', epoch: { ...EPOCH, binding: { ...EPOCH.binding, generation: 2 } } };
+    await w.drive(r);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('ApprovalNotProven');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('an approval is judged on a live read: a cache that missed a re-created binding does not make it count', async () => {
+    const w = new World({ risk: 'High' }, { requestedBy: 'mallory' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.decide('alice');
+    w.liveVerdict = { enforced: true, binding: 'b', epoch: { ...EPOCH, binding: { ...EPOCH.binding, uid: 'b2' } } };
     await w.drive(r);
     expect(w.phase).toBe('Failed');
     expect(w.rr.status?.reason).toBe('ApprovalNotProven');
