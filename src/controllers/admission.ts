@@ -45,7 +45,12 @@ interface Identity {
 
 export interface ValidatingAdmissionPolicy {
   metadata?: Identity;
-  spec?: { failurePolicy?: string; matchConstraints?: MatchResources; validations?: Array<{ expression?: string }> };
+  spec?: {
+    failurePolicy?: string;
+    matchConstraints?: MatchResources;
+    validations?: Array<{ expression?: string }>;
+    variables?: Array<{ name?: string; expression?: string }>;
+  };
 }
 
 export interface ValidatingAdmissionPolicyBinding {
@@ -145,7 +150,9 @@ export function admissionVerdict(
       message: `ValidatingAdmissionPolicy ${policyName} has failurePolicy ${policy.spec?.failurePolicy}; it must be Fail: ${fix}`,
     };
   }
-  const missing = CURRENT_MARKERS.filter((m) => !(policy.spec?.validations ?? []).some((v) => v.expression?.includes(m)));
+  // A sign of the chart version (the administrator is trusted), read from validations and the variables they use.
+  const expressions = [...(policy.spec?.validations ?? []), ...(policy.spec?.variables ?? [])].map((v) => v.expression ?? '');
+  const missing = CURRENT_MARKERS.filter((m) => !expressions.some((e) => e.includes(m)));
   if (missing.length > 0) {
     return {
       enforced: false,
