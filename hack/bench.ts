@@ -16,7 +16,7 @@ import type { AlertPolicy, RemediationRequest, Runbook } from '../src/api/v1alph
 import type { CommandRunner, InstanceDescriber, MetricsReader, Publisher } from '../src/cloud/types.js';
 import { RemediationRequestReconciler } from '../src/controllers/request/reconciler.js';
 import { ExecutionLedger } from '../src/controllers/ledger.js';
-import { MemoryLedgerStorage } from '../src/controllers/ledger-memory.js';
+import { MemoryLedgerStorage } from '../src/fakes/ledger-memory.js';
 import { DEFAULT_RETENTION } from '../src/controllers/retention.js';
 import { render, valuePolicy } from '../src/controllers/template.js';
 import type { EventRecorder, ResourceClient } from '../src/kube/resources.js';

@@ -136,7 +136,10 @@ export function leanRequest(obj: RemediationRequest): RemediationRequest {
           { type: 'Ready', status: ready.status, lastTransitionTime: ready.lastTransitionTime, reason: shared(ready.reason), message: '' },
         ],
       }),
-      ...(st.notifications && { notifications: st.notifications.map((n) => ({ phase: shared(n.phase) })) }),
+      ...(st.notifications && {
+        // `sentAt` says it was announced; an entry without it is still pending (request/notify.ts).
+        notifications: st.notifications.map((n) => ({ phase: shared(n.phase), ...(n.sentAt !== undefined && { sentAt: n.sentAt }) })),
+      }),
       ...(st.execution && {
         execution: {
           ...(st.execution.dryRun && { dryRun: true }),
@@ -322,6 +325,8 @@ export class Operator {
       reconciler: new RemediationRequestReconciler({
         requests,
         getRequest: (ns, name) => this.requestInformer.get(`${ns}/${name}`),
+        // Read-your-writes: the reconciler learns when the cache holds its own last write.
+        observeRequests: (fn) => this.requestInformer.on((e) => fn(e.object, e.type === 'delete')),
         getPolicy,
         getRunbook,
         namespaceLabels,

@@ -1,5 +1,5 @@
 import { ExecutionLedger, prune, type LedgerDocument } from './ledger.js';
-import { MemoryLedgerStorage as MemoryStorage } from './ledger-memory.js';
+import { MemoryLedgerStorage as MemoryStorage } from '../fakes/ledger-memory.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z');
 const retention = { windowMs: 3_600_000, lastOutcomes: 2 };

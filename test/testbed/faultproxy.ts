@@ -12,6 +12,8 @@
 //                  reached AWS" and "the controller learnt the command id"
 //  - rewrite:      forward, then transform moto's (2xx) response body, e.g. turn
 //                  GetCommandInvocation's `Success` into `Failed`
+//  - delay:        forward, then deliver moto's answer only after `ms`: a slow answer
+//                  (the call took effect at once; its caller learns it late)
 //
 // Every request is recorded (operation, service, status, rule applied) so a test can
 // assert e.g. "SendCommand was sent exactly once".
@@ -50,7 +52,7 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 /** How a request was encoded. `query` is awsQuery (SNS, STS), `ec2-query` is EC2's variant. */
 export type WireProtocol = 'json' | 'rpcv2-cbor' | 'query' | 'ec2-query' | 'unknown';
 
-export type RuleKind = 'error' | 'dropResponse' | 'hold' | 'rewrite';
+export type RuleKind = 'error' | 'dropResponse' | 'hold' | 'rewrite' | 'delay';
 
 /** What happened to a request, as far as the client is concerned. */
 export type CallOutcome =
@@ -66,6 +68,8 @@ export type CallOutcome =
   | 'held'
   /** Held, then delivered after `release()`. */
   | 'released'
+  /** Forwarded; moto's answer delivered late by a `delay` rule. */
+  | 'delayed'
   /** Forwarded; the response body was transformed by a `rewrite` rule. */
   | 'rewritten'
   /** The client went away before its answer could be written (e.g. it was killed while held). */
@@ -154,7 +158,13 @@ export interface RewriteRule extends RuleBase {
   transform: (body: any, call: RecordedCall) => unknown;
 }
 
-export type FaultRule = ErrorRule | DropResponseRule | HoldRule | RewriteRule;
+export interface DelayRule extends RuleBase {
+  kind: 'delay';
+  /** How long moto's answer is kept before it is delivered. */
+  ms: number;
+}
+
+export type FaultRule = ErrorRule | DropResponseRule | HoldRule | RewriteRule | DelayRule;
 
 export interface RuleHandle {
   readonly id: number;
@@ -746,6 +756,18 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       })();
       rs!.holding!.add(settle);
       await settle;
+      return;
+    }
+
+    if (rule?.kind === 'delay') {
+      rs!.resolveReached(call);
+      await new Promise((r) => setTimeout(r, rule.ms));
+      if (clientGone || req.socket.destroyed) {
+        finish(call, 'clientGone', undefined);
+        return;
+      }
+      send(res, up.status, responseHeaders(up.headers, up.body.length), up.body);
+      finish(call, 'delayed', up.status);
       return;
     }
 

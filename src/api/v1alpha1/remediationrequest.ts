@@ -386,7 +386,10 @@ const SnsExecution = Type.Object(
     attempts: Type.Optional(
       Type.Integer({
         minimum: 0,
-        description: 'Publish calls made; above 1 only after a lost response (standard topics deliver at least once).',
+        description:
+          'Publish calls made. A standard topic gets at most one (a lost answer ends the request PublishUnconfirmed, never a second ' +
+          'message); a FIFO topic gets another only after a lost answer, with the request UID as deduplication id, within ' +
+          "SNS's 5-minute deduplication window counted from the intent.",
       }),
     ),
   },
@@ -421,7 +424,12 @@ const MetricSeries = Type.Object({
 const Notification = Type.Object({
   phase: Type.String({ description: 'The phase announced, or the verification verdict (Verified, Ineffective).' }),
   messageId: Type.Optional(Type.String({ description: 'The SNS message id, when the publication succeeded.' })),
-  sentAt: Type.Optional(Timestamp({ description: 'When it was published.' })),
+  sentAt: Type.Optional(
+    Timestamp({
+      description:
+        'When it was published, or found failed. Absent while it is pending: recorded with the phase it announces, and published next.',
+    }),
+  ),
   error: Type.Optional(Type.String({ description: 'Why it could not be published (notifications are best effort and never retried).' })),
 });
 

@@ -30,6 +30,12 @@ export interface CloudClients {
 export interface RemediationRequestReconcilerDeps {
   requests: ResourceClient<RemediationRequest>;
   getRequest(namespace: string, name: string): RemediationRequest | undefined;
+  /**
+   * Subscribes to the request informer's deliveries (each version, and deletions), so the
+   * reconciler knows when the cache holds its own last write (read-your-writes). Without
+   * it the reconciler still compares the cached version with what it wrote.
+   */
+  observeRequests?(handler: (object: RemediationRequest, deleted: boolean) => void): void;
   getPolicy(namespace: string, name: string): AlertPolicy | undefined;
   getRunbook(name: string): Runbook | undefined;
   /** A namespace's labels from the cache; undefined when it is not (yet) known. */

@@ -24,7 +24,8 @@ import { ledgerRetention } from '../ledger.js';
 import type { RemediationRequestReconcilerDeps } from './deps.js';
 import { resetProven } from '../admission.js';
 import type { Planner, Resolved } from './planning.js';
-import { commandComment, plannedCommands, type SsmExecution } from './ssm.js';
+import type { ExecutionEngine } from './engine.js';
+import { commandComment, plannedCommands } from './ssm.js';
 import type { Transition, Transitions } from './transition.js';
 
 /** A request held by a maintenance window says so with this reason. */
@@ -35,7 +36,7 @@ export class IntentRecorder {
     private readonly deps: RemediationRequestReconcilerDeps,
     private readonly t: Transitions,
     private readonly planner: Planner,
-    private readonly ssm: SsmExecution,
+    private readonly engine: ExecutionEngine,
   ) {}
 
   /** `fresh`: the plan was resolved moments ago in this same reconcile (auto approval), so it is not resolved again. */
@@ -132,7 +133,9 @@ export class IntentRecorder {
     });
     t.beforeWrite = () => this.deps.ledger.persist(ns, policyName);
     t.addFinalizer = true;
-    t.afterWrite = () => this.ssm.intentWritten(uid);
+    // Written on the version that had no intent: nobody can have sent these effects (engine.ts, invariant 3).
+    const effects = status.execution.ssm ? (status.execution.ssm.commands ?? []).map((c) => c.comment) : [uid];
+    t.afterWrite = () => this.engine.intentWritten(uid, effects);
     return t;
   }
 

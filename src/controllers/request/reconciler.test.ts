@@ -14,7 +14,7 @@ import { Metrics } from '../../observability/metrics.js';
 import { resetToken, type AdmissionEpoch, type AdmissionVerdict } from '../admission.js';
 import { ExecutionLedger } from '../ledger.js';
 import { circuitState } from '../safety.js';
-import { MemoryLedgerStorage } from '../ledger-memory.js';
+import { MemoryLedgerStorage } from '../../fakes/ledger-memory.js';
 import { DEFAULT_RETENTION } from '../retention.js';
 import type { CloudLocation } from './deps.js';
 import { RemediationRequestReconciler } from './reconciler.js';

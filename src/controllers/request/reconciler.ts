@@ -17,10 +17,18 @@
  *   planning.ts  Pending: runbook grant, targets, enrichment, guards, the plan
  *   approval.ts  AwaitingApproval: deadline, fail-closed approval of the exact plan
  *   intent.ts    Approved: fresh plan = approved plan, safety rules, intent
- *   ssm.ts       Executing (SSM): every exactly-once invariant
+ *   engine.ts    every effect outside (SSM commands, SNS messages, notifications) and
+ *                the exactly-once invariants, each where it is enforced
+ *   ssm.ts       Executing (SSM): chunks in order, polling, refusals
  *   sns.ts       Executing (SNS)
  *   notify.ts    the policy's notify topic
  *   verify.ts    Succeeded, when the policy asks: did the alert resolve? (Verified)
+ *
+ * Read your writes: every write this reconciler makes (status, finalizers, deletion)
+ * goes through one client that remembers the version it stored (WriteExpectations,
+ * src/runtime/expectations.ts). A reconcile whose cached request is older than that
+ * version does not act: it waits for the watch to deliver the write, or reads the
+ * request from the server when the answer was lost or the event does not come.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
@@ -36,14 +44,16 @@ import {
 import { isPermanentAwsError } from '../../cloud/errors.js';
 import { AwsAssumeRoleDeniedError } from '../../cloud/location.js';
 import { AwsAccessDeniedError } from '../../cloud/types.js';
-import { isConflict } from '../../kube/resources.js';
+import { isConflict, isNotFound, type ResourceClient } from '../../kube/resources.js';
+import { WriteExpectations } from '../../runtime/expectations.js';
 import { retentionOf, ttlLeftMs } from '../retention.js';
 import { ledgerRetention } from '../ledger.js';
 import type { Reconciler, Request, Result } from '../../runtime/controller.js';
 import { ApprovalGate } from './approval.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import { ExecutionEngine, StaleViewError } from './engine.js';
 import { IntentRecorder, recordCircuit } from './intent.js';
-import { nextAnnouncement, notification } from './notify.js';
+import { isPending, nextAnnouncement, notification, notifyEffectId, withPendingAnnouncements } from './notify.js';
 import { Planner, sessionTags } from './planning.js';
 import { SnsExecution } from './sns.js';
 import { SsmExecution } from './ssm.js';
@@ -60,29 +70,61 @@ export class RemediationRequestReconciler implements Reconciler {
   private readonly sns: SnsExecution;
   private readonly intents: IntentRecorder;
   private readonly verifier: Verifier;
-  /**
-   * Per request UID, the resourceVersion of our finalizer patch when a status write
-   * followed it: the cache may show that intermediate version (still Pending) before our
-   * status write arrives, and acting on it would plan again for nothing (the write would
-   * then conflict). The watch event of the status write comes next and is acted on.
-   */
-  private readonly superseded = new Map<string, string>();
+  /** What this process last stored (or read from the server) per request: the floor a decision is taken on. */
+  readonly expectations: WriteExpectations;
+  readonly engine: ExecutionEngine;
+  /** The handlers' dependencies, with the request client that records every write in `expectations`. */
+  private readonly deps: RemediationRequestReconcilerDeps;
 
-  constructor(private readonly deps: RemediationRequestReconcilerDeps) {
+  constructor(deps: RemediationRequestReconcilerDeps) {
+    this.expectations = new WriteExpectations(deps.clock);
+    this.engine = new ExecutionEngine(deps.clock, this.expectations);
+    this.deps = { ...deps, requests: recordingWrites(deps.requests, this.expectations) };
     this.t = new Transitions(deps.clock);
-    this.planner = new Planner(deps, this.t);
-    this.approvals = new ApprovalGate(deps, this.t);
-    this.ssm = new SsmExecution(deps, this.t);
-    this.sns = new SnsExecution(deps, this.t);
-    this.intents = new IntentRecorder(deps, this.t, this.planner, this.ssm);
-    this.verifier = new Verifier(deps, this.t);
+    this.planner = new Planner(this.deps, this.t);
+    this.approvals = new ApprovalGate(this.deps, this.t);
+    this.ssm = new SsmExecution(this.deps, this.t, this.engine);
+    this.sns = new SnsExecution(this.deps, this.t, this.engine);
+    this.intents = new IntentRecorder(this.deps, this.t, this.planner, this.engine);
+    this.verifier = new Verifier(this.deps, this.t);
+    deps.observeRequests?.((object, deleted) => this.observe(object, deleted));
+  }
+
+  /** The informer delivered a version of a request (or its deletion): our write is in the cache once it is this version. */
+  observe(object: RemediationRequest, deleted = false): void {
+    const key = `${object.metadata?.namespace}/${object.metadata?.name}`;
+    if (deleted) this.expectations.forget(key);
+    else this.expectations.observed(key, object.metadata?.resourceVersion);
   }
 
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
-    const rr = this.deps.getRequest(req.namespace, req.name);
+    const key = `${req.namespace}/${req.name}`;
+    let rr = this.deps.getRequest(req.namespace, req.name);
+    switch (this.expectations.check(key, rr?.metadata?.resourceVersion, rr?.metadata?.uid)) {
+      case 'stale':
+        // The cache has not caught up with our own last write: its watch event re-queues the key.
+        log.debug({ resourceVersion: rr?.metadata?.resourceVersion }, 'cached request older than our last write; waiting for it');
+        return { requeueAfterMs: this.expectations.waitLeftMs(key) };
+      case 'read':
+        // Our last write's answer was lost, or its event did not come: the server's copy is the floor.
+        rr = await this.deps.requests.get(req.namespace, req.name);
+        if (!rr) {
+          this.expectations.forget(key);
+          return;
+        }
+        this.expectations.wrote(key, rr.metadata?.resourceVersion, rr.metadata?.uid);
+        break;
+      case 'fresh':
+        break;
+    }
     if (!rr) return;
-    if (this.superseded.get(rr.metadata?.uid ?? '') === rr.metadata?.resourceVersion) return;
-    return this.handle(req, rr, log);
+    try {
+      return await this.handle(req, rr, log);
+    } catch (error) {
+      if (!(error instanceof StaleViewError)) throw error;
+      log.debug(error.message);
+      return { requeueAfterMs: this.expectations.waitLeftMs(key) };
+    }
   }
 
   /** One look at `rr` (the cached request, or the version this reconcile just wrote). */
@@ -99,24 +141,21 @@ export class RemediationRequestReconciler implements Reconciler {
     }
 
     // Announce what the request reached before moving on (level-triggered: a
-    // notification that failed is retried, one that was recorded is never sent again).
+    // notification that failed is recorded, one that was recorded is never sent again).
+    // The engine publishes only on a version at least as new as our last write.
     const announce = policy && nextAnnouncement(policy, rr);
     if (policy && announce) {
-      // The cache may lag our own last write: read the request itself before publishing, so
-      // a notification recorded a moment ago is never published a second time.
-      const fresh = await this.deps.requests.get(req.namespace, req.name);
-      if (fresh && nextAnnouncement(policy, fresh) === announce) {
-        const announced = await notification(
-          fresh,
-          announce,
-          policy,
-          this.deps.cloudFor({ region: this.deps.defaultRegion }).publisher,
-          this.t,
-        );
-        if (announced) {
-          await this.write(fresh, announced, log);
-          return;
-        }
+      const announced = await notification(
+        rr,
+        announce,
+        policy,
+        this.deps.cloudFor({ region: this.deps.defaultRegion }).publisher,
+        this.t,
+        this.engine,
+      );
+      if (announced) {
+        await this.write(rr, announced, log);
+        return;
       }
     }
     if (END_PHASES.has(phase)) {
@@ -132,6 +171,8 @@ export class RemediationRequestReconciler implements Reconciler {
         await this.settle(rr, log);
         return;
       }
+      // Nothing more will be sent for it: the engine forgets it.
+      this.engine.forget(rr.metadata?.uid ?? '');
       return this.retain(rr, policy, log);
     }
 
@@ -347,7 +388,6 @@ export class RemediationRequestReconciler implements Reconciler {
         : undefined,
     ]);
     if (recorded.status === 'rejected' || held.status === 'rejected') {
-      step.onWriteFailed?.();
       throw recorded.status === 'rejected' ? recorded.reason : (held as PromiseRejectedResult).reason;
     }
     if (held.value) metadata = held.value.metadata;
@@ -358,24 +398,28 @@ export class RemediationRequestReconciler implements Reconciler {
       spec: rr.spec,
       status: step.status,
     };
+    // Each phase the policy announces that this status reaches is recorded as pending in
+    // the same write: the intent of its notification (engine.ts, invariant 1).
+    const policy = this.deps.getPolicy(ns, rr.spec.policyRef.name);
+    if (policy) body.status = withPendingAnnouncements(policy, { ...rr, status: step.status });
+    const had = new Set((rr.status?.notifications ?? []).map((n) => n.phase));
+    const announcing = (body.status?.notifications ?? []).filter((n) => isPending(n) && !had.has(n.phase)).map((n) => n.phase);
     let stored: RemediationRequest | undefined;
     try {
       stored = await this.deps.requests.replaceStatus(ns, name, body);
-      if (metadata !== rr.metadata && metadata?.resourceVersion) this.superseded.set(rr.metadata?.uid ?? '', metadata.resourceVersion);
     } catch (error) {
-      if (!step.mustPersist || !isConflict(error)) {
-        step.onWriteFailed?.();
-        throw error;
-      }
+      if (!step.mustPersist || !isConflict(error)) throw error;
       await this.ssm.persistCommand(ns, name, step.mustPersist, step.status, log);
     }
     step.afterWrite?.();
     const from = rr.status?.phase ?? 'Pending';
     const to = step.status.phase ?? 'Pending';
-    if (END_PHASES.has(to)) {
-      this.ssm.forget(rr.metadata?.uid ?? '');
-      this.superseded.delete(rr.metadata?.uid ?? '');
-    }
+    const uid = rr.metadata?.uid ?? '';
+    if (stored && announcing.length > 0)
+      this.engine.intentWritten(
+        uid,
+        announcing.map((phase) => notifyEffectId(uid, phase)),
+      );
     if (from !== to) {
       this.deps.metrics.phaseTransitions.inc({ namespace: ns, phase: to });
       log.info({ from, to, reason: step.status.reason, policy: rr.spec.policyRef.name }, step.status.message ?? 'phase changed');
@@ -384,6 +428,42 @@ export class RemediationRequestReconciler implements Reconciler {
     if (step.event) void this.deps.events.record(body, step.event.type, step.event.reason, step.event.message);
     return stored;
   }
+}
+
+/**
+ * The request client the handlers get: every write goes through it, so every write —
+ * status, finalizers, deletion — sets the floor the next decision is taken on. A write
+ * refused with 409 (or 404) stored nothing; any other failure may have stored it, and
+ * the next reconcile reads the request from the server.
+ */
+function recordingWrites(client: ResourceClient<RemediationRequest>, expectations: WriteExpectations): ResourceClient<RemediationRequest> {
+  const track = async (key: string, write: () => Promise<RemediationRequest>): Promise<RemediationRequest> => {
+    try {
+      const stored = await write();
+      expectations.wrote(key, stored?.metadata?.resourceVersion, stored?.metadata?.uid);
+      return stored;
+    } catch (error) {
+      if (!isConflict(error) && !isNotFound(error)) expectations.wrote(key, undefined);
+      throw error;
+    }
+  };
+  return {
+    names: client.names,
+    watchPath: client.watchPath,
+    listAll: (options) => client.listAll(options),
+    get: (ns, name) => client.get(ns, name),
+    create: (ns, body) => track(`${ns}/${body.metadata?.name}`, () => client.create(ns, body)),
+    replaceStatus: (ns, name, body) => track(`${ns}/${name}`, () => client.replaceStatus(ns, name, body)),
+    setFinalizers: (ns, name, finalizers, rv) => track(`${ns}/${name}`, () => client.setFinalizers(ns, name, finalizers, rv)),
+    delete: async (ns, name, uid) => {
+      // Deleted or marked for deletion: either way the next look reads the server.
+      try {
+        return await client.delete(ns, name, uid);
+      } finally {
+        expectations.wrote(`${ns}/${name}`, undefined);
+      }
+    },
+  };
 }
 
 /**

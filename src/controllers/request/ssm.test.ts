@@ -2,6 +2,8 @@ import pino from 'pino';
 import type { RemediationRequest } from '../../api/v1alpha1/index.js';
 import type { CommandRunner, SendCommandInput } from '../../cloud/types.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import { WriteExpectations } from '../../runtime/expectations.js';
+import { ExecutionEngine } from './engine.js';
 import { plannedCommands, SsmExecution, tailBudget } from './ssm.js';
 import { Transitions } from './transition.js';
 
@@ -49,7 +51,12 @@ describe('SsmExecution on requests it did not start', () => {
       getInvocation: async (commandId, instanceId) => (polled.push(commandId), { instanceId, status: 'Success', responseCode: 0 }),
     };
     const cloud = { commands } as unknown as CloudClients;
-    const exec = new SsmExecution({ clock, sendSettleMs: 1_000 } as unknown as RemediationRequestReconcilerDeps, new Transitions(clock));
+    const engine = new ExecutionEngine(clock, new WriteExpectations(clock));
+    const exec = new SsmExecution(
+      { clock, sendSettleMs: 1_000 } as unknown as RemediationRequestReconcilerDeps,
+      new Transitions(clock),
+      engine,
+    );
     return { exec, cloud, sent, polled };
   }
 

@@ -1,24 +1,23 @@
 /**
- * Executing (SSM), and every exactly-once invariant in one place:
+ * Executing (SSM): the commands a request's targets go out as, sent in order through the
+ * execution engine (engine.ts, where the exactly-once invariants are stated and enforced),
+ * followed to their end, and refusals recorded.
  *
  *  - intent (phase Executing, and the commands the targets go out as, each with a
  *    `Comment` carrying the request UID) is in status before `SendCommand` is ever
  *    called (see intent.ts, which takes the commands from `plannedCommands` here);
  *  - SendCommand takes at most 50 instances, so a larger request is several commands,
  *    sent one per reconcile, in order, each only once the previous one's id is in status;
- *  - a command this process has not tried, of an intent this process wrote, is sent at
- *    once (usually in the reconcile that wrote the intent): the intent write succeeded on
- *    a version that had none, so nobody can have sent it;
- *  - whenever else a command has no id in status — after a crash, a lost response or a
- *    failed write — SSM is asked first for a command with its comment, and it is adopted;
- *    if none is listed, ListCommands is given `sendSettleMs` to show a command someone
- *    may have sent just now;
+ *  - each command is an engine effect whose id is its comment: sent at once when this
+ *    process wrote the intent and has not tried it, else adopted from ListCommands (given
+ *    `sendSettleMs` to list an attempt made just now) before it is sent;
  *  - the last command's id, learnt from SendCommand, is written with its first poll's
- *    results (or its end, for a command that finished by then): one write, not two; a
- *    crash before it is the lost-response case above;
+ *    results (or its end, for a command that finished by then): one write, not two; the
+ *    engine keeps the id until then, and a crash before it is healed by adoption;
  *  - a command id learnt from SSM is written even through write conflicts;
  *  - SSM refusing a command (AccessDenied, a bad parameter) sends nothing more: with
- *    nothing sent the request fails at once, else it follows what was sent and then fails.
+ *    nothing sent the request fails at once, else it follows what was sent and then fails;
+ *    the refusal is recorded on the command and every later one, and final.
  *
  * Everything it sends comes from the approved plan in status, never from the current
  * policy or runbook.
@@ -43,6 +42,7 @@ import {
 } from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import { type ExecutionEngine, viewOf } from './engine.js';
 import type { Transition, Transitions } from './transition.js';
 
 export const COMMENT_PREFIX = 'remediator:';
@@ -107,35 +107,11 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
 }
 
 export class SsmExecution {
-  /** Requests whose intent this process wrote: their first send of each command needs no settle wait. */
-  private readonly intentsWritten = new Set<string>();
-  /**
-   * Commands (by comment) this process tried to send, and when: a second try — after an
-   * ambiguous answer, or on a cache that has not caught up with our own write — first
-   * gives SSM time to list the command.
-   */
-  private readonly attempts = new Map<string, number>();
-  /** Command ids this process learnt from SSM, by comment: a lagging cache never causes a second send. */
-  private readonly known = new Map<string, SentCommand>();
-
   constructor(
     private readonly deps: RemediationRequestReconcilerDeps,
     private readonly t: Transitions,
+    private readonly engine: ExecutionEngine,
   ) {}
-
-  /** Called once the intent write succeeded. */
-  intentWritten(uid: string): void {
-    this.intentsWritten.add(uid);
-  }
-
-  /** Called once a request's end phase is written: nothing more to remember. */
-  forget(uid: string): void {
-    this.intentsWritten.delete(uid);
-    const prefix = commandComment(uid);
-    for (const map of [this.attempts, this.known]) {
-      for (const key of map.keys()) if (key === prefix || key.startsWith(`${prefix}/`)) map.delete(key);
-    }
-  }
 
   async step(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients, log: Logger): Promise<Transition> {
     const ssm = status.execution?.ssm;
@@ -144,7 +120,8 @@ export class SsmExecution {
     // Commands go out in order; once SSM refused one, it and every later one are marked refused.
     const next = commands.findIndex((c) => !c.commandId && !c.refused);
     const last = commands[next];
-    const mine = next === commands.length - 1 && last ? this.known.get(last.comment) : undefined;
+    const uid = rr.metadata?.uid ?? '';
+    const mine = next === commands.length - 1 && last ? this.engine.known<SentCommand>(uid, last.comment) : undefined;
     if (mine) return this.followUnrecorded(rr, status, cloud, next, mine);
     if (next >= 0) return this.send(rr, status, cloud, log, next);
     return this.poll(rr, status, cloud);
@@ -164,7 +141,7 @@ export class SsmExecution {
     sent: SentCommand,
   ): Promise<Transition> {
     // When this process sent it, by its own clock (SSM's RequestedDateTime is AWS's clock).
-    const sentAt = this.attempts.get(status.execution!.ssm!.commands![index]!.comment) ?? 0;
+    const sentAt = this.engine.attemptedAt(rr.metadata?.uid ?? '', status.execution!.ssm!.commands![index]!.comment) ?? 0;
     const due = sentAt + (this.deps.pollIntervalMs ?? 1_000) - this.deps.clock.now();
     // Woken early (the watch event of our own intent write): nothing to look at yet.
     if (due > 0) return { status, requeueAfterMs: due };
@@ -214,75 +191,72 @@ export class SsmExecution {
     const command = commands[index]!;
     const plan = status.plan?.ssm;
     const uid = rr.metadata?.uid ?? '';
-    // This process wrote the intent and has not tried this command: the intent write
-    // succeeded on the version that had none, so nobody can have sent it — no need to ask
-    // SSM (a ListCommands scan whose cost grows with the account's command history).
-    const untried = this.intentsWritten.has(uid) && !this.attempts.has(command.comment);
-    let sent: SentCommand | undefined =
-      this.known.get(command.comment) ?? (untried ? undefined : await cloud.commands.findCommand(command.comment, command.instanceIds));
-    const adopted = sent !== undefined;
-    if (sent) {
-      log.info(
-        { commandId: sent.commandId, comment: command.comment },
-        'adopted a command sent before a crash, a lost response or a lagging cache',
-      );
-    } else {
-      // ListCommands may lag SendCommand by a moment. Unless this process wrote the intent
-      // and has not tried this command yet, someone may have sent it just now (a crashed
-      // predecessor, or our own attempt whose answer was lost): give SSM time to list it.
-      // A command is never sent before the previous one was accepted, so that is the
-      // earliest anyone could have sent it.
-      const attempted = this.attempts.get(command.comment);
-      const ours = this.intentsWritten.has(uid) && attempted === undefined;
-      const previous = commands[index - 1]?.requestedAt;
-      const since = attempted ?? Math.max(Date.parse(ssm.intentRecordedAt), previous ? Date.parse(previous) : 0);
-      const wait = since + (this.deps.sendSettleMs ?? 30_000) - this.deps.clock.now();
-      if (!ours && wait > 0) {
-        log.info(
-          { waitMs: wait, comment: command.comment },
-          'a command without an id: waiting for SSM to list one that may have been sent before sending it',
-        );
-        return { status, requeueAfterMs: wait };
-      }
+    const previous = commands[index - 1]?.requestedAt;
+    const decision = await this.engine.execute<SentCommand>(viewOf(rr), {
+      kind: 'ssm-command',
+      id: command.comment,
+      owner: uid,
+      adopt: () => cloud.commands.findCommand(command.comment, command.instanceIds),
+      // ListCommands may lag SendCommand by a moment. A command is never sent before the
+      // previous one was accepted, so that is the earliest anyone could have sent it.
+      settleMs: this.deps.sendSettleMs ?? 30_000,
+      earliestAttempt: Math.max(Date.parse(ssm.intentRecordedAt), previous ? Date.parse(previous) : 0),
+      perform: () => {
+        const input: SendCommandInput = {
+          documentName: plan!.documentName,
+          instanceIds: command.instanceIds,
+          parameters: plan!.parameters,
+          comment: command.comment,
+          timeoutSeconds: plan!.timeoutSeconds,
+          maxConcurrency: plan!.maxConcurrency,
+          maxErrors: plan!.maxErrors,
+          ...(plan!.output?.cloudWatchLogGroup !== undefined && { cloudWatchOutput: { logGroupName: plan!.output.cloudWatchLogGroup } }),
+          ...(plan!.output?.s3BucketName !== undefined && {
+            s3Output: {
+              bucketName: plan!.output.s3BucketName,
+              ...(plan!.output.s3KeyPrefix !== undefined && { keyPrefix: plan!.output.s3KeyPrefix }),
+            },
+          }),
+        };
+        return cloud.commands.sendCommand(input);
+      },
       // Nothing was sent yet (SSM lists no first command, and had time to): a resolved alert still cancels.
-      if (index === 0 && rr.spec.alert.status === 'resolved') {
-        return this.t.enter(rr, status, 'Cancelled', 'AlertResolved', 'the alert resolved before any command was sent; nothing was run');
-      }
-      if (!plan) return this.t.fail(rr, status, 'PlanMissing', 'the request has intent but no plan; nothing was sent');
-      const input: SendCommandInput = {
-        documentName: plan.documentName,
-        instanceIds: command.instanceIds,
-        parameters: plan.parameters,
-        comment: command.comment,
-        timeoutSeconds: plan.timeoutSeconds,
-        maxConcurrency: plan.maxConcurrency,
-        maxErrors: plan.maxErrors,
-        ...(plan.output?.cloudWatchLogGroup !== undefined && { cloudWatchOutput: { logGroupName: plan.output.cloudWatchLogGroup } }),
-        ...(plan.output?.s3BucketName !== undefined && {
-          s3Output: {
-            bucketName: plan.output.s3BucketName,
-            ...(plan.output.s3KeyPrefix !== undefined && { keyPrefix: plan.output.s3KeyPrefix }),
-          },
-        }),
-      };
-      this.attempts.set(command.comment, this.deps.clock.now());
-      try {
-        sent = await cloud.commands.sendCommand(input);
-      } catch (error) {
-        const denied = error instanceof AwsAccessDeniedError && error.iamAction === 'ssm:SendCommand';
-        if (denied || isPermanentAwsError(error)) {
-          // SSM refused this command outright: it was not accepted, and the same command never will be.
-          this.attempts.delete(command.comment);
-          return this.refused(rr, status, index, denied ? 'AccessDenied' : 'CommandRejected', error as Error);
-        }
-        // Throttling (or a denied credential exchange) is a definite refusal; anything else may have reached SSM.
-        if (error instanceof AwsAccessDeniedError || callOutcome(error) === 'throttled') this.attempts.delete(command.comment);
-        throw error;
-      }
+      withhold: () => (index === 0 && rr.spec.alert.status === 'resolved' ? 'AlertResolved' : !plan ? 'PlanMissing' : undefined),
+      classify: (error) => {
+        // SendCommand itself denied, or the request refused: final. A denied credential
+        // exchange, or throttling, sent nothing; anything else may have reached SSM.
+        if (error instanceof AwsAccessDeniedError) return error.iamAction === 'ssm:SendCommand' ? 'refused' : 'retry';
+        if (isPermanentAwsError(error)) return 'refused';
+        return callOutcome(error) === 'throttled' ? 'retry' : 'unknown';
+      },
+    });
+    if (decision.action === 'wait') {
+      log.info(
+        { waitMs: decision.ms, comment: command.comment },
+        'a command without an id: waiting for SSM to list one that may have been sent before sending it',
+      );
+      return { status, requeueAfterMs: decision.ms };
     }
+    if (decision.action === 'withheld') {
+      if (decision.reason === 'AlertResolved')
+        return this.t.enter(rr, status, 'Cancelled', 'AlertResolved', 'the alert resolved before any command was sent; nothing was run');
+      return this.t.fail(rr, status, 'PlanMissing', 'the request has intent but no plan; nothing was sent');
+    }
+    if (decision.action === 'refused') {
+      const denied = decision.error instanceof AwsAccessDeniedError;
+      return this.refused(rr, status, index, denied ? 'AccessDenied' : 'CommandRejected', decision.error);
+    }
+    if (decision.action === 'unknown') throw new Error(`SSM command ${command.comment}: outcome unknown`);
+    const adopted = decision.action === 'adopted';
+    if (adopted) {
+      log.info(
+        { commandId: decision.result.commandId, comment: command.comment },
+        'adopted a command sent before a crash, a lost response or a failed write',
+      );
+    }
+    let sent = decision.result;
     const requestedAt = sent.requestedAt ?? this.t.now();
     sent = { ...sent, requestedAt };
-    this.known.set(command.comment, sent);
     const more = index + 1 < commands.length;
     if (!more && !adopted) {
       // The last (usually the only) command, sent just now: its id goes to status with its

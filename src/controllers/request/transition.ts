@@ -20,8 +20,6 @@ export interface Transition {
   addFinalizer?: boolean;
   /** Runs once the status write succeeded. */
   afterWrite?: () => void;
-  /** Runs when the status write failed. */
-  onWriteFailed?: () => void;
   /**
    * A command id learnt from SSM (for the command with this comment) that must not be
    * lost to a write conflict: on 409 the write is retried on a fresh read of the request
