@@ -724,7 +724,6 @@ describe('RemediationRequestReconciler: decisions', () => {
     expect(w.rr.status?.plan?.admission).toEqual(EPOCH);
     // The binding is re-created (new uid) while nobody approved yet: a new plan, a new digest.
     w.verdict = { enforced: true, binding: 'b', epoch: { ...EPOCH, binding: { ...EPOCH.binding, uid: 'b2' } } };
-    w.rr = { ...w.rr, metadata: { ...w.rr.metadata, resourceVersion: String(++w.rv) } };
     await w.drive(r);
     expect(w.phase).toBe('AwaitingApproval');
     const second = w.rr.status?.plan?.digest;
