@@ -136,7 +136,11 @@ async function benchReconciler(): Promise<void> {
     getPolicy: () => policy,
     getRunbook: () => runbook,
     namespaceLabels: (ns) => ({ 'kubernetes.io/metadata.name': ns }),
-    admission: () => ({ enforced: true, binding: 'bench' }),
+    admission: () => ({
+      enforced: true,
+      binding: 'bench',
+      epoch: { policy: { uid: 'p', generation: 1 }, binding: { name: 'b', uid: 'b', generation: 1 } },
+    }),
     // The ledger's storage in memory: what the bench measures is the reconciler, not ConfigMap writes.
     ledger: new ExecutionLedger(new MemoryLedgerStorage(), clock),
     retentionDefaults: DEFAULT_RETENTION,

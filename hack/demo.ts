@@ -21,7 +21,7 @@ import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type KubeConfig } 
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { GROUP, VERSION, type RemediationRequest } from '../src/api/v1alpha1/index.js';
@@ -383,7 +383,14 @@ async function main(): Promise<void> {
   step(`The team applies the sample AlertPolicies that use them, as ${EDITOR} (editor of namespace ${NS} only)`);
   const editorEnv = toolEnv(cp.kubeconfigForUser(EDITOR), join(dir, `tool-state-${EDITOR}`));
   console.log(dim(`  $ kubectl apply -n ${NS} -f config/samples/remediator_v1alpha1_alertpolicy_*.yaml   (as ${EDITOR})`));
-  console.log((await kubectl(['apply', '-n', NS, ...samples('alertpolicy')], editorEnv)).trimEnd().replace(/^/gm, '  '));
+  // Each sample names its writer (YOUR-USER-NAME): the admission policy requires the editor's own name there.
+  const policies = samples('alertpolicy')
+    .filter((a) => a !== '-f')
+    .map((f) => readFileSync(f, 'utf8').replaceAll('YOUR-USER-NAME', EDITOR))
+    .join('\n---\n');
+  const applied = await run(binaries.kubectl, ['apply', '-n', NS, '-f', '-'], { env: editorEnv, input: policies });
+  if (applied.code !== 0) throw new Error(`kubectl apply of the sample policies failed: ${applied.stderr}`);
+  console.log(applied.stdout.trimEnd().replace(/^/gm, '  '));
   const denied = await run(binaries.kubectl, ['auth', 'can-i', 'create', 'runbooks.remediator.dev'], { env: editorEnv });
   console.log(
     dim(`  $ kubectl auth can-i create runbooks.remediator.dev   (as ${EDITOR}) → ${denied.stdout.trim() || denied.stderr.trim()}`),

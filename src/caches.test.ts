@@ -92,7 +92,11 @@ async function policyView(requests: RemediationRequest[]) {
     getPolicy: () => policy,
     getRunbook: () => undefined,
     namespaceLabels: () => ({}),
-    resetTrusted: () => true,
+    admission: () => ({
+      enforced: true,
+      binding: 'x',
+      epoch: { policy: { uid: 'p', generation: 1 }, binding: { name: 'b', uid: 'b', generation: 1 } },
+    }),
     requestsOf: () => requests,
     executionsOf: () => [],
     breakerOpenedAt: () => undefined,

@@ -24,7 +24,7 @@ import { RemediationRequestReconciler } from './controllers/request/reconciler.j
 import { setupRequestController } from './controllers/request/setup.js';
 import { RunbookReconciler } from './controllers/runbook.js';
 import { setupRunbookController } from './controllers/runbook-setup.js';
-import { ClusterReads } from './kube/cluster.js';
+import { ClusterReads, type NamespaceObject } from './kube/cluster.js';
 import { ConfigMapLedgerStorage } from './kube/ledger-configmaps.js';
 import { CustomResourceClient, KubeEventRecorder } from './kube/resources.js';
 import type { Metrics } from './observability/metrics.js';
@@ -85,13 +85,20 @@ export class Operator {
       const obj = caches.namespaces.get(ns);
       return obj ? { ...obj.metadata?.labels } : undefined;
     };
+    const identity = (o: NamespaceObject | undefined) =>
+      o && { labels: o.metadata?.labels ?? {}, uid: o.metadata?.uid, resourceVersion: o.metadata?.resourceVersion };
+    // Approvals are judged on a live read of the admission objects (ADR 0012), the rest on the caches.
+    const admissionLive = async (ns: string) => {
+      const now = await cluster.admissionNow(config.admissionPolicyName, ns);
+      return admissionVerdict(config.admissionPolicyName, now.policy, now.bindings, ns, identity(now.namespace));
+    };
     const admission = (ns: string) =>
       admissionVerdict(
         config.admissionPolicyName,
         caches.admissionPolicies.get(config.admissionPolicyName),
         caches.admissionBindings.list(),
         ns,
-        namespaceLabels(ns),
+        identity(caches.namespaces.get(ns)),
       );
     const requestsOf = (ns: string, policy: string) => requestsOfPolicy(caches.requests, ns, policy);
     const watched = (ns: string) => config.watchNamespaces.length === 0 || config.watchNamespaces.includes(ns);
@@ -131,7 +138,7 @@ export class Operator {
         getPolicy,
         getRunbook,
         namespaceLabels,
-        resetTrusted: (ns) => admission(ns).enforced,
+        admission,
         requestsOf,
         executionsOf: (ns, policy) => this.ledger.records(ns, policy),
         breakerOpenedAt: (ns, policy) => this.ledger.breakerOpenedAt(ns, policy),
@@ -163,6 +170,7 @@ export class Operator {
         getRunbook,
         namespaceLabels,
         admission,
+        admissionLive,
         ledger: this.ledger,
         audit,
         retentionDefaults: config.retention,

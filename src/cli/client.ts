@@ -22,6 +22,7 @@ import {
 import {
   ALERT_POLICY,
   CIRCUIT_RESET_ANNOTATION,
+  CIRCUIT_RESET_TOKEN_ANNOTATION,
   END_PHASES,
   GROUP,
   REMEDIATION_REQUEST,
@@ -175,16 +176,25 @@ export class Client {
   /** Sets the circuit-reset annotation to now: the controller stops counting earlier failures. */
   async resume(policy: string, now: Date): Promise<AlertPolicy> {
     const base = { group: GROUP, version: VERSION, namespace: this.namespace, plural: ALERT_POLICY.plural, name: policy };
+    let current: AlertPolicy;
     try {
-      await this.custom.getNamespacedCustomObject(base);
+      current = (await this.custom.getNamespacedCustomObject(base)) as AlertPolicy;
     } catch (error) {
       if (statusCode(error) === 404) throw new PluginError(`alertpolicy "${policy}" not found in namespace "${this.namespace}"`);
       throw error;
     }
+    // The reset names the token the controller published in status (ADR 0012): admission
+    // checks it against the stored status, the controller honours it only under that epoch.
+    const token = current.status?.circuitBreaker?.resetToken;
+    if (!token) {
+      throw new PluginError(
+        `alertpolicy "${policy}" has no reset token in status.circuitBreaker: the controller issues one only for a policy with a circuit breaker, in a namespace where it has verified the admission policy (see the policy's events and docs/security.md)`,
+      );
+    }
     return (await this.custom.patchNamespacedCustomObject(
       {
         ...base,
-        body: { metadata: { annotations: { [CIRCUIT_RESET_ANNOTATION]: now.toISOString() } } },
+        body: { metadata: { annotations: { [CIRCUIT_RESET_ANNOTATION]: now.toISOString(), [CIRCUIT_RESET_TOKEN_ANNOTATION]: token } } },
         fieldManager: 'kubectl-remediator',
       },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),

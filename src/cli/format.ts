@@ -196,6 +196,12 @@ export function planText(plan: NonNullable<RemediationRequest['status']>['plan']
   const out = ['Plan (what an approval approves, exactly):'];
   out.push(`  Digest:       ${plan.digest}`);
   out.push(`  Runbook:      ${plan.runbook.name} (generation ${plan.runbook.generation}); policy generation ${plan.policyGeneration}`);
+  if (plan.policy) {
+    out.push(`  Policy:       ${plan.policy.name} (uid ${plan.policy.uid}), last changed by ${plan.policy.changedBy ?? 'unknown'}`);
+  }
+  if (plan.dryRun) out.push('  Dry run:      yes: records what would be sent, sends nothing');
+  if (plan.approvalDeadline)
+    out.push(`  Approve by:   ${plan.approvalDeadline}${plan.approvers ? ` (approvers: ${plan.approvers.join(', ')})` : ''}`);
   out.push(`  Risk:         ${plan.risk}`);
   out.push(`  Where:        region ${plan.region}${plan.roleArn ? `, as ${plan.roleArn}` : ", the controller's own account"}`);
   out.push(`  Targets:      ${plan.targets.join(', ')} (${plan.targets.length})`);

@@ -1,5 +1,9 @@
+import { pino } from 'pino';
 import type { AlertPolicy } from '../api/v1alpha1/index.js';
-import { suspendedCondition } from './alertpolicy.js';
+import type { ResourceClient } from '../kube/resources.js';
+import type { AdmissionVerdict } from './admission.js';
+import { AlertPolicyReconciler, suspendedCondition } from './alertpolicy.js';
+import { DEFAULT_RETENTION } from './retention.js';
 
 const policy = (safety: NonNullable<AlertPolicy['spec']['safety']> = {}): AlertPolicy => ({
   metadata: { name: 'p', namespace: 'team' },
@@ -31,5 +35,70 @@ describe('suspendedCondition', () => {
       status: 'False',
       reason: 'CircuitClosed',
     });
+  });
+});
+
+describe('the breaker reset token (ADR 0011)', () => {
+  const epoch = (bindingUid: string): AdmissionVerdict => ({
+    enforced: true,
+    binding: 'b',
+    epoch: { policy: { uid: 'vap', generation: 1 }, binding: { name: 'b', uid: bindingUid, generation: 1 } },
+  });
+  async function statusOf(policy: AlertPolicy, verdict: AdmissionVerdict, openedAt?: number) {
+    const written: AlertPolicy[] = [];
+    const reconciler = new AlertPolicyReconciler({
+      policies: {
+        replaceStatus: async (_ns: string, _n: string, body: AlertPolicy) => written.push(body),
+      } as unknown as ResourceClient<AlertPolicy>,
+      getPolicy: () => policy,
+      getRunbook: () => undefined,
+      namespaceLabels: () => ({}),
+      admission: () => verdict,
+      requestsOf: () => [],
+      executionsOf: () => [],
+      breakerOpenedAt: () => openedAt,
+      deleteRequest: async () => false,
+      retentionDefaults: DEFAULT_RETENTION,
+      events: { record: async () => undefined },
+      clock: { now: () => Date.parse('2026-12-01T12:00:00Z') },
+    });
+    await reconciler.reconcile({ namespace: 'team', name: 'p' }, pino({ level: 'silent' }));
+    return written[0]?.status ?? policy.status;
+  }
+  const policy = (status?: AlertPolicy['status'], annotations: Record<string, string> = {}): AlertPolicy => ({
+    metadata: { name: 'p', namespace: 'team', generation: 1, annotations },
+    spec: {
+      targets: { fromLabels: ['instance_id'] },
+      runbookRef: { name: 'r' },
+      safety: { circuitBreaker: { maxConsecutiveFailures: 1 } },
+    },
+    ...(status && { status }),
+  });
+  const opened = Date.parse('2026-12-01T11:00:00Z');
+
+  test('is issued where approvals are enforced, kept while the epoch holds, replaced when it changes, withdrawn when not enforced', async () => {
+    const first = (await statusOf(policy(), epoch('b1'), opened))?.circuitBreaker?.resetToken;
+    expect(first).toMatch(/^[0-9a-f]{16}\.[0-9a-f]{32}$/);
+    const kept = await statusOf(policy({ circuitBreaker: { open: true, resetToken: first } }), epoch('b1'), opened);
+    expect(kept?.circuitBreaker?.resetToken).toBe(first);
+    const replaced = await statusOf(policy({ circuitBreaker: { open: true, resetToken: first } }), epoch('b2'), opened);
+    expect(replaced?.circuitBreaker?.resetToken).not.toBe(first);
+    const none = await statusOf(policy({ circuitBreaker: { open: true, resetToken: first } }), { enforced: false, message: 'x' }, opened);
+    expect(none?.circuitBreaker?.resetToken).toBeUndefined();
+  });
+
+  test('a reset closes the breaker only with the current token', async () => {
+    const token = (await statusOf(policy(), epoch('b1'), opened))?.circuitBreaker?.resetToken ?? '';
+    const reset = (given: string) => ({
+      'remediator.dev/circuit-reset-at': '2026-12-01T11:30:00Z',
+      'remediator.dev/circuit-reset-token': given,
+    });
+    const ok = await statusOf(policy({ circuitBreaker: { open: true, resetToken: token } }, reset(token)), epoch('b1'), opened);
+    expect(ok?.circuitBreaker?.open).toBe(false);
+    const guessed = await statusOf(policy({ circuitBreaker: { open: true, resetToken: token } }, reset('guess')), epoch('b1'), opened);
+    expect(guessed?.circuitBreaker?.open).toBe(true);
+    // Written in a gap, before the binding was re-created: the epoch moved on, so it does not count.
+    const stale = await statusOf(policy({ circuitBreaker: { open: true, resetToken: token } }, reset(token)), epoch('b2'), opened);
+    expect(stale?.circuitBreaker?.open).toBe(true);
   });
 });

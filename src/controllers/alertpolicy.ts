@@ -26,6 +26,7 @@ import type { EventRecorder, ResourceClient } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
+import { resetProven, resetToken, type AdmissionVerdict } from './admission.js';
 import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
 import { circuitState, validateSafety, type CircuitState, type ExecutionRecord } from './safety.js';
 import { grantFor, inputProblems } from './runbooks.js';
@@ -36,8 +37,8 @@ export interface AlertPolicyReconcilerDeps {
   getPolicy(namespace: string, name: string): AlertPolicy | undefined;
   getRunbook(name: string): Runbook | undefined;
   namespaceLabels(namespace: string): Record<string, string> | undefined;
-  /** Whether the admission policy guards the namespace (and so the breaker-reset annotation). */
-  resetTrusted(namespace: string): boolean;
+  /** Whether (and under which epoch) the admission policy guards the namespace, and so the breaker reset. */
+  admission(namespace: string): AdmissionVerdict;
   requestsOf(namespace: string, policy: string): RemediationRequest[];
   /** The policy's executions on record. */
   executionsOf(namespace: string, policy: string): readonly ExecutionRecord[];
@@ -177,20 +178,24 @@ export class AlertPolicyReconciler implements Reconciler {
         );
       }
     }
+    const verdict = this.deps.admission(req.namespace);
     const circuit = circuitState(
       policy,
       this.deps.executionsOf(req.namespace, req.name),
       this.deps.clock.now(),
-      this.deps.resetTrusted(req.namespace),
+      resetProven(policy, verdict),
       this.deps.breakerOpenedAt(req.namespace, req.name),
     );
     const wasOpen = policy.status?.circuitBreaker?.open ?? false;
     status.consecutiveFailures = circuit.consecutiveFailures;
     if (policy.spec.safety?.circuitBreaker || circuit.open) {
+      // The token a reset must carry, re-issued whenever enforcement changes (ADR 0011).
+      const token = resetToken(policy.status?.circuitBreaker?.resetToken, verdict);
       status.circuitBreaker = {
         open: circuit.open,
         ...(circuit.openedAt && { openedAt: circuit.openedAt }),
         ...(circuit.message && { message: circuit.message }),
+        ...(token && { resetToken: token }),
       };
     } else {
       delete status.circuitBreaker;

@@ -1,12 +1,16 @@
 /**
  * The plan: exactly what will run, rendered before anyone approves it — the document
  * and its rendered parameters (or the topic and message), the targets, the account and
- * region, and the runbook and policy generations it came from — with a digest over its
+ * region, whether for real (dryRun), until when it may be approved, by whom, the runbook
+ * and the policy it came from by uid and generation (a re-created object is another
+ * one) with a hash of the policy's whole spec, who last changed that spec, and the
+ * admission enforcement verified when it was rendered — with a digest over its
  * canonical JSON. An approval names the digest; before anything is sent the controller
  * renders the plan again from current state and sends nothing if the digest differs.
  */
 import { createHash } from 'node:crypto';
 import {
+  CHANGED_BY_ANNOTATION,
   RUNBOOK_DEFAULTS,
   type AlertPolicy,
   type Plan,
@@ -17,6 +21,7 @@ import {
   type SnsAction,
 } from '../api/v1alpha1/index.js';
 import { effectiveRollout, ROLLOUT_EXECUTION, RolloutError } from './rollout.js';
+import type { AdmissionEpoch } from './admission.js';
 import { renderInputs } from './runbooks.js';
 import { render, valuePolicy, type TemplateContext } from './template.js';
 
@@ -46,6 +51,10 @@ export interface PlanInputs {
   region: string;
   /** Status holding the enrichment the templates read. */
   status: RemediationRequestStatus;
+  /** When a manual approval comes too late (absent for auto approval). */
+  approvalDeadline?: string;
+  /** The admission enforcement verified for the namespace; absent when approvals are not enforced there. */
+  admission?: AdmissionEpoch;
 }
 
 /** The template context of a request: its alert, its single target's facts, its enrichment, its namespace. */
@@ -123,8 +132,20 @@ export function renderPlan(p: PlanInputs): { plan: Plan; sns?: RenderedSns } {
   const action = p.runbook.spec.action;
   const account = p.runbook.spec.scope?.account;
   const base: Omit<Plan, 'digest'> = {
-    runbook: { name: p.runbook.metadata?.name ?? '', generation: p.runbook.metadata?.generation ?? 0 },
+    runbook: { name: p.runbook.metadata?.name ?? '', generation: p.runbook.metadata?.generation ?? 0, uid: p.runbook.metadata?.uid ?? '' },
     policyGeneration: p.policy.metadata?.generation ?? 0,
+    policy: {
+      name: p.policy.metadata?.name ?? '',
+      uid: p.policy.metadata?.uid ?? '',
+      specSha256: sha256(canonicalJson(p.policy.spec)),
+      ...(p.policy.metadata?.annotations?.[CHANGED_BY_ANNOTATION] !== undefined && {
+        changedBy: p.policy.metadata.annotations[CHANGED_BY_ANNOTATION],
+      }),
+    },
+    dryRun: p.policy.spec.safety?.dryRun === true,
+    ...(p.approvalDeadline !== undefined && { approvalDeadline: p.approvalDeadline }),
+    ...(p.policy.spec.approval?.approvers && { approvers: [...p.policy.spec.approval.approvers] }),
+    ...(p.admission && { admission: p.admission }),
     risk: p.risk,
     targets: [...p.targets],
     region: p.region,

@@ -69,7 +69,11 @@ export class FakeController {
       getPolicy: (_ns, n) => world.policies.get(n),
       getRunbook: (n) => world.runbooks.get(n),
       namespaceLabels: (ns) => ({ 'kubernetes.io/metadata.name': ns }),
-      admission: () => ({ enforced: true, binding: 'fake' }),
+      admission: () => ({
+        enforced: true,
+        binding: 'fake',
+        epoch: { policy: { uid: 'fake', generation: 1 }, binding: { name: 'fake', uid: 'fake', generation: 1 } },
+      }),
       ledger: this.ledger,
       retentionDefaults: DEFAULT_RETENTION,
       cloudFor: () => ({

@@ -53,6 +53,30 @@ export class ClusterReads {
     return listResult(await this.admission.listValidatingAdmissionPolicyBinding(page(options)));
   }
 
+  /**
+   * The admission policy, every binding and the namespace, read from the API server now
+   * (quorum reads, not a cache): what an approval is accepted on (ADR 0011).
+   */
+  async admissionNow(
+    policyName: string,
+    namespace: string,
+  ): Promise<{ policy?: ValidatingAdmissionPolicy; bindings: ValidatingAdmissionPolicyBinding[]; namespace?: NamespaceObject }> {
+    const absent = (error: unknown) => {
+      if ((error as { code?: number }).code === 404) return undefined;
+      throw error;
+    };
+    const [policy, bindings, ns] = await Promise.all([
+      this.admission.readValidatingAdmissionPolicy({ name: policyName }).catch(absent),
+      this.admission.listValidatingAdmissionPolicyBinding(),
+      this.core.readNamespace({ name: namespace }).catch(absent),
+    ]);
+    return {
+      ...(policy && { policy: policy as ValidatingAdmissionPolicy }),
+      bindings: bindings.items as ValidatingAdmissionPolicyBinding[],
+      ...(ns && { namespace: ns as NamespaceObject }),
+    };
+  }
+
   async runbooks(options: ListOptions = {}): Promise<ListResult<Runbook>> {
     return listResult(
       (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RUNBOOK.plural, ...page(options) })) as {

@@ -203,17 +203,38 @@ describe('the approval admission policy', () => {
     const policy = {
       apiVersion: 'remediator.dev/v1alpha1',
       kind: 'AlertPolicy',
-      metadata: { name: 'breaker', namespace: NS },
+      metadata: { name: 'breaker', namespace: NS, annotations: { 'remediator.dev/changed-by': 'mallory' } },
       spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: 'restart-service' } },
     };
     must(await create('mallory', policy), 'create policy');
-    const reset = (user: string, at: string) =>
-      tb.kubectl(['annotate', '--overwrite', 'alertpolicy', 'breaker', '-n', NS, `remediator.dev/circuit-reset-at=${at}`], { user });
+    const reset = (user: string, at: string, token = '') =>
+      tb.kubectl(
+        [
+          'annotate',
+          '--overwrite',
+          'alertpolicy',
+          'breaker',
+          '-n',
+          NS,
+          `remediator.dev/circuit-reset-at=${at}`,
+          ...(token ? [`remediator.dev/circuit-reset-token=${token}`] : []),
+        ],
+        { user },
+      );
     refusedByPolicy(await reset('mallory', '9999-12-31T00:00:00Z'), 'may not reset the circuit breaker of AlertPolicy breaker');
-    must(await reset('alice', new Date().toISOString()), 'alice (editor and approver) resets');
+    // The verb alone is not enough: a reset names the token the controller issued in status (ADR 0011).
+    refusedByPolicy(await reset('alice', new Date().toISOString()), 'must carry the token in status.circuitBreaker.resetToken');
+    const token = `0123456789abcdef.${'ab'.repeat(16)}`;
+    await writeStatus(saKubeconfig, NS, 'breaker', { circuitBreaker: { open: true, resetToken: token } }, 'alertpolicies');
+    refusedByPolicy(await reset('alice', new Date().toISOString(), 'guessed'), 'must carry the token');
+    must(await reset('alice', new Date().toISOString(), token), 'alice (editor and approver) resets');
     const withReset = {
       ...policy,
-      metadata: { ...policy.metadata, name: 'born-reset', annotations: { 'remediator.dev/circuit-reset-at': '9999-12-31T00:00:00Z' } },
+      metadata: {
+        ...policy.metadata,
+        name: 'born-reset',
+        annotations: { ...policy.metadata.annotations, 'remediator.dev/circuit-reset-at': '9999-12-31T00:00:00Z' },
+      },
     };
     refusedByPolicy(await create('mallory', withReset), 'may not reset the circuit breaker');
   });

@@ -265,6 +265,8 @@ describe('failures and exactly-once execution', () => {
 
     // The editor may not reset it: that needs the approver verb (the admission policy says so).
     proxy.clearRules();
+    // A reset carries the token the controller issued in status (ADR 0011).
+    const token = await waitFor('a reset token', async () => (await res.getPolicy(NS, p)).status?.circuitBreaker?.resetToken);
     const reset = (user: string, at: string) =>
       tb
         .as(user)
@@ -275,7 +277,13 @@ describe('failures and exactly-once execution', () => {
           namespace: NS,
           plural: 'alertpolicies',
           name: p,
-          body: [{ op: 'add', path: '/metadata/annotations', value: { 'remediator.dev/circuit-reset-at': at } }],
+          body: [
+            {
+              op: 'add',
+              path: '/metadata/annotations',
+              value: { 'remediator.dev/circuit-reset-at': at, 'remediator.dev/circuit-reset-token': token },
+            },
+          ],
         });
     await expect(reset('mallory', new Date().toISOString())).rejects.toMatchObject({ code: 403 });
     // A reset in the far future is ignored by the controller: it cannot switch the breaker off for good.

@@ -3,7 +3,14 @@
  * test bed (IRSA credentials at moto, the admin or a ServiceAccount kubeconfig), waiting
  * on resources, and reading back what the AWS emulator received.
  */
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import {
+  AuthenticationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
 import { ListCommandsCommand, SSMClient, type Command } from '@aws-sdk/client-ssm';
 import { join } from 'node:path';
 import { API_VERSION, GROUP, VERSION, type AlertPolicy, type RemediationRequest, type Runbook } from '../../src/api/v1alpha1/index.js';
@@ -163,18 +170,40 @@ export class Resources {
     ) as Promise<RemediationRequest>;
   }
 
-  createPolicy(
+  private user?: Promise<string>;
+
+  /** Who this client authenticates as (a SelfSubjectReview, as kubectl auth whoami does). */
+  whoami(): Promise<string> {
+    this.user ??= this.kc
+      .makeApiClient(AuthenticationV1Api)
+      .createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } })
+      .then((r) => r.status?.userInfo?.username ?? '');
+    return this.user;
+  }
+
+  /** Creates a policy recording its writer, as the admission policy requires (annotation remediator.dev/changed-by). */
+  async createPolicy(
     namespace: string,
     name: string,
     spec: Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'runbookRef'>,
   ): Promise<AlertPolicy> {
-    return this.api.createNamespacedCustomObject({
+    const annotations = { 'remediator.dev/changed-by': await this.whoami() };
+    return (await this.api.createNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
       namespace,
       plural: 'alertpolicies',
-      body: { apiVersion: API_VERSION, kind: 'AlertPolicy', metadata: { name, namespace }, spec },
-    }) as Promise<AlertPolicy>;
+      body: { apiVersion: API_VERSION, kind: 'AlertPolicy', metadata: { name, namespace, annotations }, spec },
+    })) as AlertPolicy;
+  }
+
+  /** Merge-patches a policy's spec, recording the writer (see createPolicy). */
+  async patchPolicySpec(namespace: string, name: string, spec: Partial<AlertPolicy['spec']>): Promise<AlertPolicy> {
+    const annotations = { 'remediator.dev/changed-by': await this.whoami() };
+    return (await this.api.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace, plural: 'alertpolicies', name, body: { metadata: { annotations }, spec } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )) as AlertPolicy;
   }
 
   createRequest(namespace: string, name: string, spec: RemediationRequest['spec']): Promise<RemediationRequest> {

@@ -166,10 +166,16 @@ export async function serviceAccountKubeconfig(tb: Testbed, chart: InstalledChar
  * one. (Not `kubectl patch --subresource=status`: that GETs the subresource first, a
  * verb the controller's role does not need and does not have.)
  */
-export async function writeStatus(kubeconfig: string, ns: string, name: string, status: Record<string, unknown>): Promise<void> {
+export async function writeStatus(
+  kubeconfig: string,
+  ns: string,
+  name: string,
+  status: Record<string, unknown>,
+  plural = 'remediationrequests',
+): Promise<void> {
   const api = loadKubeConfig(kubeconfig).makeApiClient(CustomObjectsApi);
   await api.patchNamespacedCustomObjectStatus(
-    { group: 'remediator.dev', version: 'v1alpha1', namespace: ns, plural: 'remediationrequests', name, body: { status } },
+    { group: 'remediator.dev', version: 'v1alpha1', namespace: ns, plural, name, body: { status } },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
   );
 }

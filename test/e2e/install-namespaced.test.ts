@@ -118,7 +118,7 @@ describe('the chart with controller.watchNamespaces', () => {
     const policy = {
       apiVersion: 'remediator.dev/v1alpha1',
       kind: 'AlertPolicy',
-      metadata: { name: 'restart', namespace: APPS_NS },
+      metadata: { name: 'restart', namespace: APPS_NS, annotations: { 'remediator.dev/changed-by': 'carol' } },
       spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: RUNBOOK } },
     };
     const request = {

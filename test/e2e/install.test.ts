@@ -9,7 +9,7 @@
  * cannot write one. The samples in config/samples apply (Runbooks by the admin, policies
  * by the team), and re-applying them (or a request) changes nothing, as a GitOps sync expects.
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AlertPolicy, RemediationRequest } from '../../src/api/v1alpha1/index.js';
 import { DEFAULT_ROLE_ARN, seedInstances } from '../testbed/aws.js';
@@ -316,7 +316,9 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     expect(byTeam.code).not.toBe(0);
     expect(byTeam.stderr).toMatch(/forbidden/i);
     must(await tb.kubectl(['apply', ...runbooks.flatMap((f) => ['-f', f])]), 'admin applies the sample runbooks');
-    const applyPolicies = () => tb.kubectl(['apply', '-n', APPS_NS, ...policies.flatMap((f) => ['-f', f])], { user: 'alice' });
+    // Each sample names its writer with a placeholder (the admission policy requires the writer's own name).
+    const samplePolicies = policies.map((f) => readFileSync(f, 'utf8').replaceAll('YOUR-USER-NAME', 'alice')).join('\n---\n');
+    const applyPolicies = () => tb.kubectl(['apply', '-n', APPS_NS, '-f', '-'], { user: 'alice', input: samplePolicies });
     const first = must(await applyPolicies(), 'apply sample policies');
     expect(first.stdout.trim().split('\n')).toHaveLength(policies.length);
     // The controller has seen each policy and written its status...
@@ -331,7 +333,7 @@ describe('the chart, installed with helm template | kubectl apply', () => {
     // ... which a re-apply neither sees nor undoes.
     const again = must(await applyPolicies(), 're-apply sample policies');
     for (const line of again.stdout.trim().split('\n')) expect(line).toMatch(/ unchanged$/);
-    expect((await tb.kubectl(['diff', '-n', APPS_NS, ...policies.flatMap((f) => ['-f', f])], { user: 'alice' })).code).toBe(0);
+    expect((await tb.kubectl(['diff', '-n', APPS_NS, '-f', '-'], { user: 'alice', input: samplePolicies })).code).toBe(0);
     const runbooksAgain = must(await tb.kubectl(['apply', ...runbooks.flatMap((f) => ['-f', f])]), 're-apply sample runbooks');
     for (const line of runbooksAgain.stdout.trim().split('\n')) expect(line).toMatch(/ unchanged$/);
   });
@@ -342,7 +344,8 @@ function policy(name: string, risk: 'Low' | 'High', runbook: string) {
   return {
     apiVersion: 'remediator.dev/v1alpha1',
     kind: 'AlertPolicy',
-    metadata: { name },
+    // alice applies every policy here; the admission policy makes her writes say so.
+    metadata: { name, annotations: { 'remediator.dev/changed-by': 'alice' } },
     spec: {
       match: { labels: [{ name: 'route', op: '=', value: name }] },
       targets: { fromLabels: ['instance_id'], maxTargets: 3 },

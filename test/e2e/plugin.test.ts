@@ -254,18 +254,25 @@ describe('kubectl remediator', () => {
     expect(usage.stderr).toContain('approve takes exactly one RemediationRequest name');
   });
 
-  test("resume marks an AlertPolicy's circuit breaker for reset", async () => {
+  test("resume marks an AlertPolicy's circuit breaker for reset, with the token the controller issued", async () => {
     const policy = {
       apiVersion: 'remediator.dev/v1alpha1',
       kind: 'AlertPolicy',
-      metadata: { name: 'circuit-demo', namespace: NS },
+      metadata: { name: 'circuit-demo', namespace: NS, annotations: { 'remediator.dev/changed-by': 'alice' } },
       spec: { targets: { fromLabels: ['instance_id'] }, runbookRef: { name: RUNBOOK }, inputs: { service: '{{ labels.service }}' } },
     };
     must(await tb.kubectl(['create', '-f', '-'], { user: 'alice', input: JSON.stringify(policy) }), 'policy');
+    // No token issued (no controller here): nothing to resume with, and the plugin says why.
+    const early = await plugin(tb, 'alice', ['resume', 'circuit-demo', '-n', NS]);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toContain('has no reset token in status.circuitBreaker');
+    const token = `0123456789abcdef.${'cd'.repeat(16)}`;
+    await writeStatus(saKubeconfig, NS, 'circuit-demo', { circuitBreaker: { open: true, resetToken: token } }, 'alertpolicies');
     const before = Date.now();
     const r = must(await plugin(tb, 'alice', ['resume', 'circuit-demo', '-n', NS]), 'resume');
     expect(r.stdout).toContain(`alertpolicy ${NS}/circuit-demo resumed`);
     const annotations = (await res.getPolicy(NS, 'circuit-demo')).metadata?.annotations ?? {};
     expect(Date.parse(annotations['remediator.dev/circuit-reset-at'] ?? '')).toBeGreaterThanOrEqual(before - 1000);
+    expect(annotations['remediator.dev/circuit-reset-token']).toBe(token);
   });
 });

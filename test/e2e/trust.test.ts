@@ -9,8 +9,7 @@
  *   bob      approver and editor in team-a
  *   the admin writes Runbooks; nobody else can.
  */
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { GROUP, VERSION, type AlertPolicy, type RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import type { AlertPolicy, RemediationRequest } from '../../src/api/v1alpha1/index.js';
 import { seedInstances } from '../testbed/aws.js';
 import { Resources, restartRunbook, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 import { grant, installChart, namespace, SCOPE_LABEL, suffix, waitForAdmissionPolicy, type InstalledChart } from './install-chart.js';
@@ -204,17 +203,7 @@ describe('trust model: what a namespace editor cannot do', () => {
     try {
       await as('alice').decide(TEAM_A, a.metadata!.name!, 'alice');
       await as('alice').decide(TEAM_A, b.metadata!.name!, 'alice');
-      await as('bob').api.patchNamespacedCustomObject(
-        {
-          group: GROUP,
-          version: VERSION,
-          namespace: TEAM_A,
-          plural: 'alertpolicies',
-          name: changed,
-          body: { spec: { risk: 'Critical', inputs: { service: 'php-fpm' } } },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+      await as('bob').patchPolicySpec(TEAM_A, changed, { risk: 'Critical', inputs: { service: 'php-fpm' } });
       await new Promise((r) => setTimeout(r, 4_500));
     } finally {
       controller = await start();
@@ -238,16 +227,22 @@ describe('trust model: what a namespace editor cannot do', () => {
       { approval: { decision: 'Approved', approver: 'alice', planDigest: `sha256:${'0'.repeat(64)}` } },
       'mallory',
     );
+    // An approval there before the plan was even rendered was not written against it: it never counts (ADR 0011).
+    const refused = await admin.waitForPhase(UNGUARDED, rr.metadata!.name!, 'Failed');
+    expect(refused.status?.reason).toBe('ApprovalNotProven');
+    expect(await commandsFor(rr)).toHaveLength(0);
+    // Given after the plan, it is not honoured either: the request waits (and would expire).
+    const later = await request(UNGUARDED, p, { instance_id: iid });
+    await admin.waitForPhase(UNGUARDED, later.metadata!.name!, 'AwaitingApproval');
+    await as('mallory').decide(UNGUARDED, later.metadata!.name!, 'alice');
     const waiting = await waitFor('the approval to be refused as unguarded', async () => {
-      const got = await admin.getRequest(UNGUARDED, rr.metadata!.name!);
+      const got = await admin.getRequest(UNGUARDED, later.metadata!.name!);
       const c = got.status?.conditions?.find((x) => x.type === 'Approved');
       return c?.reason === 'AdmissionPolicyNotEnforced' ? got : undefined;
     });
     expect(waiting.status?.phase).toBe('AwaitingApproval');
     expect(waiting.status?.message).toContain('not honoured');
-    await new Promise((r) => setTimeout(r, 1_500));
-    expect((await admin.getRequest(UNGUARDED, rr.metadata!.name!)).status?.phase).toBe('AwaitingApproval');
-    expect(await commandsFor(rr)).toHaveLength(0);
+    expect(await commandsFor(later)).toHaveLength(0);
   });
 
   test('6. an editor cannot reset a circuit breaker; only the approver verb can', async () => {
@@ -257,8 +252,24 @@ describe('trust model: what a namespace editor cannot do', () => {
     });
     expect(future.code).not.toBe(0);
     expect(future.stderr).toContain('may not reset the circuit breaker');
-    const byApprover = await tb.kubectl(
+    // The approver verb is not enough: a reset carries the token the controller issued in status (ADR 0011).
+    const noToken = await tb.kubectl(
       ['annotate', 'alertpolicy', p, '-n', TEAM_A, `remediator.dev/circuit-reset-at=${new Date().toISOString()}`],
+      { user: 'bob' },
+    );
+    expect(noToken.code).not.toBe(0);
+    expect(noToken.stderr).toContain('must carry the token');
+    const token = await waitFor('a reset token', async () => (await admin.getPolicy(TEAM_A, p)).status?.circuitBreaker?.resetToken);
+    const byApprover = await tb.kubectl(
+      [
+        'annotate',
+        'alertpolicy',
+        p,
+        '-n',
+        TEAM_A,
+        `remediator.dev/circuit-reset-at=${new Date().toISOString()}`,
+        `remediator.dev/circuit-reset-token=${token}`,
+      ],
       { user: 'bob' },
     );
     expect(byApprover.stderr).toBe('');

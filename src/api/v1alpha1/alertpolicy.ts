@@ -527,6 +527,14 @@ export const AlertPolicyStatus = Type.Object(
           open: Type.Boolean({ description: 'True: the policy executes nothing until a person resumes it (`kubectl remediator resume`).' }),
           openedAt: Type.Optional(Timestamp({ description: 'When the breaker opened.' })),
           message: Type.Optional(Type.String({ description: 'Why it opened.' })),
+          resetToken: Type.Optional(
+            Type.String({
+              description:
+                'What a reset must carry (annotation remediator.dev/circuit-reset-token, with remediator.dev/circuit-reset-at): a ' +
+                'random value issued under the admission enforcement in force, so a reset written while nothing checked it never ' +
+                'counts (ADR 0011). Absent while approvals are not enforced in the namespace: no reset counts then.',
+            }),
+          ),
         },
         { description: 'The circuit breaker, when spec.safety.circuitBreaker is set.' },
       ),
@@ -561,4 +569,16 @@ export type WhenInstanceBusy = (typeof WHEN_INSTANCE_BUSY)[number];
  * The admission policy lets only holders of the approver verb set it; the controller ignores a time in the future.
  */
 export const CIRCUIT_RESET_ANNOTATION = 'remediator.dev/circuit-reset-at';
+
+/**
+ * Set together with the reset time to status.circuitBreaker.resetToken: the admission policy checks it equals the token
+ * in status when it is written, and the controller honours the reset only while the token's enforcement epoch is current.
+ */
+export const CIRCUIT_RESET_TOKEN_ANNOTATION = 'remediator.dev/circuit-reset-token';
+
+/**
+ * Who last changed the policy's spec. The admission policy makes every create and every spec change set it to the
+ * writer's own user name; the plan records it and four eyes refuses that user as approver of High and Critical risk.
+ */
+export const CHANGED_BY_ANNOTATION = 'remediator.dev/changed-by';
 export type AlertSource = (typeof ALERT_SOURCES)[number];

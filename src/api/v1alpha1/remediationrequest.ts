@@ -215,10 +215,70 @@ const Plan = Type.Object(
       description: 'sha256 of the canonical JSON of the rest of the plan; what an approval names.',
     }),
     runbook: Type.Object(
-      { name: Type.String({ description: 'The Runbook.' }), generation: Type.Integer({ description: 'Its generation when planned.' }) },
+      {
+        name: Type.String({ description: 'The Runbook.' }),
+        generation: Type.Integer({ description: 'Its generation when planned.' }),
+        uid: Type.Optional(
+          Type.String({ description: 'Its uid: a Runbook deleted and created again under the same name is another one.' }),
+        ),
+      },
       { description: 'The Runbook the plan was rendered from.' },
     ),
     policyGeneration: Type.Integer({ description: 'The AlertPolicy generation the plan was rendered from.' }),
+    policy: Type.Optional(
+      Type.Object(
+        {
+          name: Type.String({ description: 'The AlertPolicy (spec.policyRef).' }),
+          uid: Type.String({ description: 'Its uid: a policy re-created under the same name (generation 1 again) is another one.' }),
+          specSha256: Type.String({ description: 'sha256 of its whole spec: safety, notify, approval, dry run, everything.' }),
+          changedBy: Type.Optional(
+            Type.String({
+              description:
+                'Who last changed its spec (annotation remediator.dev/changed-by, which the admission policy makes every writer set to ' +
+                'their own name). Four eyes refuses them as approver of High and Critical risk.',
+            }),
+          ),
+        },
+        { description: 'The AlertPolicy the plan was rendered from.' },
+      ),
+    ),
+    dryRun: Type.Optional(Type.Boolean({ description: 'True: the policy records what would be sent and sends nothing.' })),
+    approvalDeadline: Type.Optional(
+      Timestamp({ description: "When the approval time runs out (the request's startTime plus the policy's approval.timeout)." }),
+    ),
+    approvers: Type.Optional(Type.Array(Type.String(), { description: "The policy's approval.approvers, when it names them." })),
+    admission: Type.Optional(
+      Type.Object(
+        {
+          policy: Type.Object(
+            { uid: Type.String({ description: 'Its uid.' }), generation: Type.Integer({ description: 'Its generation.' }) },
+            { description: 'The ValidatingAdmissionPolicy.' },
+          ),
+          binding: Type.Object(
+            {
+              name: Type.String({ description: 'Its name.' }),
+              uid: Type.String({ description: 'Its uid.' }),
+              generation: Type.Integer({ description: 'Its generation.' }),
+            },
+            { description: 'The Deny binding that covers the namespace.' },
+          ),
+          namespace: Type.Optional(
+            Type.Object(
+              {
+                uid: Type.String({ description: 'Its uid.' }),
+                resourceVersion: Type.String({ description: 'Its resourceVersion (any change to it, labels included, gives a new one).' }),
+              },
+              { description: 'The namespace, when a namespaceSelector decides whether it is covered.' },
+            ),
+          ),
+        },
+        {
+          description:
+            'The admission enforcement the controller verified for the namespace when it rendered the plan (ADR 0011). A manual ' +
+            'approval counts only while enforcement is still exactly this; absent: not enforced, and no approval of this plan counts.',
+        },
+      ),
+    ),
     risk: StringEnum(RISK_LEVELS, { description: 'The risk the policy declares (never below the runbook minimum).' }),
     targets: Type.Array(Type.String(), { maxItems: 500, description: 'The instances the action runs on.' }),
     region: Type.String({ description: 'AWS region.' }),

@@ -43,6 +43,8 @@ export interface RemediationRequestReconcilerDeps {
   namespaceLabels(namespace: string): Record<string, string> | undefined;
   /** Whether manual approvals in a namespace are guarded by the admission policy. */
   admission(namespace: string): AdmissionVerdict;
+  /** The same, read from the API server now rather than the caches: what an approval is accepted on (ADR 0011). */
+  admissionLive?(namespace: string): Promise<AdmissionVerdict>;
   /** Every execution on record: what cooldown, rate limit and the circuit breaker read. */
   ledger: ExecutionLedger;
   /** Writes an ended request's audit record before retention deletes it (undefined: no sink). */

@@ -23,6 +23,7 @@ import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock, type Cir
 import { instanceBusyBlock } from '../instance-locks.js';
 import { ledgerRetention } from '../ledger.js';
 import type { RemediationRequestReconcilerDeps } from './deps.js';
+import { resetProven } from '../admission.js';
 import type { Planner, Resolved } from './planning.js';
 import type { ExecutionEngine } from './engine.js';
 import { commandComment, plannedCommands } from './ssm.js';
@@ -229,7 +230,7 @@ export function recordCircuit(
   const name = policy.metadata?.name ?? '';
   const ledger = deps.ledger;
   const recorded = ledger.breakerOpenedAt(ns, name);
-  const circuit = circuitState(policy, ledger.records(ns, name), now, deps.admission(ns).enforced, recorded);
+  const circuit = circuitState(policy, ledger.records(ns, name), now, resetProven(policy, deps.admission(ns)), recorded);
   const openedAt = circuit.open ? Date.parse(circuit.openedAt ?? '') || now : undefined;
   const changed = ledger.setBreaker(ns, name, ledgerRetention(policy), openedAt);
   return changed ? { ...circuit, persist: () => ledger.persist(ns, name) } : circuit;
@@ -242,6 +243,9 @@ function changes(before: RemediationRequestStatus['plan'], after: NonNullable<Re
   if (before.runbook.name !== after.runbook.name || before.runbook.generation !== after.runbook.generation) {
     diffs.push(`runbook ${before.runbook.name}@${before.runbook.generation} → ${after.runbook.name}@${after.runbook.generation}`);
   }
+  if (before.policy?.uid !== after.policy?.uid || before.runbook.uid !== after.runbook.uid)
+    diffs.push('the policy or the runbook was re-created or swapped');
+  if (before.dryRun !== after.dryRun || before.approvalDeadline !== after.approvalDeadline) diffs.push('dry run or the approval deadline');
   if (before.policyGeneration !== after.policyGeneration)
     diffs.push(`policy generation ${before.policyGeneration} → ${after.policyGeneration}`);
   if (before.risk !== after.risk) diffs.push(`risk ${before.risk} → ${after.risk}`);

@@ -18,6 +18,7 @@ import {
   type Runbook,
 } from '../../api/v1alpha1/index.js';
 import { alertLocation, sessionTagsFor } from '../../cloud/location.js';
+import type { AdmissionEpoch } from '../admission.js';
 import { isHybridNodeId, type AgentStatus, type InstanceFacts } from '../../cloud/types.js';
 import { failedGuard, optedOutBy, planMetricQueries, seriesFrom } from '../enrichment.js';
 import { renderPlan, templateContext, type RenderedSns } from '../plan.js';
@@ -83,6 +84,9 @@ export class Planner {
   /**
    * Applies every rule and renders the plan into `status` (targets, enrichment). With
    * `readMetrics` false the metrics already in status are used (the intent check).
+   * `admission` is the enforcement epoch the plan is bound to: the one verified now when
+   * planning, and by default the one the approved plan carries (the intent check compares
+   * what would run, not when the approval was proven; that was settled at approval).
    */
   async resolve(
     rr: RemediationRequest,
@@ -90,6 +94,7 @@ export class Planner {
     policy: AlertPolicy,
     runbook: Runbook | undefined,
     readMetrics: boolean,
+    admission: AdmissionEpoch | undefined = status.plan?.admission,
   ): Promise<Resolution> {
     const refuse = (reason: string, message: string): Resolution => ({ ok: false, transition: this.t.fail(rr, status, reason, message) });
     const ns = rr.metadata?.namespace ?? '';
@@ -247,7 +252,20 @@ export class Planner {
     }
 
     try {
-      const { plan, sns } = renderPlan({ rr, policy, runbook, risk: granted.grant.risk, targets, region: location.region, status });
+      const manual = granted.grant.approval === 'Manual';
+      const { plan, sns } = renderPlan({
+        rr,
+        policy,
+        runbook,
+        risk: granted.grant.risk,
+        targets,
+        region: location.region,
+        status,
+        ...(manual && {
+          approvalDeadline: new Date(Date.parse(status.startTime ?? this.t.now()) + approvalTimeoutMs(policy)).toISOString(),
+        }),
+        ...(manual && admission && { admission }),
+      });
       return { ok: true, resolved: { plan, sns, facts, approval: granted.grant.approval, cloud } };
     } catch (error) {
       if (!(error instanceof TemplateError)) throw error;
@@ -263,8 +281,25 @@ export class Planner {
   ): Promise<{ transition: Transition; resolved?: Resolved }> {
     status.startTime ??= this.t.now();
     const runbook = this.deps.getRunbook(policy.spec.runbookRef.name);
-    const r = await this.resolve(rr, status, policy, runbook, true);
+    const verdict = this.deps.admission(rr.metadata?.namespace ?? '');
+    const r = await this.resolve(rr, status, policy, runbook, true, verdict.enforced ? verdict.epoch : undefined);
     if (!r.ok) return { transition: r.transition };
+    const given = rr.spec.approval;
+    if (given?.decision === 'Approved' && r.resolved.approval === 'Manual') {
+      // An approval already there when this plan is rendered was not written against it,
+      // and nothing proves admission checked it: it never counts (ADR 0011). It cannot be
+      // withdrawn either (it is immutable), so the request ends.
+      status.plan = r.resolved.plan;
+      this.t.condition(rr, status, 'Approved', 'False', 'ApprovalNotProven', `the approval by ${given.approver} predates the plan`);
+      return {
+        transition: this.t.fail(
+          rr,
+          status,
+          'ApprovalNotProven',
+          `the approval by ${given.approver} was given before the plan ${r.resolved.plan.digest} was rendered under the admission enforcement in force now, so nothing proves it was checked; nothing was run — create a new request and approve its plan`,
+        ),
+      };
+    }
     status.plan = r.resolved.plan;
     delete status.approval;
     if (r.resolved.approval === 'Auto') {

@@ -11,7 +11,7 @@ import type { AlertPolicy, RemediationRequest, Runbook } from '../../api/v1alpha
 import type { CommandRunner, InstanceFacts, PublishInput, SendCommandInput } from '../../cloud/types.js';
 import type { ResourceClient } from '../../kube/resources.js';
 import { Metrics } from '../../observability/metrics.js';
-import type { AdmissionVerdict } from '../admission.js';
+import { resetToken, type AdmissionEpoch, type AdmissionVerdict } from '../admission.js';
 import { ExecutionLedger } from '../ledger.js';
 import { circuitState } from '../safety.js';
 import { MemoryLedgerStorage } from '../../fakes/ledger-memory.js';
@@ -22,6 +22,8 @@ import { RemediationRequestReconciler } from './reconciler.js';
 const log = pino({ level: 'silent' });
 
 const ID = 'i-0123456789abcdef0';
+/** The admission enforcement the world's controller verified (ADR 0011). */
+const EPOCH: AdmissionEpoch = { policy: { uid: 'vap-1', generation: 1 }, binding: { name: 'b', uid: 'b1', generation: 1 } };
 
 class World {
   now = Date.parse('2026-11-23T12:00:00Z');
@@ -31,7 +33,9 @@ class World {
   policy: AlertPolicy | undefined;
   runbook: Runbook | undefined;
   nsLabels: Record<string, string> | undefined = { 'kubernetes.io/metadata.name': 'ns' };
-  verdict: AdmissionVerdict = { enforced: true, binding: 'x' };
+  verdict: AdmissionVerdict = { enforced: true, binding: 'b', epoch: EPOCH };
+  /** What a read from the API server says, when it differs from the cache. */
+  liveVerdict: AdmissionVerdict | undefined;
   locations: CloudLocation[] = [];
   /** Every AWS read of instances (describe or find by tags). */
   awsReads = 0;
@@ -96,6 +100,7 @@ class World {
       getRunbook: () => this.runbook,
       namespaceLabels: () => this.nsLabels,
       admission: () => this.verdict,
+      admissionLive: async () => this.liveVerdict ?? this.verdict,
       ledger: this.ledger,
       retentionDefaults: DEFAULT_RETENTION,
       cloudFor: (location) => {
@@ -139,7 +144,7 @@ class World {
     runbook: Partial<Runbook['spec']> = {},
   ) {
     this.runbook = {
-      metadata: { name: 'restart', generation: 1 },
+      metadata: { name: 'restart', generation: 1, uid: 'rb-uid-1' },
       spec: {
         namespaceSelector: {},
         maxAutoApprovedRisk: 'Low',
@@ -151,7 +156,7 @@ class World {
       },
     };
     this.policy = {
-      metadata: { name: 'p', namespace: 'ns', generation: 1 },
+      metadata: { name: 'p', namespace: 'ns', generation: 1, uid: 'p-uid-1', annotations: { 'remediator.dev/changed-by': 'carol' } },
       spec: {
         targets: { fromLabels: ['instance_id'] },
         runbookRef: { name: 'restart' },
@@ -581,10 +586,41 @@ describe('RemediationRequestReconciler: decisions', () => {
     expect(w.phase).toBe('Skipped');
     expect(w.rr.status?.reason).toBe('CircuitOpen');
     expect(w.sent).toHaveLength(1);
-    // A person with the approver verb resumes it (the admission policy is enforced here): it runs again.
-    const resumed = { ...w.policy!.metadata?.annotations, 'remediator.dev/circuit-reset-at': new Date(w.now + 1_000).toISOString() };
+    // A reset without the token the controller issued under the current enforcement does not count (ADR 0011).
+    const at = new Date(w.now + 1_000).toISOString();
     w.now += 2_000;
-    w.policy = { ...w.policy!, metadata: { ...w.policy!.metadata, annotations: resumed } };
+    const token = resetToken(undefined, w.verdict)!;
+    const forged = { ...w.policy!.metadata?.annotations, 'remediator.dev/circuit-reset-at': at, 'remediator.dev/circuit-reset-token': 'x' };
+    w.policy = {
+      ...w.policy!,
+      metadata: { ...w.policy!.metadata, annotations: forged },
+      status: { circuitBreaker: { open: true, resetToken: token } },
+    };
+    w.rr = { metadata: { ...w.rr.metadata, uid: 'uid-3', resourceVersion: String(++w.rv) }, spec: { ...w.rr.spec } };
+    await w.drive(r);
+    expect(w.rr.status?.reason).toBe('CircuitOpen');
+    // A token issued under another epoch (a binding re-created since) does not count either.
+    const stale = resetToken(undefined, {
+      ...w.verdict,
+      epoch: { ...EPOCH, binding: { ...EPOCH.binding, uid: 'other' } },
+    } as AdmissionVerdict)!;
+    w.policy = {
+      ...w.policy!,
+      metadata: { ...w.policy!.metadata, annotations: { ...forged, 'remediator.dev/circuit-reset-token': stale } },
+      status: { circuitBreaker: { open: true, resetToken: stale } },
+    };
+    w.rr = { metadata: { ...w.rr.metadata, uid: 'uid-4', resourceVersion: String(++w.rv) }, spec: { ...w.rr.spec } };
+    await w.drive(r);
+    expect(w.rr.status?.reason).toBe('CircuitOpen');
+    expect(w.sent).toHaveLength(1);
+    // A person with the approver verb resumes it with the current token: it runs again.
+    const resumed = { ...forged, 'remediator.dev/circuit-reset-token': token };
+    w.policy = {
+      ...w.policy!,
+      metadata: { ...w.policy!.metadata, annotations: resumed },
+      status: { circuitBreaker: { open: true, resetToken: token } },
+    };
+    w.rr = { metadata: { ...w.rr.metadata, uid: 'uid-5', resourceVersion: String(++w.rv) }, spec: { ...w.rr.spec } };
     w.commands.getInvocation = async (_c, instanceId) => ({ instanceId, status: 'Success', responseCode: 0 });
     w.rr = {
       metadata: { name: 'r', namespace: 'ns', uid: 'uid-3', generation: 1, resourceVersion: String(++w.rv) },
@@ -682,6 +718,103 @@ describe('RemediationRequestReconciler: decisions', () => {
     await w.drive(r);
     expect(w.phase).toBe('Rejected');
     expect(w.rr.status?.reason).toBe('SelfApproval');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('four eyes: whoever last changed the policy may not approve its High risk request', async () => {
+    const w = new World({ risk: 'High' }, { requestedBy: 'mallory' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    expect(w.rr.status?.plan?.policy?.changedBy).toBe('carol');
+    w.decide('carol');
+    await w.drive(r);
+    expect(w.phase).toBe('Rejected');
+    expect(w.rr.status?.reason).toBe('SelfApproval');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('four eyes: a policy that does not record its writer cannot have High risk approved', async () => {
+    const w = new World({ risk: 'High' }, { requestedBy: 'mallory' });
+    w.policy = { ...w.policy!, metadata: { ...w.policy!.metadata, annotations: {} } };
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.decide('alice');
+    await w.drive(r);
+    expect(w.rr.status?.reason).toBe('PolicyWriterUnknown');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('the plan binds the enforcement epoch: a change re-plans, and an approval from before it never counts', async () => {
+    const w = new World({ risk: 'High' }, { requestedBy: 'mallory' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    const first = w.rr.status?.plan?.digest;
+    expect(w.rr.status?.plan?.admission).toEqual(EPOCH);
+    // The binding is re-created (new uid) while nobody approved yet: a new plan, a new digest.
+    w.verdict = { enforced: true, binding: 'b', epoch: { ...EPOCH, binding: { ...EPOCH.binding, uid: 'b2' } } };
+    await w.drive(r);
+    expect(w.phase).toBe('AwaitingApproval');
+    const second = w.rr.status?.plan?.digest;
+    expect(second).not.toBe(first);
+    // An approval of that plan (say, forged in a gap) is seen only after yet another change: refused.
+    w.decide('alice');
+    w.verdict = { enforced: true, binding: 'b', epoch: { ...EPOCH, binding: { ...EPOCH.binding, generation: 2 } } };
+    await w.drive(r);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('ApprovalNotProven');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('an approval is judged on a live read: a cache that missed a re-created binding does not make it count', async () => {
+    const w = new World({ risk: 'High' }, { requestedBy: 'mallory' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    w.decide('alice');
+    w.liveVerdict = { enforced: true, binding: 'b', epoch: { ...EPOCH, binding: { ...EPOCH.binding, uid: 'b2' } } };
+    await w.drive(r);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('ApprovalNotProven');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('a plan rendered while approvals were not enforced can never be approved, even once they are', async () => {
+    const w = new World({ risk: 'High' }, { requestedBy: 'mallory' });
+    w.verdict = { enforced: false, message: 'not covered' };
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    expect(w.rr.status?.plan?.admission).toBeUndefined();
+    w.decide('alice');
+    await w.drive(r);
+    expect(w.rr.status?.reason).toBe('AdmissionPolicyNotEnforced');
+    w.verdict = { enforced: true, binding: 'b', epoch: EPOCH };
+    await w.drive(r);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('ApprovalNotProven');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('an approval already there when the plan is rendered never counts', async () => {
+    const w = new World(
+      { risk: 'High' },
+      { requestedBy: 'mallory', approval: { decision: 'Approved', approver: 'alice', planDigest: `sha256:${'0'.repeat(64)}` } },
+    );
+    await w.drive(w.reconciler());
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('ApprovalNotProven');
+    expect(w.sent).toHaveLength(0);
+  });
+
+  test('a policy re-created under the same name is another plan; so is one in dry run', async () => {
+    const w = new World({ risk: 'High', safety: { dryRun: true } }, { requestedBy: 'mallory' });
+    const r = w.reconciler();
+    await w.drive(r, 'AwaitingApproval');
+    expect(w.rr.status?.plan).toMatchObject({ dryRun: true, policy: { uid: 'p-uid-1' }, runbook: { uid: 'rb-uid-1' } });
+    w.decide('alice');
+    // Re-created without dryRun, generation 1 again, before the controller saw the approval.
+    w.policy = { ...w.policy!, metadata: { ...w.policy!.metadata, uid: 'p-uid-2' }, spec: { ...w.policy!.spec, safety: {} } };
+    await w.drive(r);
+    expect(w.phase).toBe('Failed');
+    expect(w.rr.status?.reason).toBe('PlanChanged');
     expect(w.sent).toHaveLength(0);
   });
 

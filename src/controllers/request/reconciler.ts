@@ -259,7 +259,7 @@ export class RemediationRequestReconciler implements Reconciler {
       case 'Enriching':
         return this.planAndMaybeIntend(rr, policy);
       case 'AwaitingApproval': {
-        const decided = this.approvals.decide(rr, status, policy);
+        const decided = await this.approvals.decide(rr, status, policy);
         return decided === 'replan' ? this.planAndMaybeIntend(rr, policy) : decided;
       }
       case 'Approved':
