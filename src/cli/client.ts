@@ -183,7 +183,7 @@ export class Client {
       if (statusCode(error) === 404) throw new PluginError(`alertpolicy "${policy}" not found in namespace "${this.namespace}"`);
       throw error;
     }
-    // The reset names the token the controller published in status (ADR 0012): admission
+    // The reset names the token the controller published in status (ADR 0011): admission
     // checks it against the stored status, the controller honours it only under that epoch.
     const token = current.status?.circuitBreaker?.resetToken;
     if (!token) {

@@ -4,7 +4,7 @@
  * read (alarm states, a wave's verification, a reason to stop), `rolloutStep` names the
  * one thing to do next. It decides; it never acts. Each answer that changes the world
  * (`send`, `startWave`, `stop`, `cancel`) is an effect for the engine: intent in status
- * first, then the call, adopted after a crash (ADR 0011). Pure, so every path has a unit
+ * first, then the call, adopted after a crash (ADR 0014). Pure, so every path has a unit
  * test (rollout-step.test.ts).
  */
 import type { PlanRollout, RolloutStatus, RolloutStopReason, SsmCommand } from '../api/v1alpha1/index.js';
