@@ -171,7 +171,14 @@ function rolloutLines(rollout: NonNullable<NonNullable<NonNullable<RequestStatus
     `  Rollout:      wave ${rollout.currentWave + 1} of ${rollout.waves.length}; errors ${rollout.errors.seen} of ${rollout.errors.allowed} allowed${rollout.nextWaveAt ? `; next wave at ${rollout.nextWaveAt}` : ''}`,
   ];
   if (rollout.stopped) out.push(`  Stopped:      ${rollout.stopped.reason} at ${rollout.stopped.at}: ${rollout.stopped.message}`);
-  const rows = rollout.waves.map((w, i) => [String(i + 1), String(w.size), w.state, String(w.succeeded ?? ''), String(w.failed ?? ''), w.message ?? '']);
+  const rows = rollout.waves.map((w, i) => [
+    String(i + 1),
+    String(w.size),
+    w.state,
+    String(w.succeeded ?? ''),
+    String(w.failed ?? ''),
+    w.message ?? '',
+  ]);
   out.push(indent(table(['WAVE', 'SIZE', 'STATE', 'SUCCEEDED', 'FAILED', 'MESSAGE'], rows)));
   if (rollout.failedInstances?.length) out.push(`  Failed:       ${rollout.failedInstances.join(', ')}`);
   return out;

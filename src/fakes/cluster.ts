@@ -14,7 +14,6 @@
  * it to decide when an answer comes, whether it is lost, and whether the call took effect.
  * Settable fault queues (`faults`) serve plain unit tests.
  *
- * May import: api, cloud, kube, controllers, observability.
  */
 import { ApiException } from '@kubernetes/client-node';
 import type { RemediationRequest } from '../api/v1alpha1/index.js';

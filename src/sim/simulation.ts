@@ -22,7 +22,6 @@
  *   - every request reached an end phase, and was settled (its execution finalizer gone);
  * and when anything reaches AWS for a request, the stored ledger already holds it.
  *
- * May import: api, controllers, fakes.
  */
 import { pino } from 'pino';
 import { END_PHASES, EXECUTION_FINALIZER, type AlertPolicy, type Runbook } from '../api/v1alpha1/index.js';

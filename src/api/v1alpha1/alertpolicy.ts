@@ -6,7 +6,7 @@
  * it, and the API server enforces it (OpenAPI plus CEL), so the three cannot drift.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { FLEET_SIZE_PATTERN, MAX_ROLLOUT_WAVES, RISK_LEVELS, SSM_MAX_ERRORS_PATTERN, TOPIC_ARN_PATTERN } from './runbook.js';
+import { MAX_ROLLOUT_WAVES, RISK_LEVELS, SSM_MAX_CONCURRENCY_PATTERN, SSM_MAX_ERRORS_PATTERN, TOPIC_ARN_PATTERN } from './runbook.js';
 import { Conditions, Duration, ObjectMeta, StringEnum, StringMap, Timestamp, type KubeSchemaOptions } from './schema.js';
 
 export const ALERT_SOURCES = ['alertmanager', 'cloudwatch', 'generic'] as const;
@@ -290,7 +290,11 @@ const RolloutOverride = Type.Object(
     waves: Type.Optional(
       Type.Array(
         Type.Object({
-          size: Type.String({ pattern: FLEET_SIZE_PATTERN, maxLength: 7, description: 'A count from 1, or 1% to 100% of the targets.' }),
+          size: Type.String({
+            pattern: SSM_MAX_CONCURRENCY_PATTERN,
+            maxLength: 7,
+            description: 'A count from 1, or 1% to 100% of the targets.',
+          }),
         }),
         {
           minItems: 1,
@@ -302,7 +306,7 @@ const RolloutOverride = Type.Object(
     pauseBetweenWaves: Type.Optional(Duration({ description: "A pause between waves; the longer of this and the runbook's applies." })),
     maxConcurrency: Type.Optional(
       Type.String({
-        pattern: FLEET_SIZE_PATTERN,
+        pattern: SSM_MAX_CONCURRENCY_PATTERN,
         maxLength: 7,
         description: "Instances running at once over the fleet; the smaller of this and the runbook's applies.",
       }),

@@ -155,6 +155,12 @@ export const REASONS = {
     action: 'Nothing; it is sent when the window opens.',
   },
 
+  InstanceBusy: {
+    on: [RR, EV],
+    meaning:
+      'A target is held by another request that is executing on it (any policy, any namespace: the ledger holds each running execution); the policy says Wait (the request stays Approved) or Skip.',
+    action: 'Nothing when waiting: it proceeds once the other execution ends. If it is skipped too often, set `safety.whenInstanceBusy: Wait`.',
+  },
   // ---- Refused before anything ran: fix the policy, the runbook or the grant ----------
   PolicyNotFound: {
     on: [RR, EV],
@@ -267,6 +273,17 @@ export const REASONS = {
     action: "Fix the alert's labels or the policy's inputs as the message says.",
   },
 
+  AlertLocationUnknown: {
+    on: [RR, EV],
+    meaning:
+      "A CloudWatch alert's account and region are missing, malformed, or disagree with each other (alarm ARN, AWSAccountId, the SNS topic's account, the request's labels): nothing proves where it came from.",
+    action: 'Fix the alarm or the request: the account and region come from the alarm ARN and every other claim must agree with it (docs/security.md).',
+  },
+  NotifyTopicNotGranted: {
+    on: [RR, APC, EV],
+    meaning: "The policy's `notify.topicArn` is not among the runbook's `spec.notifyTopics`: the cluster admin grants which topics a namespace may notify.",
+    action: 'Ask the cluster admin to add the topic to the runbook, or use a granted one.',
+  },
   // ---- Approval: refused, timed out, or not honoured ----------------------------------
   Expired: {
     on: [RRC],
@@ -315,6 +332,18 @@ export const REASONS = {
     action: 'Install or fix the admission policy and its binding (docs/security.md, docs/troubleshooting.md).',
   },
 
+  ApprovalNotProven: {
+    on: [RR, RRC, EV],
+    meaning:
+      'The approval cannot be shown to have been checked by admission when it was written: the enforcement epoch changed since the plan was rendered (a gap, a re-created binding, a newly covered namespace), or it was there before the plan (ADR 0011).',
+    action: 'Create the request again (or let the alert re-fire); an approver approves the new plan while the admission policy is enforced.',
+  },
+  PolicyWriterUnknown: {
+    on: [RR, RRC, EV],
+    meaning:
+      'A High or Critical request cannot be approved: the plan does not name who last changed the policy (annotation remediator.dev/changed-by), so four eyes cannot be checked.',
+    action: 'Have the policy written again through the admission policy (it records the writer), then approve the new plan.',
+  },
   // ---- Failed during or after execution -----------------------------------------------
   PlanChanged: {
     on: [RR, EV],
@@ -358,6 +387,22 @@ export const REASONS = {
     action: 'Nothing.',
   },
 
+  PublishUnconfirmed: {
+    on: [RR, EV],
+    meaning:
+      'An SNS Publish to a standard topic may have been made but its answer was lost (or a stopped controller may have made it); SNS cannot be asked, so it is not repeated (at most once).',
+    action: 'Check whether the message arrived (the topic\'s subscribers); re-send by hand if it did not. FIFO topics are retried with deduplication instead.',
+  },
+  AlarmTriggered: {
+    on: [RR, EV],
+    meaning: "A CloudWatch alarm the runbook's rollout names was in ALARM: the rollout stopped and what still ran was cancelled.",
+    action: 'Look at the alarm and the instances already done (status.execution.ssm.rollout) before re-running.',
+  },
+  MaxErrorsExceeded: {
+    on: [RR, EV],
+    meaning: "More instances failed than the rollout's maxErrors allows, counted over the whole fleet: nothing more is sent and the request fails.",
+    action: 'Read the failed instances in status.execution.ssm and their output; fix the cause before re-running.',
+  },
   // ---- AlertPolicy and Runbook status ---------------------------------------------------
   Valid: {
     on: [APC, RBC, EV],
@@ -395,6 +440,16 @@ export const REASONS = {
     on: [EV],
     meaning: "A phase change could not be announced on the policy's notify topic; it is retried, and the request goes on regardless.",
     action: "Grant sns:Publish on the topic (and KMS for an encrypted one), or fix the policy's notify.topicArn.",
+  },
+  NotifyUnconfirmed: {
+    on: [EV],
+    meaning: 'A notification to the policy\'s topic may not have been announced (its Publish answer was lost on a standard topic); it is not repeated.',
+    action: 'Check the topic\'s subscribers; the request itself is unaffected.',
+  },
+  AuditWriteFailed: {
+    on: [EV],
+    meaning: "The ended request's audit record could not be written to the sink: retention holds its deletion until it is (docs/audit.md).",
+    action: 'Read the message: grant the IAM action it names or fix the sink (log group, bucket); the write is retried.',
   },
 } as const satisfies Record<string, ReasonEntry>;
 

@@ -28,7 +28,11 @@ export const DEFAULT_MAX_VALUE_LENGTH = 256;
 export const VALUE_RULES = ['LeadingDash', 'DotDot', 'Empty'] as const;
 export type ValueRule = (typeof VALUE_RULES)[number];
 
-/** SendCommand's own patterns (API_SendCommand: MaxConcurrency, MaxErrors): AWS refuses anything else. */
+/**
+ * SendCommand's own patterns (API_SendCommand: MaxConcurrency, MaxErrors): AWS refuses anything else.
+ * MaxConcurrency's grammar is also every fleet size (a wave, a policy's limit), so a value means
+ * the same wherever it is written (rollout.ts resolves it; docs/rollouts.md).
+ */
 export const SSM_MAX_CONCURRENCY_PATTERN = '^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$';
 export const SSM_MAX_ERRORS_PATTERN = '^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$';
 
@@ -121,13 +125,6 @@ const SsmOutput = Type.Object(
   } as KubeSchemaOptions,
 );
 
-/**
- * A size of instances: a whole number from 1, or a percentage (1% to 100%) of the
- * request's targets. The grammar of SendCommand's MaxConcurrency, so a value means the
- * same wherever it is written (rollout.ts resolves it; docs/rollouts.md).
- */
-export const FLEET_SIZE_PATTERN = SSM_MAX_CONCURRENCY_PATTERN;
-
 /** The comparisons a rollout's verification metric may use (the same as a policy's guards). */
 export const ROLLOUT_COMPARISONS = ['>', '>=', '<', '<='] as const;
 
@@ -142,7 +139,7 @@ export const MAX_ROLLOUT_ALARMS = 5;
 const RolloutWave = Type.Object(
   {
     size: Type.String({
-      pattern: FLEET_SIZE_PATTERN,
+      pattern: SSM_MAX_CONCURRENCY_PATTERN,
       maxLength: 7,
       description:
         "Instances in this wave: a whole number from 1, or a percentage (1% to 100%) of the request's targets, rounded down, at least 1.",
