@@ -30,7 +30,7 @@
  * version does not act: it waits for the watch to deliver the write, or reads the
  * request from the server when the answer was lost or the event does not come.
  */
-import { isDeepStrictEqual } from 'node:util';
+import { sameJson } from '../../runtime/same-json.js';
 import type { Logger } from 'pino';
 import {
   API_VERSION,
