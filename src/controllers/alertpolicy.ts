@@ -11,7 +11,7 @@
  * src/controllers holds the reconcilers and the logic they share; they reach AWS only
  * through src/cloud's interfaces and Kubernetes only through src/kube's.
  */
-import { isDeepStrictEqual } from 'node:util';
+import { sameJson } from '../runtime/same-json.js';
 import type { Logger } from 'pino';
 import {
   ALERT_POLICY,
@@ -202,7 +202,7 @@ export class AlertPolicyReconciler implements Reconciler {
     }
     status.conditions = setCondition(status.conditions, { ...suspendedCondition(policy, circuit), observedGeneration: generation }, now);
 
-    if (isDeepStrictEqual(status, policy.status ?? {})) return;
+    if (sameJson(status, policy.status ?? {})) return;
     const body: AlertPolicy = { apiVersion: API_VERSION, kind: ALERT_POLICY.kind, metadata: policy.metadata, spec: policy.spec, status };
     await this.deps.policies.replaceStatus(req.namespace, req.name, body);
     if (!wasOpen && circuit.open) void this.deps.events.record(body, 'Warning', 'CircuitOpen', circuit.message ?? 'circuit breaker open');

@@ -13,7 +13,10 @@
  * again; its approval timeout keeps counting) or be skipped, as the policy's
  * `safety.whenInstanceBusy` says.
  *
- * An entry whose request no longer exists holds nothing: an execution that sent
+ * An entry whose request has ended holds nothing: an ended request sends nothing more,
+ * and one that ended without the execution finalizer (its intent recorded, its Executing
+ * write lost, then cancelled or expired) is never settled, so its entry would otherwise
+ * keep no outcome. An entry whose request no longer exists holds nothing: an execution that sent
  * anything keeps its request (the execution finalizer) until its outcome is in the
  * ledger, so a request that is gone either ended or never sent — e.g. a crash between
  * the ledger write and the finalizer, which would otherwise hold its instances for the
@@ -41,7 +44,7 @@ export interface LockSource {
   entries: readonly LedgerEntry[];
 }
 
-/** Whether the request of an unfinished entry still exists (from the request cache). */
+/** Whether the request of an unfinished entry still exists and has not ended (from the request cache). */
 export type RequestExists = (namespace: string, request: string, uid: string) => boolean;
 
 /** The instances of `instanceIds` that another running execution holds, and who holds them. */

@@ -4,7 +4,7 @@
  * the API server already enforced the schema). Policies that use a runbook are queued
  * again by the operator whenever it changes.
  */
-import { isDeepStrictEqual } from 'node:util';
+import { sameJson } from '../runtime/same-json.js';
 import type { Logger } from 'pino';
 import { API_VERSION, RUNBOOK, type Runbook, type RunbookStatus } from '../api/v1alpha1/index.js';
 import type { EventRecorder } from '../kube/resources.js';
@@ -45,7 +45,7 @@ export class RunbookReconciler implements Reconciler {
       isoNow(this.deps.clock),
     );
     status.observedGeneration = generation;
-    if (isDeepStrictEqual(status, runbook.status ?? {})) return;
+    if (sameJson(status, runbook.status ?? {})) return;
     const body: Runbook = { apiVersion: API_VERSION, kind: RUNBOOK.kind, metadata: runbook.metadata, spec: runbook.spec, status };
     await this.deps.replaceStatus(req.name, body);
     const now = findCondition(status.conditions, 'Ready');

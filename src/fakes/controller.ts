@@ -125,26 +125,30 @@ export const POLICY_OF: Record<RequestKind, string> = { ssm: 'one', fleet: 'flee
  * Runbooks and auto-approved policies for each kind: one instance from the alert's
  * labels (`one`), a tag-selected fleet (`fleet`), a message to a standard topic (`page`)
  * or a FIFO one (`page-fifo`); every policy announces Executing, Succeeded and Failed on
- * `notify` when it is set (a standard topic unless `notifyTopic` says otherwise).
+ * `notify` when it is set (a standard topic unless `notifyTopic` says otherwise). Every
+ * runbook grants that topic (spec.notifyTopics, the administrator's grant) unless
+ * `grantNotify` is false: then every request ends Failed/NotifyTopicNotGranted.
  */
-export function catalog(opts: { notify?: boolean; notifyTopic?: string } = {}): {
+export function catalog(opts: { notify?: boolean; notifyTopic?: string; grantNotify?: boolean } = {}): {
   policies: Map<string, AlertPolicy>;
   runbooks: Map<string, Runbook>;
 } {
   const runbooks = new Map<string, Runbook>();
   const policies = new Map<string, AlertPolicy>();
   const ssmAction = { ssm: { parameters: [{ name: 'commands', values: ['systemctl restart nginx'] }] } };
+  const notifyTopic = opts.notifyTopic ?? NOTIFY_TOPIC;
+  const granted = opts.notify && opts.grantNotify !== false ? { notifyTopics: [notifyTopic] } : {};
   const rb = (name: string, spec: Partial<Runbook['spec']>): void => {
     runbooks.set(name, {
       metadata: { name, generation: 1 },
-      spec: { namespaceSelector: {}, maxAutoApprovedRisk: 'Low', action: ssmAction, ...spec } as Runbook['spec'],
+      spec: { namespaceSelector: {}, maxAutoApprovedRisk: 'Low', action: ssmAction, ...granted, ...spec } as Runbook['spec'],
     });
   };
   rb('restart', {});
   rb('fleet-restart', { scope: { tagSelector: FLEET_TAGS, maxTargets: 150 } });
   rb('page', { action: { sns: { topicArn: TOPIC, message: 'alert {{ alert.name }}' } } });
   rb('page-fifo', { action: { sns: { topicArn: FIFO_TOPIC, message: 'alert {{ alert.name }}' } } });
-  const notify = opts.notify ? { notify: { topicArn: opts.notifyTopic ?? NOTIFY_TOPIC, on: ['Executing', 'Succeeded', 'Failed'] } } : {};
+  const notify = opts.notify ? { notify: { topicArn: notifyTopic, on: ['Executing', 'Succeeded', 'Failed'] } } : {};
   const policy = (name: string, spec: Partial<AlertPolicy['spec']>): void => {
     policies.set(name, {
       metadata: { name, namespace: FAKE_NS, generation: 1 },

@@ -264,7 +264,10 @@ export class Simulation {
 
   /** Policies, runbooks and the requests of this run (how many of each kind is the seed's choice). */
   private world(): void {
-    const { policies, runbooks } = catalog({ notify: this.rng.chance(0.5) });
+    // Half the seeds announce on a notify topic; of those, a few are not granted it (the
+    // trust rule: the runbook's notifyTopics), whose requests all end NotifyTopicNotGranted.
+    const notify = this.rng.chance(0.5);
+    const { policies, runbooks } = catalog({ notify, grantNotify: !this.rng.chance(0.05) });
     for (const [k, v] of policies) this.policies.set(k, v);
     for (const [k, v] of runbooks) this.runbooks.set(k, v);
     const kinds = this.opts.kinds ?? (['ssm', 'fleet', 'sns', 'fifo'] as const);

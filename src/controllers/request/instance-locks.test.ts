@@ -58,3 +58,54 @@ test('a second request for a busy instance waits, survives a restart waiting, an
   await drive(b, second, 4);
   expect(world.ssm.sentFor(`remediator:${uidOf(10)}`)).toHaveLength(1);
 });
+
+test('a holder that ended without settling (its intent in the ledger, no finalizer) releases its instances', async () => {
+  let now = Date.parse('2030-01-01T00:00:00Z');
+  const clock = { now: () => now };
+  const { policies, runbooks } = catalog();
+  const world = {
+    server: new FakeApiServer(),
+    ssm: new FakeSsm(clock),
+    sns: new FakeSns(clock),
+    storage: new MemoryLedgerStorage(),
+    clock,
+    policies,
+    runbooks,
+  };
+  const first = createRequest(world.server, 0, 'ssm');
+  const second = createRequest(world.server, 10, 'ssm'); // the same instance (i % 10)
+  const a = new FakeController('a', world);
+  await a.start();
+  // r0's intent reached the ledger; its Executing write and its finalizer did not; then
+  // its alert resolved and it ended Cancelled, holding no finalizer.
+  a.ledger.record(
+    'sim',
+    'one',
+    { windowMs: 0, lastOutcomes: 10 },
+    {
+      uid: uidOf(0),
+      request: 'r0',
+      runbook: 'restart',
+      targets: [instanceIds('a', 10)[0]!],
+      at: now,
+    },
+  );
+  await a.ledger.persist('sim', 'one');
+  world.server.patch(first, (o) => {
+    o.status = { phase: 'Cancelled', reason: 'AlertResolved', message: 'the alert resolved before execution; nothing was run' };
+  });
+  const drive = async (key: string, times: number) => {
+    for (let i = 0; i < times; i++) {
+      a.cache.sync();
+      await a.reconcile(key).catch(() => undefined);
+      now += 500;
+    }
+  };
+  await drive(second, 4);
+  expect(world.server.objects.get(second)?.status?.reason).not.toBe('InstanceBusy');
+  expect(world.ssm.sentFor(`remediator:${uidOf(10)}`)).toHaveLength(1);
+  // And the ended request's reconcile drops its unfinished entry from the ledger.
+  await drive(first, 1);
+  expect(a.ledger.entry('sim', 'one', uidOf(0))).toBeUndefined();
+  expect(world.storage.docs.get('sim/one')?.entries.some((e) => e.uid === uidOf(0))).toBe(false);
+});

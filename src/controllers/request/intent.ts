@@ -17,7 +17,7 @@
  * says until when, and looks again when the window opens; the approval timeout keeps
  * counting, so a request that would run too late expires instead.
  */
-import type { AlertPolicy, RemediationRequest, RemediationRequestStatus } from '../../api/v1alpha1/index.js';
+import { END_PHASES, type AlertPolicy, type RemediationRequest, type RemediationRequestStatus } from '../../api/v1alpha1/index.js';
 import { approvalTimeoutMs } from '../runbooks.js';
 import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock, type CircuitState } from '../safety.js';
 import { instanceBusyBlock } from '../instance-locks.js';
@@ -178,8 +178,15 @@ export class IntentRecorder {
    */
   private instanceBusy(rr: RemediationRequest, status: RemediationRequestStatus, policy: AlertPolicy): Transition | undefined {
     const uid = rr.metadata?.uid ?? '';
-    const exists = (ns: string, name: string, holder: string) => this.deps.getRequest(ns, name)?.metadata?.uid === holder;
-    const busy = instanceBusyBlock(policy, this.deps.ledger.holders(status.targets ?? [], uid, exists));
+    // A holder runs while its request exists and has not ended: an ended request sends
+    // nothing more, whether or not its ledger entry got its outcome (one that ended
+    // without the finalizer, e.g. its intent recorded and its Executing write lost before
+    // it was cancelled, is never settled and would hold its instances until retention).
+    const running = (ns: string, name: string, holder: string) => {
+      const held = this.deps.getRequest(ns, name);
+      return held?.metadata?.uid === holder && !END_PHASES.has(held.status?.phase ?? 'Pending');
+    };
+    const busy = instanceBusyBlock(policy, this.deps.ledger.holders(status.targets ?? [], uid, running));
     if (!busy) return undefined;
     if (busy.action === 'Skip') return this.t.enter(rr, status, 'Skipped', busy.reason, busy.message);
     const now = this.deps.clock.now();

@@ -30,7 +30,7 @@
  * version does not act: it waits for the watch to deliver the write, or reads the
  * request from the server when the answer was lost or the event does not come.
  */
-import { isDeepStrictEqual } from 'node:util';
+import { sameJson } from '../../runtime/same-json.js';
 import type { Logger } from 'pino';
 import {
   API_VERSION,
@@ -174,6 +174,13 @@ export class RemediationRequestReconciler implements Reconciler {
       if (held) {
         await this.settle(rr, log);
         return;
+      }
+      const entry = this.deps.ledger.entry(req.namespace, rr.spec.policyRef.name, rr.metadata?.uid ?? '');
+      if (entry && entry.outcome === undefined) {
+        // Its intent reached the ledger, the finalizer did not (lost, or a crash between the
+        // two), and it ended: settled all the same, or the entry stays unfinished for the
+        // ledger's retention — counted as running by the rate limits and the instance locks.
+        await this.settle(rr, log, { keepFinalizer: true });
       }
       // Nothing more will be sent for it: the engine forgets it.
       this.engine.forget(rr.metadata?.uid ?? '');
@@ -375,7 +382,7 @@ export class RemediationRequestReconciler implements Reconciler {
    * critical path. Returns the stored request when this write stored it as asked.
    */
   private async write(rr: RemediationRequest, step: Transition, log: Logger): Promise<RemediationRequest | undefined> {
-    if (isDeepStrictEqual(step.status, rr.status ?? {})) return undefined;
+    if (sameJson(step.status, rr.status ?? {})) return undefined;
     const ns = rr.metadata?.namespace ?? '';
     const name = rr.metadata?.name ?? '';
     let metadata = rr.metadata;
