@@ -59,3 +59,23 @@ export function isPermanentAwsError(error: unknown): boolean {
   const name = e.name ?? '';
   return !ACCESS_DENIED.has(name) && !THROTTLING.has(name) && name !== 'ExpiredTokenException' && name !== 'InvalidClientTokenId';
 }
+
+/**
+ * One AWS call, counted by outcome and with its error classified (the IAM action named
+ * when access is denied): the audit sinks' shared way to call (logs.ts, s3.ts).
+ */
+export async function countedCall<T>(
+  onCall: (operation: string, outcome: string) => void,
+  operation: string,
+  iamAction: string,
+  send: () => Promise<T>,
+): Promise<T> {
+  try {
+    const out = await send();
+    onCall(operation, 'success');
+    return out;
+  } catch (error) {
+    onCall(operation, callOutcome(error));
+    throw classifyAwsError(error, iamAction);
+  }
+}

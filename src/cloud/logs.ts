@@ -16,7 +16,7 @@ import {
   PutLogEventsCommand,
 } from '@aws-sdk/client-cloudwatch-logs';
 import type { AuditEntryToWrite, AuditSink, StoredAuditEntry } from './audit-sink.js';
-import { awsErrorName, callOutcome, classifyAwsError } from './errors.js';
+import { awsErrorName, countedCall } from './errors.js';
 
 export class CloudWatchLogsAuditSink implements AuditSink {
   readonly location: string;
@@ -30,15 +30,8 @@ export class CloudWatchLogsAuditSink implements AuditSink {
     this.location = `CloudWatch Logs group "${group}"`;
   }
 
-  private async call<T>(operation: string, iamAction: string, send: () => Promise<T>): Promise<T> {
-    try {
-      const out = await send();
-      this.onCall(operation, 'success');
-      return out;
-    } catch (error) {
-      this.onCall(operation, callOutcome(error));
-      throw classifyAwsError(error, iamAction);
-    }
+  private call<T>(operation: string, iamAction: string, send: () => Promise<T>): Promise<T> {
+    return countedCall(this.onCall, operation, iamAction, send);
   }
 
   async write(namespace: string, entry: AuditEntryToWrite): Promise<void> {

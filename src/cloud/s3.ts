@@ -8,7 +8,7 @@
  */
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { AuditEntryToWrite, AuditSink, StoredAuditEntry } from './audit-sink.js';
-import { callOutcome, classifyAwsError } from './errors.js';
+import { countedCall } from './errors.js';
 
 /** Positions up to 10^12 sort as text. */
 const SEQUENCE_DIGITS = 12;
@@ -30,15 +30,8 @@ export class S3AuditSink implements AuditSink {
     this.location = `s3://${bucket}/${prefix}`;
   }
 
-  private async call<T>(operation: string, iamAction: string, send: () => Promise<T>): Promise<T> {
-    try {
-      const out = await send();
-      this.onCall(operation, 'success');
-      return out;
-    } catch (error) {
-      this.onCall(operation, callOutcome(error));
-      throw classifyAwsError(error, iamAction);
-    }
+  private call<T>(operation: string, iamAction: string, send: () => Promise<T>): Promise<T> {
+    return countedCall(this.onCall, operation, iamAction, send);
   }
 
   async write(namespace: string, entry: AuditEntryToWrite): Promise<void> {

@@ -30,6 +30,7 @@ import {
   MAX_COMMANDS,
   MAX_WAVES,
   parseDuration,
+  type ROLLOUT_COMPARISONS,
   RUNBOOK_DEFAULTS,
   type PlanRollout,
   type RolloutOverride,
@@ -38,6 +39,7 @@ import {
 } from '../api/v1alpha1/index.js';
 import { MAX_INSTANCES_PER_COMMAND } from '../cloud/ssm.js';
 import { TERMINAL_INVOCATION_STATUSES, type MetricDataQuery, type MetricDataResult } from '../cloud/types.js';
+import { compare } from './enrichment.js';
 import { TemplateError } from './template.js';
 
 /**
@@ -351,21 +353,6 @@ export function waveMetricQueries(
   }));
 }
 
-function compare(a: number, op: string, b: number): boolean {
-  switch (op) {
-    case '>':
-      return a > b;
-    case '>=':
-      return a >= b;
-    case '<':
-      return a < b;
-    case '<=':
-      return a <= b;
-    default:
-      return false;
-  }
-}
-
 /**
  * A wave's verification: recovered when every instance has datapoints and their mean
  * meets the comparison. An instance without datapoints has not shown it recovered.
@@ -384,7 +371,8 @@ export function waveVerdict(
       return;
     }
     const mean = values.reduce((a, b) => a + b, 0) / values.length;
-    if (!compare(mean, verify.operator, verify.threshold)) bad.push(`${id}: ${verify.metricName} averaged ${Math.round(mean * 100) / 100}`);
+    if (!compare(mean, verify.operator as (typeof ROLLOUT_COMPARISONS)[number], verify.threshold))
+      bad.push(`${id}: ${verify.metricName} averaged ${Math.round(mean * 100) / 100}`);
   });
   const wanted = `${verify.metricName} ${verify.operator} ${verify.threshold}`;
   if (bad.length === 0) return { recovered: true, message: `wave ${wave + 1}: ${wanted} on all ${instanceIds.length} instance(s)` };
