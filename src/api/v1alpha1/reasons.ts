@@ -159,7 +159,8 @@ export const REASONS = {
     on: [RR, EV],
     meaning:
       'A target is held by another request that is executing on it (any policy, any namespace: the ledger holds each running execution); the policy says Wait (the request stays Approved) or Skip.',
-    action: 'Nothing when waiting: it proceeds once the other execution ends. If it is skipped too often, set `safety.whenInstanceBusy: Wait`.',
+    action:
+      'Nothing when waiting: it proceeds once the other execution ends. If it is skipped too often, set `safety.whenInstanceBusy: Wait`.',
   },
   // ---- Refused before anything ran: fix the policy, the runbook or the grant ----------
   PolicyNotFound: {
@@ -277,11 +278,13 @@ export const REASONS = {
     on: [RR, EV],
     meaning:
       "A CloudWatch alert's account and region are missing, malformed, or disagree with each other (alarm ARN, AWSAccountId, the SNS topic's account, the request's labels): nothing proves where it came from.",
-    action: 'Fix the alarm or the request: the account and region come from the alarm ARN and every other claim must agree with it (docs/security.md).',
+    action:
+      'Fix the alarm or the request: the account and region come from the alarm ARN and every other claim must agree with it (docs/security.md).',
   },
   NotifyTopicNotGranted: {
     on: [RR, APC, EV],
-    meaning: "The policy's `notify.topicArn` is not among the runbook's `spec.notifyTopics`: the cluster admin grants which topics a namespace may notify.",
+    meaning:
+      "The policy's `notify.topicArn` is not among the runbook's `spec.notifyTopics`: the cluster admin grants which topics a namespace may notify.",
     action: 'Ask the cluster admin to add the topic to the runbook, or use a granted one.',
   },
   // ---- Approval: refused, timed out, or not honoured ----------------------------------
@@ -336,7 +339,8 @@ export const REASONS = {
     on: [RR, RRC, EV],
     meaning:
       'The approval cannot be shown to have been checked by admission when it was written: the enforcement epoch changed since the plan was rendered (a gap, a re-created binding, a newly covered namespace), or it was there before the plan (ADR 0011).',
-    action: 'Create the request again (or let the alert re-fire); an approver approves the new plan while the admission policy is enforced.',
+    action:
+      'Create the request again (or let the alert re-fire); an approver approves the new plan while the admission policy is enforced.',
   },
   PolicyWriterUnknown: {
     on: [RR, RRC, EV],
@@ -391,7 +395,8 @@ export const REASONS = {
     on: [RR, EV],
     meaning:
       'An SNS Publish to a standard topic may have been made but its answer was lost (or a stopped controller may have made it); SNS cannot be asked, so it is not repeated (at most once).',
-    action: 'Check whether the message arrived (the topic\'s subscribers); re-send by hand if it did not. FIFO topics are retried with deduplication instead.',
+    action:
+      "Check whether the message arrived (the topic's subscribers); re-send by hand if it did not. FIFO topics are retried with deduplication instead.",
   },
   AlarmTriggered: {
     on: [RR, EV],
@@ -400,7 +405,8 @@ export const REASONS = {
   },
   MaxErrorsExceeded: {
     on: [RR, EV],
-    meaning: "More instances failed than the rollout's maxErrors allows, counted over the whole fleet: nothing more is sent and the request fails.",
+    meaning:
+      "More instances failed than the rollout's maxErrors allows, counted over the whole fleet: nothing more is sent and the request fails.",
     action: 'Read the failed instances in status.execution.ssm and their output; fix the cause before re-running.',
   },
   // ---- AlertPolicy and Runbook status ---------------------------------------------------
@@ -443,8 +449,9 @@ export const REASONS = {
   },
   NotifyUnconfirmed: {
     on: [EV],
-    meaning: 'A notification to the policy\'s topic may not have been announced (its Publish answer was lost on a standard topic); it is not repeated.',
-    action: 'Check the topic\'s subscribers; the request itself is unaffected.',
+    meaning:
+      "A notification to the policy's topic may not have been announced (its Publish answer was lost on a standard topic); it is not repeated.",
+    action: "Check the topic's subscribers; the request itself is unaffected.",
   },
   AuditWriteFailed: {
     on: [EV],
