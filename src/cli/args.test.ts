@@ -63,8 +63,14 @@ describe('kubectl remediator argument parsing', () => {
       conn: { namespace: undefined, context: undefined, kubeconfig: undefined },
       allNamespaces: false,
       port: 0,
+      sink: {},
     });
     expect(parseCommand(['ui', '-A', '--port', '8001'])).toMatchObject({ kind: 'ui', allNamespaces: true, port: 8001 });
+    expect(parseCommand(['ui', '--bucket', 'b', '--prefix', 'p', '--region', 'eu-west-1'])).toMatchObject({
+      kind: 'ui',
+      sink: { bucket: 'b', prefix: 'p', region: 'eu-west-1' },
+    });
+    expect(() => parseCommand(['list', '--log-group', 'g'])).toThrow('--log-group does not apply to list');
     expect(() => parseCommand(['ui', '--port', '70000'])).toThrow('--port must be a port number');
     expect(() => parseCommand(['ui', '-A', '-n', 'x'])).toThrow('use either --namespace or --all-namespaces');
     expect(() => parseCommand(['ui', '--reason', 'x'])).toThrow('--reason does not apply to ui');

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { SINK_FLAGS_USAGE, SINK_OPTIONS, type SinkFlags } from './sink-flags.js';
 
 /** Replaced by the bundler with package.json's version (hack/plugin/bundle.ts), where no package.json travels along. */
 declare const __REMEDIATOR_VERSION__: string | undefined;
@@ -28,7 +29,7 @@ Usage:
   kubectl remediator approve NAME [-n NAMESPACE] [--reason TEXT]
   kubectl remediator reject NAME [-n NAMESPACE] [--reason TEXT]
   kubectl remediator resume POLICY [-n NAMESPACE]
-  kubectl remediator ui [-n NAMESPACE | -A] [--port PORT]
+  kubectl remediator ui [-n NAMESPACE | -A] [--port PORT] [--log-group G | --bucket B [--prefix P]] [--region R]
   kubectl remediator whoami
   kubectl remediator history [-n NAMESPACE | -A] [--verify] (--log-group G | --bucket B)   (see history --help)
 
@@ -37,7 +38,9 @@ spec.approval is the user name the API server authenticates you as, and the API
 server's admission policy refuses anything else. resume closes an AlertPolicy's open
 circuit breaker (failures before now stop counting). ui serves a page on 127.0.0.1
 (your inbox, each request's plan, targets and timeline, Approve and Reject) that acts
-with your kubeconfig credentials, like kubectl proxy; open the URL it prints.
+with your kubeconfig credentials, like kubectl proxy; open the URL it prints. Given
+the audit sink (as for history), its History view shows the durable record, read with
+your own AWS credentials.
 
 Flags:
   -n, --namespace NAME   namespace (default: the kubeconfig context's, else "default")
@@ -46,6 +49,8 @@ Flags:
   -o, --output FORMAT    list output: wide, name or json
       --reason TEXT      why you approve or reject (recorded in spec.approval.reason)
       --port PORT        ui: the local port to serve on (default: a free one)
+  ui and history: where the audit records are
+${SINK_FLAGS_USAGE}
       --context NAME     kubeconfig context to use
       --kubeconfig PATH  kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)
   -h, --help             this help
@@ -59,7 +64,7 @@ export type Command =
   | { kind: 'describe'; conn: Connection; name: string }
   | { kind: 'decide'; conn: Connection; name: string; decision: 'Approved' | 'Rejected'; reason?: string }
   | { kind: 'resume'; conn: Connection; policy: string }
-  | { kind: 'ui'; conn: Connection; allNamespaces: boolean; port: number };
+  | { kind: 'ui'; conn: Connection; allNamespaces: boolean; port: number; sink: SinkFlags };
 
 export interface Connection {
   namespace?: string;
@@ -80,6 +85,7 @@ const OPTIONS = {
   context: { type: 'string' },
   kubeconfig: { type: 'string' },
   port: { type: 'string' },
+  ...SINK_OPTIONS,
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -155,11 +161,14 @@ export function parseCommand(argv: readonly string[]): Command {
       return { kind: 'resume', conn, policy: oneName() };
     case 'ui': {
       noNames();
-      only(['all-namespaces', 'port']);
+      only(['all-namespaces', 'port', ...(Object.keys(SINK_OPTIONS) as Array<keyof typeof SINK_OPTIONS>)]);
       if (values['all-namespaces'] && values.namespace) throw new UsageError('use either --namespace or --all-namespaces');
       const port = values.port === undefined ? 0 : Number(values.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${values.port}"`);
-      return { kind: 'ui', conn, allNamespaces: values['all-namespaces'] ?? false, port };
+      const sink: SinkFlags = {};
+      for (const key of Object.keys(SINK_OPTIONS) as Array<keyof typeof SINK_OPTIONS>)
+        if (values[key] !== undefined) sink[key] = values[key];
+      return { kind: 'ui', conn, allNamespaces: values['all-namespaces'] ?? false, port, sink };
     }
     case 'whoami':
       noNames();

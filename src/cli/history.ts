@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { parseRecord, verifyChain, type AuditRecord, type ChainVerdict } from '../api/audit/v1.js';
 import { createAuditSink, type AuditSinkConfig } from '../cloud/audit-sink.js';
 import type { Io } from './plugin.js';
+import { SINK_FLAGS_USAGE, SINK_OPTIONS, sinkConfigFrom, sinkDescription, type SinkFlags } from './sink-flags.js';
 
 export const HISTORY_USAGE = `kubectl remediator history: the audit records of ended requests, from the audit sink.
 
@@ -28,10 +29,7 @@ Flags:
   -A, --all-namespaces   every namespace that has records
       --verify           check the chain; exit 1 on a break
   -o, --output json      the records as JSON
-      --log-group GROUP  the CloudWatch Logs group (the chart's controller.audit.logGroup; env REMEDIATOR_AUDIT_LOG_GROUP)
-      --bucket BUCKET    the S3 bucket (controller.audit.bucket; env REMEDIATOR_AUDIT_BUCKET)
-      --prefix PREFIX    the S3 key prefix (controller.audit.prefix; env REMEDIATOR_AUDIT_PREFIX)
-      --region REGION    the sink's region (default: AWS_REGION)
+${SINK_FLAGS_USAGE}
       --context NAME, --kubeconfig PATH   where the default namespace comes from`;
 
 /** One namespace's records, in chain order, and what the chain check found. */
@@ -100,10 +98,7 @@ const OPTIONS = {
   'all-namespaces': { type: 'boolean', short: 'A' },
   verify: { type: 'boolean' },
   output: { type: 'string', short: 'o' },
-  'log-group': { type: 'string' },
-  bucket: { type: 'string' },
-  prefix: { type: 'string' },
-  region: { type: 'string' },
+  ...SINK_OPTIONS,
   context: { type: 'string' },
   kubeconfig: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -111,21 +106,9 @@ const OPTIONS = {
 
 class HistoryUsageError extends Error {}
 
-function sinkFrom(
-  values: { 'log-group'?: string; bucket?: string; prefix?: string; region?: string },
-  env: NodeJS.ProcessEnv,
-): AuditSinkConfig {
-  const logGroup = values['log-group'] ?? env.REMEDIATOR_AUDIT_LOG_GROUP;
-  const bucket = values.bucket ?? env.REMEDIATOR_AUDIT_BUCKET;
-  const region = values.region ?? env.REMEDIATOR_AUDIT_REGION;
-  if (logGroup && bucket) throw new HistoryUsageError('name one sink: --log-group or --bucket, not both');
-  if (logGroup) return { type: 'cloudwatch-logs', logGroup, ...(region && { region }) };
-  if (bucket) {
-    const raw = values.prefix ?? env.REMEDIATOR_AUDIT_PREFIX ?? '';
-    // As the controller stores it (src/config.ts): a prefix is a folder.
-    const prefix = raw && !raw.endsWith('/') ? `${raw}/` : raw;
-    return { type: 's3', bucket, prefix, ...(region && { region }) };
-  }
+function sinkFrom(values: SinkFlags, env: NodeJS.ProcessEnv): AuditSinkConfig {
+  const sink = sinkConfigFrom(values, env);
+  if (sink) return sink;
   throw new HistoryUsageError(
     "say where the records are: --log-group GROUP or --bucket BUCKET [--prefix PREFIX], the values of the chart's controller.audit " +
       '(or set REMEDIATOR_AUDIT_LOG_GROUP / REMEDIATOR_AUDIT_BUCKET)',
@@ -220,7 +203,7 @@ export async function runHistory(argv: readonly string[], io: Io, env: NodeJS.Pr
   } catch (error) {
     const e = error as Error;
     io.err(
-      `error: could not read the audit records from ${sink.type === 's3' ? `s3://${sink.bucket}/${sink.prefix}` : `CloudWatch Logs group "${sink.logGroup}"`}: ${e.message}` +
+      `error: could not read the audit records from ${sinkDescription(sink, env)}: ${e.message}` +
         (e.name === 'AwsAccessDeniedError' ? '' : ' (check your AWS credentials and region: AWS_PROFILE, AWS_REGION)'),
     );
     return 1;

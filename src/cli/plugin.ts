@@ -8,6 +8,8 @@ import { parseCommand, PLUGIN_VERSION, UsageError, USAGE, type Command } from '.
 import { apiMessage, Client, decide, PluginError, statusCode } from './client.js';
 import { describeRequest, listTable, planText } from './format.js';
 import { historyRequested, runHistory } from './history.js';
+import { SinkFlagsError, sinkConfigFrom } from './sink-flags.js';
+import type { AuditSinkConfig } from '../cloud/audit-sink.js';
 
 export interface Io {
   out: (text: string) => void;
@@ -62,10 +64,18 @@ async function execute(cmd: Command, io: Io): Promise<number> {
       return 0;
     }
     case 'ui': {
+      let sink: AuditSinkConfig | undefined;
+      try {
+        sink = sinkConfigFrom(cmd.sink, process.env);
+      } catch (error) {
+        if (error instanceof SinkFlagsError) throw new UsageError(error.message);
+        throw error;
+      }
       const { serveUi } = await import('./ui/server.js');
       const client = new Client(cmd.conn);
-      // History: the audit record's reader is passed here once it exists (ui/history.ts).
-      const ui = await serveUi({ client, allNamespaces: cmd.allNamespaces, port: cmd.port, now: io.now });
+      // The history view reads the audit sink with the user's AWS credentials when one is named.
+      const history = sink ? (await import('./ui/history.js')).auditHistorySource(sink) : undefined;
+      const ui = await serveUi({ client, allNamespaces: cmd.allNamespaces, port: cmd.port, now: io.now, ...(history && { history }) });
       io.out(
         `Serving the remediator page as your kubeconfig user on 127.0.0.1 only. Open:\n  ${ui.url}\nThe URL holds this session's secret token: do not share it. Ctrl-C stops the page.`,
       );
