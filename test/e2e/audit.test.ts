@@ -129,7 +129,8 @@ describe('the audit record outlives the request', () => {
       await grant(tb, ns, 'alice', `${chart.fullname}-approver`);
       await waitForAdmissionPolicy(tb, ns);
     }
-    await res.createRunbook(RUNBOOK, restartRunbook());
+    // The approval test's topic is granted by the runbook, as an admin would (notifyTopics).
+    await res.createRunbook(RUNBOOK, restartRunbook({ notifyTopics: [`arn:aws:sns:${REGION}:123456789012:oncall-${id}`] }));
     // The bucket is the administrator's (with Object Lock in production); the log group the controller creates.
     const s3 = new S3Client({ ...seedClientConfig(tb.motoEndpoint, REGION), forcePathStyle: true });
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET, CreateBucketConfiguration: { LocationConstraint: REGION } }));

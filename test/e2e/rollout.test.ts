@@ -125,7 +125,7 @@ describe('rollouts through the controller', () => {
     const { policy: higher } = await setup(
       3,
       { maxConcurrency: '10', maxErrors: '2' },
-      { rollout: { maxConcurrency: '100', maxErrors: '50%' } },
+      { rollout: { maxConcurrency: '100', maxErrors: '100%' } },
     );
     const rr2 = await request(higher);
     const done2 = await res.waitForPhase(NS, rr2.metadata!.name!, 'Succeeded', 60_000);

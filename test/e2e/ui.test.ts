@@ -280,7 +280,8 @@ describe('kubectl remediator ui, in a browser', () => {
     const bobOnly = {
       apiVersion: 'remediator.dev/v1alpha1',
       kind: 'AlertPolicy',
-      metadata: { name: 'bob-only', namespace: NS },
+      // The admission policy records who last changed a policy; alice writes this one.
+      metadata: { name: 'bob-only', namespace: NS, annotations: { 'remediator.dev/changed-by': 'alice' } },
       spec: {
         targets: { fromLabels: ['instance_id'] },
         runbookRef: { name: RUNBOOK },

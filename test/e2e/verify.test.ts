@@ -95,11 +95,13 @@ describe('verification after success', () => {
 
   beforeAll(async () => {
     ns = await setUpIntakeNamespaces(admin, [NS]);
+    const topic = await sns.send(new CreateTopicCommand({ Name: `verify-${suffix()}` }));
     await res.createRunbook(RB, {
       namespaceSelector: {},
+      // The admin grants the topic the policies notify on.
+      notifyTopics: [topic.TopicArn!],
       action: { ssm: { documentName: 'AWS-RunShellScript', parameters: [{ name: 'commands', values: ['systemctl restart nginx'] }] } },
     });
-    const topic = await sns.send(new CreateTopicCommand({ Name: `verify-${suffix()}` }));
     const queue = await sqs.send(new CreateQueueCommand({ QueueName: `verify-${suffix()}` }));
     queueUrl = queue.QueueUrl!;
     const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes
