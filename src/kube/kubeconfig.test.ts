@@ -46,7 +46,9 @@ describe('PooledKubeConfig.loadOrExplain', () => {
   test('a KUBECONFIG naming a missing file is a KubeconfigError that names it and says what to set', () => {
     const kc = new PooledKubeConfig();
     expect(() => kc.loadOrExplain({ KUBECONFIG: '/nowhere/config' }, home())).toThrow(KubeconfigError);
-    expect(() => kc.loadOrExplain({ KUBECONFIG: '/nowhere/config' }, home())).toThrow(/KUBECONFIG names \/nowhere\/config, which does not exist: point KUBECONFIG at a kubeconfig file/);
+    expect(() => kc.loadOrExplain({ KUBECONFIG: '/nowhere/config' }, home())).toThrow(
+      /KUBECONFIG names \/nowhere\/config, which does not exist: point KUBECONFIG at a kubeconfig file/,
+    );
   });
 
   test('no KUBECONFIG, no ~/.kube/config and not in a pod is an error, not http://localhost:8080', () => {
@@ -56,7 +58,9 @@ describe('PooledKubeConfig.loadOrExplain', () => {
   test('an unreadable kubeconfig names the file', () => {
     const dir = home();
     writeFileSync(join(dir, 'bad'), ': not yaml : [');
-    expect(() => new PooledKubeConfig().loadOrExplain({ KUBECONFIG: join(dir, 'bad') }, dir)).toThrow(/cannot load Kubernetes credentials from .*bad/);
+    expect(() => new PooledKubeConfig().loadOrExplain({ KUBECONFIG: join(dir, 'bad') }, dir)).toThrow(
+      /cannot load Kubernetes credentials from .*bad/,
+    );
   });
 
   test('a kubeconfig that exists loads', () => {

@@ -103,7 +103,8 @@ function writeShims(dir: string, kubectl: string): void {
 }
 
 /** A stubbed call as it is listed: the tool and its first two words (`aws iam create-role`). */
-const callName = (r: Recorded) => [r.tool, ...r.args.filter((a) => !a.startsWith('-')).slice(0, 2)].join(' ');
+const callName = (r: Recorded) =>
+  r.tool === 'kubectl' ? 'kubectl logs' : [r.tool, ...r.args.slice(0, r.tool === 'docker' ? 1 : 2)].join(' ');
 
 const argAfter = (r: Recorded, flag: string) => {
   const i = r.args.indexOf(flag);
@@ -118,7 +119,8 @@ interface GuideRun {
   script: string;
 }
 
-async function runGuide(cp: ControlPlane, name: string, blocks: GuideBlock[]): Promise<GuideRun> {
+/** `inRepo`: run in the checkout itself (the guide runs `make`), else in a scratch copy of what it reads. */
+async function runGuide(cp: ControlPlane, name: string, blocks: GuideBlock[], inRepo = false): Promise<GuideRun> {
   const tb = testbedFromEnv();
   const dir = join(cp.dir, name);
   const work = join(dir, 'work');
@@ -143,13 +145,21 @@ async function runGuide(cp: ControlPlane, name: string, blocks: GuideBlock[]): P
     GUIDE_RECORD: record,
     PATH: [shims, dirname(tb.binaries.helm), pluginPath(tb), process.env['PATH'] ?? ''].join(':'),
   };
-  const result = await run('bash', [join(dir, 'guide.sh')], { cwd: work, env, timeoutMs: 240_000 });
+  const result = await run('bash', [join(dir, 'guide.sh')], { cwd: inRepo ? ROOT : work, env, timeoutMs: 240_000 });
   const calls = readFileSync(record, 'utf8')
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Recorded);
   console.log(`${name}: stubbed calls, in order:\n${calls.map((c) => `  ${c.tool} ${c.args.join(' ')}`).join('\n')}`);
   return { result, calls, script };
+}
+
+/** kubectl as the cluster's admin. */
+function kubectl(cp: ControlPlane, args: string[], input?: string): Promise<RunResult> {
+  return run(testbedFromEnv().binaries.kubectl, args, {
+    env: toolEnv(cp.adminKubeconfig, join(cp.dir, 'check-state')),
+    ...(input !== undefined && { input }),
+  });
 }
 
 // --- reading the cluster back ----------------------------------------------------
@@ -229,7 +239,7 @@ async function problems(cp: ControlPlane, run: GuideRun, samples: string[]): Pro
 
   const deployments = await get(cp, ['deployments', '-A', '-l', 'app.kubernetes.io/name=remediator']);
   if (deployments.length !== 1) found.push(`expected one remediator Deployment, found ${deployments.length}`);
-  const pushed = run.calls.filter((c) => callName(c).startsWith('docker push')).map((c) => c.args[1]);
+  const pushed = run.calls.filter((c) => callName(c) === 'docker push').map((c) => c.args[1]);
   for (const d of deployments) {
     const pod = d['spec'].template.spec;
     const image = pod.containers[0].image as string;
@@ -278,7 +288,7 @@ async function problems(cp: ControlPlane, run: GuideRun, samples: string[]): Pro
 
 /** Every stubbed call is one this test bed cannot make: EKS, ECR, IAM (and STS/EC2 of an account that is not here), docker, eksctl. */
 function unexpectedStubs(calls: Recorded[]): string[] {
-  const allowed = /^(aws (sts|eks|ecr|iam|ec2) |eksctl |docker (login|build|push)|kubectl (logs|-n))/;
+  const allowed = /^(aws (sts|eks|ecr|iam|ec2) |eksctl |docker (login|build|push) |kubectl logs )/;
   return calls.map(callName).filter((n) => !allowed.test(`${n} `));
 }
 
@@ -332,6 +342,7 @@ describe('the install guide, executed', () => {
     expect(unexpectedStubs(g.calls)).toEqual([]);
     expect(g.calls.map(callName)).toEqual(
       expect.arrayContaining([
+        'aws ecr create-repository',
         'aws iam create-policy',
         'aws iam create-role',
         'aws iam attach-role-policy',
@@ -341,4 +352,60 @@ describe('the install guide, executed', () => {
       ]),
     );
   }, 300_000);
+
+  test('docs/install.md with kustomize: make deploy, then make undeploy keeps the CRDs, the ledger and the intake token', async () => {
+    const cp = await freshCluster('kustomize');
+    const blocks = guideBlocks('docs/install.md', '## Install with kustomize (`config/`)');
+    expect(blocks.length).toBe(1);
+    const g = await runGuide(cp, 'kustomize', blocks, true);
+    expectRan(g);
+    expect((await get(cp, ['deployment', '-n', 'remediator-system', 'remediator']))[0]!['spec'].template.spec.containers[0].image).toMatch(
+      /\/remediator:/,
+    );
+    // What the controller writes there while it runs: a policy's execution ledger.
+    const ledger = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'remediator-ledger-guide', namespace: 'remediator-system', labels: { 'remediator.dev/ledger': 'true' } },
+      data: { namespace: 'payments', policy: 'restart-nginx', executions: '' },
+    };
+    expect((await kubectl(cp, ['create', '-f', '-'], JSON.stringify(ledger))).code).toBe(0);
+    const undeploy = await run('make', ['undeploy'], {
+      cwd: ROOT,
+      env: {
+        ...toolEnv(cp.adminKubeconfig, join(cp.dir, 'make-state')),
+        PATH: `${dirname(testbedFromEnv().binaries.kubectl)}:${process.env['PATH'] ?? ''}`,
+      },
+      timeoutMs: 120_000,
+    });
+    expect(undeploy.code).toBe(0);
+    expect((await kubectl(cp, ['get', 'deployment', '-n', 'remediator-system', 'remediator'])).stderr).toContain('NotFound');
+    expect((await kubectl(cp, ['get', 'clusterrole', 'remediator-controller'])).stderr).toContain('NotFound');
+    for (const kept of [
+      ['namespace', 'remediator-system'],
+      ['configmap', '-n', 'remediator-system', 'remediator-ledger-guide'],
+      ['secret', '-n', 'remediator-system', 'remediator-intake-token'],
+      ['crd', 'runbooks.remediator.dev'],
+    ]) {
+      const r = await kubectl(cp, ['get', ...kept, '-o', 'name']);
+      expect({ kept, code: r.code, stderr: r.stderr }).toEqual({ kept, code: 0, stderr: '' });
+    }
+  }, 300_000);
+
+  test('the controller without a kubeconfig says so in one log line and exits 2, without a stack trace', async () => {
+    const env = { PATH: process.env['PATH'] ?? '', HOME: newRunDir('nokube'), KUBECONFIG: '/nowhere/kubeconfig' };
+    const main = join(ROOT, 'dist', 'controller', 'main.js');
+    const missing = await run(process.execPath, [main], { env, timeoutMs: 30_000 });
+    expect(missing.code).toBe(2);
+    const lines = `${missing.stdout}${missing.stderr}`.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      level: 'fatal',
+      msg: expect.stringContaining('KUBECONFIG names /nowhere/kubeconfig, which does not exist'),
+    });
+    // Nothing at all: not a silent fall-back to http://localhost:8080 retried forever.
+    const none = await run(process.execPath, [main], { env: { PATH: env.PATH, HOME: env.HOME }, timeoutMs: 30_000 });
+    expect(none.code).toBe(2);
+    expect(none.stdout).toContain('no Kubernetes credentials');
+  }, 60_000);
 });
