@@ -22,6 +22,10 @@
  *   the role's trust names the ServiceAccount the chart created, and that ServiceAccount
  *   names the role; EKS Pod Identity comes with its agent add-on.
  *
+ * The kustomize install is run too (`make deploy`), then `make undeploy`, which must keep
+ * the namespace with the execution ledger and the intake token; and the controller
+ * started without a kubeconfig must say so in one log line, not a stack trace.
+ *
  * A block preceded by `<!-- install-guide: skip (why) -->` is not run (placeholders a
  * reader fills in, like a request's name).
  */
