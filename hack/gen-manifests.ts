@@ -75,7 +75,12 @@ export function renderedApiDocs(): string {
     const v = crd.spec.versions[0]!;
     const root = v.schema.openAPIV3Schema as unknown as Schema;
     out.push('', `## ${crd.spec.names.kind} (\`${crd.spec.names.shortNames.join('`, `')}\`)`, '', root.description ?? '', '');
-    out.push('Columns of `kubectl get`: ' + v.additionalPrinterColumns.map((c) => c.name).join(', ') + '.', '');
+    const shown = (wide: boolean) => v.additionalPrinterColumns.filter((c) => (c.priority ?? 0) > 0 === wide).map((c) => c.name);
+    const wide = shown(true);
+    out.push(
+      `Columns of \`kubectl get\`: ${shown(false).join(', ')}${wide.length ? `; with \`-o wide\` also ${wide.join(', ')}` : ''}.`,
+      '',
+    );
     for (const part of ['spec', 'status'] as const) {
       out.push(`### ${part}`, '', '| field | type | description |', '|---|---|---|');
       rows(root.properties![part]!, part, false, out);
