@@ -82,7 +82,7 @@ export function shapeProblems(schema: JsonSchema, value: unknown, path: string, 
     return out;
   }
   if (schema.enum && !schema.enum.includes(value)) out.push(`${path} must be one of ${schema.enum.join(', ')}, is ${String(value)}`);
-  if (Array.isArray(value) && schema.items) value.forEach((v, i) => shapeProblems(schema.items!, v, `${path}[${i}]`, out));
+  if (Array.isArray(value) && schema.items) for (const [i, v] of value.entries()) shapeProblems(schema.items, v, `${path}[${i}]`, out);
   if (schema.type !== 'object' || typeof value !== 'object' || value === null) return out;
   const obj = value as Record<string, unknown>;
   for (const key of schema.required ?? []) if (obj[key] === undefined) out.push(`${path}.${key} is required`);
@@ -103,8 +103,10 @@ const invalid = (what: string, problems: string[], todo: string): StoredShape =>
 const verdicts = new WeakMap<object, StoredShape>();
 /** Cached per object: an informer never changes an object it handed out, it replaces it. */
 function memo(obj: object, judge: () => StoredShape): StoredShape {
-  let v = verdicts.get(obj);
-  if (!v) verdicts.set(obj, (v = judge()));
+  const known = verdicts.get(obj);
+  if (known) return known;
+  const v = judge();
+  verdicts.set(obj, v);
   return v;
 }
 
