@@ -3,11 +3,16 @@
  * sample of commit b9539a7 (the last before Runbooks, copied from its
  * config/samples/remediator_v1alpha1_alertpolicy_restart-nginx.yaml, as the API server
  * serves it with that schema's defaults), requests an older controller left behind, and
- * the runbook reconciler's hook writing Ready=False once.
+ * the runbook reconciler's hook writing Ready=False once, and the request reconciler's
+ * hook on the shared fakes: such a request ends Failed, and nothing reaches SSM.
  */
 import { pino } from 'pino';
 import type { AlertPolicy, RemediationRequest, Runbook } from '../api/v1alpha1/index.js';
 import type { KubeObject } from '../runtime/informer.js';
+import { FakeSns, FakeSsm } from '../fakes/aws.js';
+import { FakeApiServer } from '../fakes/cluster.js';
+import { catalog, FAKE_NS, FakeController } from '../fakes/controller.js';
+import { MemoryLedgerStorage } from '../fakes/ledger-memory.js';
 import { Transitions } from './request/transition.js';
 import { RunbookReconciler } from './runbook.js';
 import { alertPolicyShape, requestShape, runbookShape, storedShapeTransition, usablePolicy } from './stored-shape.js';
@@ -164,5 +169,67 @@ describe('Runbook', () => {
   test('a current one passes', () => {
     const rb = runbook({ namespaceSelector: {}, action: { ssm: { parameters: [{ name: 'commands', values: ['uptime'] }] } } });
     expect(runbookShape(rb)).toEqual({ ok: true });
+  });
+});
+
+describe('the request reconciler, on the fakes', () => {
+  function world(policy?: AlertPolicy) {
+    const clock = { now: () => Date.parse('2030-01-01T00:00:00Z') };
+    const { policies, runbooks } = catalog();
+    if (policy) policies.set('one', { ...policy, metadata: { ...policy.metadata, name: 'one', namespace: FAKE_NS } });
+    const w = {
+      server: new FakeApiServer(),
+      ssm: new FakeSsm(clock),
+      sns: new FakeSns(clock),
+      storage: new MemoryLedgerStorage(),
+      clock,
+      policies,
+      runbooks,
+    };
+    const create = (status?: RemediationRequest['status']) =>
+      w.server.create({
+        apiVersion: 'remediator.dev/v1alpha1',
+        kind: 'RemediationRequest',
+        metadata: { name: 'old', namespace: FAKE_NS, uid: 'u-old' },
+        spec: { policyRef: { name: 'one' }, alert: { source: 'generic', name: 'Down', labels: { instance_id: 'i-0123456789abcdef0' } } },
+        ...(status && { status }),
+      });
+    return { w, create, stored: () => w.server.objects.get(`${FAKE_NS}/old`)! };
+  }
+
+  test('an Executing request of an older controller (no plan) ends Failed; no command is sent or looked for again', async () => {
+    const { w, create, stored } = world();
+    create({
+      phase: 'Executing',
+      execution: { ssm: { commandId: 'cmd-old', requestedAt: '2029-12-31T23:59:00Z' } },
+    } as RemediationRequest['status']);
+    const c = new FakeController('c', w);
+    await c.start();
+    await c.reconcile(`${FAKE_NS}/old`);
+    expect(stored().status).toMatchObject({ phase: 'Failed', reason: 'StoredShapeInvalid' });
+    expect(stored().status?.message).toContain('nothing is sent again');
+    c.cache.sync();
+    await c.reconcile(`${FAKE_NS}/old`);
+    expect(w.ssm.calls).toEqual([]);
+  });
+
+  test('a Pending request whose policy has the old inline action ends Failed (MigrationRequired) before anything runs', async () => {
+    const { w, create, stored } = world(OLD_POLICY);
+    create();
+    const c = new FakeController('c', w);
+    await c.start();
+    await c.reconcile(`${FAKE_NS}/old`);
+    expect(stored().status).toMatchObject({ phase: 'Failed', reason: 'MigrationRequired' });
+    expect(w.ssm.calls).toEqual([]);
+  });
+
+  test('the same request with a current policy runs (the hook lets it through)', async () => {
+    const { w, create, stored } = world();
+    create();
+    const c = new FakeController('c', w);
+    await c.start();
+    await c.reconcile(`${FAKE_NS}/old`);
+    expect(stored().status?.phase).not.toBe('Failed');
+    expect(w.ssm.calls.length).toBeGreaterThan(0);
   });
 });
