@@ -1,6 +1,6 @@
 /**
  * Writes the CRDs generated from `src/api/v1alpha1` to `config/crd/bases/` (and the
- * chart's `crds/` once it exists). With `--check` it writes nothing and exits 1 when a
+ * chart's `files/crds/`, which templates/crds.yaml renders, once it exists). With `--check` it writes nothing and exits 1 when a
  * committed file differs, so CI catches a schema change without regenerated YAML.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -112,7 +112,7 @@ function reasonRows(): string[] {
 
 export function crdDirectories(): string[] {
   const dirs = [join(root, 'config', 'crd', 'bases')];
-  if (existsSync(join(root, 'charts', 'remediator', 'Chart.yaml'))) dirs.push(join(root, 'charts', 'remediator', 'crds'));
+  if (existsSync(join(root, 'charts', 'remediator', 'Chart.yaml'))) dirs.push(join(root, 'charts', 'remediator', 'files', 'crds'));
   return dirs;
 }
 

@@ -30,6 +30,7 @@ import { resetProven, resetToken, type AdmissionVerdict } from './admission.js';
 import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
 import { circuitState, validateSafety, type CircuitState, type ExecutionRecord } from './safety.js';
 import { grantFor, inputProblems } from './runbooks.js';
+import { alertPolicyShape, heldForStoredShape, type ShapeHookDeps } from './stored-shape.js';
 import { anchoredPattern, placeholders } from './template.js';
 
 export interface AlertPolicyReconcilerDeps {
@@ -122,9 +123,14 @@ export function suspendedCondition(policy: AlertPolicy, circuit: CircuitState): 
 export class AlertPolicyReconciler implements Reconciler {
   constructor(private readonly deps: AlertPolicyReconcilerDeps) {}
 
+  private shapeDeps(req: Request): ShapeHookDeps<AlertPolicy> {
+    return { ...this.deps, writeStatus: (body) => this.deps.policies.replaceStatus(req.namespace, req.name, body) };
+  }
+
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
     const policy = this.deps.getPolicy(req.namespace, req.name);
     if (!policy || policy.metadata?.deletionTimestamp) return;
+    if (await heldForStoredShape(policy, alertPolicyShape(policy), this.shapeDeps(req), log)) return;
     const now = isoNow(this.deps.clock);
     const status: AlertPolicyStatus = structuredClone(policy.status ?? {});
     const generation = policy.metadata?.generation;
