@@ -34,7 +34,8 @@ async function main(): Promise<void> {
   const metrics = new Metrics();
   const kubeConfig = new PooledKubeConfig();
   kubeConfig.loadFromDefault();
-  const cloud = new CloudPool({ homeRegion: config.awsRegion, metrics });
+  const target = config.requiredTargetTag;
+  const cloud = new CloudPool({ homeRegion: config.awsRegion, metrics, ...(target && { sweepTags: { [target.key]: target.value } }) });
   const operator = new Operator({ config, kubeConfig, cloud, logger, metrics });
   const intake =
     config.intake.bindAddress === '0'
