@@ -156,6 +156,16 @@ export class BatchingMetricsReader implements MetricsReader {
 
   private async call(batch: Batch): Promise<void> {
     const now = this.clock.now();
+    // Answered since this batch began collecting (by the call it waited behind): not asked
+    // again. When nothing is left to ask, no call at all.
+    for (const [k] of batch.queries) {
+      const hit = this.cache.get(k);
+      if (hit && now - hit.at <= hit.ttl / 2) batch.queries.delete(k);
+    }
+    if (batch.queries.size === 0) {
+      for (const w of batch.waiters) w.resolve(this.answer(w.queries, batch.lookbackMs));
+      return;
+    }
     for (const [k, e] of this.cache) {
       if (now - e.usedAt > e.ttl) this.cache.delete(k);
       // Refresh-ahead (see BatchingInstanceDescriber): questions asked within the last TTL

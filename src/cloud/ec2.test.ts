@@ -146,6 +146,32 @@ describe('BatchingInstanceDescriber', () => {
     expect(d.fleet()).toHaveLength(50);
   });
 
+  test('fleet sweep: requests that queued behind the sweep are answered by it, with no call by id', async () => {
+    const fleet = ['i-00000001', 'i-00000002', 'i-00000003'];
+    const asked: string[] = [];
+    let release!: () => void;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (
+        asked.push(`id:${ids.join(',')}`), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }
+      ),
+      findByTags: async () => {
+        asked.push('sweep');
+        await new Promise<void>((r) => (release = r));
+        return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
+      },
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, undefined, { tags: { m: 't' } });
+    const first = d.describe(['i-00000001']);
+    await new Promise((r) => setImmediate(r));
+    // Arrive while the sweep is in flight: they queue for the next call.
+    const later = [d.describe(['i-00000002']), d.describe(['i-00000003'])];
+    await new Promise((r) => setImmediate(r));
+    release();
+    await Promise.all([first, ...later]);
+    expect(asked).toEqual(['sweep']);
+    expect((await later[1]!).found[0]!.tags).toEqual({ m: 't' });
+  });
+
   test('fleet sweep freshness: a target tag removed is never served after the TTL; the instance is then asked for by id', async () => {
     let tagged = true;
     const asked: string[] = [];

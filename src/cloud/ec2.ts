@@ -220,6 +220,16 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
 
   private async call(batch: Pending): Promise<void> {
     const now = this.clock.now();
+    // Answered since this batch began collecting (by the call it waited behind, a sweep
+    // say): not asked again. When nothing is left to ask, no call at all.
+    for (const id of batch.ids) {
+      const hit = this.cache.get(id);
+      if (hit && now - hit.at <= this.ttlMs / 2) batch.ids.delete(id);
+    }
+    if (batch.ids.size === 0) {
+      for (const w of batch.waiters) w.resolve(this.fromCache(w.ids));
+      return;
+    }
     const sweeping = this.sweepDue(now);
     for (const [id, entry] of this.cache) {
       if (now - (entry.usedAt ?? entry.at) > this.ttlMs) this.cache.delete(id);
