@@ -229,7 +229,10 @@ export class KubeEventRecorder implements EventRecorder {
       this.onResult('coalesced');
       return;
     }
-    if (this.combined.size >= this.maxCombined) return this.overflow(event);
+    if (this.combined.size >= this.maxCombined) {
+      this.overflow(event);
+      return;
+    }
     const releaseAt = event.at + this.holdMs;
     this.combined.set(group, { ...event, releaseAt });
     const timer = setTimeout(() => this.startWriters(), this.holdMs + 1);
