@@ -47,7 +47,14 @@
  * --baseline label=path (repeatable) adds builds measured in P1 only (main's, say, as a before).
  * --heap-snapshots DIR writes a heap snapshot of the controller at each P5 level.
  */
-import { AuthenticationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import {
+  AuthenticationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
 import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -1298,6 +1305,8 @@ async function main(): Promise<void> {
     if (ONLY.has('p2') && !baseline) reportBursts(mine, raw, bareFull, out);
     if (ONLY.has('p5') && !baseline) {
       out('P5 controller memory after real bursts through the intake (goal RSS ≤ 150 MB at 10,000)');
+      // A heap snapshot's native buffers stay in the process: every level after the first is inflated.
+      if (SNAPSHOTS) out("   (--heap-snapshots: RSS after the first level includes the snapshots' buffers; run P5 without them for RSS)");
       for (const s of p5.filter((x) => x.build === build.label))
         out(
           `   ${String(s.requests).padStart(6)} finished requests: RSS ${fmt(s.rssMb)} MB; V8 heap used ${fmt(s.heapUsedMb)}, heap total ${fmt(s.heapTotalMb)}, external ${fmt(s.externalMb)} MB; load ${fmt(s.load1)}`,
