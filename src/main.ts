@@ -42,7 +42,8 @@ async function main(): Promise<void> {
     logger.flush();
     process.exit(2);
   }
-  const cloud = new CloudPool({ homeRegion: config.awsRegion, metrics });
+  const target = config.requiredTargetTag;
+  const cloud = new CloudPool({ homeRegion: config.awsRegion, metrics, ...(target && { sweepTags: { [target.key]: target.value } }) });
   const operator = new Operator({ config, kubeConfig, cloud, logger, metrics });
   const intake =
     config.intake.bindAddress === '0'

@@ -26,6 +26,8 @@ export interface CloudOptions {
   metrics: Metrics;
   /** Default: the SDK's default chain, resolved by each client. */
   credentials?: CredentialProvider;
+  /** The required target tag: the fleet DescribeInstances sweeps and GetMetricData asks ahead for (ec2.ts). */
+  sweepTags?: Readonly<Record<string, string>>;
 }
 
 /** What the controllers use to reach AWS in one account and region. */
@@ -62,14 +64,23 @@ export function createCloud(opts: CloudOptions): Cloud {
   const sns = new SNSClient(common);
   const record = (service: string) => (operation: string, outcome: string) => opts.metrics.awsCalls.inc({ service, operation, outcome });
   const runner = new SsmCommandRunner(ssm, ssmSend, record('ssm'));
+  // One batcher per client set: batching (one DescribeInstances, one GetMetricData per burst) is per account and region.
+  const instances = new BatchingInstanceDescriber(
+    new Ec2InstanceDescriber(ec2, record('ec2')),
+    0,
+    undefined,
+    undefined,
+    opts.sweepTags && { tags: opts.sweepTags },
+  );
   return {
-    // One batcher per client set: batching (one DescribeInstances, one GetMetricData per burst) is per account and region.
-    instances: new BatchingInstanceDescriber(new Ec2InstanceDescriber(ec2, record('ec2'))),
+    instances,
     commands: runner,
     cancels: runner,
     alarms: new CloudWatchAlarmReader(cloudwatch, record('cloudwatch')),
     agents: new SsmAgentInspector(ssm, record('ssm')),
-    metrics: new BatchingMetricsReader(new CloudWatchMetricsReader(cloudwatch, record('cloudwatch'))),
+    metrics: new BatchingMetricsReader(new CloudWatchMetricsReader(cloudwatch, record('cloudwatch')), 0, undefined, undefined, () =>
+      instances.fleet(),
+    ),
     publisher: new SnsPublisher(sns, record('sns')),
     destroy() {
       ec2.destroy();

@@ -104,6 +104,31 @@ describe('BatchingMetricsReader', () => {
     expect(inner.calls).toHaveLength(3);
   });
 
+  test('asking ahead for the fleet: the first call of a burst answers for every instance, the rest are cached', async () => {
+    const inner = new CountingReader();
+    const fleet = ['i-1', 'i-2', 'i-3', 'i-4'];
+    let now = 1_000_000;
+    const r = new BatchingMetricsReader(inner, 0, 'half-period', { now: () => now }, () => fleet);
+    const first = await r.getMetricData([cpu('cpu0', 'i-2')], ...window(now));
+    expect(first.get('cpu0')!.values).toEqual([2]);
+    expect(inner.calls).toHaveLength(1);
+    expect(new Set(inner.calls[0]!.queries.map((q) => q.dimensions['InstanceId']))).toEqual(new Set(fleet));
+    for (const id of fleet) {
+      now += 1_000;
+      const got = await r.getMetricData([cpu('cpu0', id)], ...window(now));
+      // Each its own answer, not another instance's.
+      expect(got.get('cpu0')!.values).toEqual([Number(id.slice(2))]);
+    }
+    expect(inner.calls).toHaveLength(1);
+    // A query about an instance outside the fleet, or without an instance, asks only itself.
+    await r.getMetricData([cpu('cpu0', 'i-9')], ...window(now));
+    expect(inner.calls[1]!.queries.map((q) => q.dimensions['InstanceId'])).toEqual(['i-9']);
+    // Never older than half the period: 30 s after the first answer, asked again.
+    now = 1_000_000 + 30_001;
+    await r.getMetricData([cpu('cpu0', 'i-3')], ...window(now));
+    expect(inner.calls).toHaveLength(3);
+  });
+
   test('a failed call fails every waiter', async () => {
     const r = new BatchingMetricsReader({ getMetricData: () => Promise.reject(new Error('throttled')) }, 1);
     await expect(

@@ -17,6 +17,15 @@
  * through DescribeInstances, cached 5 s), and CloudWatch adds a datapoint once per
  * period: an answer half a period old misses at most the newest datapoint, which
  * CloudWatch itself publishes minutes late for EC2. cloudwatch-batching.test.ts holds it.
+ *
+ * Asking ahead for the fleet (with `fleet`, the instances the last DescribeInstances
+ * sweep found; see ec2.ts): a call that carries a query about one instance of the fleet
+ * (an `InstanceId` dimension) also asks the same question about every other instance of
+ * it, up to the call's 500 queries. Alerts of a burst come about that fleet, so the
+ * first call of a burst answers for every instance and the next alerts find their
+ * answers cached — one call per TTL instead of one for every few alerts until each
+ * instance was asked once. It changes which questions are asked, never how old an
+ * answer may be.
  */
 import type { Clock } from '../runtime/clock.js';
 import { OneAtATime, sendWhenDue } from '../runtime/serial.js';
@@ -67,6 +76,8 @@ export class BatchingMetricsReader implements MetricsReader {
     /** How long an answer is kept: a fixed time, or by default half the query's period (5–30 s). */
     private readonly ttlMs: number | 'half-period' = 'half-period',
     private readonly clock: Clock = systemClock,
+    /** The instances to ask ahead for (see above); none by default. */
+    private readonly fleet: () => readonly string[] = () => [],
   ) {}
 
   private ttlOf(q: MetricDataQuery): number {
@@ -120,8 +131,41 @@ export class BatchingMetricsReader implements MetricsReader {
     });
   }
 
+  /** Adds, for each per-instance question in `batch`, the same question about the rest of the fleet. */
+  private askAhead(batch: Batch): void {
+    const fleet = this.fleet();
+    if (fleet.length === 0) return;
+    const members = new Set(fleet);
+    const asked = new Set<string>();
+    for (const q of [...batch.queries.values()]) {
+      const own = q.dimensions['InstanceId'];
+      if (own === undefined || !members.has(own)) continue;
+      const shape = queryKey({ ...q, dimensions: { ...q.dimensions, InstanceId: '' } }, batch.lookbackMs);
+      if (asked.has(shape)) continue;
+      asked.add(shape);
+      for (const id of fleet) {
+        if (batch.queries.size >= MAX_QUERIES_PER_CALL) return;
+        const other = { ...q, dimensions: { ...q.dimensions, InstanceId: id } };
+        const key = queryKey(other, batch.lookbackMs);
+        const hit = this.cache.get(key);
+        if (batch.queries.has(key) || (hit && this.clock.now() - hit.at <= hit.ttl / 2)) continue;
+        batch.queries.set(key, { ...other, id: `q${(this.nextId++).toString(36)}` });
+      }
+    }
+  }
+
   private async call(batch: Batch): Promise<void> {
     const now = this.clock.now();
+    // Answered since this batch began collecting (by the call it waited behind): not asked
+    // again. When nothing is left to ask, no call at all.
+    for (const [k] of batch.queries) {
+      const hit = this.cache.get(k);
+      if (hit && now - hit.at <= hit.ttl / 2) batch.queries.delete(k);
+    }
+    if (batch.queries.size === 0) {
+      for (const w of batch.waiters) w.resolve(this.answer(w.queries, batch.lookbackMs));
+      return;
+    }
     for (const [k, e] of this.cache) {
       if (now - e.usedAt > e.ttl) this.cache.delete(k);
       // Refresh-ahead (see BatchingInstanceDescriber): questions asked within the last TTL
@@ -134,6 +178,7 @@ export class BatchingMetricsReader implements MetricsReader {
       )
         batch.queries.set(k, { ...e.query, id: `q${(this.nextId++).toString(36)}` });
     }
+    this.askAhead(batch);
     try {
       const sent = [...batch.queries.entries()];
       const results = await this.inner.getMetricData(

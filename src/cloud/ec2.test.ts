@@ -123,6 +123,107 @@ describe('BatchingInstanceDescriber', () => {
     expect((await d.findByTags({ Env: 'staging' }))[0]!.tags).toEqual({ Env: 'staging' });
   });
 
+  test('fleet sweep: the first call describes the tagged fleet, so a burst about 50 instances costs one call per TTL', async () => {
+    const fleet = Array.from({ length: 50 }, (_, i) => `i-${i.toString(16).padStart(8, '0')}`);
+    const byTag: Array<Record<string, string>> = [];
+    const byId: string[][] = [];
+    let now = 1_000;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (byId.push([...ids]), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }),
+      findByTags: async (tags) => (byTag.push({ ...tags }), fleet.map((instanceId) => ({ instanceId, tags: { ...tags } }))),
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { 'remediator.dev/managed': 'true' } });
+    for (let i = 0; i < 200; i++) {
+      const [found] = (await d.describe([fleet[i % 50]!])).found;
+      expect(found?.tags).toEqual({ 'remediator.dev/managed': 'true' });
+      now += 50; // 200 alerts over 10 s
+    }
+    expect(byTag).toHaveLength(2); // at 1 s, and once the first answers were past their TTL
+    expect(byId).toEqual([]);
+    // An instance outside the tagged fleet is asked for by id, in the same call as a sweep or alone.
+    expect((await d.describe(['i-outside0'])).found[0]!.tags).toEqual({});
+    expect(byId).toEqual([['i-outside0']]);
+    expect(d.fleet()).toHaveLength(50);
+  });
+
+  test('fleet sweep: requests that queued behind the sweep are answered by it, with no call by id', async () => {
+    const fleet = ['i-00000001', 'i-00000002', 'i-00000003'];
+    const asked: string[] = [];
+    let release!: () => void;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (
+        asked.push(`id:${ids.join(',')}`), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }
+      ),
+      findByTags: async () => {
+        asked.push('sweep');
+        await new Promise<void>((r) => (release = r));
+        return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
+      },
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, undefined, { tags: { m: 't' } });
+    const first = d.describe(['i-00000001']);
+    await new Promise((r) => setImmediate(r));
+    // Arrive while the sweep is in flight: they queue for the next call.
+    const later = [d.describe(['i-00000002']), d.describe(['i-00000003'])];
+    await new Promise((r) => setImmediate(r));
+    release();
+    await Promise.all([first, ...later]);
+    expect(asked).toEqual(['sweep']);
+    expect((await later[1]!).found[0]!.tags).toEqual({ m: 't' });
+  });
+
+  test('fleet sweep freshness: a target tag removed is never served after the TTL; the instance is then asked for by id', async () => {
+    let tagged = true;
+    const asked: string[] = [];
+    let now = 1_000;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (
+        asked.push(`id:${ids.join(',')}`),
+        {
+          found: ids.map((instanceId) => ({ instanceId, tags: (tagged ? { managed: 'true' } : {}) as Record<string, string> })),
+          missing: [],
+        }
+      ),
+      findByTags: async () => (asked.push('sweep'), tagged ? [{ instanceId: 'i-00000001', tags: { managed: 'true' } }] : []),
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { managed: 'true' } });
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({ managed: 'true' });
+    tagged = false; // removed on EC2 right after the sweep answered
+    now += 5_000; // the TTL: still served as it was read...
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({ managed: 'true' });
+    now += 1; // ...and never a moment longer: the sweep no longer finds it, so it is asked for by id
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({});
+    expect(asked).toEqual(['sweep', 'sweep', 'id:i-00000001']);
+    // Later sweeps do not bring it back, and its facts (untagged) stay as read by id.
+    now += 2_600;
+    await d.describe(['i-00000002']);
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({});
+  });
+
+  test('fleet sweep: a fleet larger than the limit is not swept again for a while (by id instead)', async () => {
+    let now = 1_000;
+    let sweeps = 0;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => ({ found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }),
+      findByTags: async () => (
+        sweeps++,
+        [
+          { instanceId: 'i-00000001', tags: {} },
+          { instanceId: 'i-00000002', tags: {} },
+        ]
+      ),
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, maxInstances: 1, pauseMs: 60_000 });
+    await d.describe(['i-00000001']);
+    now += 6_000;
+    await d.describe(['i-00000001']);
+    expect(sweeps).toBe(1);
+    expect(d.fleet()).toEqual([]);
+    now += 60_000;
+    await d.describe(['i-00000001']);
+    expect(sweeps).toBe(2);
+  });
+
   test('a failed call fails every waiter', async () => {
     const d = new BatchingInstanceDescriber({ describe: () => Promise.reject(new Error('throttled')), findByTags: async () => [] }, 1);
     await expect(Promise.all([d.describe(['i-00000001']), d.describe(['i-00000002'])])).rejects.toThrow('throttled');

@@ -88,17 +88,50 @@ interface Pending {
   waiters: Array<{ ids: readonly string[]; resolve: (r: DescribeResult) => void; reject: (e: unknown) => void }>;
 }
 
+interface Cached {
+  /** When EC2's answer arrived. */
+  at: number;
+  facts: InstanceFacts | undefined;
+  usedAt?: number;
+  /** From a fleet sweep (by tag) rather than a look-up by id. */
+  swept?: boolean;
+}
+
+/** A fleet-wide sweep: the instances carrying `tags`, described in one paginated call. */
+export interface SweepOptions {
+  /** The tags every target must carry (the controller's --required-target-tag). */
+  tags: Readonly<Record<string, string>>;
+  /**
+   * A sweep that finds more instances than this is not repeated for `pauseMs`: at that
+   * size one look-up by id per burst costs less than describing the fleet. Default 2,000.
+   */
+  maxInstances?: number;
+  /** Default 10 minutes. */
+  pauseMs?: number;
+}
+
 /**
  * Coalesces concurrent `describe` calls into one, and caches facts for `ttlMs`.
  * Instance state changes fast, so the TTL is short (seconds): enough to merge a burst,
  * too short to act on a stale picture.
  *
  * Freshness, where tags decide the blast radius: a fact `describe` returns was answered
- * by EC2 at most `ttlMs` (5 s by default) before the call — refresh-ahead renews facts
- * early, it never serves them longer — so an opt-out or scope tag set on an instance is
- * seen by every request whose enrichment starts more than `ttlMs` after EC2 reports
- * it. `findByTags` (tag-selected targets) is never answered from the cache. ec2.test.ts
- * holds both to it.
+ * by EC2 at most `ttlMs` (5 s by default) before the call — refresh-ahead and sweeps
+ * renew facts early, they never serve them longer — so an opt-out tag set on an
+ * instance, or a required target tag removed from it, is seen by every request whose
+ * enrichment starts more than `ttlMs` (plus the round trip of the call that reads it)
+ * after EC2 reports it. `findByTags` (tag-selected targets) is never answered from the
+ * cache. ec2.test.ts and test/e2e/enrichment-freshness.test.ts hold both to it.
+ *
+ * Fleet sweep (with `sweep`): a call made because something was not cached first
+ * describes every running instance carrying the required target tag (one paginated
+ * DescribeInstances by tag filter) when the last sweep is past half the TTL, and asks by
+ * id only for the rest. Alerts come about that fleet, so after the first call of a burst
+ * every instance is cached, and a burst costs one call per TTL however many instances it
+ * names (without it, a cold burst about 50 instances costs a call for every few alerts
+ * until each was asked once). An instance the last sweep saw and this one does not lost
+ * the tag or stopped running: its entry is dropped, so the next look asks EC2 by id and
+ * sees the instance as it is — a removed target tag is never served from a sweep.
  *
  * Refresh-ahead: each call also asks again for the instances asked about within the
  * last TTL whose facts are past half their TTL (up to one call's worth of ids). Without
@@ -111,7 +144,10 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
   private pending: Pending | undefined;
   /** One call in flight: the next batch goes out after it, collecting meanwhile. */
   private readonly calls = new OneAtATime();
-  private readonly cache = new Map<string, { at: number; facts: InstanceFacts | undefined; usedAt?: number }>();
+  private readonly cache = new Map<string, Cached>();
+  /** The last sweep: when it was answered and what it found. */
+  private swept: { at: number; ids: Set<string> } | undefined;
+  private sweepPausedUntil = 0;
 
   /**
    * `windowMs`: how long a batch waits for company when no call is in flight; 0 (the
@@ -123,7 +159,14 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
     private readonly windowMs = 0,
     private readonly ttlMs = 5_000,
     private readonly clock: Clock = systemClock,
+    private readonly sweep?: SweepOptions,
   ) {}
+
+  /** The instances the last sweep found while it is fresh (the metrics reader asks ahead for them). */
+  fleet(): readonly string[] {
+    if (!this.swept || this.clock.now() - this.swept.at > this.ttlMs) return [];
+    return [...this.swept.ids];
+  }
 
   describe(instanceIds: readonly string[]): Promise<DescribeResult> {
     const now = this.clock.now();
@@ -159,7 +202,7 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
   async findByTags(tags: Readonly<Record<string, string>>): Promise<InstanceFacts[]> {
     const found = await this.inner.findByTags(tags);
     const at = this.clock.now();
-    for (const f of found) this.cache.set(f.instanceId, { at, facts: f });
+    for (const f of found) this.cache.set(f.instanceId, { at, facts: f, usedAt: this.cache.get(f.instanceId)?.usedAt });
     return found;
   }
 
@@ -171,20 +214,57 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
     });
   }
 
+  private sweepDue(now: number): boolean {
+    return this.sweep !== undefined && now >= this.sweepPausedUntil && (!this.swept || now - this.swept.at > this.ttlMs / 2);
+  }
+
   private async call(batch: Pending): Promise<void> {
     const now = this.clock.now();
+    // Answered since this batch began collecting (by the call it waited behind, a sweep
+    // say): not asked again. When nothing is left to ask, no call at all.
+    for (const id of batch.ids) {
+      const hit = this.cache.get(id);
+      if (hit && now - hit.at <= this.ttlMs / 2) batch.ids.delete(id);
+    }
+    if (batch.ids.size === 0) {
+      for (const w of batch.waiters) w.resolve(this.fromCache(w.ids));
+      return;
+    }
+    const sweeping = this.sweepDue(now);
     for (const [id, entry] of this.cache) {
       if (now - (entry.usedAt ?? entry.at) > this.ttlMs) this.cache.delete(id);
+      else if (sweeping && entry.swept)
+        continue; // renewed by the sweep, or dropped if it left the fleet
       else if (now - entry.at > this.ttlMs / 2 && batch.ids.size < MAX_IDS_PER_CALL) batch.ids.add(id);
     }
     try {
-      const result = await this.inner.describe([...batch.ids]);
-      const at = this.clock.now();
-      for (const f of result.found) this.cache.set(f.instanceId, { at, facts: f, usedAt: this.cache.get(f.instanceId)?.usedAt });
-      for (const id of result.missing) this.cache.set(id, { at, facts: undefined });
+      if (sweeping) await this.sweepFleet(batch.ids);
+      if (batch.ids.size > 0) {
+        const result = await this.inner.describe([...batch.ids]);
+        const at = this.clock.now();
+        for (const f of result.found) this.cache.set(f.instanceId, { at, facts: f, usedAt: this.cache.get(f.instanceId)?.usedAt });
+        for (const id of result.missing) this.cache.set(id, { at, facts: undefined });
+      }
       for (const w of batch.waiters) w.resolve(this.fromCache(w.ids));
     } catch (error) {
       for (const w of batch.waiters) w.reject(error);
+    }
+  }
+
+  /** Describes the tagged fleet, and takes what it found out of `ids` (still to ask by id). */
+  private async sweepFleet(ids: Set<string>): Promise<void> {
+    const sweep = this.sweep!;
+    const found = await this.inner.findByTags(sweep.tags);
+    const at = this.clock.now();
+    const seen = new Set(found.map((f) => f.instanceId));
+    // Left the fleet (the tag removed, or no longer running): asked by id next time.
+    for (const id of this.swept?.ids ?? []) if (!seen.has(id) && this.cache.get(id)?.swept) this.cache.delete(id);
+    for (const f of found) this.cache.set(f.instanceId, { at, facts: f, usedAt: this.cache.get(f.instanceId)?.usedAt, swept: true });
+    for (const id of seen) ids.delete(id);
+    this.swept = { at, ids: seen };
+    if (seen.size > (sweep.maxInstances ?? 2_000)) {
+      this.sweepPausedUntil = at + (sweep.pauseMs ?? 10 * 60_000);
+      this.swept = undefined;
     }
   }
 }

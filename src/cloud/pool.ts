@@ -43,6 +43,8 @@ export interface CloudPoolOptions {
   /** The controller's own credentials. Default: the SDK's default chain (IRSA, Pod Identity). */
   baseCredentials?: CredentialProvider;
   clock?: Clock;
+  /** The required target tag (--required-target-tag): each location sweeps the fleet carrying it (ec2.ts). */
+  sweepTags?: Readonly<Record<string, string>>;
 }
 
 /** Which account a location reaches, and as whom. */
@@ -176,7 +178,13 @@ export class CloudPool {
           }),
         ).provide
       : this.base;
-    const cloud: Cloud = createCloud({ region: loc.region, maxAttempts: this.opts.maxAttempts, metrics: this.opts.metrics, credentials });
+    const cloud: Cloud = createCloud({
+      region: loc.region,
+      maxAttempts: this.opts.maxAttempts,
+      metrics: this.opts.metrics,
+      credentials,
+      ...(this.opts.sweepTags && { sweepTags: this.opts.sweepTags }),
+    });
     const label = async (): Promise<LocationLabel> => {
       const account = await this.identity(loc).then(
         (id) => id.account,

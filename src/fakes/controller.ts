@@ -5,7 +5,7 @@
  * several of, and what a phase handler's test drives by hand.
  */
 import { pino } from 'pino';
-import type { AlertPolicy, RemediationRequest, Runbook } from '../api/v1alpha1/index.js';
+import { EXECUTION_FINALIZER, type AlertPolicy, type RemediationRequest, type Runbook } from '../api/v1alpha1/index.js';
 import type { InstanceFacts } from '../cloud/types.js';
 import { ExecutionLedger } from '../controllers/ledger.js';
 import type { RemediationRequestReconcilerDeps } from '../controllers/request/deps.js';
@@ -175,14 +175,18 @@ export const uidOf = (i: number) => `00000000-0000-4000-8000-${i.toString().padS
 export const instanceIds = (prefix: string, n: number) =>
   Array.from({ length: n }, (_, i) => `i-${prefix}${i.toString(16).padStart(16, '0')}`);
 
-/** Creates request `r<i>` of a kind, firing, as the intake would; returns its key. */
+/**
+ * Creates request `r<i>` of a kind, firing; returns its key. Even `i` as the intake
+ * creates it, with the execution finalizer already set (src/intake/kube.ts); odd `i` as
+ * kubectl or GitOps would, without it (the controller adds it).
+ */
 export function createRequest(server: FakeApiServer, i: number, kind: RequestKind): string {
   const name = `r${i}`;
   server.create(
     {
       apiVersion: 'remediator.dev/v1alpha1',
       kind: 'RemediationRequest',
-      metadata: { name, namespace: FAKE_NS, uid: uidOf(i) },
+      metadata: { name, namespace: FAKE_NS, uid: uidOf(i), ...(i % 2 === 0 && { finalizers: [EXECUTION_FINALIZER] }) },
       spec: {
         policyRef: { name: POLICY_OF[kind] },
         alert: { source: 'generic', name: 'Down', status: 'firing', labels: { instance_id: instanceIds('a', 10)[i % 10]! } },

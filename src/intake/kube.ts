@@ -3,7 +3,10 @@
  * calls it, kept apart from `src/kube` because the intake's calls differ in kind: they
  * serve a waiting HTTP sender, so they are bounded in time and retried by the caller
  * (retry.ts). What it does:
- * - create a RemediationRequest (409 means "already there", which is the dedup);
+ * - create a RemediationRequest (409 means "already there", which is the dedup), with
+ *   the controller's execution finalizer already set: the controller would add it with
+ *   a write of its own before the intent (request/intent.ts), and a request that ends
+ *   without executing has it removed when settled, as one the controller added;
  * - list the requests of one alert by label, and mark one resolved with a merge patch
  *   guarded by its resourceVersion;
  * - record, in the status of a request being verified, when its alert resolved: the one
@@ -22,7 +25,7 @@ import {
   setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { API_VERSION, GROUP, REMEDIATION_REQUEST, VERSION, type RemediationRequest } from '../api/v1alpha1/index.js';
+import { API_VERSION, EXECUTION_FINALIZER, GROUP, REMEDIATION_REQUEST, VERSION, type RemediationRequest } from '../api/v1alpha1/index.js';
 
 export const ALERT_LABEL = 'remediator.dev/alert';
 export const SOURCE_LABEL = 'remediator.dev/source';
@@ -91,7 +94,14 @@ export class KubeIntakeApi implements IntakeKubeApi {
         version: VERSION,
         namespace,
         plural: REMEDIATION_REQUEST.plural,
-        body: { apiVersion: API_VERSION, kind: REMEDIATION_REQUEST.kind, ...body },
+        body: {
+          apiVersion: API_VERSION,
+          kind: REMEDIATION_REQUEST.kind,
+          ...body,
+          // Set here rather than by the controller's first write: one API write less per
+          // remediation (issue 24). Requests made with kubectl or GitOps get it from the controller.
+          metadata: { ...body.metadata, finalizers: [...new Set([...(body.metadata?.finalizers ?? []), EXECUTION_FINALIZER])] },
+        },
       });
       return 'created';
     } catch (error) {

@@ -13,6 +13,14 @@
  * Every Event ends in exactly one of the outcomes `onResult` is told, which the
  * controller exports as remediator_events_total{result}.
  *
+ * Fewer Events under bursts (issue 24: an Event is an API write, about one per
+ * remediation): Normal Events of one kind of object, namespace and reason are written
+ * freely up to a budget (a bucket of 20, refilled 1 a second); beyond it they are
+ * combined the same way, held for 10 s, and written as one Event that says how many it
+ * stands for. A steady trickle of alerts keeps one Event per remediation; a burst of a
+ * thousand writes a few dozen. Warnings are never held or combined while the queue has
+ * room: each says what went wrong where.
+ *
  * One writer drains the queue while it is short, so Events are written in the order
  * they were recorded; with a backlog more writers join (Events of one object, type,
  * reason and note — one series — are still written one at a time, in order).
@@ -58,6 +66,10 @@ export interface KubeEventRecorderOptions {
   maxSeries?: number;
   /** Told what became of each recorded Event (for remediator_events_total). */
   onResult?: (result: EventResult) => void;
+  /** Normal Events written at once per kind, namespace and reason: a bucket of `capacity`, refilled `perSecond`; beyond it combined. */
+  budget?: { capacity: number; perSecond: number };
+  /** How long Events combined over the budget are held before they are written as one. */
+  holdMs?: number;
 }
 
 interface PendingEvent {
@@ -70,6 +82,8 @@ interface PendingEvent {
   at: number;
   /** How many recorded Events this one stands for (more than 1 once combined). */
   count: number;
+  /** Combined over the budget: not written before this time (0: as soon as the queue has room). */
+  releaseAt?: number;
 }
 
 interface Series {
@@ -122,6 +136,12 @@ export class KubeEventRecorder implements EventRecorder {
   private writers = 0;
   private idle: Array<() => void> = [];
   private droppedSinceReport = 0;
+  private readonly budget: { capacity: number; perSecond: number };
+  private readonly holdMs: number;
+  /** Budget left per kind, namespace and reason (bounded: forgotten when it grows past maxSeries). */
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  /** Set by flush(): held Events are written now rather than at their time. */
+  private releaseAll = false;
   /** Events dropped (not even combined) since start. */
   dropped = 0;
   /** Events combined into another during a burst, since start. */
@@ -146,6 +166,8 @@ export class KubeEventRecorder implements EventRecorder {
     this.seriesWindowMs = options.seriesWindowMs ?? 6 * 60_000;
     this.maxSeries = options.maxSeries ?? 4096;
     this.onResult = options.onResult ?? (() => undefined);
+    this.budget = options.budget ?? { capacity: 20, perSecond: 1 };
+    this.holdMs = options.holdMs ?? 10_000;
   }
 
   record(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
@@ -164,24 +186,73 @@ export class KubeEventRecorder implements EventRecorder {
     const key = [regarding.kind, namespace, regarding.name, regarding.uid, type, shortReason, note].join('\u0000');
     const event: PendingEvent = { key, namespace, regarding, type, reason: shortReason, note, at: this.clock.now(), count: 1 };
     if (this.queue.length >= this.maxQueued) this.overflow(event);
+    else if (type === 'Normal' && !this.spend(event)) this.hold(event);
     else this.queue.push(event);
     this.startWriters();
     return Promise.resolve();
   }
 
-  /** Resolves once every Event recorded so far has been written (or given up on): for shutdown and tests. */
+  /** Resolves once every Event recorded so far has been written (or given up on), held ones too: for shutdown and tests. */
   flush(): Promise<void> {
     if (this.writers === 0 && this.queue.length === 0 && this.combined.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
+    this.releaseAll = true;
+    const done = new Promise<void>((resolve) => this.idle.push(resolve));
+    this.startWriters();
+    return done;
+  }
+
+  private groupOf(event: PendingEvent): string {
+    return [event.regarding.kind, event.namespace, event.type, event.reason].join('\u0000');
+  }
+
+  /** Takes one from the budget of the Event's group; false when it is spent. */
+  private spend(event: PendingEvent): boolean {
+    const group = this.groupOf(event);
+    const now = this.clock.now();
+    const b = this.buckets.get(group) ?? { tokens: this.budget.capacity, at: now };
+    b.tokens = Math.min(this.budget.capacity, b.tokens + ((now - b.at) / 1000) * this.budget.perSecond);
+    b.at = now;
+    if (this.buckets.size > this.maxSeries) this.buckets.clear();
+    this.buckets.set(group, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Over the budget: combined with its group's held Event, written once the hold is over. */
+  private hold(event: PendingEvent): void {
+    const group = this.groupOf(event);
+    const have = this.combined.get(group);
+    if (have) {
+      this.combined.set(group, { ...event, count: have.count + 1, releaseAt: have.releaseAt ?? 0 });
+      this.coalesced++;
+      this.onResult('coalesced');
+      return;
+    }
+    if (this.combined.size >= this.maxCombined) {
+      this.overflow(event);
+      return;
+    }
+    const releaseAt = event.at + this.holdMs;
+    this.combined.set(group, { ...event, releaseAt });
+    const timer = setTimeout(() => this.startWriters(), this.holdMs + 1);
+    timer.unref();
+  }
+
+  /** Combined Events that may be written now. */
+  private releasable(): PendingEvent[] {
+    if (this.queue.length >= this.maxQueued / 2) return [];
+    const now = this.clock.now();
+    return [...this.combined.values()].filter((e) => this.releaseAll || (e.releaseAt ?? 0) <= now);
   }
 
   /** The queue is full: combine with the overflow of its kind, or, when that is full too, drop. */
   private overflow(event: PendingEvent): void {
-    const group = [event.regarding.kind, event.namespace, event.type, event.reason].join('\u0000');
+    const group = this.groupOf(event);
     const have = this.combined.get(group);
     if (have) {
       // The newest object and note stand for the group; the count says how many it holds.
-      this.combined.set(group, { ...event, count: have.count + 1 });
+      this.combined.set(group, { ...event, count: have.count + 1, releaseAt: have.releaseAt ?? 0 });
       this.coalesced++;
       this.onResult('coalesced');
       return;
@@ -198,22 +269,28 @@ export class KubeEventRecorder implements EventRecorder {
   }
 
   private startWriters(): void {
-    const work = this.queue.length + this.combined.size;
+    const work = this.queue.length + this.releasable().length;
     const wanted = Math.min(work, this.queue.length > this.backlog ? this.maxWriters : 1);
     while (this.writers < wanted) {
       this.writers++;
       void this.drain().finally(() => {
         this.writers--;
-        if (this.writers === 0 && this.queue.length + this.combined.size > 0) this.startWriters();
-        else if (this.writers === 0) for (const resolve of this.idle.splice(0)) resolve();
+        if (this.writers > 0) return;
+        if (this.queue.length + this.releasable().length > 0) this.startWriters();
+        else if (this.combined.size === 0) {
+          this.releaseAll = false;
+          for (const resolve of this.idle.splice(0)) resolve();
+        }
       });
     }
   }
 
   /** The next Event whose series no other writer is writing; combined overflow once the queue has room. */
   private take(): PendingEvent | undefined {
-    if (this.queue.length < this.maxQueued / 2 && this.combined.size > 0) {
-      for (const event of this.combined.values()) {
+    const release = this.releasable();
+    if (release.length > 0) {
+      for (const event of release) {
+        this.combined.delete(this.groupOf(event));
         if (event.count > 1) {
           const more = ` (and ${event.count - 1} more ${event.reason} Event(s) on ${event.regarding.kind ?? 'object'} objects in ${event.namespace}, combined into this one during a burst)`;
           event.note = event.note.slice(0, NOTE_LIMIT - more.length) + more;
@@ -221,7 +298,6 @@ export class KubeEventRecorder implements EventRecorder {
         }
         this.queue.push(event);
       }
-      this.combined.clear();
       this.droppedSinceReport = 0;
     }
     const i = this.queue.findIndex((e) => !this.writing.has(e.key));

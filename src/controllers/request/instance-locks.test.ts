@@ -109,3 +109,53 @@ test('a holder that ended without settling (its intent in the ledger, no finaliz
   expect(a.ledger.entry('sim', 'one', uidOf(0))).toBeUndefined();
   expect(world.storage.docs.get('sim/one')?.entries.some((e) => e.uid === uidOf(0))).toBe(false);
 });
+
+test('a waiter keeps its status across a hand-over between holders: no write per hand-over (issue 24)', async () => {
+  let now = Date.parse('2030-01-01T00:00:00Z');
+  const clock = { now: () => now };
+  const { policies, runbooks } = catalog();
+  const world = {
+    server: new FakeApiServer(),
+    ssm: new FakeSsm(clock),
+    sns: new FakeSns(clock),
+    storage: new MemoryLedgerStorage(),
+    clock,
+    policies,
+    runbooks,
+    fleet: { ids: instanceIds('f', 4), tags: { Fleet: 'sim' } },
+  };
+  world.ssm.runMs = 60_000;
+  // Three requests about one instance (i % 10): r0 runs, r10 and r20 wait.
+  const [r0, r10, r20] = [0, 10, 20].map((i) => createRequest(world.server, i, 'ssm')) as [string, string, string];
+  const status = (key: string) => world.server.objects.get(key)?.status;
+  const version = (key: string) => world.server.objects.get(key)?.metadata?.resourceVersion;
+  const c = new FakeController('a', world);
+  await c.start();
+  const drive = async (keys: string[], times: number) => {
+    for (let i = 0; i < times; i++)
+      for (const key of keys) {
+        c.cache.sync();
+        await c.reconcile(key).catch(() => undefined);
+        now += 250;
+      }
+  };
+  await drive([r0], 4);
+  expect(status(r0)?.phase).toBe('Executing');
+  await drive([r10, r20], 4);
+  expect(status(r10)).toMatchObject({ phase: 'Approved', reason: 'InstanceBusy' });
+  expect(status(r20)).toMatchObject({ phase: 'Approved', reason: 'InstanceBusy' });
+  const message = status(r20)?.message;
+  expect(message).toMatch(/by sim\/r0 /);
+
+  // r0 ends; r10 takes the instance (its command runs), r20 keeps waiting.
+  now += 60_000;
+  await drive([r0], 3);
+  expect(status(r0)?.phase).toBe('Succeeded');
+  await drive([r10], 4);
+  expect(status(r10)?.phase).toBe('Executing');
+  const before = version(r20);
+  await drive([r20], 4);
+  expect(status(r20)).toMatchObject({ phase: 'Approved', reason: 'InstanceBusy', message });
+  expect(version(r20)).toBe(before);
+  expect(world.ssm.sentFor(`remediator:${uidOf(20)}`)).toHaveLength(0);
+});

@@ -194,7 +194,12 @@ export class IntentRecorder {
     if (Number.isFinite(deadline) && now >= deadline) {
       return this.t.enter(rr, status, 'Expired', 'HeldPastTimeout', `${busy.message}; the approval timeout passed first; nothing was run`);
     }
-    const t = this.t.enter(rr, status, 'Approved', busy.reason, busy.message);
+    // Hook (issue 24): a hand-over between holders is not news to a waiter. It keeps the
+    // message it started waiting with; otherwise each hand-over rewrites the status of
+    // every other waiter of the instance (measured: status writes 2.5 → 11.2 per
+    // remediation with 20 requests per instance).
+    const waiting = rr.status?.phase === 'Approved' && rr.status.reason === busy.reason;
+    const t = this.t.enter(rr, status, 'Approved', busy.reason, waiting ? (rr.status?.message ?? busy.message) : busy.message);
     if (rr.status?.reason === busy.reason) delete t.event;
     // The holder's end is not watched from here: look again soon.
     t.requeueAfterMs = Math.max(100, Math.min(2_000, Number.isFinite(deadline) ? deadline - now + 50 : 2_000));
