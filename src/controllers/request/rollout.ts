@@ -28,7 +28,7 @@ import type { MetricDataResult, SentCommand } from '../../cloud/types.js';
 import { type AlarmState, alarmConfiguration, waveInstances, waveVerdict } from '../rollout.js';
 import { initialRollout, markStopped, type RolloutAction, type RolloutInput, rolloutStep, tally } from '../rollout-step.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
-import { type ExecutionEngine, viewOf } from './engine.js';
+import { type Decision, type ExecutionEngine, viewOf } from './engine.js';
 import type { Transition, Transitions } from './transition.js';
 
 /** What the rollout needs of the plain SSM path (ssm.ts). */
@@ -42,6 +42,13 @@ export interface SsmSender {
     opts: { maxConcurrency: string; maxErrors: string; alarm?: { name: string; ignorePollAlarmFailure: boolean }; earliestAttempt: number },
   ): Promise<Transition>;
   readInvocations(status: RemediationRequestStatus, cloud: CloudClients, unsent?: string): Promise<unknown>;
+  lookFor(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    cloud: CloudClients,
+    index: number,
+    earliestAttempt: number,
+  ): Promise<Decision<SentCommand>>;
   recordSent(status: RemediationRequestStatus, index: number, sent: SentCommand): string;
   pollDelay(requestedAt: string | undefined): number;
 }
@@ -84,6 +91,8 @@ const CANCEL_PREFIX = 'cancel:';
 export class RolloutExecution {
   /** When this process first looked at each request (its clock): a predecessor's send may be as late as that. */
   private readonly firstLook = new Map<string, number>();
+  /** Commands (`uid comment`) looked for after the rollout stopped and not found: never sent, by anyone. */
+  private readonly absent = new Set<string>();
 
   constructor(
     private readonly deps: RemediationRequestReconcilerDeps,
@@ -146,7 +155,12 @@ export class RolloutExecution {
       const action = rolloutStep({ ...input, now: this.deps.clock.now() });
       // SSM refused a command: nothing more goes out; what was sent is followed to its end.
       if (refusal && !rollout.stopped && (action.kind === 'startWave' || action.kind === 'waitUntil' || action.kind === 'verify')) {
-        return this.end(rr, status, { ...endOf(input), reason: refusal.reason }, persist);
+        return (await this.lookForUnsent(rr, status, cloud, persist)) ?? this.end(rr, status, { ...endOf(input), reason: refusal.reason }, persist);
+      }
+      if (action.kind === 'stop' || action.kind === 'end') {
+        // Before saying what was not sent, make sure: a predecessor may have sent it and not recorded it.
+        const found = await this.lookForUnsent(rr, status, cloud, persist);
+        if (found) return found;
       }
       switch (action.kind) {
         case 'readAlarms':
@@ -216,20 +230,10 @@ export class RolloutExecution {
     action: Extract<RolloutAction, { kind: 'send' }>,
     persist: Transition['mustPersist'],
   ): Promise<Transition> {
-    const ssm = status.execution!.ssm!;
-    const commands = ssm.commands!;
-    const rollout = ssm.rollout!;
+    const rollout = status.execution!.ssm!.rollout!;
     const uid = rr.metadata?.uid ?? '';
     const wave = rollout.waves[rollout.currentWave];
-    // The earliest anyone could have sent it: not before the intent, the previous command's
-    // acceptance, its wave's start, or (for a predecessor's attempt) this process's first look.
-    const previous = commands[action.index - 1]?.requestedAt;
-    const earliestAttempt = Math.max(
-      Date.parse(ssm.intentRecordedAt),
-      previous ? Date.parse(previous) : 0,
-      Date.parse(wave?.startedAt ?? '') || 0,
-      this.firstLook.get(uid) ?? 0,
-    );
+    const earliestAttempt = this.earliestAttempt(status, uid, action.index);
     if (wave && !wave.startedAt) wave.startedAt = this.t.now();
     if (wave) wave.state = 'Running';
     const alarm = alarmConfiguration(status.plan?.ssm?.rollout);
@@ -240,6 +244,51 @@ export class RolloutExecution {
       earliestAttempt,
     });
     return !t.mustPersist && persist ? { ...t, mustPersist: persist } : t;
+  }
+
+  /** The earliest anyone could have sent command `index`: not before the intent, the previous command's acceptance, its wave's start, or (for a predecessor's attempt) this process's first look. */
+  private earliestAttempt(status: RemediationRequestStatus, uid: string, index: number): number {
+    const ssm = status.execution!.ssm!;
+    const previous = ssm.commands![index - 1]?.requestedAt;
+    const wave = ssm.rollout?.waves[ssm.commands![index]?.wave ?? 0];
+    return Math.max(
+      Date.parse(ssm.intentRecordedAt),
+      previous ? Date.parse(previous) : 0,
+      Date.parse(wave?.startedAt ?? '') || 0,
+      this.firstLook.get(uid) ?? 0,
+    );
+  }
+
+  /**
+   * Each command of a started wave that status does not record as sent is looked for
+   * (never sent): one found is recorded (a transition to write); one that may still show
+   * up in ListCommands is waited for. Undefined: none was sent, by anyone.
+   */
+  private async lookForUnsent(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    cloud: CloudClients,
+    persist: Transition['mustPersist'],
+  ): Promise<Transition | undefined> {
+    const ssm = status.execution!.ssm!;
+    const uid = rr.metadata?.uid ?? '';
+    const current = ssm.rollout?.currentWave ?? 0;
+    const commands = ssm.commands!;
+    for (const [index, c] of commands.entries()) {
+      if (c.commandId || c.refused || (c.wave ?? 0) > current || this.absent.has(`${uid} ${c.comment}`)) continue;
+      const d = await this.ssm.lookFor(rr, status, cloud, index, this.earliestAttempt(status, uid, index));
+      if (d.action === 'adopted' || d.action === 'performed') {
+        this.ssm.recordSent(status, index, d.result);
+        return {
+          status,
+          requeueAfterMs: 1,
+          mustPersist: { comment: c.comment, commandId: d.result.commandId, requestedAt: c.requestedAt ?? this.t.now() },
+        };
+      }
+      if (d.action === 'wait') return { status, requeueAfterMs: d.ms, ...(persist && { mustPersist: persist }) };
+      this.absent.add(`${uid} ${c.comment}`);
+    }
+    return undefined;
   }
 
   private startWave(

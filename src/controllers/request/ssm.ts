@@ -43,7 +43,7 @@ import {
 } from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
-import { type ExecutionEngine, viewOf } from './engine.js';
+import { type Decision, type Effect, type ExecutionEngine, viewOf } from './engine.js';
 import { plannedRolloutCommands } from '../rollout.js';
 import { RolloutExecution, usesRollout } from './rollout.js';
 import type { Transition, Transitions } from './transition.js';
@@ -214,25 +214,21 @@ export class SsmExecution {
     return `SSM command ${sent.commandId} sent${of}`;
   }
 
-  /**
-   * Sends command `index` through the engine. `opts`: the rollout decided its limits and
-   * alarm (rollout.ts), and its id is written at once (the next command's room depends on it).
-   */
-  async send(
+  /** Command `index` as an engine effect: its id is its comment, found again by ListCommands. */
+  private commandEffect(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
     cloud: CloudClients,
-    log: Logger,
     index: number,
     opts?: SendOptions,
-  ): Promise<Transition> {
+  ): Effect<SentCommand> {
     const ssm = status.execution!.ssm!;
     const commands = ssm.commands!;
     const command = commands[index]!;
     const plan = status.plan?.ssm;
     const uid = rr.metadata?.uid ?? '';
     const previous = commands[index - 1]?.requestedAt;
-    const decision = await this.engine.execute<SentCommand>(viewOf(rr), {
+    return {
       kind: 'ssm-command',
       id: command.comment,
       owner: uid,
@@ -270,7 +266,41 @@ export class SsmExecution {
         if (isPermanentAwsError(error)) return 'refused';
         return callOutcome(error) === 'throttled' ? 'retry' : 'unknown';
       },
-    });
+    };
+  }
+
+  /**
+   * Whether command `index`, which status does not record as sent, was sent after all (by
+   * a predecessor, or by this process with its answer lost): looked for, never sent. A
+   * rollout that stops or ends asks this of each command it would report as not sent.
+   */
+  async lookFor(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    cloud: CloudClients,
+    index: number,
+    earliestAttempt: number,
+  ): Promise<Decision<SentCommand>> {
+    const effect = this.commandEffect(rr, status, cloud, index, { maxConcurrency: '', maxErrors: '', earliestAttempt });
+    return this.engine.execute<SentCommand>(viewOf(rr), { ...effect, withhold: () => 'RolloutStopped' });
+  }
+
+  /**
+   * Sends command `index` through the engine. `opts`: the rollout decided its limits and
+   * alarm (rollout.ts), and its id is written at once (the next command's room depends on it).
+   */
+  async send(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    cloud: CloudClients,
+    log: Logger,
+    index: number,
+    opts?: SendOptions,
+  ): Promise<Transition> {
+    const ssm = status.execution!.ssm!;
+    const commands = ssm.commands!;
+    const command = commands[index]!;
+    const decision = await this.engine.execute<SentCommand>(viewOf(rr), this.commandEffect(rr, status, cloud, index, opts));
     if (decision.action === 'wait') {
       log.info(
         { waitMs: decision.ms, comment: command.comment },
