@@ -155,7 +155,10 @@ export class RolloutExecution {
       const action = rolloutStep({ ...input, now: this.deps.clock.now() });
       // SSM refused a command: nothing more goes out; what was sent is followed to its end.
       if (refusal && !rollout.stopped && (action.kind === 'startWave' || action.kind === 'waitUntil' || action.kind === 'verify')) {
-        return (await this.lookForUnsent(rr, status, cloud, persist)) ?? this.end(rr, status, { ...endOf(input), reason: refusal.reason }, persist);
+        return (
+          (await this.lookForUnsent(rr, status, cloud, persist)) ??
+          this.end(rr, status, { ...endOf(input), reason: refusal.reason }, persist)
+        );
       }
       if (action.kind === 'stop' || action.kind === 'end') {
         // Before saying what was not sent, make sure: a predecessor may have sent it and not recorded it.
@@ -409,8 +412,12 @@ export class RolloutExecution {
     if (rollout.failedInstances.length === 0) delete rollout.failedInstances;
     delete rollout.nextWaveAt;
     const ids = ssm.commands!.flatMap((c) => c.commandId ?? []);
-    const what = ids.length > 1 ? `SSM commands (${ids.length})` : `SSM command ${ids[0] ?? '<none sent>'}`;
-    const message = `${what}: ${action.message}`;
+    const what = ids.length === 0 ? 'no SSM command was sent' : ids.length > 1 ? `SSM commands ${ids.join(', ')}` : `SSM command ${ids[0]}`;
+    const targets = status.targets ?? [];
+    // A clean success reads as it always did; anything else says what ran and what did not.
+    const clean = action.phase === 'Succeeded' && o.failedInstances.length === 0;
+    const on = targets.length > 10 ? `all ${targets.length} instances` : targets.join(', ');
+    const message = clean ? `${what} succeeded on ${on}` : `${what}: ${action.message}`;
     let t: Transition;
     if (action.phase === 'Succeeded') {
       this.t.condition(rr, status, 'Executed', 'True', 'Succeeded', message);
