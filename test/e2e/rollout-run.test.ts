@@ -80,7 +80,8 @@ describe('rollouts executed by the controller', () => {
       targets: { tagSelector: { Fleet: tag }, maxTargets: 150 },
       risk: 'Low',
     } satisfies Partial<AlertPolicy['spec']> & Pick<AlertPolicy['spec'], 'runbookRef'>);
-    return { ids, policy, tag };
+    // In plan order (targets are sorted), so an index names the same instance the controller's commands hold.
+    return { ids: [...ids].sort(), policy, tag };
   }
 
   /** A request; `hold` adds a finalizer of the test's own, so the status can be read after a deletion. */

@@ -417,7 +417,9 @@ export class RolloutExecution {
     // A clean success reads as it always did; anything else says what ran and what did not.
     const clean = action.phase === 'Succeeded' && o.failedInstances.length === 0;
     const on = targets.length > 10 ? `all ${targets.length} instances` : targets.join(', ');
-    const message = clean ? `${what} succeeded on ${on}` : `${what}: ${action.message}`;
+    const at =
+      rollout.stopped && rollout.waves.length > 1 ? `rollout stopped at wave ${rollout.currentWave + 1} of ${rollout.waves.length}: ` : '';
+    const message = clean ? `${what} succeeded on ${on}` : `${what}: ${at}${action.message}`;
     let t: Transition;
     if (action.phase === 'Succeeded') {
       this.t.condition(rr, status, 'Executed', 'True', 'Succeeded', message);
