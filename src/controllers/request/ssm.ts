@@ -44,7 +44,7 @@ import {
 import { isConflict } from '../../kube/resources.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
 import { type Decision, type Effect, type ExecutionEngine, viewOf } from './engine.js';
-import { plannedRolloutCommands } from '../rollout.js';
+import { outcome, plannedRolloutCommands } from '../rollout.js';
 import { RolloutExecution, usesRollout } from './rollout.js';
 import type { Transition, Transitions } from './transition.js';
 
@@ -435,6 +435,16 @@ export class SsmExecution {
       this.t.condition(rr, status, 'Executed', 'True', 'Succeeded', `${what} succeeded on ${results.length} instance(s)`);
       const on = results.length > 10 ? `all ${results.length} instances` : results.map((r) => r.instanceId).join(', ');
       return this.t.enter(rr, status, 'Succeeded', 'CommandSucceeded', `${what} succeeded on ${on}`);
+    }
+    // The outcome is maxErrors' (rollout.ts `outcome`): within it, every instance having run, the request succeeds.
+    const plan = status.plan?.ssm;
+    const o =
+      plan && !refusal
+        ? outcome(commands, new Map(results.map((r) => [r.instanceId, r.status])), { maxErrors: plan.maxErrors, targets: results.length })
+        : undefined;
+    if (o?.phase === 'Succeeded') {
+      this.t.condition(rr, status, 'Executed', 'True', 'Succeeded', `${what}: ${o.message}`);
+      return this.t.enter(rr, status, 'Succeeded', 'CommandSucceeded', `${what}: ${o.message}`);
     }
     const listed = failed
       .slice(0, 20)
