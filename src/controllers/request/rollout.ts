@@ -24,7 +24,7 @@
  */
 import type { Logger } from 'pino';
 import type { AlertPolicy, RemediationRequest, RemediationRequestStatus, RolloutStatus, SsmCommand } from '../../api/v1alpha1/index.js';
-import type { MetricDataResult, SentCommand } from '../../cloud/types.js';
+import type { InvocationResult, MetricDataResult, SentCommand } from '../../cloud/types.js';
 import { type AlarmState, alarmConfiguration, waveInstances, waveVerdict } from '../rollout.js';
 import { initialRollout, markStopped, type RolloutAction, type RolloutInput, rolloutStep, tally } from '../rollout-step.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
@@ -50,6 +50,7 @@ export interface SsmSender {
     earliestAttempt: number,
   ): Promise<Decision<SentCommand>>;
   recordSent(status: RemediationRequestStatus, index: number, sent: SentCommand): string;
+  ended(rr: RemediationRequest, status: RemediationRequestStatus, results: InvocationResult[]): Transition;
   pollDelay(requestedAt: string | undefined): number;
 }
 
@@ -154,11 +155,8 @@ export class RolloutExecution {
     for (let look = 0; look < 4; look++) {
       const action = rolloutStep({ ...input, now: this.deps.clock.now() });
       // SSM refused a command: nothing more goes out; what was sent is followed to its end.
-      if (refusal && !rollout.stopped && (action.kind === 'startWave' || action.kind === 'waitUntil' || action.kind === 'verify')) {
-        return (
-          (await this.lookForUnsent(rr, status, cloud, persist)) ??
-          this.end(rr, status, { ...endOf(input), reason: refusal.reason }, persist)
-        );
+      if (refusal && !rollout.stopped && ['end', 'startWave', 'waitUntil', 'verify'].includes(action.kind)) {
+        return (await this.lookForUnsent(rr, status, cloud, persist)) ?? this.refusedEnd(rr, status, persist);
       }
       if (action.kind === 'stop' || action.kind === 'end') {
         // Before saying what was not sent, make sure: a predecessor may have sent it and not recorded it.
@@ -390,6 +388,25 @@ export class RolloutExecution {
     };
   }
 
+  /** SSM refused a command and what was sent has ended: the request fails as a refused fleet always did (ssm.ts). */
+  private refusedEnd(rr: RemediationRequest, status: RemediationRequestStatus, persist: Transition['mustPersist']): Transition {
+    const ssm = status.execution!.ssm!;
+    const rollout = ssm.rollout!;
+    for (const inv of ssm.invocations ?? []) if (inv.status === 'Pending' && !sentTo(ssm.commands!, inv.instanceId)) inv.status = 'NotSent';
+    rollout.waves.forEach((w, i) => {
+      if (i === rollout.currentWave) w.state = 'Failed';
+      else if (i > rollout.currentWave) w.state = 'NotSent';
+    });
+    delete rollout.nextWaveAt;
+    const results: InvocationResult[] = (ssm.invocations ?? []).map((i) => ({
+      instanceId: i.instanceId,
+      status: i.status,
+      ...(i.responseCode !== undefined && { responseCode: i.responseCode }),
+    }));
+    const t = this.ssm.ended(rr, status, results);
+    return persist ? { ...t, mustPersist: persist } : t;
+  }
+
   private end(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
@@ -437,13 +454,4 @@ export class RolloutExecution {
 
 function sentTo(commands: readonly SsmCommand[], instanceId: string): boolean {
   return commands.some((c) => c.commandId && c.instanceIds.includes(instanceId));
-}
-
-/** The end of a rollout whose sending stopped at a refusal, once what was sent ended. */
-function endOf(input: RolloutInput): Pick<Extract<RolloutAction, { kind: 'end' }>, 'phase' | 'message' | 'outcome'> {
-  const r = rolloutStep({ ...input, plan: input.plan ? { ...input.plan, waves: [input.plan.waves[0] ?? 0] } : undefined });
-  if (r.kind === 'end') return r;
-  // Unreachable in practice (the caller saw the current wave ended); fail closed.
-  const o = { phase: 'Failed' as const, failedInstances: [], notSent: [], message: 'SSM refused a command; nothing more was sent' };
-  return { phase: 'Failed', message: o.message, outcome: o };
 }

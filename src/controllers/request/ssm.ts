@@ -425,7 +425,7 @@ export class SsmExecution {
   }
 
   /** Every invocation ended: the request's end, as the single command (or chunks) came out. */
-  private ended(rr: RemediationRequest, status: RemediationRequestStatus, results: InvocationResult[]): Transition {
+  ended(rr: RemediationRequest, status: RemediationRequestStatus, results: InvocationResult[]): Transition {
     const commands = status.execution!.ssm!.commands!;
     const ids = commands.flatMap((c) => c.commandId ?? []);
     const what = ids.length > 1 ? `SSM commands ${ids.join(', ')}` : `SSM command ${ids[0]}`;
