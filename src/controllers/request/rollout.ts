@@ -130,7 +130,8 @@ export class RolloutExecution {
     const statuses = new Map<string, string>();
     const sentIds = new Set(commands.filter((c) => c.commandId || c.refused).flatMap((c) => c.instanceIds));
     for (const inv of ssm.invocations ?? []) if (sentIds.has(inv.instanceId)) statuses.set(inv.instanceId, inv.status);
-    tally(rollout, commands, statuses, this.t.now());
+    // To the millisecond: the pause counts from it (status times are usually whole seconds).
+    tally(rollout, commands, statuses, this.nowMs());
 
     const input: RolloutInput = {
       targets: targets.length,
@@ -194,6 +195,10 @@ export class RolloutExecution {
     return { status, requeueAfterMs: this.pollMs(commands), ...(persist && { mustPersist: persist }) };
   }
 
+  private nowMs(): string {
+    return new Date(this.deps.clock.now()).toISOString();
+  }
+
   private pollMs(commands: readonly SsmCommand[]): number {
     const last = commands.filter((c) => c.requestedAt).at(-1)?.requestedAt;
     return this.ssm.pollDelay(last);
@@ -235,7 +240,7 @@ export class RolloutExecution {
     const uid = rr.metadata?.uid ?? '';
     const wave = rollout.waves[rollout.currentWave];
     const earliestAttempt = this.earliestAttempt(status, uid, action.index);
-    if (wave && !wave.startedAt) wave.startedAt = this.t.now();
+    if (wave && !wave.startedAt) wave.startedAt = this.nowMs();
     if (wave) wave.state = 'Running';
     const alarm = alarmConfiguration(status.plan?.ssm?.rollout);
     const t = await this.ssm.send(rr, status, cloud, log, action.index, {
