@@ -78,7 +78,10 @@ async function emulatorView(endpoint: string, prefix: string): Promise<{ makespa
   events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let now = 0;
   let max = 0;
-  for (const [, d] of events) max = Math.max(max, (now += d));
+  for (const [, d] of events) {
+    now += d;
+    max = Math.max(max, now);
+  }
   const makespanMs = runs.length === 0 ? 0 : Math.max(...runs.map((i) => i.ranUntil!)) - Math.min(...cmds.map((c) => c.sentAt));
   return { makespanMs, maxRunning: max };
 }

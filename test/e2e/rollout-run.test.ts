@@ -54,7 +54,10 @@ describe('rollouts executed by the controller', () => {
     events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     let now = 0;
     let max = 0;
-    for (const [, d] of events) max = Math.max(max, (now += d));
+    for (const [, d] of events) {
+      now += d;
+      max = Math.max(max, now);
+    }
     return max;
   }
 
