@@ -84,6 +84,16 @@ export function rolloutStep(input: RolloutInput): RolloutAction {
     const sent = commands.filter((c) => c.commandId);
     if (sent.some((c) => c.instanceIds.some((id) => !ended(statuses.get(id))))) return { kind: 'poll' };
     const o = outcome(commands, statuses, fleet);
+    // Every instance ran and succeeded after all (the cancel came too late to stop any): that is the outcome, not a cancel.
+    if (o.phase === 'Succeeded') {
+      return {
+        kind: 'end',
+        phase: 'Succeeded',
+        reason: 'CommandSucceeded',
+        message: `${o.message} (${stopped.message}: nothing was left to stop)`,
+        outcome: o,
+      };
+    }
     return {
       kind: 'end',
       phase: CANCELLING.has(stopped.reason) ? 'Cancelled' : 'Failed',

@@ -423,7 +423,7 @@ export class RolloutExecution {
     const o = action.outcome;
     // What never ran says so: instances of commands never sent are NotSent.
     for (const inv of ssm.invocations ?? []) if (inv.status === 'Pending' && !sentTo(ssm.commands!, inv.instanceId)) inv.status = 'NotSent';
-    if (!rollout.stopped) {
+    if (!rollout.stopped || o.phase === 'Succeeded') {
       const last = rollout.waves[rollout.currentWave];
       if (last) last.state = o.phase === 'Succeeded' ? (last.failed ? 'Failed' : 'Succeeded') : 'Failed';
       rollout.waves.forEach((w, i) => {
