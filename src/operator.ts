@@ -111,7 +111,15 @@ export class Operator {
     );
     const cloudFor = (loc: CloudLocation): CloudClients => {
       const c = cloud.forLocation(loc);
-      return { instances: c.instances, commands: c.commands, agents: c.agents, metricsReader: c.metrics, publisher: c.publisher };
+      return {
+        instances: c.instances,
+        commands: c.commands,
+        agents: c.agents,
+        metricsReader: c.metrics,
+        publisher: c.publisher,
+        cancels: c.cancels,
+        alarms: c.alarms,
+      };
     };
 
     // Audit records go to the sink before either retention path deletes a request (src/controllers/audit.ts).

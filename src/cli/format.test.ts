@@ -121,6 +121,18 @@ describe('kubectl remediator output', () => {
               documentName: 'AWS-RunShellScript',
               comment: 'remediator:u',
               intentRecordedAt: '2026-03-01T11:58:00Z',
+              commands: [
+                {
+                  comment: 'remediator:u/0',
+                  instanceIds: ['i-0123456789abcdef0'],
+                  wave: 0,
+                  commandId: 'c-0',
+                  maxConcurrency: '1',
+                  maxErrors: '2',
+                  cancelledAt: '2026-03-01T11:59:01Z',
+                },
+                { comment: 'remediator:u/1', instanceIds: ['i-0123456789abcdef1'], wave: 1 },
+              ],
               rollout: {
                 currentWave: 0,
                 errors: { allowed: 2, seen: 0 },
@@ -144,5 +156,8 @@ describe('kubectl remediator output', () => {
     expect(page).toContain('Stopped:      Ineffective at 2026-03-01T11:59:00Z: wave 1 ineffective');
     expect(page).toMatch(/1 +1 +Ineffective +1 +0 +errors averaged 4/);
     expect(page).toMatch(/3 +30 +NotSent/);
+    // Each command: its wave, id, the limits it went out with, and a cancel.
+    expect(page).toMatch(/1 +c-0 +1 +1 +2 +cancelled 2026-03-01T11:59:01Z/);
+    expect(page).toMatch(/2 +<not sent> +1/);
   });
 });

@@ -151,7 +151,7 @@ function executionLines(s: RequestStatus): string[] {
     out.push(`  Document:     ${ssm.documentName}`);
     out.push(`  Command:      ${ssm.commandId ?? '<not sent yet>'}${ssm.requestedAt ? ` (requested ${ssm.requestedAt})` : ''}`);
     for (const [name, values] of Object.entries(ssm.parameters ?? {})) out.push(`  Parameter:    ${name} = ${JSON.stringify(values)}`);
-    if (ssm.rollout) out.push(...rolloutLines(ssm.rollout));
+    if (ssm.rollout) out.push(...rolloutLines(ssm.rollout), ...commandLines(ssm.commands ?? []));
     for (const inv of ssm.invocations ?? []) {
       out.push(`  ${inv.instanceId}: ${inv.status}${inv.responseCode !== undefined ? ` (exit ${inv.responseCode})` : ''}`);
       if (inv.stdoutTail) out.push(indent(`stdout: ${inv.stdoutTail.trimEnd()}`, 4));
@@ -182,6 +182,20 @@ function rolloutLines(rollout: NonNullable<NonNullable<NonNullable<RequestStatus
   out.push(indent(table(['WAVE', 'SIZE', 'STATE', 'SUCCEEDED', 'FAILED', 'MESSAGE'], rows)));
   if (rollout.failedInstances?.length) out.push(`  Failed:       ${rollout.failedInstances.join(', ')}`);
   return out;
+}
+
+/** Each command of a rollout: its wave, id, the limits it was sent with, and whether it was cancelled or refused. */
+function commandLines(commands: NonNullable<NonNullable<NonNullable<RequestStatus['execution']>['ssm']>['commands']>): string[] {
+  if (commands.length === 0) return [];
+  const rows = commands.map((c) => [
+    String((c.wave ?? 0) + 1),
+    c.commandId ?? (c.refused ? `<refused: ${c.refused.reason}>` : '<not sent>'),
+    String(c.instanceIds.length),
+    c.maxConcurrency ?? '',
+    c.maxErrors ?? '',
+    c.cancelledAt ? `cancelled ${c.cancelledAt}` : '',
+  ]);
+  return [indent(table(['WAVE', 'COMMAND', 'INSTANCES', 'CONCURRENCY', 'MAX ERRORS', 'NOTE'], rows))];
 }
 
 function conditionLines(s: RequestStatus, now: number): string[] {

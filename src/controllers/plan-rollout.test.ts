@@ -33,24 +33,24 @@ test('a runbook without a rollout plans as before: no rollout in the plan', () =
   expect(p.ssm).toMatchObject({ maxConcurrency: '10', maxErrors: '2' });
 });
 
-// Until the execution engine sends waves (ROLLOUT_EXECUTION), a plan that declares any fails before anything is sent.
-const withExecution = ROLLOUT_EXECUTION ? test : test.skip;
-
-test('while rollouts cannot be executed, a plan with one is refused with what to do; nothing is sent', () => {
-  if (ROLLOUT_EXECUTION) return;
-  expect(() => plan(runbook({ waves: [{ size: '1' }, { size: '25%' }] }), policy())).toThrow(/cannot execute yet/);
+test('this controller executes rollouts: a plan with waves is accepted; limits alone are not a rollout', () => {
+  // With ROLLOUT_EXECUTION off, planning such a runbook fails closed (plan.ts); the execution path exists, so it is on.
+  expect(ROLLOUT_EXECUTION).toBe(true);
+  expect(plan(runbook({ waves: [{ size: '1' }, { size: '25%' }] }), policy()).ssm?.rollout?.waves[0]).toBe(1);
   // maxConcurrency and maxErrors alone are not a rollout: a policy may still lower them.
-  expect(plan(runbook(), policy({ rollout: { maxConcurrency: '5' } })).ssm).toMatchObject({ maxConcurrency: '5', maxErrors: '2' });
+  const lowered = plan(runbook(), policy({ rollout: { maxConcurrency: '5' } })).ssm;
+  expect(lowered).toMatchObject({ maxConcurrency: '5', maxErrors: '2' });
+  expect(lowered?.rollout).toBeUndefined();
 });
 
-withExecution('the plan carries the waves, pause, verification and alarms, and its digest covers them', () => {
+test('the plan carries the waves, pause, verification and alarms, and its digest covers them', () => {
   const rb = runbook({ waves: [{ size: '1' }, { size: '25%' }], pauseBetweenWaves: '1m', alarms: ['fleet-5xx'] });
   const p = plan(rb, policy());
   expect(p.ssm?.rollout).toEqual({ waves: [1, 30, 30, 30, 29], pauseSeconds: 60, alarms: ['fleet-5xx'], ignorePollAlarmFailure: false });
   expect(p.digest).not.toBe(plan(runbook(), policy()).digest);
 });
 
-withExecution('a policy only makes it more cautious, and the approver sees that in the plan', () => {
+test('a policy only makes it more cautious, and the approver sees that in the plan', () => {
   const rb = runbook({ waves: [{ size: '1' }, { size: '25%' }] });
   const cautious = plan(rb, policy({ rollout: { waves: [{ size: '1' }, { size: '10%' }], maxConcurrency: '5', maxErrors: '50' } }));
   expect(cautious.ssm?.rollout?.waves.slice(0, 3)).toEqual([1, 12, 12]);

@@ -11,6 +11,7 @@ import type { PlanRollout, RolloutStatus, RolloutStopReason, SsmCommand } from '
 import { TERMINAL_INVOCATION_STATUSES } from '../cloud/types.js';
 import {
   alarmVerdict,
+  failedInstances,
   nextSend,
   outcome,
   resolveMaxErrors,
@@ -83,6 +84,16 @@ export function rolloutStep(input: RolloutInput): RolloutAction {
     const sent = commands.filter((c) => c.commandId);
     if (sent.some((c) => c.instanceIds.some((id) => !ended(statuses.get(id))))) return { kind: 'poll' };
     const o = outcome(commands, statuses, fleet);
+    // Every instance ran and succeeded after all (the cancel came too late to stop any): that is the outcome, not a cancel.
+    if (o.phase === 'Succeeded') {
+      return {
+        kind: 'end',
+        phase: 'Succeeded',
+        reason: 'CommandSucceeded',
+        message: `${o.message} (${stopped.message}: nothing was left to stop)`,
+        outcome: o,
+      };
+    }
     return {
       kind: 'end',
       phase: CANCELLING.has(stopped.reason) ? 'Cancelled' : 'Failed',
@@ -170,4 +181,62 @@ export function rolloutStep(input: RolloutInput): RolloutAction {
     };
   }
   return { kind: 'startWave', wave: wave + 1 };
+}
+
+/** A rollout's status before anything of it went out: one entry per wave of its commands, the first Running. */
+export function initialRollout(commands: readonly SsmCommand[], maxErrors: string, targets: number): RolloutStatus {
+  const sizes: number[] = [];
+  for (const c of commands) {
+    const w = c.wave ?? 0;
+    sizes[w] = (sizes[w] ?? 0) + c.instanceIds.length;
+  }
+  return {
+    currentWave: 0,
+    waves: Array.from(sizes, (size, i) => ({ size: size ?? 0, state: i === 0 ? 'Running' : 'Pending' })),
+    errors: { allowed: resolveMaxErrors(maxErrors, targets), seen: 0 },
+  };
+}
+
+/**
+ * Brings the rollout's counts up to date with what was just polled: each started wave's
+ * successes and failures, the fleet's errors, the failed instances, and the moment the
+ * current wave was first seen ended (what its pause counts from).
+ */
+export function tally(rollout: RolloutStatus, commands: readonly SsmCommand[], statuses: ReadonlyMap<string, string>, now: string): void {
+  const failed = failedInstances(commands, statuses);
+  const failedSet = new Set(failed);
+  rollout.errors.seen = failed.length;
+  if (failed.length > 0) rollout.failedInstances = failed.slice(0, 500);
+  rollout.waves.forEach((w, i) => {
+    if (i > rollout.currentWave) return;
+    const ids = waveInstances(commands, i);
+    w.succeeded = ids.filter((id) => statuses.get(id) === 'Success').length;
+    w.failed = ids.filter((id) => failedSet.has(id)).length;
+  });
+  const current = rollout.waves[rollout.currentWave];
+  if (current && !current.endedAt && !rollout.stopped && waveEnded(commands, statuses, rollout.currentWave)) current.endedAt = now;
+}
+
+/** What a stop does to the waves: the current one takes the stop's state, later ones were never sent. */
+export function markStopped(rollout: RolloutStatus, reason: RolloutStopReason, message: string): void {
+  const state: Record<RolloutStopReason, RolloutStatus['waves'][number]['state']> = {
+    MaxErrorsExceeded: 'Failed',
+    Ineffective: 'Ineffective',
+    AlarmTriggered: 'Aborted',
+    RequestDeleted: 'Cancelled',
+    AlertResolved: 'Cancelled',
+    CircuitOpen: 'Cancelled',
+  };
+  rollout.waves.forEach((w, i) => {
+    if (i === rollout.currentWave && w.endedAt && reason !== 'Ineffective' && reason !== 'MaxErrorsExceeded') {
+      // It had ended before the stop (an alarm or a cancel between waves): it keeps its own result.
+      w.state = w.failed ? 'Failed' : 'Succeeded';
+    } else if (i === rollout.currentWave) {
+      w.state = state[reason];
+      w.message = message.slice(0, 1024);
+    } else if (i > rollout.currentWave) {
+      w.state = 'NotSent';
+    }
+  });
+  delete rollout.nextWaveAt;
 }

@@ -44,11 +44,12 @@ import { TemplateError } from './template.js';
 
 /**
  * Whether the execution path sends waves, pauses, verifies between waves and checks
- * alarms. Not yet: those go through the execution engine (issue 20), which has not
- * landed. Until then a plan with a rollout (several waves, or alarms) fails before anything is sent (plan.ts), so an
- * approved plan never promises waves the controller would not keep.
+ * alarms: it does (src/controllers/request/rollout.ts, through the execution engine).
+ * Kept as a switch so that a controller that cannot keep a rollout fails closed: with it
+ * false, a plan with a rollout fails before anything is sent (plan.ts) and the runbook's
+ * Ready condition says so.
  */
-export const ROLLOUT_EXECUTION = false;
+export const ROLLOUT_EXECUTION: boolean = true;
 
 /** A rollout the plan cannot hold (too many waves or commands): the request fails before anything is sent. */
 export class RolloutError extends TemplateError {}

@@ -6,6 +6,7 @@
  */
 import {
   AwsAccessDeniedError,
+  type CommandCanceller,
   type CommandRunner,
   type InvocationResult,
   type PublishInput,
@@ -73,6 +74,33 @@ export class FakeSsm {
 
   constructor(private readonly clock: { now(): number }) {}
 
+  /** CancelCommands that reached SSM: the command id and when (a second one changes nothing, as in SSM). */
+  readonly cancels: Array<{ commandId: string; at: number; caller: string }> = [];
+
+  /** When a command's invocations end: `runMs` after it was accepted, or at its first cancel (then Cancelled). */
+  endOf(c: FakeCommand): { at: number; cancelled: boolean } {
+    const cancel = this.cancels.find((x) => x.commandId === c.commandId && x.at < c.at + this.runMs);
+    return cancel ? { at: cancel.at, cancelled: true } : { at: c.at + this.runMs, cancelled: false };
+  }
+
+  /** CancelCommand, through the same gate (lost answers, throttling) as every call. */
+  canceller(caller = 'controller'): CommandCanceller {
+    const gate = losing(this, () => this.gate);
+    return {
+      cancelCommand: (commandId) =>
+        gate({
+          caller,
+          label: `CancelCommand ${commandId}`,
+          mutates: true,
+          apply: () => {
+            if (!this.commands.some((c) => c.commandId === commandId)) throw new SdkError('InvalidCommandId', commandId, 'client');
+            this.cancels.push({ commandId, at: this.clock.now(), caller });
+          },
+          failure: throttled,
+        } satisfies Call<void>),
+    };
+  }
+
   sentFor(prefix: string): FakeCommand[] {
     return this.commands.filter((c) => c.comment === prefix || c.comment.startsWith(`${prefix}/`));
   }
@@ -110,8 +138,11 @@ export class FakeSsm {
           const c = this.commands.find((x) => x.commandId === commandId);
           if (!c || !c.input.instanceIds.includes(instanceId))
             throw new SdkError('InvocationDoesNotExist', `${commandId} ${instanceId}`, 'client');
-          const done = this.clock.now() >= c.at + this.runMs;
-          return done ? { instanceId, status: 'Success', responseCode: 0, stdout: 'ok' } : { instanceId, status: 'InProgress' };
+          const end = this.endOf(c);
+          if (this.clock.now() < end.at) return { instanceId, status: 'InProgress' };
+          return end.cancelled
+            ? { instanceId, status: 'Cancelled', responseCode: -1 }
+            : { instanceId, status: 'Success', responseCode: 0, stdout: 'ok' };
         }),
     };
   }

@@ -61,6 +61,7 @@ export class FakeController {
         ),
     };
     const commands = world.ssm.runner(name);
+    const cancels = world.ssm.canceller(name);
     const publisher = world.sns.publisher(name);
     this.reconciler = new RemediationRequestReconciler({
       requests: world.server.client(name),
@@ -82,6 +83,7 @@ export class FakeController {
         agents: { agentStatus: async () => new Map() },
         metricsReader: { getMetricData: async () => new Map() },
         publisher,
+        cancels,
       }),
       defaultRegion: 'eu-west-1',
       events: { record: async () => undefined },
@@ -118,8 +120,8 @@ export const NOTIFY_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:notify';
 export const FLEET_TAGS = { Fleet: 'sim' };
 
 /** The kinds of request the catalog has a policy for. */
-export type RequestKind = 'ssm' | 'fleet' | 'sns' | 'fifo';
-export const POLICY_OF: Record<RequestKind, string> = { ssm: 'one', fleet: 'fleet', sns: 'page', fifo: 'page-fifo' };
+export type RequestKind = 'ssm' | 'fleet' | 'sns' | 'fifo' | 'rollout';
+export const POLICY_OF: Record<RequestKind, string> = { ssm: 'one', fleet: 'fleet', sns: 'page', fifo: 'page-fifo', rollout: 'waves' };
 
 /**
  * Runbooks and auto-approved policies for each kind: one instance from the alert's
@@ -146,6 +148,13 @@ export function catalog(opts: { notify?: boolean; notifyTopic?: string; grantNot
   };
   rb('restart', {});
   rb('fleet-restart', { scope: { tagSelector: FLEET_TAGS, maxTargets: 150 } });
+  // A canary of one, then waves of half the fleet, paused, at 10 at a time (60 targets: 1, 30, 29).
+  rb('fleet-waves', {
+    scope: { tagSelector: FLEET_TAGS, maxTargets: 150 },
+    action: {
+      ssm: { ...ssmAction.ssm, maxConcurrency: '10', rollout: { waves: [{ size: '1' }, { size: '50%' }], pauseBetweenWaves: '1s' } },
+    },
+  });
   rb('page', { action: { sns: { topicArn: TOPIC, message: 'alert {{ alert.name }}' } } });
   rb('page-fifo', { action: { sns: { topicArn: FIFO_TOPIC, message: 'alert {{ alert.name }}' } } });
   const notify = opts.notify ? { notify: { topicArn: notifyTopic, on: ['Executing', 'Succeeded', 'Failed'] } } : {};
@@ -163,6 +172,7 @@ export function catalog(opts: { notify?: boolean; notifyTopic?: string; grantNot
   };
   policy('one', {});
   policy('fleet', { runbookRef: { name: 'fleet-restart' }, targets: { tagSelector: FLEET_TAGS, maxTargets: 150 } });
+  policy('waves', { runbookRef: { name: 'fleet-waves' }, targets: { tagSelector: FLEET_TAGS, maxTargets: 150 } });
   policy('page', { runbookRef: { name: 'page' } });
   policy('page-fifo', { runbookRef: { name: 'page-fifo' } });
   return { policies, runbooks };

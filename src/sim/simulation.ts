@@ -74,7 +74,7 @@ export interface SimOptions {
   traceTail?: number;
   /** Turn fault kinds off (to show which ones a defect needs). */
   faults?: Partial<Record<FaultKind, boolean>>;
-  /** The kinds of request to create (default: all four). */
+  /** The kinds of request to create (default: all five). */
   kinds?: ReadonlyArray<RequestKind>;
 }
 
@@ -270,7 +270,7 @@ export class Simulation {
     const { policies, runbooks } = catalog({ notify, grantNotify: !this.rng.chance(0.05) });
     for (const [k, v] of policies) this.policies.set(k, v);
     for (const [k, v] of runbooks) this.runbooks.set(k, v);
-    const kinds = this.opts.kinds ?? (['ssm', 'fleet', 'sns', 'fifo'] as const);
+    const kinds = this.opts.kinds ?? (['ssm', 'fleet', 'sns', 'fifo', 'rollout'] as const);
     const n = 2 + this.rng.int(5);
     for (let i = 0; i < n; i++) {
       const kind = this.rng.pick(kinds);
@@ -555,6 +555,7 @@ export class Simulation {
           throw new Violation(`${key}: notification ${n.phase} records ${n.messageId}, SNS has no such message`);
       }
     }
+    this.checkRollouts();
     if (!final) return;
     for (const [uid, { key }] of this.requests) {
       const phase = this.lastPhase.get(uid);
@@ -562,6 +563,50 @@ export class Simulation {
       const rr = this.server.objects.get(key);
       if (rr?.metadata?.finalizers?.includes(EXECUTION_FINALIZER))
         throw new Violation(`${key} ended but still holds the execution finalizer`);
+    }
+  }
+
+  /** When each request's stored status first recorded its rollout's stop (sim time). */
+  private readonly stopSeen = new Map<string, number>();
+
+  /**
+   * The rollout's invariants (src/controllers/request/rollout.ts), for every request whose
+   * status records waves: a command of wave w+1 is accepted only after every command of
+   * wave w was accepted, its invocations ended and the pause passed; nothing is accepted
+   * after the stop was stored; a CancelCommand goes only to a command of a request whose
+   * stored status records its stop.
+   */
+  private checkRollouts(): void {
+    for (const [uid, { key }] of this.requests) {
+      const ssm = this.server.objects.get(key)?.status?.execution?.ssm;
+      const rollout = ssm?.rollout;
+      if (!ssm?.commands || !rollout) continue;
+      if (rollout.stopped && !this.stopSeen.has(uid)) this.stopSeen.set(uid, this.now);
+      const accepted = this.ssm.sentFor(`remediator:${uid}`);
+      const waveOf = new Map(ssm.commands.map((c) => [c.comment, c.wave ?? 0]));
+      const pauseMs = 1_000;
+      for (const a of accepted) {
+        const w = waveOf.get(a.comment) ?? 0;
+        if (w > 0) {
+          const before = ssm.commands.filter((c) => (c.wave ?? 0) === w - 1);
+          for (const c of before) {
+            const sent = accepted.find((x) => x.comment === c.comment);
+            if (!sent) throw new Violation(`${key}: ${a.comment} (wave ${w + 1}) accepted before ${c.comment} (wave ${w}) was sent`);
+            const end = this.ssm.endOf(sent).at;
+            if (a.at < end + pauseMs)
+              throw new Violation(
+                `${key}: ${a.comment} (wave ${w + 1}) accepted at ${a.at - end} ms after wave ${w} ended, before its pause`,
+              );
+          }
+        }
+        const stop = this.stopSeen.get(uid);
+        if (stop !== undefined && a.at > stop) throw new Violation(`${key}: ${a.comment} accepted after the rollout's stop was stored`);
+      }
+      for (const c of this.ssm.cancels) {
+        if (!accepted.some((a) => a.commandId === c.commandId)) continue;
+        const stop = this.stopSeen.get(uid);
+        if (stop === undefined || c.at < stop) throw new Violation(`${key}: CancelCommand ${c.commandId} before the stop was stored`);
+      }
     }
   }
 

@@ -6,12 +6,11 @@
  *    101%, a blank alarm name);
  *  - a policy can only make the rollout more cautious: its lower maxConcurrency and
  *    maxErrors are in the approved plan and on the wire, a higher one changes nothing;
- *  - fail closed: a runbook that declares waves is Ready=False saying why, and a request
- *    using it fails before anything is sent.
+ *  - a runbook that declares waves is Ready, and its request goes out wave by wave.
  *
- * The controller-driven waves, fleet-wide limits, alarm aborts, cancels, instance locks and
- * crash resumption wait for the execution engine (issue 20); their rules are proven with
- * the real cloud layer and the emulator's view in rollout-cloud.test.ts.
+ * The fleet-wide limits, verification, alarm aborts, cancels, instance locks and crash
+ * resumption through the controller are in rollout-run.test.ts; the rules with the real
+ * cloud layer and the emulator's view alone in rollout-cloud.test.ts.
  */
 import type { AlertPolicy, RemediationRequest, Runbook } from '../../src/api/v1alpha1/index.js';
 import { seedInstances } from '../testbed/aws.js';
@@ -132,20 +131,19 @@ describe('rollouts through the controller', () => {
     expect(done2.status?.plan?.ssm).toMatchObject({ maxConcurrency: '10', maxErrors: '2' });
   }, 120_000);
 
-  test('fail closed: a runbook with waves is Ready=False saying why, and its request fails with nothing sent', async () => {
+  test('a runbook with waves is Ready, and the approved plan of its request carries the rollout', async () => {
     const { rb, policy } = await setup(4, { rollout: { waves: [{ size: '1' }, { size: '50%' }] } });
-    const ready = await waitFor(`runbook ${rb} Ready=False`, async () => {
+    const ready = await waitFor(`runbook ${rb} Ready=True`, async () => {
       const r = await res.getRunbook(rb);
       const c = r.status?.conditions?.find((x) => x.type === 'Ready');
-      return c?.status === 'False' ? c : undefined;
+      return c?.status === 'True' ? c : undefined;
     });
-    expect(ready.message).toMatch(/cannot execute rollouts yet/);
+    expect(ready.message ?? '').not.toMatch(/cannot execute rollouts/);
     const rr = await request(policy);
-    const done = await waitFor(`${rr.metadata!.name} to end`, async () => {
-      const r = await res.getRequest(NS, rr.metadata!.name!);
-      return r.status?.phase && ['Failed', 'Skipped'].includes(r.status.phase) ? r : undefined;
-    });
-    expect(done.status?.message).toMatch(/Runbook|rollout/);
-    expect(sendsFor(rr.metadata!.uid!)).toHaveLength(0);
+    const done = await res.waitForPhase(NS, rr.metadata!.name!, 'Succeeded', 90_000);
+    expect(done.status?.plan?.ssm?.rollout?.waves).toEqual([1, 2, 1]);
+    // One command per wave, in order, each sent once.
+    expect(sendsFor(rr.metadata!.uid!).map((c) => comment(c))).toEqual([0, 1, 2].map((i) => `remediator:${rr.metadata!.uid}/${i}`));
+    expect(done.status?.execution?.ssm?.rollout?.waves.map((w) => w.state)).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
   }, 120_000);
 });

@@ -103,7 +103,8 @@ export const REASONS = {
   },
   AlertResolved: {
     on: [RR, RRC, EV],
-    meaning: 'The alert resolved: before execution the request is Cancelled and nothing runs; after a success it is Verified=True.',
+    meaning:
+      'The alert resolved: before execution the request is Cancelled and nothing runs; while its commands run they are cancelled (CancelCommand) and it ends Cancelled; after a success it is Verified=True.',
     action: 'Nothing.',
   },
   MetricRecovered: {
@@ -134,7 +135,7 @@ export const REASONS = {
     action: 'Clear spec.safety.suspend on the policy to act again.',
   },
   CircuitOpen: {
-    on: [RR, APC, EV],
+    on: [RR, RRC, APC, EV],
     meaning:
       "The policy's circuit breaker is open (consecutive failures reached safety.circuitBreaker.maxConsecutiveFailures): requests are Skipped; on the policy Suspended=True.",
     action: 'Fix the cause of the failures, then `kubectl remediator resume <policy> -n <namespace>`.',
@@ -380,10 +381,11 @@ export const REASONS = {
     action: "Read the SNS error in the message and fix the Runbook's topic.",
   },
   Ineffective: {
-    on: [RRC, EV],
+    on: [RR, RRC, EV],
     meaning:
-      'Verified=False: the alert did not resolve within verify.within and the metric did not recover; counts as a failure for the breaker.',
-    action: 'Look at why the remediation did not help; the breaker may open after more.',
+      "Verified=False: the alert did not resolve within verify.within and the metric did not recover; counts as a failure for the breaker. On a request: a rollout's wave did not recover (its verification metric), so later waves were never sent.",
+    action:
+      'Look at why the remediation did not help (the wave and instances in status.execution.ssm.rollout); the breaker may open after more.',
   },
   NotVerified: {
     on: [RRC, EV],
@@ -399,15 +401,31 @@ export const REASONS = {
       "Check whether the message arrived (the topic's subscribers); re-send by hand if it did not. FIFO topics are retried with deduplication instead.",
   },
   AlarmTriggered: {
-    on: [RR, EV],
+    on: [RR, RRC, EV],
     meaning: "A CloudWatch alarm the runbook's rollout names was in ALARM: the rollout stopped and what still ran was cancelled.",
     action: 'Look at the alarm and the instances already done (status.execution.ssm.rollout) before re-running.',
   },
   MaxErrorsExceeded: {
-    on: [RR, EV],
+    on: [RR, RRC, EV],
     meaning:
       "More instances failed than the rollout's maxErrors allows, counted over the whole fleet: nothing more is sent and the request fails.",
     action: 'Read the failed instances in status.execution.ssm and their output; fix the cause before re-running.',
+  },
+  RequestDeleted: {
+    on: [RR, RRC, EV],
+    meaning:
+      'The request was deleted while its commands ran: the commands still running were cancelled (CancelCommand) and the request ended Cancelled.',
+    action: 'Read status.execution.ssm (what ran, what was cancelled, what was never sent) before the request is gone.',
+  },
+  WaveStarted: {
+    on: [RRC, EV],
+    meaning: "A rollout's next wave starts: the previous one ended within the error budget, paused, passed its verification and alarms.",
+    action: 'Nothing.',
+  },
+  CommandCancelled: {
+    on: [EV],
+    meaning: "SSM accepted CancelCommand for the rollout's commands still running (after the rollout stopped).",
+    action: 'Nothing; the invocations end Cancelled (SSM does not guarantee a running process stops).',
   },
   // ---- AlertPolicy and Runbook status ---------------------------------------------------
   Valid: {

@@ -257,7 +257,8 @@ const SsmAction = Type.Object(
         maxLength: 7,
         description:
           "Instances (a whole number from 1) or a percentage (1% to 100%) of the request's targets that run the command at once, over " +
-          'the whole fleet: every command of at most 50 instances together (see docs/rollouts.md).',
+          'the whole fleet: every command of at most 50 instances together. SSM holds MaxConcurrency per command only; the controller ' +
+          'sends each command with its share and sends the next only when the fleet has room for it (see docs/rollouts.md).',
       }),
     ),
     maxErrors: Type.Optional(
@@ -268,7 +269,9 @@ const SsmAction = Type.Object(
         description:
           "Failed invocations (a whole number, no leading zero) or a percentage (0% to 100%) of the request's targets the whole fleet " +
           'may have: one more stops sending further commands and waves and fails the request; within it the request succeeds and ' +
-          'lists the failed instances (see docs/rollouts.md).',
+          'lists the failed instances. Unlike SSM (Failed and ExecutionTimedOut per command), every invocation that ran and did not ' +
+          'succeed counts, DeliveryTimedOut and Undeliverable included; each command gets what is left of the budget as MaxErrors ' +
+          '(see docs/rollouts.md).',
       }),
     ),
     output: Type.Optional(SsmOutput),

@@ -1,6 +1,14 @@
 /** What the request controller's phase handlers need from the world: caches, AWS, the API server, time. */
 import type { AlertPolicy, RemediationRequest, Runbook } from '../../api/v1alpha1/index.js';
-import type { AgentInspector, CommandRunner, InstanceDescriber, MetricsReader, Publisher } from '../../cloud/types.js';
+import type {
+  AgentInspector,
+  AlarmReader,
+  CommandCanceller,
+  CommandRunner,
+  InstanceDescriber,
+  MetricsReader,
+  Publisher,
+} from '../../cloud/types.js';
 import type { EventRecorder, ResourceClient } from '../../kube/resources.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -26,6 +34,10 @@ export interface CloudClients {
   agents: AgentInspector;
   metricsReader: MetricsReader;
   publisher: Publisher;
+  /** CancelCommand, for a rollout that stops while commands run (absent: a rollout cannot be cancelled here, and says so). */
+  cancels?: CommandCanceller;
+  /** DescribeAlarms, for a rollout's alarms (absent: a rollout with alarms holds, and says so). */
+  alarms?: AlarmReader;
 }
 
 export interface RemediationRequestReconcilerDeps {

@@ -37,7 +37,11 @@
  *     AWS is kept in memory (`known`) until status records it, so a failed or lost write
  *     never leads to a second send, and the handlers write only results the engine gave.
  *
- * Adding an effect kind (a cancel, a wave of commands): describe it as an `Effect` with a
+ *  6. A repeatable effect (CancelCommand: a second call changes nothing in SSM) is made
+ *     again whenever its outcome is unknown or a predecessor may have made it; its intent
+ *     (the rollout's recorded stop) is still written first (rollout.ts in this folder).
+ *
+ * Adding an effect kind: describe it as an `Effect` with a
  * stable id derived from the request (and recorded in the intent before it is executed),
  * give it an `adopt` when AWS can be asked whether it happened, classify its errors, and
  * record the `Decision` in status in the handler. The engine's memory is per request
@@ -75,6 +79,12 @@ export interface Effect<R> {
   earliestAttempt?: number;
   /** For how long after the first attempt a repeat is dropped by the other side as a duplicate (a FIFO topic's window). */
   dedupWindowMs?: number;
+  /**
+   * Repeating it changes nothing on the other side (CancelCommand: ended invocations stay
+   * as they are): an attempt that may have happened is simply made again, so "adopt" is
+   * "perform". Only for effects whose second call is a no-op by the other side's contract.
+   */
+  repeatable?: boolean;
   /** Asked once nothing was found and just before performing: a reason not to perform it after all (the request was cancelled). */
   withhold?(): string | undefined;
   /** Reads an error of `perform` (default: `classifyAwsFailure`). */
@@ -200,7 +210,7 @@ export class ExecutionEngine {
     if (m.known !== undefined) return { action: 'adopted', result: m.known as R };
     if (m.refused) return { action: 'refused', error: m.refused };
     const ours = this.intents.has(`${effect.owner} ${effect.id}`);
-    if (!ours || m.attemptedAt !== undefined) {
+    if ((!ours || m.attemptedAt !== undefined) && !effect.repeatable) {
       // Someone may have attempted it: a predecessor, or this process with its answer lost.
       if (effect.adopt) {
         const found = await effect.adopt();

@@ -84,7 +84,7 @@ export class IntentRecorder {
         intentRecordedAt: now,
         parameters: plan.ssm.parameters,
         // Fixed here, before anything is sent: each command's comment is how it is found again.
-        commands: plannedCommands(uid, status.targets ?? []),
+        commands: plannedCommands(uid, status.targets ?? [], plan.ssm),
         ...(out && {
           output: {
             ...(out.cloudWatchLogGroup !== undefined && { cloudWatchLogGroup: out.cloudWatchLogGroup }),

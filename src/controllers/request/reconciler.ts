@@ -20,6 +20,7 @@
  *   engine.ts    every effect outside (SSM commands, SNS messages, notifications) and
  *                the exactly-once invariants, each where it is enforced
  *   ssm.ts       Executing (SSM): chunks in order, polling, refusals
+ *   rollout.ts   Executing (SSM) over a fleet: fleet-wide limits, waves, alarms, cancels
  *   sns.ts       Executing (SNS)
  *   notify.ts    the policy's notify topic
  *   verify.ts    Succeeded, when the policy asks: did the alert resolve? (Verified)
@@ -247,7 +248,7 @@ export class RemediationRequestReconciler implements Reconciler {
     if (phase === 'Executing') {
       // The command may already run: follow it (or find it) from the plan, policy or not.
       const cloud = this.cloudOfPlan(rr);
-      return status.execution?.sns ? this.sns.step(rr, status, policy, cloud) : this.ssm.step(rr, status, cloud, log);
+      return status.execution?.sns ? this.sns.step(rr, status, policy, cloud) : this.ssm.step(rr, status, cloud, log, policy);
     }
     // An explicit rejection wins in every phase before execution, Auto policies included.
     if (rr.spec.approval?.decision === 'Rejected' && phase !== 'AwaitingApproval') {

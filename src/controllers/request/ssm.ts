@@ -25,6 +25,7 @@
 import type { Logger } from 'pino';
 import {
   END_PHASES,
+  type AlertPolicy,
   type Invocation,
   type RemediationRequest,
   type RemediationRequestStatus,
@@ -42,7 +43,9 @@ import {
 } from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
-import { type ExecutionEngine, viewOf } from './engine.js';
+import { type Decision, type Effect, type ExecutionEngine, viewOf } from './engine.js';
+import { outcome, plannedRolloutCommands } from '../rollout.js';
+import { RolloutExecution, usesRollout } from './rollout.js';
 import type { Transition, Transitions } from './transition.js';
 
 export const COMMENT_PREFIX = 'remediator:';
@@ -60,7 +63,14 @@ export function commandComment(uid: string): string {
  * keeps the comment `remediator:<uid>` requests always had; several are
  * `remediator:<uid>/<index>` (a UID is 36 characters, so this stays far below 100).
  */
-export function plannedCommands(uid: string, targets: readonly string[]): SsmCommand[] {
+export function plannedCommands(
+  uid: string,
+  targets: readonly string[],
+  plan?: { maxConcurrency: string; rollout?: { waves: number[] } },
+): SsmCommand[] {
+  // A rollout's commands never span two waves, and each carries its share of the fleet's maxConcurrency (rollout.ts).
+  if (plan?.rollout && targets.length > 0)
+    return plannedRolloutCommands(commandComment(uid), targets, plan.rollout.waves, plan.maxConcurrency);
   const chunks: string[][] = [];
   for (let i = 0; i < targets.length; i += MAX_INSTANCES_PER_COMMAND) chunks.push(targets.slice(i, i + MAX_INSTANCES_PER_COMMAND));
   if (chunks.length <= 1) return [{ comment: commandComment(uid), instanceIds: [...targets] }];
@@ -68,7 +78,7 @@ export function plannedCommands(uid: string, targets: readonly string[]): SsmCom
 }
 
 /** A request's commands; one recorded before `commands` existed is its single command. */
-function commandsOf(ssm: SsmExecutionStatus, targets: readonly string[]): SsmCommand[] {
+export function commandsOf(ssm: SsmExecutionStatus, targets: readonly string[]): SsmCommand[] {
   ssm.commands ??= [
     {
       comment: ssm.comment,
@@ -106,17 +116,38 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
   return out;
 }
 
+/** What a command is sent with when the rollout decides it (rollout.ts): its share of the fleet's limits, the alarm. */
+export interface SendOptions {
+  maxConcurrency: string;
+  maxErrors: string;
+  alarm?: { name: string; ignorePollAlarmFailure: boolean };
+  /** The earliest anyone could have sent it (a predecessor's attempt), for the settle wait before a re-send. */
+  earliestAttempt: number;
+}
+
 export class SsmExecution {
+  private readonly rollout: RolloutExecution;
+
   constructor(
     private readonly deps: RemediationRequestReconcilerDeps,
     private readonly t: Transitions,
     private readonly engine: ExecutionEngine,
-  ) {}
+  ) {
+    this.rollout = new RolloutExecution(deps, t, engine, this);
+  }
 
-  async step(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients, log: Logger): Promise<Transition> {
+  async step(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    cloud: CloudClients,
+    log: Logger,
+    policy?: AlertPolicy,
+  ): Promise<Transition> {
     const ssm = status.execution?.ssm;
     if (!ssm || !status.execution) return this.t.fail(rr, status, 'IntentLost', 'Executing without recorded intent; not sending anything');
     const commands = commandsOf(ssm, status.targets ?? []);
+    // Several commands, a planned rollout, or a reason to stop what runs: the fleet-wide rules (rollout.ts).
+    if (usesRollout(rr, status, policy, this.deps)) return this.rollout.step(rr, status, policy, cloud, log);
     // Commands go out in order; once SSM refused one, it and every later one are marked refused.
     const next = commands.findIndex((c) => !c.commandId && !c.refused);
     const last = commands[next];
@@ -158,12 +189,16 @@ export class SsmExecution {
   }
 
   /** Writes a sent command into the status being built (and its message); returns the condition's message. */
-  private recordSent(status: RemediationRequestStatus, index: number, sent: SentCommand): string {
+  recordSent(status: RemediationRequestStatus, index: number, sent: SentCommand, opts?: SendOptions): string {
     const ssm = status.execution!.ssm!;
     const commands = ssm.commands!;
     const command = commands[index]!;
     command.commandId = sent.commandId;
     command.requestedAt = sent.requestedAt ?? this.t.now();
+    if (opts) {
+      command.maxConcurrency = opts.maxConcurrency;
+      command.maxErrors = opts.maxErrors;
+    }
     if (index === 0) {
       ssm.commandId = command.commandId;
       ssm.requestedAt = command.requestedAt;
@@ -179,20 +214,21 @@ export class SsmExecution {
     return `SSM command ${sent.commandId} sent${of}`;
   }
 
-  private async send(
+  /** Command `index` as an engine effect: its id is its comment, found again by ListCommands. */
+  private commandEffect(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
     cloud: CloudClients,
-    log: Logger,
     index: number,
-  ): Promise<Transition> {
+    opts?: SendOptions,
+  ): Effect<SentCommand> {
     const ssm = status.execution!.ssm!;
     const commands = ssm.commands!;
     const command = commands[index]!;
     const plan = status.plan?.ssm;
     const uid = rr.metadata?.uid ?? '';
     const previous = commands[index - 1]?.requestedAt;
-    const decision = await this.engine.execute<SentCommand>(viewOf(rr), {
+    return {
       kind: 'ssm-command',
       id: command.comment,
       owner: uid,
@@ -200,7 +236,7 @@ export class SsmExecution {
       // ListCommands may lag SendCommand by a moment. A command is never sent before the
       // previous one was accepted, so that is the earliest anyone could have sent it.
       settleMs: this.deps.sendSettleMs ?? 30_000,
-      earliestAttempt: Math.max(Date.parse(ssm.intentRecordedAt), previous ? Date.parse(previous) : 0),
+      earliestAttempt: opts?.earliestAttempt ?? Math.max(Date.parse(ssm.intentRecordedAt), previous ? Date.parse(previous) : 0),
       perform: () => {
         const input: SendCommandInput = {
           documentName: plan!.documentName,
@@ -208,8 +244,9 @@ export class SsmExecution {
           parameters: plan!.parameters,
           comment: command.comment,
           timeoutSeconds: plan!.timeoutSeconds,
-          maxConcurrency: plan!.maxConcurrency,
-          maxErrors: plan!.maxErrors,
+          maxConcurrency: opts?.maxConcurrency ?? plan!.maxConcurrency,
+          maxErrors: opts?.maxErrors ?? plan!.maxErrors,
+          ...(opts?.alarm && { alarm: opts.alarm }),
           ...(plan!.output?.cloudWatchLogGroup !== undefined && { cloudWatchOutput: { logGroupName: plan!.output.cloudWatchLogGroup } }),
           ...(plan!.output?.s3BucketName !== undefined && {
             s3Output: {
@@ -229,7 +266,41 @@ export class SsmExecution {
         if (isPermanentAwsError(error)) return 'refused';
         return callOutcome(error) === 'throttled' ? 'retry' : 'unknown';
       },
-    });
+    };
+  }
+
+  /**
+   * Whether command `index`, which status does not record as sent, was sent after all (by
+   * a predecessor, or by this process with its answer lost): looked for, never sent. A
+   * rollout that stops or ends asks this of each command it would report as not sent.
+   */
+  async lookFor(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    cloud: CloudClients,
+    index: number,
+    earliestAttempt: number,
+  ): Promise<Decision<SentCommand>> {
+    const effect = this.commandEffect(rr, status, cloud, index, { maxConcurrency: '', maxErrors: '', earliestAttempt });
+    return this.engine.execute<SentCommand>(viewOf(rr), { ...effect, withhold: () => 'RolloutStopped' });
+  }
+
+  /**
+   * Sends command `index` through the engine. `opts`: the rollout decided its limits and
+   * alarm (rollout.ts), and its id is written at once (the next command's room depends on it).
+   */
+  async send(
+    rr: RemediationRequest,
+    status: RemediationRequestStatus,
+    cloud: CloudClients,
+    log: Logger,
+    index: number,
+    opts?: SendOptions,
+  ): Promise<Transition> {
+    const ssm = status.execution!.ssm!;
+    const commands = ssm.commands!;
+    const command = commands[index]!;
+    const decision = await this.engine.execute<SentCommand>(viewOf(rr), this.commandEffect(rr, status, cloud, index, opts));
     if (decision.action === 'wait') {
       log.info(
         { waitMs: decision.ms, comment: command.comment },
@@ -258,19 +329,24 @@ export class SsmExecution {
     const requestedAt = sent.requestedAt ?? this.t.now();
     sent = { ...sent, requestedAt };
     const more = index + 1 < commands.length;
-    if (!more && !adopted) {
+    if (!more && !adopted && !opts) {
       // The last (usually the only) command, sent just now: its id goes to status with its
       // first results (`followUnrecorded`), one write instead of two.
       return { status, requeueAfterMs: this.deps.pollIntervalMs ?? 1_000 };
     }
-    this.t.condition(rr, status, 'Executed', 'Unknown', 'CommandSent', this.recordSent(status, index, sent));
+    this.t.condition(rr, status, 'Executed', 'Unknown', 'CommandSent', this.recordSent(status, index, sent, opts));
     // The command id must reach status even if the request changed meanwhile.
     return {
       status,
       event: { type: 'Normal', reason: 'CommandSent', message: status.message ?? '' },
-      // The next command goes out at once; the last one is followed at the poll pace.
-      requeueAfterMs: more ? 1 : this.pollDelay(requestedAt),
-      mustPersist: { comment: command.comment, commandId: sent.commandId, requestedAt },
+      // The next command goes out at once (a rollout looks for room first); the last one is followed at the poll pace.
+      requeueAfterMs: more || opts ? 1 : this.pollDelay(requestedAt),
+      mustPersist: {
+        comment: command.comment,
+        commandId: sent.commandId,
+        requestedAt,
+        ...(opts && { maxConcurrency: opts.maxConcurrency, maxErrors: opts.maxErrors }),
+      },
     };
   }
 
@@ -308,6 +384,19 @@ export class SsmExecution {
   private async poll(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients): Promise<Transition> {
     const ssm = status.execution!.ssm!;
     const commands = ssm.commands!;
+    const results = await this.readInvocations(status, cloud);
+    const done = (r: InvocationResult) => r.status === NOT_SENT || TERMINAL_INVOCATION_STATUSES.has(r.status);
+    if (!results.every(done)) return { status, requeueAfterMs: this.pollDelay(commands.at(-1)?.requestedAt ?? ssm.requestedAt) };
+    return this.ended(rr, status, results);
+  }
+
+  /**
+   * Reads every target's invocation not yet ended (those ended keep what status says) into
+   * `ssm.invocations`. `unsent`: the status shown for an instance whose command is not sent.
+   */
+  async readInvocations(status: RemediationRequestStatus, cloud: CloudClients, unsent = NOT_SENT): Promise<InvocationResult[]> {
+    const ssm = status.execution!.ssm!;
+    const commands = ssm.commands!;
     const targets = status.targets ?? [];
     const budget = tailBudget(targets.length);
     const previous = new Map((ssm.invocations ?? []).map((i) => [i.instanceId, i]));
@@ -316,7 +405,7 @@ export class SsmExecution {
     const results: InvocationResult[] = await mapLimited(targets, POLL_CONCURRENCY, async (id) => {
       const prev = previous.get(id);
       const command = commandOf.get(id);
-      if (!command?.commandId) return { instanceId: id, status: NOT_SENT };
+      if (!command?.commandId) return { instanceId: id, status: command?.refused ? NOT_SENT : unsent };
       if (prev && TERMINAL_INVOCATION_STATUSES.has(prev.status)) {
         return { instanceId: id, status: prev.status, responseCode: prev.responseCode, stdout: prev.stdoutTail, stderr: prev.stderrTail };
       }
@@ -332,8 +421,12 @@ export class SsmExecution {
         ...(r.stderr !== undefined && { stderrTail: cut(r.stderr) }),
       }),
     );
-    const done = (r: InvocationResult) => r.status === NOT_SENT || TERMINAL_INVOCATION_STATUSES.has(r.status);
-    if (!results.every(done)) return { status, requeueAfterMs: this.pollDelay(commands.at(-1)?.requestedAt ?? ssm.requestedAt) };
+    return results;
+  }
+
+  /** Every invocation ended: the request's end, as the single command (or chunks) came out. */
+  ended(rr: RemediationRequest, status: RemediationRequestStatus, results: InvocationResult[]): Transition {
+    const commands = status.execution!.ssm!.commands!;
     const ids = commands.flatMap((c) => c.commandId ?? []);
     const what = ids.length > 1 ? `SSM commands ${ids.join(', ')}` : `SSM command ${ids[0]}`;
     const failed = results.filter((r) => r.status !== 'Success');
@@ -342,6 +435,16 @@ export class SsmExecution {
       this.t.condition(rr, status, 'Executed', 'True', 'Succeeded', `${what} succeeded on ${results.length} instance(s)`);
       const on = results.length > 10 ? `all ${results.length} instances` : results.map((r) => r.instanceId).join(', ');
       return this.t.enter(rr, status, 'Succeeded', 'CommandSucceeded', `${what} succeeded on ${on}`);
+    }
+    // The outcome is maxErrors' (rollout.ts `outcome`): within it, every instance having run, the request succeeds.
+    const plan = status.plan?.ssm;
+    const o =
+      plan && !refusal
+        ? outcome(commands, new Map(results.map((r) => [r.instanceId, r.status])), { maxErrors: plan.maxErrors, targets: results.length })
+        : undefined;
+    if (o?.phase === 'Succeeded') {
+      this.t.condition(rr, status, 'Executed', 'True', 'Succeeded', `${what}: ${o.message}`);
+      return this.t.enter(rr, status, 'Succeeded', 'CommandSucceeded', `${what}: ${o.message}`);
     }
     const listed = failed
       .slice(0, 20)
@@ -385,6 +488,9 @@ export class SsmExecution {
         ssm.requestedAt = sent.requestedAt;
       }
       ssm.invocations = wanted.execution?.ssm?.invocations;
+      if (sent.maxConcurrency !== undefined) command.maxConcurrency = sent.maxConcurrency;
+      if (sent.maxErrors !== undefined) command.maxErrors = sent.maxErrors;
+      if (wanted.execution?.ssm?.rollout) ssm.rollout = wanted.execution.ssm.rollout;
       status.phase = wanted.phase;
       status.message = wanted.message;
       status.conditions = wanted.conditions;
@@ -400,7 +506,7 @@ export class SsmExecution {
   }
 
   /** Poll quickly at first, then back off: most commands finish in seconds, some take hours. */
-  private pollDelay(requestedAt: string | undefined): number {
+  pollDelay(requestedAt: string | undefined): number {
     const base = this.deps.pollIntervalMs ?? 1_000;
     const max = this.deps.maxPollIntervalMs ?? 30_000;
     const elapsed = Math.max(0, this.deps.clock.now() - Date.parse(requestedAt ?? this.t.now()));

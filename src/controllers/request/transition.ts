@@ -25,7 +25,7 @@ export interface Transition {
    * lost to a write conflict: on 409 the write is retried on a fresh read of the request
    * instead of giving up.
    */
-  mustPersist?: { comment: string; commandId: string; requestedAt: string };
+  mustPersist?: { comment: string; commandId: string; requestedAt: string; maxConcurrency?: string; maxErrors?: string };
 }
 
 export type ConditionType = 'Enriched' | 'Approved' | 'Executed' | 'CloudAccess' | 'Ready' | 'Verified';
