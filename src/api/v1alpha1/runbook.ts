@@ -212,8 +212,9 @@ const Rollout = Type.Object(
       Type.Boolean({
         default: false,
         description:
-          "AlarmConfiguration's IgnorePollAlarmFailure: true lets a command go on when SSM cannot read the alarm's state. The " +
-          "controller's own check is never ignored: an alarm it cannot read holds the next wave until it can.",
+          "AlarmConfiguration's IgnorePollAlarmFailure: true lets a command go on when SSM cannot read the alarm's state, and " +
+          "lets the controller go on past an alarm CloudWatch does not know (deleted, misspelt, another region); false stops " +
+          'the rollout on such an alarm. A DescribeAlarms call that fails holds the next step until it succeeds.',
       }),
     ),
   },
