@@ -213,7 +213,7 @@ const Rollout = Type.Object(
         default: false,
         description:
           "AlarmConfiguration's IgnorePollAlarmFailure: true lets a command go on when SSM cannot read the alarm's state, and " +
-          "lets the controller go on past an alarm CloudWatch does not know (deleted, misspelt, another region); false stops " +
+          'lets the controller go on past an alarm CloudWatch does not know (deleted, misspelt, another region); false stops ' +
           'the rollout on such an alarm. A DescribeAlarms call that fails holds the next step until it succeeds.',
       }),
     ),
