@@ -45,7 +45,7 @@ export class IntentRecorder {
     let resolved = fresh;
     if (!resolved) {
       const approved = status.plan?.digest;
-      const r = await this.planner.resolve(rr, status, policy, this.deps.getRunbook(policy.spec.runbookRef.name), false);
+      const r = await this.planner.recheck(rr, status, policy);
       if (!r.ok) {
         if (r.transition.status.reason === 'OptOut') r.transition.status.message = `${r.transition.status.message} (tagged after planning)`;
         return r.transition;
