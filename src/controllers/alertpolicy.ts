@@ -32,7 +32,8 @@ import { findCondition, setCondition, type Condition } from '../runtime/conditio
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { resetProven, resetToken, type AdmissionVerdict } from './admission.js';
 import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
-import { circuitState, validateSafety, type CircuitState, type ExecutionRecord } from './safety.js';
+import type { ExecutionRecord } from '../api/ledger/v1.js';
+import { circuitState, validateSafety, type CircuitState } from './safety.js';
 import { grantFor, inputProblems } from './runbooks.js';
 import { runChainSync, type ChainDoc, type Check, type Refusal } from './chain.js';
 import { anchoredPattern, placeholders } from './template.js';
