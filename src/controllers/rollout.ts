@@ -45,7 +45,7 @@ import { TemplateError } from './template.js';
 /**
  * Whether the execution path sends waves, pauses, verifies between waves and checks
  * alarms. Not yet: those go through the execution engine (issue 20), which has not
- * landed. Until then a plan with a rollout (several waves, or alarms) fails before anything is sent (plan.ts), so an
+ * landed. Until then a plan with a rollout (several waves, or alarms) fails before anything is sent (plan-render.ts), so an
  * approved plan never promises waves the controller would not keep.
  */
 export const ROLLOUT_EXECUTION = false;

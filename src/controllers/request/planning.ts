@@ -25,7 +25,7 @@ import { alertLocation, sessionTagsFor } from '../../cloud/location.js';
 import type { AdmissionEpoch } from '../admission.js';
 import { isHybridNodeId, type AgentStatus, type InstanceFacts } from '../../cloud/types.js';
 import { failedGuard, optedOutBy, planMetricQueries, seriesFrom } from '../enrichment.js';
-import { renderPlan, templateContext, type RenderedSns } from '../plan.js';
+import { renderPlan, templateContext, type RenderedSns } from '../plan-render.js';
 import { approvalTimeoutMs, grantFor, inputProblems, runbookProblems, type RunbookGrant } from '../runbooks.js';
 import { runChain, type Check, type ChainDoc, type Refusal } from '../chain.js';
 import { candidates, checkTargets, outsideScope, renderSelector } from '../targets.js';

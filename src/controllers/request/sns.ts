@@ -10,7 +10,7 @@
  */
 import type { AlertPolicy, RemediationRequest, RemediationRequestStatus } from '../../api/v1alpha1/index.js';
 import { AwsAccessDeniedError } from '../../cloud/types.js';
-import { renderPlan } from '../plan.js';
+import { renderPlan } from '../plan-render.js';
 import { TemplateError } from '../template.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
 import { classifyAwsFailure, type ExecutionEngine, FIFO_DEDUP_WINDOW_MS, viewOf } from './engine.js';
