@@ -22,7 +22,7 @@ import { ExecutionLedger } from './controllers/ledger.js';
 import type { CloudClients, CloudLocation } from './controllers/request/deps.js';
 import { RemediationRequestReconciler } from './controllers/request/reconciler.js';
 import { setupRequestController } from './controllers/request/setup.js';
-import { RunbookReconciler } from './controllers/runbook.js';
+import { RunbookReconciler } from './controllers/runbook-reconciler.js';
 import { setupRunbookController } from './controllers/runbook-setup.js';
 import { ClusterReads, type NamespaceObject } from './kube/cluster.js';
 import { ConfigMapLedgerStorage } from './kube/ledger-configmaps.js';

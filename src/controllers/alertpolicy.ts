@@ -34,7 +34,7 @@ import { resetProven, resetToken, type AdmissionVerdict } from './admission.js';
 import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
 import type { ExecutionRecord } from '../api/ledger/v1.js';
 import { circuitState, validateSafety, type CircuitState } from './safety.js';
-import { grantFor, inputProblems } from './runbooks.js';
+import { grantFor, inputProblems } from './runbook-grant.js';
 import { runChainSync, type ChainDoc, type Check, type Refusal } from './chain.js';
 import { anchoredPattern, placeholders } from './template.js';
 

@@ -160,7 +160,7 @@ export function effectiveRollout(ssm: SsmAction, override: RolloutOverride | und
 }
 
 /**
- * What is wrong with a runbook's rollout, for its Ready condition (runbooks.ts): found
+ * What is wrong with a runbook's rollout, for its Ready condition (runbook-grant.ts): found
  * when the runbook is written, not when a request first uses it.
  */
 export function rolloutProblems(ssm: SsmAction, maxTargets: number): string[] {

@@ -27,7 +27,7 @@ import { findCondition, type Condition } from '../../runtime/conditions.js';
 import { runChain, type Check, type ChainDoc } from '../chain.js';
 import type { AdmissionVerdict } from '../admission.js';
 import { epochKey } from '../admission.js';
-import { approvalTimeoutMs } from '../runbooks.js';
+import { approvalTimeoutMs } from '../runbook-grant.js';
 import type { RemediationRequestReconcilerDeps } from './deps.js';
 import type { Transition, Transitions } from './transition.js';
 

@@ -24,7 +24,7 @@
 import { END_PHASES, type AlertPolicy, type RemediationRequest, type RemediationRequestStatus } from '../../api/v1alpha1/index.js';
 import type { Reason } from '../../api/v1alpha1/reasons.js';
 import { runChainSync, type Check, type ChainDoc } from '../chain.js';
-import { approvalTimeoutMs } from '../runbooks.js';
+import { approvalTimeoutMs } from '../runbook-grant.js';
 import { circuitState, cooldownBlock, maintenanceBlock, rateLimitBlock, type CircuitState } from '../safety.js';
 import { instanceBusyBlock } from '../instance-locks.js';
 import { ledgerRetention } from '../ledger.js';

@@ -26,7 +26,7 @@ import type { AdmissionEpoch } from '../admission.js';
 import { isHybridNodeId, type AgentStatus, type InstanceFacts } from '../../cloud/types.js';
 import { failedGuard, optedOutBy, planMetricQueries, seriesFrom } from '../enrichment.js';
 import { renderPlan, templateContext, type RenderedSns } from '../plan-render.js';
-import { approvalTimeoutMs, grantFor, inputProblems, runbookProblems, type RunbookGrant } from '../runbooks.js';
+import { approvalTimeoutMs, grantFor, inputProblems, runbookProblems, type RunbookGrant } from '../runbook-grant.js';
 import { runChain, type Check, type ChainDoc, type Refusal } from '../chain.js';
 import { candidates, checkTargets, outsideScope, renderSelector } from '../targets.js';
 import { TemplateError } from '../template.js';

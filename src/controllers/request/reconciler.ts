@@ -48,7 +48,7 @@ import { isConflict, isNotFound, type ResourceClient } from '../../kube/resource
 import { WriteExpectations } from '../../runtime/expectations.js';
 import { retentionOf, ttlLeftMs } from '../retention.js';
 import { ledgerRetention } from '../ledger.js';
-import { notifyAllowed } from '../runbooks.js';
+import { notifyAllowed } from '../runbook-grant.js';
 import type { Reconciler, Request, Result } from '../../runtime/controller.js';
 import { ApprovalGate } from './approval.js';
 import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
