@@ -30,7 +30,9 @@ import { approvalTimeoutMs, grantFor, inputProblems, runbookProblems, type Runbo
 import { runChain, type Check, type ChainDoc, type Refusal } from '../chain.js';
 import { candidates, checkTargets, outsideScope, renderSelector } from '../targets.js';
 import { TemplateError } from '../template.js';
-import type { CloudClients, CloudLocation, RemediationRequestReconcilerDeps } from './deps.js';
+import type { CloudServices } from '../../cloud/clients.js';
+import type { AwsLocation } from '../../cloud/location.js';
+import type { RemediationRequestReconcilerDeps } from './deps.js';
 import type { Transition, Transitions } from './transition.js';
 import type { Condition } from '../../runtime/conditions.js';
 
@@ -39,7 +41,7 @@ export interface Resolved {
   sns?: RenderedSns;
   facts: InstanceFacts[];
   approval: 'Auto' | 'Manual';
-  cloud: CloudClients;
+  cloud: CloudServices;
 }
 
 export type Resolution = { ok: true; resolved: Resolved } | { ok: false; transition: Transition; refusal: PlanRefusal };
@@ -92,8 +94,8 @@ export interface PlanContext {
   grant?: RunbookGrant;
   /** The grant's risk, once the policy is known to be usable with its runbook. */
   risk?: RiskLevel;
-  location?: CloudLocation;
-  cloud?: CloudClients;
+  location?: AwsLocation;
+  cloud?: CloudServices;
   policySelector?: Record<string, string>;
   scopeSelector?: Record<string, string>;
   /** The targets the rules derive and what EC2 (or SSM) says of them, before the scope check. */
@@ -117,7 +119,7 @@ const planned = (ctx: PlanContext): RemediationRequestStatus => ({ ...ctx.status
 const agentGuard = (policy: AlertPolicy) => (policy.spec.enrichment?.guards ?? []).find((g) => g.agentOnline)?.agentOnline;
 
 /** Where the request runs: the alert's own region when the runbook allows it, else the runbook's first (see alertLocation). */
-async function locate(ctx: PlanContext, runbook: Runbook): Promise<CloudLocation | Refusal> {
+async function locate(ctx: PlanContext, runbook: Runbook): Promise<AwsLocation | Refusal> {
   const { deps, rr } = ctx;
   const account = runbook.spec.scope?.account;
   const own = rr.spec.alert.account !== undefined && !account ? await deps.ownAccount?.() : undefined;
@@ -328,7 +330,7 @@ const metricsRead: PlanCheck = {
     if (queries.length > 0) {
       const lookback = Math.max(...(policy.spec.enrichment?.metrics ?? []).map((m) => parseDuration(m.lookback ?? '10m')));
       const end = new Date(deps.clock.now());
-      const results = await ctx.cloud!.metricsReader.getMetricData(
+      const results = await ctx.cloud!.metrics.getMetricData(
         queries.map((p) => p.query),
         new Date(end.getTime() - lookback),
         end,

@@ -41,7 +41,8 @@ import {
   type SentCommand,
 } from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
-import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import type { CloudServices } from '../../cloud/clients.js';
+import type { RemediationRequestReconcilerDeps } from './deps.js';
 import { type ExecutionEngine, viewOf } from './engine.js';
 import type { Transition, Transitions } from './transition.js';
 
@@ -113,7 +114,7 @@ export class SsmExecution {
     private readonly engine: ExecutionEngine,
   ) {}
 
-  async step(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients, log: Logger): Promise<Transition> {
+  async step(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudServices, log: Logger): Promise<Transition> {
     const ssm = status.execution?.ssm;
     if (!ssm || !status.execution) return this.t.fail(rr, status, 'IntentLost', 'Executing without recorded intent; not sending anything');
     const commands = commandsOf(ssm, status.targets ?? []);
@@ -136,7 +137,7 @@ export class SsmExecution {
   private async followUnrecorded(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     index: number,
     sent: SentCommand,
   ): Promise<Transition> {
@@ -182,7 +183,7 @@ export class SsmExecution {
   private async send(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     log: Logger,
     index: number,
   ): Promise<Transition> {
@@ -305,7 +306,7 @@ export class SsmExecution {
     return { status, event: { type: 'Warning', reason, message: status.message }, requeueAfterMs: 1 };
   }
 
-  private async poll(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients): Promise<Transition> {
+  private async poll(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudServices): Promise<Transition> {
     const ssm = status.execution!.ssm!;
     const commands = ssm.commands!;
     const targets = status.targets ?? [];
