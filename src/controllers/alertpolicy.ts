@@ -69,9 +69,9 @@ export function validatePolicy(policy: AlertPolicy): string[] {
       }
     }
   }
-  for (const t of Object.values(policy.spec.targets.tagSelector ?? {})) {
+  for (const template of Object.values(policy.spec.targets.tagSelector ?? {})) {
     try {
-      placeholders(t);
+      placeholders(template);
     } catch (error) {
       problems.push(`targets.tagSelector: ${(error as Error).message}`);
     }

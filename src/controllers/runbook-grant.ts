@@ -234,8 +234,8 @@ export function runbookProblems(runbook: Runbook, allowedDocuments: ReadonlySet<
   }
   const sns = runbook.spec.action.sns;
   if (sns) {
-    for (const t of [sns.subject ?? '', sns.message, sns.messageGroupId ?? '', ...Object.values(sns.messageAttributes ?? {})])
-      checkTemplate('action.sns', t);
+    for (const template of [sns.subject ?? '', sns.message, sns.messageGroupId ?? '', ...Object.values(sns.messageAttributes ?? {})])
+      checkTemplate('action.sns', template);
   }
   for (const [k, v] of Object.entries(runbook.spec.scope?.tagSelector ?? {})) {
     try {

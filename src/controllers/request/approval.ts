@@ -81,7 +81,7 @@ const refuseApproval = (
   phase,
   reason,
   message,
-  // A refused approval is a Warning (a Failed one is by t.fail).
+  // A refused approval is a Warning (a Failed one is, by Transitions.fail).
   warning: true,
   condition: { status: 'False', reason, message: condition },
 });
@@ -298,13 +298,12 @@ export class ApprovalGate {
   /** The one place an approval verdict becomes status; no verdict: every check passed, the plan is approved. */
   private verdictTransition(ctx: ApprovalContext, status: RemediationRequestStatus, v: ApprovalVerdict | undefined): Transition | 'replan' {
     const { rr } = ctx;
-    const t = this.t;
     if (v?.kind === 'replan') return 'replan';
     if (v?.kind === 'wait') return { status, requeueAfterMs: ctx.remaining };
     const a = given(ctx);
     if (v?.kind === 'unguarded') {
       // Not an end: the request waits (and may still expire) until the guard is in place.
-      t.condition(
+      this.t.condition(
         rr,
         status,
         'Approved',
@@ -322,12 +321,12 @@ export class ApprovalGate {
     }
     if (!v) {
       status.approval = a;
-      t.condition(rr, status, 'Approved', 'True', 'ManuallyApproved', `approved by ${a.approver} (plan ${status.plan?.digest})`);
-      return t.enter(rr, status, 'Approved', 'ManuallyApproved', `approved by ${a.approver}${a.reason ? `: ${a.reason}` : ''}`);
+      this.t.condition(rr, status, 'Approved', 'True', 'ManuallyApproved', `approved by ${a.approver} (plan ${status.plan?.digest})`);
+      return this.t.enter(rr, status, 'Approved', 'ManuallyApproved', `approved by ${a.approver}${a.reason ? `: ${a.reason}` : ''}`);
     }
     if (v.keep) status.approval = a;
-    t.condition(rr, status, 'Approved', v.condition.status, v.condition.reason, v.condition.message);
-    if (v.phase === 'Failed') return t.fail(rr, status, v.reason, v.message);
-    return t.enter(rr, status, v.phase, v.reason, v.message, v.warning ? 'Warning' : 'Normal');
+    this.t.condition(rr, status, 'Approved', v.condition.status, v.condition.reason, v.condition.message);
+    if (v.phase === 'Failed') return this.t.fail(rr, status, v.reason, v.message);
+    return this.t.enter(rr, status, v.phase, v.reason, v.message, v.warning ? 'Warning' : 'Normal');
   }
 }

@@ -206,20 +206,28 @@ export const INTENT_CHAIN: ChainDoc = {
 };
 
 /** The one place an intent check's verdict becomes status. */
-function verdictTransition(t: Transitions, rr: RemediationRequest, status: RemediationRequestStatus, v: IntentVerdict): Transition {
+function verdictTransition(
+  transitions: Transitions,
+  rr: RemediationRequest,
+  status: RemediationRequestStatus,
+  v: IntentVerdict,
+): Transition {
   switch (v.kind) {
     case 'replanned':
       if (v.note) v.transition.status.message = `${v.transition.status.message}${v.note}`;
       return v.transition;
     case 'held': {
-      const held = t.enter(rr, status, 'Approved', v.reason, v.message);
+      const held = transitions.enter(rr, status, 'Approved', v.reason, v.message);
       // A hold already announced is not announced again; the write is skipped when nothing changed.
       if (v.quiet) delete held.event;
       held.requeueAfterMs = v.requeueAfterMs;
       return held;
     }
     case 'ended': {
-      const ended = v.phase === 'Failed' ? t.fail(rr, status, v.reason, v.message) : t.enter(rr, status, v.phase, v.reason, v.message);
+      const ended =
+        v.phase === 'Failed'
+          ? transitions.fail(rr, status, v.reason, v.message)
+          : transitions.enter(rr, status, v.phase, v.reason, v.message);
       // An open breaker just recorded in the ledger is stored before the request says so.
       if (v.persist) ended.beforeWrite = v.persist;
       return ended;
@@ -305,10 +313,10 @@ export class IntentRecorder {
       return this.t.enter(rr, status, 'Succeeded', 'DryRun', `dry run: would have sent ${what}`);
     }
     this.t.condition(rr, status, 'Executed', 'Unknown', 'Sending', 'intent recorded; sending');
-    const t = this.t.enter(rr, status, 'Executing', 'IntentRecorded', `sending ${what}`);
+    const executing = this.t.enter(rr, status, 'Executing', 'IntentRecorded', `sending ${what}`);
     // No Event for the intent: the send follows in the same reconcile, and its Event (or
     // the end's, for a command that finishes before the first poll) says what went where.
-    delete t.event;
+    delete executing.event;
     // Counted at once, before the next request's safety check (no await since it), and
     // stored before the status write; a failed status write keeps the entry (counting
     // one execution too many is the safe direction) and the request's end or deletion
@@ -324,12 +332,12 @@ export class IntentRecorder {
       ...(rr.spec.requestedBy && { requestedBy: rr.spec.requestedBy }),
       ...(status.approval?.approver && { approver: status.approval.approver }),
     });
-    t.beforeWrite = () => this.deps.ledger.persist(ns, policyName);
-    t.addFinalizer = true;
+    executing.beforeWrite = () => this.deps.ledger.persist(ns, policyName);
+    executing.addFinalizer = true;
     // Written on the version that had no intent: nobody can have sent these effects (engine.ts, invariant 3).
     const effects = execution.ssm ? (execution.ssm.commands ?? []).map((c) => c.comment) : [uid];
-    t.afterWrite = () => this.engine.intentWritten(uid, effects);
-    return t;
+    executing.afterWrite = () => this.engine.intentWritten(uid, effects);
+    return executing;
   }
 }
 

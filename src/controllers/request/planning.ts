@@ -442,7 +442,12 @@ export const RECHECK_CHAIN: ChainDoc = {
  * Writes what the chain gathered into `status` — the risk, the targets, the enrichment
  * and its condition, as far as the checks got — and, for a refusal, the phase it ends in.
  */
-function writeResolution(t: Transitions, ctx: PlanContext, status: RemediationRequestStatus, refusal: PlanRefusal | undefined): Resolution {
+function writeResolution(
+  transitions: Transitions,
+  ctx: PlanContext,
+  status: RemediationRequestStatus,
+  refusal: PlanRefusal | undefined,
+): Resolution {
   const { rr } = ctx;
   if (ctx.risk) status.risk = ctx.risk;
   if (ctx.targets) {
@@ -451,12 +456,12 @@ function writeResolution(t: Transitions, ctx: PlanContext, status: RemediationRe
   }
   if (ctx.enrichment) status.enrichment = ctx.enrichment;
   const enriched = refusal?.enriched ?? ctx.enriched;
-  if (enriched) t.condition(rr, status, 'Enriched', enriched.status, enriched.reason, enriched.message);
+  if (enriched) transitions.condition(rr, status, 'Enriched', enriched.status, enriched.reason, enriched.message);
   if (refusal) {
     const transition =
       refusal.end === 'Failed'
-        ? t.fail(rr, status, refusal.reason, refusal.message)
-        : t.enter(rr, status, 'Skipped', refusal.reason, refusal.message);
+        ? transitions.fail(rr, status, refusal.reason, refusal.message)
+        : transitions.enter(rr, status, 'Skipped', refusal.reason, refusal.message);
     return { ok: false, transition, refusal };
   }
   const { plan, sns } = ctx.rendered!;
