@@ -66,9 +66,14 @@ function sources(dir) {
 }
 
 const all = measured(['src', 'test', 'hack']);
-console.log(
-  `# Architecture figures for ${root} (${execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()})\n`,
-);
+let commit = 'not a git checkout';
+try {
+  commit = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).trim();
+} catch {}
+console.log(`# Architecture figures for ${root} (${commit})\n`);
 for (const kind of ['complexity', 'lines']) {
   console.log(`## Top src/ functions by ${kind === 'lines' ? 'length (lines, blanks skipped)' : 'cognitive complexity'}`);
   for (const f of all
