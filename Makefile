@@ -109,7 +109,7 @@ deploy: ## Apply config/ (CRDs, RBAC, admission policy, controller) to the curre
 	KUBECTL="$(KUBECTL)" bash hack/chart/deploy.sh apply "$(IMG)"
 
 .PHONY: undeploy
-undeploy: ## Remove what deploy applied, except the CRDs and the AlertPolicies and RemediationRequests they hold.
+undeploy: ## Remove what deploy applied, except the CRDs (and the objects they hold) and the namespace (ledger, intake token).
 	KUBECTL="$(KUBECTL)" bash hack/chart/deploy.sh delete
 
 .PHONY: bench-e2e

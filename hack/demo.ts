@@ -17,7 +17,7 @@
  * It exits 0 only if every request ended as expected, and leaves nothing running — also
  * on Ctrl-C (the process registry in test/testbed/procs.ts stops every child).
  */
-import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -270,11 +270,21 @@ function phaseColour(phase: string | undefined): string {
   return red(phase ?? 'Pending');
 }
 
+/**
+ * When an Event last happened. The controller writes events.k8s.io/v1 Events, which the
+ * core/v1 view read here shows with `eventTime` and `series.lastObservedTime` (a repeat);
+ * their `lastTimestamp` is the optional `deprecatedLastTimestamp`, which we never set.
+ */
+function eventTime(e: CoreV1Event): Date | undefined {
+  const t = e.series?.lastObservedTime ?? e.eventTime ?? e.lastTimestamp ?? e.firstTimestamp;
+  return t ? new Date(t) : undefined;
+}
+
 async function timeline(kc: KubeConfig, rr: RemediationRequest, names: Map<string, string>): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
   const name = rr.metadata?.name ?? '';
-  const events = (await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items.sort((a, b) =>
-    String(a.metadata?.name).localeCompare(String(b.metadata?.name)),
+  const events = (await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items.sort(
+    (a, b) => (eventTime(a)?.getTime() ?? 0) - (eventTime(b)?.getTime() ?? 0),
   );
   const s = rr.status ?? {};
   const label = (id: string) => `${id} (${names.get(id) ?? '?'})`;
@@ -284,7 +294,8 @@ async function timeline(kc: KubeConfig, rr: RemediationRequest, names: Map<strin
   );
   console.log(`  alert     ${rr.spec.alert.source}: ${rr.spec.alert.name}`);
   for (const e of events) {
-    const t = e.lastTimestamp ? new Date(e.lastTimestamp).toISOString().slice(11, 19) : '--:--:--';
+    const at = eventTime(e);
+    const t = at ? at.toISOString().slice(11, 19) : '--:--:--';
     console.log(`  ${dim(t)}  ${(e.reason ?? '').padEnd(17)} ${e.message ?? ''}`);
   }
   for (const i of s.enrichment?.instances ?? []) {

@@ -1,9 +1,10 @@
 /**
  * Writes the CRDs generated from `src/api/v1alpha1` to `config/crd/bases/` (and the
- * chart's `crds/` once it exists), docs/api.md, and the order of the controller's checks
- * in docs/security.md (from the rule chains in src/controllers). With `--check` it writes
- * nothing and exits 1 when a committed file differs, so CI catches a schema change
- * without regenerated YAML, or a reordered rule without its documentation.
+ * chart's `files/crds/`, which templates/crds.yaml renders, once it exists), docs/api.md,
+ * and the order of the controller's checks in docs/security.md (from the rule chains in
+ * src/controllers). With `--check` it writes nothing and exits 1 when a committed file
+ * differs, so CI catches a schema change without regenerated YAML, or a reordered rule
+ * without its documentation.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -82,7 +83,12 @@ export function renderedApiDocs(): string {
     const v = crd.spec.versions[0]!;
     const root = v.schema.openAPIV3Schema as unknown as Schema;
     out.push('', `## ${crd.spec.names.kind} (\`${crd.spec.names.shortNames.join('`, `')}\`)`, '', root.description ?? '', '');
-    out.push('Columns of `kubectl get`: ' + v.additionalPrinterColumns.map((c) => c.name).join(', ') + '.', '');
+    const shown = (wide: boolean) => v.additionalPrinterColumns.filter((c) => (c.priority ?? 0) > 0 === wide).map((c) => c.name);
+    const wide = shown(true);
+    out.push(
+      `Columns of \`kubectl get\`: ${shown(false).join(', ')}${wide.length ? `; with \`-o wide\` also ${wide.join(', ')}` : ''}.`,
+      '',
+    );
     for (const part of ['spec', 'status'] as const) {
       out.push(`### ${part}`, '', '| field | type | description |', '|---|---|---|');
       rows(root.properties![part]!, part, false, out);
@@ -129,7 +135,7 @@ export const securityDoc = (): string => join(root, 'docs', 'security.md');
 
 export function crdDirectories(): string[] {
   const dirs = [join(root, 'config', 'crd', 'bases')];
-  if (existsSync(join(root, 'charts', 'remediator', 'Chart.yaml'))) dirs.push(join(root, 'charts', 'remediator', 'crds'));
+  if (existsSync(join(root, 'charts', 'remediator', 'Chart.yaml'))) dirs.push(join(root, 'charts', 'remediator', 'files', 'crds'));
   return dirs;
 }
 

@@ -112,7 +112,7 @@ export const USAGE = `Usage: remediator [flags]   (each flag also reads the uppe
   --leader-election-namespace  namespace of the Lease (default: POD_NAMESPACE)
   --leader-election-id     Lease name (default remediator-leader)
   --allowed-documents      comma-separated SSM documents policies may use (default AWS-RunShellScript)
-  --concurrency            reconcile workers per controller (default 16)
+  --concurrency            RemediationRequest reconcile workers (default 16)
   --log-level              pino level: debug, info, warn, error (default info)
   --poll-interval          first SSM invocation poll delay in ms (default 1000)
   --max-poll-interval      longest SSM invocation poll delay in ms (default 30000)

@@ -5,7 +5,7 @@
  * operator. It exits non-zero on a lost Lease so Kubernetes restarts the pod as a
  * follower. The intake runs on every replica: it needs the policy cache, not the Lease.
  */
-import { PooledKubeConfig } from './kube/kubeconfig.js';
+import { KubeconfigError, PooledKubeConfig } from './kube/kubeconfig.js';
 import { CloudPool } from './cloud/pool.js';
 import { KubeIntakeApi } from './intake/kube.js';
 import { IntakeServer } from './intake/server.js';
@@ -33,7 +33,15 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
   const kubeConfig = new PooledKubeConfig();
-  kubeConfig.loadFromDefault();
+  try {
+    kubeConfig.loadOrExplain();
+  } catch (error) {
+    if (!(error instanceof KubeconfigError)) throw error;
+    // A configuration mistake, like a bad flag: one log line and exit status 2, no stack.
+    logger.fatal(error.message);
+    logger.flush();
+    process.exit(2);
+  }
   const cloud = new CloudPool({ homeRegion: config.awsRegion, metrics });
   const operator = new Operator({ config, kubeConfig, cloud, logger, metrics });
   const intake =

@@ -230,7 +230,7 @@ export class Operator {
         await new Promise((r) => setTimeout(r, retryInMs));
       }
     }
-    // Drops what no rule needs any more, including ledgers of policies long gone.
+    // Drops entries no rule needs any more (a deleted policy's newest outcomes are kept: docs/ledger-and-retention.md).
     this.ledgerSweep = setInterval(
       () => void this.ledger.sweep().catch((err: unknown) => logger.warn({ err }, 'ledger sweep failed')),
       5 * 60_000,

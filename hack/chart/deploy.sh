@@ -4,7 +4,9 @@
 #   hack/chart/deploy.sh apply  IMAGE   server-side apply of config/ with the controller image IMAGE
 #   hack/chart/deploy.sh render IMAGE   print what apply would apply
 #   hack/chart/deploy.sh delete         remove the controller, its RBAC and admission policy;
-#                                       the CRDs (and so every AlertPolicy and RemediationRequest) stay
+#                                       the CRDs (and so every Runbook, AlertPolicy and
+#                                       RemediationRequest) and the namespace (the ledger, the
+#                                       intake token Secret) stay
 #
 # Environment: KUBECTL (default kubectl), DRY_RUN (server or client: apply as a dry run).
 set -euo pipefail
@@ -55,12 +57,18 @@ case "${1:-}" in
     ;;
   delete)
     [[ $# -eq 1 ]] || usage
-    # Admission first (so nothing is refused on the way out), then the controller and its
-    # namespace, then the cluster-wide RBAC. config/crd is left alone on purpose.
-    for dir in admission manager rbac; do
-      "${kubectl}" delete --ignore-not-found -k "${repo}/config/${dir}"
+    # Admission first (so nothing is refused on the way out), then the controller, then
+    # the cluster-wide RBAC. config/crd is left alone on purpose, and so is the namespace:
+    # it holds the execution ledger (cooldowns, rate limits, open circuit breakers) and
+    # the intake token Secret, which a later deploy must find again.
+    "${kubectl}" delete --ignore-not-found -k "${repo}/config/admission"
+    for f in "${repo}"/config/manager/*.yaml; do
+      case "${f##*/}" in kustomization.yaml | namespace_*) continue ;; esac
+      "${kubectl}" delete --ignore-not-found -f "${f}"
     done
-    echo "CRDs kept. To remove them and every AlertPolicy and RemediationRequest: ${kubectl} delete -f ${repo}/config/crd/bases" >&2
+    "${kubectl}" delete --ignore-not-found -k "${repo}/config/rbac"
+    echo "CRDs and namespace remediator-system (the execution ledger, the intake token Secret) kept." >&2
+    echo "To remove them too: ${kubectl} delete -f ${repo}/config/crd/bases (every Runbook, AlertPolicy and RemediationRequest) and ${kubectl} delete namespace remediator-system" >&2
     ;;
   *) usage ;;
 esac

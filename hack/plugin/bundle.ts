@@ -188,5 +188,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const started = Date.now();
   const b = await bundlePlugin();
   for (const p of b.platforms) console.log(`${p.archive} sha256:${p.sha256}`);
+  if (!process.env['PLUGIN_RELEASE_URL'])
+    console.log(
+      `note: the manifest's URIs (${b.platforms[0]?.uri ?? RELEASE_URL}, ...) do not exist until the archives are published there; install with --archive, or set PLUGIN_RELEASE_URL to where you publish them`,
+    );
   console.log(`${b.manifest}\n(${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }

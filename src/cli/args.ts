@@ -30,6 +30,7 @@ Usage:
   kubectl remediator reject NAME [-n NAMESPACE] [--reason TEXT]
   kubectl remediator resume POLICY [-n NAMESPACE]
   kubectl remediator ui [-n NAMESPACE | -A] [--port PORT] [--log-group G | --bucket B [--prefix P]] [--region R]
+  kubectl remediator migrate [POLICY] [-n NAMESPACE | -A] [--dir DIR] [--apply]
   kubectl remediator whoami
   kubectl remediator history [-n NAMESPACE | -A] [--verify] (--log-group G | --bucket B)   (see history --help)
 
@@ -40,7 +41,10 @@ circuit breaker (failures before now stop counting). ui serves a page on 127.0.0
 (your inbox, each request's plan, targets and timeline, Approve and Reject) that acts
 with your kubeconfig credentials, like kubectl proxy; open the URL it prints. Given
 the audit sink (as for history), its History view shows the durable record, read with
-your own AWS credentials.
+your own AWS credentials. migrate turns AlertPolicies with an inline spec.action (the
+schema before Runbooks) into a Runbook for a cluster administrator to review and the
+policy that uses it: printed as YAML, or written to --dir; --apply creates both, as a
+user who may create Runbooks (docs/upgrading.md).
 
 Flags:
   -n, --namespace NAME   namespace (default: the kubeconfig context's, else "default")
@@ -49,6 +53,8 @@ Flags:
   -o, --output FORMAT    list output: wide, name or json
       --reason TEXT      why you approve or reject (recorded in spec.approval.reason)
       --port PORT        ui: the local port to serve on (default: a free one)
+      --dir DIR          migrate: write one file per object into DIR instead of printing
+      --apply            migrate: create the Runbooks and replace the policies (cluster admin)
   ui and history: where the audit records are
 ${SINK_FLAGS_USAGE}
       --context NAME     kubeconfig context to use
@@ -64,6 +70,7 @@ export type Command =
   | { kind: 'describe'; conn: Connection; name: string }
   | { kind: 'decide'; conn: Connection; name: string; decision: 'Approved' | 'Rejected'; reason?: string }
   | { kind: 'resume'; conn: Connection; policy: string }
+  | { kind: 'migrate'; conn: Connection; allNamespaces: boolean; name?: string; dir?: string; apply: boolean }
   | { kind: 'ui'; conn: Connection; allNamespaces: boolean; port: number; sink: SinkFlags };
 
 export interface Connection {
@@ -85,6 +92,8 @@ const OPTIONS = {
   context: { type: 'string' },
   kubeconfig: { type: 'string' },
   port: { type: 'string' },
+  dir: { type: 'string' },
+  apply: { type: 'boolean' },
   ...SINK_OPTIONS,
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
@@ -107,7 +116,7 @@ export function parseCommand(argv: readonly string[]): Command {
   const oneName = (): string => {
     if (rest.length !== 1)
       throw new UsageError(
-        `${verb} takes exactly one ${verb === 'resume' ? 'AlertPolicy' : 'RemediationRequest'} name, got ${rest.length}`,
+        `${verb} takes exactly one ${verb === 'resume' || verb === 'migrate' ? 'AlertPolicy' : 'RemediationRequest'} name, got ${rest.length}`,
       );
     const name = rest[0]!;
     // Accept kubectl's kind/name form too: rr/foo, remediationrequest/foo.
@@ -170,11 +179,25 @@ export function parseCommand(argv: readonly string[]): Command {
         if (values[key] !== undefined) sink[key] = values[key];
       return { kind: 'ui', conn, allNamespaces: values['all-namespaces'] ?? false, port, sink };
     }
+    case 'migrate': {
+      only(['all-namespaces', 'dir', 'apply']);
+      if (values['all-namespaces'] && (values.namespace || rest.length > 0))
+        throw new UsageError('use either a policy name (with --namespace) or --all-namespaces');
+      if (values.apply && values.dir) throw new UsageError('use either --dir (to review) or --apply');
+      return {
+        kind: 'migrate',
+        conn,
+        allNamespaces: values['all-namespaces'] ?? false,
+        ...(rest.length > 0 && { name: oneName() }),
+        ...(values.dir !== undefined && { dir: values.dir }),
+        apply: values.apply ?? false,
+      };
+    }
     case 'whoami':
       noNames();
       only([]);
       return { kind: 'whoami', conn };
     default:
-      throw new UsageError(`unknown command "${verb}": use list, describe, approve, reject, resume, ui or whoami`);
+      throw new UsageError(`unknown command "${verb}": use list, describe, approve, reject, resume, ui, migrate or whoami`);
   }
 }

@@ -77,6 +77,33 @@ export function statusCode(error: unknown): number | undefined {
   return error instanceof ApiException ? error.code : undefined;
 }
 
+/**
+ * Calls `call` again while the API server answers 429, as kubectl does: a CRD installed
+ * seconds ago answers "storage is (re)initializing" until its storage is ready. A 429
+ * means the request was not carried out, so repeating it (a patch with the same
+ * resourceVersion included) is safe. Bounded: about 15 s, then the 429 is reported.
+ */
+export async function whileThrottled<T>(
+  call: () => Promise<T>,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  attempts = 8,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (statusCode(error) !== 429 || attempt >= attempts) throw error;
+      await sleep(retryAfterMs(error) ?? Math.min(250 * 2 ** attempt, 4000));
+    }
+  }
+}
+
+function retryAfterMs(error: unknown): number | undefined {
+  const header = error instanceof ApiException ? (error.headers as Record<string, string | undefined>)['retry-after'] : undefined;
+  const seconds = Number(header);
+  return header !== undefined && Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds, 5) * 1000 : undefined;
+}
+
 export interface Identity {
   username: string;
   groups: string[];
@@ -95,7 +122,7 @@ export class Client {
   }
 
   async whoami(): Promise<Identity> {
-    const review = await this.kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} });
+    const review = await whileThrottled(() => this.kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} }));
     const username = review.status?.userInfo?.username;
     if (!username) throw new PluginError('the API server did not say who you are (SelfSubjectReview returned no user name)');
     return { username, groups: review.status?.userInfo?.groups ?? [] };
@@ -103,18 +130,20 @@ export class Client {
 
   /** Whether the API server's authorizer lets this user `verb` RemediationRequests in `namespace`. */
   async canI(verb: string, namespace: string): Promise<boolean> {
-    const review = await this.kc.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
-      body: { spec: { resourceAttributes: { group: GROUP, resource: PLURAL, verb, namespace } } },
-    });
+    const review = await whileThrottled(() =>
+      this.kc.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
+        body: { spec: { resourceAttributes: { group: GROUP, resource: PLURAL, verb, namespace } } },
+      }),
+    );
     return review.status?.allowed === true;
   }
 
   async list(allNamespaces: boolean): Promise<RemediationRequest[]> {
-    const list = (
+    const list = (await whileThrottled(() =>
       allNamespaces
-        ? await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
-        : await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL })
-    ) as {
+        ? this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
+        : this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL }),
+    )) as {
       items: RemediationRequest[];
     };
     return list.items;
@@ -122,13 +151,9 @@ export class Client {
 
   async get(name: string, namespace = this.namespace): Promise<RemediationRequest> {
     try {
-      return (await this.custom.getNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace,
-        plural: PLURAL,
-        name,
-      })) as RemediationRequest;
+      return (await whileThrottled(() =>
+        this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name }),
+      )) as RemediationRequest;
     } catch (error) {
       if (statusCode(error) === 404) throw new PluginError(`remediationrequest "${name}" not found in namespace "${namespace}"`);
       throw error;
@@ -138,10 +163,12 @@ export class Client {
   /** Events about the request, oldest first; undefined when this user may not list them. */
   async events(rr: RemediationRequest): Promise<EventLine[] | undefined> {
     try {
-      const list = await this.kc.makeApiClient(CoreV1Api).listNamespacedEvent({
-        namespace: rr.metadata?.namespace ?? this.namespace,
-        fieldSelector: `involvedObject.name=${rr.metadata?.name},involvedObject.kind=${REMEDIATION_REQUEST.kind}`,
-      });
+      const list = await whileThrottled(() =>
+        this.kc.makeApiClient(CoreV1Api).listNamespacedEvent({
+          namespace: rr.metadata?.namespace ?? this.namespace,
+          fieldSelector: `involvedObject.name=${rr.metadata?.name},involvedObject.kind=${REMEDIATION_REQUEST.kind}`,
+        }),
+      );
       return list.items
         .filter((e) => !rr.metadata?.uid || !e.involvedObject.uid || e.involvedObject.uid === rr.metadata.uid)
         .map((e) => ({
@@ -160,13 +187,9 @@ export class Client {
   /** The AlertPolicy, or undefined when it is gone or this user may not read it. */
   async policy(name: string, namespace: string): Promise<AlertPolicy | undefined> {
     try {
-      return (await this.custom.getNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace,
-        plural: ALERT_POLICY.plural,
-        name,
-      })) as AlertPolicy;
+      return (await whileThrottled(() =>
+        this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: ALERT_POLICY.plural, name }),
+      )) as AlertPolicy;
     } catch (error) {
       if (statusCode(error) === 403 || statusCode(error) === 404) return undefined;
       throw error;
@@ -178,7 +201,7 @@ export class Client {
     const base = { group: GROUP, version: VERSION, namespace: this.namespace, plural: ALERT_POLICY.plural, name: policy };
     let current: AlertPolicy;
     try {
-      current = (await this.custom.getNamespacedCustomObject(base)) as AlertPolicy;
+      current = (await whileThrottled(() => this.custom.getNamespacedCustomObject(base))) as AlertPolicy;
     } catch (error) {
       if (statusCode(error) === 404) throw new PluginError(`alertpolicy "${policy}" not found in namespace "${this.namespace}"`);
       throw error;
@@ -191,29 +214,33 @@ export class Client {
         `alertpolicy "${policy}" has no reset token in status.circuitBreaker: the controller issues one only for a policy with a circuit breaker, in a namespace where it has verified the admission policy (see the policy's events and docs/security.md)`,
       );
     }
-    return (await this.custom.patchNamespacedCustomObject(
-      {
-        ...base,
-        body: { metadata: { annotations: { [CIRCUIT_RESET_ANNOTATION]: now.toISOString(), [CIRCUIT_RESET_TOKEN_ANNOTATION]: token } } },
-        fieldManager: 'kubectl-remediator',
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    return (await whileThrottled(() =>
+      this.custom.patchNamespacedCustomObject(
+        {
+          ...base,
+          body: { metadata: { annotations: { [CIRCUIT_RESET_ANNOTATION]: now.toISOString(), [CIRCUIT_RESET_TOKEN_ANNOTATION]: token } } },
+          fieldManager: 'kubectl-remediator',
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
     )) as AlertPolicy;
   }
 
   /** JSON merge patch carrying the resourceVersion read: 409 if the request changed since. */
   async setApproval(rr: RemediationRequest, approval: NonNullable<RemediationRequest['spec']['approval']>): Promise<RemediationRequest> {
-    return (await this.custom.patchNamespacedCustomObject(
-      {
-        group: GROUP,
-        version: VERSION,
-        namespace: rr.metadata?.namespace ?? this.namespace,
-        plural: PLURAL,
-        name: rr.metadata?.name ?? '',
-        body: { metadata: { resourceVersion: rr.metadata?.resourceVersion }, spec: { approval } },
-        fieldManager: 'kubectl-remediator',
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    return (await whileThrottled(() =>
+      this.custom.patchNamespacedCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace: rr.metadata?.namespace ?? this.namespace,
+          plural: PLURAL,
+          name: rr.metadata?.name ?? '',
+          body: { metadata: { resourceVersion: rr.metadata?.resourceVersion }, spec: { approval } },
+          fieldManager: 'kubectl-remediator',
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
     )) as RemediationRequest;
   }
 }

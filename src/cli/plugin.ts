@@ -8,6 +8,7 @@ import { parseCommand, PLUGIN_VERSION, UsageError, USAGE, type Command } from '.
 import { apiMessage, Client, decide, PluginError, statusCode } from './client.js';
 import { describeRequest, listTable, planText } from './format.js';
 import { historyRequested, runHistory } from './history.js';
+import { runMigrate } from './migrate.js';
 import { SinkFlagsError, sinkConfigFrom } from './sink-flags.js';
 import type { AuditSinkConfig } from '../cloud/audit-sink.js';
 
@@ -86,6 +87,8 @@ async function execute(cmd: Command, io: Io): Promise<number> {
       });
       return 0;
     }
+    case 'migrate':
+      return runMigrate(cmd, io);
     case 'resume': {
       const client = new Client(cmd.conn);
       const policy = await client.resume(cmd.policy, new Date(io.now()));

@@ -54,7 +54,7 @@ export function setupAlertPolicyController(mgr: Manager<PolicyWatches>, setup: P
       .watches(mgr.caches.requests, (e, queue) =>
         queue.addAfter({ namespace: e.object.metadata?.namespace ?? '', name: e.object.spec.policyRef.name }, POLICY_RECOUNT_DELAY_MS),
       )
-      .watches(mgr.caches.runbooks, (e, queue) => requeuePolicies(queue, (p) => p.spec.runbookRef.name === e.object.metadata?.name))
+      .watches(mgr.caches.runbooks, (e, queue) => requeuePolicies(queue, (p) => p.spec.runbookRef?.name === e.object.metadata?.name))
       .watches(mgr.caches.namespaces, (e, queue) => {
         const ns = e.object.metadata?.name ?? '';
         if (setup.watched(ns)) requeuePolicies(queue, (p) => p.metadata?.namespace === ns);

@@ -36,6 +36,7 @@ import type { ExecutionRecord } from '../api/ledger/v1.js';
 import { circuitState, validateSafety, type CircuitState } from './safety.js';
 import { grantFor, inputProblems } from './runbook-grant.js';
 import { runChainSync, type ChainDoc, type Check, type Refusal } from './chain.js';
+import { alertPolicyShape, heldForStoredShape, type ShapeHookDeps } from './stored-shape.js';
 import { anchoredPattern, placeholders } from './template.js';
 
 export interface AlertPolicyReconcilerDeps {
@@ -223,9 +224,14 @@ function policyStatus(
 export class AlertPolicyReconciler implements Reconciler {
   constructor(private readonly deps: AlertPolicyReconcilerDeps) {}
 
+  private shapeDeps(req: Request): ShapeHookDeps<AlertPolicy> {
+    return { ...this.deps, writeStatus: (body) => this.deps.policies.replaceStatus(req.namespace, req.name, body) };
+  }
+
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
     const policy = this.deps.getPolicy(req.namespace, req.name);
     if (!policy || policy.metadata?.deletionTimestamp) return;
+    if (await heldForStoredShape(policy, alertPolicyShape(policy), this.shapeDeps(req), log)) return;
     const ready = readyCondition({
       policy,
       runbook: this.deps.getRunbook(policy.spec.runbookRef.name),

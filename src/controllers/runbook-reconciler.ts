@@ -12,6 +12,7 @@ import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { runbookProblems } from './runbook-grant.js';
+import { heldForStoredShape, runbookShape } from './stored-shape.js';
 
 export interface RunbookReconcilerDeps {
   getRunbook(name: string): Runbook | undefined;
@@ -27,6 +28,15 @@ export class RunbookReconciler implements Reconciler {
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
     const runbook = this.deps.getRunbook(req.name);
     if (!runbook || runbook.metadata?.deletionTimestamp) return;
+    if (
+      await heldForStoredShape(
+        runbook,
+        runbookShape(runbook),
+        { ...this.deps, writeStatus: (b) => this.deps.replaceStatus(req.name, b) },
+        log,
+      )
+    )
+      return;
     const generation = runbook.metadata?.generation;
     const problems = runbookProblems(runbook, this.deps.allowedDocuments);
     const status: RunbookStatus = structuredClone(runbook.status ?? {});

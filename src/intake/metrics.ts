@@ -63,7 +63,7 @@ export class IntakeMetrics {
     });
     this.resolved = new Counter({
       name: 'remediator_intake_resolutions_total',
-      help: 'RemediationRequests a resolved alert reached, by result: cancelled (marked resolved), refused (approved or executing, left alone), ended (already over), recorded (evidence for verification after success).',
+      help: 'RemediationRequests a resolved alert reached, by result: cancelled (marked resolved), refused (approved or executing, left alone), recorded (evidence for verification after success); requests already over are not counted.',
       labelNames: ['source', 'result'] as const,
       registers,
     });

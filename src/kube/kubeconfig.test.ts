@@ -2,7 +2,7 @@ import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpMethod, RequestContext } from '@kubernetes/client-node';
-import { PooledKubeConfig } from './kubeconfig.js';
+import { KubeconfigError, PooledKubeConfig } from './kubeconfig.js';
 
 function config(certFile: string): PooledKubeConfig {
   const kc = new PooledKubeConfig();
@@ -37,5 +37,41 @@ describe('PooledKubeConfig', () => {
     const rotated = await dispatcherOf(kc);
     expect(rotated).not.toBe(first);
     expect(await dispatcherOf(kc)).toBe(rotated);
+  });
+});
+
+describe('PooledKubeConfig.loadOrExplain', () => {
+  const home = () => mkdtempSync(join(tmpdir(), 'home-'));
+
+  test('a KUBECONFIG naming a missing file is a KubeconfigError that names it and says what to set', () => {
+    const kc = new PooledKubeConfig();
+    expect(() => kc.loadOrExplain({ KUBECONFIG: '/nowhere/config' }, home())).toThrow(KubeconfigError);
+    expect(() => kc.loadOrExplain({ KUBECONFIG: '/nowhere/config' }, home())).toThrow(
+      /KUBECONFIG names \/nowhere\/config, which does not exist: point KUBECONFIG at a kubeconfig file/,
+    );
+  });
+
+  test('no KUBECONFIG, no ~/.kube/config and not in a pod is an error, not http://localhost:8080', () => {
+    expect(() => new PooledKubeConfig().loadOrExplain({}, home())).toThrow(/no Kubernetes credentials: .*set KUBECONFIG/);
+  });
+
+  test('an unreadable kubeconfig names the file', () => {
+    const dir = home();
+    writeFileSync(join(dir, 'bad'), ': not yaml : [');
+    expect(() => new PooledKubeConfig().loadOrExplain({ KUBECONFIG: join(dir, 'bad') }, dir)).toThrow(
+      /cannot load Kubernetes credentials from .*bad/,
+    );
+  });
+
+  test('a kubeconfig that exists loads', () => {
+    const dir = home();
+    const file = join(dir, 'config');
+    writeFileSync(
+      file,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
+    const kc = new PooledKubeConfig();
+    kc.loadOrExplain({ KUBECONFIG: file }, dir);
+    expect(kc.getCurrentCluster()?.server).toBe('https://127.0.0.1:6443');
   });
 });

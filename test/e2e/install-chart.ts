@@ -62,6 +62,8 @@ export async function namespace(tb: Testbed, name: string, labels: Record<string
 export async function installChart(tb: Testbed, opts: InstallOptions): Promise<InstalledChart> {
   await namespace(tb, opts.namespace, opts.namespaceLabels);
   const values = {
+    // The test bed installed the CRDs, shared by every test file: a chart must not own them.
+    crds: { enabled: false },
     ...opts.values,
     admissionPolicy: {
       ...(opts.values?.['admissionPolicy'] as object | undefined),

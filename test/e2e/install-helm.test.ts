@@ -24,7 +24,12 @@ describe('helm install / upgrade / uninstall', () => {
 
   beforeAll(async () => {
     // The admission policy binds only namespaces of this test's scope (none here but its own).
-    writeFileSync(values, JSON.stringify({ admissionPolicy: { namespaceSelector: { matchLabels: { [SCOPE_LABEL]: id } } } }));
+    // The CRDs are the test bed's, shared by every test file: this release must not own them
+    // (upgrade.test.ts installs and upgrades them with helm on an API server of its own).
+    writeFileSync(
+      values,
+      JSON.stringify({ crds: { enabled: false }, admissionPolicy: { namespaceSelector: { matchLabels: { [SCOPE_LABEL]: id } } } }),
+    );
     await namespace(tb, NS);
   });
 

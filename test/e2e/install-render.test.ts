@@ -82,6 +82,9 @@ describe('helm lint and helm template', () => {
       'ClusterRole/remediator-viewer',
       'ClusterRoleBinding/remediator-controller',
       'ClusterRoleBinding/remediator-controller-trust',
+      'CustomResourceDefinition/alertpolicies.remediator.dev',
+      'CustomResourceDefinition/remediationrequests.remediator.dev',
+      'CustomResourceDefinition/runbooks.remediator.dev',
       'Deployment/remediator',
       'NetworkPolicy/remediator',
       'PodDisruptionBudget/remediator',
@@ -317,10 +320,32 @@ describe('the Grafana dashboard', () => {
 describe('CRDs and config/', () => {
   test("kubectl reads the chart's CRDs exactly as src/api generates them (YAML 1.1 included)", async () => {
     for (const crd of customResourceDefinitions()) {
-      const file = join(CHART_DIR, 'crds', `remediator.dev_${crd.spec.names.plural}.yaml`);
+      const file = join(CHART_DIR, 'files', 'crds', `remediator.dev_${crd.spec.names.plural}.yaml`);
       const r = must(await tb.kubectl(['create', '--dry-run=client', '-o', 'json', '-f', file]), `kubectl reads ${file}`);
       expect(JSON.parse(r.stdout)).toEqual(JSON.parse(JSON.stringify(crd)));
     }
+  });
+
+  test('the chart renders the CRDs as templates (so helm upgrade upgrades them) exactly as src/api generates them, kept on uninstall', async () => {
+    const rendered = (await render()).filter((o) => o.kind === 'CustomResourceDefinition');
+    expect(rendered.map((o) => o.metadata.name).sort()).toEqual(
+      customResourceDefinitions()
+        .map((c) => c.metadata.name)
+        .sort(),
+    );
+    for (const crd of customResourceDefinitions()) {
+      const got = rendered.find((o) => o.metadata.name === crd.metadata.name)!;
+      // Through fromYaml and toYaml and back: not a field lost, not a number or an `on` changed.
+      expect(got.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
+      expect(got.metadata.labels?.['app.kubernetes.io/managed-by']).toBe('Helm');
+      const { metadata: _m, ...body } = got;
+      const { metadata: _g, ...generated } = JSON.parse(JSON.stringify(crd)) as typeof got;
+      expect(body).toEqual(generated);
+    }
+    expect(
+      (await render({ crds: { keep: false } })).find((o) => o.kind === 'CustomResourceDefinition')?.metadata.annotations,
+    ).toBeUndefined();
+    expect((await render({ crds: { enabled: false } })).some((o) => o.kind === 'CustomResourceDefinition')).toBe(false);
   });
 
   test('config/ is exactly what hack/chart/gen-config.ts makes of the chart (run `make chart-config` when this fails)', async () => {

@@ -71,6 +71,9 @@ describe('make demo', () => {
     expect(run.output).toContain(`approval  Approved by alice of plan ${planned}`);
     expect(run.output).toMatch(/SSM command [0-9a-f-]{36} succeeded/);
     expect(run.output).toMatch(/SNS remediator-oncall: [0-9a-f-]{36}/);
+    // The timeline has a time on every Event line (events.k8s.io Events have no lastTimestamp).
+    expect(run.output).not.toContain('--:--:--');
+    expect(run.output).toMatch(/\d\d:\d\d:\d\d\S*\s+CommandSucceeded/);
     expect(leftovers(run.output)).toEqual([]);
   }, 300_000);
 

@@ -458,17 +458,45 @@ const Verify = Type.Object(
   },
 );
 
+const RunbookRef = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 253, description: 'Name of the cluster-scoped Runbook.' }) },
+  {
+    description:
+      'The Runbook (cluster-scoped, written by cluster administrators) this policy runs; its namespace must be granted it. Required.',
+  },
+);
+
+/**
+ * `spec.action`: the inline action of AlertPolicies written before Runbooks existed (chart
+ * and CRDs up to commit b9539a7). It stays in the schema, kept as stored and never run,
+ * for three reasons: the API server prunes fields its schema does not know, so without it
+ * the first write after a CRD upgrade (a status update included) would erase the only copy
+ * of what the policy did, and `kubectl remediator migrate` could not read it; re-applying
+ * the old YAML must not fail with "unknown field" but say what to do; and the controller
+ * must be able to tell an old policy (Ready=False, MigrationRequired) from a broken one.
+ * A new policy cannot carry it (a rule checked on create, `optionalOldSelf`), nor can
+ * a policy have both. For the same reason spec.runbookRef is optional to the OpenAPI
+ * schema and required by a rule instead: the API server refuses every update (a label
+ * included) of an object missing a `required` field, but a rule that passes for objects
+ * with the old action leaves them editable, as measured on kube-apiserver 1.35.
+ */
+const DeprecatedInlineAction = Type.Unsafe<Record<string, unknown>>({
+  type: 'object',
+  'x-kubernetes-preserve-unknown-fields': true,
+  description:
+    'Deprecated, never run: the inline action (ssm, sns, notify) of policies written before Runbooks. A policy that has it is ' +
+    'Ready=False (MigrationRequired) until `kubectl remediator migrate` moves it into a Runbook a cluster administrator reviews, ' +
+    'and the policy names that Runbook in spec.runbookRef (docs/upgrading.md). New policies cannot set it.',
+});
+
 export const AlertPolicySpec = Type.Object(
   {
     match: Type.Optional(Match),
     targets: Targets,
     enrichment: Type.Optional(Enrichment),
-    runbookRef: Type.Object(
-      { name: Type.String({ minLength: 1, maxLength: 253, description: 'Name of the cluster-scoped Runbook.' }) },
-      {
-        description: 'The Runbook (cluster-scoped, written by cluster administrators) this policy runs; its namespace must be granted it.',
-      },
-    ),
+    // Optional to the schema only: the spec's first rule requires it of every policy but
+    // those stored with the old inline action (see DeprecatedInlineAction).
+    runbookRef: Type.Optional(RunbookRef),
     inputs: Type.Optional(
       StringMap({
         maxProperties: 32,
@@ -477,6 +505,7 @@ export const AlertPolicySpec = Type.Object(
       } as KubeSchemaOptions),
     ),
     notify: Type.Optional(Notify),
+    action: Type.Optional(DeprecatedInlineAction),
     risk: Type.Optional(
       StringEnum(RISK_LEVELS, {
         description: "Low, Medium, High or Critical; never below the runbook's minRisk. Default: the runbook's minRisk.",
@@ -490,6 +519,29 @@ export const AlertPolicySpec = Type.Object(
   {
     description: 'Which alerts to act on, on which instances, with which Runbook, and how carefully.',
     'x-kubernetes-validations': [
+      {
+        rule: 'has(self.runbookRef) || has(self.action)',
+        message: 'spec.runbookRef is required: the name of the Runbook this policy runs',
+        reason: 'FieldValueRequired',
+        fieldPath: '.runbookRef',
+      },
+      {
+        // optionalOldSelf: also checked on create, where there is no old object.
+        rule: '!has(self.action) || (oldSelf.hasValue() && has(oldSelf.value().action))',
+        optionalOldSelf: true,
+        message:
+          'spec.action, the inline action of the schema before Runbooks, cannot be added: a cluster administrator puts the action ' +
+          'in a Runbook and the policy names it in spec.runbookRef (`kubectl remediator migrate` does this for stored policies, ' +
+          'docs/upgrading.md)',
+        fieldPath: '.action',
+      },
+      {
+        rule: '!has(self.action) || !has(self.runbookRef)',
+        message:
+          'spec.action is the inline action of the schema before Runbooks and never runs: remove it, the policy runs spec.runbookRef ' +
+          '(docs/upgrading.md)',
+        fieldPath: '.action',
+      },
       {
         rule:
           '!has(self.verify) || !has(self.verify.metric) || (has(self.enrichment) && has(self.enrichment.metrics) && ' +
@@ -555,9 +607,14 @@ export const AlertPolicySchema = Type.Object({
   status: Type.Optional(AlertPolicyStatus),
 });
 
-export type AlertPolicySpec = Static<typeof AlertPolicySpec>;
+/**
+ * The spec the controllers work with: runbookRef present, no inline action. The informer
+ * caches hand out objects as stored; src/controllers/stored-shape.ts checks each against
+ * this before a reconciler reads it.
+ */
+export type AlertPolicySpec = Omit<Static<typeof AlertPolicySpec>, 'runbookRef' | 'action'> & { runbookRef: Static<typeof RunbookRef> };
 export type AlertPolicyStatus = Static<typeof AlertPolicyStatus>;
-export type AlertPolicy = Static<typeof AlertPolicySchema>;
+export type AlertPolicy = Omit<Static<typeof AlertPolicySchema>, 'spec'> & { spec: AlertPolicySpec };
 export type LabelMatcher = Static<typeof LabelMatcher>;
 export type MetricQuery = Static<typeof MetricQuery>;
 export type Guard = Static<typeof Guard>;

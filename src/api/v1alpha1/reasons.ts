@@ -436,6 +436,22 @@ export const REASONS = {
     action: 'Nothing.',
   },
 
+  // ---- Objects stored under an older schema (src/controllers/stored-shape.ts) ----------
+  MigrationRequired: {
+    on: [APC, RR, RRC, EV],
+    meaning:
+      'The AlertPolicy has an inline spec.action (the schema before Runbooks): it runs nothing, and its requests fail before anything is sent.',
+    action:
+      '`kubectl remediator migrate <policy> -n <namespace>` writes a Runbook for a cluster administrator to review and the policy that uses it (docs/upgrading.md).',
+  },
+  StoredShapeInvalid: {
+    on: [APC, RBC, RR, RRC, EV],
+    meaning:
+      'The object as stored lacks fields this controller needs, or has them in another shape (written under an older schema): it is not acted on.',
+    action:
+      'Re-apply the object with the fields the message names (docs/upgrading.md); a request is not resumed: a new alert creates a new one.',
+  },
+
   // ---- Notifications ------------------------------------------------------------------
   Notified: {
     on: [EV],

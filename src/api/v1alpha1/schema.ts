@@ -16,6 +16,8 @@ export interface CelRule {
   message: string;
   reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
   fieldPath?: string;
+  /** Evaluate a transition rule on create too, with `oldSelf` an optional (CEL `optional`) that has no value there. */
+  optionalOldSelf?: boolean;
 }
 
 /** Options a structural schema may carry beyond JSON Schema. */

@@ -57,6 +57,7 @@ import { ExecutionEngine, StaleViewError } from './engine.js';
 import { IntentRecorder, recordCircuit } from './intent.js';
 import { isPending, nextAnnouncement, notification, notifyEffectId, withPendingAnnouncements } from './notify.js';
 import { Planner, sessionTags } from './planning.js';
+import { storedShapeTransition, usablePolicy } from '../stored-shape.js';
 import { SnsExecution } from './sns.js';
 import { SsmExecution } from './ssm.js';
 import { Transitions, type Transition } from './transition.js';
@@ -77,11 +78,19 @@ export class RemediationRequestReconciler implements Reconciler {
   readonly engine: ExecutionEngine;
   /** The handlers' dependencies, with the request client that records every write in `expectations`. */
   private readonly deps: RemediationRequestReconcilerDeps;
+  /** The policy cache as stored, older shapes included: only the stored-shape hook reads it. */
+  private readonly policyAsStored: RemediationRequestReconcilerDeps['getPolicy'];
 
   constructor(deps: RemediationRequestReconcilerDeps) {
     this.expectations = new WriteExpectations(deps.clock);
     this.engine = new ExecutionEngine(deps.clock, this.expectations);
-    this.deps = { ...deps, requests: recordingWrites(deps.requests, this.expectations) };
+    // Handlers see only policies of the current shape (stored-shape.ts); the hook in handle() reads them as stored.
+    this.deps = {
+      ...deps,
+      requests: recordingWrites(deps.requests, this.expectations),
+      getPolicy: (ns, name) => usablePolicy(deps.getPolicy(ns, name)),
+    };
+    this.policyAsStored = deps.getPolicy;
     this.t = new Transitions(deps.clock);
     this.planner = new Planner(this.deps, this.t);
     this.approvals = new ApprovalGate(this.deps, this.t);
@@ -141,6 +150,10 @@ export class RemediationRequestReconciler implements Reconciler {
       if (held) await this.settle(rr, log);
       return;
     }
+
+    // Stored under an older schema (the request, or the policy it needs): ends Failed, nothing sent (stored-shape.ts).
+    const old = storedShapeTransition(rr, this.policyAsStored(req.namespace, rr.spec.policyRef.name), this.t);
+    if (old) return void (await this.write(rr, old, log));
 
     // Announce what the request reached before moving on (level-triggered: a
     // notification that failed is recorded, one that was recorded is never sent again).
