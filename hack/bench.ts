@@ -127,7 +127,7 @@ async function benchReconciler(): Promise<void> {
   // The queue's requeue delays pass at once: the bench measures CPU, not the poll interval.
   let skew = 0;
   const clock = { now: () => Date.now() + skew };
-  const metricsReader: MetricsReader = { getMetricData: async () => new Map() };
+  const metrics: MetricsReader = { getMetricData: async () => new Map() };
   const publisher: Publisher = { publish: async () => ({ messageId: 'm' }) };
   const events: EventRecorder = { record: async () => {} };
   const reconciler = new RemediationRequestReconciler({
@@ -144,7 +144,15 @@ async function benchReconciler(): Promise<void> {
     // The ledger's storage in memory: what the bench measures is the reconciler, not ConfigMap writes.
     ledger: new ExecutionLedger(new MemoryLedgerStorage(), clock),
     retentionDefaults: DEFAULT_RETENTION,
-    cloudFor: () => ({ instances, commands: runner, metricsReader, publisher, agents: { agentStatus: async () => new Map() } }),
+    cloudFor: () => ({
+      instances,
+      commands: runner,
+      metrics,
+      publisher,
+      agents: { agentStatus: async () => new Map() },
+      cancels: { cancelCommand: async () => undefined },
+      alarms: { alarmStates: async () => new Map() },
+    }),
     defaultRegion: 'eu-west-1',
     events,
     metrics: new Metrics(false),

@@ -17,7 +17,7 @@ import {
   type Runbook,
 } from './api/v1alpha1/index.js';
 import type { ControllerConfig } from './config.js';
-import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from './controllers/admission.js';
+import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from './api/admissionregistration/v1.js';
 import { ClusterReads, type NamespaceObject } from './kube/cluster.js';
 import { CustomResourceClient } from './kube/resources.js';
 import type { Metrics } from './observability/metrics.js';

@@ -19,10 +19,11 @@ import { createAuditSink, type AuditSink } from './cloud/audit-sink.js';
 import { AuditHeldError, AuditRecorder } from './controllers/audit.js';
 import { setupAlertPolicyController } from './controllers/alertpolicy-setup.js';
 import { ExecutionLedger } from './controllers/ledger.js';
-import type { CloudClients, CloudLocation } from './controllers/request/deps.js';
+import type { CloudServices } from './cloud/clients.js';
+import type { AwsLocation } from './cloud/location.js';
 import { RemediationRequestReconciler } from './controllers/request/reconciler.js';
 import { setupRequestController } from './controllers/request/setup.js';
-import { RunbookReconciler } from './controllers/runbook.js';
+import { RunbookReconciler } from './controllers/runbook-reconciler.js';
 import { setupRunbookController } from './controllers/runbook-setup.js';
 import { ClusterReads, type NamespaceObject } from './kube/cluster.js';
 import { ConfigMapLedgerStorage } from './kube/ledger-configmaps.js';
@@ -109,18 +110,7 @@ export class Operator {
       clock,
       (ns, policy) => policyController?.enqueue({ namespace: ns, name: policy }),
     );
-    const cloudFor = (loc: CloudLocation): CloudClients => {
-      const c = cloud.forLocation(loc);
-      return {
-        instances: c.instances,
-        commands: c.commands,
-        agents: c.agents,
-        metricsReader: c.metrics,
-        publisher: c.publisher,
-        cancels: c.cancels,
-        alarms: c.alarms,
-      };
-    };
+    const cloudFor = (loc: AwsLocation): CloudServices => cloud.forLocation(loc);
 
     // Audit records go to the sink before either retention path deletes a request (src/controllers/audit.ts).
     this.auditSink = config.audit

@@ -1,12 +1,5 @@
-import {
-  admissionVerdict,
-  epochKey,
-  resetProven,
-  resetToken,
-  type NamespaceIdentity,
-  type ValidatingAdmissionPolicy,
-  type ValidatingAdmissionPolicyBinding,
-} from './admission.js';
+import { admissionVerdict, epochKey, resetProven, resetToken, type NamespaceIdentity } from './admission.js';
+import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../api/admissionregistration/v1.js';
 
 const NAME = 'remediator-approvals';
 const NS = 'team-a';

@@ -22,41 +22,13 @@ import {
   type AlertPolicy,
   type LabelSelector,
 } from '../api/v1alpha1/index.js';
+import type {
+  MatchResources,
+  NamedRule,
+  ValidatingAdmissionPolicy,
+  ValidatingAdmissionPolicyBinding,
+} from '../api/admissionregistration/v1.js';
 import { selectorMatches } from './selector.js';
-
-interface NamedRule {
-  apiGroups?: string[];
-  resources?: string[];
-  operations?: string[];
-}
-
-interface MatchResources {
-  namespaceSelector?: LabelSelector;
-  objectSelector?: LabelSelector;
-  resourceRules?: NamedRule[];
-  excludeResourceRules?: NamedRule[];
-}
-
-interface Identity {
-  name?: string;
-  uid?: string;
-  generation?: number;
-}
-
-export interface ValidatingAdmissionPolicy {
-  metadata?: Identity;
-  spec?: {
-    failurePolicy?: string;
-    matchConstraints?: MatchResources;
-    validations?: Array<{ expression?: string }>;
-    variables?: Array<{ name?: string; expression?: string }>;
-  };
-}
-
-export interface ValidatingAdmissionPolicyBinding {
-  metadata?: Identity;
-  spec?: { policyName?: string; validationActions?: string[]; matchResources?: MatchResources; paramRef?: unknown };
-}
 
 /**
  * What enforcement the controller verified, by identities that never repeat: a deleted

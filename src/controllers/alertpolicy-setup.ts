@@ -10,7 +10,7 @@ import type { NamespaceObject } from '../kube/cluster.js';
 import type { Controller, Reconciler } from '../runtime/controller.js';
 import type { Cache } from '../runtime/informer.js';
 import type { Enqueue, Manager } from '../runtime/manager.js';
-import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from './admission.js';
+import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../api/admissionregistration/v1.js';
 
 /**
  * How long a request's change waits before its policy's counters are recounted. Every

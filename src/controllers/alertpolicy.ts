@@ -8,6 +8,10 @@
  * `Suspended` condition (breaker open or spec.safety.suspend). It also applies the
  * policy's history limit (retention.ts).
  *
+ * Readiness is a named chain (chain.ts), READY_CHECKS, listed in docs/security.md; the
+ * status is computed whole from it, the requests and the ledger (`policyStatus`), then
+ * written, and only then are requests beyond the history limit deleted.
+ *
  * src/controllers holds the reconcilers and the logic they share; they reach AWS only
  * through src/cloud's interfaces and Kubernetes only through src/kube's.
  */
@@ -28,8 +32,10 @@ import { findCondition, setCondition, type Condition } from '../runtime/conditio
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { resetProven, resetToken, type AdmissionVerdict } from './admission.js';
 import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
-import { circuitState, validateSafety, type CircuitState, type ExecutionRecord } from './safety.js';
-import { grantFor, inputProblems } from './runbooks.js';
+import type { ExecutionRecord } from '../api/ledger/v1.js';
+import { circuitState, validateSafety, type CircuitState } from './safety.js';
+import { grantFor, inputProblems } from './runbook-grant.js';
+import { runChainSync, type ChainDoc, type Check, type Refusal } from './chain.js';
 import { alertPolicyShape, heldForStoredShape, type ShapeHookDeps } from './stored-shape.js';
 import { anchoredPattern, placeholders } from './template.js';
 
@@ -64,9 +70,9 @@ export function validatePolicy(policy: AlertPolicy): string[] {
       }
     }
   }
-  for (const t of Object.values(policy.spec.targets.tagSelector ?? {})) {
+  for (const template of Object.values(policy.spec.targets.tagSelector ?? {})) {
     try {
-      placeholders(t);
+      placeholders(template);
     } catch (error) {
       problems.push(`targets.tagSelector: ${(error as Error).message}`);
     }
@@ -120,6 +126,101 @@ export function suspendedCondition(policy: AlertPolicy, circuit: CircuitState): 
   return { type: 'Suspended', status: 'False', reason: 'Active', message: 'the policy acts on matching alerts' };
 }
 
+interface ReadyContext {
+  readonly policy: AlertPolicy;
+  readonly runbook: Runbook | undefined;
+  readonly namespaceLabels: Record<string, string> | undefined;
+}
+
+const runbookGranted: Check<ReadyContext, Refusal> = {
+  name: 'runbook granted',
+  doc: "the policy's runbook exists, selects its namespace, and allows its risk, approval mode and notify topic (`RunbookNotFound`, `RunbookNotGranted`, `RiskBelowRunbookMinimum`, `AutoApprovalNotAllowed`, `NotifyTopicNotGranted`).",
+  run(ctx) {
+    const grant = grantFor(ctx.policy, ctx.runbook, ctx.namespaceLabels);
+    return grant.ok ? undefined : { reason: grant.reason, message: grant.message };
+  },
+};
+
+const specValid: Check<ReadyContext, Refusal> = {
+  name: 'spec valid',
+  doc: "what the schema cannot say holds: regexes, templates, guards' metrics, safety settings, the approval timeout, and the inputs the runbook declares (`InvalidSpec`).",
+  run(ctx) {
+    const problems = validatePolicy(ctx.policy);
+    if (ctx.runbook) problems.push(...inputProblems(ctx.policy, ctx.runbook));
+    return problems.length === 0 ? undefined : { reason: 'InvalidSpec', message: `fix the policy: ${problems.join('; ')}` };
+  },
+};
+
+/** What makes a policy Ready, in order; a policy that passes both is `Valid`. */
+const READY_CHECKS = [runbookGranted, specValid];
+
+export const POLICY_READY_CHAIN: ChainDoc = {
+  title: 'A policy is Ready (AlertPolicy controller)',
+  where: 'src/controllers/alertpolicy.ts: READY_CHECKS',
+  checks: READY_CHECKS,
+};
+
+/** The `Ready` condition from the chain's verdict. */
+function readyCondition(ctx: ReadyContext): Omit<Condition, 'lastTransitionTime'> {
+  const refused = runChainSync(READY_CHECKS, ctx)?.verdict;
+  const generation = ctx.policy.metadata?.generation;
+  if (refused) return { type: 'Ready', status: 'False', reason: refused.reason, message: refused.message, observedGeneration: generation };
+  return {
+    type: 'Ready',
+    status: 'True',
+    reason: 'Valid',
+    message: `policy is valid and may use Runbook "${ctx.policy.spec.runbookRef.name}"`,
+    observedGeneration: generation,
+  };
+}
+
+/** The counters, recomputed from the policy's retained requests. */
+function counters(requests: readonly RemediationRequest[]): Partial<AlertPolicyStatus> {
+  const count = (...phases: string[]) => requests.filter((r) => phases.includes(r.status?.phase ?? 'Pending')).length;
+  const last = requests
+    .map((r) => r.metadata?.creationTimestamp ?? '')
+    .sort()
+    .at(-1);
+  return {
+    matched: requests.length,
+    succeeded: count('Succeeded'),
+    failed: count('Failed'),
+    executed: requests.filter((r) => r.status?.execution?.ssm?.commandId !== undefined || r.status?.execution?.sns?.messageId !== undefined)
+      .length,
+    skipped: count('Skipped'),
+    ...(last && { lastTriggerTime: last }),
+  };
+}
+
+/** The whole status of a policy, from its readiness, its requests and its breaker. */
+function policyStatus(
+  policy: AlertPolicy,
+  ready: Omit<Condition, 'lastTransitionTime'>,
+  requests: readonly RemediationRequest[],
+  circuit: CircuitState,
+  verdict: AdmissionVerdict,
+  now: string,
+): AlertPolicyStatus {
+  const generation = policy.metadata?.generation;
+  const status: AlertPolicyStatus = { ...structuredClone(policy.status ?? {}), ...counters(requests) };
+  status.conditions = setCondition(status.conditions, ready, now);
+  status.observedGeneration = generation;
+  status.consecutiveFailures = circuit.consecutiveFailures;
+  delete status.circuitBreaker;
+  if (policy.spec.safety?.circuitBreaker || circuit.open) {
+    // The token a reset must carry, re-issued whenever enforcement changes (ADR 0011).
+    const token = resetToken(policy.status?.circuitBreaker?.resetToken, verdict);
+    status.circuitBreaker = {
+      open: circuit.open,
+      ...(circuit.openedAt && { openedAt: circuit.openedAt }),
+      ...(circuit.message && { message: circuit.message }),
+      ...(token && { resetToken: token }),
+    };
+  }
+  status.conditions = setCondition(status.conditions, { ...suspendedCondition(policy, circuit), observedGeneration: generation }, now);
+  return status;
+}
+
 export class AlertPolicyReconciler implements Reconciler {
   constructor(private readonly deps: AlertPolicyReconcilerDeps) {}
 
@@ -131,59 +232,12 @@ export class AlertPolicyReconciler implements Reconciler {
     const policy = this.deps.getPolicy(req.namespace, req.name);
     if (!policy || policy.metadata?.deletionTimestamp) return;
     if (await heldForStoredShape(policy, alertPolicyShape(policy), this.shapeDeps(req), log)) return;
-    const now = isoNow(this.deps.clock);
-    const status: AlertPolicyStatus = structuredClone(policy.status ?? {});
-    const generation = policy.metadata?.generation;
-    const problems = validatePolicy(policy);
-    const runbook = this.deps.getRunbook(policy.spec.runbookRef.name);
-    const grant = grantFor(policy, runbook, this.deps.namespaceLabels(req.namespace));
-    if (grant.ok && runbook) problems.push(...inputProblems(policy, runbook));
-    const wasReady = findCondition(status.conditions, 'Ready')?.status;
-    status.conditions = setCondition(
-      status.conditions,
-      !grant.ok
-        ? { type: 'Ready', status: 'False', reason: grant.reason, message: grant.message, observedGeneration: generation }
-        : problems.length === 0
-          ? {
-              type: 'Ready',
-              status: 'True',
-              reason: 'Valid',
-              message: `policy is valid and may use Runbook "${policy.spec.runbookRef.name}"`,
-              observedGeneration: generation,
-            }
-          : {
-              type: 'Ready',
-              status: 'False',
-              reason: 'InvalidSpec',
-              message: `fix the policy: ${problems.join('; ')}`,
-              observedGeneration: generation,
-            },
-      now,
-    );
-    status.observedGeneration = generation;
-
+    const ready = readyCondition({
+      policy,
+      runbook: this.deps.getRunbook(policy.spec.runbookRef.name),
+      namespaceLabels: this.deps.namespaceLabels(req.namespace),
+    });
     const requests = this.deps.requestsOf(req.namespace, req.name);
-    const count = (...phases: string[]) => requests.filter((r) => phases.includes(r.status?.phase ?? 'Pending')).length;
-    status.matched = requests.length;
-    status.succeeded = count('Succeeded');
-    status.failed = count('Failed');
-    status.executed = requests.filter(
-      (r) => r.status?.execution?.ssm?.commandId !== undefined || r.status?.execution?.sns?.messageId !== undefined,
-    ).length;
-    status.skipped = count('Skipped');
-    const last = requests
-      .map((r) => r.metadata?.creationTimestamp ?? '')
-      .sort()
-      .at(-1);
-    if (last) status.lastTriggerTime = last;
-    for (const old of beyondHistoryLimit(requests, retentionOf(policy, this.deps.retentionDefaults).historyLimit)) {
-      if (await this.deps.deleteRequest(req.namespace, old.metadata?.name ?? '', old.metadata?.uid ?? '')) {
-        log.info(
-          { request: old.metadata?.name, phase: old.status?.phase, completionTime: old.status?.completionTime },
-          "finished request deleted: beyond the policy's historyLimit",
-        );
-      }
-    }
     const verdict = this.deps.admission(req.namespace);
     const circuit = circuitState(
       policy,
@@ -192,33 +246,37 @@ export class AlertPolicyReconciler implements Reconciler {
       resetProven(policy, verdict),
       this.deps.breakerOpenedAt(req.namespace, req.name),
     );
-    const wasOpen = policy.status?.circuitBreaker?.open ?? false;
-    status.consecutiveFailures = circuit.consecutiveFailures;
-    if (policy.spec.safety?.circuitBreaker || circuit.open) {
-      // The token a reset must carry, re-issued whenever enforcement changes (ADR 0011).
-      const token = resetToken(policy.status?.circuitBreaker?.resetToken, verdict);
-      status.circuitBreaker = {
-        open: circuit.open,
-        ...(circuit.openedAt && { openedAt: circuit.openedAt }),
-        ...(circuit.message && { message: circuit.message }),
-        ...(token && { resetToken: token }),
-      };
-    } else {
-      delete status.circuitBreaker;
-    }
-    status.conditions = setCondition(status.conditions, { ...suspendedCondition(policy, circuit), observedGeneration: generation }, now);
+    const status = policyStatus(policy, ready, requests, circuit, verdict, isoNow(this.deps.clock));
+    if (!sameJson(status, policy.status ?? {})) await this.write(policy, status, circuit, log);
+    await this.applyHistoryLimit(policy, requests, log);
+  }
 
-    if (sameJson(status, policy.status ?? {})) return;
+  private async write(policy: AlertPolicy, status: AlertPolicyStatus, circuit: CircuitState, log: Logger): Promise<void> {
+    const { namespace = '', name = '' } = policy.metadata ?? {};
     const body: AlertPolicy = { apiVersion: API_VERSION, kind: ALERT_POLICY.kind, metadata: policy.metadata, spec: policy.spec, status };
-    await this.deps.policies.replaceStatus(req.namespace, req.name, body);
+    await this.deps.policies.replaceStatus(namespace, name, body);
+    const wasOpen = policy.status?.circuitBreaker?.open ?? false;
     if (!wasOpen && circuit.open) void this.deps.events.record(body, 'Warning', 'CircuitOpen', circuit.message ?? 'circuit breaker open');
     if (wasOpen && !circuit.open)
       void this.deps.events.record(body, 'Normal', 'CircuitClosed', 'circuit breaker reset; the policy executes again');
-    const nowReady = findCondition(status.conditions, 'Ready')?.status;
-    if (wasReady !== nowReady) {
-      const ready = findCondition(status.conditions, 'Ready');
-      void this.deps.events.record(body, nowReady === 'True' ? 'Normal' : 'Warning', ready?.reason ?? 'Ready', ready?.message ?? '');
-      log.info({ ready: nowReady }, 'policy readiness changed');
+    const wasReady = findCondition(policy.status?.conditions, 'Ready')?.status;
+    const ready = findCondition(status.conditions, 'Ready');
+    if (wasReady !== ready?.status) {
+      void this.deps.events.record(body, ready?.status === 'True' ? 'Normal' : 'Warning', ready?.reason ?? 'Ready', ready?.message ?? '');
+      log.info({ ready: ready?.status }, 'policy readiness changed');
+    }
+  }
+
+  /** Deletes the finished requests beyond the policy's history limit, once its status is written. */
+  private async applyHistoryLimit(policy: AlertPolicy, requests: RemediationRequest[], log: Logger): Promise<void> {
+    const namespace = policy.metadata?.namespace ?? '';
+    for (const old of beyondHistoryLimit(requests, retentionOf(policy, this.deps.retentionDefaults).historyLimit)) {
+      if (await this.deps.deleteRequest(namespace, old.metadata?.name ?? '', old.metadata?.uid ?? '')) {
+        log.info(
+          { request: old.metadata?.name, phase: old.status?.phase, completionTime: old.status?.completionTime },
+          "finished request deleted: beyond the policy's historyLimit",
+        );
+      }
     }
   }
 }

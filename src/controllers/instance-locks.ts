@@ -26,7 +26,7 @@
  * do not see each other's ledgers; docs/rollouts.md says so.
  */
 import type { AlertPolicy } from '../api/v1alpha1/index.js';
-import type { LedgerEntry } from './ledger.js';
+import type { LedgerEntry } from '../api/ledger/v1.js';
 
 export interface InstanceHolder {
   namespace: string;

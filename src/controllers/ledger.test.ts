@@ -1,4 +1,5 @@
-import { ExecutionLedger, prune, type LedgerDocument } from './ledger.js';
+import type { LedgerDocument } from '../api/ledger/v1.js';
+import { ExecutionLedger, prune } from './ledger.js';
 import { MemoryLedgerStorage as MemoryStorage } from '../fakes/ledger-memory.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z');

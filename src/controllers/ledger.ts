@@ -18,52 +18,7 @@
  */
 import { parseDuration, type AlertPolicy } from '../api/v1alpha1/index.js';
 import { instanceHolders, type InstanceHolder, type RequestExists } from './instance-locks.js';
-import type { ExecutionOutcome, ExecutionRecord } from './safety.js';
-
-/** What the ledger keeps of one execution; it outlives the request. */
-export interface LedgerEntry extends ExecutionRecord {
-  runbook: string;
-  requestedBy?: string;
-  approver?: string;
-  /** SSM command ids, or the SNS message id. */
-  commandIds?: string[];
-  messageId?: string;
-}
-
-/** How long a policy's entries are needed, as of its last execution. */
-export interface LedgerRetention {
-  windowMs: number;
-  lastOutcomes: number;
-}
-
-export interface LedgerDocument {
-  namespace: string;
-  policy: string;
-  retention: LedgerRetention;
-  entries: LedgerEntry[];
-  /**
-   * When the policy's circuit breaker opened (ms), until a trusted reset after it: open
-   * stays open whatever the policy says later (an editor removing `circuitBreaker` or
-   * raising its limit must not close it — only a person with the approver verb may).
-   */
-  breakerOpenedAt?: number;
-  /** The stored version this copy was read or written as; absent before the first write. */
-  resourceVersion?: string;
-}
-
-/** Where ledger documents live; only the controller's ServiceAccount may write there. */
-export interface LedgerStorage {
-  list(): Promise<LedgerDocument[]>;
-  get(namespace: string, policy: string): Promise<LedgerDocument | undefined>;
-  /**
-   * Creates or replaces the document; rejects with a conflict when its resourceVersion is
-   * stale. Returns the new resourceVersion. It must capture (serialize or copy) the
-   * document before its first await: the ledger goes on changing it meanwhile.
-   */
-  save(doc: LedgerDocument): Promise<string>;
-  remove(doc: LedgerDocument): Promise<void>;
-  isConflict(error: unknown): boolean;
-}
+import type { ExecutionOutcome, LedgerDocument, LedgerEntry, LedgerRetention, LedgerStorage } from '../api/ledger/v1.js';
 
 /** Executions whose command never reported an end are kept this long at most. */
 const UNFINISHED_RETENTION_MS = 7 * 24 * 3_600_000;

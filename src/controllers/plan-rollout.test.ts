@@ -1,5 +1,5 @@
 import type { AlertPolicy, RemediationRequest, Runbook } from '../api/v1alpha1/index.js';
-import { renderPlan } from './plan.js';
+import { renderPlan } from './plan-render.js';
 import { ROLLOUT_EXECUTION, RolloutError } from './rollout.js';
 
 // The approved plan includes the rollout (docs/rollouts.md): what an approver approves is

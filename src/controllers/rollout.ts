@@ -46,7 +46,7 @@ import { TemplateError } from './template.js';
  * Whether the execution path sends waves, pauses, verifies between waves and checks
  * alarms: it does (src/controllers/request/rollout.ts, through the execution engine).
  * Kept as a switch so that a controller that cannot keep a rollout fails closed: with it
- * false, a plan with a rollout fails before anything is sent (plan.ts) and the runbook's
+ * false, a plan with a rollout fails before anything is sent (plan-render.ts) and the runbook's
  * Ready condition says so.
  */
 export const ROLLOUT_EXECUTION: boolean = true;
@@ -161,7 +161,7 @@ export function effectiveRollout(ssm: SsmAction, override: RolloutOverride | und
 }
 
 /**
- * What is wrong with a runbook's rollout, for its Ready condition (runbooks.ts): found
+ * What is wrong with a runbook's rollout, for its Ready condition (runbook-grant.ts): found
  * when the runbook is written, not when a request first uses it.
  */
 export function rolloutProblems(ssm: SsmAction, maxTargets: number): string[] {

@@ -1,6 +1,6 @@
 /**
  * What enqueues the Runbook controller (its `SetupWithManager`; the reconciler is
- * runbook.ts): only the Runbook itself. The policies that use a runbook are enqueued
+ * runbook-reconciler.ts): only the Runbook itself. The policies that use a runbook are enqueued
  * by the AlertPolicy controller's own watch of runbooks (alertpolicy-setup.ts).
  */
 import type { Runbook } from '../api/v1alpha1/index.js';

@@ -1,13 +1,6 @@
+import type { ExecutionRecord } from '../api/ledger/v1.js';
 import type { AlertPolicy } from '../api/v1alpha1/index.js';
-import {
-  circuitState,
-  cooldownBlock,
-  insideMaintenanceWindow,
-  maintenanceBlock,
-  rateLimitBlock,
-  validateSafety,
-  type ExecutionRecord,
-} from './safety.js';
+import { circuitState, cooldownBlock, insideMaintenanceWindow, maintenanceBlock, rateLimitBlock, validateSafety } from './safety.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z'); // a Saturday
 

@@ -6,25 +6,7 @@
  */
 import { CronExpressionParser } from 'cron-parser';
 import { CIRCUIT_RESET_ANNOTATION, parseDuration, type AlertPolicy } from '../api/v1alpha1/index.js';
-
-/** How an execution ended; absent while its command runs. */
-export type ExecutionOutcome = 'Succeeded' | 'Failed';
-
-/** One execution of a policy: an intent the controller recorded before sending anything. */
-export interface ExecutionRecord {
-  /** The request's UID: a request recreated under the same name is another request. */
-  uid: string;
-  request: string;
-  targets: readonly string[];
-  at: number;
-  outcome?: ExecutionOutcome;
-  endedAt?: number;
-  /**
-   * The verdict of the policy's spec.verify on a Succeeded execution: false when its alert
-   * kept firing (Ineffective), which the circuit breaker counts as a failure.
-   */
-  verified?: boolean;
-}
+import type { ExecutionRecord } from '../api/ledger/v1.js';
 
 /** Whether an ended execution counts as a failure for the circuit breaker: it failed, or it succeeded without effect. */
 export function countsAsFailure(r: ExecutionRecord): boolean {

@@ -4,7 +4,7 @@ import type { NamespaceObject } from '../kube/cluster.js';
 import { Metrics } from '../observability/metrics.js';
 import type { Cache, InformerEvent } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
-import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from './admission.js';
+import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../api/admissionregistration/v1.js';
 import { POLICY_RECOUNT_DELAY_MS, setupAlertPolicyController } from './alertpolicy-setup.js';
 import { setupRequestController } from './request/setup.js';
 import { setupRunbookController } from './runbook-setup.js';

@@ -14,7 +14,7 @@ import { FakeApiServer } from '../fakes/cluster.js';
 import { catalog, FAKE_NS, FakeController } from '../fakes/controller.js';
 import { MemoryLedgerStorage } from '../fakes/ledger-memory.js';
 import { Transitions } from './request/transition.js';
-import { RunbookReconciler } from './runbook.js';
+import { RunbookReconciler } from './runbook-reconciler.js';
 import { alertPolicyShape, requestShape, runbookShape, storedShapeTransition, usablePolicy } from './stored-shape.js';
 
 const log = pino({ level: 'silent' });

@@ -5,12 +5,13 @@
  * sent. Explicit `spec.targets` may only narrow what the rules allow, never widen it.
  */
 import { INSTANCE_ID_PATTERN, type AlertPolicySpec, type RemediationRequestSpec } from '../api/v1alpha1/index.js';
+import type { Reason } from '../api/v1alpha1/reasons.js';
 import type { InstanceFacts } from '../cloud/types.js';
 import { DEFAULT_VALUE_POLICY, render, type TemplateContext } from './template.js';
 
 const INSTANCE_ID = new RegExp(INSTANCE_ID_PATTERN);
 
-export type Refusal = { ok: false; reason: string; message: string };
+export type Refusal = { ok: false; reason: Reason; message: string };
 export type TargetResult = { ok: true; targets: string[] } | Refusal;
 
 /** Where the candidates come from: ids to describe, or a tag selector to look up. */

@@ -3,7 +3,7 @@
  * (a stale resourceVersion is a conflict). Karpenter-style fake for unit tests and the
  * reconciler benchmark (hack/bench.ts), where ConfigMap writes are not what is measured.
  */
-import type { LedgerDocument, LedgerStorage } from '../controllers/ledger.js';
+import type { LedgerDocument, LedgerStorage } from '../api/ledger/v1.js';
 
 class StaleLedgerWrite extends Error {}
 

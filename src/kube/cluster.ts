@@ -6,7 +6,7 @@
  */
 import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, RUNBOOK, VERSION, type Runbook } from '../api/v1alpha1/index.js';
-import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../controllers/admission.js';
+import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../api/admissionregistration/v1.js';
 import type { ListOptions, ListResult } from '../runtime/informer.js';
 
 export interface NamespaceObject {

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import type { LedgerDocument, LedgerEntry, LedgerRetention, LedgerStorage } from '../controllers/ledger.js';
+import type { LedgerDocument, LedgerEntry, LedgerRetention, LedgerStorage, StoredEntry } from '../api/ledger/v1.js';
 import { isConflict, isNotFound } from './resources.js';
 
 export const LEDGER_LABEL = 'remediator.dev/ledger';
@@ -18,12 +18,6 @@ const NAMESPACE_LABEL = 'remediator.dev/ledger-namespace';
 
 export function ledgerConfigMapName(namespace: string, policy: string): string {
   return `remediator-ledger-${createHash('sha256').update(`${namespace}/${policy}`).digest('hex').slice(0, 24)}`;
-}
-
-/** As stored: times as RFC 3339, one execution per line (readable with `kubectl get cm -o yaml`). */
-interface StoredEntry extends Omit<LedgerEntry, 'at' | 'endedAt'> {
-  at: string;
-  endedAt?: string;
 }
 
 export class ConfigMapLedgerStorage implements LedgerStorage {

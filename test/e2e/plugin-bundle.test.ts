@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { Plan } from '../../src/api/v1alpha1/index.js';
-import { planDigest } from '../../src/controllers/plan.js';
+import { planDigest } from '../../src/controllers/plan-render.js';
 import { bundlePlugin, renderKrewManifest, type PluginBuild } from '../../hack/plugin/bundle.js';
 import { CPU_TYPE_ARM64, CPU_TYPE_X86_64, parseMachO, verifyCodeSignature } from '../../hack/plugin/macho.js';
 import { nodeRuntime, PLATFORMS, platformName } from '../../hack/plugin/runtimes.js';

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Plan, RemediationRequest } from '../../src/api/v1alpha1/index.js';
-import { planDigest } from '../../src/controllers/plan.js';
+import { planDigest } from '../../src/controllers/plan-render.js';
 import { repoRoot } from '../testbed/binaries.js';
 import {
   grant,

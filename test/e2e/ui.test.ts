@@ -18,7 +18,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
 import type { Plan } from '../../src/api/v1alpha1/index.js';
-import { planDigest } from '../../src/controllers/plan.js';
+import { planDigest } from '../../src/controllers/plan-render.js';
 import { repoRoot } from '../testbed/binaries.js';
 import { BROWSER_SETUP_TIMEOUT_MS, launchBrowser } from './browser.js';
 import {

@@ -1,14 +1,7 @@
 /** What the request controller's phase handlers need from the world: caches, AWS, the API server, time. */
 import type { AlertPolicy, RemediationRequest, Runbook } from '../../api/v1alpha1/index.js';
-import type {
-  AgentInspector,
-  AlarmReader,
-  CommandCanceller,
-  CommandRunner,
-  InstanceDescriber,
-  MetricsReader,
-  Publisher,
-} from '../../cloud/types.js';
+import type { CloudServices } from '../../cloud/clients.js';
+import type { AwsLocation } from '../../cloud/location.js';
 import type { EventRecorder, ResourceClient } from '../../kube/resources.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -16,29 +9,6 @@ import type { AdmissionVerdict } from '../admission.js';
 import type { AuditRecorder } from '../audit.js';
 import type { ExecutionLedger } from '../ledger.js';
 import type { RetentionDefaults } from '../retention.js';
-
-/** Where a request runs: a region, and the role to assume there when the runbook names another account. */
-export interface CloudLocation {
-  region: string;
-  roleArn?: string;
-  externalId?: string;
-  /** Session tags naming the request's namespace and policy (for IAM conditions in the workload account). */
-  sessionTags?: Record<string, string>;
-}
-
-/** The AWS clients for one location. */
-export interface CloudClients {
-  instances: InstanceDescriber;
-  commands: CommandRunner;
-  /** SSM agent reachability (DescribeInstanceInformation). */
-  agents: AgentInspector;
-  metricsReader: MetricsReader;
-  publisher: Publisher;
-  /** CancelCommand, for a rollout that stops while commands run (absent: a rollout cannot be cancelled here, and says so). */
-  cancels?: CommandCanceller;
-  /** DescribeAlarms, for a rollout's alarms (absent: a rollout with alarms holds, and says so). */
-  alarms?: AlarmReader;
-}
 
 export interface RemediationRequestReconcilerDeps {
   requests: ResourceClient<RemediationRequest>;
@@ -64,7 +34,7 @@ export interface RemediationRequestReconcilerDeps {
   /** Retention of finished requests for policies that set none (`--retention-*` flags). */
   retentionDefaults: RetentionDefaults;
   /** AWS clients for a location; throws an Error saying what to configure when it cannot reach it. */
-  cloudFor(location: CloudLocation): CloudClients;
+  cloudFor(location: AwsLocation): CloudServices;
   /**
    * The controller's own AWS account (STS GetCallerIdentity, cached): where a runbook
    * without `scope.account` acts, checked against an alert's account. Rejects when it

@@ -16,7 +16,7 @@ import { ExecutionLedger } from '../ledger.js';
 import { circuitState } from '../safety.js';
 import { MemoryLedgerStorage } from '../../fakes/ledger-memory.js';
 import { DEFAULT_RETENTION } from '../retention.js';
-import type { CloudLocation } from './deps.js';
+import type { AwsLocation } from '../../cloud/location.js';
 import { RemediationRequestReconciler } from './reconciler.js';
 
 const log = pino({ level: 'silent' });
@@ -36,7 +36,7 @@ class World {
   verdict: AdmissionVerdict = { enforced: true, binding: 'b', epoch: EPOCH };
   /** What a read from the API server says, when it differs from the cache. */
   liveVerdict: AdmissionVerdict | undefined;
-  locations: CloudLocation[] = [];
+  locations: AwsLocation[] = [];
   /** Every AWS read of instances (describe or find by tags). */
   awsReads = 0;
   rv = 1;
@@ -115,7 +115,9 @@ class World {
           },
           commands: this.commands,
           agents: { agentStatus: async () => new Map() },
-          metricsReader: {
+          cancels: { cancelCommand: async () => undefined },
+          alarms: { alarmStates: async () => new Map() },
+          metrics: {
             getMetricData: async (queries, start, end) => {
               this.metricWindows.push([start.toISOString(), end.toISOString()]);
               return new Map(queries.map((q) => [q.id, this.metricData]));

@@ -49,10 +49,11 @@ import { isConflict, isNotFound, type ResourceClient } from '../../kube/resource
 import { WriteExpectations } from '../../runtime/expectations.js';
 import { retentionOf, ttlLeftMs } from '../retention.js';
 import { ledgerRetention } from '../ledger.js';
-import { notifyAllowed } from '../runbooks.js';
+import { notifyAllowed } from '../runbook-grant.js';
 import type { Reconciler, Request, Result } from '../../runtime/controller.js';
 import { ApprovalGate } from './approval.js';
-import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import type { CloudServices } from '../../cloud/clients.js';
+import type { RemediationRequestReconcilerDeps } from './deps.js';
 import { ExecutionEngine, StaleViewError } from './engine.js';
 import { IntentRecorder, recordCircuit } from './intent.js';
 import { isPending, nextAnnouncement, notification, notifyEffectId, withPendingAnnouncements } from './notify.js';
@@ -181,7 +182,7 @@ export class RemediationRequestReconciler implements Reconciler {
         // The outcome goes to the ledger now (the breaker and cooldown see the success);
         // the verdict and the finalizer's removal follow once it is known.
         await this.settle(rr, log, { keepFinalizer: true });
-        const step = await this.verifier.step(rr, policy, () => this.cloudOfPlan(rr).metricsReader);
+        const step = await this.verifier.step(rr, policy, () => this.cloudOfPlan(rr).metrics);
         await this.write(rr, step, log);
         return step.requeueAfterMs ? { requeueAfterMs: step.requeueAfterMs } : undefined;
       }
@@ -300,7 +301,7 @@ export class RemediationRequestReconciler implements Reconciler {
     return intent.status.phase === 'Executing' ? intent : { ...intent, event: intent.event ?? transition.event };
   }
 
-  private cloudOfPlan(rr: RemediationRequest): CloudClients {
+  private cloudOfPlan(rr: RemediationRequest): CloudServices {
     const plan = rr.status?.plan;
     return this.deps.cloudFor(
       plan?.roleArn

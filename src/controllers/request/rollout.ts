@@ -27,7 +27,8 @@ import type { AlertPolicy, RemediationRequest, RemediationRequestStatus, Rollout
 import type { InvocationResult, MetricDataResult, SentCommand } from '../../cloud/types.js';
 import { type AlarmState, alarmConfiguration, waveInstances, waveVerdict } from '../rollout.js';
 import { initialRollout, markStopped, type RolloutAction, type RolloutInput, rolloutStep, tally } from '../rollout-step.js';
-import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import type { CloudServices } from '../../cloud/clients.js';
+import type { RemediationRequestReconcilerDeps } from './deps.js';
 import { type Decision, type ExecutionEngine, viewOf } from './engine.js';
 import type { Transition, Transitions } from './transition.js';
 
@@ -36,16 +37,16 @@ export interface SsmSender {
   send(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     log: Logger,
     index: number,
     opts: { maxConcurrency: string; maxErrors: string; alarm?: { name: string; ignorePollAlarmFailure: boolean }; earliestAttempt: number },
   ): Promise<Transition>;
-  readInvocations(status: RemediationRequestStatus, cloud: CloudClients, unsent?: string): Promise<unknown>;
+  readInvocations(status: RemediationRequestStatus, cloud: CloudServices, unsent?: string): Promise<unknown>;
   lookFor(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     index: number,
     earliestAttempt: number,
   ): Promise<Decision<SentCommand>>;
@@ -106,7 +107,7 @@ export class RolloutExecution {
     rr: RemediationRequest,
     status: RemediationRequestStatus,
     policy: AlertPolicy | undefined,
-    cloud: CloudClients,
+    cloud: CloudServices,
     log: Logger,
   ): Promise<Transition> {
     const ssm = status.execution!.ssm!;
@@ -204,21 +205,21 @@ export class RolloutExecution {
     return this.ssm.pollDelay(last);
   }
 
-  private async readAlarms(cloud: CloudClients, names: readonly string[]): Promise<Map<string, AlarmState>> {
+  private async readAlarms(cloud: CloudServices, names: readonly string[]): Promise<Map<string, AlarmState>> {
     if (!cloud.alarms) throw new Error('this controller has no CloudWatch alarm reader: the rollout holds until it has one');
     return cloud.alarms.alarmStates(names);
   }
 
   private async verifyWave(
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     wave: number,
     queries: Extract<RolloutAction, { kind: 'verify' }>['queries'],
   ): Promise<{ recovered: boolean; message: string }> {
     const rollout = status.execution!.ssm!.rollout!;
     const verify = status.plan!.ssm!.rollout!.verify!;
     const endedAt = Date.parse(rollout.waves[wave]?.endedAt ?? '') || this.deps.clock.now();
-    const results: Map<string, MetricDataResult> = await cloud.metricsReader.getMetricData(
+    const results: Map<string, MetricDataResult> = await cloud.metrics.getMetricData(
       queries,
       new Date(endedAt),
       new Date(this.deps.clock.now()),
@@ -231,7 +232,7 @@ export class RolloutExecution {
   private async send(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     log: Logger,
     action: Extract<RolloutAction, { kind: 'send' }>,
     persist: Transition['mustPersist'],
@@ -273,7 +274,7 @@ export class RolloutExecution {
   private async lookForUnsent(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     persist: Transition['mustPersist'],
   ): Promise<Transition | undefined> {
     const ssm = status.execution!.ssm!;
@@ -328,7 +329,7 @@ export class RolloutExecution {
     rollout: RolloutStatus,
     commands: readonly SsmCommand[],
     action: Extract<RolloutAction, { kind: 'stop' }>,
-    cloud: CloudClients,
+    cloud: CloudServices,
     persist: Transition['mustPersist'],
   ): Transition {
     const uid = rr.metadata?.uid ?? '';
@@ -357,7 +358,7 @@ export class RolloutExecution {
     rollout: RolloutStatus,
     commands: SsmCommand[],
     commandIds: readonly string[],
-    cloud: CloudClients,
+    cloud: CloudServices,
     log: Logger,
     persist: Transition['mustPersist'],
   ): Promise<Transition> {

@@ -11,7 +11,7 @@ import type { NamespaceObject } from '../../kube/cluster.js';
 import type { Controller, Reconciler } from '../../runtime/controller.js';
 import type { Cache, InformerEvent } from '../../runtime/informer.js';
 import type { Enqueue, Manager } from '../../runtime/manager.js';
-import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../admission.js';
+import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../../api/admissionregistration/v1.js';
 
 /** The caches this controller watches. */
 export interface RequestWatches {

@@ -10,9 +10,10 @@
  */
 import type { AlertPolicy, RemediationRequest, RemediationRequestStatus } from '../../api/v1alpha1/index.js';
 import { AwsAccessDeniedError } from '../../cloud/types.js';
-import { renderPlan } from '../plan.js';
+import { renderPlan } from '../plan-render.js';
 import { TemplateError } from '../template.js';
-import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import type { CloudServices } from '../../cloud/clients.js';
+import type { RemediationRequestReconcilerDeps } from './deps.js';
 import { classifyAwsFailure, type ExecutionEngine, FIFO_DEDUP_WINDOW_MS, viewOf } from './engine.js';
 import type { Transition, Transitions } from './transition.js';
 
@@ -27,7 +28,7 @@ export class SnsExecution {
     rr: RemediationRequest,
     status: RemediationRequestStatus,
     policy: AlertPolicy | undefined,
-    cloud: CloudClients,
+    cloud: CloudServices,
   ): Promise<Transition> {
     const record = status.execution!.sns!;
     if (record.messageId) return { status };

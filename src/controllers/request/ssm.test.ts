@@ -1,7 +1,8 @@
 import pino from 'pino';
 import type { RemediationRequest } from '../../api/v1alpha1/index.js';
 import type { CommandRunner, SendCommandInput } from '../../cloud/types.js';
-import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import type { CloudServices } from '../../cloud/clients.js';
+import type { RemediationRequestReconcilerDeps } from './deps.js';
 import { WriteExpectations } from '../../runtime/expectations.js';
 import { ExecutionEngine } from './engine.js';
 import { plannedCommands, SsmExecution, tailBudget } from './ssm.js';
@@ -50,7 +51,7 @@ describe('SsmExecution on requests it did not start', () => {
       findCommand: async () => found,
       getInvocation: async (commandId, instanceId) => (polled.push(commandId), { instanceId, status: 'Success', responseCode: 0 }),
     };
-    const cloud = { commands } as unknown as CloudClients;
+    const cloud = { commands } as unknown as CloudServices;
     const engine = new ExecutionEngine(clock, new WriteExpectations(clock));
     const exec = new SsmExecution(
       { clock, sendSettleMs: 1_000 } as unknown as RemediationRequestReconcilerDeps,

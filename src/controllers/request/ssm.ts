@@ -42,7 +42,8 @@ import {
   type SentCommand,
 } from '../../cloud/types.js';
 import { isConflict } from '../../kube/resources.js';
-import type { CloudClients, RemediationRequestReconcilerDeps } from './deps.js';
+import type { CloudServices } from '../../cloud/clients.js';
+import type { RemediationRequestReconcilerDeps } from './deps.js';
 import { type Decision, type Effect, type ExecutionEngine, viewOf } from './engine.js';
 import { outcome, plannedRolloutCommands } from '../rollout.js';
 import { RolloutExecution, usesRollout } from './rollout.js';
@@ -139,7 +140,7 @@ export class SsmExecution {
   async step(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     log: Logger,
     policy?: AlertPolicy,
   ): Promise<Transition> {
@@ -167,7 +168,7 @@ export class SsmExecution {
   private async followUnrecorded(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     index: number,
     sent: SentCommand,
   ): Promise<Transition> {
@@ -218,7 +219,7 @@ export class SsmExecution {
   private commandEffect(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     index: number,
     opts?: SendOptions,
   ): Effect<SentCommand> {
@@ -277,7 +278,7 @@ export class SsmExecution {
   async lookFor(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     index: number,
     earliestAttempt: number,
   ): Promise<Decision<SentCommand>> {
@@ -292,7 +293,7 @@ export class SsmExecution {
   async send(
     rr: RemediationRequest,
     status: RemediationRequestStatus,
-    cloud: CloudClients,
+    cloud: CloudServices,
     log: Logger,
     index: number,
     opts?: SendOptions,
@@ -381,7 +382,7 @@ export class SsmExecution {
     return { status, event: { type: 'Warning', reason, message: status.message }, requeueAfterMs: 1 };
   }
 
-  private async poll(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudClients): Promise<Transition> {
+  private async poll(rr: RemediationRequest, status: RemediationRequestStatus, cloud: CloudServices): Promise<Transition> {
     const ssm = status.execution!.ssm!;
     const commands = ssm.commands!;
     const results = await this.readInvocations(status, cloud);
@@ -394,7 +395,7 @@ export class SsmExecution {
    * Reads every target's invocation not yet ended (those ended keep what status says) into
    * `ssm.invocations`. `unsent`: the status shown for an instance whose command is not sent.
    */
-  async readInvocations(status: RemediationRequestStatus, cloud: CloudClients, unsent = NOT_SENT): Promise<InvocationResult[]> {
+  async readInvocations(status: RemediationRequestStatus, cloud: CloudServices, unsent = NOT_SENT): Promise<InvocationResult[]> {
     const ssm = status.execution!.ssm!;
     const commands = ssm.commands!;
     const targets = status.targets ?? [];

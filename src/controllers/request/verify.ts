@@ -31,7 +31,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { Clock } from '../../runtime/clock.js';
 import { findCondition } from '../../runtime/conditions.js';
 import { compare, planMetricQueries, seriesFrom } from '../enrichment.js';
-import { templateContext } from '../plan.js';
+import { templateContext } from '../plan-render.js';
 import type { Transition, Transitions } from './transition.js';
 
 /** The verdict a finished verification reached: true verified, false ineffective, undefined none (yet). */

@@ -1,5 +1,5 @@
 import type { AlertPolicy, Runbook } from '../api/v1alpha1/index.js';
-import { approvalTimeoutMs, grantFor, inputProblems, notifyAllowed, renderInputs, runbookProblems } from './runbooks.js';
+import { approvalTimeoutMs, grantFor, inputProblems, notifyAllowed, renderInputs, runbookProblems } from './runbook-grant.js';
 import { TemplateError, type TemplateContext } from './template.js';
 
 const runbook = (spec: Partial<Runbook['spec']> = {}): Runbook => ({

@@ -22,7 +22,7 @@ import {
 } from '../api/v1alpha1/index.js';
 import { effectiveRollout, ROLLOUT_EXECUTION, RolloutError } from './rollout.js';
 import type { AdmissionEpoch } from './admission.js';
-import { renderInputs } from './runbooks.js';
+import { renderInputs } from './runbook-grant.js';
 import { render, valuePolicy, type TemplateContext } from './template.js';
 
 /** SNS text is not a shell command, but control characters still have no place in it. */

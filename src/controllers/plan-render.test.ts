@@ -1,5 +1,5 @@
 import type { Plan } from '../api/v1alpha1/index.js';
-import { canonicalJson, planDigest } from './plan.js';
+import { canonicalJson, planDigest } from './plan-render.js';
 
 type Body = Omit<Plan, 'digest'>;
 

@@ -14,6 +14,7 @@ import {
   type RiskLevel,
   type Runbook,
 } from '../api/v1alpha1/index.js';
+import type { Reason } from '../api/v1alpha1/reasons.js';
 import { rolloutProblems } from './rollout.js';
 import { selectorMatches } from './selector.js';
 import {
@@ -35,7 +36,7 @@ export interface RunbookGrant {
   approval: 'Auto' | 'Manual';
 }
 
-export type GrantResult = { ok: true; grant: RunbookGrant } | { ok: false; reason: string; message: string };
+export type GrantResult = { ok: true; grant: RunbookGrant } | { ok: false; reason: Reason; message: string };
 
 /**
  * Checks `policy` may use `runbook` from its namespace. Every failure names what to fix
@@ -233,8 +234,8 @@ export function runbookProblems(runbook: Runbook, allowedDocuments: ReadonlySet<
   }
   const sns = runbook.spec.action.sns;
   if (sns) {
-    for (const t of [sns.subject ?? '', sns.message, sns.messageGroupId ?? '', ...Object.values(sns.messageAttributes ?? {})])
-      checkTemplate('action.sns', t);
+    for (const template of [sns.subject ?? '', sns.message, sns.messageGroupId ?? '', ...Object.values(sns.messageAttributes ?? {})])
+      checkTemplate('action.sns', template);
   }
   for (const [k, v] of Object.entries(runbook.spec.scope?.tagSelector ?? {})) {
     try {

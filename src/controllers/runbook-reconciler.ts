@@ -11,7 +11,7 @@ import type { EventRecorder } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
-import { runbookProblems } from './runbooks.js';
+import { runbookProblems } from './runbook-grant.js';
 import { heldForStoredShape, runbookShape } from './stored-shape.js';
 
 export interface RunbookReconcilerDeps {
