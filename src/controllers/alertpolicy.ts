@@ -25,6 +25,7 @@ import {
 import type { EventRecorder, ResourceClient } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
+import { withReadinessKstatus } from './kstatus.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { resetProven, resetToken, type AdmissionVerdict } from './admission.js';
 import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
@@ -202,6 +203,7 @@ export class AlertPolicyReconciler implements Reconciler {
     }
     status.conditions = setCondition(status.conditions, { ...suspendedCondition(policy, circuit), observedGeneration: generation }, now);
 
+    withReadinessKstatus(status, generation, now);
     if (sameJson(status, policy.status ?? {})) return;
     const body: AlertPolicy = { apiVersion: API_VERSION, kind: ALERT_POLICY.kind, metadata: policy.metadata, spec: policy.spec, status };
     await this.deps.policies.replaceStatus(req.namespace, req.name, body);

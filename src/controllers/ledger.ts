@@ -18,6 +18,7 @@
  */
 import { parseDuration, type AlertPolicy } from '../api/v1alpha1/index.js';
 import { instanceHolders, type InstanceHolder, type RequestExists } from './instance-locks.js';
+import { keepRunMarks, mergeRunMarks, type RunMark } from './request/rerun.js';
 import type { ExecutionOutcome, ExecutionRecord } from './safety.js';
 
 /** What the ledger keeps of one execution; it outlives the request. */
@@ -28,6 +29,8 @@ export interface LedgerEntry extends ExecutionRecord {
   /** SSM command ids, or the SNS message id. */
   commandIds?: string[];
   messageId?: string;
+  /** The request's run key (request/rerun.ts): the same request re-created never runs again. */
+  runKey?: string;
 }
 
 /** How long a policy's entries are needed, as of its last execution. */
@@ -47,6 +50,8 @@ export interface LedgerDocument {
    * raising its limit must not close it — only a person with the approver verb may).
    */
   breakerOpenedAt?: number;
+  /** Run keys of pruned entries, kept longer than the entries (request/rerun.ts). */
+  runs?: RunMark[];
   /** The stored version this copy was read or written as; absent before the first write. */
   resourceVersion?: string;
 }
@@ -131,6 +136,11 @@ export class ExecutionLedger {
 
   records(namespace: string, policy: string): readonly LedgerEntry[] {
     return this.docs.get(key(namespace, policy))?.entries ?? [];
+  }
+
+  /** The run marks of executions whose entries were pruned (request/rerun.ts). */
+  runMarks(namespace: string, policy: string): readonly RunMark[] {
+    return this.docs.get(key(namespace, policy))?.runs ?? [];
   }
 
   entry(namespace: string, policy: string, uid: string): LedgerEntry | undefined {
@@ -270,15 +280,23 @@ export class ExecutionLedger {
     const doc = this.docs.get(k);
     if (!doc) return;
     const now = this.clock.now();
-    const before = doc.entries.length;
+    const before = doc.entries;
+    const marks = doc.runs?.length;
     doc.entries = prune(doc, now);
-    if (doc.entries.length !== before) this.changed(k);
-    if (doc.entries.length === 0 && doc.breakerOpenedAt === undefined) {
+    keepRunMarks(
+      doc,
+      before.filter((e) => !doc.entries.includes(e)),
+      now,
+    );
+    if (doc.entries.length !== before.length || doc.runs?.length !== marks) this.changed(k);
+    if (doc.entries.length === 0 && doc.breakerOpenedAt === undefined && !doc.runs?.length) {
       if (doc.resourceVersion)
         await this.storage.remove(doc).catch((error: unknown) => {
           if (!this.storage.isConflict(error)) throw error;
         });
-      if (this.docs.get(k) === doc && doc.entries.length === 0 && doc.breakerOpenedAt === undefined) this.docs.delete(k);
+      if (this.docs.get(k) === doc && doc.entries.length === 0 && doc.breakerOpenedAt === undefined && !doc.runs?.length) {
+        this.docs.delete(k);
+      }
       this.stored.delete(k);
       this.changes.delete(k);
       return;
@@ -302,6 +320,7 @@ export class ExecutionLedger {
           else if (mine.outcome === undefined && e.outcome !== undefined) Object.assign(mine, { outcome: e.outcome, endedAt: e.endedAt });
           if (mine && mine.verified === undefined && e.verified !== undefined) mine.verified = e.verified;
         }
+        mergeRunMarks(doc, theirs);
         if (doc.breakerOpenedAt === undefined && theirs?.breakerOpenedAt !== undefined) {
           doc.breakerOpenedAt = theirs.breakerOpenedAt;
         }

@@ -28,6 +28,7 @@ import type { Planner, Resolved } from './planning.js';
 import type { ExecutionEngine } from './engine.js';
 import { commandComment, plannedCommands } from './ssm.js';
 import type { Transition, Transitions } from './transition.js';
+import { runMark } from './rerun.js';
 
 /** A request held by a maintenance window says so with this reason. */
 export const HELD_REASON = 'MaintenanceWindow';
@@ -133,6 +134,7 @@ export class IntentRecorder {
       at: this.deps.clock.now(),
       ...(rr.spec.requestedBy && { requestedBy: rr.spec.requestedBy }),
       ...(status.approval?.approver && { approver: status.approval.approver }),
+      ...runMark(rr),
     });
     t.beforeWrite = () => this.deps.ledger.persist(ns, policyName);
     t.addFinalizer = true;
