@@ -580,8 +580,7 @@ describe('RemediationRequestReconciler: decisions', () => {
     w.policy = { ...w.policy!, metadata: { ...w.policy!.metadata, generation: 2 }, spec: { ...w.policy!.spec, safety: {} } };
     w.rr = {
       metadata: { name: 'r', namespace: 'ns', uid: 'uid-2', generation: 1, resourceVersion: String(++w.rv) },
-      // The next alert: another occurrence (the same spec would be the same request, rerun.ts).
-      spec: { ...w.rr.spec, alert: { ...w.rr.spec.alert, fingerprint: 'next' } },
+      spec: { ...w.rr.spec, alert: { ...w.rr.spec.alert, fingerprint: 'next' } }, // another occurrence (rerun.ts)
     };
     await w.drive(r);
     expect(w.phase).toBe('Skipped');
@@ -597,10 +596,7 @@ describe('RemediationRequestReconciler: decisions', () => {
       metadata: { ...w.policy!.metadata, annotations: forged },
       status: { circuitBreaker: { open: true, resetToken: token } },
     };
-    w.rr = {
-      metadata: { ...w.rr.metadata, uid: 'uid-3', resourceVersion: String(++w.rv) },
-      spec: { ...w.rr.spec, alert: { ...w.rr.spec.alert, fingerprint: 'third' } },
-    };
+    w.rr = { metadata: { ...w.rr.metadata, uid: 'uid-3', resourceVersion: String(++w.rv) }, spec: { ...w.rr.spec } };
     await w.drive(r);
     expect(w.rr.status?.reason).toBe('CircuitOpen');
     // A token issued under another epoch (a binding re-created since) does not count either.
