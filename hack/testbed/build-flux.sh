@@ -14,7 +14,8 @@
 #     github.com/fluxcd/pkg/artifact pinned to v0.8.0 (v0.8.1 is refused).
 # Their CRDs are copied from the module's config/crd/bases next to each binary.
 #
-# stdout carries only `name=/absolute/path` lines (test/testbed/flux.ts parses them);
+# Also hack/kstatus, the kstatus rules as a command (`build-flux.sh kstatus` builds only
+# that). stdout carries only `name=/absolute/path` lines (test/testbed/flux.ts parses them);
 # progress and timings go to stderr. Cold: about 2.5 minutes each on a warm Go module
 # cache, much longer on a cold one; warm: milliseconds.
 #
@@ -32,6 +33,15 @@ SOURCE_ARTIFACT_PIN=v0.8.0
 log() { printf 'testbed-flux: %s\n' "$*" >&2; }
 now_ms() { date +%s%3N; }
 secs_since() { local t=$(( $(now_ms) - $1 )); printf '%d.%03ds' $(( t / 1000 )) $(( t % 1000 )); }
+
+# The kstatus tool alone, already built: no need to wait behind a controller build.
+ks_src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../kstatus" && pwd)"
+ks_hash="$(cat "${ks_src}/go.mod" "${ks_src}/go.sum" "${ks_src}/main.go" | sha256sum | cut -c1-12)"
+ks_bin="${dir}/kstatus-${ks_hash}"
+if [[ "${1:-}" == "kstatus" && -x "${ks_bin}" ]]; then
+  echo "kstatus=${ks_bin}"
+  exit 0
+fi
 
 exec 9>"${dir}/.build.lock"
 if ! flock -n 9; then
@@ -86,6 +96,21 @@ build_controller() {
   trap - EXIT
   log "${name}: built in $(secs_since "${start}")"
 }
+
+# kstatus (hack/kstatus): the status rules Flux runs, as a command; seconds to build.
+# Named after a hash of its sources, so editing it or bumping a module rebuilds.
+if [[ -x "${ks_bin}" ]]; then
+  log "kstatus: cached (${ks_bin})"
+else
+  go="$(find_go)"
+  start="$(now_ms)"
+  (cd "${ks_src}" && GOFLAGS="-mod=readonly" exec "${go}" build -ldflags "-s -w" -o "${ks_bin}.tmp.$$" .)
+  mv -f "${ks_bin}.tmp.$$" "${ks_bin}"
+  log "kstatus: built in $(secs_since "${start}")"
+fi
+echo "kstatus=${ks_bin}"
+# `build-flux.sh kstatus`: that tool only (a test of the rules needs no controllers).
+if [[ "${1:-}" == "kstatus" ]]; then exit 0; fi
 
 # One after the other: two Go builds at once would starve a 2-core machine.
 build_controller source-controller "${SOURCE_CONTROLLER_VERSION}" \

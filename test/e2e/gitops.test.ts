@@ -9,13 +9,26 @@
  * request, failed at once (long before its timeout) for a Failed request or a policy that
  * cannot become Ready. A request kept in Git runs once: deleted and re-applied, the copy
  * is recognised from the ledger and ends Skipped (AlreadyRan) after the cooldown passed
- * (src/controllers/request/rerun.ts); retention leaves it to Git.
+ * (src/controllers/request/rerun.ts); retention leaves it to Git. First, the same
+ * verdicts for every phase and kind, computed by the kstatus library Flux runs
+ * (hack/kstatus) on the status the controller's code writes.
  */
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import type { RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import { PHASES, type Phase, type RemediationRequest } from '../../src/api/v1alpha1/index.js';
+import { withReadinessKstatus, withRequestKstatus } from '../../src/controllers/kstatus.js';
+import { Transitions } from '../../src/controllers/request/transition.js';
 import { seedInstances } from '../testbed/aws.js';
-import { ensureFlux, FLUX_BUILD_TIMEOUT_MS, startFlux, startGitServer, type GitServer, type RunningFlux } from '../testbed/flux.js';
+import {
+  ensureFlux,
+  ensureKstatus,
+  FLUX_BUILD_TIMEOUT_MS,
+  startFlux,
+  startGitServer,
+  type GitServer,
+  type RunningFlux,
+} from '../testbed/flux.js';
 import { Resources, ssmCommands, testbedFromEnv, waitFor } from './harness.js';
 import { grant, installChart, must, namespace, SCOPE_LABEL, suffix, waitForAdmissionPolicy, type InstalledChart } from './install-chart.js';
 import { postJson, setUpIntakeNamespaces, startIntakeController, type IntakeController, type IntakeNamespaces } from './intake-harness.js';
@@ -80,6 +93,106 @@ const request = (name: string, policyName: string, labels: Record<string, string
     alert: { source: 'generic', name: 'Maintenance', status: 'firing', labels: { service: 'nginx', ...labels } },
     requestedBy: APPLIER,
   },
+});
+
+describe('kstatus verdicts, by the rules Flux runs (hack/kstatus)', () => {
+  let bin = '';
+  const NOW = '2026-12-01T00:00:00Z';
+  const t = new Transitions({ now: () => Date.parse(NOW) });
+
+  beforeAll(async () => {
+    bin = await ensureKstatus();
+  }, FLUX_BUILD_TIMEOUT_MS);
+
+  function verdicts(objects: unknown[]): string[] {
+    const out = spawnSync(bin, [], { input: JSON.stringify(objects), encoding: 'utf8' });
+    if (out.status !== 0) throw new Error(`kstatus exited ${out.status}: ${out.stderr}`);
+    return (JSON.parse(out.stdout) as Array<{ status: string }>).map((v) => v.status);
+  }
+
+  /** A request in `phase` with the status the reconciler writes: entered by Transitions, derived by kstatus.ts. */
+  const requestIn = (phase: Phase, generation = 2) => {
+    const rr: RemediationRequest = {
+      apiVersion: 'remediator.dev/v1alpha1',
+      kind: 'RemediationRequest',
+      metadata: { name: phase.toLowerCase(), namespace: 'web', generation },
+      spec: { policyRef: { name: 'p' }, alert: { source: 'generic', name: 'Down' } },
+    };
+    const { status } = t.enter({ ...rr, metadata: { ...rr.metadata, generation: 2 } }, {}, phase, 'Because', 'details');
+    return { ...rr, status: withRequestKstatus(status, NOW) };
+  };
+
+  test('every phase of a RemediationRequest: healthy ends Current, Failed and Expired Failed, the rest InProgress', () => {
+    const expected: Record<Phase, string> = {
+      Pending: 'InProgress',
+      Enriching: 'InProgress',
+      AwaitingApproval: 'InProgress',
+      Approved: 'InProgress',
+      Executing: 'InProgress',
+      Succeeded: 'Current',
+      Skipped: 'Current',
+      Cancelled: 'Current',
+      Rejected: 'Current',
+      Failed: 'Failed',
+      Expired: 'Failed',
+    };
+    const got = verdicts(PHASES.map((p) => requestIn(p)));
+    expect(Object.fromEntries(PHASES.map((p, i) => [p, got[i]]))).toEqual(expected);
+  });
+
+  test('the status written before kstatus.ts kept a GitOps tool waiting on a Skipped or Failed request', () => {
+    const old = (phase: Phase) => ({
+      ...requestIn(phase),
+      status: {
+        phase,
+        observedGeneration: 2,
+        conditions: [
+          { type: 'Ready', status: phase === 'Succeeded' ? 'True' : 'False', reason: 'X', message: '', lastTransitionTime: NOW },
+        ],
+      },
+    });
+    expect(verdicts([old('Skipped'), old('Failed')])).toEqual(['InProgress', 'InProgress']);
+  });
+
+  test('a status behind the spec is InProgress whatever it says; AWS denying a call is Failed', () => {
+    const denied = requestIn('Executing');
+    denied.status.conditions?.push({
+      type: 'CloudAccess',
+      status: 'False',
+      reason: 'AccessDenied',
+      message: 'grant it',
+      lastTransitionTime: NOW,
+    });
+    withRequestKstatus(denied.status, NOW);
+    expect(verdicts([requestIn('Succeeded', 3), requestIn('Failed', 3), denied])).toEqual(['InProgress', 'InProgress', 'Failed']);
+  });
+
+  test('AlertPolicy and Runbook: Ready=True Current, Ready=False Failed, a stale status InProgress', () => {
+    const obj = (kind: string, ready: 'True' | 'False', generation = 4) => ({
+      apiVersion: 'remediator.dev/v1alpha1',
+      kind,
+      metadata: { name: 'x', generation },
+      spec: {},
+      status: withReadinessKstatus(
+        {
+          conditions: [
+            { type: 'Ready', status: ready, reason: ready === 'True' ? 'Valid' : 'InvalidSpec', message: 'm', lastTransitionTime: NOW },
+          ],
+        },
+        4,
+        NOW,
+      ),
+    });
+    expect(
+      verdicts([
+        obj('AlertPolicy', 'True'),
+        obj('AlertPolicy', 'False'),
+        obj('Runbook', 'True'),
+        obj('Runbook', 'False'),
+        obj('Runbook', 'True', 5),
+      ]),
+    ).toEqual(['Current', 'Failed', 'Current', 'Failed', 'InProgress']);
+  });
 });
 
 describe('GitOps with Flux', () => {

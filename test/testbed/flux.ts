@@ -33,26 +33,18 @@ export function ensureFlux(): Promise<FluxBinaries> {
   return pending;
 }
 
+/** hack/kstatus, built once: prints the kstatus verdict of each object of a JSON array on stdin. */
+export async function ensureKstatus(): Promise<string> {
+  const path = (await runScript(['kstatus'])).get('kstatus');
+  if (!path || !existsSync(path)) throw new Error(`build-flux.sh did not report a usable kstatus (got ${path ?? 'nothing'})`);
+  return path;
+}
+
 async function buildFlux(): Promise<FluxBinaries> {
-  const script = join(repoRoot(), 'hack', 'testbed', 'build-flux.sh');
-  const env = { ...process.env, PATH: `${process.env['PATH'] ?? ''}:/usr/local/go/bin` };
-  const child = spawn('bash', [script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  const code = await new Promise<number | null>((res, rej) => {
-    child.once('error', rej);
-    child.once('close', res);
-  });
-  if (code !== 0) throw new Error(`${script} failed with exit code ${code}`);
-  const paths = new Map(
-    stdout
-      .split('\n')
-      .filter((l) => l.includes('='))
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()] as const),
-  );
+  const paths = await runScript([]);
   const get = (key: string): string => {
     const path = paths.get(key);
-    if (!path || !existsSync(path)) throw new Error(`${script} did not report a usable ${key} (got ${path ?? 'nothing'})`);
+    if (!path || !existsSync(path)) throw new Error(`build-flux.sh did not report a usable ${key} (got ${path ?? 'nothing'})`);
     return path;
   };
   return {
@@ -60,6 +52,25 @@ async function buildFlux(): Promise<FluxBinaries> {
     kustomizeController: get('kustomize-controller'),
     crdDirs: [get('source-controller-crds'), get('kustomize-controller-crds')],
   };
+}
+
+async function runScript(args: string[]): Promise<Map<string, string>> {
+  const script = join(repoRoot(), 'hack', 'testbed', 'build-flux.sh');
+  const env = { ...process.env, PATH: `${process.env['PATH'] ?? ''}:/usr/local/go/bin` };
+  const child = spawn('bash', [script, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  const code = await new Promise<number | null>((res, rej) => {
+    child.once('error', rej);
+    child.once('close', res);
+  });
+  if (code !== 0) throw new Error(`${script} failed with exit code ${code}`);
+  return new Map(
+    stdout
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()] as const),
+  );
 }
 
 /** A bare repository served over HTTP, and a work tree to commit to it from. */
