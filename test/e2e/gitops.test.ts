@@ -292,7 +292,13 @@ describe('GitOps with Flux', () => {
       // The administrator's Runbooks, as Flux's own identity.
       kustomization(`admin-${id}`, FLUX_NS, './admin', { wait: true, timeout: '2m' }),
       // The team's directory, as the team's ServiceAccount (editor in its namespace only).
-      kustomization('team', NS, './team', { serviceAccountName: 'team-applier', wait: true, timeout: '3m' }),
+      kustomization('team', NS, './team', {
+        serviceAccountName: 'team-applier',
+        dependsOn: [{ name: `admin-${id}`, namespace: FLUX_NS }],
+        wait: true,
+        timeout: '3m',
+        retryInterval: '10s',
+      }),
       // Requests that wait for a person: applied, not waited on.
       kustomization('approvals', NS, './approvals', { serviceAccountName: 'team-applier', dependsOn: [{ name: 'team' }] }),
     ];
