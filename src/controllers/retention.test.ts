@@ -3,6 +3,7 @@
  * next sync would only create them again, and a health check would fail in between.
  */
 import type { RemediationRequest } from '../api/v1alpha1/index.js';
+import { leanRequest } from '../caches.js';
 import { appliedFromGit, beyondHistoryLimit, DEFAULT_RETENTION, ttlLeftMs } from './retention.js';
 
 const ended = (
@@ -34,4 +35,12 @@ test('the history limit counts and deletes only the requests Git does not own', 
     ended('new', '2026-12-01T00:00:04Z'),
   ];
   expect(beyondHistoryLimit(requests, 1).map((r) => r.metadata?.name)).toEqual(['old']);
+});
+
+test('the lean request cache keeps the GitOps marks of a finished request (or retention would delete it)', () => {
+  const fromGit = leanRequest(ended('g', '2026-12-01T00:00:00Z', { ...flux, annotations: { other: 'dropped' } }));
+  expect(fromGit.metadata?.labels).toEqual({ 'kustomize.toolkit.fluxcd.io/name': 'team' });
+  expect(ttlLeftMs(fromGit, DEFAULT_RETENTION, now)).toBeUndefined();
+  expect(appliedFromGit(leanRequest(ended('a', '2026-12-01T00:00:00Z', argo)))).toBe(true);
+  expect(leanRequest(ended('p', '2026-12-01T00:00:00Z')).metadata).not.toHaveProperty('labels');
 });

@@ -64,6 +64,16 @@ export function beyondHistoryLimit(requests: readonly RemediationRequest[], hist
 const FLUX_LABEL = 'kustomize.toolkit.fluxcd.io/name';
 const ARGOCD_ANNOTATION = 'argocd.argoproj.io/tracking-id';
 
+/** What of a request's metadata says a GitOps tool applied it: the lean request cache keeps it (caches.ts). */
+export function gitOpsMarks(m: { labels?: Record<string, string>; annotations?: Record<string, string> }): {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+} {
+  const label = m.labels?.[FLUX_LABEL];
+  const annotation = m.annotations?.[ARGOCD_ANNOTATION];
+  return { ...(label && { labels: { [FLUX_LABEL]: label } }), ...(annotation && { annotations: { [ARGOCD_ANNOTATION]: annotation } }) };
+}
+
 /** Whether a GitOps tool applied `rr` (see the file comment). */
 export function appliedFromGit(rr: RemediationRequest): boolean {
   return Boolean(rr.metadata?.labels?.[FLUX_LABEL] || rr.metadata?.annotations?.[ARGOCD_ANNOTATION]);
