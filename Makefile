@@ -22,9 +22,10 @@ build: install ## Compile TypeScript to dist/ and bundle the controller (dist/co
 	$(NPM) run build
 
 .PHONY: testbed
-testbed: ## Build (once, cached in ~/.cache/remediator) etcd, kube-apiserver, kubectl, helm, promtool and argocd-lua for the test bed.
+testbed: ## Build (once, cached in ~/.cache/remediator) etcd, kube-apiserver, kubectl, helm, promtool, argocd-lua and Flux for the test bed.
 	bash hack/testbed/build.sh >/dev/null
 	bash hack/testbed/build-tools.sh >/dev/null
+	bash hack/testbed/build-flux.sh >/dev/null
 
 .PHONY: test
 test: install testbed ## Run unit and integration tests against a real kube-apiserver, etcd and moto.

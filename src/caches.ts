@@ -18,6 +18,7 @@ import {
 } from './api/v1alpha1/index.js';
 import type { ControllerConfig } from './config.js';
 import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from './api/admissionregistration/v1.js';
+import { gitOpsMarks } from './controllers/retention.js';
 import { ClusterReads, type NamespaceObject } from './kube/cluster.js';
 import { CustomResourceClient } from './kube/resources.js';
 import type { Metrics } from './observability/metrics.js';
@@ -75,7 +76,8 @@ export function leanObject<T extends { metadata?: object }>(obj: T): T {
  *
  *  - request reconciler (request/reconciler.ts): name, namespace, uid, resourceVersion,
  *    deletionTimestamp, finalizers, spec.policyRef, status.phase, the phases of
- *    status.notifications (notify.ts `nextAnnouncement`), status.completionTime (retention.ts);
+ *    status.notifications (notify.ts `nextAnnouncement`), status.completionTime and the
+ *    GitOps tool's label or annotation, if any (retention.ts);
  *  - policy counters and history limit (alertpolicy.ts, retention.ts): status.phase,
  *    whether execution.ssm.commandId / execution.sns.messageId is set,
  *    creationTimestamp, completionTime, deletionTimestamp, name and uid;
@@ -105,6 +107,8 @@ export function leanRequest(obj: RemediationRequest): RemediationRequest {
       generation: m.generation,
       creationTimestamp: m.creationTimestamp,
       ...(m.deletionTimestamp && { deletionTimestamp: m.deletionTimestamp }),
+      // Retention leaves requests a GitOps tool applied to Git: their mark must survive here.
+      ...gitOpsMarks(m),
     },
     spec: {
       policyRef: { name: shared(obj.spec.policyRef.name) },

@@ -29,6 +29,7 @@ import {
 import type { EventRecorder, ResourceClient } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
+import { withReadinessKstatus } from './kstatus.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
 import { resetProven, resetToken, type AdmissionVerdict } from './admission.js';
 import { beyondHistoryLimit, retentionOf, type RetentionDefaults } from './retention.js';
@@ -218,6 +219,7 @@ function policyStatus(
     };
   }
   status.conditions = setCondition(status.conditions, { ...suspendedCondition(policy, circuit), observedGeneration: generation }, now);
+  withReadinessKstatus(status, generation, now);
   return status;
 }
 

@@ -18,7 +18,8 @@
  */
 import { parseDuration, type AlertPolicy } from '../api/v1alpha1/index.js';
 import { instanceHolders, type InstanceHolder, type RequestExists } from './instance-locks.js';
-import type { ExecutionOutcome, LedgerDocument, LedgerEntry, LedgerRetention, LedgerStorage } from '../api/ledger/v1.js';
+import type { ExecutionOutcome, LedgerDocument, LedgerEntry, LedgerRetention, LedgerStorage, RunMark } from '../api/ledger/v1.js';
+import { keepRunMarks, mergeRunMarks } from './request/rerun.js';
 
 /** Executions whose command never reported an end are kept this long at most. */
 const UNFINISHED_RETENTION_MS = 7 * 24 * 3_600_000;
@@ -86,6 +87,11 @@ export class ExecutionLedger {
 
   records(namespace: string, policy: string): readonly LedgerEntry[] {
     return this.docs.get(key(namespace, policy))?.entries ?? [];
+  }
+
+  /** The run marks of executions whose entries were pruned (request/rerun.ts). */
+  runMarks(namespace: string, policy: string): readonly RunMark[] {
+    return this.docs.get(key(namespace, policy))?.runs ?? [];
   }
 
   entry(namespace: string, policy: string, uid: string): LedgerEntry | undefined {
@@ -225,15 +231,23 @@ export class ExecutionLedger {
     const doc = this.docs.get(k);
     if (!doc) return;
     const now = this.clock.now();
-    const before = doc.entries.length;
+    const before = doc.entries;
+    const marks = doc.runs?.length;
     doc.entries = prune(doc, now);
-    if (doc.entries.length !== before) this.changed(k);
-    if (doc.entries.length === 0 && doc.breakerOpenedAt === undefined) {
+    keepRunMarks(
+      doc,
+      before.filter((e) => !doc.entries.includes(e)),
+      now,
+    );
+    if (doc.entries.length !== before.length || doc.runs?.length !== marks) this.changed(k);
+    if (doc.entries.length === 0 && doc.breakerOpenedAt === undefined && !doc.runs?.length) {
       if (doc.resourceVersion)
         await this.storage.remove(doc).catch((error: unknown) => {
           if (!this.storage.isConflict(error)) throw error;
         });
-      if (this.docs.get(k) === doc && doc.entries.length === 0 && doc.breakerOpenedAt === undefined) this.docs.delete(k);
+      if (this.docs.get(k) === doc && doc.entries.length === 0 && doc.breakerOpenedAt === undefined && !doc.runs?.length) {
+        this.docs.delete(k);
+      }
       this.stored.delete(k);
       this.changes.delete(k);
       return;
@@ -257,6 +271,7 @@ export class ExecutionLedger {
           else if (mine.outcome === undefined && e.outcome !== undefined) Object.assign(mine, { outcome: e.outcome, endedAt: e.endedAt });
           if (mine && mine.verified === undefined && e.verified !== undefined) mine.verified = e.verified;
         }
+        mergeRunMarks(doc, theirs);
         if (doc.breakerOpenedAt === undefined && theirs?.breakerOpenedAt !== undefined) {
           doc.breakerOpenedAt = theirs.breakerOpenedAt;
         }

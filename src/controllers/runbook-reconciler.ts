@@ -11,6 +11,7 @@ import type { EventRecorder } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import { findCondition, setCondition } from '../runtime/conditions.js';
 import type { Reconciler, Request, Result } from '../runtime/controller.js';
+import { withReadinessKstatus } from './kstatus.js';
 import { runbookProblems } from './runbook-grant.js';
 import { heldForStoredShape, runbookShape } from './stored-shape.js';
 
@@ -54,7 +55,7 @@ export class RunbookReconciler implements Reconciler {
           },
       isoNow(this.deps.clock),
     );
-    status.observedGeneration = generation;
+    withReadinessKstatus(status, generation, isoNow(this.deps.clock));
     if (sameJson(status, runbook.status ?? {})) return;
     const body: Runbook = { apiVersion: API_VERSION, kind: RUNBOOK.kind, metadata: runbook.metadata, spec: runbook.spec, status };
     await this.deps.replaceStatus(req.name, body);

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import type { LedgerDocument, LedgerEntry, LedgerRetention, LedgerStorage, StoredEntry } from '../api/ledger/v1.js';
+import type { LedgerDocument, LedgerEntry, LedgerRetention, LedgerStorage, RunMark, StoredEntry } from '../api/ledger/v1.js';
 import { isConflict, isNotFound } from './resources.js';
 
 export const LEDGER_LABEL = 'remediator.dev/ledger';
@@ -117,6 +117,8 @@ function encode(namespace: string, doc: LedgerDocument): V1ConfigMap {
       retention: JSON.stringify(doc.retention),
       executions: entries.map((e) => JSON.stringify(e)).join('\n'),
       ...(doc.breakerOpenedAt !== undefined && { breakerOpenedAt: new Date(doc.breakerOpenedAt).toISOString() }),
+      // Run keys of pruned executions (controllers/request/rerun.ts), one per line.
+      ...(doc.runs?.length && { runs: doc.runs.map((m) => JSON.stringify({ ...m, at: new Date(m.at).toISOString() })).join('\n') }),
     },
   };
 }
@@ -138,6 +140,17 @@ function decode(cm: V1ConfigMap): LedgerDocument | undefined {
     retention: JSON.parse(d.retention ?? '{"windowMs":0,"lastOutcomes":10}') as LedgerRetention,
     entries,
     ...(d.breakerOpenedAt && Number.isFinite(Date.parse(d.breakerOpenedAt)) && { breakerOpenedAt: Date.parse(d.breakerOpenedAt) }),
+    ...(d.runs && { runs: decodeRuns(d.runs) }),
     resourceVersion: cm.metadata?.resourceVersion,
   };
+}
+
+/** Run marks as stored: one JSON object per line, `at` as RFC 3339; unreadable lines are dropped. */
+function decodeRuns(text: string): RunMark[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Omit<RunMark, 'at'> & { at: string })
+    .map((m) => ({ ...m, at: Date.parse(m.at) }))
+    .filter((m) => typeof m.key === 'string' && typeof m.uid === 'string' && Number.isFinite(m.at));
 }

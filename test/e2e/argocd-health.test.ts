@@ -163,6 +163,41 @@ describe('AlertPolicy health', () => {
   });
 });
 
+describe('Runbook health', () => {
+  const file = HEALTH_SCRIPTS.Runbook;
+  const runbook = (status?: Record<string, unknown>, generation = 2) => ({
+    apiVersion: 'remediator.dev/v1alpha1',
+    kind: 'Runbook',
+    metadata: { name: 'restart-service', generation },
+    spec: { action: { ssm: { documentName: 'AWS-RunShellScript' } } },
+    ...(status && { status: { observedGeneration: 2, ...status } }),
+  });
+
+  test('Ready=True: Healthy', () => {
+    const valid = { type: 'Ready', status: 'True', reason: 'Valid', message: 'runbook is valid' };
+    expect(health(file, runbook({ conditions: [valid] }))).toEqual({ status: 'Healthy', message: 'runbook is valid' });
+  });
+
+  test('Ready=False: Degraded, saying what to fix', () => {
+    const invalid = { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: 'fix the runbook: document not allowed' };
+    const stalled = { type: 'Stalled', status: 'True', reason: 'InvalidSpec', message: 'fix the runbook' };
+    expect(health(file, runbook({ conditions: [invalid, stalled] }))).toEqual({
+      status: 'Degraded',
+      message: 'Not ready (InvalidSpec): fix the runbook: document not allowed',
+    });
+  });
+
+  test('no status, no Ready condition, or a status older than the spec: Progressing', () => {
+    expect(health(file, runbook()).status).toBe('Progressing');
+    expect(health(file, runbook({ conditions: [] })).status).toBe('Progressing');
+    const valid = { type: 'Ready', status: 'True', reason: 'Valid', message: 'runbook is valid' };
+    expect(health(file, runbook({ conditions: [valid] }, 3))).toEqual({
+      status: 'Progressing',
+      message: 'Waiting for the controller to observe generation 3',
+    });
+  });
+});
+
 test('docs/gitops.md holds the argocd-cm snippet generated from the Lua files', () => {
   const doc = readFileSync(join(repoRoot(), 'docs', 'gitops.md'), 'utf8');
   expect(withSnippet(doc, renderSnippet())).toBe(doc);

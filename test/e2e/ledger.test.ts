@@ -132,7 +132,7 @@ describe('execution ledger, finalizer, retention, held windows', () => {
     await proxy?.stop();
   });
 
-  test('delete-and-recreate a request inside its cooldown: still Skipped(Cooldown), nothing sent', async () => {
+  test('delete-and-recreate a request inside its cooldown: the same one AlreadyRan, a changed one Cooldown; nothing sent', async () => {
     const p = await policy({ safety: { cooldown: '1h' } });
     const i = await instance();
     const first = await request(p, i, 'again');
@@ -144,9 +144,19 @@ describe('execution ledger, finalizer, retention, held windows', () => {
     await gone('again');
     const second = await request(p, i, 'again');
     expect(second.uid).not.toBe(first.uid);
+    // The same name and spec is the same request: recognised from the ledger (request/rerun.ts).
     const skipped = await res.waitForPhase(NS, 'again', 'Skipped');
-    expect(skipped.status?.reason).toBe('Cooldown');
+    expect(skipped.status?.reason).toBe('AlreadyRan');
     expect(await commandsFor(second.uid)).toHaveLength(0);
+    // Another alert for the same instance, under the same name: a new request, held by the cooldown.
+    await deleteRequest('again');
+    await gone('again');
+    const third = await res.createRequest(NS, 'again', {
+      policyRef: { name: p },
+      alert: { source: 'generic', name: 'StillDown', status: 'firing', labels: { instance_id: i } },
+    });
+    expect((await res.waitForPhase(NS, 'again', 'Skipped')).status?.reason).toBe('Cooldown');
+    expect(await commandsFor(third.metadata!.uid!)).toHaveLength(0);
   });
 
   test('delete and recreate the policy: cooldown and rate limit are kept; so after a controller restart', async () => {

@@ -33,6 +33,18 @@ export interface LedgerEntry extends ExecutionRecord {
   /** SSM command ids, or the SNS message id. */
   commandIds?: string[];
   messageId?: string;
+  /** The request's run key (src/controllers/request/rerun.ts): the same request re-created never runs again. */
+  runKey?: string;
+}
+
+/** What the ledger keeps of a run once its entry is pruned (src/controllers/request/rerun.ts). */
+export interface RunMark {
+  key: string;
+  request: string;
+  uid: string;
+  /** When its intent was recorded (ms). */
+  at: number;
+  outcome?: ExecutionOutcome;
 }
 
 /** How long a policy's entries are needed, as of its last execution. */
@@ -52,6 +64,8 @@ export interface LedgerDocument {
    * raising its limit must not close it — only a person with the approver verb may).
    */
   breakerOpenedAt?: number;
+  /** Run keys of pruned entries, kept longer than the entries (src/controllers/request/rerun.ts). */
+  runs?: RunMark[];
   /** The stored version this copy was read or written as; absent before the first write. */
   resourceVersion?: string;
 }

@@ -558,7 +558,8 @@ export const AlertPolicyStatus = Type.Object(
     observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the controller last validated.' })),
     conditions: Type.Optional(
       Conditions(
-        '`Ready`: True when the policy is valid and its namespace may use the runbook; False names what to fix. `Suspended`: True ' +
+        '`Ready`: True when the policy is valid and its namespace may use the runbook; False names what to fix, with `Stalled`=True ' +
+          '(the kstatus condition GitOps health checks read as a final failure). `Suspended`: True ' +
           'while the circuit breaker is open (reason CircuitOpen) or spec.safety.suspend is set (reason SuspendedBySpec).',
       ),
     ),

@@ -140,6 +140,12 @@ export const REASONS = {
       "The policy's circuit breaker is open (consecutive failures reached safety.circuitBreaker.maxConsecutiveFailures): requests are Skipped; on the policy Suspended=True.",
     action: 'Fix the cause of the failures, then `kubectl remediator resume <policy> -n <namespace>`.',
   },
+  AlreadyRan: {
+    on: [RR, EV],
+    meaning:
+      'The same request (same namespace, name and spec) already ran under an earlier UID — re-created by a GitOps sync after retention deleted it, or deleted and applied again — and the execution ledger remembers it: Skipped, nothing ran again.',
+    action: 'Nothing. To run it again on purpose, create it under a new name (docs/gitops.md).',
+  },
   Cooldown: {
     on: [RR, EV],
     meaning: 'The policy acted on the same targets within its safety.cooldown: Skipped.',

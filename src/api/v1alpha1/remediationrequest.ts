@@ -585,7 +585,9 @@ export const RemediationRequestStatus = Type.Object(
     observedGeneration: Type.Optional(Type.Integer({ description: 'The generation of the spec the controller last acted on.' })),
     conditions: Type.Optional(
       Conditions(
-        '`Ready` (True once Succeeded, False once over otherwise, Unknown in progress: `kubectl wait --for=condition=Ready`), ' +
+        '`Ready` (True once Succeeded or deliberately over — Skipped, Cancelled, Rejected —, False once Failed or Expired, Unknown in ' +
+          'progress), `Reconciling` (True while in progress) and `Stalled` (True once Failed or Expired, or while AWS denies a call): ' +
+          'the kstatus conditions GitOps health checks read; ' +
           '`Enriched`, `Approved`, `Executed`, `CloudAccess` (False while AWS denies the controller a call), and `Verified` ' +
           '(after success, when the policy sets spec.verify: Unknown while it waits, True when the alert resolved, False when it kept firing).',
       ),

@@ -411,7 +411,8 @@ export const RunbookStatus = Type.Object(
     observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the controller last validated.' })),
     conditions: Type.Optional(
       Conditions(
-        '`Ready`: True when the runbook is valid (its patterns and templates parse, its SSM document is allowed); False names what to fix.',
+        '`Ready`: True when the runbook is valid (its patterns and templates parse, its SSM document is allowed); False names what ' +
+          'to fix, with `Stalled`=True (the kstatus condition GitOps health checks read as a final failure).',
       ),
     ),
   },

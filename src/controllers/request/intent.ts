@@ -34,6 +34,7 @@ import type { Planner, Resolved } from './planning.js';
 import type { ExecutionEngine } from './engine.js';
 import { commandComment, plannedCommands } from './ssm.js';
 import type { Transition, Transitions } from './transition.js';
+import { runMark } from './rerun.js';
 
 /** A request held by a maintenance window says so with this reason. */
 export const HELD_REASON = 'MaintenanceWindow';
@@ -337,6 +338,7 @@ export class IntentRecorder {
       at: this.deps.clock.now(),
       ...(rr.spec.requestedBy && { requestedBy: rr.spec.requestedBy }),
       ...(status.approval?.approver && { approver: status.approval.approver }),
+      ...runMark(rr),
     });
     executing.beforeWrite = () => this.deps.ledger.persist(ns, policyName);
     executing.addFinalizer = true;

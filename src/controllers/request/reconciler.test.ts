@@ -582,7 +582,7 @@ describe('RemediationRequestReconciler: decisions', () => {
     w.policy = { ...w.policy!, metadata: { ...w.policy!.metadata, generation: 2 }, spec: { ...w.policy!.spec, safety: {} } };
     w.rr = {
       metadata: { name: 'r', namespace: 'ns', uid: 'uid-2', generation: 1, resourceVersion: String(++w.rv) },
-      spec: { ...w.rr.spec },
+      spec: { ...w.rr.spec, alert: { ...w.rr.spec.alert, fingerprint: 'next' } }, // another occurrence (rerun.ts)
     };
     await w.drive(r);
     expect(w.phase).toBe('Skipped');
@@ -894,5 +894,33 @@ describe('RemediationRequestReconciler: runbooks and targets', () => {
     await w.drive(w.reconciler());
     expect(w.phase).toBe('Failed');
     expect(w.rr.status?.reason).toBe('InvalidPolicy');
+  });
+});
+
+describe('RemediationRequestReconciler: a request re-created after it ran (rerun.ts)', () => {
+  test('the same name and spec under a new UID ends Skipped (AlreadyRan) past the cooldown, through a restart; a new name runs', async () => {
+    const w = new World({ safety: { cooldown: '10m' } });
+    await w.drive(w.reconciler(), 'Succeeded');
+    await w.drive(w.reconciler()); // settled in the ledger
+    const spec = structuredClone(w.rr.spec);
+    // Retention deletes it a day later; GitOps applies the same file again. A new leader runs by then.
+    w.now += 24 * 3_600_000;
+    w.rr = { metadata: { name: 'r', namespace: 'ns', uid: 'uid-2', generation: 1, resourceVersion: String(++w.rv) }, spec };
+    const restarted = w.reconciler();
+    await w.drive(restarted);
+    expect(w.phase).toBe('Skipped');
+    expect(w.rr.status?.reason).toBe('AlreadyRan');
+    expect(w.rr.status?.message).toContain('already ran as UID uid-1');
+    expect(w.rr.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    expect(w.sent).toHaveLength(1);
+    expect(w.events).toContain('Normal AlreadyRan');
+    // A deliberate re-run is a new request: another name.
+    w.rr = { metadata: { name: 'r-again', namespace: 'ns', uid: 'uid-3', generation: 1, resourceVersion: String(++w.rv) }, spec };
+    for (let i = 0; i < 6 && w.phase !== 'Succeeded'; i++) {
+      await restarted.reconcile({ namespace: 'ns', name: 'r-again' }, log);
+      w.now += 1_000;
+    }
+    expect(w.phase).toBe('Succeeded');
+    expect(w.sent).toHaveLength(2);
   });
 });

@@ -48,6 +48,7 @@ import { AwsAccessDeniedError } from '../../cloud/types.js';
 import { isConflict, isNotFound, type ResourceClient } from '../../kube/resources.js';
 import { WriteExpectations } from '../../runtime/expectations.js';
 import { retentionOf, ttlLeftMs } from '../retention.js';
+import { withRequestKstatus } from '../kstatus.js';
 import { ledgerRetention } from '../ledger.js';
 import { notifyAllowed } from '../runbook-grant.js';
 import type { Reconciler, Request, Result } from '../../runtime/controller.js';
@@ -58,6 +59,7 @@ import { ExecutionEngine, StaleViewError } from './engine.js';
 import { IntentRecorder, recordCircuit } from './intent.js';
 import { isPending, nextAnnouncement, notification, notifyEffectId, withPendingAnnouncements } from './notify.js';
 import { Planner, sessionTags } from './planning.js';
+import { ranBefore } from './rerun.js';
 import { storedShapeTransition, usablePolicy } from '../stored-shape.js';
 import { SnsExecution } from './sns.js';
 import { SsmExecution } from './ssm.js';
@@ -276,6 +278,9 @@ export class RemediationRequestReconciler implements Reconciler {
     if (rr.spec.alert.status === 'resolved') {
       return this.t.enter(rr, status, 'Cancelled', 'AlertResolved', 'the alert resolved before execution; nothing was run');
     }
+    // The same request re-created after it ran (rerun.ts): ends here, whatever the cooldown says.
+    const ran = ranBefore(this.deps.ledger, rr, this.deps.clock.now());
+    if (ran) return this.t.enter(rr, status, 'Skipped', 'AlreadyRan', ran);
     switch (phase) {
       case 'Pending':
       case 'Enriching':
@@ -397,6 +402,7 @@ export class RemediationRequestReconciler implements Reconciler {
    * critical path. Returns the stored request when this write stored it as asked.
    */
   private async write(rr: RemediationRequest, step: Transition, log: Logger): Promise<RemediationRequest | undefined> {
+    withRequestKstatus(step.status, this.t.now());
     if (sameJson(step.status, rr.status ?? {})) return undefined;
     const ns = rr.metadata?.namespace ?? '';
     const name = rr.metadata?.name ?? '';

@@ -8,6 +8,7 @@ import { END_PHASES, type Phase, type RemediationRequest, type RemediationReques
 import type { EventType } from '../../kube/resources.js';
 import { isoNow, type Clock } from '../../runtime/clock.js';
 import { setCondition, type Condition } from '../../runtime/conditions.js';
+import { requestReadiness } from '../kstatus.js';
 
 /** A transition decided by one reconcile step. */
 export interface Transition {
@@ -61,7 +62,8 @@ export class Transitions {
   /**
    * Enter `phase` with a reason and message, and the `Ready` condition tools such as
    * `kubectl wait --for=condition=Ready` and kstatus read: True once the request ended
-   * as wanted, False once it ended otherwise, Unknown while it is in progress.
+   * as wanted or deliberately, False once it failed or expired, Unknown while it is in
+   * progress (kstatus.ts derives Reconciling and Stalled next to it at the write).
    */
   enter(
     rr: RemediationRequest,
@@ -77,7 +79,7 @@ export class Transitions {
     status.observedGeneration = rr.metadata?.generation;
     if (END_PHASES.has(phase)) {
       status.completionTime ??= this.now();
-      this.condition(rr, status, 'Ready', phase === 'Succeeded' ? 'True' : 'False', reason, message);
+      this.condition(rr, status, 'Ready', requestReadiness(phase), reason, message);
     } else {
       this.condition(rr, status, 'Ready', 'Unknown', reason, message);
     }
