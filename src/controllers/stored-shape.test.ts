@@ -137,7 +137,7 @@ describe('Runbook', () => {
   const runbook = (spec: Record<string, unknown>): Runbook =>
     ({ apiVersion: 'remediator.dev/v1alpha1', kind: 'Runbook', metadata: { name: 'rb', generation: 3 }, spec }) as unknown as Runbook;
 
-  test('without an action it is named; the reconciler writes Ready=False once, with an Event', async () => {
+  test('without an action it is named; the reconciler writes Ready=False and Stalled once, with an Event', async () => {
     const rb = runbook({ namespaceSelector: {} });
     expect(runbookShape(rb)).toMatchObject({ reason: 'StoredShapeInvalid', message: expect.stringContaining('spec.action is required') });
     let stored: Runbook = rb;
@@ -163,6 +163,11 @@ describe('Runbook', () => {
       observedGeneration: 3,
     });
     expect(writes[0]!.status?.observedGeneration).toBe(3);
+    // A final verdict for GitOps health checks: Stalled, not "in progress" until a timeout.
+    expect(writes[0]!.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({
+      status: 'True',
+      reason: 'StoredShapeInvalid',
+    });
     expect(events).toEqual(['Warning/StoredShapeInvalid']);
   });
 

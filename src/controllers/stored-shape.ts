@@ -32,6 +32,7 @@ import type { EventRecorder } from '../kube/resources.js';
 import { isoNow, type Clock } from '../runtime/clock.js';
 import type { KubeObject } from '../runtime/informer.js';
 import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
+import { withReadinessKstatus } from './kstatus.js';
 import type { Transition, Transitions } from './request/transition.js';
 
 /** What the controller may do with a stored object. */
@@ -225,15 +226,21 @@ export async function heldForStoredShape<T extends StatusHolder>(
     before.observedGeneration === generation
   )
     return true;
-  const status = {
-    ...structuredClone(obj.status ?? {}),
-    observedGeneration: generation,
-    conditions: setCondition(
-      obj.status?.conditions,
-      { type: 'Ready', status: 'False', reason: shape.reason, message: shape.message, observedGeneration: generation },
-      isoNow(deps.clock),
-    ),
-  };
+  const now = isoNow(deps.clock);
+  // Stalled=True next to Ready=False: a GitOps health check gets its final verdict at once (kstatus.ts).
+  const status = withReadinessKstatus(
+    {
+      ...structuredClone(obj.status ?? {}),
+      observedGeneration: generation,
+      conditions: setCondition(
+        obj.status?.conditions,
+        { type: 'Ready', status: 'False', reason: shape.reason, message: shape.message, observedGeneration: generation },
+        now,
+      ),
+    },
+    generation,
+    now,
+  );
   const body = { ...obj, status };
   await deps.writeStatus(body);
   void deps.events.record(body, 'Warning', shape.reason, shape.message);
