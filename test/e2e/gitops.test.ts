@@ -38,6 +38,14 @@ const id = suffix();
 const NS = `gitops-${id}`;
 const FLUX_NS = 'flux-system';
 const RUNBOOK = `gitops-restart-${id}`;
+/** docs/gitops.md's `healthCheckExprs` for the three kinds, as a user copies them. */
+const REMEDIATOR_HEALTH_CHECKS = ['AlertPolicy', 'RemediationRequest', 'Runbook'].map((kind) => ({
+  apiVersion: 'remediator.dev/v1alpha1',
+  kind,
+  current: "status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')",
+  failed: "status.conditions.exists(c, c.type == 'Stalled' && c.status == 'True')",
+}));
+
 /** The identity Flux applies the team's directory as (the team Kustomization's ServiceAccount). */
 const APPLIER = `system:serviceaccount:${NS}:team-applier`;
 const KS = { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations' };
@@ -290,12 +298,15 @@ describe('GitOps with Flux', () => {
     const objects = [
       source,
       // The administrator's Runbooks, as Flux's own identity.
-      kustomization(`admin-${id}`, FLUX_NS, './admin', { wait: true, timeout: '2m' }),
+      kustomization(`admin-${id}`, FLUX_NS, './admin', { wait: true, timeout: '2m', healthCheckExprs: REMEDIATOR_HEALTH_CHECKS }),
       // The team's directory, as the team's ServiceAccount (editor in its namespace only).
       kustomization('team', NS, './team', {
         serviceAccountName: 'team-applier',
         dependsOn: [{ name: `admin-${id}`, namespace: FLUX_NS }],
         wait: true,
+        // As docs/gitops.md advises: without these, kstatus counts an object the controller
+        // has not written a status for yet as Current, and a slow first reconcile passes.
+        healthCheckExprs: REMEDIATOR_HEALTH_CHECKS,
         timeout: '3m',
         retryInterval: '10s',
       }),
