@@ -33,6 +33,11 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
+    // A command that reads no input (kubectl auth can-i) may exit before its stdin is
+    // closed: the EPIPE is not a failure of the command, whose exit code says how it went.
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin.end(opts.input ?? '');
   });
 }
