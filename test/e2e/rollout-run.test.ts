@@ -25,7 +25,7 @@ import type { SimulationSettings } from '../testbed/ssm-simulation.js';
 import { Resources, restartRunbook, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 import { suffix } from './install-chart.js';
 
-const REGION = 'eu-west-3';
+const REGION = 'ap-northeast-1'; // its own: the SSM simulation is per region, and other files use theirs
 const NS = 'rollout-run';
 const id = suffix();
 const GROUP = 'remediator.dev';
