@@ -9,9 +9,9 @@
  *  - bare: a careful script making the same calls the controller makes for the same
  *    rollout — the fleet-wide rule (`nextSend`) decides each SendCommand, and the
  *    invocations not ended are polled with GetCommandInvocation 8 at a time every
- *    `--poll-ms` — over one SSM client (connection reuse), no Kubernetes;
- *  - controller: the real controller process (`dist/controller/main.js`, `--poll-interval
- *    --poll-ms`) executing a RemediationRequest of a policy whose runbook selects the same
+ *    `--poll-interval` — over one SSM client (connection reuse), no Kubernetes;
+ *  - controller: the real controller process (`dist/controller/main.js`, with the same
+ *    `--poll-interval`) executing a RemediationRequest of a policy whose runbook selects the same
  *    500 instances at the same maxConcurrency: from the request's creation until the
  *    test sees it Succeeded.
  *
@@ -21,7 +21,7 @@
  * the per-repeat differences), and the load average around each run. Leaves nothing
  * running. A benchmark, not a test: nothing here asserts a goal.
  *
- * `npm run build && node dist/hack/bench-rollout.js [--run-ms 1000] [--limit 50] [--repeats 3] [--poll-ms 200]`
+ * `npm run build && node dist/hack/bench-rollout.js [--run-ms 1000] [--limit 50] [--repeats 3] [--poll-interval 200]`
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -44,7 +44,7 @@ const arg = (name: string, fallback: number) => {
 const RUN_MS = arg('run-ms', 1000);
 const LIMIT = arg('limit', 50);
 const REPEATS = arg('repeats', 3);
-const POLL_MS = arg('poll-ms', 200);
+const POLL_MS = arg('poll-interval', 200);
 const N = 500;
 const REGION = 'eu-central-2';
 const NS = 'bench-rollout';

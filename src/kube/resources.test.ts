@@ -220,7 +220,8 @@ describe('KubeEventRecorder', () => {
       (e) => {
         throw e;
       },
-      { backlog: 4, maxWriters: 4 },
+      // A budget that 40 Events do not spend: this is about writers, not the per-reason budget.
+      { backlog: 4, maxWriters: 4, budget: { capacity: 100, perSecond: 1 } },
     );
     for (let i = 0; i < 40; i++) await rec.record(policy, 'Normal', 'Tick', `tick ${i % 10}`);
     await rec.flush();
