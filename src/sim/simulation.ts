@@ -24,7 +24,7 @@
  *
  */
 import { pino } from 'pino';
-import { END_PHASES, EXECUTION_FINALIZER, type AlertPolicy, type Runbook } from '../api/v1alpha1/index.js';
+import { END_PHASES, EXECUTION_FINALIZER, type AlertPolicy, type RemediationRequestStatus, type Runbook } from '../api/v1alpha1/index.js';
 import type { ExecutionLedger } from '../controllers/ledger.js';
 import type { RemediationRequestReconciler } from '../controllers/request/reconciler.js';
 import { NOT_SENT } from '../controllers/request/ssm.js';
@@ -511,6 +511,19 @@ export class Simulation {
 
   /** The invariants that hold after every step. */
   private check(final: boolean): void {
+    this.checkNoDuplicates();
+    for (const [uid, { key }] of this.requests) {
+      const rr = this.server.objects.get(key);
+      if (!rr) continue;
+      this.checkSsmRecord(uid, key, rr.status ?? {});
+      this.checkSnsRecord(uid, key, rr.status ?? {});
+    }
+    this.checkRollouts();
+    if (final) this.checkAllEnded();
+  }
+
+  /** SSM never accepted two commands with one comment; SNS never delivered one deduplication id twice. */
+  private checkNoDuplicates(): void {
     const byComment = new Map<string, number>();
     for (const c of this.ssm.commands) byComment.set(c.comment, (byComment.get(c.comment) ?? 0) + 1);
     for (const [comment, n] of byComment) if (n > 1) throw new Violation(`SSM accepted ${n} commands with comment ${comment}`);
@@ -520,43 +533,45 @@ export class Simulation {
       byDedup.set(k, (byDedup.get(k) ?? 0) + 1);
     }
     for (const [k, n] of byDedup) if (n > 1) throw new Violation(`SNS delivered ${n} messages for ${k}`);
+  }
 
-    for (const [uid, { key }] of this.requests) {
-      const rr = this.server.objects.get(key);
-      if (!rr) continue;
-      const status = rr.status ?? {};
-      const ssm = status.execution?.ssm;
-      const accepted = this.ssm.sentFor(`remediator:${uid}`);
-      for (const c of ssm?.commands ?? []) {
-        const sent = accepted.find((a) => a.comment === c.comment);
-        if (c.commandId && sent?.commandId !== c.commandId)
-          throw new Violation(`${key}: status records ${c.comment} as ${c.commandId}, SSM has ${sent?.commandId ?? 'nothing'}`);
-        if (c.refused && sent)
-          throw new Violation(`${key}: status says ${c.comment} was refused (not sent), SSM accepted ${sent.commandId}`);
-      }
-      for (const inv of ssm?.invocations ?? []) {
-        if (inv.status !== NOT_SENT) continue;
-        const cmd = accepted.find((a) => a.input.instanceIds.includes(inv.instanceId));
-        if (cmd) throw new Violation(`${key}: status says ${inv.instanceId} was NotSent, SSM sent it ${cmd.commandId} (${cmd.comment})`);
-      }
-      const phase = status.phase ?? 'Pending';
-      if (ended(phase) && ssm && !status.execution?.dryRun) {
-        for (const a of accepted) {
-          if (!ssm.commands?.some((c) => c.commandId === a.commandId))
-            throw new Violation(`${key}: ended ${phase}, but SSM accepted ${a.commandId} (${a.comment}) that status does not record`);
-        }
-      }
-      const sns = status.execution?.sns;
-      if (sns?.messageId && !this.sns.delivered.some((m) => m.messageId === sns.messageId && m.input.deduplicationId === uid))
-        throw new Violation(`${key}: status records message ${sns.messageId}, SNS delivered no such message for it`);
-      if (phase === 'Succeeded' && sns && !sns.messageId) throw new Violation(`${key}: Succeeded without a message id`);
-      for (const n of status.notifications ?? []) {
-        if (n.messageId && !this.sns.delivered.some((m) => m.messageId === n.messageId))
-          throw new Violation(`${key}: notification ${n.phase} records ${n.messageId}, SNS has no such message`);
-      }
+  /** What status says of SSM is what SSM holds: ids, refusals, instances not sent, and nothing unrecorded at the end. */
+  private checkSsmRecord(uid: string, key: string, status: RemediationRequestStatus): void {
+    const ssm = status.execution?.ssm;
+    const accepted = this.ssm.sentFor(`remediator:${uid}`);
+    for (const c of ssm?.commands ?? []) {
+      const sent = accepted.find((a) => a.comment === c.comment);
+      if (c.commandId && sent?.commandId !== c.commandId)
+        throw new Violation(`${key}: status records ${c.comment} as ${c.commandId}, SSM has ${sent?.commandId ?? 'nothing'}`);
+      if (c.refused && sent) throw new Violation(`${key}: status says ${c.comment} was refused (not sent), SSM accepted ${sent.commandId}`);
     }
-    this.checkRollouts();
-    if (!final) return;
+    for (const inv of ssm?.invocations ?? []) {
+      if (inv.status !== NOT_SENT) continue;
+      const cmd = accepted.find((a) => a.input.instanceIds.includes(inv.instanceId));
+      if (cmd) throw new Violation(`${key}: status says ${inv.instanceId} was NotSent, SSM sent it ${cmd.commandId} (${cmd.comment})`);
+    }
+    const phase = status.phase ?? 'Pending';
+    if (!ended(phase) || !ssm || status.execution?.dryRun) return;
+    for (const a of accepted) {
+      if (!ssm.commands?.some((c) => c.commandId === a.commandId))
+        throw new Violation(`${key}: ended ${phase}, but SSM accepted ${a.commandId} (${a.comment}) that status does not record`);
+    }
+  }
+
+  /** What status says of SNS (the runbook's message and the notifications) is what SNS delivered. */
+  private checkSnsRecord(uid: string, key: string, status: RemediationRequestStatus): void {
+    const sns = status.execution?.sns;
+    if (sns?.messageId && !this.sns.delivered.some((m) => m.messageId === sns.messageId && m.input.deduplicationId === uid))
+      throw new Violation(`${key}: status records message ${sns.messageId}, SNS delivered no such message for it`);
+    if (status.phase === 'Succeeded' && sns && !sns.messageId) throw new Violation(`${key}: Succeeded without a message id`);
+    for (const n of status.notifications ?? []) {
+      if (n.messageId && !this.sns.delivered.some((m) => m.messageId === n.messageId))
+        throw new Violation(`${key}: notification ${n.phase} records ${n.messageId}, SNS has no such message`);
+    }
+  }
+
+  /** At the end of a run: every request reached an end phase and let go of the execution finalizer. */
+  private checkAllEnded(): void {
     for (const [uid, { key }] of this.requests) {
       const phase = this.lastPhase.get(uid);
       if (!phase || !ended(phase)) throw new Violation(`${key} never reached an end phase (last: ${phase ?? 'none'})`);

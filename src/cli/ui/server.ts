@@ -24,7 +24,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RemediationRequest } from '../../api/v1alpha1/index.js';
-import { apiMessage, type Client, decide, PluginError, statusCode } from '../client.js';
+import { apiMessage, type Client, type Decision, decide, PluginError, statusCode } from '../client.js';
 import type { HistorySource } from './history.js';
 import { allPage, CSS, errorPage, type Flash, historyPage, type InboxItem, inboxPage, type Layout, requestPage } from './pages.js';
 import { PlanMemory } from './plan-memory.js';
@@ -67,6 +67,29 @@ class Refused extends Error {
   ) {
     super(message);
   }
+}
+
+type Page = { status: number; type: string; body: string };
+const ok = (body: string): Page => ({ status: 200, type: 'text/html; charset=utf-8', body });
+
+function newestFirst(list: RemediationRequest[]): RemediationRequest[] {
+  return list.sort((a, b) => (b.metadata?.creationTimestamp ?? '').localeCompare(a.metadata?.creationTimestamp ?? ''));
+}
+
+/** The decision a request's page posted, as `decide` takes it. */
+async function postedDecision(req: IncomingMessage, namespace: string, name: string): Promise<Decision> {
+  const form = await readForm(req);
+  const decision = form.get('decision');
+  if (decision !== 'Approved' && decision !== 'Rejected') throw new Refused(400, 'decision must be Approved or Rejected');
+  const reason = form.get('reason')?.trim().slice(0, 1024);
+  return {
+    namespace,
+    name,
+    decision,
+    ...(reason ? { reason } : {}),
+    // The digest this page showed; without one, the CRD refuses the approval.
+    ...(decision === 'Approved' ? { shownDigest: form.get('planDigest') ?? '' } : {}),
+  };
 }
 
 function readForm(req: IncomingMessage): Promise<URLSearchParams> {
@@ -186,61 +209,61 @@ export async function serveUi(opts: UiOptions): Promise<RunningUi> {
     );
   }
 
-  async function route(req: IncomingMessage, path: string): Promise<{ status: number; type: string; body: string }> {
-    const ok = (body: string) => ({ status: 200, type: 'text/html; charset=utf-8', body });
-    if (path === '/app.css') return { status: 200, type: 'text/css; charset=utf-8', body: CSS };
-    const items = async () => {
-      const list = await client.list(opts.allNamespaces);
-      return list.sort((a, b) => (b.metadata?.creationTimestamp ?? '').localeCompare(a.metadata?.creationTimestamp ?? ''));
-    };
-    if (req.method === 'GET' && path === '/') {
-      const c = checks();
-      const waiting = (await items()).filter((rr) => rr.status?.phase === 'AwaitingApproval' && !rr.spec.approval);
-      const inbox: InboxItem[] = [];
-      for (const rr of waiting) {
-        const blocked = await blockedReason(rr, c);
-        inbox.push(blocked ? { rr, blocked } : { rr });
-      }
-      return ok(inboxPage(layout(), inbox));
+  const items = async () => newestFirst(await client.list(opts.allNamespaces));
+
+  async function inbox(): Promise<Page> {
+    const c = checks();
+    const waiting = (await items()).filter((rr) => rr.status?.phase === 'AwaitingApproval' && !rr.spec.approval);
+    const list: InboxItem[] = [];
+    for (const rr of waiting) {
+      const blocked = await blockedReason(rr, c);
+      list.push(blocked ? { rr, blocked } : { rr });
     }
-    if (req.method === 'GET' && path === '/all') return ok(allPage(layout(), await items()));
-    if (req.method === 'GET' && path === '/history') {
-      const h = opts.history;
-      if (!h) return ok(historyPage(layout(), undefined, undefined));
-      try {
-        return ok(historyPage(layout(), h.description, await h.list(opts.allNamespaces ? undefined : client.namespace)));
-      } catch (error) {
-        return ok(historyPage(layout(), h.description, undefined, error instanceof Error ? error.message : String(error)));
-      }
+    return ok(inboxPage(layout(), list));
+  }
+
+  async function history(): Promise<Page> {
+    const h = opts.history;
+    if (!h) return ok(historyPage(layout(), undefined, undefined));
+    try {
+      return ok(historyPage(layout(), h.description, await h.list(opts.allNamespaces ? undefined : client.namespace)));
+    } catch (error) {
+      return ok(historyPage(layout(), h.description, undefined, error instanceof Error ? error.message : String(error)));
     }
+  }
+
+  /** A decision posted from a request's page: written by `decide`, the plugin's one write path. */
+  async function decidePosted(req: IncomingMessage, ns: string, name: string): Promise<Page> {
+    const d = await postedDecision(req, ns, name);
+    let flash: Flash;
+    try {
+      const { ref, username } = await decide(client, d);
+      flash = { ok: true, message: `${ref} ${d.decision.toLowerCase()} by ${username}` };
+    } catch (error) {
+      if (!(error instanceof PluginError)) throw error;
+      flash = { ok: false, message: error.message };
+    }
+    return ok(await renderRequest(ns, name, flash));
+  }
+
+  /** `/rr/<namespace>/<name>` (GET) and `/rr/<namespace>/<name>/decide` (POST); undefined for anything else. */
+  async function requestRoute(req: IncomingMessage, path: string): Promise<Page | undefined> {
     const m = /^\/rr\/([a-z0-9-]{1,63})\/([a-z0-9.-]{1,253})(\/decide)?$/.exec(path);
-    if (m) {
-      const [, ns, name, decideSuffix] = m as unknown as [string, string, string, string | undefined];
-      if (!opts.allNamespaces && ns !== client.namespace) throw new Refused(404, `this page serves namespace ${client.namespace} only`);
-      if (req.method === 'GET' && !decideSuffix) return ok(await renderRequest(ns, name));
-      if (req.method === 'POST' && decideSuffix) {
-        const form = await readForm(req);
-        const decision = form.get('decision');
-        if (decision !== 'Approved' && decision !== 'Rejected') throw new Refused(400, 'decision must be Approved or Rejected');
-        const reason = form.get('reason')?.trim().slice(0, 1024);
-        let flash: Flash;
-        try {
-          const { ref, username } = await decide(client, {
-            namespace: ns,
-            name,
-            decision,
-            ...(reason ? { reason } : {}),
-            // The digest this page showed; without one, the CRD refuses the approval.
-            ...(decision === 'Approved' ? { shownDigest: form.get('planDigest') ?? '' } : {}),
-          });
-          flash = { ok: true, message: `${ref} ${decision.toLowerCase()} by ${username}` };
-        } catch (error) {
-          if (!(error instanceof PluginError)) throw error;
-          flash = { ok: false, message: error.message };
-        }
-        return ok(await renderRequest(ns, name, flash));
-      }
-    }
+    if (!m) return undefined;
+    const [, ns, name, decideSuffix] = m as unknown as [string, string, string, string | undefined];
+    if (!opts.allNamespaces && ns !== client.namespace) throw new Refused(404, `this page serves namespace ${client.namespace} only`);
+    if (req.method === 'GET' && !decideSuffix) return ok(await renderRequest(ns, name));
+    if (req.method === 'POST' && decideSuffix) return decidePosted(req, ns, name);
+    return undefined;
+  }
+
+  async function route(req: IncomingMessage, path: string): Promise<Page> {
+    if (path === '/app.css') return { status: 200, type: 'text/css; charset=utf-8', body: CSS };
+    if (req.method === 'GET' && path === '/') return inbox();
+    if (req.method === 'GET' && path === '/all') return ok(allPage(layout(), await items()));
+    if (req.method === 'GET' && path === '/history') return history();
+    const page = await requestRoute(req, path);
+    if (page) return page;
     throw new Refused(404, 'not found');
   }
 
