@@ -526,13 +526,18 @@ export class Simulation {
   /** Requests whose status the intake marked with alertResolvedAt (the controller must keep it). */
   private readonly resolvedInStatus = new Map<string, string>();
 
-  /** The invariants that hold after every step. */
-  private check(final: boolean): void {
+  /** No controller status write drops the resolution the intake recorded in status. */
+  private checkResolutionsKept(): void {
     for (const [k, uid] of this.resolvedInStatus) {
       const rr = this.server.objects.get(k);
       if (rr?.metadata?.uid === uid && !rr.status?.alertResolvedAt)
         throw new Violation(`${k}: the controller's status write dropped status.alertResolvedAt`);
     }
+  }
+
+  /** The invariants that hold after every step. */
+  private check(final: boolean): void {
+    this.checkResolutionsKept();
     const byComment = new Map<string, number>();
     for (const c of this.ssm.commands) byComment.set(c.comment, (byComment.get(c.comment) ?? 0) + 1);
     for (const [comment, n] of byComment) if (n > 1) throw new Violation(`SSM accepted ${n} commands with comment ${comment}`);
