@@ -9,10 +9,11 @@
  *   without executing has it removed when settled, as one the controller added;
  * - list the requests of one alert by label, and mark one resolved with a merge patch
  *   guarded by its resourceVersion;
- * - record, in the status of a request being verified, when its alert resolved: the one
- *   status field the intake writes, as the controller's own identity, so that namespace
- *   editors (who cannot write status) cannot forge the evidence (see
- *   src/controllers/request/verify.ts);
+ * - record, in the status of a request being verified, when its alert resolved, and in
+ *   that of a request executing, that its alert resolved (`status.alertResolvedAt`, the
+ *   controller then stops it): the only status fields the intake writes, as the
+ *   controller's own identity, so that namespace editors (who cannot write status) cannot
+ *   forge the evidence or the stop (see src/controllers/request/verify.ts, rollout.ts);
  * - read the bearer token Secret;
  * - ask the API server who we are (SelfSubjectReview), for `spec.requestedBy`.
  */
@@ -54,6 +55,19 @@ export interface IntakeKubeApi {
    * of status is left as the controller wrote it); false when the request is gone.
    */
   recordResolution(namespace: string, name: string, at: string): Promise<boolean>;
+  /**
+   * Sets `status.alertResolvedAt` (and `status.verification.alertResolvedAt` too when
+   * `verifying`) with a merge patch of the status, only if the object is still at
+   * `resourceVersion` — the version the intake saw Executing, so a request that ended
+   * meanwhile is not marked. `conflict`: it changed meanwhile; `gone`: deleted.
+   */
+  recordStop(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    at: string,
+    verifying: boolean,
+  ): Promise<Exclude<ResolveResult, 'refused'>>;
 }
 
 export class KubeIntakeApi implements IntakeKubeApi {
@@ -142,6 +156,38 @@ export class KubeIntakeApi implements IntakeKubeApi {
       return true;
     } catch (error) {
       if (error instanceof ApiException && error.code === 404) return false;
+      throw error;
+    }
+  }
+
+  async recordStop(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    at: string,
+    verifying: boolean,
+  ): Promise<Exclude<ResolveResult, 'refused'>> {
+    try {
+      await this.custom.patchNamespacedCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: REMEDIATION_REQUEST.plural,
+          name,
+          body: {
+            metadata: { resourceVersion },
+            status: { alertResolvedAt: at, ...(verifying && { verification: { alertResolvedAt: at } }) },
+          },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      return 'patched';
+    } catch (error) {
+      if (error instanceof ApiException) {
+        if (error.code === 409) return 'conflict';
+        if (error.code === 404) return 'gone';
+      }
       throw error;
     }
   }

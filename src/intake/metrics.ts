@@ -63,7 +63,7 @@ export class IntakeMetrics {
     });
     this.resolved = new Counter({
       name: 'remediator_intake_resolutions_total',
-      help: 'RemediationRequests a resolved alert reached, by result: cancelled (marked resolved), refused (approved or executing, left alone), recorded (evidence for verification after success); requests already over are not counted.',
+      help: 'RemediationRequests a resolved alert reached, by result: cancelled (marked resolved before executing), stopped (executing: status.alertResolvedAt recorded, the controller cancels what runs), refused (approved, spec frozen, left alone), recorded (evidence for verification after success); requests already over are not counted.',
       labelNames: ['source', 'result'] as const,
       registers,
     });

@@ -55,14 +55,21 @@ class FakeKube implements IntakeKubeApi {
     this.resolutions.push(`${namespace}/${name}`);
     return true;
   }
+  /** `ns/name@resourceVersion` (plus ` verifying`) per call; `stopOutcomes` are answered in turn, then `patched`. */
+  stops: string[] = [];
+  stopOutcomes: Array<'conflict' | 'gone'> = [];
+  async recordStop(namespace: string, name: string, resourceVersion: string, _at: string, verifying: boolean) {
+    this.stops.push(`${namespace}/${name}@${resourceVersion}${verifying ? ' verifying' : ''}`);
+    return this.stopOutcomes.shift() ?? ('patched' as const);
+  }
 }
 
-function processor(kube: IntakeKubeApi, policies: AlertPolicy[] = []): AlertProcessor {
+function processor(kube: IntakeKubeApi, policies: AlertPolicy[] = [], registry = new Registry()): AlertProcessor {
   return new AlertProcessor({
     kube,
     policies: () => policies,
     identity: () => 'intake',
-    metrics: new IntakeMetrics(new Registry()),
+    metrics: new IntakeMetrics(registry),
     logger: pino({ level: 'silent' }),
     retryBudgetMs: 100,
   });
@@ -199,5 +206,60 @@ describe('a resolved alert is the evidence verification after success waits for'
     expect(kube.resolutions).toEqual(['ns/done']);
     expect(kube.marked).toEqual([]);
     expect(result).toMatchObject({ cancelled: [], unchanged: [] });
+  });
+});
+
+describe('a resolved alert stops a request that is executing, through status', () => {
+  const executing = (name: string, startsAt = '2025-03-01T10:00:00Z') => {
+    const rr = request(name, startsAt);
+    // Approved by a person: its spec is frozen, so only status can carry the stop.
+    rr.spec.approval = { decision: 'Approved', approver: 'alice' } as RemediationRequest['spec']['approval'];
+    rr.status = { phase: 'Executing' };
+    return rr;
+  };
+  const stopped = async (registry: Registry) =>
+    (await registry.getSingleMetric('remediator_intake_resolutions_total')!.get()).values.filter((v) => v.labels.result === 'stopped');
+
+  test('records status.alertResolvedAt at the version seen Executing, never the spec; counted as stopped', async () => {
+    const kube = new FakeKube([executing('run'), executing('next', '2025-03-01T11:00:00Z')]);
+    const registry = new Registry();
+    const result = await processor(kube, [], registry).process([amResolved('2025-03-01T10:05:00Z')]);
+    expect(kube.stops).toEqual(['ns/run@1']);
+    expect(kube.marked).toEqual([]);
+    expect(kube.resolutions).toEqual([]);
+    expect(result).toMatchObject({ cancelled: ['ns/run'], unchanged: [] });
+    expect(await stopped(registry)).toEqual([expect.objectContaining({ value: 1, labels: { source: 'alertmanager', result: 'stopped' } })]);
+  });
+
+  test("under a verifying policy one patch carries both the stop and verification's evidence", async () => {
+    const policy: AlertPolicy = {
+      metadata: { name: 'p', namespace: 'ns' },
+      spec: { targets: {}, runbookRef: { name: 'rb' }, verify: { within: '10m' } },
+    };
+    const kube = new FakeKube([executing('run')]);
+    await processor(kube, [policy]).process([amResolved('2025-03-01T10:05:00Z')]);
+    expect(kube.stops).toEqual(['ns/run@1 verifying']);
+    expect(kube.resolutions).toEqual([]);
+  });
+
+  test('a stop already asked for (a re-sent resolution, or spec resolved) is not written again', async () => {
+    const again = executing('again');
+    again.status!.alertResolvedAt = '2025-03-01T10:05:00Z';
+    const bySpec = executing('spec');
+    bySpec.spec.alert.status = 'resolved';
+    const kube = new FakeKube([again, bySpec]);
+    const result = await processor(kube).process([amResolved('2025-03-01T10:06:00Z')]);
+    expect(kube.stops).toEqual([]);
+    expect(result).toMatchObject({ cancelled: [], unchanged: [] });
+  });
+
+  test('a conflict (the controller wrote meanwhile) re-reads and decides again; a deleted request is nothing to do', async () => {
+    const kube = new FakeKube([executing('run')]);
+    kube.stopOutcomes = ['conflict'];
+    expect((await processor(kube).process([amResolved('2025-03-01T10:05:00Z')])).cancelled).toEqual(['ns/run']);
+    expect(kube.stops).toEqual(['ns/run@1', 'ns/run@1']);
+    const gone = new FakeKube([executing('run')]);
+    gone.stopOutcomes = ['gone'];
+    expect(await processor(gone).process([amResolved('2025-03-01T10:05:00Z')])).toMatchObject({ cancelled: [], unchanged: [] });
   });
 });

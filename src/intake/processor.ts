@@ -9,8 +9,14 @@
  *   earlier occurrence (see `endsOccurrence`) that have not started executing; the
  *   controller then ends them Cancelled. A request of a newer occurrence is never
  *   touched: a late or replayed "resolved" must not cancel the alert's next firing. A
- *   request approved by a person has a frozen spec (CEL rule) and one that is executing
- *   cannot be stopped: both are left alone, logged and counted.
+ *   request approved by a person and not yet executing has a frozen spec (CEL rule): it
+ *   is left alone, logged and counted (`refused`).
+ * - a resolved alert whose request is Executing stops it: the time goes to the request's
+ *   `status.alertResolvedAt` (status, not spec: an approved request's spec is frozen, and
+ *   status is what namespace editors cannot write), guarded by the resourceVersion the
+ *   intake saw Executing; the controller then cancels what still runs (CancelCommand, an
+ *   engine effect), sends nothing more and ends it Cancelled, reason AlertResolved
+ *   (src/controllers/request/rollout.ts `stopRequested`). Counted as `stopped`.
  * - a resolved alert whose request executes or succeeded under a policy with
  *   `spec.verify` is evidence that the remediation worked: its time goes to the request's
  *   `status.verification.alertResolvedAt` (status, which namespace editors cannot write;
@@ -101,9 +107,6 @@ export function awaitsResolution(rr: RemediationRequest, policy: AlertPolicy | u
   const c = rr.status?.conditions?.find((x) => x.type === VERIFIED_CONDITION);
   return !c || (c.status === 'Unknown' && c.reason === VERIFYING_REASON);
 }
-
-/** Phases after which setting `resolved` changes nothing or cannot stop anything. */
-const STARTED: ReadonlySet<string> = new Set(['Executing']);
 
 export class AlertProcessor {
   constructor(private readonly opts: ProcessorOptions) {}
@@ -287,13 +290,10 @@ export class AlertProcessor {
     const phase = rr.status?.phase ?? 'Pending';
     const log = { request: name, namespace: ns, policy: rr.spec.policyRef.name, alert: alert.name, phase };
     const policy = this.opts.policies().find((p) => p.metadata?.namespace === ns && p.metadata.name === rr.spec.policyRef.name);
-    if (awaitsResolution(rr, policy)) await this.recordResolution(rr, alert, log);
+    const verifying = awaitsResolution(rr, policy);
+    if (phase === 'Executing') return this.stopExecuting(rr, alert, log, verifying);
+    if (verifying) await this.recordResolution(rr, alert, log);
     if (END_PHASES.has(phase) || rr.spec.alert.status === 'resolved') return undefined;
-    if (STARTED.has(phase)) {
-      this.opts.metrics.resolved.inc({ source: alert.source, result: 'refused' });
-      this.opts.logger.info(log, 'alert resolved, but its RemediationRequest is already executing; it runs to its end');
-      return 'already executing';
-    }
     if (rr.spec.approval?.decision === 'Approved') {
       this.opts.metrics.resolved.inc({ source: alert.source, result: 'refused' });
       this.opts.logger.info(
@@ -327,6 +327,39 @@ export class AlertProcessor {
       case 'conflict':
         return 'conflict';
     }
+  }
+
+  /**
+   * Records in status that the alert of Executing request `rr` resolved, so the controller
+   * stops it (one patch, with verification's evidence when the policy verifies). Nothing to
+   * do when a stop is already asked for, by spec or by an earlier resolution.
+   */
+  private async stopExecuting(
+    rr: RemediationRequest,
+    alert: IntakeAlert,
+    log: Record<string, unknown>,
+    verifying: boolean,
+  ): Promise<string | undefined> {
+    if (rr.spec.alert.status === 'resolved' || rr.status?.alertResolvedAt) return undefined;
+    const ns = rr.metadata?.namespace ?? '';
+    const name = rr.metadata?.name ?? '';
+    const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    let outcome: Awaited<ReturnType<IntakeKubeApi['recordStop']>>;
+    try {
+      outcome = await this.retry('patch', `record the resolution on RemediationRequest ${ns}/${name}`, () =>
+        this.opts.kube.recordStop(ns, name, rr.metadata?.resourceVersion ?? '', at, verifying),
+      );
+    } catch (error) {
+      throw this.apiFailure(error, `record the resolution on RemediationRequest ${ns}/${name}`);
+    }
+    if (outcome === 'gone') return undefined;
+    if (outcome === 'conflict') return 'conflict';
+    this.opts.metrics.resolved.inc({ source: alert.source, result: 'stopped' });
+    this.opts.logger.info(
+      log,
+      'alert resolved while its RemediationRequest executes: recorded; the controller cancels what runs and ends it Cancelled',
+    );
+    return 'cancelled';
   }
 
   /** Records the resolution as verification's evidence (the controller writes the verdict). */

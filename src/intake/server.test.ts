@@ -20,6 +20,7 @@ const kube: IntakeKubeApi = {
   listRequestsOfAlert: async (): Promise<RemediationRequest[]> => [],
   markResolved: async (): Promise<ResolveResult> => 'patched',
   recordResolution: async () => true,
+  recordStop: async () => 'patched' as const,
 };
 
 interface Slow {

@@ -441,7 +441,21 @@ export class Simulation {
             const keys = [...this.server.objects.keys()];
             if (keys.length === 0) return;
             const k = this.rng.pick(keys);
-            if (this.rng.chance(0.2)) {
+            const resolves = this.rng.chance(0.2);
+            const target = this.server.objects.get(k);
+            if (resolves && target?.status?.phase === 'Executing' && this.rng.chance(0.5)) {
+              // The intake records a resolution that reaches an Executing request in status
+              // (status.alertResolvedAt, processor.ts): the controller stops it, and its own
+              // status writes, racing this patch, must never drop the field (checked in check()).
+              this.server.patch(k, (o) => {
+                o.status = { ...o.status, alertResolvedAt: new Date(this.now).toISOString() };
+              });
+              this.resolvedInStatus.set(k, target.metadata?.uid ?? '');
+              this.count('alertResolvedInStatus');
+              this.log(`the alert of ${k} resolves while it executes (status.alertResolvedAt)`);
+              return;
+            }
+            if (resolves) {
               // The intake records the alert's resolution: before anything was sent, the request is cancelled.
               this.server.patch(k, (o) => {
                 o.spec = { ...o.spec, alert: { ...o.spec.alert, status: 'resolved' } };
@@ -509,8 +523,21 @@ export class Simulation {
     await new Promise<void>((r) => setImmediate(r));
   }
 
+  /** Requests whose status the intake marked with alertResolvedAt (the controller must keep it). */
+  private readonly resolvedInStatus = new Map<string, string>();
+
+  /** No controller status write drops the resolution the intake recorded in status. */
+  private checkResolutionsKept(): void {
+    for (const [k, uid] of this.resolvedInStatus) {
+      const rr = this.server.objects.get(k);
+      if (rr?.metadata?.uid === uid && !rr.status?.alertResolvedAt)
+        throw new Violation(`${k}: the controller's status write dropped status.alertResolvedAt`);
+    }
+  }
+
   /** The invariants that hold after every step. */
   private check(final: boolean): void {
+    this.checkResolutionsKept();
     this.checkNoDuplicates();
     for (const [uid, { key }] of this.requests) {
       const rr = this.server.objects.get(key);

@@ -10,6 +10,9 @@
  *  - an alarm set to ALARM (SetAlarmState) between waves stops the rollout; during a wave
  *    it also cancels what runs;
  *  - deleting the request mid-run cancels its command, and it ends Cancelled;
+ *  - a resolved alert POSTed to the intake mid-wave cancels the running command (the
+ *    gateway sees CancelCommand), the later waves are never sent, and the request ends
+ *    Cancelled with reason AlertResolved;
  *  - a restart and a reboot policy never act on one instance at once;
  *  - a controller SIGKILLed mid-wave is replaced by one that resumes the same wave
  *    without sending anything twice.
@@ -18,12 +21,16 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { CloudWatchClient, PutMetricAlarmCommand, SetAlarmStateCommand } from '@aws-sdk/client-cloudwatch';
 import type { AlertPolicy, RemediationRequest, Runbook } from '../../src/api/v1alpha1/index.js';
 import { API_VERSION } from '../../src/api/v1alpha1/index.js';
+import { alertIdentity } from '../../src/intake/alert.js';
+import { ALERT_LABEL } from '../../src/intake/kube.js';
 import { seedClientConfig, seedInstances } from '../testbed/aws.js';
 import { startFaultProxy, type FaultProxy, type RequestView } from '../testbed/faultproxy.js';
 import { assertNoContractViolations, setSsmSimulation, ssmTimeline, type SsmTimeline } from '../testbed/gateway.js';
 import type { SimulationSettings } from '../testbed/ssm-simulation.js';
 import { Resources, restartRunbook, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 import { suffix } from './install-chart.js';
+import { newToken, postJson } from './intake-harness.js';
+import { freePort } from '../testbed/procs.js';
 
 const REGION = 'ap-northeast-1'; // its own: the SSM simulation is per region, and other files use theirs
 const NS = 'rollout-run';
@@ -41,6 +48,9 @@ describe('rollouts executed by the controller', () => {
   let controller: RunningController | undefined;
   let cw: CloudWatchClient;
   let n = 0;
+  /** The controller's intake (`http://127.0.0.1:<port>`) and its bearer token. */
+  let intake = '';
+  const token = newToken();
 
   const comment = (view: RequestView) => (view.input as { Comment?: string } | undefined)?.Comment ?? '';
   const sendsFor = (uid: string) => proxy.calls('SendCommand').filter((c) => comment(c).startsWith(`remediator:${uid}`));
@@ -87,8 +97,12 @@ describe('rollouts executed by the controller', () => {
     return { ids: [...ids].sort(), policy, tag };
   }
 
-  /** A request; `hold` adds a finalizer of the test's own, so the status can be read after a deletion. */
-  async function request(policy: string, hold = false): Promise<RemediationRequest> {
+  /**
+   * A request; `hold` adds a finalizer of the test's own, so the status can be read after a
+   * deletion; `alert` makes it a request of that generic alert occurrence, labelled as the
+   * intake labels its own, so a resolution POSTed to the intake finds it.
+   */
+  async function request(policy: string, hold = false, alert?: { fingerprint: string; startsAt: string }): Promise<RemediationRequest> {
     const name = `r${++n}`;
     return (await res.api.createNamespacedCustomObject({
       group: GROUP,
@@ -98,8 +112,13 @@ describe('rollouts executed by the controller', () => {
       body: {
         apiVersion: API_VERSION,
         kind: 'RemediationRequest',
-        metadata: { name, namespace: NS, ...(hold && { finalizers: ['e2e.remediator.dev/hold'] }) },
-        spec: { policyRef: { name: policy }, alert: { source: 'generic', name: 'Down', status: 'firing' } },
+        metadata: {
+          name,
+          namespace: NS,
+          ...(hold && { finalizers: ['e2e.remediator.dev/hold'] }),
+          ...(alert && { labels: { [ALERT_LABEL]: alertIdentity('generic', alert.fingerprint) } }),
+        },
+        spec: { policyRef: { name: policy }, alert: { source: 'generic', name: 'Down', status: 'firing', ...alert } },
       },
     })) as RemediationRequest;
   }
@@ -136,7 +155,22 @@ describe('rollouts executed by the controller', () => {
     await res.namespace(NS);
     cw = new CloudWatchClient(seedClientConfig(tb.motoEndpoint, REGION));
     proxy = await startFaultProxy({ upstream: tb.motoEndpoint });
-    controller = await startController(tb, { region: REGION, namespace: NS, name: 'rollout-run', awsEndpoint: proxy.endpoint });
+    // The intake too, for the resolved alert that stops a rollout mid-run.
+    const secret = { metadata: { name: 'intake-token' }, stringData: { token } };
+    await res.core.createNamespacedSecret({ namespace: NS, body: secret }).catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+      return res.core.replaceNamespacedSecret({ namespace: NS, name: 'intake-token', body: secret });
+    });
+    const port = await freePort();
+    controller = await startController(tb, {
+      region: REGION,
+      namespace: NS,
+      name: 'rollout-run',
+      awsEndpoint: proxy.endpoint,
+      args: ['--intake-bind-address', `127.0.0.1:${port}`, '--intake-token-secret', `${NS}/intake-token`],
+    });
+    intake = `http://127.0.0.1:${port}`;
+    await waitFor(`intake on ${intake} ready`, async () => (await fetch(`${intake}/readyz`)).ok || undefined, 30_000);
   });
 
   afterEach(() => proxy.clearRules());
@@ -291,6 +325,46 @@ describe('rollouts executed by the controller', () => {
       },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
+  }, 120_000);
+
+  test('an alert resolving mid-wave (through the intake) cancels what runs; later waves never go; Cancelled', async () => {
+    await simulate({ runMs: 2000, spreadMs: 0, cancellingMs: 100 });
+    const { ids, policy } = await setup(7, { maxConcurrency: '1', rollout: { waves: [{ size: '1' }, { size: '50%' }] } });
+    const occurrence = { fingerprint: `resolve-${id}`, startsAt: new Date(Date.now() - 60_000).toISOString() };
+    const rr = await request(policy, false, occurrence);
+    const uid = rr.metadata!.uid!;
+    await waitFor('the second wave to be sent', async () => (await commandsOf(uid)).length === 2, 60_000);
+    const sent = sendsFor(uid).length;
+    const answer = await postJson(
+      intake,
+      '/v1/alerts',
+      { name: 'Down', status: 'resolved', fingerprint: occurrence.fingerprint, startsAt: new Date().toISOString() },
+      token,
+    );
+    expect(answer.status).toBe(200);
+    expect(answer.json).toMatchObject({ cancelled: [`${NS}/${rr.metadata!.name}`], unchanged: [] });
+    // In status (the controller's own identity wrote it), never in the spec.
+    const marked = await res.getRequest(NS, rr.metadata!.name!);
+    expect(marked.spec.alert.status).toBe('firing');
+    const done = await ended(rr.metadata!.name!);
+    expect(done.status).toMatchObject({ phase: 'Cancelled', reason: 'AlertResolved' });
+    expect(done.status?.alertResolvedAt).toBeDefined();
+    const cmds = await commandsOf(uid);
+    // The gateway's view: the second wave's command got CancelCommand, and nothing more was sent.
+    expect(cmds).toHaveLength(2);
+    expect(sendsFor(uid)).toHaveLength(sent);
+    const cancels = proxy.calls('CancelCommand').map((c) => (c.input as { CommandId?: string } | undefined)?.CommandId);
+    expect(cancels).toContain(cmds[1]!.commandId);
+    expect(cmds[1]!.cancelledAt).toBeDefined();
+    expect(cmds[1]!.invocations.filter((i) => i.status === 'Cancelled').length).toBeGreaterThanOrEqual(1);
+    const rollout = done.status!.execution!.ssm!.rollout!;
+    expect(rollout.waves.length).toBeGreaterThanOrEqual(3);
+    expect(rollout.waves.slice(2).every((w) => w.state === 'NotSent')).toBe(true);
+    expect(rollout.stopped).toMatchObject({ reason: 'AlertResolved', cancel: true });
+    // The last wave's instances never ran; the message names what ran and what did not.
+    const status = new Map(done.status!.execution!.ssm!.invocations!.map((i) => [i.instanceId, i.status]));
+    expect(status.get(ids[6]!)).toBe('NotSent');
+    expect(done.status?.message).toMatch(/did not run/);
   }, 120_000);
 
   test('a restart and a reboot policy never act on one instance at once', async () => {

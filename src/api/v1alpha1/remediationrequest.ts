@@ -614,6 +614,15 @@ export const RemediationRequestStatus = Type.Object(
     ),
     execution: Type.Optional(Execution),
     verification: Type.Optional(Verification),
+    alertResolvedAt: Type.Optional(
+      Timestamp({
+        description:
+          "When the controller's intake received this alert's resolution while the request was Executing: the controller then " +
+          'stops it (CancelCommand for what still runs, nothing more sent) and ends it Cancelled, reason AlertResolved. In ' +
+          'status, which only the controller (its intake included) writes, so namespace editors cannot forge a stop with it; ' +
+          'they stop a request by deleting it.',
+      }),
+    ),
     startTime: Type.Optional(
       Timestamp({ description: 'When the controller first planned the request; the approval timeout counts from here.' }),
     ),

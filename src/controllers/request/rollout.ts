@@ -11,7 +11,7 @@
  *    paused, verified and passed its alarms. Deterministic from status, so a restart
  *    resumes the same wave and sends only what it had not sent;
  *  - stop (the error budget spent, a wave ineffective, an alarm, the request deleted, its
- *    alert resolved, its policy's breaker open): `rollout.stopped` is written first — the
+ *    alert resolved — spec or the intake's `status.alertResolvedAt` —, its policy's breaker open): `rollout.stopped` is written first — the
  *    intent of the cancels — and only then is `CancelCommand` made for each command still
  *    running, each an engine effect (`repeatable`: a second CancelCommand changes nothing),
  *    its `cancelledAt` recorded;
@@ -57,6 +57,16 @@ export interface SsmSender {
 
 type StopRequest = NonNullable<RolloutInput['stopRequested']>;
 
+/**
+ * Whether the request's alert resolved: `spec.alert.status: resolved` (set by the intake
+ * before execution, or by whoever may edit the spec), or `status.alertResolvedAt`, which
+ * the intake records once the request is Executing — in status, since the spec of an
+ * approved request is frozen and status is the controller's alone (teams cannot write it).
+ */
+export function alertResolved(rr: RemediationRequest): boolean {
+  return rr.spec.alert.status === 'resolved' || !!rr.status?.alertResolvedAt;
+}
+
 /** A reason from outside to stop a request whose commands may run: deleted, its alert resolved, its policy's breaker open. */
 export function stopRequested(
   rr: RemediationRequest,
@@ -64,7 +74,7 @@ export function stopRequested(
   deps: Pick<RemediationRequestReconcilerDeps, 'ledger'>,
 ): StopRequest | undefined {
   if (rr.metadata?.deletionTimestamp) return { reason: 'RequestDeleted', message: 'the request was deleted while its commands ran' };
-  if (rr.spec.alert.status === 'resolved') return { reason: 'AlertResolved', message: 'the alert resolved while the commands ran' };
+  if (alertResolved(rr)) return { reason: 'AlertResolved', message: 'the alert resolved while the commands ran' };
   const ns = rr.metadata?.namespace ?? '';
   const opened = policy ? deps.ledger.breakerOpenedAt(ns, rr.spec.policyRef.name) : undefined;
   if (opened !== undefined) {

@@ -46,7 +46,7 @@ import type { CloudServices } from '../../cloud/clients.js';
 import type { RemediationRequestReconcilerDeps } from './deps.js';
 import { type Decision, type Effect, type ExecutionEngine, viewOf } from './engine.js';
 import { outcome, plannedRolloutCommands } from '../rollout.js';
-import { RolloutExecution, usesRollout } from './rollout.js';
+import { alertResolved, RolloutExecution, usesRollout } from './rollout.js';
 import type { Transition, Transitions } from './transition.js';
 
 export const COMMENT_PREFIX = 'remediator:';
@@ -259,7 +259,7 @@ export class SsmExecution {
         return cloud.commands.sendCommand(input);
       },
       // Nothing was sent yet (SSM lists no first command, and had time to): a resolved alert still cancels.
-      withhold: () => (index === 0 && rr.spec.alert.status === 'resolved' ? 'AlertResolved' : !plan ? 'PlanMissing' : undefined),
+      withhold: () => (index === 0 && alertResolved(rr) ? 'AlertResolved' : !plan ? 'PlanMissing' : undefined),
       classify: (error) => {
         // SendCommand itself denied, or the request refused: final. A denied credential
         // exchange, or throttling, sent nothing; anything else may have reached SSM.
