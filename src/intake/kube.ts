@@ -141,23 +141,9 @@ export class KubeIntakeApi implements IntakeKubeApi {
   }
 
   async recordResolution(namespace: string, name: string, at: string): Promise<boolean> {
-    try {
-      await this.custom.patchNamespacedCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          namespace,
-          plural: REMEDIATION_REQUEST.plural,
-          name,
-          body: { status: { verification: { alertResolvedAt: at } } },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ApiException && error.code === 404) return false;
-      throw error;
-    }
+    const result = await this.patchStatus(namespace, name, { status: { verification: { alertResolvedAt: at } } });
+    if (result === 'conflict') throw new Error('unexpected conflict on a patch without a resourceVersion');
+    return result === 'patched';
   }
 
   async recordStop(
@@ -167,19 +153,17 @@ export class KubeIntakeApi implements IntakeKubeApi {
     at: string,
     verifying: boolean,
   ): Promise<Exclude<ResolveResult, 'refused'>> {
+    return this.patchStatus(namespace, name, {
+      metadata: { resourceVersion },
+      status: { alertResolvedAt: at, ...(verifying && { verification: { alertResolvedAt: at } }) },
+    });
+  }
+
+  /** A merge patch of a request's status: 'conflict' when it carries a stale resourceVersion, 'gone' when the request is. */
+  private async patchStatus(namespace: string, name: string, body: object): Promise<'patched' | 'conflict' | 'gone'> {
     try {
       await this.custom.patchNamespacedCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          namespace,
-          plural: REMEDIATION_REQUEST.plural,
-          name,
-          body: {
-            metadata: { resourceVersion },
-            status: { alertResolvedAt: at, ...(verifying && { verification: { alertResolvedAt: at } }) },
-          },
-        },
+        { group: GROUP, version: VERSION, namespace, plural: REMEDIATION_REQUEST.plural, name, body },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
       return 'patched';

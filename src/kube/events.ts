@@ -222,13 +222,7 @@ export class KubeEventRecorder implements EventRecorder {
   /** Over the budget: combined with its group's held Event, written once the hold is over. */
   private hold(event: PendingEvent): void {
     const group = this.groupOf(event);
-    const have = this.combined.get(group);
-    if (have) {
-      this.combined.set(group, { ...event, count: have.count + 1, releaseAt: have.releaseAt ?? 0 });
-      this.coalesced++;
-      this.onResult('coalesced');
-      return;
-    }
+    if (this.combineWithHeld(group, event)) return;
     if (this.combined.size >= this.maxCombined) {
       this.overflow(event);
       return;
@@ -237,6 +231,19 @@ export class KubeEventRecorder implements EventRecorder {
     this.combined.set(group, { ...event, releaseAt });
     const timer = setTimeout(() => this.startWriters(), this.holdMs + 1);
     timer.unref();
+  }
+
+  /**
+   * Folds `event` into its group's combined Event when there is one: the newest object and
+   * note stand for the group, the count says how many it holds. False when there is none.
+   */
+  private combineWithHeld(group: string, event: PendingEvent): boolean {
+    const have = this.combined.get(group);
+    if (!have) return false;
+    this.combined.set(group, { ...event, count: have.count + 1, releaseAt: have.releaseAt ?? 0 });
+    this.coalesced++;
+    this.onResult('coalesced');
+    return true;
   }
 
   /** Combined Events that may be written now. */
@@ -249,14 +256,7 @@ export class KubeEventRecorder implements EventRecorder {
   /** The queue is full: combine with the overflow of its kind, or, when that is full too, drop. */
   private overflow(event: PendingEvent): void {
     const group = this.groupOf(event);
-    const have = this.combined.get(group);
-    if (have) {
-      // The newest object and note stand for the group; the count says how many it holds.
-      this.combined.set(group, { ...event, count: have.count + 1, releaseAt: have.releaseAt ?? 0 });
-      this.coalesced++;
-      this.onResult('coalesced');
-      return;
-    }
+    if (this.combineWithHeld(group, event)) return;
     if (this.combined.size < this.maxCombined) {
       this.combined.set(group, event);
       return;
