@@ -9,11 +9,10 @@ import { FakeApiServer } from '../../fakes/cluster.js';
 import { catalog, createRequest, FakeController, instanceIds, uidOf } from '../../fakes/controller.js';
 import { MemoryLedgerStorage } from '../../fakes/ledger-memory.js';
 
-test('a second request for a busy instance waits, survives a restart waiting, and runs once the first ended', async () => {
-  let now = Date.parse('2030-01-01T00:00:00Z');
-  const clock = { now: () => now };
+/** A fresh simulated cluster and AWS on `clock`, with the shared catalogue. */
+function worldOn(clock: { now: () => number }) {
   const { policies, runbooks } = catalog();
-  const world = {
+  return {
     server: new FakeApiServer(),
     ssm: new FakeSsm(clock),
     sns: new FakeSns(clock),
@@ -21,8 +20,13 @@ test('a second request for a busy instance waits, survives a restart waiting, an
     clock,
     policies,
     runbooks,
-    fleet: { ids: instanceIds('f', 4), tags: { Fleet: 'sim' } },
   };
+}
+
+test('a second request for a busy instance waits, survives a restart waiting, and runs once the first ended', async () => {
+  let now = Date.parse('2030-01-01T00:00:00Z');
+  const clock = { now: () => now };
+  const world = { ...worldOn(clock), fleet: { ids: instanceIds('f', 4), tags: { Fleet: 'sim' } } };
   world.ssm.runMs = 60_000; // the first request's command runs a minute
   const first = createRequest(world.server, 0, 'ssm');
   const second = createRequest(world.server, 10, 'ssm'); // the same instance (i % 10)
@@ -62,16 +66,7 @@ test('a second request for a busy instance waits, survives a restart waiting, an
 test('a holder that ended without settling (its intent in the ledger, no finalizer) releases its instances', async () => {
   let now = Date.parse('2030-01-01T00:00:00Z');
   const clock = { now: () => now };
-  const { policies, runbooks } = catalog();
-  const world = {
-    server: new FakeApiServer(),
-    ssm: new FakeSsm(clock),
-    sns: new FakeSns(clock),
-    storage: new MemoryLedgerStorage(),
-    clock,
-    policies,
-    runbooks,
-  };
+  const world = worldOn(clock);
   const first = createRequest(world.server, 0, 'ssm');
   const second = createRequest(world.server, 10, 'ssm'); // the same instance (i % 10)
   const a = new FakeController('a', world);
@@ -113,17 +108,7 @@ test('a holder that ended without settling (its intent in the ledger, no finaliz
 test('a waiter keeps its status across a hand-over between holders: no write per hand-over (issue 24)', async () => {
   let now = Date.parse('2030-01-01T00:00:00Z');
   const clock = { now: () => now };
-  const { policies, runbooks } = catalog();
-  const world = {
-    server: new FakeApiServer(),
-    ssm: new FakeSsm(clock),
-    sns: new FakeSns(clock),
-    storage: new MemoryLedgerStorage(),
-    clock,
-    policies,
-    runbooks,
-    fleet: { ids: instanceIds('f', 4), tags: { Fleet: 'sim' } },
-  };
+  const world = { ...worldOn(clock), fleet: { ids: instanceIds('f', 4), tags: { Fleet: 'sim' } } };
   world.ssm.runMs = 60_000;
   // Three requests about one instance (i % 10): r0 runs, r10 and r20 wait.
   const [r0, r10, r20] = [0, 10, 20].map((i) => createRequest(world.server, i, 'ssm')) as [string, string, string];
