@@ -16,7 +16,7 @@ import { testbedFromEnv } from './harness.js';
 
 const tb = testbedFromEnv();
 /** A region of this file's own (moto adds every instance of a region to a command by InstanceIds). */
-const REGION = 'ap-southeast-4';
+const REGION = 'ap-southeast-1';
 let proxy: FaultProxy;
 let ssm: SSMClient;
 

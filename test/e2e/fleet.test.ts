@@ -14,7 +14,7 @@ import { assertNoContractViolations, setAgentStatus } from '../testbed/gateway.j
 import { Resources, restartRunbook, ssmCommands, startController, testbedFromEnv, type RunningController } from './harness.js';
 import { suffix } from './install-chart.js';
 
-const REGION = 'il-central-1';
+const REGION = 'ap-east-1';
 const NS = 'fleet';
 const id = suffix();
 

@@ -28,7 +28,7 @@ import { testbedFromEnv } from './harness.js';
 
 const tb = testbedFromEnv();
 /** A region of this file's own: moto adds every instance of a region to a command sent by InstanceIds. */
-const REGION = 'eu-central-2';
+const REGION = 'eu-central-1';
 const RUN_MS = 400;
 let ssm: SSMClient;
 let cw: CloudWatchClient;

@@ -8,7 +8,7 @@
 import { seedInstances } from '../testbed/aws.js';
 import { Resources, restartRunbook, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 
-const REGION = 'eu-west-1';
+const REGION = 'ca-west-1';
 const NS = 'skeleton';
 const RUNBOOK = 'restart-service-skeleton';
 

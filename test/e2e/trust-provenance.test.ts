@@ -17,7 +17,7 @@ import { startFaultProxy, type FaultProxy } from '../testbed/faultproxy.js';
 import { Resources, restartRunbook, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 import { grant, installChart, must, namespace, SCOPE_LABEL, suffix, waitForAdmissionPolicy, type InstalledChart } from './install-chart.js';
 
-const REGION = 'sa-east-1';
+const REGION = 'mx-central-1';
 const id = suffix();
 /** Selected by the admission binding from the start. */
 const TEAM = `prov-${id}`;

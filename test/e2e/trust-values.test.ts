@@ -33,7 +33,7 @@ import {
   type UnsignedSns,
 } from './intake-harness.js';
 
-const REGION = 'eu-central-2';
+const REGION = 'ap-southeast-7';
 const id = suffix();
 const TEAM_A = `tv-a-${id}`;
 /** A namespace no runbook is granted to. */

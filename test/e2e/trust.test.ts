@@ -14,7 +14,7 @@ import { seedInstances } from '../testbed/aws.js';
 import { Resources, restartRunbook, ssmCommands, startController, testbedFromEnv, waitFor, type RunningController } from './harness.js';
 import { grant, installChart, namespace, SCOPE_LABEL, suffix, waitForAdmissionPolicy, type InstalledChart } from './install-chart.js';
 
-const REGION = 'eu-north-1';
+const REGION = 'ap-southeast-5';
 const id = suffix();
 const TEAM_A = `team-a-${id}`;
 const TEAM_B = `team-b-${id}`;
