@@ -105,7 +105,7 @@ describe('the breaker reset token (ADR 0011)', () => {
 
 describe('status writes against a cache that has not seen the last one', () => {
   test('the next recount writes over the version the server answered, not the stale cached one', async () => {
-    const cached: AlertPolicy = { ...policy(), metadata: { name: 'p', namespace: 'team', uid: 'u1', resourceVersion: '10' } };
+    let cached: AlertPolicy = { ...policy(), metadata: { name: 'p', namespace: 'team', uid: 'u1', resourceVersion: '10' } };
     const sent: AlertPolicy[] = [];
     let matched = 1;
     const reconciler = new AlertPolicyReconciler({
@@ -140,5 +140,14 @@ describe('status writes against a cache that has not seen the last one', () => {
     // Nothing changed since: the answer is the base, so nothing is written.
     await reconciler.reconcile({ namespace: 'team', name: 'p' }, log);
     expect(sent).toHaveLength(2);
+    // The cache catches up with the first write only: still behind the second.
+    cached = { ...structuredClone(sent[0] as AlertPolicy), metadata: { ...cached.metadata, resourceVersion: '11' } };
+    matched = 3;
+    await reconciler.reconcile({ namespace: 'team', name: 'p' }, log);
+    expect(sent.map((b) => b.metadata?.resourceVersion)).toEqual(['10', '11', '12']);
+    // A version this controller did not write (a person's change) is newer than ours: the cache wins.
+    cached = { ...cached, metadata: { ...cached.metadata, resourceVersion: '13' } };
+    await reconciler.reconcile({ namespace: 'team', name: 'p' }, log);
+    expect(sent.at(-1)?.metadata?.resourceVersion).toBe('13');
   });
 });
