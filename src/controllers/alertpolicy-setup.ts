@@ -60,7 +60,7 @@ export function ledgerChanged(controller: Controller | undefined, namespace: str
  * (nearly always this controller's own) waits for the next recount instead of starting
  * one, which would find the counters moved again and write once more per burst request.
  */
-export function onlyStatusChanged(old: AlertPolicy, cur: AlertPolicy): boolean {
+function onlyStatusChanged(old: AlertPolicy, cur: AlertPolicy): boolean {
   const a = old.metadata ?? {};
   const b = cur.metadata ?? {};
   return (
