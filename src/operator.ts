@@ -17,7 +17,7 @@ import { admissionVerdict } from './controllers/admission.js';
 import { AlertPolicyReconciler } from './controllers/alertpolicy.js';
 import { createAuditSink, type AuditSink } from './cloud/audit-sink.js';
 import { AuditHeldError, AuditRecorder } from './controllers/audit.js';
-import { setupAlertPolicyController } from './controllers/alertpolicy-setup.js';
+import { ledgerChanged, setupAlertPolicyController } from './controllers/alertpolicy-setup.js';
 import { ExecutionLedger } from './controllers/ledger.js';
 import type { CloudServices } from './cloud/clients.js';
 import type { AwsLocation } from './cloud/location.js';
@@ -108,7 +108,7 @@ export class Operator {
     this.ledger = new ExecutionLedger(
       new ConfigMapLedgerStorage(kubeConfig, config.ledgerNamespace, config.watchNamespaces),
       clock,
-      (ns, policy) => policyController?.enqueue({ namespace: ns, name: policy }),
+      (ns, policy, urgent) => ledgerChanged(policyController, ns, policy, urgent),
     );
     const cloudFor = (loc: AwsLocation): CloudServices => cloud.forLocation(loc);
 

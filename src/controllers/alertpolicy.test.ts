@@ -102,3 +102,52 @@ describe('the breaker reset token (ADR 0011)', () => {
     expect(stale?.circuitBreaker?.open).toBe(true);
   });
 });
+
+describe('status writes against a cache that has not seen the last one', () => {
+  test('the next recount writes over the version the server answered, not the stale cached one', async () => {
+    let cached: AlertPolicy = { ...policy(), metadata: { name: 'p', namespace: 'team', uid: 'u1', resourceVersion: '10' } };
+    const sent: AlertPolicy[] = [];
+    let matched = 1;
+    const reconciler = new AlertPolicyReconciler({
+      policies: {
+        replaceStatus: async (_ns: string, _n: string, body: AlertPolicy) => {
+          sent.push(structuredClone(body));
+          // The API server: a write against anything but the current version is a 409.
+          const current = String(10 + sent.length - 1);
+          if (body.metadata?.resourceVersion !== current) throw new Error(`409 Conflict: ${body.metadata?.resourceVersion}`);
+          return { ...body, metadata: { ...body.metadata, resourceVersion: String(10 + sent.length) } };
+        },
+      } as unknown as ResourceClient<AlertPolicy>,
+      getPolicy: () => cached,
+      getRunbook: () => undefined,
+      namespaceLabels: () => ({}),
+      admission: () => ({ enforced: false }) as AdmissionVerdict,
+      requestsOf: () => Array.from({ length: matched }, (_, i) => ({ metadata: { name: `r${i}` }, spec: {} }) as never),
+      executionsOf: () => [],
+      breakerOpenedAt: () => undefined,
+      deleteRequest: async () => false,
+      retentionDefaults: DEFAULT_RETENTION,
+      events: { record: async () => undefined },
+      clock: { now: () => Date.parse('2026-12-01T12:00:00Z') },
+    });
+    const log = pino({ level: 'silent' });
+    await reconciler.reconcile({ namespace: 'team', name: 'p' }, log);
+    matched = 2;
+    // The cache still shows version 10: without read-your-writes this write is a 409.
+    await reconciler.reconcile({ namespace: 'team', name: 'p' }, log);
+    expect(sent.map((b) => b.metadata?.resourceVersion)).toEqual(['10', '11']);
+    expect(sent[1]?.status?.matched).toBe(2);
+    // Nothing changed since: the answer is the base, so nothing is written.
+    await reconciler.reconcile({ namespace: 'team', name: 'p' }, log);
+    expect(sent).toHaveLength(2);
+    // The cache catches up with the first write only: still behind the second.
+    cached = { ...structuredClone(sent[0] as AlertPolicy), metadata: { ...cached.metadata, resourceVersion: '11' } };
+    matched = 3;
+    await reconciler.reconcile({ namespace: 'team', name: 'p' }, log);
+    expect(sent.map((b) => b.metadata?.resourceVersion)).toEqual(['10', '11', '12']);
+    // A version this controller did not write (a person's change) is newer than ours: the cache wins.
+    cached = { ...cached, metadata: { ...cached.metadata, resourceVersion: '13' } };
+    await reconciler.reconcile({ namespace: 'team', name: 'p' }, log);
+    expect(sent.at(-1)?.metadata?.resourceVersion).toBe('13');
+  });
+});

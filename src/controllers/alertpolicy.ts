@@ -224,15 +224,50 @@ function policyStatus(
 }
 
 export class AlertPolicyReconciler implements Reconciler {
+  /**
+   * This controller's last status write per policy: the object the server answered with,
+   * and the versions its writes replaced since the cache last caught up. Until the cache
+   * shows the answer, a reconcile works on it instead, so that it neither writes against
+   * a resourceVersion it has already replaced (a 409 per burst recount) nor recomputes
+   * from a status it replaced.
+   */
+  private readonly written = new Map<string, { replaced: Set<string>; answer: AlertPolicy }>();
+
   constructor(private readonly deps: AlertPolicyReconcilerDeps) {}
+
+  /**
+   * The policy as this controller last knows it. resourceVersions are compared only for
+   * equality: the cache moves forward one version at a time, so a cache still holding a
+   * version our writes replaced is behind them; any other version is ours or newer.
+   */
+  private current(key: string, cached: AlertPolicy): AlertPolicy {
+    const w = this.written.get(key);
+    if (!w) return cached;
+    const rv = cached.metadata?.resourceVersion;
+    if (rv !== undefined && w.answer.metadata?.uid === cached.metadata?.uid && w.replaced.has(rv)) return w.answer;
+    this.written.delete(key);
+    return cached;
+  }
 
   private shapeDeps(req: Request): ShapeHookDeps<AlertPolicy> {
     return { ...this.deps, writeStatus: (body) => this.deps.policies.replaceStatus(req.namespace, req.name, body) };
   }
 
+  private remember(key: string, replaced: string | undefined, answer: AlertPolicy): void {
+    const w = this.written.get(key);
+    const versions = w && w.answer.metadata?.uid === answer.metadata?.uid ? w.replaced : new Set<string>();
+    if (replaced !== undefined) versions.add(replaced);
+    this.written.set(key, { replaced: versions, answer });
+  }
+
   async reconcile(req: Request, log: Logger): Promise<Result | void> {
-    const policy = this.deps.getPolicy(req.namespace, req.name);
-    if (!policy || policy.metadata?.deletionTimestamp) return;
+    const cached = this.deps.getPolicy(req.namespace, req.name);
+    const key = `${req.namespace}/${req.name}`;
+    if (!cached || cached.metadata?.deletionTimestamp) {
+      this.written.delete(key);
+      return;
+    }
+    const policy = this.current(key, cached);
     if (await heldForStoredShape(policy, alertPolicyShape(policy), this.shapeDeps(req), log)) return;
     const ready = readyCondition({
       policy,
@@ -256,7 +291,8 @@ export class AlertPolicyReconciler implements Reconciler {
   private async write(policy: AlertPolicy, status: AlertPolicyStatus, circuit: CircuitState, log: Logger): Promise<void> {
     const { namespace = '', name = '' } = policy.metadata ?? {};
     const body: AlertPolicy = { apiVersion: API_VERSION, kind: ALERT_POLICY.kind, metadata: policy.metadata, spec: policy.spec, status };
-    await this.deps.policies.replaceStatus(namespace, name, body);
+    const answer = await this.deps.policies.replaceStatus(namespace, name, body);
+    this.remember(`${namespace}/${name}`, policy.metadata?.resourceVersion, answer);
     const wasOpen = policy.status?.circuitBreaker?.open ?? false;
     if (!wasOpen && circuit.open) void this.deps.events.record(body, 'Warning', 'CircuitOpen', circuit.message ?? 'circuit breaker open');
     if (wasOpen && !circuit.open)

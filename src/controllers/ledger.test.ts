@@ -124,4 +124,51 @@ describe('execution ledger', () => {
     await l.persist('ns', 'p');
     expect(saves).toBe(3);
   });
+
+  test('a failed batch fails every caller in it, and the next write stores their entries', async () => {
+    const storage = new MemoryStorage();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const save = storage.save.bind(storage);
+    let saves = 0;
+    storage.save = async (doc) => {
+      const copy = structuredClone(doc);
+      const n = saves++;
+      if (n === 0) await held;
+      // The batched write fails (the API server refused it): nobody in it may act.
+      if (n === 1) throw new Error('500 Internal Server Error');
+      return save(copy);
+    };
+    const l = new ExecutionLedger(storage, { now: () => T0 });
+    l.record('ns', 'p', retention, entry('u0', T0));
+    const first = l.persist('ns', 'p');
+    await new Promise((r) => setImmediate(r));
+    const batch = ['u1', 'u2', 'u3'].map((uid) => {
+      l.record('ns', 'p', retention, entry(uid, T0));
+      return l.persist('ns', 'p').then(
+        () => 'stored',
+        () => 'failed',
+      );
+    });
+    release();
+    await first;
+    expect(await Promise.all(batch)).toEqual(['failed', 'failed', 'failed']);
+    await l.persist('ns', 'p');
+    const reloaded = new ExecutionLedger(storage, { now: () => T0 });
+    await reloaded.load();
+    expect(reloaded.records('ns', 'p').map((e) => e.uid)).toEqual(['u0', 'u1', 'u2', 'u3']);
+  });
+
+  test("tells the policy's status what changed: a success may wait for a recount, what may move the breaker may not", () => {
+    const told: string[] = [];
+    const l = new ExecutionLedger(new MemoryStorage(), { now: () => T0 }, (_ns, p, urgent) => told.push(`${p} ${urgent}`));
+    for (const uid of ['ok', 'bad', 'dropped']) l.record('ns', 'p', retention, entry(uid, T0));
+    l.finish('ns', 'p', 'ok', 'Succeeded', T0, {});
+    l.finish('ns', 'p', 'bad', 'Failed', T0, {});
+    l.verdict('ns', 'p', 'ok', true);
+    l.verdict('ns', 'p', 'ok', false);
+    l.forget('ns', 'p', 'dropped');
+    l.setBreaker('ns', 'p', retention, T0);
+    expect(told).toEqual(['p false', 'p true', 'p false', 'p true', 'p true', 'p true']);
+  });
 });

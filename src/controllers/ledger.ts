@@ -67,8 +67,12 @@ export class ExecutionLedger {
   constructor(
     private readonly storage: LedgerStorage,
     private readonly clock: { now(): number },
-    /** Told which policy's ledger changed (its status shows the breaker). */
-    private readonly onChange: (namespace: string, policy: string) => void = () => undefined,
+    /**
+     * Told which policy's ledger changed (its status shows the breaker); `urgent` when the
+     * change may move the breaker (a failure, an ineffective run, the breaker itself, a
+     * dropped intent) rather than only a success counter, which may wait for a recount.
+     */
+    private readonly onChange: (namespace: string, policy: string, urgent: boolean) => void = () => undefined,
   ) {}
 
   /** Replaces memory with what is stored: at start, and each time this replica becomes leader. */
@@ -141,7 +145,7 @@ export class ExecutionLedger {
       ids.approver ? { approver: ids.approver } : {},
     );
     this.changed(key(namespace, policy));
-    this.onChange(namespace, policy);
+    this.onChange(namespace, policy, outcome !== 'Succeeded');
     return true;
   }
 
@@ -156,7 +160,7 @@ export class ExecutionLedger {
     if (e.verified === verified) return true;
     e.verified = verified;
     this.changed(key(namespace, policy));
-    this.onChange(namespace, policy);
+    this.onChange(namespace, policy, !verified);
     return true;
   }
 
@@ -178,7 +182,7 @@ export class ExecutionLedger {
     else d.breakerOpenedAt = openedAt;
     this.docs.set(k, d);
     this.changed(k);
-    this.onChange(namespace, policy);
+    this.onChange(namespace, policy, true);
     return true;
   }
 
@@ -188,7 +192,7 @@ export class ExecutionLedger {
     if (!doc?.entries.some((e) => e.uid === uid)) return false;
     doc.entries = doc.entries.filter((e) => e.uid !== uid);
     this.changed(key(namespace, policy));
-    this.onChange(namespace, policy);
+    this.onChange(namespace, policy, true);
     return true;
   }
 

@@ -5,7 +5,7 @@ import { Metrics } from '../observability/metrics.js';
 import type { Cache, InformerEvent } from '../runtime/informer.js';
 import { Manager } from '../runtime/manager.js';
 import type { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from '../api/admissionregistration/v1.js';
-import { POLICY_RECOUNT_DELAY_MS, setupAlertPolicyController } from './alertpolicy-setup.js';
+import { ledgerChanged, POLICY_RECOUNT_DELAY_MS, setupAlertPolicyController } from './alertpolicy-setup.js';
 import { setupRequestController } from './request/setup.js';
 import { setupRunbookController } from './runbook-setup.js';
 
@@ -73,7 +73,7 @@ function wire(watchedNamespaces: string[] = []) {
     c.enqueue = (r) => void added[name].push(`${r.namespace}/${r.name}`);
     c.enqueueAfter = (r, ms) => void later.push(`${name} ${r.namespace}/${r.name} after ${ms}`);
   }
-  return { caches, added, later };
+  return { caches, added, later, policyC };
 }
 
 describe('what enqueues each controller (the setup files)', () => {
@@ -84,13 +84,29 @@ describe('what enqueues each controller (the setup files)', () => {
     expect(later).toEqual([`alertpolicy team/p after ${POLICY_RECOUNT_DELAY_MS}`]);
   });
 
-  test("a policy's status write enqueues the policy, not its requests; a new generation enqueues them too", () => {
-    const { caches, added } = wire();
+  test("a policy's status write waits for the next recount and enqueues no request; a new generation or annotation enqueues them now", () => {
+    const { caches, added, later } = wire();
     caches.requests.items.push(request('team', 'rr-1', 'p'), request('team', 'rr-2', 'p'), request('team', 'other', 'q'));
     caches.policies.emit({ type: 'update', object: policy('team', 'p'), old: policy('team', 'p') });
     expect(added.remediationrequest).toEqual([]);
+    expect(added.alertpolicy).toEqual([]);
+    expect(later).toEqual([`alertpolicy team/p after ${POLICY_RECOUNT_DELAY_MS}`]);
     caches.policies.emit({ type: 'update', object: policy('team', 'p', 'rb', 2), old: policy('team', 'p') });
-    expect(added).toEqual({ runbook: [], alertpolicy: ['team/p', 'team/p'], remediationrequest: ['team/rr-1', 'team/rr-2'] });
+    expect(added).toEqual({ runbook: [], alertpolicy: ['team/p'], remediationrequest: ['team/rr-1', 'team/rr-2'] });
+    // A breaker reset is an annotation: looked at at once.
+    const reset = policy('team', 'p', 'rb', 2);
+    reset.metadata = { ...reset.metadata, annotations: { 'remediator.dev/circuit-reset-at': 'token' } };
+    caches.policies.emit({ type: 'update', object: reset, old: policy('team', 'p', 'rb', 2) });
+    expect(added.alertpolicy).toEqual(['team/p', 'team/p']);
+  });
+
+  test('a ledger change shows a failure at once and lets a success wait for the recount', () => {
+    const { added, later, policyC } = wire();
+    ledgerChanged(policyC, 'team', 'p', false);
+    expect(added.alertpolicy).toEqual([]);
+    expect(later).toEqual([`alertpolicy team/p after ${POLICY_RECOUNT_DELAY_MS}`]);
+    ledgerChanged(policyC, 'team', 'p', true);
+    expect(added.alertpolicy).toEqual(['team/p']);
   });
 
   test('a runbook change enqueues the runbook and the policies that use it', () => {
