@@ -6,7 +6,7 @@
  * per 500 objects, where an unpaginated list is one — and the controller's scrape-time
  * gauge shows all 10,000 in its cache. Its memory (RSS and V8 heap, from its /metrics)
  * is written to the test's log next to an idle controller's. Both run as the image runs
- * them — the Dockerfile ENTRYPOINT's node flags, the chart's NODE_OPTIONS and log level,
+ * them — the Dockerfile ENTRYPOINT's node flags, the chart's NODE_OPTIONS, malloc settings and log level,
  * no source maps — since the harness's default `--enable-source-maps` alone adds about
  * 100 MB of heap and made these figures (274 MiB idle) disagree with the benchmark's.
  * These requests are Pending (no policy reconciles them), so each is cached whole minus
@@ -40,13 +40,16 @@ function asShipped(): { nodeFlags: string[]; env: Record<string, string> } {
   const dockerfile = readFileSync(join(repoRoot(), 'Dockerfile'), 'utf8');
   const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
   const values = parse(readFileSync(join(repoRoot(), 'charts', 'remediator', 'values.yaml'), 'utf8')) as {
-    controller: { nodeOptions?: string; logLevel?: string };
+    controller: { nodeOptions?: string; logLevel?: string; malloc?: { arenaMax?: number; trimThresholdBytes?: number } };
   };
+  const malloc = values.controller.malloc ?? {};
   return {
     nodeFlags: entrypoint.slice(1, -1),
     env: {
       NODE_OPTIONS: values.controller.nodeOptions ?? '',
       ...(values.controller.logLevel && { LOG_LEVEL: values.controller.logLevel }),
+      ...(malloc.arenaMax && { MALLOC_ARENA_MAX: String(malloc.arenaMax) }),
+      ...(malloc.trimThresholdBytes && { MALLOC_TRIM_THRESHOLD_: String(malloc.trimThresholdBytes) }),
     },
   };
 }
