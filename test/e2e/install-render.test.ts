@@ -169,7 +169,15 @@ describe('helm lint and helm template', () => {
     const { USAGE } = await import('../../src/config.js');
     // glibc's malloc settings, like NODE_OPTIONS, are for the process, not the binary's flags.
     expect(env['MALLOC_ARENA_MAX']).toBe('2');
-    const notFlags = ['POD_NAMESPACE', 'POD_NAME', 'LEADER_ELECT', 'AWS_REGION', 'NODE_OPTIONS', 'MALLOC_ARENA_MAX', 'MALLOC_TRIM_THRESHOLD_'];
+    const notFlags = [
+      'POD_NAMESPACE',
+      'POD_NAME',
+      'LEADER_ELECT',
+      'AWS_REGION',
+      'NODE_OPTIONS',
+      'MALLOC_ARENA_MAX',
+      'MALLOC_TRIM_THRESHOLD_',
+    ];
     for (const name of Object.keys(env).filter((n) => !notFlags.includes(n))) {
       expect(USAGE).toContain(`--${name.toLowerCase().replace(/_/g, '-')} `);
     }
