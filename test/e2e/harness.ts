@@ -32,6 +32,12 @@ export interface ControllerOptions {
   kubeconfig?: string;
   extraEnv?: Record<string, string>;
   args?: string[];
+  /**
+   * Node's own flags, before the bundle; default `--enable-source-maps` (stack traces that
+   * name src/). A memory figure wants the image's flags instead: source maps alone add
+   * about 100 MB of heap to the bundle (docs/bench/heap-profile-2026-11-30.md).
+   */
+  nodeFlags?: string[];
   /** Endpoint the controller's SDK uses; default moto itself (a fault proxy may sit between). */
   awsEndpoint?: string;
 }
@@ -63,7 +69,7 @@ export async function startController(tb: Testbed, opts: ControllerOptions): Pro
     opts.name ?? `controller-${opts.region}`,
     process.execPath,
     [
-      '--enable-source-maps',
+      ...(opts.nodeFlags ?? ['--enable-source-maps']),
       join(repoRoot(), 'dist', 'controller', 'main.js'),
       '--metrics-bind-address',
       `127.0.0.1:${port}`,

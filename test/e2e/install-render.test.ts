@@ -167,7 +167,17 @@ describe('helm lint and helm template', () => {
     expect(env['NODE_OPTIONS']).toMatch(/--max-old-space-size=\d+/);
     // Each of them is a flag the binary knows (its usage text lists --<flag> for every <FLAG> env).
     const { USAGE } = await import('../../src/config.js');
-    const notFlags = ['POD_NAMESPACE', 'POD_NAME', 'LEADER_ELECT', 'AWS_REGION', 'NODE_OPTIONS'];
+    // glibc's malloc settings, like NODE_OPTIONS, are for the process, not the binary's flags.
+    expect(env['MALLOC_ARENA_MAX']).toBe('2');
+    const notFlags = [
+      'POD_NAMESPACE',
+      'POD_NAME',
+      'LEADER_ELECT',
+      'AWS_REGION',
+      'NODE_OPTIONS',
+      'MALLOC_ARENA_MAX',
+      'MALLOC_TRIM_THRESHOLD_',
+    ];
     for (const name of Object.keys(env).filter((n) => !notFlags.includes(n))) {
       expect(USAGE).toContain(`--${name.toLowerCase().replace(/_/g, '-')} `);
     }
