@@ -148,7 +148,10 @@ const BURSTS = flags.bursts.split(',').filter(Boolean).map(Number);
 const P1_SAMPLES = Number(flags['p1-samples']);
 const P1_IDLE_MS = Number(flags['p1-idle-ms']);
 // Zero and empty both mean none ('0' is a non-empty string: it used to run P5 at 0 twice).
-const FILLS = flags.fill.split(',').map(Number).filter((x) => x > 0);
+const FILLS = flags.fill
+  .split(',')
+  .map(Number)
+  .filter((x) => x > 0);
 const WIDE_BURST = Number(flags['wide-burst']);
 const ONCE = new Set(flags.once.split(',').filter(Boolean).map(Number));
 /**
