@@ -38,8 +38,8 @@
  *
  * Burst shape (since 2026-12-08): a burst of n single-target alerts is a fleet-wide
  * storm, one alert about each of n distinct instances, for the controller and both
- * references alike; every block seeds the fleet, max(50, the largest burst) instances
- * (--fleet N). Before, alert i named instance i mod 50, so at 1,000 alerts twenty
+ * references alike; every block seeds its fleet anew, max(50, n) instances (--fleet N
+ * for one size everywhere; P1 uses 50, P5 up to 1,000). Before, alert i named instance i mod 50, so at 1,000 alerts twenty
  * requests per instance waited for each other (one remediation per instance at a time,
  * safety.whenInstanceBusy: Wait) and P2/P6 measured that queue, while the bare full job
  * does not serialize. --queue-instances N runs that shape too, on its own lines. The wide
@@ -165,8 +165,17 @@ const instancesFor = (n: number): number[] => (QUEUE_INSTANCES > 0 && QUEUE_INST
 /** A burst's line label: which shape it is. */
 const shapeLabel = (n: number, instances: number) =>
   instances === n ? `storm, ${n} instances` : `queue, ${instances} instances, ~${fmt(n / instances, 1)} alerts each`;
-const FLEET = Number(flags.fleet || Math.max(WIDE, ...BURSTS));
-if (!(FLEET >= Math.max(WIDE, ...BURSTS)) || BURSTS.some((n) => !(n > 0)))
+/**
+ * The instances seeded for a block of `n` alerts: max(50, n) (the storm's n, the wide
+ * burst's 50), or --fleet for every block. Not the largest burst's for all: in moto a
+ * DescribeInstances of the whole tagged fleet (the controller's sweep) costs about 10 ms
+ * per instance, so a burst of 100 on a fleet of 1,000 measured moto's sweeps (0.89/s
+ * against 7.6/s on 100; method-2026-12-08.md).
+ */
+const fleetFor = (n: number) => Number(flags.fleet || Math.max(WIDE, n));
+/** P5 fills in rounds of this many distinct instances (see memoryAfterBursts). */
+const P5_FLEET = Number(flags.fleet || Math.max(WIDE, Math.min(1_000, ...FILLS)));
+if (BURSTS.some((n) => !(n > 0) || fleetFor(n) < Math.max(WIDE, n)))
   throw new Error(`--fleet must be at least ${WIDE} and the largest burst (a storm names one instance per alert); --bursts sizes positive`);
 /** Beyond this the controller's fleet sweep pauses (src/cloud/ec2.ts SweepOptions.maxInstances): said in the header. */
 const SWEEP_LIMIT = 2_000;
@@ -328,13 +337,13 @@ function cpuSnapshot(b: Bench, controllerPid: number): Record<string, number> {
 }
 
 /** Seconds each seedFleet took (reset + instances + metrics), for the report. */
-const seedSeconds: number[] = [];
+const seedSeconds = new Map<number, number[]>();
 /** RunInstances per call, and PutMetricData datums per call (AWS's limit is 1,000). */
 const SEED_BATCH = 500;
 const METRIC_BATCH = 1_000;
 
-/** A reset moto with FLEET running instances carrying the scope tag, each with CPU at 95 %. */
-async function seedFleet(b: Bench): Promise<string[]> {
+/** A reset moto with `fleet` running instances carrying the scope tag, each with CPU at 95 %. */
+async function seedFleet(b: Bench, fleet: number): Promise<string[]> {
   const t0 = performance.now();
   await motoReset(b.motoEndpoint);
   const ec2 = new EC2Client(seedClientConfig(b.motoEndpoint, REGION));
@@ -343,7 +352,7 @@ async function seedFleet(b: Bench): Promise<string[]> {
   try {
     const ids: string[] = [];
     // In batches: one RunInstances of thousands is one long moto request (and real EC2 caps a call too).
-    for (let left = FLEET; left > 0; left -= SEED_BATCH) {
+    for (let left = fleet; left > 0; left -= SEED_BATCH) {
       const count = Math.min(SEED_BATCH, left);
       const out = await ec2.send(
         new RunInstancesCommand({
@@ -364,7 +373,7 @@ async function seedFleet(b: Bench): Promise<string[]> {
       );
       ids.push(...(out.Instances ?? []).map((i) => i.InstanceId!));
     }
-    if (ids.length !== FLEET) throw new Error(`moto started ${ids.length} of ${FLEET} instances`);
+    if (ids.length !== fleet) throw new Error(`moto started ${ids.length} of ${fleet} instances`);
     const now = Date.now();
     const data = ids.flatMap((id) =>
       [0, 1, 2].map((k) => ({
@@ -377,7 +386,7 @@ async function seedFleet(b: Bench): Promise<string[]> {
     );
     for (let i = 0; i < data.length; i += METRIC_BATCH)
       await cw.send(new PutMetricDataCommand({ Namespace: 'AWS/EC2', MetricData: data.slice(i, i + METRIC_BATCH) }));
-    seedSeconds.push((performance.now() - t0) / 1000);
+    seedSeconds.set(fleet, [...(seedSeconds.get(fleet) ?? []), (performance.now() - t0) / 1000]);
     return ids;
   } finally {
     ec2.destroy();
@@ -879,7 +888,7 @@ async function productBurst(
   repeat: number,
   instances: number,
 ): Promise<BurstResult> {
-  const ids = await seedFleet(b);
+  const ids = await seedFleet(b, fleetFor(n));
   const c = await startControllerProcess(b, build, `${shape}-${n}-${repeat}`);
   const t = tracker(b);
   t.inf.start();
@@ -1193,7 +1202,7 @@ interface P5Sample {
  */
 async function memoryAfterBursts(b: Bench, build: Build, log: (s: string) => void): Promise<P5Sample[]> {
   const out: P5Sample[] = [];
-  const ids = await seedFleet(b);
+  const ids = await seedFleet(b, P5_FLEET);
   const dir = SNAPSHOTS ? join(SNAPSHOTS, build.label) : undefined;
   if (dir) mkdirSync(dir, { recursive: true });
   const extra = dir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : [];
@@ -1219,9 +1228,9 @@ async function memoryAfterBursts(b: Bench, build: Build, log: (s: string) => voi
       // ended and settled (lock released) before the next: bench-keep has the default
       // safety.whenInstanceBusy (Wait), so two alerts about one instance in flight would
       // queue, and the fill would measure that queue rather than fill the cache.
-      for (let from = have; from < target; from = Math.min(target, from + FLEET)) {
-        const to = Math.min(target, from + FLEET);
-        const alerts = Array.from({ length: to - from }, (_, i) => alert('keep', [ids[(from + i) % FLEET]!], from + i));
+      for (let from = have; from < target; from = Math.min(target, from + P5_FLEET)) {
+        const to = Math.min(target, from + P5_FLEET);
+        const alerts = Array.from({ length: to - from }, (_, i) => alert('keep', [ids[(from + i) % P5_FLEET]!], from + i));
         await deliverAll(c, b, alerts);
         await waitUntil(`${to} requests to end`, async () => (t.ended.size >= to ? true : undefined), {
           timeoutMs: Math.max(300_000, (to - from) * 1_000),
@@ -1297,7 +1306,8 @@ async function main(): Promise<void> {
     for (const build of ONLY.has('p1') ? P1_BUILDS : []) {
       noteLoad(`p1 #${r + 1} ${build.label}`);
       const mine = p1.get(build.label)!;
-      const ids = await seedFleet(b);
+      // Samples are one at a time, with quiet between: the wide burst's 50 instances do.
+      const ids = await seedFleet(b, WIDE);
       const c = await startControllerProcess(b, build, `p1-${r}`);
       const clients = awsClients(b);
       try {
@@ -1334,8 +1344,8 @@ async function main(): Promise<void> {
       noteLoad(`burst ${label} #${r + 1}`);
       // Every block seeds the same fleet anew (moto reset): the references and the
       // controller name the same instances (alert i → instance i mod `instances`).
-      const ids = await seedFleet(b);
-      log(`fleet of ${FLEET} seeded in ${fmt(seedSeconds.at(-1)!)} s`);
+      const ids = await seedFleet(b, fleetFor(n));
+      log(`fleet of ${fleetFor(n)} seeded in ${fmt(seedSeconds.get(fleetFor(n))!.at(-1)!)} s`);
       const rate = await rawCreateRate(b, n, ids, instances);
       raw.set(refKey(n, instances, r), rate);
       log(`raw create ${label} #${r + 1}: ${fmt(rate)}/s`);
@@ -1385,7 +1395,7 @@ async function main(): Promise<void> {
   const out = (x = '') => lines.push(x);
   const l1 = loads.map((x) => x.load1);
   out(
-    `remediator bench-e2e — ${new Date().toISOString()}; ${FLEET} instances seeded (median ${fmt(median(seedSeconds))} s per seeding, ${seedSeconds.length} seedings)${FLEET > SWEEP_LIMIT ? `, above the controller's fleet-sweep limit of ${SWEEP_LIMIT}: its sweep pauses, enrichment asks by id` : ''}; ${REPEATS} repeat(s), interleaved; chart defaults (CONCURRENCY=${concurrency}, POLL_INTERVAL=${pollMs}, LOG_LEVEL=${b.chartEnv['LOG_LEVEL']}, NODE_OPTIONS="${b.chartEnv['NODE_OPTIONS']}", --optimize-for-size), as the chart's ServiceAccount; retention TTL ${flags.ttl}`,
+    `remediator bench-e2e — ${new Date().toISOString()}; fleets seeded per block (instances: median s per seeding) ${[...seedSeconds].map(([k, v]) => `${k}: ${fmt(median(v))} s ×${v.length}`).join(', ')}${[...seedSeconds.keys()].some((k) => k > SWEEP_LIMIT) ? `; above ${SWEEP_LIMIT} instances the controller's fleet sweep pauses by design (enrichment asks by id)` : ''}; ${REPEATS} repeat(s), interleaved; chart defaults (CONCURRENCY=${concurrency}, POLL_INTERVAL=${pollMs}, LOG_LEVEL=${b.chartEnv['LOG_LEVEL']}, NODE_OPTIONS="${b.chartEnv['NODE_OPTIONS']}", --optimize-for-size), as the chart's ServiceAccount; retention TTL ${flags.ttl}`,
   );
   out(
     `burst shape: ${QUEUE_INSTANCES > 0 ? `storm (a burst of n single-target alerts names n distinct instances) and, on lines marked queue, alert i about instance i mod ${QUEUE_INSTANCES} (waiting for each other: safety.whenInstanceBusy Wait)` : 'storm: a burst of n single-target alerts names n distinct instances, one alert each (--queue-instances N adds the old queue shape)'}; wide bursts name the fleet's first ${WIDE}; references use the same instances`,
