@@ -114,8 +114,13 @@ function isNotFound(error: unknown): boolean {
 export class KubeEventRecorder implements EventRecorder {
   private readonly api: EventsV1Api;
   private readonly core: CoreV1Api;
-  /** Set once events.k8s.io answered 403: RBAC from before this recorder grants only core/v1 Events. */
-  private legacy = false;
+  /**
+   * Namespaces where events.k8s.io answered 403: RBAC from before this recorder grants
+   * only core/v1 Events there. Per namespace, because RBAC is: a namespaced install has
+   * no Role in `default`, where the Events of cluster-scoped objects (Runbooks) go, and
+   * one refusal there must not turn every other namespace's Events into core/v1 ones.
+   */
+  private readonly legacy = new Set<string>();
   private readonly reportingController: string;
   private readonly reportingInstance: string;
   private readonly maxQueued: number;
@@ -322,7 +327,7 @@ export class KubeEventRecorder implements EventRecorder {
   }
 
   private async write(event: PendingEvent): Promise<void> {
-    if (this.legacy) return this.createLegacy(event);
+    if (this.legacy.has(event.namespace)) return this.createLegacy(event);
     const known = this.series.get(event.key);
     if (known && event.at - known.lastObserved <= this.seriesWindowMs) {
       const count = known.count + 1;
@@ -346,11 +351,11 @@ export class KubeEventRecorder implements EventRecorder {
       if (!(error instanceof ApiException && error.code === 403)) throw error;
       // A Role or ClusterRole written before this recorder grants `events` in the core
       // group only. Keep recording there, unaggregated, and say once what to grant.
-      if (!this.legacy) {
-        this.legacy = true;
+      if (!this.legacy.has(event.namespace)) {
+        this.legacy.add(event.namespace);
         this.onError(
           new Error(
-            'cannot create events.k8s.io/v1 Events (403); recording core/v1 Events instead: ' +
+            `cannot create events.k8s.io/v1 Events in namespace ${event.namespace} (403); recording core/v1 Events there instead: ` +
               'grant create and patch on events in API group events.k8s.io',
           ),
         );

@@ -255,4 +255,26 @@ describe('KubeEventRecorder', () => {
     });
     expect(errors.map(String)).toEqual([expect.stringContaining('events.k8s.io')]);
   });
+
+  test('a refusal in one namespace leaves the others on events.k8s.io (a namespaced install has no Role in default)', async () => {
+    const api = await apiServer((req, res) =>
+      req.url.startsWith('/apis/events.k8s.io/v1/namespaces/default/') ? json(res, 403, { kind: 'Status', code: 403 }) : ok(req, res),
+    );
+    server = api.server;
+    const errors: unknown[] = [];
+    const rec = new KubeEventRecorder(api.kc, 'remediator', { now: () => 1 }, (e) => errors.push(e), { reportingInstance: 'r-1' });
+    const runbook = { apiVersion: 'remediator.dev/v1alpha1', kind: 'Runbook', metadata: { name: 'restart', uid: 'u-2' } };
+    await rec.record(runbook, 'Normal', 'Ready', 'a');
+    await rec.flush();
+    await rec.record(policy, 'Normal', 'Valid', 'b');
+    await rec.record(runbook, 'Normal', 'Ready', 'c');
+    await rec.flush();
+    expect(api.seen.map((s) => s.url)).toEqual([
+      '/apis/events.k8s.io/v1/namespaces/default/events',
+      '/api/v1/namespaces/default/events',
+      '/apis/events.k8s.io/v1/namespaces/web/events',
+      '/api/v1/namespaces/default/events',
+    ]);
+    expect(errors.map(String)).toEqual([expect.stringContaining('in namespace default')]);
+  });
 });
