@@ -36,11 +36,21 @@
  * and all), P6 the time per remediation at 5,000 alerts against 100, and every burst
  * reports the controller's remediator_events_total (dropped and coalesced Events).
  *
+ * Burst shape (since 2026-12-08): a burst of n single-target alerts is a fleet-wide
+ * storm, one alert about each of n distinct instances, for the controller and both
+ * references alike; every block seeds its fleet anew, max(50, n) instances (--fleet N
+ * for one size everywhere; P1 uses 50, P5 up to 1,000). Before, alert i named instance i mod 50, so at 1,000 alerts twenty
+ * requests per instance waited for each other (one remediation per instance at a time,
+ * safety.whenInstanceBusy: Wait) and P2/P6 measured that queue, while the bare full job
+ * does not serialize. --queue-instances N runs that shape too, on its own lines. The wide
+ * burst names the fleet's first 50 instances in every alert, as before. P5 fills in
+ * rounds of distinct instances, each round settled before the next, for the same reason.
+ *
  * Each block starts from a reset moto and a fresh controller, so command history and
  * caches never carry over. A benchmark, not a test: nothing here asserts a goal.
  * Flags: --repeats N (default 3), --bursts 100,1000,5000, --p1-samples N (per repeat,
  * default 9), --p1-idle-ms N (quiet before each P1 alert, default 31000: the cold path), --fill 1000,10000 (P5; empty to skip), --wide-burst N (alerts of 50 targets
- * each, default 100), --once 5000 (burst sizes run in the first repeat only), --ttl 2s, --json, --only p1,p2,p5, and --controller
+ * each, default 100; 0 to skip), --fleet N, --queue-instances N (see above), --once 5000 (burst sizes run in the first repeat only), --ttl 2s, --json, --only p1,p2,p5, and --controller
  * label=path/to/main.js (repeatable) to measure several builds in one run, block by
  * block interleaved; node flags and environment variables may precede the path,
  * space-separated ('before=LOG_LEVEL=warn /tmp/main/dist/controller/main.js').
@@ -85,7 +95,11 @@ const NS = 'bench';
 const REF_NS = 'bench-ref';
 const SYSTEM_NS = 'remediator-system';
 const RELEASE = 'remediator';
-const FLEET = 50;
+/**
+ * The wide burst's targets (each alert names this many instances) and the runbook's
+ * scope.maxTargets: the first WIDE instances of the fleet, as before.
+ */
+const WIDE = 50;
 const RUNBOOK = 'bench-restart';
 const ENDS = new Set(['Succeeded', 'Failed', 'Rejected', 'Expired', 'Skipped', 'Cancelled']);
 /** Deliveries in flight at once, each an Alertmanager payload of up to PAYLOAD alerts; the raw-create reference uses the same. */
@@ -103,6 +117,18 @@ const { values: flags } = parseArgs({
     'p1-idle-ms': { type: 'string', default: '31000' },
     fill: { type: 'string', default: '1000,10000' },
     'wide-burst': { type: 'string', default: '100' },
+    /**
+     * Instances seeded in moto before every block; default max(50, the largest burst).
+     * Above the controller's sweep limit (2,000) its fleet sweep pauses by design.
+     */
+    fleet: { type: 'string', default: '' },
+    /**
+     * The queue shape, run besides the storm when set: each burst of n also sent about
+     * only this many instances (alert i names instance i mod N; the bench before
+     * 2026-12-08 used 50), so alerts about one instance wait for each other
+     * (safety.whenInstanceBusy: Wait). Reported on its own labelled lines.
+     */
+    'queue-instances': { type: 'string', default: '' },
     /** Burst sizes run in the first repeat only (a shared machine: 5,000 takes minutes per block). */
     once: { type: 'string', default: '' },
     ttl: { type: 'string', default: '2s' },
@@ -121,9 +147,38 @@ const REPEATS = Number(flags.repeats);
 const BURSTS = flags.bursts.split(',').filter(Boolean).map(Number);
 const P1_SAMPLES = Number(flags['p1-samples']);
 const P1_IDLE_MS = Number(flags['p1-idle-ms']);
-const FILLS = flags.fill.split(',').filter(Boolean).map(Number);
+// Zero and empty both mean none ('0' is a non-empty string: it used to run P5 at 0 twice).
+const FILLS = flags.fill
+  .split(',')
+  .map(Number)
+  .filter((x) => x > 0);
 const WIDE_BURST = Number(flags['wide-burst']);
 const ONCE = new Set(flags.once.split(',').filter(Boolean).map(Number));
+/**
+ * Burst shapes: a burst of n single-target alerts is a fleet-wide storm, one alert per
+ * instance (instances = n), so it measures the controller and not the per-instance
+ * queue; with --queue-instances N also the old shape (instance i mod N).
+ */
+const QUEUE_INSTANCES = Number(flags['queue-instances'] || 0);
+/** Distinct instances the bursts of `n` single-target alerts name: the storm's n, then the queue shape's if it differs. */
+const instancesFor = (n: number): number[] => (QUEUE_INSTANCES > 0 && QUEUE_INSTANCES < n ? [n, QUEUE_INSTANCES] : [n]);
+/** A burst's line label: which shape it is. */
+const shapeLabel = (n: number, instances: number) =>
+  instances === n ? `storm, ${n} instances` : `queue, ${instances} instances, ~${fmt(n / instances, 1)} alerts each`;
+/**
+ * The instances seeded for a block of `n` alerts: max(50, n) (the storm's n, the wide
+ * burst's 50), or --fleet for every block. Not the largest burst's for all: in moto a
+ * DescribeInstances of the whole tagged fleet (the controller's sweep) costs about 10 ms
+ * per instance, so a burst of 100 on a fleet of 1,000 measured moto's sweeps (0.89/s
+ * against 7.6/s on 100; method-2026-12-08.md).
+ */
+const fleetFor = (n: number) => Number(flags.fleet || Math.max(WIDE, n));
+/** P5 fills in rounds of this many distinct instances (see memoryAfterBursts). */
+const P5_FLEET = Number(flags.fleet || Math.max(WIDE, Math.min(1_000, ...FILLS)));
+if (BURSTS.some((n) => !(n > 0) || fleetFor(n) < Math.max(WIDE, n)))
+  throw new Error(`--fleet must be at least ${WIDE} and the largest burst (a storm names one instance per alert); --bursts sizes positive`);
+/** Beyond this the controller's fleet sweep pauses (src/cloud/ec2.ts SweepOptions.maxInstances): said in the header. */
+const SWEEP_LIMIT = 2_000;
 function parseBuild(c: string) {
   const words = c
     .slice(c.indexOf('=') + 1)
@@ -281,30 +336,44 @@ function cpuSnapshot(b: Bench, controllerPid: number): Record<string, number> {
   };
 }
 
-async function seedFleet(b: Bench): Promise<string[]> {
+/** Seconds each seedFleet took (reset + instances + metrics), for the report. */
+const seedSeconds = new Map<number, number[]>();
+/** RunInstances per call, and PutMetricData datums per call (AWS's limit is 1,000). */
+const SEED_BATCH = 500;
+const METRIC_BATCH = 1_000;
+
+/** A reset moto with `fleet` running instances carrying the scope tag, each with CPU at 95 %. */
+async function seedFleet(b: Bench, fleet: number): Promise<string[]> {
+  const t0 = performance.now();
   await motoReset(b.motoEndpoint);
   const ec2 = new EC2Client(seedClientConfig(b.motoEndpoint, REGION));
   // Large PutMetricData bodies are gzipped by the SDK, which moto cannot read.
   const cw = new CloudWatchClient({ ...seedClientConfig(b.motoEndpoint, REGION), disableRequestCompression: true });
   try {
-    const out = await ec2.send(
-      new RunInstancesCommand({
-        ImageId: 'ami-1e749f67',
-        InstanceType: 't3.micro',
-        MinCount: FLEET,
-        MaxCount: FLEET,
-        TagSpecifications: [
-          {
-            ResourceType: 'instance',
-            Tags: [
-              { Key: 'Service', Value: 'nginx' },
-              { Key: 'remediator.dev/managed', Value: 'true' },
-            ],
-          },
-        ],
-      }),
-    );
-    const ids = (out.Instances ?? []).map((i) => i.InstanceId!);
+    const ids: string[] = [];
+    // In batches: one RunInstances of thousands is one long moto request (and real EC2 caps a call too).
+    for (let left = fleet; left > 0; left -= SEED_BATCH) {
+      const count = Math.min(SEED_BATCH, left);
+      const out = await ec2.send(
+        new RunInstancesCommand({
+          ImageId: 'ami-1e749f67',
+          InstanceType: 't3.micro',
+          MinCount: count,
+          MaxCount: count,
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: 'Service', Value: 'nginx' },
+                { Key: 'remediator.dev/managed', Value: 'true' },
+              ],
+            },
+          ],
+        }),
+      );
+      ids.push(...(out.Instances ?? []).map((i) => i.InstanceId!));
+    }
+    if (ids.length !== fleet) throw new Error(`moto started ${ids.length} of ${fleet} instances`);
     const now = Date.now();
     const data = ids.flatMap((id) =>
       [0, 1, 2].map((k) => ({
@@ -315,7 +384,9 @@ async function seedFleet(b: Bench): Promise<string[]> {
         Unit: 'Percent' as const,
       })),
     );
-    await cw.send(new PutMetricDataCommand({ Namespace: 'AWS/EC2', MetricData: data }));
+    for (let i = 0; i < data.length; i += METRIC_BATCH)
+      await cw.send(new PutMetricDataCommand({ Namespace: 'AWS/EC2', MetricData: data.slice(i, i + METRIC_BATCH) }));
+    seedSeconds.set(fleet, [...(seedSeconds.get(fleet) ?? []), (performance.now() - t0) / 1000]);
     return ids;
   } finally {
     ec2.destroy();
@@ -385,7 +456,7 @@ async function setUpKube(b: Bench): Promise<void> {
       spec: {
         minRisk: 'Low',
         namespaceSelector: {},
-        scope: { maxTargets: FLEET },
+        scope: { maxTargets: WIDE },
         inputs: [{ name: 'service' }],
         action: {
           ssm: {
@@ -407,7 +478,7 @@ async function setUpKube(b: Bench): Promise<void> {
     // Retention's delete is part of the job: it happens within the run (a short TTL) and
     // is counted. The history limit is out of the way, so it never deletes early.
     ['bench-one', 'BenchOne', 1, { ttlAfterFinished: flags.ttl, historyLimit: 10_000 }],
-    ['bench-wide', 'BenchWide', FLEET, { ttlAfterFinished: flags.ttl, historyLimit: 10_000 }],
+    ['bench-wide', 'BenchWide', WIDE, { ttlAfterFinished: flags.ttl, historyLimit: 10_000 }],
     ['bench-keep', 'BenchKeep', 1, { historyLimit: 10_000 }],
   ] as const) {
     await b.api.createNamespacedCustomObject({
@@ -785,6 +856,8 @@ interface BurstResult {
   repeat: number;
   n: number;
   targets: number;
+  /** Distinct instances the burst named: n for the storm, fewer for the queue shape (--queue-instances). */
+  instances: number;
   /** Burst start → every request in an end phase. */
   seconds: number;
   perSecond: number;
@@ -802,9 +875,20 @@ interface BurstResult {
   cpuPerRemediation: Record<string, number>;
 }
 
-/** A fresh controller; `n` alerts through the intake; until every request ended and the writes stopped. */
-async function productBurst(b: Bench, build: Build, n: number, shape: 'one' | 'wide', repeat: number): Promise<BurstResult> {
-  const ids = await seedFleet(b);
+/**
+ * A fresh controller; `n` alerts through the intake; until every request ended and the
+ * writes stopped. One target each: alert i names instance i mod `instances` (n: a storm,
+ * one alert per instance); wide: every alert names the fleet's first WIDE instances.
+ */
+async function productBurst(
+  b: Bench,
+  build: Build,
+  n: number,
+  shape: 'one' | 'wide',
+  repeat: number,
+  instances: number,
+): Promise<BurstResult> {
+  const ids = await seedFleet(b, fleetFor(n));
   const c = await startControllerProcess(b, build, `${shape}-${n}-${repeat}`);
   const t = tracker(b);
   t.inf.start();
@@ -814,7 +898,7 @@ async function productBurst(b: Bench, build: Build, n: number, shape: 'one' | 'w
     const ev0 = await controllerEvents(c);
     const w0 = await apiserverWrites(b);
     const mark = b.recorder.calls.length;
-    const alerts = Array.from({ length: n }, (_, i) => alert(shape, shape === 'one' ? [ids[i % FLEET]!] : ids, i));
+    const alerts = Array.from({ length: n }, (_, i) => alert(shape, shape === 'one' ? [ids[i % instances]!] : ids.slice(0, WIDE), i));
     const cpu0 = cpuSnapshot(b, c.proc.pid);
     const t0 = performance.now();
     await deliverAll(c, b, alerts);
@@ -841,7 +925,8 @@ async function productBurst(b: Bench, build: Build, n: number, shape: 'one' | 'w
       build: build.label,
       repeat,
       n,
-      targets: shape === 'one' ? 1 : FLEET,
+      targets: shape === 'one' ? 1 : WIDE,
+      instances,
       seconds,
       perSecond: n / seconds,
       settleSeconds: (quiet.quietAt - endedAt) / 1000,
@@ -866,7 +951,7 @@ async function productBurst(b: Bench, build: Build, n: number, shape: 'one' | 'w
 async function productLatency(c: Controller, b: Bench, ids: string[], i: number): Promise<number> {
   const sent = b.recorder.next((x) => x.operation === 'SendCommand');
   const t0 = performance.now();
-  await deliver(c, b, [alert('one', [ids[i % FLEET]!], 100_000 + i)]);
+  await deliver(c, b, [alert('one', [ids[i % ids.length]!], 100_000 + i)]);
   const call = await Promise.race([
     sent,
     new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no SendCommand within 60 s')), 60_000)),
@@ -903,6 +988,7 @@ async function bareFullJob(
   ids: string[],
   concurrency: number,
   pollMs: number,
+  instances: number,
 ): Promise<number> {
   type Step = () => Promise<void>;
   const queue: Step[] = [];
@@ -931,7 +1017,8 @@ async function bareFullJob(
     pump();
   };
   const remediation = (i: number): Step => {
-    const id = ids[i % FLEET]!;
+    // The same instance choice as the controller's burst of this shape.
+    const id = ids[i % instances]!;
     return async () => {
       const created = (await b.ref.createNamespacedCustomObject({
         group: GROUP,
@@ -1069,7 +1156,7 @@ async function bareScript(
 }
 
 /** The API server's raw create rate of RemediationRequests, `DELIVERIES` creates in flight, pooled. */
-async function rawCreateRate(b: Bench, n: number, ids: string[]): Promise<number> {
+async function rawCreateRate(b: Bench, n: number, ids: string[], instances: number): Promise<number> {
   const t0 = performance.now();
   let next = 0;
   await Promise.all(
@@ -1081,7 +1168,7 @@ async function rawCreateRate(b: Bench, n: number, ids: string[]): Promise<number
           version: VERSION,
           namespace: REF_NS,
           plural: 'remediationrequests',
-          body: refRequest(`raw-${i}-${randomBytes(3).toString('hex')}`, ids[i % FLEET]!),
+          body: refRequest(`raw-${i}-${randomBytes(3).toString('hex')}`, ids[i % instances]!),
         });
       }
     }),
@@ -1115,7 +1202,7 @@ interface P5Sample {
  */
 async function memoryAfterBursts(b: Bench, build: Build, log: (s: string) => void): Promise<P5Sample[]> {
   const out: P5Sample[] = [];
-  const ids = await seedFleet(b);
+  const ids = await seedFleet(b, P5_FLEET);
   const dir = SNAPSHOTS ? join(SNAPSHOTS, build.label) : undefined;
   if (dir) mkdirSync(dir, { recursive: true });
   const extra = dir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : [];
@@ -1137,14 +1224,21 @@ async function memoryAfterBursts(b: Bench, build: Build, log: (s: string) => voi
     let have = 0;
     for (const target of FILLS) {
       noteLoad(`p5 fill ${target}`);
-      const alerts = Array.from({ length: target - have }, (_, i) => alert('keep', [ids[(have + i) % FLEET]!], have + i));
-      await deliverAll(c, b, alerts);
-      await waitUntil(`${target} requests to end`, async () => (t.ended.size >= target ? true : undefined), {
-        timeoutMs: Math.max(300_000, target * 1_000),
-        intervalMs: 500,
-        processes: [c.proc],
-      });
-      await writesQuiet(b, () => true, 600_000);
+      // In rounds of at most the fleet, each naming distinct instances, and each round
+      // ended and settled (lock released) before the next: bench-keep has the default
+      // safety.whenInstanceBusy (Wait), so two alerts about one instance in flight would
+      // queue, and the fill would measure that queue rather than fill the cache.
+      for (let from = have; from < target; from = Math.min(target, from + P5_FLEET)) {
+        const to = Math.min(target, from + P5_FLEET);
+        const alerts = Array.from({ length: to - from }, (_, i) => alert('keep', [ids[(from + i) % P5_FLEET]!], from + i));
+        await deliverAll(c, b, alerts);
+        await waitUntil(`${to} requests to end`, async () => (t.ended.size >= to ? true : undefined), {
+          timeoutMs: Math.max(300_000, (to - from) * 1_000),
+          intervalMs: 500,
+          processes: [c.proc],
+        });
+        await writesQuiet(b, () => true, 600_000);
+      }
       await waitUntil(`controller cache at ${target}`, async () => ((await cachedRequests(c)) >= target ? true : undefined), {
         timeoutMs: 120_000,
         intervalMs: 1000,
@@ -1160,6 +1254,9 @@ async function memoryAfterBursts(b: Bench, build: Build, log: (s: string) => voi
   }
   return out;
 }
+
+/** The references' rates are kept per burst size, shape (distinct instances) and repeat. */
+const refKey = (n: number, instances: number, repeat: number) => `${n}:${instances}:${repeat}`;
 
 // ---------- main ----------
 async function main(): Promise<void> {
@@ -1209,7 +1306,8 @@ async function main(): Promise<void> {
     for (const build of ONLY.has('p1') ? P1_BUILDS : []) {
       noteLoad(`p1 #${r + 1} ${build.label}`);
       const mine = p1.get(build.label)!;
-      const ids = await seedFleet(b);
+      // Samples are one at a time, with quiet between: the wide burst's 50 instances do.
+      const ids = await seedFleet(b, WIDE);
       const c = await startControllerProcess(b, build, `p1-${r}`);
       const clients = awsClients(b);
       try {
@@ -1224,7 +1322,8 @@ async function main(): Promise<void> {
           // period, making the same calls as the bare script. 1.5 s measured a warm fleet cache.
           await new Promise((res) => setTimeout(res, P1_IDLE_MS));
           product.push(await productLatency(c, b, ids, i + r * P1_SAMPLES));
-          bare.push(await bareScript(b, clients, ids[(i + 25) % FLEET]!, i + r * P1_SAMPLES));
+          // Another instance than the product's sample (its other half of the fleet).
+          bare.push(await bareScript(b, clients, ids[(i + r * P1_SAMPLES + (ids.length >> 1)) % ids.length]!, i + r * P1_SAMPLES));
         }
         mine.product.push(...product);
         mine.bare.push(...bare);
@@ -1239,32 +1338,39 @@ async function main(): Promise<void> {
     }
 
     // ---- P2–P4, P6: bursts, the references and each build interleaved ----
-    for (const n of ONLY.has('p2') ? BURSTS.filter((x) => r === 0 || !ONCE.has(x)) : []) {
-      noteLoad(`burst ${n} #${r + 1}`);
-      const ids = await seedFleet(b);
-      const rate = await rawCreateRate(b, n, ids);
-      raw.set(`${n}:${r}`, rate);
-      log(`raw create ${n} #${r + 1}: ${fmt(rate)}/s`);
-      await seedFleet(b);
+    const blocks = BURSTS.filter((x) => r === 0 || !ONCE.has(x)).flatMap((n) => instancesFor(n).map((instances) => ({ n, instances })));
+    for (const { n, instances } of ONLY.has('p2') ? blocks : []) {
+      const label = `${n} on ${instances} instances`;
+      noteLoad(`burst ${label} #${r + 1}`);
+      // Every block seeds the same fleet anew (moto reset): the references and the
+      // controller name the same instances (alert i → instance i mod `instances`).
+      const ids = await seedFleet(b, fleetFor(n));
+      log(`fleet of ${fleetFor(n)} seeded in ${fmt(seedSeconds.get(fleetFor(n))!.at(-1)!)} s`);
+      const rate = await rawCreateRate(b, n, ids, instances);
+      raw.set(refKey(n, instances, r), rate);
+      log(`raw create ${label} #${r + 1}: ${fmt(rate)}/s`);
+      // The raw create does not touch moto, so the bare full job uses this seeding. (Until
+      // 2026-12-08 it re-seeded here and kept the old ids: a reset moto starts instances
+      // with new ids, so its DescribeInstances named instances that no longer existed.)
       const clients = awsClients(b);
       try {
-        const full = await bareFullJob(b, clients, n, ids, concurrency, pollMs);
-        bareFull.set(`${n}:${r}`, full);
-        log(`bare full job ${n} #${r + 1}: ${fmt(full)}/s`);
+        const full = await bareFullJob(b, clients, n, ids, concurrency, pollMs, instances);
+        bareFull.set(refKey(n, instances, r), full);
+        log(`bare full job ${label} #${r + 1}: ${fmt(full)}/s`);
       } finally {
         for (const x of Object.values(clients)) x.destroy();
       }
       for (const build of CONTROLLERS) {
-        const res = await productBurst(b, build, n, 'one', r);
+        const res = await productBurst(b, build, n, 'one', r, instances);
         bursts.push(res);
         log(
-          `${build.label} burst ${n} (1 target) #${r + 1}: ${fmt(res.perSecond)}/s in ${fmt(res.seconds)} s, writes settled ${fmt(res.settleSeconds)} s later, ${res.succeeded}/${res.n} Succeeded, ${fmt(totalWrites(res.writes) / n)} writes each, events ${JSON.stringify(res.events)}`,
+          `${build.label} burst ${label} (1 target) #${r + 1}: ${fmt(res.perSecond)}/s in ${fmt(res.seconds)} s, writes settled ${fmt(res.settleSeconds)} s later, ${res.succeeded}/${res.n} Succeeded, ${fmt(totalWrites(res.writes) / n)} writes each, events ${JSON.stringify(res.events)}`,
         );
       }
     }
     for (const build of ONLY.has('p2') && WIDE_BURST > 0 ? CONTROLLERS : []) {
       noteLoad(`wide ${WIDE_BURST} #${r + 1}`);
-      const wide = await productBurst(b, build, WIDE_BURST, 'wide', r);
+      const wide = await productBurst(b, build, WIDE_BURST, 'wide', r, WIDE);
       bursts.push(wide);
       log(
         `${build.label} burst ${WIDE_BURST} (50 targets) #${r + 1}: ${fmt(wide.perSecond)}/s in ${fmt(wide.seconds)} s, ${wide.succeeded}/${wide.n} Succeeded`,
@@ -1289,7 +1395,10 @@ async function main(): Promise<void> {
   const out = (x = '') => lines.push(x);
   const l1 = loads.map((x) => x.load1);
   out(
-    `remediator bench-e2e — ${new Date().toISOString()}; ${FLEET} instances; ${REPEATS} repeat(s), interleaved; chart defaults (CONCURRENCY=${concurrency}, POLL_INTERVAL=${pollMs}, LOG_LEVEL=${b.chartEnv['LOG_LEVEL']}, NODE_OPTIONS="${b.chartEnv['NODE_OPTIONS']}", --optimize-for-size), as the chart's ServiceAccount; retention TTL ${flags.ttl}`,
+    `remediator bench-e2e — ${new Date().toISOString()}; fleets seeded per block (instances: median s per seeding) ${[...seedSeconds].map(([k, v]) => `${k}: ${fmt(median(v))} s ×${v.length}`).join(', ')}${[...seedSeconds.keys()].some((k) => k > SWEEP_LIMIT) ? `; above ${SWEEP_LIMIT} instances the controller's fleet sweep pauses by design (enrichment asks by id)` : ''}; ${REPEATS} repeat(s), interleaved; chart defaults (CONCURRENCY=${concurrency}, POLL_INTERVAL=${pollMs}, LOG_LEVEL=${b.chartEnv['LOG_LEVEL']}, NODE_OPTIONS="${b.chartEnv['NODE_OPTIONS']}", --optimize-for-size), as the chart's ServiceAccount; retention TTL ${flags.ttl}`,
+  );
+  out(
+    `burst shape: ${QUEUE_INSTANCES > 0 ? `storm (a burst of n single-target alerts names n distinct instances) and, on lines marked queue, alert i about instance i mod ${QUEUE_INSTANCES} (waiting for each other: safety.whenInstanceBusy Wait)` : 'storm: a burst of n single-target alerts names n distinct instances, one alert each (--queue-instances N adds the old queue shape)'}; wide bursts name the fleet's first ${WIDE}; references use the same instances`,
   );
   out(
     `load average (1 min) at block starts: median ${fmt(median(l1))}, range ${spread(l1)} over ${loads.length} samples (a shared 2-core machine: figures are noisy)`,
@@ -1339,65 +1448,73 @@ async function main(): Promise<void> {
 }
 
 function reportBursts(mine: BurstResult[], raw: Map<string, number>, bareFull: Map<string, number>, out: (x?: string) => void): void {
+  // One group per burst size and shape (storm, then the queue shape if asked), then the wide burst.
+  const ones = BURSTS.flatMap((n) => instancesFor(n).map((instances) => ({ n, t: 1, instances })));
+  const pick = (g: { n: number; t: number; instances: number }) =>
+    mine.filter((x) => x.n === g.n && x.targets === g.t && x.instances === g.instances);
+  const tag = (g: { n: number; t: number; instances: number }) =>
+    g.t === 1 ? `${g.n} × 1 (${shapeLabel(g.n, g.instances)})` : `${g.n} × ${g.t} (wide, the same ${g.t} instances)`;
   out('P2 burst → every request ended, per second; floor: the bare full job at the same concurrency, same repeat (median (min–max, n))');
-  for (const n of BURSTS) {
-    const rs = mine.filter((x) => x.n === n && x.targets === 1);
-    const ratios = rs.map((x) => x.perSecond / (bareFull.get(`${n}:${x.repeat}`) ?? NaN));
-    const rawRatios = rs.map((x) => x.perSecond / (raw.get(`${n}:${x.repeat}`) ?? NaN));
+  for (const g of ones) {
+    const rs = pick(g);
+    const ref = (m: Map<string, number>, x: BurstResult) => m.get(refKey(g.n, g.instances, x.repeat)) ?? NaN;
+    const ratios = rs.map((x) => x.perSecond / ref(bareFull, x));
+    const rawRatios = rs.map((x) => x.perSecond / ref(raw, x));
     out(
-      `   ${String(n).padStart(5)} alerts × 1 target: ${summary(rs.map((x) => x.perSecond))}/s; bare full job ${summary(rs.map((x) => bareFull.get(`${n}:${x.repeat}`) ?? NaN))}/s; ratio ${summary(ratios, 3)} (goal ≥ 0.9)`,
+      `   ${String(g.n).padStart(5)} alerts × 1 target (${shapeLabel(g.n, g.instances)}): ${summary(rs.map((x) => x.perSecond))}/s; bare full job ${summary(rs.map((x) => ref(bareFull, x)))}/s; ratio ${summary(ratios, 3)} (goal ≥ 0.9)`,
     );
     out(
-      `         raw create (pooled) ${summary(rs.map((x) => raw.get(`${n}:${x.repeat}`) ?? NaN))}/s, ratio ${summary(rawRatios, 3)}; first SendCommand after ${fmt(median(rs.map((x) => x.firstSendMs)))} ms; writes settled ${summary(rs.map((x) => x.settleSeconds))} s after the last end; Succeeded ${rs.map((x) => `${x.succeeded}/${x.n}`).join(' ')}; RSS at the end ${summary(rs.map((x) => x.rssAfterMb))} MB`,
+      `         raw create (pooled) ${summary(rs.map((x) => ref(raw, x)))}/s, ratio ${summary(rawRatios, 3)}; first SendCommand after ${fmt(median(rs.map((x) => x.firstSendMs)))} ms; writes settled ${summary(rs.map((x) => x.settleSeconds))} s after the last end; Succeeded ${rs.map((x) => `${x.succeeded}/${x.n}`).join(' ')}; RSS at the end ${summary(rs.map((x) => x.rssAfterMb))} MB`,
     );
   }
-  for (const n of BURSTS) {
-    const rs = mine.filter((x) => x.n === n && x.targets === 1);
+  for (const g of ones) {
+    const rs = pick(g);
     const keys = Object.keys(rs[0]?.cpuPerRemediation ?? {});
     out(
-      `   ${String(n).padStart(5)} × 1 CPU per remediation (ms, median): ${keys.map((k) => `${k} ${fmt(median(rs.map((x) => x.cpuPerRemediation[k]!)))}`).join(', ')}; total ${fmt(median(rs.map((x) => Object.values(x.cpuPerRemediation).reduce((a, v) => a + v, 0))))} ms over 2 cores`,
+      `   ${tag(g)} CPU per remediation (ms, median): ${keys.map((k) => `${k} ${fmt(median(rs.map((x) => x.cpuPerRemediation[k]!)))}`).join(', ')}; total ${fmt(median(rs.map((x) => Object.values(x.cpuPerRemediation).reduce((a, v) => a + v, 0))))} ms over 2 cores`,
     );
   }
-  const wides = mine.filter((x) => x.targets === FLEET);
+  const wides = mine.filter((x) => x.targets === WIDE);
   if (wides.length)
     out(
-      `   ${String(WIDE_BURST).padStart(5)} alerts × ${FLEET} targets: ${summary(wides.map((x) => x.perSecond))}/s; Succeeded ${wides.map((x) => `${x.succeeded}/${x.n}`).join(' ')}`,
+      `   ${String(WIDE_BURST).padStart(5)} alerts × ${WIDE} targets (the same ${WIDE} instances): ${summary(wides.map((x) => x.perSecond))}/s; Succeeded ${wides.map((x) => `${x.succeeded}/${x.n}`).join(' ')}`,
     );
-  const groups = [...BURSTS.map((n) => ({ n, t: 1 })), ...(wides.length ? [{ n: WIDE_BURST, t: FLEET }] : [])];
+  const groups = [...ones, ...(wides.length ? [{ n: WIDE_BURST, t: WIDE, instances: WIDE }] : [])];
   out('P3 AWS calls per alert (controller /metrics remediator_aws_api_calls_total)');
   for (const g of groups) {
-    const rs = mine.filter((x) => x.n === g.n && x.targets === g.t);
+    const rs = pick(g);
     const ops = [...new Set(rs.flatMap((x) => Object.keys(x.aws)))].sort();
     const per = (op: string) => median(rs.map((x) => (x.aws[op] ?? 0) / x.n));
     const enrich = rs.map((x) => ((x.aws['DescribeInstances'] ?? 0) + (x.aws['GetMetricData'] ?? 0)) / x.n);
-    out(`   ${g.n} × ${g.t}: enrichment ${summary(enrich, 3)} (goal ≤ 0.02); ${ops.map((op) => `${op} ${fmt(per(op), 3)}`).join(', ')}`);
+    out(`   ${tag(g)}: enrichment ${summary(enrich, 3)} (goal ≤ 0.02); ${ops.map((op) => `${op} ${fmt(per(op), 3)}`).join(', ')}`);
   }
   out(
     'P4 API writes per remediation, counted until the API server stopped writing, retention delete included (bare 3; + delete 4; goal ≤ 4.5)',
   );
   for (const g of groups) {
-    const rs = mine.filter((x) => x.n === g.n && x.targets === g.t);
+    const rs = pick(g);
     const per = (k: keyof Writes) => fmt(median(rs.map((x) => x.writes[k] / x.n)));
     out(
-      `   ${g.n} × ${g.t}: ${summary(rs.map((x) => totalWrites(x.writes) / x.n))} = create ${per('creates')} + finalizer ${per('updates')} + status ${per('status')} + events ${per('events')} + ledger ${per('ledger')} + alertpolicies ${per('alertpolicies')} + delete ${per('deletes')}; 409s ${per('conflicts')}`,
+      `   ${tag(g)}: ${summary(rs.map((x) => totalWrites(x.writes) / x.n))} = create ${per('creates')} + finalizer ${per('updates')} + status ${per('status')} + events ${per('events')} + ledger ${per('ledger')} + alertpolicies ${per('alertpolicies')} + delete ${per('deletes')}; 409s ${per('conflicts')}`,
     );
   }
   out('P6 time per remediation at the largest burst against 100 (same repeat; goal ≤ 1.2×), and Events (remediator_events_total)');
   const largest = Math.max(...BURSTS);
-  if (BURSTS.includes(100) && largest > 100) {
+  // Storm against storm, and the queue shape against the 100 storm (how much the queue costs).
+  for (const instances of BURSTS.includes(100) && largest > 100 ? instancesFor(largest) : []) {
     const ratios = mine
-      .filter((x) => x.n === largest && x.targets === 1)
+      .filter((x) => x.n === largest && x.targets === 1 && x.instances === instances)
       .map((big) => {
-        const small = mine.find((x) => x.n === 100 && x.targets === 1 && x.repeat === big.repeat);
+        const small = mine.find((x) => x.n === 100 && x.targets === 1 && x.instances === 100 && x.repeat === big.repeat);
         return small ? big.seconds / big.n / (small.seconds / small.n) : NaN;
       });
-    out(`   ${largest} vs 100: ${summary(ratios)}×`);
+    out(`   ${largest} (${shapeLabel(largest, instances)}) vs 100 (storm): ${summary(ratios)}×`);
   }
   for (const g of groups) {
-    const rs = mine.filter((x) => x.n === g.n && x.targets === g.t);
+    const rs = pick(g);
     const ev = (k: string) => rs.map((x) => x.events[k] ?? 0).join('/');
     out(
-      `   ${g.n} × ${g.t}: Events written ${ev('written')}, coalesced ${ev('coalesced')}, dropped ${ev('dropped')}, failed ${ev('failed')} (per repeat)`,
+      `   ${tag(g)}: Events written ${ev('written')}, coalesced ${ev('coalesced')}, dropped ${ev('dropped')}, failed ${ev('failed')} (per repeat)`,
     );
   }
 }
