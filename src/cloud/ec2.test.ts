@@ -230,6 +230,155 @@ describe('BatchingInstanceDescriber', () => {
   });
 });
 
+describe('BatchingInstanceDescriber: a sweep warms the cache, it never gates a look-up', () => {
+  const fleet = ['i-00000001', 'i-00000002', 'i-00000003'];
+  const tick = () => new Promise((r) => setImmediate(r));
+  /** Settles within `ms` of real time, or says it did not. */
+  const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<'waited'>((r) => setTimeout(() => r('waited'), ms))]);
+
+  test('a miss behind a slow sweep is asked for by id after waitMs; the sweep then warms the cache', async () => {
+    const asked: string[] = [];
+    let release!: () => void;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (
+        asked.push(`id:${ids.join(',')}`), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }
+      ),
+      findByTags: async () => {
+        asked.push('sweep');
+        await new Promise<void>((r) => (release = r));
+        return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
+      },
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, undefined, { tags: { m: 't' }, waitMs: 20 });
+    const first = await within(d.describe(['i-00000001']), 1_000);
+    expect(first).not.toBe('waited');
+    expect(asked).toEqual(['sweep', 'id:i-00000001']);
+    release();
+    await tick();
+    // The sweep landed: the rest of the fleet is cached, no call at all.
+    expect((await d.describe(['i-00000002', 'i-00000003'])).found.map((f) => f.tags)).toEqual([{ m: 't' }, { m: 't' }]);
+    expect(asked).toEqual(['sweep', 'id:i-00000001']);
+    expect(d.fleet()).toEqual(fleet);
+  });
+
+  test('once sweeps take longer than waitMs, a miss does not wait for the one in flight at all', async () => {
+    let now = 1_000;
+    const asked: string[] = [];
+    let sweeps = 0;
+    let release = () => {};
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (
+        asked.push(`id:${ids.join(',')}`), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }
+      ),
+      findByTags: async () => {
+        asked.push('sweep');
+        if (++sweeps === 1)
+          now += 1_500; // the first sweep took 1.5 s (under half the TTL: not paused)
+        else await new Promise<void>((r) => (release = r)); // the second hangs
+        return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
+      },
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, waitMs: 1_000 });
+    await d.describe(['i-00000001']); // waited for the first sweep (no history yet); it answered
+    expect(asked).toEqual(['sweep']);
+    now += 6_000; // everything expired
+    const started = Date.now();
+    expect(await within(d.describe(['i-00000002']), 500)).not.toBe('waited');
+    expect(Date.now() - started).toBeLessThan(500); // not the 1 s waitMs
+    expect(asked).toEqual(['sweep', 'sweep', 'id:i-00000002']);
+    release();
+  });
+
+  test('a sweep slower than half the TTL pauses sweeping: its facts would expire as they land', async () => {
+    let now = 1_000;
+    let sweeps = 0;
+    const byId: string[][] = [];
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (byId.push([...ids]), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }),
+      findByTags: async () => {
+        sweeps++;
+        now += 3_000;
+        return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
+      },
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, pauseMs: 60_000 });
+    await d.describe(['i-00000001']);
+    now += 6_000;
+    await d.describe(['i-00000002']);
+    expect(sweeps).toBe(1);
+    expect(byId).toEqual([['i-00000002']]);
+    now += 60_000;
+    await d.describe(['i-00000003']);
+    expect(sweeps).toBe(2);
+  });
+
+  test("freshness: a sweep's facts count from when it was sent, so a slow sweep never stretches the TTL", async () => {
+    let now = 1_000;
+    const asked: string[] = [];
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (
+        asked.push(`id:${ids.join(',')}`), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }
+      ),
+      findByTags: async () => {
+        asked.push('sweep');
+        now += 1_000; // EC2 answered somewhere in this second
+        return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
+      },
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, waitMs: 5_000 });
+    await d.describe(['i-00000001']); // sent at 1,000, answered at 2,000
+    now = 6_000; // the TTL after it was sent: served as read
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({ m: 't' });
+    expect(asked).toEqual(['sweep']);
+    now = 6_001; // never a moment longer
+    await d.describe(['i-00000001']);
+    expect(asked).toHaveLength(2);
+  });
+
+  test('a sweep sent before a look-up by id never replaces what that look-up read (a removed tag stays removed)', async () => {
+    let now = 1_000;
+    let release!: () => void;
+    const inner: InstanceDescriber = {
+      // EC2 now: the target tag is gone.
+      describe: async (ids) => {
+        now += 10;
+        return { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] };
+      },
+      findByTags: async () => {
+        await new Promise<void>((r) => (release = r));
+        return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } })); // read before the removal
+      },
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, waitMs: 10 });
+    const byId = d.describe(['i-00000001']);
+    setTimeout(() => release(), 200); // lands after the look-up by id (or unblocks a describe that waits for it)
+    expect((await byId).found[0]!.tags).toEqual({});
+    await new Promise((r) => setTimeout(r, 250));
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({});
+    expect((await d.describe(['i-00000002'])).found[0]!.tags).toEqual({ m: 't' });
+  });
+
+  test('a failed sweep fails no look-up: it is asked for by id, and the next sweep waits half a TTL', async () => {
+    let now = 1_000;
+    let sweeps = 0;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => ({ found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }),
+      findByTags: async () => {
+        sweeps++;
+        throw new Error('throttled');
+      },
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' } });
+    expect((await d.describe(['i-00000001'])).found).toHaveLength(1);
+    now += 1_000;
+    await d.describe(['i-00000002']);
+    expect(sweeps).toBe(1);
+    now += 2_000;
+    await d.describe(['i-00000003']);
+    expect(sweeps).toBe(2);
+  });
+});
+
 describe('Ec2InstanceDescriber', () => {
   test('describes a large fleet with at most 200 values in one instance-id filter', async () => {
     const filters: number[] = [];

@@ -6,7 +6,7 @@
  * loop, with whatever else arrived in this one): batching costs no wait when idle.
  */
 import { type EC2Client, DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
-import type { Clock } from '../runtime/clock.js';
+import type { Clock, TimerClock } from '../runtime/clock.js';
 import { OneAtATime, sendWhenDue } from '../runtime/serial.js';
 import { systemClock } from '../runtime/clock.js';
 import { callOutcome, classifyAwsError } from './errors.js';
@@ -106,8 +106,22 @@ export interface SweepOptions {
    * size one look-up by id per burst costs less than describing the fleet. Default 2,000.
    */
   maxInstances?: number;
-  /** Default 10 minutes. */
+  /** Default 10 minutes. Also the pause after a sweep that took longer than half the TTL. */
   pauseMs?: number;
+  /**
+   * How long a look-up may wait for a sweep in flight, counted from the sweep's start,
+   * and only while sweeps have taken no longer than this (a first sweep is waited for
+   * too). Past it the look-up asks by id and the sweep warms the cache when it lands.
+   * Default 200 ms: about one DescribeInstances round trip, so an alert never waits
+   * longer for a sweep than it would for its own call.
+   */
+  waitMs?: number;
+}
+
+/** A sweep in flight: when it was sent, and its end (it never rejects; see startSweep). */
+interface Sweeping {
+  startedAt: number;
+  done: Promise<void>;
 }
 
 /**
@@ -123,15 +137,23 @@ export interface SweepOptions {
  * after EC2 reports it. `findByTags` (tag-selected targets) is never answered from the
  * cache. ec2.test.ts and test/e2e/enrichment-freshness.test.ts hold both to it.
  *
- * Fleet sweep (with `sweep`): a call made because something was not cached first
+ * Fleet sweep (with `sweep`): a call made because something was not cached also
  * describes every running instance carrying the required target tag (one paginated
- * DescribeInstances by tag filter) when the last sweep is past half the TTL, and asks by
- * id only for the rest. Alerts come about that fleet, so after the first call of a burst
- * every instance is cached, and a burst costs one call per TTL however many instances it
- * names (without it, a cold burst about 50 instances costs a call for every few alerts
- * until each was asked once). An instance the last sweep saw and this one does not lost
- * the tag or stopped running: its entry is dropped, so the next look asks EC2 by id and
- * sees the instance as it is — a removed target tag is never served from a sweep.
+ * DescribeInstances by tag filter) when the last sweep is past half the TTL. Alerts come
+ * about that fleet, so after the first call of a burst every instance is cached, and a
+ * burst costs one call per TTL however many instances it names (without it, a cold
+ * burst about 50 instances costs a call for every few alerts until each was asked
+ * once). The sweep warms the cache for what comes next; it never gates what is needed
+ * now: it runs beside the calls by id, and a look-up waits for it only while sweeps are
+ * fast (`SweepOptions.waitMs`, 200 ms from the sweep's start), then asks by id for what
+ * the sweep has not answered. A sweep that took longer than half the TTL pauses
+ * sweeping like a fleet above the cap: its facts would expire about as soon as they
+ * landed. An instance the last sweep saw and this one does not lost the tag or stopped
+ * running: its entry is dropped, so the next look asks EC2 by id and sees the instance
+ * as it is — a removed target tag is never served from a sweep. A sweep's facts count
+ * from when it was sent (every page EC2 answered came later), and never replace facts
+ * read by id after that, so a slow sweep cannot bring back a tag a look-up by id saw
+ * removed.
  *
  * Refresh-ahead: each call also asks again for the instances asked about within the
  * last TTL whose facts are past half their TTL (up to one call's worth of ids). Without
@@ -145,9 +167,12 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
   /** One call in flight: the next batch goes out after it, collecting meanwhile. */
   private readonly calls = new OneAtATime();
   private readonly cache = new Map<string, Cached>();
-  /** The last sweep: when it was answered and what it found. */
+  /** The last sweep: when it was sent and what it found. */
   private swept: { at: number; ids: Set<string> } | undefined;
   private sweepPausedUntil = 0;
+  private sweeping: Sweeping | undefined;
+  /** How long the last sweep took (sent to answered); undefined before the first. */
+  private lastSweepMs: number | undefined;
 
   /**
    * `windowMs`: how long a batch waits for company when no call is in flight; 0 (the
@@ -158,7 +183,7 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
     private readonly inner: InstanceDescriber,
     private readonly windowMs = 0,
     private readonly ttlMs = 5_000,
-    private readonly clock: Clock = systemClock,
+    private readonly clock: Clock | TimerClock = systemClock,
     private readonly sweep?: SweepOptions,
   ) {}
 
@@ -230,15 +255,22 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
       for (const w of batch.waiters) w.resolve(this.fromCache(w.ids));
       return;
     }
-    const sweeping = this.sweepDue(now);
+    if (this.sweepDue(now) && !this.sweeping) this.startSweep(now);
+    await this.waitForSweep();
+    const after = this.clock.now();
+    // What the sweep answered while this call waited for it is not asked by id (a slow
+    // sweep's facts may be past half the TTL already: still within it, so served).
+    for (const id of batch.ids) {
+      const hit = this.cache.get(id);
+      if (hit?.swept && after - hit.at <= this.ttlMs) batch.ids.delete(id);
+    }
     for (const [id, entry] of this.cache) {
-      if (now - (entry.usedAt ?? entry.at) > this.ttlMs) this.cache.delete(id);
-      else if (sweeping && entry.swept)
-        continue; // renewed by the sweep, or dropped if it left the fleet
-      else if (now - entry.at > this.ttlMs / 2 && batch.ids.size < MAX_IDS_PER_CALL) batch.ids.add(id);
+      if (after - (entry.usedAt ?? entry.at) > this.ttlMs) this.cache.delete(id);
+      else if (this.sweeping && entry.swept)
+        continue; // renewed by the sweep in flight, or dropped if it left the fleet
+      else if (after - entry.at > this.ttlMs / 2 && batch.ids.size < MAX_IDS_PER_CALL) batch.ids.add(id);
     }
     try {
-      if (sweeping) await this.sweepFleet(batch.ids);
       if (batch.ids.size > 0) {
         const result = await this.inner.describe([...batch.ids]);
         const at = this.clock.now();
@@ -251,20 +283,63 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
     }
   }
 
-  /** Describes the tagged fleet, and takes what it found out of `ids` (still to ask by id). */
-  private async sweepFleet(ids: Set<string>): Promise<void> {
+  /**
+   * Waits for the sweep in flight, at most `waitMs` from its start, and not at all once
+   * a sweep took longer than that: a slow sweep must not hold up the look-ups by id.
+   */
+  private async waitForSweep(): Promise<void> {
+    const sweeping = this.sweeping;
+    const waitMs = this.sweep?.waitMs ?? 200;
+    if (!sweeping || (this.lastSweepMs !== undefined && this.lastSweepMs > waitMs)) return;
+    const left = sweeping.startedAt + waitMs - this.clock.now();
+    if (left <= 0) return;
+    const setTimer = 'setTimer' in this.clock ? this.clock.setTimer.bind(this.clock) : systemClock.setTimer;
+    let cancel = () => {};
+    await Promise.race([sweeping.done, new Promise<void>((r) => (cancel = setTimer(r, left)))]);
+    cancel();
+  }
+
+  /**
+   * Sends a sweep beside the calls by id. A failed sweep fails no look-up (they go by id,
+   * and their own call reports an error EC2 keeps giving); the outcome is counted by the
+   * inner describer's call metric, and the next sweep waits half a TTL.
+   */
+  private startSweep(startedAt: number): void {
+    const done = this.sweepFleet(startedAt).then(
+      () => {
+        this.lastSweepMs = this.clock.now() - startedAt;
+      },
+      () => {
+        this.sweepPausedUntil = Math.max(this.sweepPausedUntil, this.clock.now() + this.ttlMs / 2);
+      },
+    );
+    const sweeping: Sweeping = {
+      startedAt,
+      done: done.finally(() => {
+        if (this.sweeping === sweeping) this.sweeping = undefined;
+      }),
+    };
+    this.sweeping = sweeping;
+  }
+
+  /** Describes the tagged fleet and caches it, as of `at` (when the sweep was sent). */
+  private async sweepFleet(at: number): Promise<void> {
     const sweep = this.sweep!;
     const found = await this.inner.findByTags(sweep.tags);
-    const at = this.clock.now();
     const seen = new Set(found.map((f) => f.instanceId));
     // Left the fleet (the tag removed, or no longer running): asked by id next time.
     for (const id of this.swept?.ids ?? []) if (!seen.has(id) && this.cache.get(id)?.swept) this.cache.delete(id);
-    for (const f of found) this.cache.set(f.instanceId, { at, facts: f, usedAt: this.cache.get(f.instanceId)?.usedAt, swept: true });
-    for (const id of seen) ids.delete(id);
+    for (const f of found) {
+      const held = this.cache.get(f.instanceId);
+      // Read by id after this sweep was sent: newer than anything the sweep can say.
+      if (held && held.at > at) continue;
+      this.cache.set(f.instanceId, { at, facts: f, usedAt: held?.usedAt, swept: true });
+    }
     this.swept = { at, ids: seen };
-    if (seen.size > (sweep.maxInstances ?? 2_000)) {
-      this.sweepPausedUntil = at + (sweep.pauseMs ?? 10 * 60_000);
-      this.swept = undefined;
+    const tookMs = this.clock.now() - at;
+    if (seen.size > (sweep.maxInstances ?? 2_000) || tookMs > this.ttlMs / 2) {
+      this.sweepPausedUntil = this.clock.now() + (sweep.pauseMs ?? 10 * 60_000);
+      if (seen.size > (sweep.maxInstances ?? 2_000)) this.swept = undefined;
     }
   }
 }
