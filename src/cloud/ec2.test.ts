@@ -132,7 +132,13 @@ describe('BatchingInstanceDescriber', () => {
       describe: async (ids) => (byId.push([...ids]), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }),
       findByTags: async (tags) => (byTag.push({ ...tags }), fleet.map((instanceId) => ({ instanceId, tags: { ...tags } }))),
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { 'remediator.dev/managed': 'true' } });
+    const d = new BatchingInstanceDescriber(
+      inner,
+      0,
+      5_000,
+      { now: () => now },
+      { tags: { 'remediator.dev/managed': 'true' }, sweepWhenQuiet: true },
+    );
     for (let i = 0; i < 200; i++) {
       const [found] = (await d.describe([fleet[i % 50]!])).found;
       expect(found?.tags).toEqual({ 'remediator.dev/managed': 'true' });
@@ -160,7 +166,7 @@ describe('BatchingInstanceDescriber', () => {
         return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
       },
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, undefined, { tags: { m: 't' } });
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, undefined, { tags: { m: 't' }, sweepWhenQuiet: true });
     const first = d.describe(['i-00000001']);
     await new Promise((r) => setImmediate(r));
     // Arrive while the sweep is in flight: they queue for the next call.
@@ -186,7 +192,7 @@ describe('BatchingInstanceDescriber', () => {
       ),
       findByTags: async () => (asked.push('sweep'), tagged ? [{ instanceId: 'i-00000001', tags: { managed: 'true' } }] : []),
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { managed: 'true' } });
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { managed: 'true' }, sweepWhenQuiet: true });
     expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({ managed: 'true' });
     tagged = false; // removed on EC2 right after the sweep answered
     now += 5_000; // the TTL: still served as it was read...
@@ -213,7 +219,13 @@ describe('BatchingInstanceDescriber', () => {
         ]
       ),
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, maxInstances: 1, pauseMs: 60_000 });
+    const d = new BatchingInstanceDescriber(
+      inner,
+      0,
+      5_000,
+      { now: () => now },
+      { tags: { m: 't' }, sweepWhenQuiet: true, maxInstances: 1, pauseMs: 60_000 },
+    );
     await d.describe(['i-00000001']);
     now += 6_000;
     await d.describe(['i-00000001']);
@@ -222,6 +234,30 @@ describe('BatchingInstanceDescriber', () => {
     now += 60_000;
     await d.describe(['i-00000001']);
     expect(sweeps).toBe(2);
+  });
+
+  test('a lone alert after a quiet spell is asked for by id alone; the next miss within the TTL, a burst, sweeps', async () => {
+    const fleet = ['i-00000001', 'i-00000002', 'i-00000003'];
+    const asked: string[] = [];
+    let now = 1_000;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (
+        asked.push(`id:${ids.join(',')}`), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }
+      ),
+      findByTags: async () => (asked.push('sweep'), fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }))),
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' } });
+    await d.describe([fleet[0]!]);
+    expect(asked).toEqual(['id:i-00000001']); // what the bare call costs: no describe of the fleet
+    now += 1_000;
+    await d.describe([fleet[1]!]);
+    expect(asked).toEqual(['id:i-00000001', 'sweep']); // a second alert within the TTL: the sweep answers it
+    now += 100;
+    expect((await d.describe([fleet[2]!])).found[0]!.tags).toEqual({ m: 't' });
+    expect(asked).toHaveLength(2); // ...and the rest of the burst from the cache
+    now += 60_000; // quiet again: a lone alert by id alone
+    await d.describe([fleet[2]!]);
+    expect(asked).toEqual(['id:i-00000001', 'sweep', 'id:i-00000003']);
   });
 
   test('a failed call fails every waiter', async () => {
@@ -249,7 +285,7 @@ describe('BatchingInstanceDescriber: a sweep warms the cache, it never gates a l
         return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
       },
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, undefined, { tags: { m: 't' }, waitMs: 20 });
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, undefined, { tags: { m: 't' }, sweepWhenQuiet: true, waitMs: 20 });
     const first = await within(d.describe(['i-00000001']), 1_000);
     expect(first).not.toBe('waited');
     expect(asked).toEqual(['sweep', 'id:i-00000001']);
@@ -278,7 +314,7 @@ describe('BatchingInstanceDescriber: a sweep warms the cache, it never gates a l
         return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
       },
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, waitMs: 1_000 });
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, sweepWhenQuiet: true, waitMs: 1_000 });
     await d.describe(['i-00000001']); // waited for the first sweep (no history yet); it answered
     expect(asked).toEqual(['sweep']);
     now += 6_000; // everything expired
@@ -301,7 +337,13 @@ describe('BatchingInstanceDescriber: a sweep warms the cache, it never gates a l
         return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
       },
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, pauseMs: 60_000 });
+    const d = new BatchingInstanceDescriber(
+      inner,
+      0,
+      5_000,
+      { now: () => now },
+      { tags: { m: 't' }, sweepWhenQuiet: true, pauseMs: 60_000 },
+    );
     await d.describe(['i-00000001']);
     now += 6_000;
     await d.describe(['i-00000002']);
@@ -325,7 +367,7 @@ describe('BatchingInstanceDescriber: a sweep warms the cache, it never gates a l
         return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } }));
       },
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, waitMs: 5_000 });
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, sweepWhenQuiet: true, waitMs: 5_000 });
     await d.describe(['i-00000001']); // sent at 1,000, answered at 2,000
     now = 6_000; // the TTL after it was sent: served as read
     expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({ m: 't' });
@@ -349,7 +391,7 @@ describe('BatchingInstanceDescriber: a sweep warms the cache, it never gates a l
         return fleet.map((instanceId) => ({ instanceId, tags: { m: 't' } })); // read before the removal
       },
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, waitMs: 10 });
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, sweepWhenQuiet: true, waitMs: 10 });
     const byId = d.describe(['i-00000001']);
     setTimeout(() => release(), 200); // lands after the look-up by id (or unblocks a describe that waits for it)
     expect((await byId).found[0]!.tags).toEqual({});
@@ -368,7 +410,7 @@ describe('BatchingInstanceDescriber: a sweep warms the cache, it never gates a l
         throw new Error('throttled');
       },
     };
-    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' } });
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now }, { tags: { m: 't' }, sweepWhenQuiet: true });
     expect((await d.describe(['i-00000001'])).found).toHaveLength(1);
     now += 1_000;
     await d.describe(['i-00000002']);

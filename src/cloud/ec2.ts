@@ -109,6 +109,13 @@ export interface SweepOptions {
   /** Default 10 minutes. Also the pause after a sweep that took longer than half the TTL. */
   pauseMs?: number;
   /**
+   * Sweep on a miss that follows a quiet spell too. Default false: a miss with no other
+   * miss in the TTL before it is asked for by id alone, so a lone alert costs the one
+   * call it needs and does not queue behind a describe of the whole fleet (P1, issue 24);
+   * the next miss within the TTL, a burst under way, starts the sweep.
+   */
+  sweepWhenQuiet?: boolean;
+  /**
    * How long a look-up may wait for a sweep in flight, counted from the sweep's start,
    * and only while sweeps have taken no longer than this (a first sweep is waited for
    * too). Past it the look-up asks by id and the sweep warms the cache when it lands.
@@ -139,7 +146,9 @@ interface Sweeping {
  *
  * Fleet sweep (with `sweep`): a call made because something was not cached also
  * describes every running instance carrying the required target tag (one paginated
- * DescribeInstances by tag filter) when the last sweep is past half the TTL. Alerts come
+ * DescribeInstances by tag filter) when the last sweep is past half the TTL and another
+ * miss came within the TTL before this one (a burst under way: a lone alert after a quiet
+ * spell is asked for by id alone, the one call it needs, `SweepOptions.sweepWhenQuiet`). Alerts come
  * about that fleet, so after the first call of a burst every instance is cached, and a
  * burst costs one call per TTL however many instances it names (without it, a cold
  * burst about 50 instances costs a call for every few alerts until each was asked
@@ -173,6 +182,8 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
   private sweeping: Sweeping | undefined;
   /** How long the last sweep took (sent to answered); undefined before the first. */
   private lastSweepMs: number | undefined;
+  /** When the last call for a miss was made: a sweep starts only on a second miss within the TTL. */
+  private lastMissAt: number | undefined;
 
   /**
    * `windowMs`: how long a batch waits for company when no call is in flight; 0 (the
@@ -255,7 +266,9 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
       for (const w of batch.waiters) w.resolve(this.fromCache(w.ids));
       return;
     }
-    if (this.sweepDue(now) && !this.sweeping) this.startSweep(now);
+    const burst = this.sweep?.sweepWhenQuiet === true || (this.lastMissAt !== undefined && now - this.lastMissAt <= this.ttlMs);
+    this.lastMissAt = now;
+    if (burst && this.sweepDue(now) && !this.sweeping) this.startSweep(now);
     await this.waitForSweep();
     const after = this.clock.now();
     // What the sweep answered while this call waited for it is not asked by id (a slow

@@ -24,7 +24,7 @@ describe('enrichment freshness with the fleet sweep (moto)', () => {
     // With a 1 s bound, a sweep slower than 0.5 s (moto on a loaded machine) would pause
     // sweeping and a look-up would stop waiting for it (the product's rules, ec2.test.ts):
     // here sweeps go on and are waited for, so what is checked is the sweep's freshness.
-    const sweep = { tags: scope, pauseMs: 0, waitMs: 5_000 };
+    const sweep = { tags: scope, pauseMs: 0, waitMs: 5_000, sweepWhenQuiet: true };
     const d = new BatchingInstanceDescriber(new Ec2InstanceDescriber(ec2, (op) => calls.push(op)), 0, TTL_MS, undefined, sweep);
     try {
       // One sweep answers for the whole fleet.
