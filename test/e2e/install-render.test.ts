@@ -169,6 +169,8 @@ describe('helm lint and helm template', () => {
     const { USAGE } = await import('../../src/config.js');
     // glibc's malloc settings, like NODE_OPTIONS, are for the process, not the binary's flags.
     expect(env['MALLOC_ARENA_MAX']).toBe('2');
+    // 0 is written too (glibc's own default): left out, the image's ENV of 2 would still apply.
+    expect(controllerEnv(await render({ controller: { malloc: { arenaMax: 0 } } }, [CI_VALUES]))['MALLOC_ARENA_MAX']).toBe('0');
     const notFlags = [
       'POD_NAMESPACE',
       'POD_NAME',

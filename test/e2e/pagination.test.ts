@@ -48,8 +48,8 @@ function asShipped(): { nodeFlags: string[]; env: Record<string, string> } {
     env: {
       NODE_OPTIONS: values.controller.nodeOptions ?? '',
       ...(values.controller.logLevel && { LOG_LEVEL: values.controller.logLevel }),
-      ...(malloc.arenaMax && { MALLOC_ARENA_MAX: String(malloc.arenaMax) }),
-      ...(malloc.trimThresholdBytes && { MALLOC_TRIM_THRESHOLD_: String(malloc.trimThresholdBytes) }),
+      ...(malloc.arenaMax !== undefined && { MALLOC_ARENA_MAX: String(malloc.arenaMax) }),
+      ...(malloc.trimThresholdBytes !== undefined && { MALLOC_TRIM_THRESHOLD_: String(malloc.trimThresholdBytes) }),
     },
   };
 }
