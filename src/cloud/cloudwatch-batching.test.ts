@@ -82,6 +82,36 @@ describe('BatchingMetricsReader', () => {
     expect(inner.calls).toHaveLength(3);
   });
 
+  test('refresh-ahead: a storm asking about each instance once asks each question once, however many calls go out', async () => {
+    const inner = new CountingReader();
+    let now = 1_000;
+    const r = new BatchingMetricsReader(inner, 0, 5_000, { now: () => now });
+    const ids = Array.from({ length: 40 }, (_, i) => `i-${i + 1}`);
+    for (const id of ids) {
+      expect((await r.getMetricData([cpu('cpu', id)], ...window(now))).get('cpu')?.values).toEqual([Number(id.slice(2))]);
+      now += 200; // 40 alerts over 8 s: every call goes out while the earlier answers are past half the TTL
+    }
+    // Two requests waiting for the same call are its first readers, not repeat interest.
+    await Promise.all([r.getMetricData([cpu('a', 'i-99')], ...window(now)), r.getMetricData([cpu('b', 'i-99')], ...window(now))]);
+    now += 3_000;
+    await r.getMetricData([cpu('cpu', 'i-100')], ...window(now));
+    expect(inner.calls).toHaveLength(42);
+    expect(inner.calls.flatMap((c) => c.queries.map((q) => q.dimensions['InstanceId'])).sort()).toEqual([...ids, 'i-99', 'i-100'].sort());
+  });
+
+  test('refresh-ahead: a question asked again (a hit after the call that answered it) is refreshed ahead', async () => {
+    const inner = new CountingReader();
+    let now = 1_000;
+    const r = new BatchingMetricsReader(inner, 0, 5_000, { now: () => now });
+    await r.getMetricData([cpu('cpu', 'i-1')], ...window(now));
+    await r.getMetricData([cpu('cpu', 'i-2')], ...window(now));
+    now += 1_000;
+    await r.getMetricData([cpu('cpu', 'i-1')], ...window(now)); // a hit: asked again
+    now += 2_000;
+    await r.getMetricData([cpu('cpu', 'i-3')], ...window(now)); // i-1 rides along; i-2, read once, does not
+    expect(inner.calls.map((c) => c.queries.map((q) => q.dimensions['InstanceId']).sort())).toEqual([['i-1'], ['i-2'], ['i-1', 'i-3']]);
+  });
+
   test('freshness by default: an answer is kept half its period (5 s at least, 30 s at most), never longer', async () => {
     const inner = new CountingReader();
     let now = 1_000;
@@ -127,6 +157,24 @@ describe('BatchingMetricsReader', () => {
     now = 1_000_000 + 30_001;
     await r.getMetricData([cpu('cpu0', 'i-3')], ...window(now));
     expect(inner.calls).toHaveLength(3);
+  });
+
+  test('asking ahead fills in what has no answer within its TTL: it does not ask the fleet again past half the TTL', async () => {
+    const inner = new CountingReader();
+    const fleet = Array.from({ length: 10 }, (_, i) => `i-${i + 1}`);
+    let now = 1_000_000;
+    const r = new BatchingMetricsReader(inner, 0, 'half-period', { now: () => now }, () => fleet);
+    for (const id of fleet) {
+      await r.getMetricData([cpu('cpu0', id)], ...window(now)); // the first asks for the fleet, the rest read it once
+      now += 2_000;
+    }
+    // 20 s on, past half the 30 s TTL: a question about an instance outside the fleet asks only itself.
+    await r.getMetricData([cpu('cpu0', 'i-99')], ...window(now));
+    expect(inner.calls.map((c) => c.queries.length)).toEqual([10, 1]);
+    // Past the TTL the next call asks the fleet ahead again.
+    now = 1_000_000 + 40_000;
+    await r.getMetricData([cpu('cpu0', 'i-1')], ...window(now));
+    expect(new Set(inner.calls[2]!.queries.map((q) => q.dimensions['InstanceId']))).toEqual(new Set(fleet));
   });
 
   test('a failed call fails every waiter', async () => {

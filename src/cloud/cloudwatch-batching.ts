@@ -4,8 +4,12 @@
  * in flight go out together in the next call, and with nothing in flight a request is
  * sent at once (CloudWatch takes 500 queries per call; the inner reader splits beyond
  * that). Identical queries are asked once, and answers are kept for a few seconds —
- * refreshed ahead together while they are asked for — so a burst of alerts about one
- * fleet costs a handful of calls instead of one per alert.
+ * refreshed ahead together while they are asked for again — so a burst of alerts about
+ * one fleet costs a handful of calls instead of one per alert. As for instances, only
+ * an answer asked for again is refreshed ahead: one read after its first readers (those
+ * that waited for the call that fetched it; for an answer asked ahead, the first that
+ * read it), within the TTL of the read before (`lookedUp` in ec2.ts). An answer read
+ * once is not asked again: in a storm naming each instance once nobody would read it.
  *
  * Requests are grouped by their lookback (end − start). A group's call covers the
  * window of the latest request in it, which is at most one call's round trip newer
@@ -24,12 +28,16 @@
  * it, up to the call's 500 queries. Alerts of a burst come about that fleet, so the
  * first call of a burst answers for every instance and the next alerts find their
  * answers cached — one call per TTL instead of one for every few alerts until each
- * instance was asked once. It changes which questions are asked, never how old an
- * answer may be.
+ * instance was asked once. It asks only questions with no answer within its TTL: to ask
+ * again one past half its TTL would refresh ahead the whole fleet's answers, which
+ * refresh-ahead leaves alone until someone asks for them again, so a long burst asks the
+ * fleet ahead once per TTL rather than twice. It changes which questions are asked,
+ * never how old an answer may be.
  */
 import type { Clock } from '../runtime/clock.js';
 import { OneAtATime, sendWhenDue } from '../runtime/serial.js';
 import { systemClock } from '../runtime/clock.js';
+import { lookedUp } from './ec2.js';
 import type { MetricDataQuery, MetricDataResult, MetricsReader } from './types.js';
 
 /** GetMetricData takes at most 500 queries per call. */
@@ -42,6 +50,19 @@ interface Waiter {
   queries: readonly MetricDataQuery[];
   resolve: (r: Map<string, MetricDataResult>) => void;
   reject: (e: unknown) => void;
+}
+
+/** An answer; `query`/`lookbackMs` let a refresh-ahead ask the same question again. */
+interface Cached {
+  at: number;
+  ttl: number;
+  result: MetricDataResult;
+  /** The last request that asked it, those a call answered included; none for an answer asked ahead nobody read. */
+  usedAt?: number;
+  /** Asked for again after its first readers: only then refreshed ahead. */
+  again?: boolean;
+  query: MetricDataQuery;
+  lookbackMs: number;
 }
 
 interface Batch {
@@ -62,11 +83,8 @@ export class BatchingMetricsReader implements MetricsReader {
   private readonly pending = new Map<number, Batch>();
   /** One call in flight: the next batch goes out after it, collecting meanwhile. */
   private readonly calls = new OneAtATime();
-  /** Answers by query key; `query`/`lookbackMs` let a refresh-ahead ask the same question again. */
-  private readonly cache = new Map<
-    string,
-    { at: number; ttl: number; result: MetricDataResult; usedAt: number; query: MetricDataQuery; lookbackMs: number }
-  >();
+  /** Answers by query key. */
+  private readonly cache = new Map<string, Cached>();
   private nextId = 0;
 
   constructor(
@@ -90,7 +108,7 @@ export class BatchingMetricsReader implements MetricsReader {
     const now = this.clock.now();
     const missing = queries.filter((q) => {
       const hit = this.cache.get(queryKey(q, lookbackMs));
-      if (hit) hit.usedAt = now;
+      if (hit) lookedUp(hit, now, hit.ttl);
       return !hit || now - hit.at > hit.ttl;
     });
     if (missing.length === 0) return Promise.resolve(this.answer(queries, lookbackMs));
@@ -123,6 +141,17 @@ export class BatchingMetricsReader implements MetricsReader {
     return out;
   }
 
+  /** Answers the requests that waited for a call: each read its answers now, as their first readers. */
+  private settle(batch: Batch, at: number): void {
+    for (const w of batch.waiters) {
+      for (const q of w.queries) {
+        const entry = this.cache.get(queryKey(q, batch.lookbackMs));
+        if (entry) entry.usedAt = at;
+      }
+      w.resolve(this.answer(w.queries, batch.lookbackMs));
+    }
+  }
+
   /** Sends `batch` when the call before it was answered; until then it takes more requests. */
   private flush(batch: Batch): Promise<void> {
     return this.calls.run(async () => {
@@ -148,7 +177,7 @@ export class BatchingMetricsReader implements MetricsReader {
         const other = { ...q, dimensions: { ...q.dimensions, InstanceId: id } };
         const key = queryKey(other, batch.lookbackMs);
         const hit = this.cache.get(key);
-        if (batch.queries.has(key) || (hit && this.clock.now() - hit.at <= hit.ttl / 2)) continue;
+        if (batch.queries.has(key) || (hit && this.clock.now() - hit.at <= hit.ttl)) continue;
         batch.queries.set(key, { ...other, id: `q${(this.nextId++).toString(36)}` });
       }
     }
@@ -163,14 +192,15 @@ export class BatchingMetricsReader implements MetricsReader {
       if (hit && now - hit.at <= hit.ttl / 2) batch.queries.delete(k);
     }
     if (batch.queries.size === 0) {
-      for (const w of batch.waiters) w.resolve(this.answer(w.queries, batch.lookbackMs));
+      this.settle(batch, now);
       return;
     }
     for (const [k, e] of this.cache) {
-      if (now - e.usedAt > e.ttl) this.cache.delete(k);
-      // Refresh-ahead (see BatchingInstanceDescriber): questions asked within the last TTL
-      // whose answers are past half of it ride along, so a fleet's answers expire together.
+      if (now - (e.usedAt ?? e.at) > e.ttl) this.cache.delete(k);
+      // Refresh-ahead (see BatchingInstanceDescriber): questions asked again within the last
+      // TTL whose answers are past half of it ride along, so a fleet's answers expire together.
       else if (
+        e.again &&
         e.lookbackMs === batch.lookbackMs &&
         now - e.at > e.ttl / 2 &&
         batch.queries.size < MAX_QUERIES_PER_CALL &&
@@ -188,16 +218,19 @@ export class BatchingMetricsReader implements MetricsReader {
       );
       const at = this.clock.now();
       // A query CloudWatch answered without data is cached empty: it is an answer too.
-      for (const [key, q] of sent)
+      for (const [key, q] of sent) {
+        const held = this.cache.get(key);
         this.cache.set(key, {
           at,
           ttl: this.ttlOf(q),
           result: results.get(q.id) ?? { values: [], timestamps: [] },
-          usedAt: this.cache.get(key)?.usedAt ?? at,
+          usedAt: held?.usedAt,
+          again: held?.again,
           query: q,
           lookbackMs: batch.lookbackMs,
         });
-      for (const w of batch.waiters) w.resolve(this.answer(w.queries, batch.lookbackMs));
+      }
+      this.settle(batch, at);
     } catch (error) {
       for (const w of batch.waiters) w.reject(error);
     }

@@ -41,23 +41,6 @@ describe('BatchingInstanceDescriber', () => {
     expect(inner.calls).toHaveLength(2);
   });
 
-  test('refresh-ahead: a call also refreshes the instances in use past half their TTL, so a fleet expires together', async () => {
-    const inner = new CountingDescriber();
-    let now = 1_000;
-    const d = new BatchingInstanceDescriber(inner, 1, 5_000, { now: () => now });
-    await d.describe(['i-00000001']);
-    now += 3_000; // i-1 is past half its TTL
-    await d.describe(['i-00000001']); // in use, served from cache
-    await d.describe(['i-00000002']); // a new instance: the call refreshes i-1 too
-    expect(inner.calls.map((c) => new Set(c))).toEqual([new Set(['i-00000001']), new Set(['i-00000002', 'i-00000001'])]);
-    now += 3_000; // 6 s after the first call, 3 s after the second: both cached
-    await d.describe(['i-00000001', 'i-00000002']);
-    expect(inner.calls).toHaveLength(2);
-    now += 6_000; // not asked for within a TTL: dropped, not refreshed forever
-    await d.describe(['i-00000003']);
-    expect(inner.calls[2]).toEqual(['i-00000003']);
-  });
-
   test('one call in flight: requests arriving meanwhile go out together in the next call', async () => {
     const calls: string[][] = [];
     let release!: () => void;
@@ -108,6 +91,7 @@ describe('BatchingInstanceDescriber', () => {
     };
     const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now });
     expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({ Env: 'prod' });
+    expect((await d.describe(['i-00000001'])).found[0]!.tags).toEqual({ Env: 'prod' }); // looked up again: refreshed ahead
     tags = { Env: 'prod', 'remediator.dev/opt-out': 'true' };
     now += 2_600; // past half the TTL: the next call (for another instance) refreshes it ahead
     await d.describe(['i-00000002']);
@@ -263,6 +247,77 @@ describe('BatchingInstanceDescriber', () => {
   test('a failed call fails every waiter', async () => {
     const d = new BatchingInstanceDescriber({ describe: () => Promise.reject(new Error('throttled')), findByTags: async () => [] }, 1);
     await expect(Promise.all([d.describe(['i-00000001']), d.describe(['i-00000002'])])).rejects.toThrow('throttled');
+  });
+});
+
+describe('BatchingInstanceDescriber: refresh-ahead, for what is looked up again', () => {
+  test('refresh-ahead: a call also refreshes the instances in use past half their TTL, so a fleet expires together', async () => {
+    const inner = new CountingDescriber();
+    let now = 1_000;
+    const d = new BatchingInstanceDescriber(inner, 1, 5_000, { now: () => now });
+    await d.describe(['i-00000001']);
+    now += 3_000; // i-1 is past half its TTL
+    await d.describe(['i-00000001']); // in use, served from cache
+    await d.describe(['i-00000002']); // a new instance: the call refreshes i-1 too
+    expect(inner.calls.map((c) => new Set(c))).toEqual([new Set(['i-00000001']), new Set(['i-00000002', 'i-00000001'])]);
+    now += 3_000; // 6 s after the first call, 3 s after the second: both cached
+    await d.describe(['i-00000001', 'i-00000002']);
+    expect(inner.calls).toHaveLength(2);
+    now += 6_000; // not asked for within a TTL: dropped, not refreshed forever
+    await d.describe(['i-00000003']);
+    expect(inner.calls[2]).toEqual(['i-00000003']);
+  });
+
+  test('refresh-ahead: a storm naming each instance once describes each once, however many calls go out', async () => {
+    const inner = new CountingDescriber();
+    let now = 1_000;
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now });
+    const ids = Array.from({ length: 100 }, (_, i) => `i-${i.toString(16).padStart(8, '0')}`);
+    for (const id of ids) {
+      expect((await d.describe([id])).found[0]!.instanceId).toBe(id);
+      now += 100; // 100 alerts over 10 s: every call goes out while the earlier facts are past half the TTL
+    }
+    // Two look-ups waiting for the same call are its first readers, not repeat interest.
+    await Promise.all([d.describe(['i-twice000']), d.describe(['i-twice000'])]);
+    now += 3_000;
+    await d.describe(['i-00000abc']);
+    expect(inner.calls).toHaveLength(102);
+    expect(inner.calls.flat().sort()).toEqual([...ids, 'i-00000abc', 'i-twice000'].sort());
+  });
+
+  test('refresh-ahead: an instance looked up again (a hit after the call that fetched it) is refreshed ahead', async () => {
+    const inner = new CountingDescriber();
+    let now = 1_000;
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now });
+    await d.describe(['i-00000001']);
+    now += 1_000;
+    await d.describe(['i-00000001']); // a hit: repeat interest
+    now += 2_000;
+    await d.describe(['i-00000002']); // i-1 rides along, past half its TTL; i-2 is read once so far
+    now += 2_600;
+    await d.describe(['i-00000003']); // i-1 was not looked up since, but within the TTL: still in use
+    expect(inner.calls).toEqual([['i-00000001'], ['i-00000002', 'i-00000001'], ['i-00000003', 'i-00000001']]);
+  });
+
+  test('refresh-ahead: a fact nobody asked for is read first by its first look-up; a miss after it expired in use is repeat interest', async () => {
+    const calls: string[][] = [];
+    let now = 1_000;
+    const inner: InstanceDescriber = {
+      describe: async (ids) => (calls.push([...ids]), { found: ids.map((instanceId) => ({ instanceId, tags: {} })), missing: [] }),
+      findByTags: async () => [{ instanceId: 'i-00000003', tags: {} }],
+    };
+    const d = new BatchingInstanceDescriber(inner, 0, 5_000, { now: () => now });
+    await d.findByTags({}); // cached by a tag selection, which is no look-up
+    now += 2_000;
+    await d.describe(['i-00000003']); // its first reader, from the cache
+    now += 1_000;
+    await d.describe(['i-00000004']); // i-3 is past half its TTL, read once: not refreshed
+    expect(calls).toEqual([['i-00000004']]);
+    now += 2_500;
+    await d.describe(['i-00000003']); // expired while in use: asked again, and the instance keeps coming up
+    now += 2_600;
+    await d.describe(['i-00000005']); // so its new fact rides along
+    expect(calls).toEqual([['i-00000004'], ['i-00000003'], ['i-00000005', 'i-00000003']]);
   });
 });
 

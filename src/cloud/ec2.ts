@@ -92,9 +92,22 @@ interface Cached {
   /** When EC2's answer arrived. */
   at: number;
   facts: InstanceFacts | undefined;
+  /** The last look-up that asked for it, the ones a call answered included; none for a sweep's fact nobody asked for. */
   usedAt?: number;
+  /** Looked up again after it was first read (see "Refresh-ahead" below): only then refreshed ahead. */
+  again?: boolean;
   /** From a fleet sweep (by tag) rather than a look-up by id. */
   swept?: boolean;
+}
+
+/**
+ * Notes a look-up of a held entry, and whether it is repeat interest: the look-up before
+ * it came within the TTL, and did not itself find this fact expired (if it did, both
+ * wait for the same call: they are its first readers, together).
+ */
+export function lookedUp(entry: { at: number; usedAt?: number; again?: boolean }, now: number, ttlMs: number): void {
+  if (entry.usedAt !== undefined && now - entry.usedAt <= ttlMs && entry.usedAt - entry.at <= ttlMs) entry.again = true;
+  entry.usedAt = now;
 }
 
 /** A fleet-wide sweep: the instances carrying `tags`, described in one paginated call. */
@@ -164,12 +177,19 @@ interface Sweeping {
  * read by id after that, so a slow sweep cannot bring back a tag a look-up by id saw
  * removed.
  *
- * Refresh-ahead: each call also asks again for the instances asked about within the
+ * Refresh-ahead: each call also asks again for the instances looked up again within the
  * last TTL whose facts are past half their TTL (up to one call's worth of ids). Without
  * it every instance of a fleet expires on its own clock and a burst about 50 instances
  * costs a call every few alerts; with it the fleet's facts expire together, and a burst
- * costs about one call per TTL. One call is in flight at a time; the next batch collects
- * while it is answered, so under load each call serves as many requests as arrived.
+ * costs about one call per TTL. "Looked up again" means a look-up after the fact's first
+ * readers — the look-ups that waited for the call (or sweep) that fetched it, or for a
+ * sweep's fact the first look-up that read it — that came within the TTL of the look-up
+ * before it: a hit, or a miss on a fact that expired while in use (the instance keeps
+ * coming up, so the fact fetched again is refreshed ahead too). A fact read only by its
+ * first readers is not: in a storm naming each instance once nobody reads a refreshed
+ * fact, and refreshing them described the fleet over again (ec2.test.ts counts it).
+ * One call is in flight at a time; the next batch collects while it is answered, so
+ * under load each call serves as many requests as arrived.
  */
 export class BatchingInstanceDescriber implements InstanceDescriber {
   private pending: Pending | undefined;
@@ -208,7 +228,7 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
     const now = this.clock.now();
     const uncached = instanceIds.filter((id) => {
       const hit = this.cache.get(id);
-      if (hit) hit.usedAt = now;
+      if (hit) lookedUp(hit, now, this.ttlMs);
       return !hit || now - hit.at > this.ttlMs;
     });
     if (uncached.length === 0) return Promise.resolve(this.fromCache(instanceIds));
@@ -238,8 +258,25 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
   async findByTags(tags: Readonly<Record<string, string>>): Promise<InstanceFacts[]> {
     const found = await this.inner.findByTags(tags);
     const at = this.clock.now();
-    for (const f of found) this.cache.set(f.instanceId, { at, facts: f, usedAt: this.cache.get(f.instanceId)?.usedAt });
+    for (const f of found) this.renew(f.instanceId, at, f);
     return found;
+  }
+
+  /** Caches what EC2 answered about `id`, keeping who asked for it before (see `Cached`). */
+  private renew(id: string, at: number, facts: InstanceFacts | undefined, swept?: true): void {
+    const held = this.cache.get(id);
+    this.cache.set(id, { at, facts, usedAt: held?.usedAt, again: held?.again, swept });
+  }
+
+  /** Answers the look-ups that waited for a call: each read what it asked for now, as its first readers. */
+  private answer(waiters: Pending['waiters'], at: number): void {
+    for (const w of waiters) {
+      for (const id of w.ids) {
+        const entry = this.cache.get(id);
+        if (entry) entry.usedAt = at;
+      }
+      w.resolve(this.fromCache(w.ids));
+    }
   }
 
   /** Sends `batch` when the call before it was answered; until then it takes more requests. */
@@ -263,7 +300,7 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
       if (hit && now - hit.at <= this.ttlMs / 2) batch.ids.delete(id);
     }
     if (batch.ids.size === 0) {
-      for (const w of batch.waiters) w.resolve(this.fromCache(w.ids));
+      this.answer(batch.waiters, now);
       return;
     }
     const burst = this.sweep?.sweepWhenQuiet === true || (this.lastMissAt !== undefined && now - this.lastMissAt <= this.ttlMs);
@@ -277,22 +314,30 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
       const hit = this.cache.get(id);
       if (hit?.swept && after - hit.at <= this.ttlMs) batch.ids.delete(id);
     }
-    for (const [id, entry] of this.cache) {
-      if (after - (entry.usedAt ?? entry.at) > this.ttlMs) this.cache.delete(id);
-      else if (this.sweeping && entry.swept)
-        continue; // renewed by the sweep in flight, or dropped if it left the fleet
-      else if (after - entry.at > this.ttlMs / 2 && batch.ids.size < MAX_IDS_PER_CALL) batch.ids.add(id);
-    }
+    this.refreshAhead(batch, after);
     try {
       if (batch.ids.size > 0) {
         const result = await this.inner.describe([...batch.ids]);
         const at = this.clock.now();
-        for (const f of result.found) this.cache.set(f.instanceId, { at, facts: f, usedAt: this.cache.get(f.instanceId)?.usedAt });
-        for (const id of result.missing) this.cache.set(id, { at, facts: undefined });
+        for (const f of result.found) this.renew(f.instanceId, at, f);
+        for (const id of result.missing) this.renew(id, at, undefined);
       }
-      for (const w of batch.waiters) w.resolve(this.fromCache(w.ids));
+      this.answer(batch.waiters, this.clock.now());
     } catch (error) {
       for (const w of batch.waiters) w.reject(error);
+    }
+  }
+
+  /**
+   * Drops what was not looked up within the TTL, and adds to `batch` the facts looked up
+   * again that are past half their TTL (up to one call's worth of ids).
+   */
+  private refreshAhead(batch: Pending, now: number): void {
+    for (const [id, entry] of this.cache) {
+      if (now - (entry.usedAt ?? entry.at) > this.ttlMs) this.cache.delete(id);
+      else if (this.sweeping && entry.swept)
+        continue; // renewed by the sweep in flight, or dropped if it left the fleet
+      else if (entry.again && now - entry.at > this.ttlMs / 2 && batch.ids.size < MAX_IDS_PER_CALL) batch.ids.add(id);
     }
   }
 
@@ -346,7 +391,7 @@ export class BatchingInstanceDescriber implements InstanceDescriber {
       const held = this.cache.get(f.instanceId);
       // Read by id after this sweep was sent: newer than anything the sweep can say.
       if (held && held.at > at) continue;
-      this.cache.set(f.instanceId, { at, facts: f, usedAt: held?.usedAt, swept: true });
+      this.renew(f.instanceId, at, f, true);
     }
     this.swept = { at, ids: seen };
     const tookMs = this.clock.now() - at;
