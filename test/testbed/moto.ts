@@ -2,14 +2,22 @@
 // over the real wire protocols by the real AWS SDK. One server answers for every
 // service on one loopback port. Its state can be cleared between tests (`reset`) and
 // inspected whole (`data`, moto's /moto-api/data.json), which is how tests read back
-// what the controller sent, e.g. SNS messages or SSM commands.
+// what the controller sent, e.g. SNS messages or SSM commands. It runs through
+// moto_server.py beside this file, which corrects where moto departs from AWS in a way
+// no proxy in front of it can repair (a SendCommand by InstanceIds targeting the whole
+// region; see that file).
 
+import { join } from 'node:path';
+import { repoRoot } from './binaries.js';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from './procs.js';
 
 export interface MotoOptions {
   /** Directory for moto.log. */
   logDir: string;
-  /** The moto_server executable (default: $MOTO_SERVER or `moto_server` on PATH). */
+  /**
+   * A moto_server executable to run instead of the corrected one (default: $MOTO_SERVER;
+   * without either, `python3 test/testbed/moto_server.py`, the Python from $MOTO_PYTHON).
+   */
   command?: string;
   port?: number;
   readyTimeoutMs?: number;
@@ -42,8 +50,13 @@ export async function motoData(endpoint: string): Promise<MotoData> {
 export async function startMoto(opts: MotoOptions): Promise<Moto> {
   const port = opts.port ?? (await freePort());
   const endpoint = `http://127.0.0.1:${port}`;
-  const command = opts.command ?? process.env['MOTO_SERVER'] ?? 'moto_server';
-  const proc = spawnManaged('moto', command, ['-H', '127.0.0.1', '-p', String(port)], {
+  const args = ['-H', '127.0.0.1', '-p', String(port)];
+  const own = opts.command ?? process.env['MOTO_SERVER'];
+  const [command, argv] =
+    own !== undefined
+      ? [own, args]
+      : [process.env['MOTO_PYTHON'] ?? 'python3', [join(repoRoot(), 'test', 'testbed', 'moto_server.py'), ...args]];
+  const proc = spawnManaged('moto', command, argv, {
     logDir: opts.logDir,
     // Unbuffered, so the log is current when a failing test points at it.
     env: { ...process.env, PYTHONUNBUFFERED: '1' },

@@ -5,6 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { GetCommandInvocationCommand, ListCommandsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AuthenticationV1Api, CoreV1Api, VersionApi } from '@kubernetes/client-node';
 import { seedClientConfig, seedInstances } from './aws.js';
 import { repoRoot } from './binaries.js';
@@ -65,6 +66,30 @@ describe('test bed', () => {
       }
     } finally {
       ec2.destroy();
+    }
+  });
+
+  it('targets only the named instances with a SendCommand by InstanceIds, as AWS does (moto_server.py)', async () => {
+    // moto 5.2.1 alone adds every instance of the region to such a command.
+    const ids = await seedInstances(tb.motoEndpoint, { count: 3, tags: { Environment: `send-${suffix}` }, region: tb.region });
+    const ssm = new SSMClient({ ...seedClientConfig(tb.motoEndpoint, tb.region), maxAttempts: 1 });
+    try {
+      const sent = await ssm.send(
+        new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: [ids[0]!], Parameters: { commands: ['true'] } }),
+      );
+      const commandId = sent.Command?.CommandId;
+      expect(sent.Command?.InstanceIds).toEqual([ids[0]]);
+      const listed = await ssm.send(new ListCommandsCommand({ CommandId: commandId }));
+      expect(listed.Commands?.map((c) => [c.InstanceIds, c.TargetCount])).toEqual([[[ids[0]], 1]]);
+      const own = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: ids[0] }));
+      expect(own.InstanceId).toBe(ids[0]);
+      const other = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: ids[1] })).then(
+        () => undefined,
+        (e: unknown) => (e as { name?: string }).name,
+      );
+      expect(other).toBe('InvocationDoesNotExist');
+    } finally {
+      ssm.destroy();
     }
   });
 
